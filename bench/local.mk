@@ -1,0 +1,1 @@
+# bench/: benchmarks (make bench-*), never run by make check.

@@ -1,0 +1,1 @@
+# data-prep/: poa-pack and poa-prep-fmnist.

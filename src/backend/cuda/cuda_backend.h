@@ -1,0 +1,15 @@
+/* cuda_backend.h — the CUDA backend (cuBLAS GEMMs, CUDA kernels).  No CUDA types here. */
+#ifndef POA_BACKEND_CUDA_H
+#define POA_BACKEND_CUDA_H
+
+#include "backend/backend.h"
+
+#include <stddef.h>
+
+/* NULL (message in errbuf) when no CUDA device is usable. */
+poa_backend *poa_cuda_backend_create(char *errbuf, size_t errlen);
+void poa_cuda_backend_destroy(poa_backend *be);
+/* Number of visible CUDA devices (0 without a driver or device). */
+int poa_cuda_devices(void);
+
+#endif

@@ -1,0 +1,1 @@
+# model/: see README.md, "Source layout".  (Sources are added by the issues that build this layer.)
