@@ -1,9 +1,15 @@
 # backend/: the op table (backend.h), the CPU reference backend and the CUDA backend.
+# The CPU archive's sources come from two fragments with separate owners:
+#   src/backend/cpu/nn.mk     layer ops        (CPU_NN_SOURCES)
+#   src/backend/cpu/train.mk  loss/optim ops   (CPU_TRAIN_SOURCES)
 noinst_HEADERS += src/backend/backend.h
+include src/backend/cpu/nn.mk
+include src/backend/cpu/train.mk
 noinst_LIBRARIES += src/backend/cpu/libpoa_backend_cpu.a
 src_backend_cpu_libpoa_backend_cpu_a_SOURCES = \
 	src/backend/backend.c \
-	src/backend/cpu/cpu_backend.c src/backend/cpu/cpu_backend.h
+	src/backend/cpu/cpu_backend.c src/backend/cpu/cpu_backend.h \
+	$(CPU_NN_SOURCES) $(CPU_TRAIN_SOURCES)
 
 if HAVE_CUDA
 noinst_LIBRARIES += src/backend/cuda/libpoa_backend_cuda.a

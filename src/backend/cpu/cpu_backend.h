@@ -5,6 +5,15 @@
 #include "backend/backend.h"
 
 poa_backend *poa_cpu_backend_create(void);
+
+/* Shared between the CPU backend's files. */
+extern const poa_nn_ops poa_cpu_nn_ops;
+extern const poa_train_ops poa_cpu_train_ops;
+void *poa_cpu_alloc(poa_backend *be, size_t bytes);
+void poa_cpu_free(poa_backend *be, void *p);
+void poa_cpu_copy(poa_backend *be, void *dst, const void *src, size_t bytes);
+void poa_cpu_zero(poa_backend *be, void *dst, size_t bytes);
+void poa_cpu_sync(poa_backend *be);
 void poa_cpu_backend_destroy(poa_backend *be);
 
 #endif
