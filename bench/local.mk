@@ -1,1 +1,5 @@
-# bench/: benchmarks (make bench-*), never run by make check.
+# bench/: benchmarks (make bench-*), never run by make check.  One fragment per owner.
+include bench/model.mk
+include bench/step.mk
+include bench/loader.mk
+include bench/train.mk

@@ -1,0 +1,1 @@
+# bench-loader (see README.md, Performance)

@@ -1,0 +1,1 @@
+# bench-model (see README.md, Performance)

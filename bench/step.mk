@@ -1,0 +1,1 @@
+# bench-step (see README.md, Performance)

@@ -1,0 +1,1 @@
+# bench-train (see README.md, Performance)
