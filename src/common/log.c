@@ -70,8 +70,8 @@ static void progress_print(poa_progress *p, long long done, const char *extra, i
         char bar[32];
         for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
         bar[w] = '\0';
-        printf("\r%s [%s] %lld/%lld %.1f/s ETA %.0fs %s%s", p->what, bar, done, p->total, rate,
-               eta, extra ? extra : "", final ? "\n" : "");
+        printf("\r%s [%s] %lld/%lld %.1f/s ETA %.0fs %s%s", p->what, bar, done, p->total, rate, eta,
+               extra ? extra : "", final ? "\n" : "");
     } else {
         printf("%s: %lld/%lld (%.1f%%) %.1f/s elapsed %.0fs ETA %.0fs %s\n", p->what, done,
                p->total, 100 * frac, rate, el, eta, extra ? extra : "");

@@ -16,8 +16,8 @@ int poa_log_world_size(void);
 int poa_log_speaks(void);
 
 void poa_log(poa_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#define poa_info(...) poa_log(POA_LOG_INFO, __VA_ARGS__)
-#define poa_warn(...) poa_log(POA_LOG_WARN, __VA_ARGS__)
+#define poa_info(...)  poa_log(POA_LOG_INFO, __VA_ARGS__)
+#define poa_warn(...)  poa_log(POA_LOG_WARN, __VA_ARGS__)
 #define poa_error(...) poa_log(POA_LOG_ERROR, __VA_ARGS__)
 #define poa_debug(...) poa_log(POA_LOG_DEBUG, __VA_ARGS__)
 

@@ -32,17 +32,24 @@ const char *poa_status_name(poa_status s)
 int poa_status_exit_code(poa_status s)
 {
     switch (s) {
-    case POA_OK: return POA_EXIT_OK;
+    case POA_OK:
+        return POA_EXIT_OK;
     case POA_ERR_ARG:
-    case POA_ERR_CONFIG: return POA_EXIT_USAGE;
+    case POA_ERR_CONFIG:
+        return POA_EXIT_USAGE;
     case POA_ERR_NOTFOUND:
     case POA_ERR_FORMAT:
     case POA_ERR_VERSION:
-    case POA_ERR_DECODE: return POA_EXIT_DATA;
-    case POA_ERR_IO: return POA_EXIT_IO;
-    case POA_ERR_NONFINITE: return POA_EXIT_NONFINITE;
-    case POA_ERR_INTERRUPT: return POA_EXIT_REQUEUE;
-    default: return POA_EXIT_FAILURE;
+    case POA_ERR_DECODE:
+        return POA_EXIT_DATA;
+    case POA_ERR_IO:
+        return POA_EXIT_IO;
+    case POA_ERR_NONFINITE:
+        return POA_EXIT_NONFINITE;
+    case POA_ERR_INTERRUPT:
+        return POA_EXIT_REQUEUE;
+    default:
+        return POA_EXIT_FAILURE;
     }
 }
 

@@ -19,13 +19,13 @@
 
 /* Purposes: one stream family per use, so adding a use never shifts another's numbers. */
 enum poa_rng_purpose {
-    POA_RNG_INIT = 1,      /* parameter initialisation (rank 0 draws, then broadcast) */
-    POA_RNG_SAMPLER = 2,   /* data order permutation                                  */
-    POA_RNG_AUGMENT = 3,   /* crop boxes, flips, jitter, blur, solarise               */
-    POA_RNG_MASK = 4,      /* iBOT block masks                                        */
-    POA_RNG_DROPPATH = 5,  /* drop-path subsets                                       */
-    POA_RNG_SUBNET = 6,    /* elastic sub-network cycle shuffles                      */
-    POA_RNG_TEST = 15,     /* unit tests                                              */
+    POA_RNG_INIT = 1,     /* parameter initialisation (rank 0 draws, then broadcast) */
+    POA_RNG_SAMPLER = 2,  /* data order permutation                                  */
+    POA_RNG_AUGMENT = 3,  /* crop boxes, flips, jitter, blur, solarise               */
+    POA_RNG_MASK = 4,     /* iBOT block masks                                        */
+    POA_RNG_DROPPATH = 5, /* drop-path subsets                                       */
+    POA_RNG_SUBNET = 6,   /* elastic sub-network cycle shuffles                      */
+    POA_RNG_TEST = 15,    /* unit tests                                              */
 };
 
 typedef struct poa_philox4 {
@@ -92,10 +92,10 @@ typedef struct poa_rng {
 
 void poa_rng_init(poa_rng *r, uint64_t seed, uint32_t rank, uint32_t purpose, uint64_t start_index);
 uint32_t poa_rng_u32(poa_rng *r);
-double poa_rng_uniform(poa_rng *r);                 /* [0, 1), 53 bits */
+double poa_rng_uniform(poa_rng *r); /* [0, 1), 53 bits */
 double poa_rng_uniform_range(poa_rng *r, double a, double b);
-uint32_t poa_rng_below(poa_rng *r, uint32_t n);     /* unbiased integer in [0, n)  */
-double poa_rng_normal(poa_rng *r);                  /* N(0, 1), Box-Muller         */
+uint32_t poa_rng_below(poa_rng *r, uint32_t n); /* unbiased integer in [0, n)  */
+double poa_rng_normal(poa_rng *r);              /* N(0, 1), Box-Muller         */
 /* Fisher-Yates shuffle of n uint32/int indices. */
 void poa_rng_shuffle_u32(poa_rng *r, uint32_t *a, uint64_t n);
 

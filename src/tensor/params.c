@@ -18,8 +18,8 @@ void poa_params_free(poa_param_table *t)
 }
 
 int poa_params_add(poa_param_table *t, const char *module, const char *name, int ndim,
-                   const int64_t *shape, int block, int bucket, poa_init_rule init,
-                   double init_arg, unsigned flags, float lr_mult, float wd_mult)
+                   const int64_t *shape, int block, int bucket, poa_init_rule init, double init_arg,
+                   unsigned flags, float lr_mult, float wd_mult)
 {
     POA_CHECK(ndim >= 1 && ndim <= POA_PARAM_MAX_DIMS, "parameter %s: bad ndim %d", name, ndim);
     POA_CHECK(strlen(name) < POA_PARAM_NAME_MAX, "parameter name too long: %s", name);
@@ -28,7 +28,9 @@ int poa_params_add(poa_param_table *t, const char *module, const char *name, int
         t->cap = t->cap ? 2 * t->cap : 64;
         t->p = poa_xrealloc(t->p, (size_t) t->cap * sizeof *t->p);
     }
-    if (t->n > 0) POA_CHECK(bucket >= t->p[t->n - 1].bucket, "parameter %s: buckets must be declared in order", name);
+    if (t->n > 0)
+        POA_CHECK(bucket >= t->p[t->n - 1].bucket,
+                  "parameter %s: buckets must be declared in order", name);
     poa_param_desc *d = &t->p[t->n];
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "%s", name);
@@ -36,11 +38,13 @@ int poa_params_add(poa_param_table *t, const char *module, const char *name, int
     d->ndim = ndim;
     d->numel = 1;
     for (int i = 0; i < ndim; i++) {
-        POA_CHECK(shape[i] > 0, "parameter %s: dimension %d is %lld", name, i, (long long) shape[i]);
+        POA_CHECK(shape[i] > 0, "parameter %s: dimension %d is %lld", name, i,
+                  (long long) shape[i]);
         d->shape[i] = shape[i];
         d->numel *= (size_t) shape[i];
     }
-    d->offset = (t->total + POA_PARAM_ALIGN_FLOATS - 1) / POA_PARAM_ALIGN_FLOATS * POA_PARAM_ALIGN_FLOATS;
+    d->offset =
+        (t->total + POA_PARAM_ALIGN_FLOATS - 1) / POA_PARAM_ALIGN_FLOATS * POA_PARAM_ALIGN_FLOATS;
     d->block = block;
     d->bucket = bucket;
     d->init = init;

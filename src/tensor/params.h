@@ -63,8 +63,8 @@ void poa_params_init(poa_param_table *t);
 void poa_params_free(poa_param_table *t);
 /* Append a parameter; its offset is the next aligned position.  Returns its index. */
 int poa_params_add(poa_param_table *t, const char *module, const char *name, int ndim,
-                   const int64_t *shape, int block, int bucket, poa_init_rule init,
-                   double init_arg, unsigned flags, float lr_mult, float wd_mult);
+                   const int64_t *shape, int block, int bucket, poa_init_rule init, double init_arg,
+                   unsigned flags, float lr_mult, float wd_mult);
 /* Index of a parameter by name (without module prefix), or -1. */
 int poa_params_find(const poa_param_table *t, const char *name);
 /* Offset range [begin, end) in floats of one bucket (parameters of a bucket are contiguous). */

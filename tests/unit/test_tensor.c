@@ -16,7 +16,8 @@ static void test_offsets_are_aligned_and_disjoint(void **state)
     int64_t s2[] = {17, 5};
     int64_t s3[] = {2, 3, 4, 5};
     poa_params_add(&t, "backbone", "a", 1, s1, -1, 0, POA_INIT_ZERO, 0, POA_PF_NO_WD, 1, 0);
-    poa_params_add(&t, "backbone", "blocks.0.b", 2, s2, 0, 1, POA_INIT_TRUNC_NORMAL, 0.02, 0, 0.5f, 1);
+    poa_params_add(&t, "backbone", "blocks.0.b", 2, s2, 0, 1, POA_INIT_TRUNC_NORMAL, 0.02, 0, 0.5f,
+                   1);
     poa_params_add(&t, "dino_head", "c", 4, s3, -1, 2, POA_INIT_ONE, 0, POA_PF_HEAD, 1, 1);
     assert_int_equal(t.n, 3);
     assert_int_equal(t.p[1].numel, 85);

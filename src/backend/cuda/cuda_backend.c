@@ -78,8 +78,8 @@ static void cu_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, i
 {
     if (M == 0 || N == 0) return;
     CUBLAS_OK(cublasSgemm(impl_of(be)->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                          ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A, lda, &beta,
-                          C, ldc));
+                          ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A, lda, &beta, C,
+                          ldc));
 }
 
 static void cu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N,
@@ -89,8 +89,8 @@ static void cu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb,
 {
     if (M == 0 || N == 0 || batch == 0) return;
     CUBLAS_OK(cublasSgemmStridedBatched(impl_of(be)->cublas, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                        ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
-                                        sB, A, lda, sA, &beta, C, ldc, sC, batch));
+                                        ta ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb, sB,
+                                        A, lda, sA, &beta, C, ldc, sC, batch));
 }
 
 static void cu_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
