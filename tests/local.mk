@@ -21,6 +21,12 @@ tests_unit_test_backend_smoke_CFLAGS = $(TEST_CFLAGS)
 tests_unit_test_backend_smoke_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_common tests/unit/test_tensor tests/unit/test_backend_smoke
 
+check_PROGRAMS += tests/unit/fatal_probe
+tests_unit_fatal_probe_SOURCES = tests/unit/fatal_probe.c
+tests_unit_fatal_probe_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_fatal_path.sh
+EXTRA_DIST += tests/unit/test_fatal_path.sh
+
 check_PROGRAMS += tests/mpi/test_mpi_log
 tests_mpi_test_mpi_log_SOURCES = tests/mpi/test_mpi_log.c
 tests_mpi_test_mpi_log_CFLAGS = $(TEST_CFLAGS)
