@@ -1,7 +1,11 @@
 /* test_gpu_smoke.c — CUDA backend smoke test: exit 77 (skipped) without a device; otherwise
  * compare the CUDA GEMM, axpy and Σx² with the CPU backend. */
+#include "poa_config.h"
 #include "backend/backend.h"
 #include "backend/cuda/cuda_backend.h"
+#ifdef POA_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -9,6 +13,11 @@
 
 int main(void)
 {
+#ifdef POA_HAVE_NCCL
+    int nccl_version = 0;
+    ncclGetVersion(&nccl_version); /* linked in the CUDA+NCCL configuration */
+    printf("NCCL %d\n", nccl_version);
+#endif
     if (poa_cuda_devices() < 1) {
         printf("SKIP: no CUDA device\n");
         return 77;
