@@ -5,3 +5,7 @@ src_common_libpoa_common_a_SOURCES = \
 	src/common/log.c src/common/log.h \
 	src/common/timer.c src/common/timer.h \
 	src/common/rng.c src/common/rng.h
+# configuration (config_keys.def: the key table) and the shared command line
+src_common_libpoa_common_a_SOURCES += \
+	src/common/config.c src/common/config.h src/common/config_keys.def \
+	src/common/cli.c src/common/cli.h
