@@ -129,13 +129,84 @@ typedef struct poa_nn_ops {
 } poa_nn_ops;
 
 /* ----------------------------------------------------------------------------------------- */
-/* Loss, optimizer and reduction ops (issue #4 fills these; NULL until implemented).           */
+/* Loss, optimizer and reduction ops (issue #4).  Conventions of this part:
+ *  - loss values are accumulated (+=) into double scalars in backend memory ("loss slots"), so a
+ *    step downloads all of them once at its end; `loss_scale` scales the value written there and
+ *    `grad_scale` the gradient, so a slot can hold the spec's unweighted term while the gradient
+ *    carries its weight (λ, 1/H, 1/G ...);
+ *  - gradients w.r.t. logits/features are accumulated (+=): several loss terms share them;
+ *  - Sinkhorn-Knopp is split into local pieces; the cross-rank sums/max between the pieces are
+ *    done by the caller (model/loss_collective.h), so the backend never talks to MPI/NCCL.     */
+
+/* One parameter tensor for the optimizer (backend memory, built once from the param table).   */
+typedef struct poa_optim_seg {
+    uint64_t offset, numel; /* floats, in every flat buffer (params, grads, moments, teacher)  */
+    float lr_mult, wd_mult; /* spec §6.2                                                     */
+    int32_t last_layer;     /* 1: lr from the last-layer schedule (frozen in epoch 0)         */
+    int32_t clip_group;     /* index into poa_adamw_args.grad_scale (0 backbone, 1 dino_head) */
+} poa_optim_seg;
+
+#define POA_MAX_CLIP_GROUPS 4
+
+/* Scalars of one AdamW step (spec §6.1); host memory.                                         */
+typedef struct poa_adamw_args {
+    double lr, last_layer_lr, wd; /* schedule values of this iteration (spec §6.4)          */
+    double beta1, beta2, eps;
+    long long step; /* 1 at the first step                                                     */
+    /* gradient clip coefficient min(1, max_norm / (norm + 1e-6)) per clip group (spec §6.3);
+     * folded into the update so that the gradient buffer keeps the unclipped gradients.       */
+    float grad_scale[POA_MAX_CLIP_GROUPS];
+} poa_adamw_args;
+
 typedef struct poa_train_ops {
     /* Σ x² in double, returned to the host (a sync point: use once per step).                */
     double (*sum_squares)(poa_backend *be, const float *x, size_t n);
     /* 1 if every value is finite.                                                            */
     int (*all_finite)(poa_backend *be, const float *x, size_t n);
-    void *reserved[30]; /* filled by issue #4: softmax/CE, Sinkhorn-Knopp, KoLeo, AdamW, EMA */
+
+    /* y[i, :K] = softmax(x[i, :K] · inv_tau) per row (max-subtracted).                       */
+    void (*softmax_rows)(poa_backend *be, float *y, int ldy, const float *x, int ldx, int n, int K,
+                         float inv_tau);
+
+    /* Soft-target cross-entropy ("CE" of the spec's conventions) of n student rows s [n, K]:
+     *   t_i  = t[(i + t_shift) mod t_period]              (target row; t_period ≥ 1)
+     *   ce_i = −Σ_k t_ik · log_softmax(s_i · inv_tau)_k
+     *   *loss += loss_scale · Σ_i w_i ce_i                 (loss may be NULL)
+     *   ds_i  += grad_scale · w_i · inv_tau · (softmax(s_i · inv_tau) · Σ_k t_ik − t_i)
+     *                                                      (ds may be NULL)
+     * w: per-row weights [n] in backend memory, or NULL for all ones.                         */
+    void (*xent)(poa_backend *be, double *loss, float *ds, int ldds, const float *s, int lds,
+                 const float *t, int ldt, int t_period, int t_shift, const float *w, int n, int K,
+                 float inv_tau, float loss_scale, float grad_scale);
+
+    /* Sinkhorn-Knopp pieces (spec §4.1) on the local rows x [n, K] (n samples, K prototypes).
+     * col_max: mx[k] = max_i x[i, k] (=, double).  The caller max-reduces mx over ranks.     */
+    void (*col_max)(poa_backend *be, double *mx, const float *x, int ldx, int n, int K);
+    /* q[i, k] = exp((x[i, k] − mx[k]) · inv_tau); psum[k] = Σ_i q[i, k] (=, double).
+     * Subtracting a per-prototype constant is exact: the first prototype normalisation
+     * absorbs it (see src/train/README.md).  The caller sum-reduces psum over ranks.          */
+    void (*sk_exp)(poa_backend *be, float *q, int ldq, double *psum, const float *x, int ldx,
+                   const double *mx, int n, int K, float inv_tau);
+    /* One iteration: q[i, k] /= psum[k] (each prototype sums to 1 over all ranks' samples),
+     * then each sample row is normalised to sum 1.  If psum_next != NULL it receives the new
+     * local prototype sums Σ_i q[i, k] (=) for the next iteration.                           */
+    void (*sk_normalize)(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
+                         int n, int K);
+
+    /* KoLeo (spec §4.6) of n ≥ 2 rows z [n, c]:  *loss += loss_scale · KoLeo(z);
+     * dz (+=) grad_scale · ∂KoLeo/∂z.  scratch: koleo_scratch(n, c) floats.                 */
+    void (*koleo)(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
+                  int n, int c, float loss_scale, float grad_scale, float *scratch);
+    size_t (*koleo_scratch)(int n, int c);
+
+    /* AdamW over the flat buffers (spec §6.1), one loop over nseg tensors; segs in backend
+     * memory.  param, m, v are updated in place; grad is read (scaled by the clip coefficient
+     * of the segment's group).  Arithmetic follows torch.optim.AdamW.                       */
+    void (*adamw)(poa_backend *be, float *param, float *m, float *v, const float *grad,
+                  const poa_optim_seg *segs, int nseg, const poa_adamw_args *a);
+
+    /* EMA teacher update (spec §2.6): t = m·t + (1 − m)·s over n floats.                      */
+    void (*ema)(poa_backend *be, float *t, const float *s, size_t n, double m);
 } poa_train_ops;
 
 struct poa_backend {

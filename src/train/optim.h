@@ -1,0 +1,52 @@
+/* optim.h — AdamW with the official parameter groups, gradient clipping per module, and the
+ * EMA teacher update (spec §6.1–6.3, §2.6).
+ *
+ * Parameter groups come from the parameter table: lr_mult / wd_mult of every tensor (spec §6.2,
+ * written by the model), POA_PF_LAST_LAYER (last-layer lr schedule, 0 in the first epoch),
+ * POA_PF_BACKBONE / POA_PF_HEAD (the two clipping groups).  Every tensor is updated at every
+ * step, also with a zero gradient (spec §6.1, §10 item 27); one step counter for all.
+ *
+ * Buffers: the gradient buffer is zeroed as a whole before each step, so the alignment padding
+ * between tensors is 0 and a module's norm is one reduction over its contiguous range.
+ */
+#ifndef POA_TRAIN_OPTIM_H
+#define POA_TRAIN_OPTIM_H
+
+#include "backend/backend.h"
+#include "tensor/params.h"
+
+enum { POA_CLIP_BACKBONE = 0, POA_CLIP_HEAD = 1, POA_N_CLIP_GROUPS = 2 };
+
+typedef struct poa_optim {
+    poa_backend *be;
+    int nseg;
+    poa_optim_seg *segs_host;
+    poa_optim_seg *segs; /* backend memory                           */
+    float *m, *v;        /* AdamW moments, table total floats (backend) */
+    size_t total;
+    long long step; /* optimizer steps taken                    */
+    double beta1, beta2, eps;
+    double clip_grad; /* optim.clip_grad (1.5); 0 disables clipping */
+    size_t group_begin[POA_N_CLIP_GROUPS], group_end[POA_N_CLIP_GROUPS];
+} poa_optim;
+
+/* Moments start at zero. */
+void poa_optim_init(poa_optim *o, poa_backend *be, const poa_param_table *t, double beta1,
+                    double beta2, double eps, double clip_grad);
+void poa_optim_free(poa_optim *o);
+
+/* Gradient norm of each clip group (spec §6.3) and the clip coefficient
+ * min(1, clip / (norm + 1e-6)) computed in fp32 as torch.nn.utils.clip_grad_norm_ does. */
+void poa_optim_grad_norms(const poa_optim *o, const float *grad, double norm[POA_N_CLIP_GROUPS],
+                          float coef[POA_N_CLIP_GROUPS]);
+
+/* One AdamW step with the iteration's schedule values; coef from poa_optim_grad_norms (the
+ * gradient buffer itself is left unclipped). */
+void poa_optim_step(poa_optim *o, float *params, const float *grad, double lr, double last_layer_lr,
+                    double wd, const float coef[POA_N_CLIP_GROUPS]);
+
+/* θ_T ← m·θ_T + (1 − m)·θ_S over the whole flat buffers (spec §2.6). */
+void poa_ema_update(poa_backend *be, float *teacher, const float *student, size_t total,
+                    double momentum);
+
+#endif
