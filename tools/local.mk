@@ -16,3 +16,8 @@ tests_unit_test_config_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_config
 endif
 TESTS += tests/config/test_poa_config_cli.sh
+# under mpiexec -n 2 (run-test.sh): rank 0 reads the configuration and broadcasts it
+check_PROGRAMS += tests/config/test_mpi_config
+tests_config_test_mpi_config_SOURCES = tests/config/test_mpi_config.c
+tests_config_test_mpi_config_LDADD = src/common/libpoa_common.a $(YAML_LIBS) -lm
+TESTS += tests/config/test_mpi_config

@@ -5,6 +5,7 @@
 #include "poa_config.h" /* PACKAGE_VERSION */
 
 #include <errno.h>
+#include <mpi.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,12 +265,69 @@ void poa_cli_print_version(const poa_cli_spec *spec, FILE *out)
     fprintf(out, "%s (poa) %s\n", spec->program, PACKAGE_VERSION);
 }
 
+/* The whole file in a NUL-terminated buffer (the caller frees it). */
+static poa_status read_whole_file(const char *path, char **text, poa_err *err)
+{
+    *text = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO,
+                           "%s: cannot open config file: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = poa_xmalloc(cap);
+    for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap) buf = poa_xrealloc(buf, cap *= 2);
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return poa_err_set(err, POA_ERR_IO, "%s: read error", path);
+    }
+    buf[n] = '\0';
+    *text = buf;
+    return POA_OK;
+}
+
+/* Under MPI with several ranks, rank 0 reads the file and broadcasts it: every rank parses the
+ * same bytes (one reader on the shared file system; no rank sees a different or missing file). */
+static poa_status load_config_file(poa_config *cfg, const char *path, poa_err *err)
+{
+    int up = 0, down = 0, size = 1, rank = 0;
+    MPI_Initialized(&up);
+    MPI_Finalized(&down);
+    if (up && !down) {
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    }
+    if (size == 1) return poa_config_load_yaml(cfg, path, err);
+    char *text = NULL;
+    poa_err local = {0};
+    long long header[2] = {0, 0}; /* status, length */
+    if (rank == 0) {
+        header[0] = read_whole_file(path, &text, &local);
+        header[1] = text ? (long long) strlen(text) : (long long) strlen(local.msg);
+    }
+    MPI_Bcast(header, 2, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    if (rank != 0) text = poa_xcalloc((size_t) header[1] + 1, 1);
+    char *payload = header[0] == POA_OK ? text : local.msg;
+    MPI_Bcast(payload, (int) header[1], MPI_CHAR, 0, MPI_COMM_WORLD);
+    poa_status st;
+    if (header[0] != POA_OK)
+        st = poa_err_set(err, (poa_status) header[0], "%s", payload);
+    else
+        st = poa_config_load_yaml_string(cfg, path, text, err);
+    free(text);
+    return st;
+}
+
 poa_status poa_cli_build_config(const poa_cli *cli, poa_config *cfg, int world_size, poa_err *err)
 {
     poa_config_defaults(cfg);
     poa_status st;
     for (int i = 0; i < cli->n_configs; i++)
-        if ((st = poa_config_load_yaml(cfg, cli->configs[i], err)) != POA_OK) return st;
+        if ((st = load_config_file(cfg, cli->configs[i], err)) != POA_OK) return st;
     for (int i = 0; i < cli->n_overrides; i++)
         if ((st = poa_config_set_override(cfg, cli->overrides[i], err)) != POA_OK) return st;
     return poa_config_finalize(cfg, world_size, err);

@@ -97,6 +97,15 @@ fi
 expect_in "$out/saved.yaml" "base_lr: 0.0123"
 run 4 -q --save "$out/no/such/dir/x.yaml"
 
+# the key reference in configs/README.md is the current `poa-config --markdown`
+run 0 --markdown
+sed -n '/<!-- keys:begin/,/<!-- keys:end/p' "$top_src/configs/README.md" | sed '1d;$d' \
+    >"$out/readme-keys.md"
+if ! cmp -s "$out/last.out" "$out/readme-keys.md"; then
+    fail "the key table in configs/README.md is stale: regenerate it with poa-config --markdown"
+    diff "$out/readme-keys.md" "$out/last.out" | head -20 >&2
+fi
+
 if [ "$failures" -ne 0 ]; then
     echo "$failures check(s) failed" >&2
     exit 1

@@ -676,6 +676,31 @@ static void test_cli_builds_the_configuration_in_order(void **state)
     poa_cli_free(&cli);
 }
 
+/* The usual main() start: -1 = go on, 0 after --help, POA_EXIT_USAGE after an error. */
+static void test_cli_main_setup_exit_codes(void **state)
+{
+    (void) state;
+    poa_cli cli;
+    poa_config c;
+    poa_err err = {0};
+    char *help[] = {"prog", "--help", NULL};
+    assert_int_equal(poa_cli_main_setup(&test_spec, 2, help, &cli, &c, 1, &err), POA_EXIT_OK);
+    poa_cli_free(&cli);
+    char *bad[] = {"prog", "optim.epochs=x", NULL};
+    assert_int_equal(poa_cli_main_setup(&test_spec, 2, bad, &cli, &c, 1, &err), POA_EXIT_USAGE);
+    poa_cli_free(&cli);
+    char *wrong[] = {"prog", "--bogus", NULL};
+    assert_int_equal(poa_cli_main_setup(&test_spec, 2, wrong, &cli, &c, 1, &err), POA_EXIT_USAGE);
+    poa_cli_free(&cli);
+    char *good[] = {"prog", "optim.epochs=20", "stray", NULL};
+    assert_int_equal(poa_cli_main_setup(&test_spec, 3, good, &cli, &c, 1, &err), POA_EXIT_USAGE);
+    poa_cli_free(&cli);
+    char *fine[] = {"prog", "optim.epochs=20", NULL};
+    assert_int_equal(poa_cli_main_setup(&test_spec, 2, fine, &cli, &c, 1, &err), -1);
+    assert_int_equal(c.optim.epochs, 20);
+    poa_cli_free(&cli);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -697,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_shipped_configs_load_and_validate),
         cmocka_unit_test(test_cli_parses_configs_options_and_overrides),
         cmocka_unit_test(test_cli_builds_the_configuration_in_order),
+        cmocka_unit_test(test_cli_main_setup_exit_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
