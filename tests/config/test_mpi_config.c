@@ -44,10 +44,13 @@ int main(int argc, char **argv)
     poa_log_init(rank, 2, 0);
     const char *top = getenv("POA_TOP_BUILDDIR");
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/tests/out", top && *top ? top : ".");
-    mkdir(dir, 0777);
-    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/config-mpi-rank%d", rank);
-    mkdir(dir, 0777);
+    snprintf(dir, sizeof dir, "%s", top && *top ? top : ".");
+    const char *parts[] = {"/tests", "/out", "/config-mpi-rank"};
+    for (int i = 0; i < 3; i++) { /* mkdir -p */
+        snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "%s", parts[i]);
+        if (i == 2) snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "%d", rank);
+        mkdir(dir, 0777);
+    }
     CHECK(chdir(dir) == 0, "cannot enter %s", dir);
     remove("mpi.yaml");
     if (rank == 0) {

@@ -33,10 +33,13 @@ static const char *scratch_path(const char *name)
     static char path[4096];
     const char *top = getenv("POA_TOP_BUILDDIR");
     char dir[4000];
-    snprintf(dir, sizeof dir, "%s/tests/out", top && *top ? top : ".");
-    mkdir(dir, 0777);
-    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/config-unit");
-    mkdir(dir, 0777);
+    snprintf(dir, sizeof dir, "%s", top && *top ? top : ".");
+    static const char *const parts[] = {"/tests", "/out", "/config-unit"};
+    for (int i = 0; i < 3; i++) { /* mkdir -p */
+        snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "%s", parts[i]);
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            fail_msg("mkdir %s: %s", dir, strerror(errno));
+    }
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return path;
 }
