@@ -269,10 +269,8 @@ void poa_cli_print_version(const poa_cli_spec *spec, FILE *out)
 static poa_status read_whole_file(const char *path, char **text, poa_err *err)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO,
-                           "%s: cannot open config file: %s", path, strerror(errno));
+    FILE *f = poa_config_open_file(path, err);
+    if (!f) return err->code;
     size_t cap = 4096, n = 0;
     char *buf = poa_xmalloc(cap);
     for (size_t got; (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {

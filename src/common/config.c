@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <yaml.h>
 
 #define POA_UNPAREN(...)      __VA_ARGS__
@@ -785,12 +786,28 @@ poa_status poa_config_load_yaml_string(poa_config *cfg, const char *name, const 
     return st;
 }
 
-poa_status poa_config_load_yaml(poa_config *cfg, const char *path, poa_err *err)
+FILE *poa_config_open_file(const char *path, poa_err *err)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        poa_err_set(err, POA_ERR_IO, "%s: is a directory, not a config file", path);
+        return NULL;
+    }
     FILE *f = fopen(path, "rb");
     if (!f)
-        return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO,
-                           "%s: cannot open config file: %s", path, strerror(errno));
+        poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO,
+                    "%s: cannot open config file: %s", path, strerror(errno));
+    return f;
+}
+
+poa_status poa_config_load_yaml(poa_config *cfg, const char *path, poa_err *err)
+{
+    poa_err open_err = {0};
+    FILE *f = poa_config_open_file(path, &open_err);
+    if (!f) {
+        if (err) *err = open_err;
+        return open_err.code;
+    }
     yaml_ctx *c = poa_xcalloc(1, sizeof *c);
     c->cfg = cfg, c->name = path, c->err = err;
     if (!yaml_parser_initialize(&c->parser)) {

@@ -156,6 +156,9 @@ void poa_config_defaults(poa_config *cfg);
  * (with the expected type), out-of-range value, duplicate key.  A missing file is
  * POA_ERR_NOTFOUND.  On error cfg may be partly updated. */
 poa_status poa_config_load_yaml(poa_config *cfg, const char *path, poa_err *err);
+/* fopen(path, "rb") with the loader's messages (missing: POA_ERR_NOTFOUND; a directory or
+ * unreadable: POA_ERR_IO); NULL on error. */
+FILE *poa_config_open_file(const char *path, poa_err *err);
 /* Same, from a string; `name` is used in messages in place of a path. */
 poa_status poa_config_load_yaml_string(poa_config *cfg, const char *name, const char *text,
                                        poa_err *err);

@@ -473,6 +473,8 @@ static void test_missing_file(void **state)
     poa_config_defaults(&c);
     expect_error(poa_config_load_yaml(&c, "no/such/config.yaml", &err), POA_ERR_NOTFOUND, &err,
                  "no/such/config.yaml", "cannot open", NULL);
+    expect_error(poa_config_load_yaml(&c, srcdir(), &err), POA_ERR_IO, &err, "is a directory",
+                 NULL);
 }
 
 /* ------------------------------------------------------------------ output */
