@@ -3,12 +3,34 @@
 EXTRA_DIST += tests/step/step_test_util.h
 
 if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_schedule tests/step/test_optim
+check_PROGRAMS += tests/step/test_schedule tests/step/test_subnet_sampler tests/step/test_optim
 tests_step_test_schedule_SOURCES = tests/step/test_schedule.c
 tests_step_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_schedule_LDADD = $(TEST_LDADD)
+tests_step_test_subnet_sampler_SOURCES = tests/step/test_subnet_sampler.c
+tests_step_test_subnet_sampler_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_subnet_sampler_LDADD = $(TEST_LDADD)
 tests_step_test_optim_SOURCES = tests/step/test_optim.c
 tests_step_test_optim_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_optim_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_schedule tests/step/test_optim
+TESTS += tests/step/test_schedule tests/step/test_subnet_sampler tests/step/test_optim
+endif
+
+if HAVE_CMOCKA
+if HAVE_TORCH
+check_PROGRAMS += tests/step/loss_parity
+tests_step_loss_parity_SOURCES = tests/step/loss_parity.c tests/step/h5_test_read.h
+tests_step_loss_parity_CFLAGS = $(TEST_CFLAGS)
+tests_step_loss_parity_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_loss_parity.sh
+endif
+endif
+EXTRA_DIST += tests/step/test_loss_parity.sh tests/reference/loss_ref.py
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/step/test_mpi_sinkhorn
+tests_step_test_mpi_sinkhorn_SOURCES = tests/step/test_mpi_sinkhorn.c
+tests_step_test_mpi_sinkhorn_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_mpi_sinkhorn_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_mpi_sinkhorn
 endif
