@@ -1,32 +1,221 @@
-/* cpu_nn.c — layer ops of the CPU backend (fp32, BLAS GEMMs, OpenMP loops) and the
- * poa_nn_ops table. */
+/* cpu_nn.c — the CPU backend's poa_nn_ops table, its threading, the GEMMs and the simple row
+ * ops (bias, gather/scatter, axpy, scale).  The other layer ops live in cpu_nn_*.c.
+ * Threading model: see cpu_nn.h. */
+#include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_nn.h"
 #include "common/poa_error.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#ifdef POA_HAVE_OPENBLAS
+/* Declared here so that any cblas.h (reference or OpenBLAS's) works. */
+void openblas_set_num_threads(int num_threads);
+#endif
+
+/* ------------------------------------------------------------------------ threads */
+static int default_threads; /* OpenMP's default, remembered on the first poa_cpu_set_threads */
+
+/* OpenBLAS's own pool is set to one thread once: all parallelism comes from OpenMP. */
+static void blas_single_threaded_once(void)
+{
+#ifdef POA_HAVE_OPENBLAS
+    static atomic_int done;
+    if (!atomic_load_explicit(&done, memory_order_acquire) && !atomic_exchange(&done, 1))
+        openblas_set_num_threads(1);
+#endif
+}
+
+void poa_cpu_set_threads(int n)
+{
+    if (default_threads == 0) default_threads = omp_get_max_threads();
+    omp_set_num_threads(n > 0 ? n : default_threads);
+    blas_single_threaded_once();
+}
+
+int poa_cpu_get_threads(void)
+{
+    return omp_get_max_threads();
+}
+
+/* ------------------------------------------------------------------------ GEMM */
+static void scale_matrix(float *C, int ldc, int M, int N, float beta)
+{
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t) i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, sizeof(float) * (size_t) N);
+        else
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) { /* BLAS rejects lda = 0; the product is empty: C = beta C */
+        scale_matrix(C, ldc, M, N, beta);
+        return;
+    }
+    blas_single_threaded_once();
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Below this many multiply-adds a GEMM is not worth waking a second thread. */
+#define GEMM_PARALLEL_MIN_FLOPS (1 << 18)
+
+void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if ((double) M * N * K < GEMM_PARALLEL_MIN_FLOPS) nt = 1;
+    if (nt <= 1 || K <= 0) {
+        poa_cpu_gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Split the larger of M and N into one panel per thread (panels of whole 8-row/col steps
+     * keep BLAS's micro-kernels full). */
+    const int split_rows = M >= N;
+    const int extent = split_rows ? M : N;
+    if (extent < 8 * nt) nt = extent / 8 > 0 ? extent / 8 : 1;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int step = (extent + n - 1) / n;
+        step = (step + 7) / 8 * 8;
+        const int lo = t * step, hi = lo + step < extent ? lo + step : extent;
+        if (lo < hi) {
+            if (split_rows) {
+                const float *a = ta ? A + lo : A + (size_t) lo * lda;
+                poa_cpu_gemm_serial(ta, tb, hi - lo, N, K, alpha, a, lda, B, ldb, beta,
+                                    C + (size_t) lo * ldc, ldc);
+            } else {
+                const float *b = tb ? B + (size_t) lo * ldb : B + lo;
+                poa_cpu_gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo,
+                                    ldc);
+            }
+        }
+    }
+}
 
 static void cpu_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb, float beta, float *C,
                      int ldc)
 {
     (void) be;
-    if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-                N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    poa_cpu_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N,
+                                     int K, float alpha, const float *A, int lda, long long strideA,
+                                     const float *B, int ldb, long long strideB, float beta,
+                                     float *C, int ldc, long long strideC, int batch)
+{
+    (void) be;
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+    const int nt = omp_get_max_threads();
+    /* Many GEMMs: one per thread at a time.  Few large ones: split each over the threads. */
+    if (batch >= nt || (double) M * N * K < GEMM_PARALLEL_MIN_FLOPS) {
+#pragma omp parallel for schedule(dynamic, 1) if (batch > 1)
+        for (int i = 0; i < batch; i++)
+            poa_cpu_gemm_serial(ta, tb, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb,
+                                beta, C + i * strideC, ldc);
+    } else {
+        for (int i = 0; i < batch; i++)
+            poa_cpu_gemm(ta, tb, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
+                         C + i * strideC, ldc);
+    }
+}
+
+/* ------------------------------------------------------------------------ bias */
+/* Elementwise row loops go parallel above this many elements. */
+#define ROWS_PARALLEL_MIN 32768
+
+static void cpu_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        float *yr = y + (size_t) r * ldy;
+#pragma omp simd
+        for (int c = 0; c < cols; c++) yr[c] += b[c];
+    }
+}
+
+int poa_cpu_column_block(int cols)
+{
+    int nt = omp_get_max_threads();
+    int blk = (cols + nt - 1) / nt;
+    blk = (blk + 15) / 16 * 16;
+    return blk > POA_CPU_COL_BLOCK ? POA_CPU_COL_BLOCK : blk < 16 ? 16 : blk;
+}
+
+static void cpu_bias_grad(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols)
+{
+    (void) be;
+    const int blk = poa_cpu_column_block(cols), nblk = (cols + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    for (int ib = 0; ib < nblk; ib++) {
+        const int c0 = ib * blk, nc = c0 + blk < cols ? blk : cols - c0;
+        double acc[POA_CPU_COL_BLOCK] = {0};
+        for (int r = 0; r < rows; r++) {
+            const float *g = dy + (size_t) r * lddy + c0;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) acc[c] += g[c];
+        }
+        for (int c = 0; c < nc; c++) db[c0 + c] += (float) acc[c];
+    }
+}
+
+/* ------------------------------------------------------------------------ gather / scatter */
+static void cpu_gather_rows(poa_backend *be, float *dst, int ldd, const float *src, int lds,
+                            const int32_t *idx, int n, int cols)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) n * cols > ROWS_PARALLEL_MIN)
+    for (int i = 0; i < n; i++)
+        memcpy(dst + (size_t) i * ldd, src + (size_t) idx[i] * lds, sizeof(float) * (size_t) cols);
+}
+
+/* Repeated indices accumulate: threads own column blocks, so no two threads touch one value and
+ * the summation order (increasing i) is deterministic. */
+static void cpu_scatter_add_rows(poa_backend *be, float *dst, int ldd, const float *src, int lds,
+                                 const int32_t *idx, int n, int cols)
+{
+    (void) be;
+    const int blk = poa_cpu_column_block(cols), nblk = (cols + blk - 1) / blk;
+#pragma omp parallel for schedule(static) if ((double) n * cols > ROWS_PARALLEL_MIN)
+    for (int ib = 0; ib < nblk; ib++) {
+        const int c0 = ib * blk, nc = c0 + blk < cols ? blk : cols - c0;
+        for (int i = 0; i < n; i++) {
+            float *d = dst + (size_t) idx[i] * ldd + c0;
+            const float *s = src + (size_t) i * lds + c0;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) d[c] += s[c];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ vectors */
 static void cpu_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
 {
     (void) be;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
 static void cpu_scale(poa_backend *be, float *x, float a, size_t n)
 {
     (void) be;
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) x[i] *= a;
 }
 
@@ -39,7 +228,29 @@ const poa_nn_ops poa_cpu_nn_ops = {
     .zero = poa_cpu_zero,
     .sync = poa_cpu_sync,
     .gemm = cpu_gemm,
+    .gemm_strided_batched = cpu_gemm_strided_batched,
+    .add_bias = cpu_add_bias,
+    .bias_grad = cpu_bias_grad,
+    .layernorm_fwd = poa_cpu_layernorm_fwd,
+    .layernorm_bwd = poa_cpu_layernorm_bwd,
+    .gelu_fwd = poa_cpu_gelu_fwd,
+    .gelu_bwd = poa_cpu_gelu_bwd,
+    .attention_fwd = poa_cpu_attention_fwd,
+    .attention_bwd = poa_cpu_attention_bwd,
+    .attention_bwd_scratch = poa_cpu_attention_bwd_scratch,
+    .residual_ls_fwd = poa_cpu_residual_ls_fwd,
+    .residual_ls_bwd = poa_cpu_residual_ls_bwd,
+    .patch_unfold = poa_cpu_patch_unfold,
+    .pos_resample_fwd = poa_cpu_pos_resample_fwd,
+    .pos_resample_bwd = poa_cpu_pos_resample_bwd,
+    .tokens_fwd = poa_cpu_tokens_fwd,
+    .tokens_bwd = poa_cpu_tokens_bwd,
+    .gather_rows = cpu_gather_rows,
+    .scatter_add_rows = cpu_scatter_add_rows,
+    .l2norm_fwd = poa_cpu_l2norm_fwd,
+    .l2norm_bwd = poa_cpu_l2norm_bwd,
+    .weightnorm_fwd = poa_cpu_weightnorm_fwd,
+    .weightnorm_bwd = poa_cpu_weightnorm_bwd,
     .axpy = cpu_axpy,
     .scale = cpu_scale,
 };
-

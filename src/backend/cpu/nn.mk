@@ -1,2 +1,22 @@
 # CPU layer ops (issue #3).  Tests of these ops are declared here too.
-CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c
+# cpu_naive.{c,h} is the double-precision reference the op tests compare against.
+CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c src/backend/cpu/cpu_nn.h \
+	src/backend/cpu/cpu_nn_norm.c src/backend/cpu/cpu_nn_attention.c \
+	src/backend/cpu/cpu_nn_tokens.c \
+	src/backend/cpu/cpu_naive.c src/backend/cpu/cpu_naive.h
+
+if HAVE_CMOCKA
+OPS_TESTS = tests/ops/test_ops_dense tests/ops/test_ops_attention tests/ops/test_ops_tokens
+check_PROGRAMS += $(OPS_TESTS)
+TESTS += $(OPS_TESTS)
+noinst_HEADERS += tests/ops/ops_test_util.h tests/ops/pos_resample_ref.h
+tests_ops_test_ops_dense_SOURCES = tests/ops/test_ops_dense.c
+tests_ops_test_ops_dense_CFLAGS = $(TEST_CFLAGS)
+tests_ops_test_ops_dense_LDADD = $(TEST_LDADD)
+tests_ops_test_ops_attention_SOURCES = tests/ops/test_ops_attention.c
+tests_ops_test_ops_attention_CFLAGS = $(TEST_CFLAGS)
+tests_ops_test_ops_attention_LDADD = $(TEST_LDADD)
+tests_ops_test_ops_tokens_SOURCES = tests/ops/test_ops_tokens.c
+tests_ops_test_ops_tokens_CFLAGS = $(TEST_CFLAGS)
+tests_ops_test_ops_tokens_LDADD = $(TEST_LDADD)
+endif

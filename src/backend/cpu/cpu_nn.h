@@ -1,0 +1,81 @@
+/* cpu_nn.h — the CPU backend's layer ops, shared between its cpu_nn*.c files, and its thread
+ * control.
+ *
+ * Threads: every op parallelises with OpenMP, and BLAS runs single-threaded *inside* the OpenMP
+ * regions (a GEMM is split into row or column panels, one per thread).  One thread pool for
+ * everything means no oversubscription and no OpenBLAS worker spinning against OpenMP workers
+ * on a small node.  The thread count therefore follows OMP_NUM_THREADS (or
+ * poa_cpu_set_threads); the first GEMM sets OpenBLAS's own pool to one thread.
+ */
+#ifndef POA_BACKEND_CPU_NN_H
+#define POA_BACKEND_CPU_NN_H
+
+#include "backend/backend.h"
+
+/* Use n threads for the CPU ops from now on (n ≤ 0: the OpenMP default, OMP_NUM_THREADS).
+ * Call it from the thread that calls the ops. */
+void poa_cpu_set_threads(int n);
+/* The thread count the CPU ops use. */
+int poa_cpu_get_threads(void);
+
+/* C = alpha op(A) op(B) + beta C (row-major), split over the OpenMP threads; BLAS inside is
+ * single-threaded.  Safe to call from inside a parallel region (then it runs on the caller). */
+void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Single-threaded BLAS GEMM on the calling thread (for use inside parallel regions). */
+void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                         int ldc);
+
+/* Columns are reduced over rows in blocks of at most this many (double accumulators on the
+ * stack); poa_cpu_column_block(cols) picks a width (multiple of 16) that gives every thread a
+ * block when it can.  A thread owning whole columns makes the sums race-free and deterministic. */
+#define POA_CPU_COL_BLOCK 64
+int poa_cpu_column_block(int cols);
+
+/* ---- ops implemented in the cpu_nn_*.c files (table in cpu_nn.c) ------------------------ */
+void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
+                           const float *x, int ldx, const float *w, const float *b, int rows, int d,
+                           float eps);
+void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db,
+                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
+                           const float *rstd, const float *w, int rows, int d);
+void poa_cpu_l2norm_fwd(poa_backend *be, float *y, int ldy, float *norms, const float *x, int ldx,
+                        int rows, int cols, float eps);
+void poa_cpu_l2norm_bwd(poa_backend *be, float *dx, int lddx, const float *dy, int lddy,
+                        const float *x, int ldx, const float *norms, int rows, int cols, float eps);
+void poa_cpu_weightnorm_fwd(poa_backend *be, float *W, float *vnorm, const float *g, const float *v,
+                            int K, int C);
+void poa_cpu_weightnorm_bwd(poa_backend *be, float *dg, float *dv, const float *dW, const float *g,
+                            const float *v, const float *vnorm, int K, int C);
+
+void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n);
+void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
+                             const float *gamma, const float *s, int B, int T, int d);
+void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
+                             int lddx, const float *y, int ldy, const float *gamma, const float *s,
+                             int B, int T, int d);
+
+void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
+                           int ldqkv, int B, int T, int H, int Dh, float scale);
+void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
+                           const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
+                           int Dh, float scale, float *scratch);
+size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh);
+
+void poa_cpu_patch_unfold(poa_backend *be, float *cols, const float *img, int B, int C, int Hi,
+                          int Wi, int P);
+void poa_cpu_pos_resample_fwd(poa_backend *be, float *dst, int ldd, const float *src, int lds,
+                              int M, int h0, int w0, int d);
+void poa_cpu_pos_resample_bwd(poa_backend *be, float *dsrc, int lds, const float *ddst, int ldd,
+                              int M, int h0, int w0, int d);
+void poa_cpu_tokens_fwd(poa_backend *be, float *x, int ldx, const float *emb, int ldemb,
+                        const float *cls, const float *pos, int ldpos, const float *mask_token,
+                        const uint8_t *mask, int B, int N, int d);
+void poa_cpu_tokens_bwd(poa_backend *be, float *demb, int lddemb, float *dcls, float *dpos,
+                        int ldpos, float *dmask_token, const float *dx, int lddx,
+                        const uint8_t *mask, int B, int N, int d);
+
+#endif

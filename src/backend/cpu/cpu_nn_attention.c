@@ -1,0 +1,226 @@
+/* cpu_nn_attention.c — the transformer block's non-GEMM ops (spec §1.4): multi-head attention
+ * (BLAS per image and head, one (image, head) pair per thread), exact-erf GELU and the
+ * LayerScale residual with drop-path scale. */
+#include "backend/cpu/cpu_nn.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define ELEMS_PARALLEL_MIN 16384
+
+/* ------------------------------------------------------------------------ GELU */
+/* GELU(x) = x · 0.5 · (1 + erf(x/√2)), the order of operations of PyTorch's kernel. */
+void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
+{
+    (void) be;
+    const float alpha = (float) M_SQRT1_2;
+#pragma omp parallel for schedule(static) if (n > ELEMS_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + erff(x[i] * alpha));
+}
+
+/* GELU'(x) = Φ(x) + x φ(x), Φ(x) = 0.5 (1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π). */
+void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    (void) be;
+    const float alpha = (float) M_SQRT1_2;
+    const float beta = (float) (M_2_SQRTPI * M_SQRT1_2 * 0.5);
+#pragma omp parallel for schedule(static) if (n > ELEMS_PARALLEL_MIN)
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        const float cdf = 0.5f * (1.0f + erff(v * alpha));
+        const float pdf = beta * expf(v * v * -0.5f);
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
+/* ------------------------------------------------------------------------ residual */
+/* x += s[b] · (gamma ⊙ y).  An image with s[b] == 0 (dropped by drop path) is skipped
+ * entirely, so its y rows need not have been computed. */
+void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
+                             const float *gamma, const float *s, int B, int T, int d)
+{
+    (void) be;
+    const int rows = B * T;
+#pragma omp parallel for schedule(static) if ((double) rows * d > ELEMS_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float sb = s ? s[r / T] : 1.0f;
+        if (sb == 0.0f) continue;
+        float *xr = x + (size_t) r * ldx;
+        const float *yr = y + (size_t) r * ldy;
+        if (s) {
+#pragma omp simd
+            for (int c = 0; c < d; c++) xr[c] += sb * (gamma[c] * yr[c]);
+        } else {
+#pragma omp simd
+            for (int c = 0; c < d; c++) xr[c] += gamma[c] * yr[c];
+        }
+    }
+}
+
+/* dgamma[c] += Σ_rows (s[b] dx) y over columns [c0, c0 + nc); dropped images contribute 0. */
+static void residual_dgamma_block(float *dgamma, const float *dx, int lddx, const float *y, int ldy,
+                                  const float *s, int B, int T, int c0, int nc)
+{
+    double acc[POA_CPU_COL_BLOCK] = {0};
+    for (int b = 0; b < B; b++) {
+        const float sb = s ? s[b] : 1.0f;
+        if (sb == 0.0f) continue;
+        for (int t = 0; t < T; t++) {
+            const size_t r = (size_t) b * T + t;
+            const float *g = dx + r * lddx + c0, *yr = y + r * ldy + c0;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) acc[c] += (sb * g[c]) * yr[c];
+        }
+    }
+    for (int c = 0; c < nc; c++) dgamma[c0 + c] += (float) acc[c];
+}
+
+void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
+                             int lddx, const float *y, int ldy, const float *gamma, const float *s,
+                             int B, int T, int d)
+{
+    (void) be;
+    const int rows = B * T;
+    const int blk = poa_cpu_column_block(d), nblk = (d + blk - 1) / blk;
+#pragma omp parallel if ((double) rows * d > ELEMS_PARALLEL_MIN)
+    {
+        if (dy) {
+#pragma omp for schedule(static)
+            for (int r = 0; r < rows; r++) {
+                const float sb = s ? s[r / T] : 1.0f;
+                float *dyr = dy + (size_t) r * lddy;
+                const float *g = dx + (size_t) r * lddx;
+#pragma omp simd
+                for (int c = 0; c < d; c++) dyr[c] = (sb * g[c]) * gamma[c];
+            }
+        }
+        if (dgamma) {
+#pragma omp for schedule(static)
+            for (int ib = 0; ib < nblk; ib++) {
+                const int c0 = ib * blk, nc = c0 + blk < d ? blk : d - c0;
+                residual_dgamma_block(dgamma, dx, lddx, y, ldy, s, B, T, c0, nc);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ attention */
+/* In-place numerically stable softmax of each of the T rows of p (ld T): exp(s − max) times
+ * the reciprocal of the row sum (PyTorch's order of operations). */
+static void softmax_rows(float *p, int T)
+{
+    for (int i = 0; i < T; i++) {
+        float *row = p + (size_t) i * T;
+        float mx = row[0];
+#pragma omp simd reduction(max : mx)
+        for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < T; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        const float inv = 1.0f / (float) sum;
+#pragma omp simd
+        for (int j = 0; j < T; j++) row[j] *= inv;
+    }
+}
+
+/* Pointers of image b, head h inside the qkv rows [q (H·Dh) | k (H·Dh) | v (H·Dh)]. */
+typedef struct head_view {
+    const float *q, *k, *v;
+} head_view;
+
+static head_view head_of(const float *qkv, int ldqkv, int b, int h, int T, int H, int Dh)
+{
+    const float *q = qkv + (size_t) b * T * ldqkv + (size_t) h * Dh;
+    head_view hv = {q, q + (size_t) H * Dh, q + (size_t) 2 * H * Dh};
+    return hv;
+}
+
+void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
+                           int ldqkv, int B, int T, int H, int Dh, float scale)
+{
+    (void) be;
+    const int pairs = B * H;
+#pragma omp parallel for schedule(dynamic, 1) if (pairs > 1)
+    for (int bh = 0; bh < pairs; bh++) {
+        const int b = bh / H, h = bh % H;
+        const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+        float *P = probs + (size_t) bh * T * T; /* [T, T] */
+        /* S = scale · q kᵀ, then P = softmax(S) row-wise, then o = P v */
+        poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, scale, hv.q, ldqkv, hv.k, ldqkv,
+                            0.0f, P, T);
+        softmax_rows(P, T);
+        poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, hv.v, ldqkv, 0.0f,
+                            out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
+    }
+}
+
+/* One [T, T] scratch matrix per concurrently processed (image, head) pair; at most this many. */
+#define ATTN_BWD_MAX_SLOTS 64
+
+static int attention_bwd_slots(int B, int H)
+{
+    return B * H < ATTN_BWD_MAX_SLOTS ? B * H : ATTN_BWD_MAX_SLOTS;
+}
+
+size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh)
+{
+    (void) Dh;
+    return (size_t) attention_bwd_slots(B, H) * T * T;
+}
+
+/* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place over dP (softmax backward). */
+static void softmax_bwd_rows(float *dP, const float *P, int T)
+{
+    for (int i = 0; i < T; i++) {
+        float *g = dP + (size_t) i * T;
+        const float *p = P + (size_t) i * T;
+        double dot = 0;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j < T; j++) dot += (double) g[j] * p[j];
+        const float fd = (float) dot;
+#pragma omp simd
+        for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - fd);
+    }
+}
+
+static void attention_bwd_head(float *dqkv, int lddqkv, const float *dout, int lddout,
+                               const float *qkv, int ldqkv, const float *probs, int b, int h, int T,
+                               int H, int Dh, float scale, float *dS)
+{
+    const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+    const float *P = probs + ((size_t) b * H + h) * T * T;
+    const float *dO = dout + (size_t) b * T * lddout + (size_t) h * Dh;
+    float *dq = dqkv + (size_t) b * T * lddqkv + (size_t) h * Dh;
+    float *dk = dq + (size_t) H * Dh, *dv = dq + (size_t) 2 * H * Dh;
+    /* dv = Pᵀ dO;  dP = dO vᵀ;  dS = softmax_bwd(dP);  dq = scale dS k;  dk = scale dSᵀ q */
+    poa_cpu_gemm_serial(POA_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, dO, lddout, 0.0f, dv,
+                        lddqkv);
+    poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, 1.0f, dO, lddout, hv.v, ldqkv, 0.0f, dS,
+                        T);
+    softmax_bwd_rows(dS, P, T);
+    poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, scale, dS, T, hv.k, ldqkv, 0.0f, dq,
+                        lddqkv);
+    poa_cpu_gemm_serial(POA_TRANS, POA_NO_TRANS, T, Dh, T, scale, dS, T, hv.q, ldqkv, 0.0f, dk,
+                        lddqkv);
+}
+
+void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
+                           const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
+                           int Dh, float scale, float *scratch)
+{
+    (void) be;
+    const int pairs = B * H, slots = attention_bwd_slots(B, H);
+    int nt = omp_get_max_threads();
+    if (nt > slots) nt = slots;
+#pragma omp parallel num_threads(nt) if (pairs > 1)
+    {
+        float *dS = scratch + (size_t) omp_get_thread_num() * T * T;
+#pragma omp for schedule(dynamic, 1)
+        for (int bh = 0; bh < pairs; bh++)
+            attention_bwd_head(dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, bh / H, bh % H, T, H,
+                               Dh, scale, dS);
+    }
+}

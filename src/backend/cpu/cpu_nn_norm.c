@@ -1,0 +1,198 @@
+/* cpu_nn_norm.c — LayerNorm (spec §1.4), the DINO head's L2 normalisation and weight
+ * normalisation (spec §3.1).  Row statistics are accumulated in double; rows are spread over
+ * the OpenMP threads, parameter gradients over column blocks (race-free, deterministic). */
+#include "backend/cpu/cpu_nn.h"
+
+#include <math.h>
+#include <omp.h>
+
+#define ROWS_PARALLEL_MIN 16384 /* elements */
+
+static double row_sum(const float *x, int n)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < n; c++) s += x[c];
+    return s;
+}
+
+static double row_sum_sq_dev(const float *x, int n, double mu)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < n; c++) {
+        double t = x[c] - mu;
+        s += t * t;
+    }
+    return s;
+}
+
+static double row_dot(const float *a, const float *b, int n)
+{
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int c = 0; c < n; c++) s += (double) a[c] * b[c];
+    return s;
+}
+
+/* ------------------------------------------------------------------------ LayerNorm */
+/* y = (x − mean) · rstd · w + b over the first d features; biased variance; rstd =
+ * 1/sqrt(var + eps) (spec §1.4; eps = 1e-6 in POA). */
+void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
+                           const float *x, int ldx, const float *w, const float *b, int rows, int d,
+                           float eps)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) rows * d > ROWS_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t) r * ldx;
+        float *yr = y + (size_t) r * ldy;
+        const double mu = row_sum(xr, d) / d;
+        const double var = row_sum_sq_dev(xr, d, mu) / d;
+        const float m = (float) mu, rs = (float) (1.0 / sqrt(var + (double) eps));
+        mean[r] = m;
+        rstd[r] = rs;
+#pragma omp simd
+        for (int c = 0; c < d; c++) yr[c] = (xr[c] - m) * rs * w[c] + b[c];
+    }
+}
+
+/* dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w, x̂ = (x − mean) · rstd. */
+static void layernorm_bwd_row(float *dxr, const float *dyr, const float *xr, float m, float rs,
+                              const float *w, int d)
+{
+    double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int c = 0; c < d; c++) {
+        const float g = dyr[c] * w[c], xh = (xr[c] - m) * rs;
+        sg += g;
+        sgx += (double) g * xh;
+    }
+    const float mg = (float) (sg / d), mgx = (float) (sgx / d);
+#pragma omp simd
+    for (int c = 0; c < d; c++) {
+        const float xh = (xr[c] - m) * rs;
+        dxr[c] = rs * (dyr[c] * w[c] - mg - xh * mgx);
+    }
+}
+
+/* dw[c] += Σ_r dy x̂, db[c] += Σ_r dy over the columns [c0, c0 + nc). */
+static void layernorm_param_grad_block(float *dw, float *db, const float *dy, int lddy,
+                                       const float *x, int ldx, const float *mean,
+                                       const float *rstd, int rows, int c0, int nc)
+{
+    double aw[POA_CPU_COL_BLOCK] = {0}, ab[POA_CPU_COL_BLOCK] = {0};
+    for (int r = 0; r < rows; r++) {
+        const float *g = dy + (size_t) r * lddy + c0, *xr = x + (size_t) r * ldx + c0;
+        const float m = mean[r], rs = rstd[r];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            aw[c] += g[c] * ((xr[c] - m) * rs);
+            ab[c] += g[c];
+        }
+    }
+    for (int c = 0; c < nc; c++) {
+        if (dw) dw[c0 + c] += (float) aw[c];
+        if (db) db[c0 + c] += (float) ab[c];
+    }
+}
+
+void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db,
+                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
+                           const float *rstd, const float *w, int rows, int d)
+{
+    (void) be;
+    const int blk = poa_cpu_column_block(d), nblk = (d + blk - 1) / blk;
+#pragma omp parallel if ((double) rows * d > ROWS_PARALLEL_MIN)
+    {
+        if (dx) {
+#pragma omp for schedule(static)
+            for (int r = 0; r < rows; r++)
+                layernorm_bwd_row(dx + (size_t) r * lddx, dy + (size_t) r * lddy,
+                                  x + (size_t) r * ldx, mean[r], rstd[r], w, d);
+        }
+        if (dw || db) {
+#pragma omp for schedule(static)
+            for (int ib = 0; ib < nblk; ib++) {
+                const int c0 = ib * blk, nc = c0 + blk < d ? blk : d - c0;
+                layernorm_param_grad_block(dw, db, dy, lddy, x, ldx, mean, rstd, rows, c0, nc);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ L2 normalisation */
+/* y = x / max(||x||, eps) (F.normalize; spec §3.1 uses eps = 1e-12).  norms = ||x||. */
+void poa_cpu_l2norm_fwd(poa_backend *be, float *y, int ldy, float *norms, const float *x, int ldx,
+                        int rows, int cols, float eps)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t) r * ldx;
+        float *yr = y + (size_t) r * ldy;
+        const float n = (float) sqrt(row_dot(xr, xr, cols));
+        const float den = n > eps ? n : eps;
+        norms[r] = n;
+#pragma omp simd
+        for (int c = 0; c < cols; c++) yr[c] = xr[c] / den;
+    }
+}
+
+/* n ≥ eps: dx = dy/n − x (x·dy)/n³;  n < eps (clamped, constant denominator): dx = dy/eps. */
+void poa_cpu_l2norm_bwd(poa_backend *be, float *dx, int lddx, const float *dy, int lddy,
+                        const float *x, int ldx, const float *norms, int rows, int cols, float eps)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t) r * ldx, *gr = dy + (size_t) r * lddy;
+        float *dxr = dx + (size_t) r * lddx;
+        const double n = norms[r];
+        if (n >= eps) {
+            const float inv = (float) (1.0 / n);
+            const float coef = (float) (row_dot(xr, gr, cols) / (n * n * n));
+#pragma omp simd
+            for (int c = 0; c < cols; c++) dxr[c] = gr[c] * inv - xr[c] * coef;
+        } else {
+#pragma omp simd
+            for (int c = 0; c < cols; c++) dxr[c] = gr[c] / eps;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ weight norm */
+/* W[k,:] = v[k,:] · (g[k] / ||v[k,:]||) (torch._weight_norm order of operations). */
+void poa_cpu_weightnorm_fwd(poa_backend *be, float *W, float *vnorm, const float *g, const float *v,
+                            int K, int C)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) K * C > ROWS_PARALLEL_MIN)
+    for (int k = 0; k < K; k++) {
+        const float *vk = v + (size_t) k * C;
+        float *Wk = W + (size_t) k * C;
+        const float n = (float) sqrt(row_dot(vk, vk, C));
+        const float f = g[k] / n;
+        vnorm[k] = n;
+#pragma omp simd
+        for (int c = 0; c < C; c++) Wk[c] = vk[c] * f;
+    }
+}
+
+/* dg[k] += (dW_k·v_k)/n;  dv_k += (g/n) dW_k − g (dW_k·v_k)/n³ v_k. */
+void poa_cpu_weightnorm_bwd(poa_backend *be, float *dg, float *dv, const float *dW, const float *g,
+                            const float *v, const float *vnorm, int K, int C)
+{
+    (void) be;
+#pragma omp parallel for schedule(static) if ((double) K * C > ROWS_PARALLEL_MIN)
+    for (int k = 0; k < K; k++) {
+        const float *vk = v + (size_t) k * C, *gk = dW + (size_t) k * C;
+        const double n = vnorm[k], dot = row_dot(gk, vk, C);
+        if (dg) dg[k] += (float) (dot / n);
+        if (!dv) continue;
+        float *dvk = dv + (size_t) k * C;
+        const float a = (float) (g[k] / n), b = (float) (g[k] * dot / (n * n * n));
+#pragma omp simd
+        for (int c = 0; c < C; c++) dvk[c] += a * gk[c] - b * vk[c];
+    }
+}

@@ -1,0 +1,484 @@
+/* test_ops_dense.c — CPU backend row/column ops against their naive double references and,
+ * for backward ops, against central finite differences of L = Σ w ⊙ y:
+ * gemm (all transposes, views, the threaded split paths), gemm_strided_batched, add_bias,
+ * bias_grad, layernorm (+ statistics), gelu (erf form), residual_ls (LayerScale + drop-path
+ * scale), gather/scatter_add rows, l2norm, weightnorm. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "ops_test_util.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* forward float vs double reference */
+#define FWD_ATOL 1e-6
+#define FWD_RTOL 2e-5
+/* FD in double: naive backward must be exact to this, the float backward to BWD_TOL */
+#define FD_H    1e-5
+#define FD_TOL  1e-7
+#define BWD_TOL 1e-4
+
+/* ------------------------------------------------------------------------ GEMM */
+static void check_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                       float alpha, float beta, int pad, uint64_t seed)
+{
+    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    const int lda = ac + pad, ldb = bc + pad + 1, ldc = N + pad + 2;
+    float *A = rand_floats((size_t) ar * lda, -1, 1, seed);
+    float *B = rand_floats((size_t) br * ldb, -1, 1, seed + 1);
+    float *C = rand_floats((size_t) M * ldc, -1, 1, seed + 2);
+    if (beta == 0) /* beta = 0 must ignore C entirely, even NaN (reused workspaces) */
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) C[(size_t) i * ldc + j] = NAN;
+    double *dA = to_double(A, (size_t) ar * lda), *dB = to_double(B, (size_t) br * ldb);
+    double *dC = to_double(C, (size_t) M * ldc);
+    be->nn->gemm(be, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    poa_naive_gemm(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+    char what[128];
+    snprintf(what, sizeof what, "gemm ta=%d tb=%d M=%d N=%d K=%d beta=%g", ta, tb, M, N, K, beta);
+    assert_true(close_view(what, C, dC, M, ldc, ldc, 1e-5 * (K + 1), 1e-5));
+    free(A), free(B), free(C), free(dA), free(dB), free(dC);
+}
+
+static void test_gemm_views(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    uint64_t seed = 100;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            check_gemm(be, ta, tb, 13, 11, 9, 0.7f, 0.3f, 3, seed += 10);
+            check_gemm(be, ta, tb, 13, 11, 9, 1.0f, 0.0f, 0, seed += 10);
+            check_gemm(be, ta, tb, 301, 70, 40, 0.5f, 1.0f, 5, seed += 10); /* split rows */
+            check_gemm(be, ta, tb, 20, 515, 64, 1.5f, 0.0f, 2, seed += 10); /* split cols */
+        }
+    check_gemm(be, POA_NO_TRANS, POA_NO_TRANS, 6, 5, 0, 1.0f, 0.5f, 1, seed += 10); /* K = 0 */
+    poa_backend_destroy(be);
+}
+
+static void check_batched(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                          int batch, uint64_t seed)
+{
+    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    /* elastic-like: views into wider rows, batches strided by more than a matrix */
+    const int lda = ac + 3, ldb = bc + 2, ldc = N + 4;
+    const long long sA = (long long) ar * lda + 7, sB = (long long) br * ldb + 1,
+                    sC = (long long) M * ldc + 5;
+    const size_t nA = (size_t) sA * batch, nB = (size_t) sB * batch, nC = (size_t) sC * batch;
+    float *A = rand_floats(nA, -1, 1, seed), *B = rand_floats(nB, -1, 1, seed + 1);
+    float *C = rand_floats(nC, -1, 1, seed + 2);
+    double *dA = to_double(A, nA), *dB = to_double(B, nB), *dC = to_double(C, nC);
+    be->nn->gemm_strided_batched(be, ta, tb, M, N, K, 0.8f, A, lda, sA, B, ldb, sB, 0.25f, C, ldc,
+                                 sC, batch);
+    poa_naive_gemm_strided_batched(ta, tb, M, N, K, 0.8, dA, lda, sA, dB, ldb, sB, 0.25, dC, ldc,
+                                   sC, batch);
+    char what[128];
+    snprintf(what, sizeof what, "gemm_strided_batched ta=%d tb=%d M=%d N=%d K=%d batch=%d", ta, tb,
+             M, N, K, batch);
+    assert_true(close_all(what, C, dC, nC, 1e-5 * (K + 1), 1e-5));
+    free(A), free(B), free(C), free(dA), free(dB), free(dC);
+}
+
+static void test_gemm_strided_batched(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            check_batched(be, ta, tb, 7, 9, 5, 6, 200 + 10 * (2 * ta + tb));
+            check_batched(be, ta, tb, 97, 64, 48, 1, 300 + 10 * (2 * ta + tb)); /* one big */
+        }
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ bias */
+static void test_bias(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    const int sizes[2][2] = {{5, 7}, {1003, 45}}; /* small; big enough for the threaded path */
+    for (int k = 0; k < 2; k++) {
+        const int rows = sizes[k][0], cols = sizes[k][1], ld = cols + 3;
+        float *y = rand_floats((size_t) rows * ld, -1, 1, 400 + k);
+        float *b = rand_floats((size_t) cols + 1, -1, 1, 410 + k);
+        double *dy = to_double(y, (size_t) rows * ld), *db = to_double(b, (size_t) cols + 1);
+        be->nn->add_bias(be, y, ld, b, rows, cols);
+        poa_naive_add_bias(dy, ld, db, rows, cols);
+        assert_true(close_all("add_bias", y, dy, (size_t) rows * ld, FWD_ATOL, FWD_RTOL));
+        /* bias_grad accumulates (+=) into the junk already in b; b[cols] is untouched */
+        be->nn->bias_grad(be, b, y, ld, rows, cols);
+        poa_naive_bias_grad(db, dy, ld, rows, cols);
+        assert_true(close_all("bias_grad", b, db, (size_t) cols + 1, 1e-5, 1e-5));
+        free(y), free(b), free(dy), free(db);
+    }
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ LayerNorm */
+typedef struct ln_ctx {
+    int rows, d, ldx, ldy;
+    double *x, *w, *b, *y, *mean, *rstd, *wgt;
+} ln_ctx;
+
+static double ln_objective(void *p)
+{
+    ln_ctx *c = p;
+    poa_naive_layernorm_fwd(c->y, c->ldy, c->mean, c->rstd, c->x, c->ldx, c->w, c->b, c->rows, c->d,
+                            1e-6);
+    return weighted_sum(c->wgt, c->y, c->rows, c->d, c->ldy);
+}
+
+static void check_layernorm(poa_backend *be, int rows, int d, int ldx, uint64_t seed)
+{
+    const int ldy = d + 5, lddx = d + 1;
+    const size_t nx = (size_t) rows * ldx, ny = (size_t) rows * ldy, ndx = (size_t) rows * lddx;
+    float *x = rand_floats(nx, -2, 3, seed), *w = rand_floats((size_t) d, 0.5f, 1.5f, seed + 1);
+    float *b = rand_floats((size_t) d, -0.5f, 0.5f, seed + 2);
+    float *y = rand_floats(ny, -9, 9, seed + 3), *dyw = rand_floats(ny, -1, 1, seed + 4);
+    float *mean = rand_floats((size_t) rows, 0, 1, 5), *rstd = rand_floats((size_t) rows, 0, 1, 6);
+    double *dx_ = to_double(x, nx), *dw_ = to_double(w, (size_t) d),
+           *db_ = to_double(b, (size_t) d);
+    double *dy_ = to_double(y, ny), *dmean = to_double(mean, (size_t) rows);
+    double *drstd = to_double(rstd, (size_t) rows), *dwgt = to_double(dyw, ny);
+
+    be->nn->layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, 1e-6f);
+    poa_naive_layernorm_fwd(dy_, ldy, dmean, drstd, dx_, ldx, dw_, db_, rows, d, 1e-6);
+    assert_true(close_all("layernorm_fwd y (incl. padding)", y, dy_, ny, FWD_ATOL, FWD_RTOL));
+    assert_true(close_all("layernorm_fwd mean", mean, dmean, (size_t) rows, 1e-6, 1e-6));
+    assert_true(close_all("layernorm_fwd rstd", rstd, drstd, (size_t) rows, 0, 1e-6));
+
+    /* backward: dx (=) over a view with its own ld; dw, db (+=) onto junk */
+    float *gx = rand_floats(ndx, -9, 9, seed + 7);
+    float *gw = rand_floats((size_t) d, -1, 1, seed + 8), *gb = rand_floats((size_t) d, -1, 1, 9);
+    float *gw0 = copy_floats(gw, (size_t) d), *gb0 = copy_floats(gb, (size_t) d);
+    double *ngx = to_double(gx, ndx), *ngw = to_double(gw, (size_t) d);
+    double *ngb = to_double(gb, (size_t) d);
+    be->nn->layernorm_bwd(be, gx, lddx, gw, gb, dyw, ldy, x, ldx, mean, rstd, w, rows, d);
+    poa_naive_layernorm_bwd(ngx, lddx, ngw, ngb, dwgt, ldy, dx_, ldx, dmean, drstd, dw_, rows, d);
+    assert_true(close_all("layernorm_bwd dx (incl. padding)", gx, ngx, ndx, 1e-5, 1e-4));
+    assert_true(close_all("layernorm_bwd dw", gw, ngw, (size_t) d, 1e-5, 1e-5));
+    assert_true(close_all("layernorm_bwd db", gb, ngb, (size_t) d, 1e-5, 1e-5));
+
+    /* finite differences (naive gradients are relative to the pre-+= values) */
+    double *ngw_only = poa_xcalloc((size_t) d, sizeof(double));
+    double *ngb_only = poa_xcalloc((size_t) d, sizeof(double));
+    poa_naive_layernorm_bwd(ngx, lddx, ngw_only, ngb_only, dwgt, ldy, dx_, ldx, dmean, drstd, dw_,
+                            rows, d);
+    double *ty = poa_xcalloc(ny, sizeof(double)), *tm = poa_xcalloc((size_t) rows, 8),
+           *tr = poa_xcalloc((size_t) rows, 8);
+    ln_ctx c = {rows, d, ldx, ldy, dx_, dw_, db_, ty, tm, tr, dwgt};
+    assert_true(fd_check("layernorm dx", ln_objective, &c, dx_, rows, d, ldx, ngx, gx, NULL, lddx,
+                         150, FD_H, FD_TOL, BWD_TOL));
+    assert_true(fd_check("layernorm dw", ln_objective, &c, dw_, 1, d, d, ngw_only, gw, gw0, d, 64,
+                         FD_H, FD_TOL, BWD_TOL));
+    assert_true(fd_check("layernorm db", ln_objective, &c, db_, 1, d, d, ngb_only, gb, gb0, d, 64,
+                         FD_H, FD_TOL, BWD_TOL));
+
+    free(x), free(w), free(b), free(y), free(dyw), free(mean), free(rstd), free(gx), free(gw);
+    free(gb), free(gw0), free(gb0);
+    free(dx_), free(dw_), free(db_), free(dy_), free(dmean), free(drstd), free(dwgt), free(ngx);
+    free(ngw), free(ngb), free(ngw_only), free(ngb_only), free(ty), free(tm), free(tr);
+}
+
+static void test_layernorm(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    check_layernorm(be, 7, 37, 45, 500);   /* odd sizes, elastic slice of wider rows */
+    check_layernorm(be, 401, 48, 64, 520); /* threaded path */
+    poa_backend_destroy(be);
+}
+
+/* With w = 1, b = 0 each row of y has mean 0 and biased variance var/(var + eps). */
+static void test_layernorm_statistics(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    const int rows = 9, d = 33, ld = 40;
+    const float eps = 1e-2f; /* large enough to be visible in the variance */
+    float *x = rand_floats((size_t) rows * ld, -0.3f, 0.5f, 600),
+          *y = rand_floats((size_t) rows * ld, 0, 1, 601);
+    float w[33], b[33], mean[9], rstd[9];
+    for (int c = 0; c < d; c++) w[c] = 1, b[c] = 0;
+    be->nn->layernorm_fwd(be, y, ld, mean, rstd, x, ld, w, b, rows, d, eps);
+    for (int r = 0; r < rows; r++) {
+        double mx = 0, vx = 0, my = 0, vy = 0;
+        for (int c = 0; c < d; c++) mx += x[r * ld + c] / d, my += y[r * ld + c] / d;
+        for (int c = 0; c < d; c++) {
+            vx += (x[r * ld + c] - mx) * (x[r * ld + c] - mx) / d;
+            vy += (y[r * ld + c] - my) * (y[r * ld + c] - my) / d;
+        }
+        if (fabs(my) > 1e-6 || fabs(vy - vx / (vx + eps)) > 1e-5 || fabs(mean[r] - mx) > 1e-6 ||
+            fabs(rstd[r] - 1 / sqrt(vx + eps)) > 1e-5 * rstd[r])
+            fprintf(stderr,
+                    "row %d: mean(y) %g var(y) %g want %g; mean %g want %g; rstd %g want %g\n", r,
+                    my, vy, vx / (vx + eps), mean[r], mx, rstd[r], 1 / sqrt(vx + eps));
+        assert_true(fabs(my) <= 1e-6);
+        assert_true(fabs(vy - vx / (vx + eps)) <= 1e-5);
+        assert_true(fabs(mean[r] - mx) <= 1e-6);
+        assert_true(fabs(rstd[r] - 1 / sqrt(vx + eps)) <= 1e-5 * rstd[r]);
+    }
+    free(x), free(y);
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ GELU */
+typedef struct gelu_ctx {
+    size_t n;
+    double *x, *y, *wgt;
+} gelu_ctx;
+
+static double gelu_objective(void *p)
+{
+    gelu_ctx *c = p;
+    poa_naive_gelu_fwd(c->y, c->x, c->n);
+    return weighted_sum(c->wgt, c->y, 1, (int) c->n, (int) c->n);
+}
+
+static void test_gelu(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    const size_t n = 40001; /* odd, threaded */
+    float *x = rand_floats(n, -7, 7, 700), *y = rand_floats(n, 0, 1, 701);
+    x[0] = 0, x[1] = -0.0f, x[2] = 1, x[3] = -1, x[4] = 3, x[5] = -3;
+    double *dx = to_double(x, n), *dy = poa_xmalloc(sizeof(double) * n);
+    be->nn->gelu_fwd(be, y, x, n);
+    poa_naive_gelu_fwd(dy, dx, n);
+    /* 0.5 x (1 + erf(x/√2)): the float form cancels for x ≪ 0, hence the absolute part */
+    assert_true(close_all("gelu_fwd vs 0.5x(1+erf(x/sqrt2))", y, dy, n, 2e-7, 2e-6));
+    /* a few exact anchors: GELU(1) = 0.8413447460685429, GELU(-1) = -0.15865525393145707 */
+    assert_float_equal(y[2], 0.8413447460685429, 1e-7);
+    assert_float_equal(y[3], -0.15865525393145707, 1e-7);
+    assert_true(y[0] == 0.0f);
+
+    float *g = rand_floats(n, -1, 1, 702), *gx = rand_floats(n, 0, 1, 703);
+    double *dg = to_double(g, n), *ngx = poa_xmalloc(sizeof(double) * n);
+    be->nn->gelu_bwd(be, gx, g, x, n);
+    poa_naive_gelu_bwd(ngx, dg, dx, n);
+    assert_true(close_all("gelu_bwd", gx, ngx, n, 2e-7, 1e-5));
+    gelu_ctx c = {n, dx, dy, dg};
+    assert_true(fd_check("gelu dx", gelu_objective, &c, dx, 1, (int) n, (int) n, ngx, gx, NULL,
+                         (int) n, 300, FD_H, FD_TOL, BWD_TOL));
+    free(x), free(y), free(dx), free(dy), free(g), free(gx), free(dg), free(ngx);
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ residual */
+typedef struct res_ctx {
+    int B, T, d, ldx, ldy;
+    const double *x0, *s;
+    double *x, *y, *gamma, *wgt;
+} res_ctx;
+
+static double res_objective(void *p)
+{
+    res_ctx *c = p;
+    memcpy(c->x, c->x0, sizeof(double) * (size_t) c->B * c->T * c->ldx);
+    poa_naive_residual_ls_fwd(c->x, c->ldx, c->y, c->ldy, c->gamma, c->s, c->B, c->T, c->d);
+    return weighted_sum(c->wgt, c->x, c->B * c->T, c->d, c->ldx);
+}
+
+static void check_residual(poa_backend *be, int use_s, int B, int T, int d, uint64_t seed)
+{
+    const int ldx = d + 3, ldy = d + 7, lddy = d + 2, rows = B * T;
+    const size_t nx = (size_t) rows * ldx, ny = (size_t) rows * ldy, ndy = (size_t) rows * lddy;
+    float *x = rand_floats(nx, -1, 1, seed), *y = rand_floats(ny, -1, 1, seed + 1);
+    float *gamma = rand_floats((size_t) d, -1, 1, seed + 2), s[16];
+    for (int b = 0; b < B; b++) s[b] = (b % 3 == 1) ? 0.0f : 1.25f + 0.5f * b;
+    /* a dropped image's branch was never computed: its y may be anything, even NaN */
+    if (use_s)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < d; c++) y[((size_t) 1 * T + t) * ldy + c] = NAN;
+    const float *sp = use_s ? s : NULL;
+    double ds[16];
+    for (int b = 0; b < B; b++) ds[b] = s[b];
+    const double *dsp = use_s ? ds : NULL;
+    double *dx = to_double(x, nx), *dy = to_double(y, ny), *dgamma = to_double(gamma, (size_t) d);
+    double *x0 = to_double(x, nx);
+    be->nn->residual_ls_fwd(be, x, ldx, y, ldy, gamma, sp, B, T, d);
+    poa_naive_residual_ls_fwd(dx, ldx, dy, ldy, dgamma, dsp, B, T, d);
+    assert_true(close_all("residual_ls_fwd", x, dx, nx, FWD_ATOL, FWD_RTOL));
+
+    /* backward: upstream gradient = objective weights (on x's layout) */
+    float *w = rand_floats(nx, -1, 1, seed + 3), *gy = rand_floats(ndy, -1, 1, seed + 4);
+    float *gg = rand_floats((size_t) d, -1, 1, seed + 5), *gg0 = copy_floats(gg, (size_t) d);
+    double *dw = to_double(w, nx), *ngy = to_double(gy, ndy);
+    double *ngg = poa_xcalloc((size_t) d, sizeof(double));
+    be->nn->residual_ls_bwd(be, gy, lddy, gg, w, ldx, y, ldy, gamma, sp, B, T, d);
+    poa_naive_residual_ls_bwd(ngy, lddy, ngg, dw, ldx, dy, ldy, dgamma, dsp, B, T, d);
+    assert_true(close_all("residual_ls_bwd dy", gy, ngy, ndy, 1e-6, 1e-5));
+    for (int c = 0; c < d; c++) gg[c] -= gg0[c], assert_true(isfinite(gg[c]));
+    assert_true(close_all("residual_ls_bwd dgamma", gg, ngg, (size_t) d, 1e-5, 1e-5));
+    for (int c = 0; c < d; c++) gg[c] += gg0[c];
+
+    if (use_s) /* FD needs finite y everywhere; a dropped image's y has no effect on L */
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < d; c++) dy[((size_t) 1 * T + t) * ldy + c] = 0.5;
+    res_ctx ctx = {B, T, d, ldx, ldy, x0, dsp, dx, dy, dgamma, dw};
+    assert_true(fd_check("residual dy", res_objective, &ctx, dy, rows, d, ldy, ngy, gy, NULL, lddy,
+                         200, FD_H, FD_TOL, BWD_TOL));
+    assert_true(fd_check("residual dgamma", res_objective, &ctx, dgamma, 1, d, d, ngg, gg, gg0, d,
+                         64, FD_H, FD_TOL, BWD_TOL));
+    free(x), free(y), free(gamma), free(w), free(gy), free(gg), free(gg0);
+    free(dx), free(dy), free(dgamma), free(x0), free(dw), free(ngy), free(ngg);
+}
+
+static void test_residual(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    check_residual(be, 0, 3, 5, 19, 800);
+    check_residual(be, 1, 4, 5, 19, 810);
+    check_residual(be, 1, 5, 37, 96, 820); /* threaded */
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ gather / scatter */
+static void test_gather_scatter(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    for (int k = 0; k < 2; k++) {
+        const int srows = 11, n = k ? 2000 : 9, cols = k ? 40 : 13, lds = cols + 3, ldd = cols + 1;
+        int32_t idx[2000];
+        poa_rng r;
+        poa_rng_init(&r, 900 + k, 0, POA_RNG_TEST, 0);
+        for (int i = 0; i < n; i++) idx[i] = (int32_t) poa_rng_below(&r, srows); /* repeats */
+        float *src = rand_floats((size_t) srows * lds, -1, 1, 901 + k);
+        float *dst = rand_floats((size_t) n * ldd, -1, 1, 903 + k);
+        double *dsrc = to_double(src, (size_t) srows * lds),
+               *ddst = to_double(dst, (size_t) n * ldd);
+        be->nn->gather_rows(be, dst, ldd, src, lds, idx, n, cols);
+        poa_naive_gather_rows(ddst, ldd, dsrc, lds, idx, n, cols);
+        assert_true(close_all("gather_rows", dst, ddst, (size_t) n * ldd, 0, 0));
+        be->nn->scatter_add_rows(be, src, lds, dst, ldd, idx, n, cols);
+        poa_naive_scatter_add_rows(dsrc, lds, ddst, ldd, idx, n, cols);
+        assert_true(close_all("scatter_add_rows", src, dsrc, (size_t) srows * lds, 1e-5, 1e-5));
+        free(src), free(dst), free(dsrc), free(ddst);
+    }
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ L2 normalisation */
+typedef struct l2_ctx {
+    int rows, cols, ldx, ldy;
+    double eps, *x, *y, *norms, *wgt;
+} l2_ctx;
+
+static double l2_objective(void *p)
+{
+    l2_ctx *c = p;
+    poa_naive_l2norm_fwd(c->y, c->ldy, c->norms, c->x, c->ldx, c->rows, c->cols, c->eps);
+    return weighted_sum(c->wgt, c->y, c->rows, c->cols, c->ldy);
+}
+
+static void check_l2norm(poa_backend *be, int rows, int cols, float eps, float lo, float hi,
+                         uint64_t seed)
+{
+    const int ldx = cols + 2, ldy = cols + 5, lddx = cols + 1;
+    const size_t nx = (size_t) rows * ldx, ny = (size_t) rows * ldy, ndx = (size_t) rows * lddx;
+    float *x = rand_floats(nx, lo, hi, seed), *y = rand_floats(ny, 0, 1, seed + 1);
+    float *norms = rand_floats((size_t) rows, 0, 1, seed + 2);
+    double *dx = to_double(x, nx), *dy = to_double(y, ny), *dn = to_double(norms, (size_t) rows);
+    be->nn->l2norm_fwd(be, y, ldy, norms, x, ldx, rows, cols, eps);
+    poa_naive_l2norm_fwd(dy, ldy, dn, dx, ldx, rows, cols, eps);
+    assert_true(close_all("l2norm_fwd y", y, dy, ny, FWD_ATOL, FWD_RTOL));
+    assert_true(close_all("l2norm_fwd norms", norms, dn, (size_t) rows, 0, 1e-6));
+
+    float *w = rand_floats(ny, -1, 1, seed + 3), *gx = rand_floats(ndx, 0, 1, seed + 4);
+    double *dw = to_double(w, ny), *ngx = to_double(gx, ndx);
+    be->nn->l2norm_bwd(be, gx, lddx, w, ldy, x, ldx, norms, rows, cols, eps);
+    poa_naive_l2norm_bwd(ngx, lddx, dw, ldy, dx, ldx, dn, rows, cols, eps);
+    assert_true(close_all("l2norm_bwd", gx, ngx, ndx, 1e-5 * max_abs_d(ngx, ndx), 1e-5));
+    l2_ctx c = {rows, cols, ldx, ldy, eps, dx, dy, dn, dw};
+    assert_true(fd_check("l2norm dx", l2_objective, &c, dx, rows, cols, ldx, ngx, gx, NULL, lddx,
+                         200, FD_H, FD_TOL, BWD_TOL));
+    free(x), free(y), free(norms), free(w), free(gx), free(dx), free(dy), free(dn), free(dw);
+    free(ngx);
+}
+
+static void test_l2norm(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    check_l2norm(be, 6, 27, 1e-12f, -1, 1, 1000);       /* the DINO head's eps */
+    check_l2norm(be, 257, 256, 1e-12f, -1, 1, 1010);    /* threaded */
+    check_l2norm(be, 12, 5, 0.5f, -0.35f, 0.35f, 1020); /* rows on both sides of eps */
+    poa_backend_destroy(be);
+}
+
+/* ------------------------------------------------------------------------ weight norm */
+typedef struct wn_ctx {
+    int K, C;
+    double *W, *vnorm, *g, *v, *wgt;
+} wn_ctx;
+
+static double wn_objective(void *p)
+{
+    wn_ctx *c = p;
+    poa_naive_weightnorm_fwd(c->W, c->vnorm, c->g, c->v, c->K, c->C);
+    return weighted_sum(c->wgt, c->W, c->K, c->C, c->C);
+}
+
+static void test_weightnorm(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    const int sizes[2][2] = {{9, 33}, {300, 64}};
+    for (int k = 0; k < 2; k++) {
+        const int K = sizes[k][0], C = sizes[k][1];
+        const size_t n = (size_t) K * C;
+        float *v = rand_floats(n, -1.0f / 16, 1.0f / 16, 1100 + k);
+        float *g = rand_floats((size_t) K, 0.5f, 1.5f, 1102 + k), *W = rand_floats(n, 0, 1, 1104);
+        float *vn = rand_floats((size_t) K, 0, 1, 1105);
+        double *dv = to_double(v, n), *dg = to_double(g, (size_t) K), *dW = to_double(W, n);
+        double *dvn = to_double(vn, (size_t) K);
+        be->nn->weightnorm_fwd(be, W, vn, g, v, K, C);
+        poa_naive_weightnorm_fwd(dW, dvn, dg, dv, K, C);
+        assert_true(close_all("weightnorm_fwd W", W, dW, n, FWD_ATOL, FWD_RTOL));
+        assert_true(close_all("weightnorm_fwd vnorm", vn, dvn, (size_t) K, 0, 1e-6));
+
+        float *gW = rand_floats(n, -1, 1, 1106 + k);
+        float *gg = rand_floats((size_t) K, -1, 1, 1108), *gv = rand_floats(n, -1, 1, 1109);
+        float *gg0 = copy_floats(gg, (size_t) K), *gv0 = copy_floats(gv, n);
+        double *dgW = to_double(gW, n), *ngg = to_double(gg, (size_t) K), *ngv = to_double(gv, n);
+        be->nn->weightnorm_bwd(be, gg, gv, gW, g, v, vn, K, C);
+        poa_naive_weightnorm_bwd(ngg, ngv, dgW, dg, dv, dvn, K, C);
+        assert_true(close_all("weightnorm_bwd dg", gg, ngg, (size_t) K, 1e-5, 1e-5));
+        assert_true(close_all("weightnorm_bwd dv", gv, ngv, n, 1e-4, 1e-5));
+        double *og = poa_xcalloc((size_t) K, 8), *ov = poa_xcalloc(n, 8);
+        poa_naive_weightnorm_bwd(og, ov, dgW, dg, dv, dvn, K, C);
+        wn_ctx c = {K, C, dW, dvn, dg, dv, dgW};
+        assert_true(fd_check("weightnorm dv", wn_objective, &c, dv, K, C, C, ov, gv, gv0, C, 150,
+                             FD_H, FD_TOL, BWD_TOL));
+        assert_true(fd_check("weightnorm dg", wn_objective, &c, dg, 1, K, K, og, gg, gg0, K, 64,
+                             FD_H, FD_TOL, BWD_TOL));
+        free(v), free(g), free(W), free(vn), free(gW), free(gg), free(gv), free(gg0), free(gv0);
+        free(dv), free(dg), free(dW), free(dvn), free(dgW), free(ngg), free(ngv), free(og);
+        free(ov);
+    }
+    poa_backend_destroy(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_views),
+        cmocka_unit_test(test_gemm_strided_batched),
+        cmocka_unit_test(test_bias),
+        cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_layernorm_statistics),
+        cmocka_unit_test(test_gelu),
+        cmocka_unit_test(test_residual),
+        cmocka_unit_test(test_gather_scatter),
+        cmocka_unit_test(test_l2norm),
+        cmocka_unit_test(test_weightnorm),
+    };
+    return cmocka_run_group_tests_name("ops_dense", tests, NULL, NULL);
+}
