@@ -34,7 +34,8 @@ typedef struct poa_nn_ops {
     void (*zero)(poa_backend *be, void *dst, size_t bytes);
     void (*sync)(poa_backend *be);
 
-    /* C[M,N] = alpha * op(A) op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; row-major.  */
+    /* C[M,N] = alpha * op(A) op(B) + beta * C; op(A) is [M,K], op(B) is [K,N]; row-major.
+     * beta == 0: C is not read (may hold garbage or NaN).  K == 0: C = beta * C.             */
     void (*gemm)(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
     /* `batch` independent GEMMs, operand i at base + i * stride (floats).                     */
@@ -48,12 +49,13 @@ typedef struct poa_nn_ops {
     /* db[:cols] += sum_r dy[r, :cols]                                                        */
     void (*bias_grad)(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols);
 
-    /* LayerNorm over the first d features of each row (biased variance, spec §1.4).
-     * Saves mean[rows], rstd[rows].                                                          */
+    /* LayerNorm over the first d features of each row (biased variance, spec §1.4):
+     * y = (x − mean) · rstd · w + b, rstd = 1/sqrt(var + eps).  Saves mean[rows], rstd[rows].
+     * Columns d … ld−1 of y are not touched.                                                 */
     void (*layernorm_fwd)(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
-                          const float *x, int ldx, const float *w, const float *b, int rows,
-                          int d, float eps);
-    /* dx = (=); dw, db (+=).                                                                 */
+                          const float *x, int ldx, const float *w, const float *b, int rows, int d,
+                          float eps);
+    /* dx = (=); dw, db (+=).  Any of dx, dw, db may be NULL (not computed).                  */
     void (*layernorm_bwd)(poa_backend *be, float *dx, int lddx, float *dw, float *db,
                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
                           const float *rstd, const float *w, int rows, int d);
@@ -64,20 +66,24 @@ typedef struct poa_nn_ops {
 
     /* Multi-head attention of B images × T tokens.  qkv rows: [q (H·Dh) | k (H·Dh) | v (H·Dh)]
      * at row b*T+t with leading dim ldqkv.  out [B*T, H*Dh] (heads concatenated).
-     * probs [B, H, T, T] saved softmax(q kᵀ·scale) for backward.                            */
+     * probs [B, H, T, T] (contiguous, row i of (b, h) at ((b·H + h)·T + i)·T) saved
+     * softmax(q kᵀ·scale) for backward; the softmax subtracts the row maximum.               */
     void (*attention_fwd)(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
                           int ldqkv, int B, int T, int H, int Dh, float scale);
-    /* dqkv (=) from dout; scratch must hold attention_bwd_scratch floats.                    */
+    /* dqkv (=) from dout; scratch must hold attention_bwd_scratch floats (CPU: min(B·H, 64)
+     * [T, T] matrices; its contents are garbage before and after).                           */
     void (*attention_bwd)(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
                           const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
                           int Dh, float scale, float *scratch);
     size_t (*attention_bwd_scratch)(int B, int T, int H, int Dh);
 
     /* LayerScale residual with per-image drop-path scale (spec §1.4):
-     * x[b,t,:d] += s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every image.          */
+     * x[b,t,:d] += s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every image.
+     * An image with s[b] == 0 (dropped) is skipped: its rows of y are never read.            */
     void (*residual_ls_fwd)(poa_backend *be, float *x, int ldx, const float *y, int ldy,
                             const float *gamma, const float *s, int B, int T, int d);
-    /* dy (=) = s[b] * gamma ⊙ dx; dgamma (+=) = Σ s[b] dx ⊙ y.  dx itself is passed through. */
+    /* dy (=) = s[b] * gamma ⊙ dx; dgamma (+=) = Σ s[b] dx ⊙ y.  dx itself is passed through.
+     * dy or dgamma may be NULL; rows of y of images with s[b] == 0 are never read.          */
     void (*residual_ls_bwd)(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
                             int lddx, const float *y, int ldy, const float *gamma, const float *s,
                             int B, int T, int d);
@@ -89,9 +95,11 @@ typedef struct poa_nn_ops {
 
     /* Bicubic resampling of the position-embedding grid (spec §1.3): src [M*M, d] (ld lds)
      * → dst [h0*w0, d] (ld ldd), scale factors (h0+0.1)/M, (w0+0.1)/M, A = -0.75, no clamp of
-     * the source coordinate, taps clamped.  bwd is the adjoint: dsrc (+=).                    */
-    void (*pos_resample_fwd)(poa_backend *be, float *dst, int ldd, const float *src, int lds,
-                             int M, int h0, int w0, int d);
+     * the source coordinate, taps clamped.  bwd is the exact adjoint of fwd: dsrc (+=).
+     * The CPU backend's tap weights are bit-identical to torch's fp32 CPU F.interpolate
+     * (ratio 1/s rounded to fp32, as torch does); outputs agree to a few ulp.                */
+    void (*pos_resample_fwd)(poa_backend *be, float *dst, int ldd, const float *src, int lds, int M,
+                             int h0, int w0, int d);
     void (*pos_resample_bwd)(poa_backend *be, float *dsrc, int lds, const float *ddst, int ldd,
                              int M, int h0, int w0, int d);
 
@@ -100,26 +108,30 @@ typedef struct poa_nn_ops {
     void (*tokens_fwd)(poa_backend *be, float *x, int ldx, const float *emb, int ldemb,
                        const float *cls, const float *pos, int ldpos, const float *mask_token,
                        const uint8_t *mask, int B, int N, int d);
-    /* demb (=), dcls/dpos/dmask_token (+=).                                                 */
+    /* demb (=; 0 at masked patches), dcls/dpos/dmask_token (+=; dmask_token sums the masked
+     * positions' dx).  Any of demb, dcls, dpos, dmask_token may be NULL (not computed).       */
     void (*tokens_bwd)(poa_backend *be, float *demb, int lddemb, float *dcls, float *dpos,
                        int ldpos, float *dmask_token, const float *dx, int lddx,
                        const uint8_t *mask, int B, int N, int d);
 
-    /* Row gather/scatter: dst[i, :cols] = src[idx[i], :cols]; scatter_add: dst[idx[i]] += src[i]. */
+    /* Row gather/scatter: dst[i, :cols] = src[idx[i], :cols]; scatter_add: dst[idx[i]] += src[i]
+     * (repeated indices accumulate; deterministic order).                                     */
     void (*gather_rows)(poa_backend *be, float *dst, int ldd, const float *src, int lds,
                         const int32_t *idx, int n, int cols);
     void (*scatter_add_rows)(poa_backend *be, float *dst, int ldd, const float *src, int lds,
                              const int32_t *idx, int n, int cols);
 
-    /* y = x / max(||x||_2, eps) per row; norms[rows] saved.  bwd: dx (=).                    */
+    /* y = x / max(||x||_2, eps) per row (F.normalize); norms[rows] = ||x||_2 (unclamped)
+     * saved.  bwd: dx (=); rows with ||x|| < eps get dx = dy / eps (the clamp is constant).  */
     void (*l2norm_fwd)(poa_backend *be, float *y, int ldy, float *norms, const float *x, int ldx,
                        int rows, int cols, float eps);
     void (*l2norm_bwd)(poa_backend *be, float *dx, int lddx, const float *dy, int lddy,
                        const float *x, int ldx, const float *norms, int rows, int cols, float eps);
 
-    /* Weight normalisation (spec §3.1): W[k,:] = g[k] * v[k,:] / ||v[k,:]||.  bwd: dg, dv (+=). */
-    void (*weightnorm_fwd)(poa_backend *be, float *W, float *vnorm, const float *g,
-                           const float *v, int K, int C);
+    /* Weight normalisation (spec §3.1): W[k,:] = v[k,:] * (g[k] / ||v[k,:]||), W and v [K, C]
+     * contiguous; vnorm[K] = ||v[k,:]|| saved.  bwd: dg, dv (+=); either may be NULL.        */
+    void (*weightnorm_fwd)(poa_backend *be, float *W, float *vnorm, const float *g, const float *v,
+                           int K, int C);
     void (*weightnorm_bwd)(poa_backend *be, float *dg, float *dv, const float *dW, const float *g,
                            const float *v, const float *vnorm, int K, int C);
 
