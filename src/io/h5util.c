@@ -1,0 +1,477 @@
+/* h5util.c — see h5util.h. */
+#include "io/h5util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Float32 tensors are chunked along their first dimension so that no chunk exceeds this size:
+ * the Fletcher-32 filter needs a chunk-sized staging buffer on read and write. */
+#define H5U_MAX_CHUNK_BYTES ((size_t) 16 << 20)
+
+void h5u_quiet_begin(h5u_quiet *saved)
+{
+    H5Eget_auto2(H5E_DEFAULT, &saved->func, &saved->data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+void h5u_quiet_end(const h5u_quiet *saved)
+{
+    H5Eset_auto2(H5E_DEFAULT, saved->func, saved->data);
+}
+
+typedef struct innermost {
+    char *buf;
+    size_t n;
+} innermost;
+
+/* H5E_WALK_UPWARD visits the most specific error first (n == 0). */
+static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *ctx)
+{
+    innermost *out = ctx;
+    if (n != 0) return 0;
+    char minor[128] = "";
+    H5Eget_msg(e->min_num, NULL, minor, sizeof minor);
+    snprintf(out->buf, out->n, "%s%s%s%s", e->desc ? e->desc : "", minor[0] ? " (" : "", minor,
+             minor[0] ? ")" : "");
+    return 0;
+}
+
+void h5u_last_error(char *buf, size_t n)
+{
+    innermost out = {buf, n};
+    buf[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, &out);
+}
+
+poa_status h5u_fail(poa_err *err, poa_status code, const char *what)
+{
+    char h5msg[512];
+    h5u_last_error(h5msg, sizeof h5msg);
+    H5Eclear2(H5E_DEFAULT);
+    if (h5msg[0]) return poa_err_set(err, code, "%s: %s", what, h5msg);
+    return poa_err_set(err, code, "%s", what);
+}
+
+int h5u_exists(hid_t loc, const char *name)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    htri_t r = H5Lexists(loc, name, H5P_DEFAULT);
+    if (r > 0) r = H5Oexists_by_name(loc, name, H5P_DEFAULT);
+    H5Eclear2(H5E_DEFAULT);
+    h5u_quiet_end(&q);
+    return r > 0;
+}
+
+hid_t h5u_create_group(hid_t loc, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0) return -1;
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    H5Pset_attr_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    return g;
+}
+
+/* ------------------------------------------------------------------ attributes */
+
+static hid_t utf8_string_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+/* Create (or replace) attribute `name` of type/space and write `buf` with memory type mtype. */
+static poa_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                             const void *buf, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
+    hid_t a = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0 || H5Awrite(a, mtype, buf) < 0) {
+        char what[160];
+        snprintf(what, sizeof what, "cannot write attribute '%s'", name);
+        st = h5u_fail(err, POA_ERR_IO, what);
+    }
+    if (a >= 0) H5Aclose(a);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err)
+{
+    hid_t t = utf8_string_type();
+    hid_t s = H5Screate(H5S_SCALAR);
+    poa_status st = write_attr(obj, name, t, t, s, &value, err);
+    H5Sclose(s);
+    H5Tclose(t);
+    return st;
+}
+
+poa_status h5u_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    poa_status st = write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, s, &value, err);
+    H5Sclose(s);
+    return st;
+}
+
+poa_status h5u_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
+                                    poa_err *err)
+{
+    hsize_t dim = n;
+    hid_t s = H5Screate_simple(1, &dim, NULL);
+    poa_status st = write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, s, v, err);
+    H5Sclose(s);
+    return st;
+}
+
+static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
+{
+    if (H5Aexists(obj, name) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return poa_err_set(err, POA_ERR_NOTFOUND, "attribute '%s' is missing", name);
+    }
+    *a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (*a < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open attribute");
+    return POA_OK;
+}
+
+/* Read a variable- or fixed-length string attribute (h5py writes either, depending on type). */
+static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t n, poa_err *err)
+{
+    hid_t ft = H5Aget_type(a);
+    poa_status st = POA_OK;
+    if (H5Tget_class(ft) != H5T_STRING) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a string", name);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        hid_t mt = utf8_string_type();
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        char *s = NULL;
+        if (H5Aread(a, mt, &s) < 0) {
+            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
+        } else {
+            snprintf(buf, n, "%s", s ? s : "");
+            H5free_memory(s);
+        }
+        H5Tclose(mt);
+    } else {
+        size_t len = H5Tget_size(ft);
+        char *tmp = poa_xcalloc(1, len + 1);
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, len + 1);
+        H5Tset_cset(mt, H5Tget_cset(ft));
+        if (H5Aread(a, mt, tmp) < 0)
+            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
+        else
+            snprintf(buf, n, "%s", tmp);
+        H5Tclose(mt);
+        free(tmp);
+    }
+    H5Tclose(ft);
+    return st;
+}
+
+poa_status h5u_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    hid_t a = -1;
+    poa_status st = open_attr(obj, name, &a, err);
+    if (st == POA_OK) st = read_string_attr(a, name, buf, n, err);
+    if (a >= 0) H5Aclose(a);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size_t cap, size_t *n,
+                                   int *rank, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    hid_t a = -1, ft = -1, sp = -1;
+    poa_status st = open_attr(obj, name, &a, err);
+    if (st == POA_OK) {
+        ft = H5Aget_type(a);
+        sp = H5Aget_space(a);
+        int r = H5Sget_simple_extent_ndims(sp);
+        hssize_t count = H5Sget_simple_extent_npoints(sp);
+        if (H5Tget_class(ft) != H5T_INTEGER || r < 0 || r > 1)
+            st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not an integer scalar/vector",
+                             name);
+        else if ((size_t) count > cap)
+            st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' has %lld values (at most %zu)",
+                             name, (long long) count, cap);
+        else if (count > 0 && H5Aread(a, H5T_NATIVE_INT64, v) < 0)
+            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read integer attribute");
+        if (st == POA_OK) {
+            *n = (size_t) count;
+            if (rank) *rank = r;
+        }
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    if (a >= 0) H5Aclose(a);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa_err *err)
+{
+    int64_t v[1];
+    size_t n = 0;
+    int rank = 0;
+    poa_status st = h5u_attr_read_i64_array(obj, name, v, 1, &n, &rank, err);
+    if (st != POA_OK) return st;
+    if (n != 1) return poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a scalar", name);
+    *value = v[0];
+    return POA_OK;
+}
+
+/* ------------------------------------------------------------------ datasets */
+
+static void shape_str(int ndim, const hsize_t *d, char *buf, size_t n)
+{
+    size_t k = (size_t) snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t) snprintf(buf + k, n - k, i ? ", %llu" : "%llu", (unsigned long long) d[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Chunk = the whole tensor, cut along dim 0 to at most H5U_MAX_CHUNK_BYTES. */
+static void choose_chunk(int ndim, const hsize_t *dims, size_t elem, hsize_t *chunk)
+{
+    size_t row = elem;
+    for (int i = 1; i < ndim; i++) {
+        chunk[i] = dims[i];
+        row *= dims[i];
+    }
+    hsize_t rows = row >= H5U_MAX_CHUNK_BYTES ? 1 : H5U_MAX_CHUNK_BYTES / row;
+    chunk[0] = dims[0] < rows ? dims[0] : rows;
+}
+
+poa_status h5u_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                         const float *data, poa_err *err)
+{
+    hsize_t d[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
+    for (int i = 0; i < ndim; i++) d[i] = (hsize_t) dims[i];
+    choose_chunk(ndim, d, sizeof(float), chunk);
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    hid_t sp = H5Screate_simple(ndim, d, NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, ndim, chunk);
+    H5Pset_fletcher32(dcpl);
+    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
+        st = h5u_fail(err, POA_ERR_IO, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+/* Open dataset `name` and check its class and shape; *ds stays open on success. */
+static poa_status open_checked(hid_t loc, const char *name, H5T_class_t cls, int ndim,
+                               const int64_t *dims, hid_t *ds, poa_err *err)
+{
+    if (!h5u_exists(loc, name))
+        return poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
+    *ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (*ds < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot open dataset '%s'", name);
+        return h5u_fail(err, POA_ERR_FORMAT, what);
+    }
+    hid_t t = H5Dget_type(*ds), sp = H5Dget_space(*ds);
+    hsize_t have[H5S_MAX_RANK] = {0}, want[H5S_MAX_RANK] = {0};
+    int r = H5Sget_simple_extent_dims(sp, have, NULL);
+    int same = r == ndim;
+    for (int i = 0; i < ndim; i++) {
+        want[i] = (hsize_t) dims[i];
+        if (same && have[i] != want[i]) same = 0;
+    }
+    poa_status st = POA_OK;
+    if (H5Tget_class(t) != cls) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' has the wrong element type", name);
+    } else if (!same) {
+        char hs[128], ws[128];
+        shape_str(r < 0 ? 0 : r, have, hs, sizeof hs);
+        shape_str(ndim, want, ws, sizeof ws);
+        st = poa_err_set(err, POA_ERR_FORMAT,
+                         "dataset '%s' has shape %s, expected %s (different model configuration?)",
+                         name, hs, ws);
+    }
+    H5Tclose(t);
+    H5Sclose(sp);
+    if (st != POA_OK) {
+        H5Dclose(*ds);
+        *ds = -1;
+    }
+    return st;
+}
+
+poa_status h5u_check_shape(hid_t loc, const char *name, int ndim, const int64_t *dims, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    hid_t ds = -1;
+    poa_status st = open_checked(loc, name, H5T_FLOAT, ndim, dims, &ds, err);
+    if (ds >= 0) H5Dclose(ds);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_read_f32(hid_t loc, const char *name, int ndim, const int64_t *dims, float *data,
+                        poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    hid_t ds = -1;
+    poa_status st = open_checked(loc, name, H5T_FLOAT, ndim, dims, &ds, err);
+    if (st == POA_OK && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot read dataset '%s' (corrupt data or checksum mismatch)",
+                 name);
+        st = h5u_fail(err, POA_ERR_FORMAT, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_write_u64(hid_t loc, const char *name, const uint64_t *data, size_t n, poa_err *err)
+{
+    hsize_t dim = n;
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t ds = H5Dcreate2(loc, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 ||
+        (n > 0 && H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
+        st = h5u_fail(err, POA_ERR_IO, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size_t *n, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    *data = NULL;
+    *n = 0;
+    hid_t ds = -1, sp = -1, t = -1;
+    if (!h5u_exists(loc, name)) {
+        st = poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
+        goto done;
+    }
+    ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (ds < 0) {
+        st = h5u_fail(err, POA_ERR_FORMAT, "cannot open dataset");
+        goto done;
+    }
+    sp = H5Dget_space(ds);
+    t = H5Dget_type(ds);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Sget_simple_extent_ndims(sp) != 1) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a 1-D integer array", name);
+        goto done;
+    }
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    *data = poa_xmalloc((size_t) count * sizeof(uint64_t));
+    if (count > 0 && H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) < 0) {
+        free(*data);
+        *data = NULL;
+        st = h5u_fail(err, POA_ERR_FORMAT, "cannot read dataset");
+        goto done;
+    }
+    *n = (size_t) count;
+done:
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    if (ds >= 0) H5Dclose(ds);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_write_string(hid_t loc, const char *name, const char *value, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    hid_t t = utf8_string_type();
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
+        st = h5u_fail(err, POA_ERR_IO, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    H5Sclose(sp);
+    H5Tclose(t);
+    h5u_quiet_end(&q);
+    return st;
+}
+
+poa_status h5u_read_string_alloc(hid_t loc, const char *name, char **value, poa_err *err)
+{
+    h5u_quiet q;
+    h5u_quiet_begin(&q);
+    poa_status st = POA_OK;
+    *value = NULL;
+    hid_t ds = -1, t = -1, mt = -1;
+    if (!h5u_exists(loc, name)) {
+        st = poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
+        goto done;
+    }
+    ds = H5Dopen2(loc, name, H5P_DEFAULT);
+    t = ds >= 0 ? H5Dget_type(ds) : -1;
+    if (t < 0 || H5Tget_class(t) != H5T_STRING) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a string", name);
+        goto done;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        mt = utf8_string_type();
+        H5Tset_cset(mt, H5Tget_cset(t));
+        char *s = NULL;
+        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0) {
+            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
+            goto done;
+        }
+        *value = poa_xstrdup(s ? s : "");
+        H5free_memory(s);
+    } else {
+        size_t len = H5Tget_size(t);
+        mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, len + 1);
+        *value = poa_xcalloc(1, len + 1);
+        if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *value) < 0) {
+            free(*value);
+            *value = NULL;
+            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
+        }
+    }
+done:
+    if (mt >= 0) H5Tclose(mt);
+    if (t >= 0) H5Tclose(t);
+    if (ds >= 0) H5Dclose(ds);
+    h5u_quiet_end(&q);
+    return st;
+}
