@@ -1,5 +1,17 @@
-# data/: see README.md, "Source layout".
+# data/: dataset shards (HDF5), JPEG decoding, multi-crop augmentation, iBOT masks, loader.
+# See README.md, "Source layout", and hdf5-schemas/dataset-*.md for the file formats.
 noinst_LIBRARIES += src/data/libpoa_data.a
 src_data_libpoa_data_a_SOURCES = $(DATA_SOURCES)
+# No FMA contraction: the augmentation reproduces torchvision's float32 arithmetic exactly.
+src_data_libpoa_data_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
 POA_DATA_A = src/data/libpoa_data.a
-DATA_SOURCES =
+DATA_SOURCES = \
+	src/data/data_util.c src/data/data_util.h \
+	src/data/h5data.c src/data/h5data.h \
+	src/data/schema.c src/data/schema.h \
+	src/data/shard.c src/data/shard.h \
+	src/data/metadata.c src/data/metadata.h \
+	src/data/scan.c src/data/scan.h \
+	src/data/jpeg.c src/data/jpeg.h \
+	src/data/image.c src/data/image.h
+include tests/data/local.mk

@@ -1,0 +1,356 @@
+/* poa-pack — pack an ImageNet-layout folder into sharded HDF5 files plus metadata.h5
+ * (hdf5-schemas/dataset-shard.md, dataset-metadata.md), or check a packed folder (--verify).
+ * Usage and examples: data-prep/README.md.
+ *
+ * Parallelism: MPI ranks (srun -n 32 poa-pack …) and Slurm array tasks (--shard-range) take
+ * different shards; threads inside a rank decode the files of a shard.  Resumable: a shard whose
+ * final file is complete and was planned from the same input and options is kept; anything else
+ * is rewritten under a temporary name and renamed. */
+#define _GNU_SOURCE
+#include "pack.h"
+
+#include "common/log.h"
+#include "common/timer.h"
+#include "data/schema.h"
+
+#include "poa_config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <mpi.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "Usage: poa-pack --root ROOT --output DIR [options]\n"
+        "       poa-pack --verify DIR [--decode]\n"
+        "Pack ROOT/{train,val}/<wnid>/*.JPEG + ROOT/labels.txt into DIR/<split>-KKKKK-of-NNNNN.h5\n"
+        "shards and DIR/" POA_METADATA_FILE
+        ".  Run under srun/mpiexec to pack shards in parallel.\n\n"
+        "  -r, --root ROOT          ImageNet-layout input folder\n"
+        "  -o, --output DIR         output folder (created)\n"
+        "  -s, --splits LIST        comma-separated splits (default train,val; test allowed)\n"
+        "      --shard-images N     images per shard\n"
+        "      --shard-mb MB        input megabytes per shard (default 512)\n"
+        "      --max-side PX        re-encode images whose longest side exceeds PX to that side\n"
+        "      --quality Q          JPEG quality of re-encoded images (default 90)\n"
+        "  -j, --threads N          decoding threads per rank (default: CPUs of the rank)\n"
+        "      --shard-range A:B    only shards A..B-1 of each split (Slurm array tasks)\n"
+        "      --shard-range I/N    only shards k with k %% N == I; 'auto' takes I and N from\n"
+        "                           SLURM_ARRAY_TASK_ID/_MIN and SLURM_ARRAY_TASK_COUNT\n"
+        "      --strict             fail (exit 3) on any file that cannot be packed and on class\n"
+        "                           folders missing from labels.txt, instead of skipping them\n"
+        "      --verify DIR         re-read DIR: schema, counts, entries and CRC-32 of every "
+        "shard\n"
+        "      --decode             with --verify: also decode every image\n"
+        "      --print-schema NAME  print the format table of 'shard' or 'metadata' (the rows of\n"
+        "                           hdf5-schemas/dataset-NAME.md) and exit\n"
+        "  -v, --verbose            every rank speaks\n"
+        "  -h, --help               this help\n\n"
+        "Exit codes: 0 ok, 2 usage, 3 bad or missing input / verification failed (or --strict\n"
+        "and a file could not be packed), 4 cannot write the output.\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "poa-pack: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see poa-pack --help)\n");
+    return POA_EXIT_USAGE;
+}
+
+static int parse_splits(pack_options *o, const char *list)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    o->n_splits = 0;
+    char *save = NULL;
+    for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+        if (strcmp(s, "train") && strcmp(s, "val") && strcmp(s, "test"))
+            return usage_error("unknown split '%s' (train, val or test)", s);
+        for (int i = 0; i < o->n_splits; i++)
+            if (strcmp(o->splits[i], s) == 0) return usage_error("split '%s' given twice", s);
+        if (o->n_splits == POA_MAX_SPLITS) return usage_error("too many splits in '%s'", list);
+        snprintf(o->splits[o->n_splits++], sizeof o->splits[0], "%s", s);
+    }
+    return o->n_splits ? POA_EXIT_OK : usage_error("--splits '%s' names no split", list);
+}
+
+static int parse_range(pack_options *o, const char *arg)
+{
+    char tmp[64];
+    if (strcmp(arg, "auto") == 0) {
+        const char *id = getenv("SLURM_ARRAY_TASK_ID"), *mn = getenv("SLURM_ARRAY_TASK_MIN"),
+                   *cnt = getenv("SLURM_ARRAY_TASK_COUNT");
+        if (!id || !cnt) return usage_error("--shard-range %s: not inside a Slurm array job", arg);
+        snprintf(tmp, sizeof tmp, "%ld/%ld", atol(id) - (mn ? atol(mn) : 0), atol(cnt));
+        arg = tmp;
+    }
+    char sep;
+    long a, b;
+    if (sscanf(arg, "%ld%c%ld", &a, &sep, &b) != 3 || (sep != ':' && sep != '/'))
+        return usage_error("--shard-range wants A:B, I/N or auto, got '%s'", arg);
+    if (sep == ':' && (a < 0 || b <= a))
+        return usage_error("--shard-range %s: need 0 <= A < B", arg);
+    if (sep == '/' && (b < 1 || a < 0 || a >= b))
+        return usage_error("--shard-range %s: need 0 <= I < N", arg);
+    o->range_kind = sep == ':' ? 1 : 2;
+    o->r0 = a;
+    o->r1 = b;
+    return POA_EXIT_OK;
+}
+
+static int default_threads(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+    return 1;
+}
+
+static int parse_long(const char *opt, const char *arg, long lo, long hi, long *v)
+{
+    char *end = NULL;
+    errno = 0;
+    *v = strtol(arg, &end, 10);
+    if (errno || *end || *v < lo || *v > hi) {
+        fprintf(stderr, "poa-pack: %s wants an integer in [%ld, %ld], got '%s'\n", opt, lo, hi,
+                arg);
+        return POA_EXIT_USAGE;
+    }
+    return POA_EXIT_OK;
+}
+
+static int parse_options(int argc, char **argv, pack_options *o)
+{
+    enum {
+        O_SHARD_IMAGES = 256,
+        O_SHARD_MB,
+        O_MAX_SIDE,
+        O_QUALITY,
+        O_RANGE,
+        O_STRICT,
+        O_VERIFY,
+        O_DECODE,
+        O_SCHEMA
+    };
+    static const struct option lo[] = {{"root", required_argument, 0, 'r'},
+                                       {"output", required_argument, 0, 'o'},
+                                       {"splits", required_argument, 0, 's'},
+                                       {"shard-images", required_argument, 0, O_SHARD_IMAGES},
+                                       {"shard-mb", required_argument, 0, O_SHARD_MB},
+                                       {"max-side", required_argument, 0, O_MAX_SIDE},
+                                       {"quality", required_argument, 0, O_QUALITY},
+                                       {"threads", required_argument, 0, 'j'},
+                                       {"shard-range", required_argument, 0, O_RANGE},
+                                       {"strict", no_argument, 0, O_STRICT},
+                                       {"verify", required_argument, 0, O_VERIFY},
+                                       {"decode", no_argument, 0, O_DECODE},
+                                       {"print-schema", required_argument, 0, O_SCHEMA},
+                                       {"verbose", no_argument, 0, 'v'},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    memset(o, 0, sizeof *o);
+    o->shard_mb = 512;
+    o->quality = 90;
+    o->threads = default_threads();
+    int rc = parse_splits(o, "train,val"), c;
+    long v;
+    while (rc == POA_EXIT_OK && (c = getopt_long(argc, argv, "r:o:s:j:vh", lo, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            o->root = optarg;
+            break;
+        case 'o':
+            o->output = optarg;
+            break;
+        case 's':
+            rc = parse_splits(o, optarg);
+            break;
+        case O_SHARD_IMAGES:
+            rc = parse_long("--shard-images", optarg, 1, 1L << 40, &o->shard_images);
+            break;
+        case O_SHARD_MB: {
+            char *end;
+            o->shard_mb = strtod(optarg, &end);
+            if (*end || !(o->shard_mb > 0))
+                rc = usage_error("--shard-mb wants a size > 0, got '%s'", optarg);
+            break;
+        }
+        case O_MAX_SIDE:
+            rc = parse_long("--max-side", optarg, 16, 65535, &v), o->max_side = (int) v;
+            break;
+        case O_QUALITY:
+            rc = parse_long("--quality", optarg, 1, 100, &v), o->quality = (int) v;
+            break;
+        case 'j':
+            rc = parse_long("--threads", optarg, 1, 1024, &v), o->threads = (int) v;
+            break;
+        case O_RANGE:
+            rc = parse_range(o, optarg);
+            break;
+        case O_STRICT:
+            o->strict = 1;
+            break;
+        case O_VERIFY:
+            o->verify_dir = optarg;
+            break;
+        case O_DECODE:
+            o->decode = 1;
+            break;
+        case O_SCHEMA:
+            if (strcmp(optarg, "shard") && strcmp(optarg, "metadata"))
+                return usage_error("--print-schema wants 'shard' or 'metadata', got '%s'", optarg);
+            poa_schema_print(stdout,
+                             strcmp(optarg, "shard") ? &poa_metadata_schema : &poa_shard_schema);
+            return -1;
+        case 'v':
+            o->verbose = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            return POA_EXIT_USAGE;
+        }
+    }
+    if (rc != POA_EXIT_OK) return rc;
+    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->verify_dir) return POA_EXIT_OK;
+    if (!o->root) return usage_error("%s", "--root ROOT is required");
+    if (!o->output) return usage_error("%s", "--output DIR is required");
+    return POA_EXIT_OK;
+}
+
+static poa_status make_output_dir(const char *dir, poa_err *err)
+{
+    char buf[4200];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        char c = *p;
+        if (c == '/' || c == '\0') {
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return poa_err_set(err, POA_ERR_IO, "%s: cannot create: %s", buf, strerror(errno));
+            *p = c;
+        }
+        if (c == '\0') break;
+    }
+    return POA_OK;
+}
+
+/* Pack this rank's shards.  Returns the first error. */
+static poa_status pack_my_shards(const pack_options *o, split_plan *plans, int rank, int size,
+                                 pack_stats *stats, poa_err *err)
+{
+    long long total = 0;
+    volatile long long done = 0;
+    for (int i = 0; i < o->n_splits; i++)
+        for (size_t k = 0; k < plans[i].n_shards; k++)
+            if (pack_shard_is_mine(o, k, plans[i].n_shards, rank, size))
+                total += (long long) plans[i].shards[k].count;
+    poa_progress prog;
+    poa_progress_begin(&prog, "packing", total, 30.0);
+    poa_status st = POA_OK;
+    for (int i = 0; i < o->n_splits && st == POA_OK; i++) {
+        split_plan *p = &plans[i];
+        for (size_t k = 0; k < p->n_shards && st == POA_OK; k++) {
+            if (!pack_shard_is_mine(o, k, p->n_shards, rank, size)) continue;
+            char why[4600], path[4400];
+            pack_shard_path(path, sizeof path, o->output, p->scan.name, k, p->n_shards);
+            pack_remove_stale_tmp(path);
+            if (pack_shard_complete(o, p, k, why, sizeof why)) {
+                stats->shards_kept++;
+                done += (long long) p->shards[k].count;
+                poa_debug("%s shard %zu complete, kept", p->scan.name, k);
+                continue;
+            }
+            if (why[0]) poa_info("rewriting: %s", why);
+            st = pack_build_shard(o, p, k, stats, &done, err);
+            char extra[128];
+            snprintf(extra, sizeof extra, "shard %.15s-%05zu", p->scan.name, k);
+            poa_progress_update(&prog, done, extra);
+        }
+    }
+    poa_progress_end(&prog, done, NULL);
+    return st;
+}
+
+static void print_summary(const pack_options *o, const pack_stats *t, double seconds, int size,
+                          size_t missing)
+{
+    poa_info("poa-pack: %.0f images packed (%.1f MB%s), %.0f skipped, %.0f shards written, %.0f "
+             "kept from an earlier run, %.1f s, %.1f images/s (%d rank(s) x %d thread(s))",
+             t->images, t->bytes / 1e6, t->reencoded ? ", re-encoded where larger" : "", t->skipped,
+             t->shards_written, t->shards_kept, seconds, seconds > 0 ? t->images / seconds : 0.0,
+             size, o->threads);
+    if (t->images)
+        poa_info(
+            "input: %.1f MB; grayscale %.0f, CMYK %.0f, progressive %.0f, decoder warnings %.0f, "
+            "re-encoded %.0f",
+            t->input_bytes / 1e6, t->gray, t->cmyk, t->progressive, t->warned, t->reencoded);
+    if (missing)
+        poa_info("%s not written yet: %zu shard(s) are not complete (other array tasks still "
+                 "running?). The run that completes the last shard writes it; or rerun poa-pack "
+                 "with the same options.",
+                 POA_METADATA_FILE, missing);
+    else
+        poa_info("wrote %s/%s; check with: poa-pack --verify %s", o->output, POA_METADATA_FILE,
+                 o->output);
+}
+
+static int run_pack(const pack_options *o, int rank, int size)
+{
+    poa_err err = {0};
+    double t0 = poa_now();
+    split_plan plans[POA_MAX_SPLITS];
+    memset(plans, 0, sizeof plans);
+    poa_status st = pack_scan_all(o, plans, &err);
+    int fail = st != POA_OK;
+    if (!fail && rank == 0) st = make_output_dir(o->output, &err), fail = st != POA_OK;
+    MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (fail) {
+        if (rank == 0) poa_error("poa-pack: %s", err.msg);
+        pack_plans_free(plans, o->n_splits);
+        return rank == 0 ? poa_status_exit_code(st) : POA_EXIT_DATA;
+    }
+    for (int i = 0; i < o->n_splits; i++) pack_plan_shards(o, &plans[i]);
+    pack_stats stats = {0}, total;
+    st = pack_my_shards(o, plans, rank, size, &stats, &err);
+    int code = st == POA_OK ? POA_EXIT_OK : poa_status_exit_code(st), worst;
+    if (st != POA_OK) poa_error("poa-pack: %s", err.msg);
+    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Reduce(&stats, &total, (int) PACK_STATS_N, MPI_DOUBLE, MPI_SUM, 0, MPI_COMM_WORLD);
+    size_t missing = 0;
+    if (rank == 0 && worst == POA_EXIT_OK) {
+        st = pack_write_metadata(o, plans, o->n_splits, &missing, &err);
+        if (st != POA_OK) {
+            poa_error("poa-pack: %s", err.msg);
+            worst = poa_status_exit_code(st);
+        }
+    }
+    if (rank == 0) print_summary(o, &total, poa_now() - t0, size, missing);
+    MPI_Bcast(&worst, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    pack_plans_free(plans, o->n_splits);
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    pack_options o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != POA_EXIT_OK) return rc < 0 ? POA_EXIT_OK : rc;
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    poa_log_init(rank, size, o.verbose);
+    rc = o.verify_dir ? pack_verify(&o, rank, size) : run_pack(&o, rank, size);
+    MPI_Finalize();
+    return rc;
+}

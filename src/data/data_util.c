@@ -1,0 +1,196 @@
+/* data_util.c — see data_util.h. */
+#include "data/data_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void poa_strtab_init(poa_strtab *t)
+{
+    memset(t, 0, sizeof *t);
+}
+
+void poa_strtab_free(poa_strtab *t)
+{
+    free(t->off);
+    free(t->buf);
+    memset(t, 0, sizeof *t);
+}
+
+void poa_strtab_push_n(poa_strtab *t, const char *s, size_t len)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        t->off = poa_xrealloc(t->off, t->cap * sizeof *t->off);
+    }
+    if (t->used + len + 1 > t->size) {
+        size_t want = t->size ? 2 * t->size : 1024;
+        while (want < t->used + len + 1) want *= 2;
+        t->buf = poa_xrealloc(t->buf, want);
+        t->size = want;
+    }
+    memcpy(t->buf + t->used, s, len);
+    t->buf[t->used + len] = '\0';
+    t->off[t->n++] = t->used;
+    t->used += len + 1;
+}
+
+void poa_strtab_push(poa_strtab *t, const char *s)
+{
+    poa_strtab_push_n(t, s, strlen(s));
+}
+
+size_t poa_strtab_max_len(const poa_strtab *t)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        size_t end = i + 1 < t->n ? t->off[i + 1] : t->used;
+        size_t len = end - t->off[i] - 1;
+        if (len > m) m = len;
+    }
+    return m;
+}
+
+/* ------------------------------------------------------------------ CRC-32 (slice-by-8) */
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+}
+
+uint32_t poa_crc32(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    const uint8_t *p = data;
+    uint32_t c = ~crc;
+    while (n >= 8) {
+        uint32_t lo = c ^ ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+                           (uint32_t) p[3] << 24);
+        uint32_t hi =
+            (uint32_t) p[4] | (uint32_t) p[5] << 8 | (uint32_t) p[6] << 16 | (uint32_t) p[7] << 24;
+        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+            crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xFF] ^
+            crc_table[2][(hi >> 8) & 0xFF] ^ crc_table[1][(hi >> 16) & 0xFF] ^
+            crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return ~c;
+}
+
+uint64_t poa_fnv1a64(uint64_t h, const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------------ files */
+static const char *file_type_name(mode_t m)
+{
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISDIR(m)) return "a directory";
+    return "not a regular file";
+}
+
+poa_status poa_read_file(const char *path, uint8_t **data, size_t *size, poa_err *err)
+{
+    *data = NULL;
+    *size = 0;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        int e = errno;
+        struct stat lst;
+        if (e == ENOENT && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+            return poa_err_set(err, POA_ERR_IO, "%s: cannot open: dangling symbolic link", path);
+        return poa_err_set(err, POA_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode))
+        return poa_err_set(err, POA_ERR_IO, "%s: cannot read: %s", path,
+                           file_type_name(st.st_mode));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return poa_err_set(err, POA_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = (size_t) st.st_size;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        close(fd);
+        return poa_err_set(err, POA_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(buf);
+            close(fd);
+            return poa_err_set(err, POA_ERR_IO, "%s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break; /* file shrank while reading: keep what is there */
+        got += (size_t) r;
+    }
+    close(fd);
+    *data = buf;
+    *size = got;
+    return POA_OK;
+}
+
+void poa_tmp_path(char *buf, size_t n, const char *final_path)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(buf, n, "%s.tmp.%s.%ld", final_path, host, (long) getpid());
+}
+
+static void fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+poa_status poa_commit_file(const char *tmp_path, const char *final_path, poa_err *err)
+{
+    fsync_path(tmp_path, O_RDONLY);
+    if (rename(tmp_path, final_path) != 0)
+        return poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp_path, final_path,
+                           strerror(errno));
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", final_path);
+    fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
+    return POA_OK;
+}
+
+poa_status poa_path_join(char *buf, size_t n, const char *dir, const char *name, poa_err *err)
+{
+    int k = snprintf(buf, n, "%s/%s", dir, name);
+    if (k < 0 || (size_t) k >= n)
+        return poa_err_set(err, POA_ERR_ARG, "path too long: %s/%s", dir, name);
+    return POA_OK;
+}
