@@ -9,13 +9,26 @@
 
 #define ELEMS_PARALLEL_MIN 16384
 
+/* glibc's libmvec (linked through libm.so's AS_NEEDED) has 4-lane SSE versions of erff
+ * (since 2.35) and expf (since 2.22), accurate to a few ulp: declaring the functions `simd`
+ * lets GCC call them from `omp simd` loops, as <math.h> does under -ffast-math.  The scalar
+ * erff costs ~15 ns per element, which made GELU a tenth of the MLP's time. */
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GLIBC_PREREQ) && !defined(__clang__)
+#if __GLIBC_PREREQ(2, 35)
+__attribute__((simd("notinbranch"))) float erff(float);
+#endif
+#if __GLIBC_PREREQ(2, 22)
+__attribute__((simd("notinbranch"))) float expf(float);
+#endif
+#endif
+
 /* ------------------------------------------------------------------------ GELU */
 /* GELU(x) = x · 0.5 · (1 + erf(x/√2)), the order of operations of PyTorch's kernel. */
 void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
 {
     (void) be;
     const float alpha = (float) M_SQRT1_2;
-#pragma omp parallel for schedule(static) if (n > ELEMS_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (n > ELEMS_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + erff(x[i] * alpha));
 }
 
@@ -25,7 +38,7 @@ void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *
     (void) be;
     const float alpha = (float) M_SQRT1_2;
     const float beta = (float) (M_2_SQRTPI * M_SQRT1_2 * 0.5);
-#pragma omp parallel for schedule(static) if (n > ELEMS_PARALLEL_MIN)
+#pragma omp parallel for simd schedule(static) if (n > ELEMS_PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         const float v = x[i];
         const float cdf = 0.5f * (1.0f + erff(v * alpha));
@@ -116,6 +129,7 @@ static void softmax_rows(float *p, int T)
 #pragma omp simd reduction(max : mx)
         for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
         double sum = 0;
+#pragma omp simd reduction(+ : sum)
         for (int j = 0; j < T; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];

@@ -6,7 +6,8 @@ CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c src/backend/cpu/cpu_nn.h \
 	src/backend/cpu/cpu_naive.c src/backend/cpu/cpu_naive.h
 
 if HAVE_CMOCKA
-OPS_TESTS = tests/ops/test_ops_dense tests/ops/test_ops_attention tests/ops/test_ops_tokens
+OPS_TESTS = tests/ops/test_ops_dense tests/ops/test_ops_attention tests/ops/test_ops_tokens \
+	tests/ops/test_ops_threads
 check_PROGRAMS += $(OPS_TESTS)
 TESTS += $(OPS_TESTS)
 noinst_HEADERS += tests/ops/ops_test_util.h tests/ops/pos_resample_ref.h
@@ -19,4 +20,7 @@ tests_ops_test_ops_attention_LDADD = $(TEST_LDADD)
 tests_ops_test_ops_tokens_SOURCES = tests/ops/test_ops_tokens.c
 tests_ops_test_ops_tokens_CFLAGS = $(TEST_CFLAGS)
 tests_ops_test_ops_tokens_LDADD = $(TEST_LDADD)
+tests_ops_test_ops_threads_SOURCES = tests/ops/test_ops_threads.c
+tests_ops_test_ops_threads_CFLAGS = $(TEST_CFLAGS)
+tests_ops_test_ops_threads_LDADD = $(TEST_LDADD)
 endif
