@@ -38,6 +38,7 @@ struct poa_bucket_set {
     int *chunk_bucket;
     size_t *chunk_begin, *chunk_count;
     int *done_idx; /* scratch for MPI_Testsome/Waitsome */
+    int *nonempty; /* NCCL: buckets with floats (started ones wait_all waits for) */
     int in_flight; /* buckets started and not complete  */
     int n_started;
     /* timing of the current step */
@@ -96,6 +97,8 @@ poa_bucket_set *dist_buckets_create(poa_dist *d, const poa_param_table *t, float
 #ifdef POA_HAVE_NCCL
     if (d->nccl) s->nccl = dist_nccl_buckets_create(d->nccl, s->nb);
 #endif
+    s->nonempty = poa_xcalloc((size_t) (s->nb ? s->nb : 1), sizeof *s->nonempty);
+    for (int id = 0; id < s->nb; id++) s->nonempty[id] = s->b[id].end > s->b[id].begin;
     /* Every rank must hold the same plan, or the reduces would pair the wrong buffers. */
     uint64_t plan[3] = {(uint64_t) s->nb, (uint64_t) s->n_chunks, (uint64_t) t->total};
     POA_CHECK(dist_check_identical_host(d, plan, sizeof plan, NULL),
@@ -116,6 +119,7 @@ void dist_buckets_destroy(poa_bucket_set *s)
     free(s->chunk_begin);
     free(s->chunk_count);
     free(s->done_idx);
+    free(s->nonempty);
     free(s);
 }
 
@@ -247,10 +251,8 @@ void dist_buckets_wait_all(poa_bucket_set *s)
     start_missing(s);
 #ifdef POA_HAVE_NCCL
     if (is_nccl(s)) {
-        int *started = poa_xmalloc((size_t) (s->nb ? s->nb : 1) * sizeof(int));
-        for (int id = 0; id < s->nb; id++) started[id] = s->b[id].end > s->b[id].begin;
-        dist_nccl_buckets_wait_all(s->nccl, started, s->nb);
-        free(started);
+        /* every bucket is started by now (start_missing) */
+        dist_nccl_buckets_wait_all(s->nccl, s->nonempty, s->nb);
         open_next_step(s);
         return;
     }

@@ -33,7 +33,17 @@ struct dist_nccl {
     ncclComm_t comm;
     int device;
     cudaStream_t stream; /* the backend's compute stream */
+    int stream_set;      /* dist_set_compute_stream was called */
 };
+
+/* The CUDA backend runs on a non-blocking stream, which the legacy default stream does not
+ * order with: enqueueing before the stream is known would race silently. */
+static cudaStream_t compute_stream(const dist_nccl *n)
+{
+    POA_CHECK(n->stream_set, "NCCL kind: call dist_set_compute_stream() with the backend's stream "
+                             "before collectives on device memory or bucket sets");
+    return n->stream;
+}
 
 static const char *nccl_last_error(ncclComm_t comm)
 {
@@ -114,6 +124,7 @@ void dist_nccl_finalize(dist_nccl *n)
 void dist_nccl_set_stream(dist_nccl *n, void *stream)
 {
     n->stream = (cudaStream_t) stream;
+    n->stream_set = 1;
 }
 
 int dist_nccl_is_device_ptr(const void *p)
@@ -134,17 +145,18 @@ static ncclDataType_t nccl_type(dist_dtype t)
 void dist_nccl_allreduce(dist_nccl *n, void *buf, size_t count, dist_dtype t, dist_op op)
 {
     NCCL_OK(n->comm, ncclAllReduce(buf, buf, count, nccl_type(t),
-                                   op == DIST_MAX ? ncclMax : ncclSum, n->comm, n->stream));
+                                   op == DIST_MAX ? ncclMax : ncclSum, n->comm, compute_stream(n)));
 }
 
 void dist_nccl_broadcast(dist_nccl *n, void *buf, size_t count, dist_dtype t, int root)
 {
-    NCCL_OK(n->comm, ncclBroadcast(buf, buf, count, nccl_type(t), root, n->comm, n->stream));
+    NCCL_OK(n->comm,
+            ncclBroadcast(buf, buf, count, nccl_type(t), root, n->comm, compute_stream(n)));
 }
 
 void dist_nccl_download(dist_nccl *n, void *host, const void *dev, size_t bytes)
 {
-    CUDA_OK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, n->stream));
+    CUDA_OK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, compute_stream(n)));
     CUDA_OK(cudaStreamSynchronize(n->stream));
 }
 
@@ -189,6 +201,7 @@ static void read_slot(dist_nccl_buckets *b, step_events *e, int block)
 
 dist_nccl_buckets *dist_nccl_buckets_create(dist_nccl *n, int n_buckets)
 {
+    (void) compute_stream(n);
     dist_nccl_buckets *b = poa_xcalloc(1, sizeof *b);
     b->n = n;
     b->nb = n_buckets;

@@ -276,7 +276,9 @@ static poa_status write_atomically(const char *dir, const char *tmp, const char 
 {
     h5u_quiet q;
     h5u_quiet_begin(&q);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fapl = h5u_fapl();
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     h5u_quiet_end(&q);
     if (f < 0) {
         char what[PATH_MAX_LEN + 64];
@@ -471,7 +473,9 @@ static poa_status open_checkpoint(const char *path, hid_t *f, poa_err *err)
                            strerror(errno));
     h5u_quiet q;
     h5u_quiet_begin(&q);
-    *f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t fapl = h5u_fapl();
+    *f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     h5u_quiet_end(&q);
     if (*f < 0) {
         char what[PATH_MAX_LEN + 64];

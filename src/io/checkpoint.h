@@ -21,6 +21,11 @@
  *   warning, past files that are truncated, corrupt (checksum) or incomplete; a format name or
  *   version mismatch stops with POA_ERR_VERSION and says what to run.
  *
+ * Resuming on many ranks: let rank 0 load, then dist_broadcast_f32 the buffers and
+ * dist_scatter_blobs the per-rank states, rather than every rank reading the same file.
+ * HDF5: when the library is not thread-safe (POA_HDF5_THREADSAFE undefined) no other thread
+ * (e.g. the data loader) may call HDF5 during these functions.
+ *
  * All functions return a poa_status and fill err (architecture note, "Errors").
  */
 #ifndef POA_IO_CHECKPOINT_H

@@ -52,6 +52,20 @@ poa_status h5u_fail(poa_err *err, poa_status code, const char *what)
     return poa_err_set(err, code, "%s", what);
 }
 
+/* H5Pset_file_locking appeared in 1.10.7 and 1.12.1. */
+#if (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7) || H5_VERSION_GE(1, 12, 1)
+#define H5U_HAVE_FILE_LOCKING_PROP 1
+#endif
+
+hid_t h5u_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+#ifdef H5U_HAVE_FILE_LOCKING_PROP
+    if (fapl >= 0) H5Pset_file_locking(fapl, 1, 1);
+#endif
+    return fapl;
+}
+
 int h5u_exists(hid_t loc, const char *name)
 {
     h5u_quiet q;

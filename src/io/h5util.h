@@ -36,6 +36,11 @@ void h5u_last_error(char *buf, size_t n);
 /* poa_err_set(err, code, "<what>: <innermost HDF5 message>"); returns code. */
 poa_status h5u_fail(poa_err *err, poa_status code, const char *what);
 
+/* A file-access property list for poa's files (close it with H5Pclose): HDF5 ≥ 1.10.7 keeps
+ * its file locking but ignores it where the file system has locking disabled (some Lustre/NFS
+ * mounts), instead of failing every open with "unable to lock file". */
+hid_t h5u_fapl(void);
+
 /* Whether `name` (one link, no '/') exists in loc. */
 int h5u_exists(hid_t loc, const char *name);
 
