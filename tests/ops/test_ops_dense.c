@@ -101,7 +101,7 @@ static void test_bias(void **state)
 {
     (void) state;
     poa_backend *be = cpu_backend();
-    const int sizes[2][2] = {{5, 7}, {1003, 45}}; /* small; big enough for the threaded path */
+    const int sizes[2][2] = {{5, 7}, {1003, 70}}; /* small; big enough for the threaded path */
     for (int k = 0; k < 2; k++) {
         const int rows = sizes[k][0], cols = sizes[k][1], ld = cols + 3;
         float *y = rand_floats((size_t) rows * ld, -1, 1, 400 + k);
@@ -189,8 +189,8 @@ static void test_layernorm(void **state)
 {
     (void) state;
     poa_backend *be = cpu_backend();
-    check_layernorm(be, 7, 37, 45, 500);   /* odd sizes, elastic slice of wider rows */
-    check_layernorm(be, 401, 48, 64, 520); /* threaded path */
+    check_layernorm(be, 7, 37, 45, 500);    /* odd sizes, elastic slice of wider rows */
+    check_layernorm(be, 1501, 48, 64, 520); /* threaded path */
     poa_backend_destroy(be);
 }
 
@@ -244,7 +244,7 @@ static void test_gelu(void **state)
 {
     (void) state;
     poa_backend *be = cpu_backend();
-    const size_t n = 40001; /* odd, threaded */
+    const size_t n = 70001; /* odd, threaded */
     float *x = rand_floats(n, -7, 7, 700), *y = rand_floats(n, 0, 1, 701);
     x[0] = 0, x[1] = -0.0f, x[2] = 1, x[3] = -1, x[4] = 3, x[5] = -3;
     double *dx = to_double(x, n), *dy = poa_xmalloc(sizeof(double) * n);
@@ -335,7 +335,7 @@ static void test_residual(void **state)
     poa_backend *be = cpu_backend();
     check_residual(be, 0, 3, 5, 19, 800);
     check_residual(be, 1, 4, 5, 19, 810);
-    check_residual(be, 1, 5, 37, 96, 820); /* threaded */
+    check_residual(be, 1, 5, 37, 384, 820); /* threaded */
     poa_backend_destroy(be);
 }
 
@@ -430,7 +430,7 @@ static void test_weightnorm(void **state)
 {
     (void) state;
     poa_backend *be = cpu_backend();
-    const int sizes[2][2] = {{9, 33}, {300, 64}};
+    const int sizes[2][2] = {{9, 33}, {300, 256}}; /* small; threaded */
     for (int k = 0; k < 2; k++) {
         const int K = sizes[k][0], C = sizes[k][1];
         const size_t n = (size_t) K * C;

@@ -12,7 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { B = 3, T = 37, N = 36, D = 96, H = 3, DH = 32, ROWS = B * T };
+/* sizes above every op's threshold for going parallel */
+enum { B = 8, T = 37, N = 36, D = 384, H = 6, DH = 64, ROWS = B * T };
 
 /* Every op with a cross-row reduction or a split, run once; outputs appended to `out`. */
 static size_t run_ops(poa_backend *be, float *out)
@@ -39,7 +40,7 @@ static size_t run_ops(poa_backend *be, float *out)
           *scr = malloc(sizeof(float) * be->nn->attention_bwd_scratch(B, T, H, DH));
     be->nn->attention_bwd(be, dqkv, 3 * D, dy, 3 * D, x, 3 * D, probs, B, T, H, DH, 0.17f, scr);
     used += (size_t) ROWS * 3 * D;
-    float *dgam = out + used, *dres = dgam + D, s[B] = {1.25f, 0.0f, 1.25f};
+    float *dgam = out + used, *dres = dgam + D, s[B] = {1.25f, 0.0f, 1.25f, 2, 2, 0, 1, 1};
     memset(dgam, 0, sizeof(float) * D);
     be->nn->residual_ls_bwd(be, dres, D, dgam, dy, 3 * D, x, 3 * D, w, s, B, T, D);
     used += D + (size_t) ROWS * D;
@@ -51,7 +52,7 @@ static size_t run_ops(poa_backend *be, float *out)
     used += (size_t) (T + 2) * D + (size_t) B * N * D;
     float *dsrc = out + used;
     memset(dsrc, 0, sizeof(float) * 196 * D);
-    be->nn->pos_resample_bwd(be, dsrc, D, dy, 3 * D, 14, 6, 6, D);
+    be->nn->pos_resample_bwd(be, dsrc, D, dy, 3 * D, 14, 16, 16, D);
     used += (size_t) 196 * D;
     float *acc = out + used;
     memset(acc, 0, sizeof(float) * 7 * D);

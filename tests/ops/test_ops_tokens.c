@@ -116,8 +116,8 @@ static void check_tokens(const tok_case *k, int use_mask, uint64_t seed)
 static void test_tokens(void **state)
 {
     (void) state;
-    const tok_case small = {3, 6, 13, 17, 15, 19};   /* elastic-like: d < every ld */
-    const tok_case big = {4, 36, 96, 128, 100, 128}; /* threaded (local-crop-like) */
+    const tok_case small = {3, 6, 13, 17, 15, 19};    /* elastic-like: d < every ld */
+    const tok_case big = {4, 196, 96, 128, 100, 128}; /* threaded (global-crop-like) */
     check_tokens(&small, 1, 2100);
     check_tokens(&small, 0, 2200);
     check_tokens(&big, 1, 2300);
@@ -183,7 +183,7 @@ static void test_pos_resample_vs_naive(void **state)
     check_pos_resample(4, 2, 2, 7, 200, 2410);    /* TINY: 32-px grid of patch 8 → 16-px crop */
     check_pos_resample(14, 6, 9, 3, 200, 2420);   /* non-square */
     check_pos_resample(3, 5, 4, 4, 200, 2430);    /* upsampling: taps beyond the edge */
-    check_pos_resample(14, 12, 12, 64, 20, 2440); /* threaded */
+    check_pos_resample(14, 12, 12, 512, 4, 2440); /* threaded */
 }
 
 /* Against F.interpolate(..., scale_factor=((h0+0.1)/M, (w0+0.1)/M), mode="bicubic") in torch's

@@ -137,7 +137,7 @@ static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb
 
 /* ------------------------------------------------------------------------ bias */
 /* Elementwise row loops go parallel above this many elements. */
-#define ROWS_PARALLEL_MIN 32768
+#define ROWS_PARALLEL_MIN 65536
 
 static void cpu_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
 {
@@ -166,10 +166,15 @@ static void cpu_bias_grad(poa_backend *be, float *db, const float *dy, int lddy,
     for (int ib = 0; ib < nblk; ib++) {
         const int c0 = ib * blk, nc = c0 + blk < cols ? blk : cols - c0;
         double acc[POA_CPU_COL_BLOCK] = {0};
-        for (int r = 0; r < rows; r++) {
-            const float *g = dy + (size_t) r * lddy + c0;
+        for (int r0 = 0; r0 < rows; r0 += POA_CPU_ROW_CHUNK) {
+            const int r1 = r0 + POA_CPU_ROW_CHUNK < rows ? r0 + POA_CPU_ROW_CHUNK : rows;
+            float part[POA_CPU_COL_BLOCK] = {0};
+            for (int r = r0; r < r1; r++) {
+                const float *g = dy + (size_t) r * lddy + c0;
 #pragma omp simd
-            for (int c = 0; c < nc; c++) acc[c] += g[c];
+                for (int c = 0; c < nc; c++) part[c] += g[c];
+            }
+            for (int c = 0; c < nc; c++) acc[c] += part[c];
         }
         for (int c = 0; c < nc; c++) db[c0 + c] += (float) acc[c];
     }

@@ -33,6 +33,9 @@ void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float 
  * block when it can.  A thread owning whole columns makes the sums race-free and deterministic. */
 #define POA_CPU_COL_BLOCK 64
 int poa_cpu_column_block(int cols);
+/* Inside a column block, rows are first summed in fp32 over chunks of this many rows (vector
+ * registers), then each chunk sum is added to the double accumulator. */
+#define POA_CPU_ROW_CHUNK 16
 
 /* ---- ops implemented in the cpu_nn_*.c files (table in cpu_nn.c) ------------------------ */
 void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,

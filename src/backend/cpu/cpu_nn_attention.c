@@ -7,7 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
-#define ELEMS_PARALLEL_MIN 16384
+#define ELEMS_PARALLEL_MIN 65536
 
 /* glibc's libmvec (linked through libm.so's AS_NEEDED) has 4-lane SSE versions of erff
  * (since 2.35) and expf (since 2.22), accurate to a few ulp: declaring the functions `simd`
@@ -79,11 +79,16 @@ static void residual_dgamma_block(float *dgamma, const float *dx, int lddx, cons
     for (int b = 0; b < B; b++) {
         const float sb = s ? s[b] : 1.0f;
         if (sb == 0.0f) continue;
-        for (int t = 0; t < T; t++) {
-            const size_t r = (size_t) b * T + t;
-            const float *g = dx + r * lddx + c0, *yr = y + r * ldy + c0;
+        for (int t0 = 0; t0 < T; t0 += POA_CPU_ROW_CHUNK) {
+            const int t1 = t0 + POA_CPU_ROW_CHUNK < T ? t0 + POA_CPU_ROW_CHUNK : T;
+            float part[POA_CPU_COL_BLOCK] = {0};
+            for (int t = t0; t < t1; t++) {
+                const size_t r = (size_t) b * T + t;
+                const float *g = dx + r * lddx + c0, *yr = y + r * ldy + c0;
 #pragma omp simd
-            for (int c = 0; c < nc; c++) acc[c] += (sb * g[c]) * yr[c];
+                for (int c = 0; c < nc; c++) part[c] += (sb * g[c]) * yr[c];
+            }
+            for (int c = 0; c < nc; c++) acc[c] += part[c];
         }
     }
     for (int c = 0; c < nc; c++) dgamma[c0 + c] += (float) acc[c];

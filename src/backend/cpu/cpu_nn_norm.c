@@ -6,7 +6,7 @@
 #include <math.h>
 #include <omp.h>
 
-#define ROWS_PARALLEL_MIN 16384 /* elements */
+#define ROWS_PARALLEL_MIN 65536 /* elements: below, a fork/join costs more than it saves */
 
 static double row_sum(const float *x, int n)
 {
@@ -82,14 +82,19 @@ static void layernorm_param_grad_block(float *dw, float *db, const float *dy, in
                                        const float *rstd, int rows, int c0, int nc)
 {
     double aw[POA_CPU_COL_BLOCK] = {0}, ab[POA_CPU_COL_BLOCK] = {0};
-    for (int r = 0; r < rows; r++) {
-        const float *g = dy + (size_t) r * lddy + c0, *xr = x + (size_t) r * ldx + c0;
-        const float m = mean[r], rs = rstd[r];
+    for (int r0 = 0; r0 < rows; r0 += POA_CPU_ROW_CHUNK) {
+        const int r1 = r0 + POA_CPU_ROW_CHUNK < rows ? r0 + POA_CPU_ROW_CHUNK : rows;
+        float pw[POA_CPU_COL_BLOCK] = {0}, pb[POA_CPU_COL_BLOCK] = {0};
+        for (int r = r0; r < r1; r++) {
+            const float *g = dy + (size_t) r * lddy + c0, *xr = x + (size_t) r * ldx + c0;
+            const float m = mean[r], rs = rstd[r];
 #pragma omp simd
-        for (int c = 0; c < nc; c++) {
-            aw[c] += g[c] * ((xr[c] - m) * rs);
-            ab[c] += g[c];
+            for (int c = 0; c < nc; c++) {
+                pw[c] += g[c] * ((xr[c] - m) * rs);
+                pb[c] += g[c];
+            }
         }
+        for (int c = 0; c < nc; c++) aw[c] += pw[c], ab[c] += pb[c];
     }
     for (int c = 0; c < nc; c++) {
         if (dw) dw[c0 + c] += (float) aw[c];

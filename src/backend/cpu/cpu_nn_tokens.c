@@ -7,7 +7,7 @@
 #include <omp.h>
 #include <string.h>
 
-#define ELEMS_PARALLEL_MIN 16384
+#define ELEMS_PARALLEL_MIN 65536
 
 /* ------------------------------------------------------------------------ patch unfolding */
 /* cols[(b·gh + py)·gw + px, (c·P + i)·P + j] = img[b, c, py·P + i, px·P + j]: the order in which
@@ -108,7 +108,7 @@ void poa_cpu_pos_resample_fwd(poa_backend *be, float *dst, int ldd, const float 
     for (int o = 0; o < h0; o++) ty[o] = cubic_taps_of(o, M, h0);
     for (int o = 0; o < w0; o++) tx[o] = cubic_taps_of(o, M, w0);
     const int outputs = h0 * w0;
-#pragma omp parallel for schedule(static) if ((double) outputs * d * 16 > ELEMS_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((double) outputs * d > ELEMS_PARALLEL_MIN)
     for (int op = 0; op < outputs; op++) {
         const cubic_taps *cy = &ty[op / w0], *cx = &tx[op % w0];
         float *out = dst + (size_t) op * ldd;
@@ -143,7 +143,7 @@ void poa_cpu_pos_resample_bwd(poa_backend *be, float *dsrc, int lds, const float
     for (int o = 0; o < h0; o++) ty[o] = cubic_taps_of(o, M, h0);
     for (int o = 0; o < w0; o++) tx[o] = cubic_taps_of(o, M, w0);
     const int blk = poa_cpu_column_block(d), nblk = (d + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if ((double) h0 * w0 * d * 16 > ELEMS_PARALLEL_MIN)
+#pragma omp parallel for schedule(static) if ((double) h0 * w0 * d > ELEMS_PARALLEL_MIN)
     for (int ib = 0; ib < nblk; ib++) {
         const int c0 = ib * blk, nc = c0 + blk < d ? blk : d - c0;
         for (int op = 0; op < h0 * w0; op++) {
