@@ -7,6 +7,7 @@ set -eu
 : "${POA_TOP_BUILDDIR:?run through make check}"
 : "${POA_TOP_SRCDIR:?run through make check}"
 py=${POA_PYTHON_REF:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1 # never write into a (possibly read-only) source tree
 out="$POA_TOP_BUILDDIR/tests/out/io/h5py"
 rm -rf "$out"
 mkdir -p "$out"
