@@ -97,6 +97,38 @@ static void test_gemm_strided_batched(void **state)
 }
 
 /* ------------------------------------------------------------------------ bias */
+typedef struct bias_ctx {
+    int rows, cols, ld;
+    const double *y0, *wgt;
+    double *y, *b;
+} bias_ctx;
+
+static double bias_objective(void *p)
+{
+    bias_ctx *c = p;
+    memcpy(c->y, c->y0, sizeof(double) * (size_t) c->rows * c->ld);
+    poa_naive_add_bias(c->y, c->ld, c->b, c->rows, c->cols);
+    return weighted_sum(c->wgt, c->y, c->rows, c->cols, c->ld);
+}
+
+/* bias_grad is the backward of add_bias: FD of L = Σ w ⊙ (y + b) with respect to b. */
+static void check_bias_fd(poa_backend *be, int rows, int cols, uint64_t seed)
+{
+    const int ld = cols + 2;
+    const size_t n = (size_t) rows * ld;
+    float *w = rand_floats(n, -1, 1, seed), *g = rand_floats((size_t) cols, -1, 1, seed + 1);
+    float *g0 = copy_floats(g, (size_t) cols), *y = rand_floats(n, -1, 1, seed + 2);
+    float *b = rand_floats((size_t) cols, -1, 1, seed + 3);
+    double *dw = to_double(w, n), *dy0 = to_double(y, n), *dy = to_double(y, n);
+    double *db = to_double(b, (size_t) cols), *ng = poa_xcalloc((size_t) cols, sizeof(double));
+    be->nn->bias_grad(be, g, w, ld, rows, cols);
+    poa_naive_bias_grad(ng, dw, ld, rows, cols);
+    bias_ctx c = {rows, cols, ld, dy0, dw, dy, db};
+    assert_true(fd_check("bias_grad vs FD of add_bias", bias_objective, &c, db, 1, cols, cols, ng,
+                         g, g0, cols, 64, 1e-3, 1e-9, 1e-5));
+    free(w), free(g), free(g0), free(y), free(b), free(dw), free(dy0), free(dy), free(db), free(ng);
+}
+
 static void test_bias(void **state)
 {
     (void) state;
@@ -116,6 +148,7 @@ static void test_bias(void **state)
         assert_true(close_all("bias_grad", b, db, (size_t) cols + 1, 1e-5, 1e-5));
         free(y), free(b), free(dy), free(db);
     }
+    check_bias_fd(be, 13, 9, 420);
     poa_backend_destroy(be);
 }
 
@@ -340,6 +373,37 @@ static void test_residual(void **state)
 }
 
 /* ------------------------------------------------------------------------ gather / scatter */
+typedef struct gather_ctx {
+    int n, cols, lds, ldd;
+    const int32_t *idx;
+    double *src, *dst, *wgt;
+} gather_ctx;
+
+static double gather_objective(void *p)
+{
+    gather_ctx *c = p;
+    poa_naive_gather_rows(c->dst, c->ldd, c->src, c->lds, c->idx, c->n, c->cols);
+    return weighted_sum(c->wgt, c->dst, c->n, c->cols, c->ldd);
+}
+
+/* scatter_add_rows is the backward of gather_rows: FD of L = Σ w ⊙ gather(src) wrt src. */
+static void check_gather_fd(poa_backend *be, uint64_t seed)
+{
+    enum { SROWS = 6, N = 15, COLS = 5, LDS = 7, LDD = 6 };
+    int32_t idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (int32_t) ((i * 4 + 1) % SROWS); /* repeats */
+    float *w = rand_floats(N * LDD, -1, 1, seed), *g = rand_floats(SROWS * LDS, -1, 1, seed + 1);
+    float *g0 = copy_floats(g, SROWS * LDS), *src = rand_floats(SROWS * LDS, -1, 1, seed + 2);
+    double *dw = to_double(w, N * LDD), *dsrc = to_double(src, SROWS * LDS);
+    double *ng = poa_xcalloc(SROWS * LDS, sizeof(double)), *tmp = poa_xcalloc(N * LDD, 8);
+    be->nn->scatter_add_rows(be, g, LDS, w, LDD, idx, N, COLS);
+    poa_naive_scatter_add_rows(ng, LDS, dw, LDD, idx, N, COLS);
+    gather_ctx c = {N, COLS, LDS, LDD, idx, dsrc, tmp, dw};
+    assert_true(fd_check("scatter_add_rows vs FD of gather_rows", gather_objective, &c, dsrc, SROWS,
+                         COLS, LDS, ng, g, g0, LDS, 64, 1e-3, 1e-9, 1e-5));
+    free(w), free(g), free(g0), free(src), free(dw), free(dsrc), free(ng), free(tmp);
+}
+
 static void test_gather_scatter(void **state)
 {
     (void) state;
@@ -362,6 +426,7 @@ static void test_gather_scatter(void **state)
         assert_true(close_all("scatter_add_rows", src, dsrc, (size_t) srows * lds, 1e-5, 1e-5));
         free(src), free(dst), free(dsrc), free(ddst);
     }
+    check_gather_fd(be, 950);
     poa_backend_destroy(be);
 }
 
