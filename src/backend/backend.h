@@ -83,7 +83,8 @@ typedef struct poa_nn_ops {
     void (*residual_ls_fwd)(poa_backend *be, float *x, int ldx, const float *y, int ldy,
                             const float *gamma, const float *s, int B, int T, int d);
     /* dy (=) = s[b] * gamma ⊙ dx; dgamma (+=) = Σ s[b] dx ⊙ y.  dx itself is passed through.
-     * dy or dgamma may be NULL; rows of y of images with s[b] == 0 are never read.          */
+     * dy or dgamma may be NULL; rows of y of images with s[b] == 0 are never read; dy must
+     * not alias dx (dgamma reads dx after dy is written).                                    */
     void (*residual_ls_bwd)(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
                             int lddx, const float *y, int ldy, const float *gamma, const float *s,
                             int B, int T, int d);
