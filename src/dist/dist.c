@@ -187,6 +187,18 @@ void dist_allreduce_max_f32(poa_dist *d, float *buf, size_t n)
     mpi_allreduce(d, buf, n, MPI_FLOAT, sizeof(float), MPI_MAX);
 }
 
+void dist_allreduce_max_f64(poa_dist *d, double *buf, size_t n)
+{
+    if (n == 0) return;
+#ifdef POA_HAVE_NCCL
+    if (use_nccl(d, buf)) {
+        dist_nccl_allreduce(d->nccl, buf, n, DIST_F64, DIST_MAX);
+        return;
+    }
+#endif
+    mpi_allreduce(d, buf, n, MPI_DOUBLE, sizeof(double), MPI_MAX);
+}
+
 void dist_broadcast_f32(poa_dist *d, float *buf, size_t n, int root)
 {
     if (n == 0) return;

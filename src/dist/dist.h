@@ -63,6 +63,7 @@ void dist_set_compute_stream(poa_dist *d, void *stream);
 void dist_allreduce_sum_f32(poa_dist *d, float *buf, size_t n);
 void dist_allreduce_sum_f64(poa_dist *d, double *buf, size_t n);
 void dist_allreduce_max_f32(poa_dist *d, float *buf, size_t n);
+void dist_allreduce_max_f64(poa_dist *d, double *buf, size_t n);
 /* Broadcast n floats from root (the initial parameters from rank 0, spec §1.6). */
 void dist_broadcast_f32(poa_dist *d, float *buf, size_t n, int root);
 

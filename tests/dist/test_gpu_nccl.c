@@ -59,9 +59,10 @@ static void test_small_collectives(poa_dist *d, cudaStream_t s)
     CU(cudaMalloc((void **) &dd, sizeof hd));
     CU(cudaMemcpyAsync(dd, hd, sizeof hd, cudaMemcpyHostToDevice, s));
     dist_allreduce_sum_f64(d, dd, 2);
+    dist_allreduce_max_f64(d, dd, 2);
     CU(cudaMemcpyAsync(bd, dd, sizeof hd, cudaMemcpyDeviceToHost, s));
     CU(cudaStreamSynchronize(s));
-    CHECK(bd[0] == 0.25 && bd[1] == -1, "f64 sum");
+    CHECK(bd[0] == 0.25 && bd[1] == -1, "f64 sum/max");
     /* Host memory in the NCCL kind goes through MPI. */
     float hh[2] = {2, 3};
     dist_allreduce_sum_f32(d, hh, 2);

@@ -245,6 +245,9 @@ static void test_small_collectives(void **state)
     float m[2] = {(float) rank, -(float) rank};
     dist_allreduce_max_f32(d, m, 2);
     assert_true(m[0] == 1.0f && m[1] == 0.0f);
+    double md[2] = {-1e300 * rank, 0.5 * rank};
+    dist_allreduce_max_f64(d, md, 2);
+    assert_true(md[0] == 0.0 && md[1] == 0.5);
     float p[4] = {0};
     if (rank == 0)
         for (int i = 0; i < 4; i++) p[i] = 0.5f * (float) i;
