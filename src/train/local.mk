@@ -6,6 +6,7 @@ POA_TRAIN_A = src/train/libpoa_train.a
 TRAIN_SOURCES = \
 	src/train/schedule.c src/train/schedule.h \
 	src/train/subnet_sampler.c src/train/subnet_sampler.h \
-	src/train/optim.c src/train/optim.h
+	src/train/optim.c src/train/optim.h \
+	src/train/step.c src/train/step.h
 EXTRA_DIST += src/train/README.md
 include tests/step/local.mk

@@ -54,9 +54,10 @@ DISTILL_TEMP = 0.1
 # ------------------------------------------------------------------- the official pieces
 
 
-def sinkhorn_knopp(teacher_output, teacher_temp, n_iterations=3):
-    """DINOLoss.sinkhorn_knopp_teacher on one process holding every row (= all-reduced sums)."""
-    teacher_output = teacher_output.float()
+def sinkhorn_knopp(teacher_output, teacher_temp, n_iterations=3, dtype=torch.float32):
+    """DINOLoss.sinkhorn_knopp_teacher on one process holding every row (= all-reduced sums);
+    the official code computes in float32, step_ref.py uses float64."""
+    teacher_output = teacher_output.to(dtype)
     Q = torch.exp(teacher_output / teacher_temp).t()
     B = Q.shape[1]
     K = Q.shape[0]

@@ -1,6 +1,6 @@
 # tests/step/: tests of issue #4 (losses, sampler, schedules, optimizer, the POA step).
 # The backend-op test test_train_ops is declared in src/backend/cpu/train.mk.
-EXTRA_DIST += tests/step/step_test_util.h
+EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h
 
 if HAVE_CMOCKA
 check_PROGRAMS += tests/step/test_schedule tests/step/test_subnet_sampler tests/step/test_optim
@@ -33,4 +33,31 @@ tests_step_test_mpi_sinkhorn_SOURCES = tests/step/test_mpi_sinkhorn.c
 tests_step_test_mpi_sinkhorn_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_sinkhorn_LDADD = $(TEST_LDADD)
 TESTS += tests/step/test_mpi_sinkhorn
+endif
+
+if HAVE_CMOCKA
+if HAVE_TORCH
+check_PROGRAMS += tests/step/step_parity
+tests_step_step_parity_SOURCES = tests/step/step_parity.c tests/step/h5_test_read.h
+tests_step_step_parity_CFLAGS = $(TEST_CFLAGS)
+tests_step_step_parity_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_step_parity.sh
+endif
+endif
+EXTRA_DIST += tests/step/test_step_parity.sh tests/reference/step_ref.py
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/step/test_step_guard
+tests_step_test_step_guard_SOURCES = tests/step/test_step_guard.c
+tests_step_test_step_guard_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_step_guard_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_step_guard
+endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/step/test_mpi_step_groups
+tests_step_test_mpi_step_groups_SOURCES = tests/step/test_mpi_step_groups.c
+tests_step_test_mpi_step_groups_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_mpi_step_groups_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_mpi_step_groups
 endif

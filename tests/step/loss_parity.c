@@ -354,6 +354,10 @@ int main(int argc, char **argv)
     H5Fclose(f);
     struct CMUnitTest tests[16];
     int n = 0;
+    if (!names[0][0]) {
+        fprintf(stderr, "%s: no cases in %s\n", argv[0], g_path);
+        return 1;
+    }
     for (; n < 16 && names[n][0]; n++) {
         struct CMUnitTest t = {names[n], test_case, NULL, NULL, names[n]};
         tests[n] = t;

@@ -1,0 +1,609 @@
+/* step.c — see step.h.  Order of one step (spec §4.9):
+ *   1. schedules; sub-network and drop-path draws of every group;
+ *   2. teacher backbone on every group's global crops, its cls rows (and the rows of the patches
+ *      masked in the student's crops) gathered group-major;
+ *   3. per head: teacher head → Sinkhorn-Knopp over all rows of all ranks (in place);
+ *   4. per group: student backbone calls, head inputs gathered as the "student rows" of loss.h,
+ *      KoLeo, per head forward → loss → backward, then the backbone passes backward;
+ *   5. composed prototype gradient → weight_g/weight_v; reduce hook; guard; clip; AdamW; EMA. */
+#include "train/step.h"
+#include "common/poa_error.h"
+#include "common/timer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { CALL_IS_GLOBAL, CALL_IS_LOCAL, CALL_ES_GLOBAL, CALL_ES_LOCAL, N_CALLS };
+
+struct poa_step {
+    poa_backend *be;
+    const poa_model *m;
+    poa_step_config cfg;
+    poa_collective coll;
+    poa_step_hooks hooks;
+
+    int H, D, C, Kmax;
+    int Ng, Tg, Nl, Tl; /* patches / tokens of a global and a local crop */
+    int nm_max;         /* masked patches per group the buffers hold      */
+    int rows_max;       /* student rows per group (loss.h)                */
+
+    float *params, *grads, *teacher;
+    poa_optim optim;
+    poa_schedules sched;
+    poa_subnet_sampler sampler;
+
+    poa_vit_acts t_acts, acts[N_CALLS];
+    poa_head_weights hw_s, hw_t;
+    poa_head_acts ha_is, ha_es, ha_t;
+
+    float *t_z;                             /* [G·2B, D] teacher cls rows, group-major      */
+    float *t_zp;                            /* [G·nm_max, D] teacher masked-patch rows     */
+    float *targets[POA_MODEL_MAX_HEADS];    /* [G·2B, K_h] logits, then SK targets      */
+    float *ptargets[POA_MODEL_MAX_HEADS];   /* [G·nm_max, K_h]                           */
+    float *z_is, *z_es, *dz_is, *dz_es;     /* [rows_max, D] student head inputs        */
+    float *lg_is, *lg_es, *dlg_is, *dlg_es; /* [rows_max, Kmax] logits and gradients  */
+    int32_t *idx_cls_g, *idx_cls_l;         /* backend: cls rows of a global / local call  */
+    int32_t *idx_mask;                      /* backend [G·nm_max] masked token rows         */
+    float *mask_w;                          /* backend [G·nm_max] 1 / masked patches of crop */
+    uint8_t *masks_dev;                     /* backend [G·2B·Ng]                             */
+    int32_t *idx_host;
+    float *w_host;
+    int n_masked[POA_STEP_MAX_GROUPS], mask_at[POA_STEP_MAX_GROUPS + 1];
+
+    double *slots, *sk_ws;
+    float *loss_scratch, *koleo_scratch;
+    float *dp_host[N_CALLS];
+    size_t dp_floats;
+    poa_subnet subnet[POA_STEP_MAX_GROUPS];
+};
+
+const char *poa_step_phase_name(int phase)
+{
+    static const char *names[POA_N_PHASES] = {"teacher", "student_fwd", "heads_loss", "backward",
+                                              "reduce",  "optim",       "total"};
+    POA_ASSERT(phase >= 0 && phase < POA_N_PHASES);
+    return names[phase];
+}
+
+poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n_local)
+{
+    poa_step_config c;
+    memset(&c, 0, sizeof c);
+    c.B = B;
+    c.G = G;
+    c.n_local = n_local;
+    c.global_size = m->cfg.global_crops_size;
+    c.local_size = m->cfg.local_crops_size;
+    c.drop_path_rate = 0.2;
+    c.net_select_scale = 3.0;
+    c.loss = poa_loss_cfg_official(B, n_local, m->cfg.n_heads);
+    c.beta1 = 0.9, c.beta2 = 0.999, c.eps = 1e-8;
+    c.clip_grad = 1.5;
+    c.sched = poa_schedule_hparams_official();
+    return c;
+}
+
+/* ------------------------------------------------------------------ creation */
+
+static void *balloc(poa_step *s, size_t bytes)
+{
+    void *p = s->be->nn->alloc(s->be, bytes ? bytes : 16);
+    s->be->nn->zero(s->be, p, bytes ? bytes : 16);
+    return p;
+}
+
+static void upload_cls_indices(poa_step *s)
+{
+    const int B = s->cfg.B, nl = s->cfg.n_local * B;
+    int32_t *h = poa_xmalloc(sizeof(int32_t) * (size_t) (2 * B + nl + 1));
+    for (int i = 0; i < 2 * B; i++) h[i] = i * s->Tg;
+    s->idx_cls_g = balloc(s, sizeof(int32_t) * 2 * B);
+    s->be->nn->upload(s->be, s->idx_cls_g, h, sizeof(int32_t) * 2 * B);
+    for (int i = 0; i < nl; i++) h[i] = i * s->Tl;
+    s->idx_cls_l = balloc(s, sizeof(int32_t) * (size_t) nl);
+    if (nl) s->be->nn->upload(s->be, s->idx_cls_l, h, sizeof(int32_t) * (size_t) nl);
+    free(h);
+}
+
+static void make_sampler(poa_step *s)
+{
+    int widths[64], depths[POA_MODEL_MAX_DEPTH], counts[64 * POA_MODEL_MAX_DEPTH];
+    int nw = poa_model_widths(&s->m->cfg, widths, 64);
+    int nd = poa_model_depths(&s->m->cfg, depths, POA_MODEL_MAX_DEPTH);
+    POA_CHECK(nw <= 64 && nd <= POA_MODEL_MAX_DEPTH, "too many elastic widths/depths");
+    poa_model_candidate_counts(&s->m->cfg, s->cfg.net_select_scale, counts,
+                               64 * POA_MODEL_MAX_DEPTH);
+    poa_subnet_sampler_init(&s->sampler, widths, nw, depths, nd, counts, s->cfg.seed);
+}
+
+static void create_workspaces(poa_step *s)
+{
+    poa_backend *be = s->be;
+    const poa_model *m = s->m;
+    const int B = s->cfg.B, G = s->cfg.G, V = s->cfg.n_local, D = s->D;
+    poa_vit_acts_create(be, m, &s->t_acts, 2 * B, s->cfg.global_size, 0);
+    poa_vit_acts_create(be, m, &s->acts[CALL_IS_GLOBAL], 2 * B, s->cfg.global_size, 1);
+    poa_vit_acts_create(be, m, &s->acts[CALL_ES_GLOBAL], 2 * B, s->cfg.global_size, 1);
+    if (V > 0) {
+        poa_vit_acts_create(be, m, &s->acts[CALL_IS_LOCAL], V * B, s->cfg.local_size, 1);
+        poa_vit_acts_create(be, m, &s->acts[CALL_ES_LOCAL], V * B, s->cfg.local_size, 1);
+    }
+    poa_head_weights_create(be, m, &s->hw_s, 1);
+    poa_head_weights_create(be, m, &s->hw_t, 0);
+    poa_head_acts_create(be, m, &s->ha_is, s->rows_max, 1);
+    poa_head_acts_create(be, m, &s->ha_es, s->rows_max, 1);
+    int t_rows = G * 2 * B > G * s->nm_max ? G * 2 * B : G * s->nm_max;
+    poa_head_acts_create(be, m, &s->ha_t, t_rows, 0);
+
+    const size_t rows = (size_t) s->rows_max;
+    s->t_z = balloc(s, sizeof(float) * (size_t) G * 2 * B * D);
+    s->t_zp = balloc(s, sizeof(float) * (size_t) G * s->nm_max * D);
+    for (int h = 0; h < s->H; h++) {
+        size_t K = (size_t) m->cfg.head_n_prototypes[h];
+        s->targets[h] = balloc(s, sizeof(float) * (size_t) G * 2 * B * K);
+        s->ptargets[h] = balloc(s, sizeof(float) * (size_t) G * s->nm_max * K);
+    }
+    s->z_is = balloc(s, sizeof(float) * rows * D);
+    s->z_es = balloc(s, sizeof(float) * rows * D);
+    s->dz_is = balloc(s, sizeof(float) * rows * D);
+    s->dz_es = balloc(s, sizeof(float) * rows * D);
+    s->lg_is = balloc(s, sizeof(float) * rows * s->Kmax);
+    s->lg_es = balloc(s, sizeof(float) * rows * s->Kmax);
+    s->dlg_is = balloc(s, sizeof(float) * rows * s->Kmax);
+    s->dlg_es = balloc(s, sizeof(float) * rows * s->Kmax);
+    upload_cls_indices(s);
+    s->idx_mask = balloc(s, sizeof(int32_t) * (size_t) G * s->nm_max);
+    s->mask_w = balloc(s, sizeof(float) * (size_t) G * s->nm_max);
+    s->masks_dev = balloc(s, (size_t) G * 2 * B * s->Ng);
+    s->idx_host = poa_xmalloc(sizeof(int32_t) * ((size_t) G * s->nm_max + 1));
+    s->w_host = poa_xmalloc(sizeof(float) * ((size_t) G * s->nm_max + 1));
+
+    s->slots = balloc(s, sizeof(double) * (size_t) poa_loss_n_slots(s->H));
+    s->sk_ws = balloc(s, sizeof(double) * 2 * (size_t) s->Kmax);
+    s->loss_scratch = balloc(s, sizeof(float) * poa_loss_head_scratch(&s->cfg.loss, s->Kmax));
+    s->koleo_scratch = balloc(s, sizeof(float) * poa_loss_koleo_scratch(be, &s->cfg.loss, D));
+    int n_max = 2 * B > V * B ? 2 * B : V * B;
+    s->dp_floats = (size_t) m->cfg.max_depth * 2 * n_max;
+    for (int c = 0; c < N_CALLS; c++) s->dp_host[c] = poa_xmalloc(sizeof(float) * s->dp_floats);
+}
+
+poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_config *cfg,
+                          const poa_collective *coll, const poa_step_hooks *hooks)
+{
+    POA_CHECK(cfg->G >= 1 && cfg->G <= POA_STEP_MAX_GROUPS, "rank groups %d outside [1, %d]",
+              cfg->G, POA_STEP_MAX_GROUPS);
+    POA_CHECK(cfg->B >= 2, "KoLeo needs at least 2 images per rank group (B = %d)", cfg->B);
+    POA_CHECK(be->train->xent && be->train->adamw && be->nn->gather_rows,
+              "backend '%s' lacks training ops", be->name);
+    poa_step *s = poa_xcalloc(1, sizeof *s);
+    s->be = be;
+    s->m = m;
+    s->cfg = *cfg;
+    s->coll = coll ? *coll : poa_collective_single();
+    if (hooks) s->hooks = *hooks;
+    const poa_model_config *mc = &m->cfg;
+    s->H = mc->n_heads;
+    s->D = mc->max_embed_dim;
+    s->C = mc->in_chans;
+    for (int h = 0; h < s->H; h++)
+        if (mc->head_n_prototypes[h] > s->Kmax) s->Kmax = mc->head_n_prototypes[h];
+    s->Ng = poa_model_n_patches(mc, cfg->global_size, cfg->global_size);
+    s->Nl = poa_model_n_patches(mc, cfg->local_size, cfg->local_size);
+    s->Tg = 1 + s->Ng;
+    s->Tl = 1 + s->Nl;
+    s->nm_max = cfg->max_masked > 0 ? cfg->max_masked : 2 * cfg->B * s->Ng;
+    s->cfg.loss.B = cfg->B;
+    s->cfg.loss.n_local = cfg->n_local;
+    s->cfg.loss.n_heads = s->H;
+    s->cfg.loss.groups_local = s->cfg.loss.groups_total = cfg->G;
+    s->rows_max = poa_loss_student_rows(&s->cfg.loss, s->nm_max);
+
+    size_t bytes = sizeof(float) * m->table.total;
+    s->params = balloc(s, bytes);
+    s->grads = balloc(s, bytes);
+    s->teacher = balloc(s, bytes);
+    poa_optim_init(&s->optim, be, &m->table, cfg->beta1, cfg->beta2, cfg->eps, cfg->clip_grad);
+    poa_schedules_init(&s->sched, &cfg->sched);
+    make_sampler(s);
+    create_workspaces(s);
+    return s;
+}
+
+void poa_step_destroy(poa_step *s)
+{
+    if (!s) return;
+    poa_backend *be = s->be;
+    poa_vit_acts_destroy(be, &s->t_acts);
+    for (int c = 0; c < N_CALLS; c++)
+        if (s->acts[c].arena) poa_vit_acts_destroy(be, &s->acts[c]);
+    poa_head_weights_destroy(be, &s->hw_s);
+    poa_head_weights_destroy(be, &s->hw_t);
+    poa_head_acts_destroy(be, &s->ha_is);
+    poa_head_acts_destroy(be, &s->ha_es);
+    poa_head_acts_destroy(be, &s->ha_t);
+    void *bufs[] = {s->params,       s->grads,        s->teacher,   s->t_z,       s->t_zp,
+                    s->z_is,         s->z_es,         s->dz_is,     s->dz_es,     s->lg_is,
+                    s->lg_es,        s->dlg_is,       s->dlg_es,    s->idx_cls_g, s->idx_cls_l,
+                    s->idx_mask,     s->mask_w,       s->masks_dev, s->slots,     s->sk_ws,
+                    s->loss_scratch, s->koleo_scratch};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->nn->free(be, bufs[i]);
+    for (int h = 0; h < s->H; h++)
+        be->nn->free(be, s->targets[h]), be->nn->free(be, s->ptargets[h]);
+    for (int c = 0; c < N_CALLS; c++) free(s->dp_host[c]);
+    free(s->idx_host);
+    free(s->w_host);
+    poa_optim_free(&s->optim);
+    poa_subnet_sampler_free(&s->sampler);
+    free(s);
+}
+
+void poa_step_init_params(poa_step *s, uint64_t seed)
+{
+    poa_model_init_params(s->be, s->m, s->params, seed);
+    s->be->nn->copy(s->be, s->teacher, s->params, sizeof(float) * s->m->table.total);
+}
+
+float *poa_step_params(poa_step *s)
+{
+    return s->params;
+}
+float *poa_step_grads(poa_step *s)
+{
+    return s->grads;
+}
+float *poa_step_teacher(poa_step *s)
+{
+    return s->teacher;
+}
+poa_optim *poa_step_optim(poa_step *s)
+{
+    return &s->optim;
+}
+const poa_schedules *poa_step_schedules(const poa_step *s)
+{
+    return &s->sched;
+}
+
+/* ------------------------------------------------------------------ per-step inputs */
+
+/* Sub-network of every group (spec §2.5) unless the batch gives them. */
+static void choose_subnets(poa_step *s, const poa_step_batch *b, poa_step_report *r)
+{
+    for (int g = 0; g < s->cfg.G; g++) {
+        if (b->subnets) {
+            s->subnet[g] = b->subnets[g];
+        } else {
+            int w, d;
+            poa_subnet_sampler_pick(&s->sampler, s->cfg.first_group + (uint32_t) g, b->it, &w, &d);
+            POA_CHECK(poa_subnet_make(&s->m->cfg, w, d, &s->subnet[g], NULL) == POA_OK,
+                      "sampled sub-network (%d, %d) is invalid", w, d);
+        }
+        r->subnet_width[g] = s->subnet[g].width;
+        r->subnet_depth[g] = s->subnet[g].depth;
+    }
+}
+
+/* iBOT masks of every group → masked token rows, weights 1/n_c (spec §4.7), device masks. */
+static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa_step_report *r)
+{
+    const int G = s->cfg.G, B = s->cfg.B, N = s->Ng;
+    s->mask_at[0] = 0;
+    for (int g = 0; g < G; g++) {
+        int n = 0;
+        int32_t *idx = s->idx_host + (size_t) g * s->nm_max;
+        float *w = s->w_host + (size_t) g * s->nm_max;
+        if (ibot_on && b->masks) {
+            const uint8_t *mg = b->masks + (size_t) g * 2 * B * N;
+            for (int c = 0; c < 2 * B; c++) {
+                int nc = 0;
+                for (int p = 0; p < N; p++) nc += mg[(size_t) c * N + p] != 0;
+                for (int p = 0; p < N; p++) {
+                    if (!mg[(size_t) c * N + p]) continue;
+                    POA_CHECK(n < s->nm_max, "group %d has more than %d masked patches", g,
+                              s->nm_max);
+                    idx[n] = c * s->Tg + 1 + p;
+                    w[n] = 1.0f / (float) nc;
+                    n++;
+                }
+            }
+            if (n) {
+                s->be->nn->upload(s->be, s->idx_mask + (size_t) g * s->nm_max, idx,
+                                  sizeof(int32_t) * (size_t) n);
+                s->be->nn->upload(s->be, s->mask_w + (size_t) g * s->nm_max, w,
+                                  sizeof(float) * (size_t) n);
+            }
+        }
+        s->n_masked[g] = n;
+        r->n_masked[g] = n;
+        s->mask_at[g + 1] = s->mask_at[g] + n;
+    }
+    if (ibot_on && b->masks)
+        s->be->nn->upload(s->be, s->masks_dev, b->masks, (size_t) G * 2 * B * N);
+}
+
+/* Drop-path scales of one backbone call (spec §1.4), or NULL when off.  Stream index: four
+ * calls per group and iteration, each consuming fewer than 2^24 Philox blocks. */
+static const float *droppath_of(poa_step *s, const poa_step_batch *b, int g, int call, int n_blocks,
+                                int n)
+{
+    if (b->droppath) return b->droppath[g * N_CALLS + call];
+    if (s->cfg.drop_path_rate <= 0) return NULL;
+    POA_ASSERT((size_t) n_blocks * 2 * n <= s->dp_floats);
+    uint64_t stream = ((uint64_t) b->it * N_CALLS + (uint64_t) call) << 24;
+    poa_droppath_draw(s->dp_host[call], n_blocks, n, s->cfg.drop_path_rate, s->cfg.seed,
+                      s->cfg.first_group + (uint32_t) g, stream);
+    return s->dp_host[call];
+}
+
+/* ------------------------------------------------------------------ teacher */
+
+static void teacher_targets(poa_step *s, const poa_step_batch *b, float temp, int ibot_on)
+{
+    poa_backend *be = s->be;
+    const int B = s->cfg.B, G = s->cfg.G, D = s->D, S = s->cfg.global_size;
+    const poa_subnet intact = poa_subnet_intact(&s->m->cfg);
+    for (int g = 0; g < G; g++) {
+        poa_vit_input in = {
+            b->global_crops + (size_t) g * 2 * B * s->C * S * S, 2 * B, S, S, NULL, NULL};
+        poa_vit_forward(be, s->m, s->teacher, &intact, &in, &s->t_acts);
+        be->nn->gather_rows(be, s->t_z + (size_t) g * 2 * B * D, D, s->t_acts.out, D, s->idx_cls_g,
+                            2 * B, D);
+        if (ibot_on && s->n_masked[g])
+            be->nn->gather_rows(be, s->t_zp + (size_t) s->mask_at[g] * D, D, s->t_acts.out, D,
+                                s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], D);
+    }
+    poa_head_weights_forward(be, s->m, s->teacher, &s->hw_t);
+    const int n_cls = G * 2 * B, n_p = s->mask_at[G];
+    for (int h = 0; h < s->H; h++) {
+        const int K = s->m->cfg.head_n_prototypes[h];
+        poa_head_forward(be, s->m, s->teacher, &s->hw_t, h, D, s->t_z, D, n_cls, &s->ha_t,
+                         s->targets[h], K);
+        poa_sinkhorn_knopp(be, &s->coll, s->targets[h], K, s->targets[h], K, n_cls, K, temp,
+                           s->cfg.loss.sk_iters, s->sk_ws);
+        if (!ibot_on) continue;
+        poa_head_forward(be, s->m, s->teacher, &s->hw_t, h, D, s->t_zp, D, n_p, &s->ha_t,
+                         s->ptargets[h], K);
+        poa_sinkhorn_knopp(be, &s->coll, s->ptargets[h], K, s->ptargets[h], K, n_p, K, temp,
+                           s->cfg.loss.sk_iters, s->sk_ws);
+    }
+}
+
+/* ------------------------------------------------------------------ student */
+
+static void student_forward(poa_step *s, const poa_step_batch *b, int g, int ibot_on)
+{
+    const int B = s->cfg.B, V = s->cfg.n_local, Sg = s->cfg.global_size, Sl = s->cfg.local_size;
+    const poa_subnet intact = poa_subnet_intact(&s->m->cfg);
+    const uint8_t *masks = ibot_on && b->masks ? s->masks_dev + (size_t) g * 2 * B * s->Ng : NULL;
+    const float *glob = b->global_crops + (size_t) g * 2 * B * s->C * Sg * Sg;
+    const float *loc = V ? b->local_crops + (size_t) g * V * B * s->C * Sl * Sl : NULL;
+    for (int c = 0; c < N_CALLS; c++) {
+        const int local = c == CALL_IS_LOCAL || c == CALL_ES_LOCAL;
+        const poa_subnet *sn = c < CALL_ES_GLOBAL ? &intact : &s->subnet[g];
+        if (local && V == 0) continue;
+        int n = local ? V * B : 2 * B;
+        poa_vit_input in = {local ? loc : glob,   n,
+                            local ? Sl : Sg,      local ? Sl : Sg,
+                            local ? NULL : masks, droppath_of(s, b, g, c, sn->depth, n)};
+        poa_vit_forward(s->be, s->m, s->params, sn, &in, &s->acts[c]);
+    }
+}
+
+/* Student rows of one branch (loss.h): global cls, local cls, masked patch tokens. */
+static void gather_rows_of(poa_step *s, int g, int c_glob, int c_loc, float *z, int d)
+{
+    poa_backend *be = s->be;
+    const int B = s->cfg.B, nl = s->cfg.n_local * B;
+    be->nn->gather_rows(be, z, d, s->acts[c_glob].out, d, s->idx_cls_g, 2 * B, d);
+    if (nl)
+        be->nn->gather_rows(be, z + (size_t) 2 * B * d, d, s->acts[c_loc].out, d, s->idx_cls_l, nl,
+                            d);
+    if (s->n_masked[g])
+        be->nn->gather_rows(be, z + (size_t) (2 * B + nl) * d, d, s->acts[c_glob].out, d,
+                            s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
+}
+
+static void scatter_rows_of(poa_step *s, int g, int c_glob, int c_loc, const float *dz, int d)
+{
+    poa_backend *be = s->be;
+    const int B = s->cfg.B, nl = s->cfg.n_local * B;
+    poa_vit_zero_dout(be, &s->acts[c_glob]);
+    be->nn->scatter_add_rows(be, s->acts[c_glob].d_out, d, dz, d, s->idx_cls_g, 2 * B, d);
+    if (nl) {
+        poa_vit_zero_dout(be, &s->acts[c_loc]);
+        be->nn->scatter_add_rows(be, s->acts[c_loc].d_out, d, dz + (size_t) 2 * B * d, d,
+                                 s->idx_cls_l, nl, d);
+    }
+    if (s->n_masked[g])
+        be->nn->scatter_add_rows(be, s->acts[c_glob].d_out, d, dz + (size_t) (2 * B + nl) * d, d,
+                                 s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
+}
+
+/* Heads and losses of group g: KoLeo on the global cls rows, then per head forward (both
+ * branches) → loss → backward, accumulating dz. */
+static void heads_and_losses(poa_step *s, int g, int ibot_on)
+{
+    poa_backend *be = s->be;
+    const int D = s->D, d = s->subnet[g].width, B = s->cfg.B;
+    const int rows = poa_loss_student_rows(&s->cfg.loss, s->n_masked[g]);
+    gather_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->z_is, D);
+    gather_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->z_es, d);
+    be->nn->zero(be, s->dz_is, sizeof(float) * (size_t) rows * D);
+    be->nn->zero(be, s->dz_es, sizeof(float) * (size_t) rows * d);
+    poa_loss_koleo(be, &s->cfg.loss, s->slots, s->z_is, D, D, s->dz_is, D, s->z_es, d, d, s->dz_es,
+                   d, s->koleo_scratch);
+    for (int h = 0; h < s->H; h++) {
+        const int K = s->m->cfg.head_n_prototypes[h];
+        poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha_is, s->lg_is,
+                         K);
+        poa_head_forward(be, s->m, s->params, &s->hw_s, h, d, s->z_es, d, rows, &s->ha_es, s->lg_es,
+                         K);
+        be->nn->zero(be, s->dlg_is, sizeof(float) * (size_t) rows * K);
+        be->nn->zero(be, s->dlg_es, sizeof(float) * (size_t) rows * K);
+        const float *tp = ibot_on ? s->ptargets[h] + (size_t) s->mask_at[g] * K : NULL;
+        poa_loss_head(be, &s->cfg.loss, h, K, s->slots, s->targets[h] + (size_t) g * 2 * B * K, K,
+                      tp, K, s->mask_w + (size_t) g * s->nm_max, s->n_masked[g], s->lg_is, s->lg_es,
+                      K, s->dlg_is, s->dlg_es, K, s->loss_scratch);
+        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_es, s->dlg_es, K,
+                          s->dz_es, d);
+        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_is, s->dlg_is, K,
+                          s->dz_is, D);
+    }
+    scatter_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->dz_es, d);
+    scatter_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->dz_is, D);
+}
+
+/* Elastic passes first, the intact global pass (which touches every block) last. */
+static void backbone_backward(poa_step *s)
+{
+    poa_step_hooks *hk = &s->hooks;
+    static const int order[N_CALLS] = {CALL_ES_LOCAL, CALL_ES_GLOBAL, CALL_IS_LOCAL,
+                                       CALL_IS_GLOBAL};
+    for (int i = 0; i < N_CALLS; i++) {
+        poa_vit_acts *a = &s->acts[order[i]];
+        int local = order[i] == CALL_IS_LOCAL || order[i] == CALL_ES_LOCAL;
+        if (local && s->cfg.n_local == 0) continue;
+        poa_vit_backward(s->be, s->m, s->params, s->grads, a, a->d_out);
+        if (hk->progress) hk->progress(hk->ctx);
+    }
+}
+
+/* bucket_ready for every bucket of the head (heads = 1) or backbone parameters, highest bucket
+ * first (the order in which backward finishes them). */
+static void buckets_ready(poa_step *s, int heads)
+{
+    if (!s->hooks.bucket_ready) return;
+    const poa_param_table *t = &s->m->table;
+    int last = -1;
+    for (int i = t->n - 1; i >= 0; i--) {
+        const poa_param_desc *d = &t->p[i];
+        if (!!(d->flags & POA_PF_HEAD) != heads || d->bucket == last) continue;
+        last = d->bucket;
+        s->hooks.bucket_ready(s->hooks.ctx, d->bucket);
+    }
+}
+
+/* ------------------------------------------------------------------ guard, update */
+
+/* Spec §6.5 with §13 item 6: NaN or Inf in any loss term or gradient fails the step. */
+static int find_nonfinite(poa_step *s, poa_step_report *r)
+{
+    for (int i = 0; i < r->n_slots; i++) {
+        if (isfinite(r->slots[i])) continue;
+        int head = i < s->H * POA_N_HEAD_TERMS ? i / POA_N_HEAD_TERMS : -1;
+        poa_loss_term t = head >= 0
+                              ? (poa_loss_term) (i % POA_N_HEAD_TERMS)
+                              : (poa_loss_term) (POA_N_HEAD_TERMS + i - s->H * POA_N_HEAD_TERMS);
+        if (head >= 0)
+            snprintf(r->bad_what, sizeof r->bad_what, "loss term %s of head %d is %g",
+                     poa_loss_term_name(t), head, r->slots[i]);
+        else
+            snprintf(r->bad_what, sizeof r->bad_what, "loss term %s is %g", poa_loss_term_name(t),
+                     r->slots[i]);
+        return 1;
+    }
+    if (s->be->train->all_finite(s->be, s->grads, s->m->table.total)) return 0;
+    for (int i = 0; i < s->m->table.n; i++) {
+        const poa_param_desc *p = &s->m->table.p[i];
+        if (!s->be->train->all_finite(s->be, s->grads + p->offset, p->numel)) {
+            snprintf(r->bad_what, sizeof r->bad_what, "gradient of %s.%s is not finite", p->module,
+                     p->name);
+            return 1;
+        }
+    }
+    snprintf(r->bad_what, sizeof r->bad_what, "gradient padding is not finite");
+    return 1;
+}
+
+static void update(poa_step *s, poa_step_report *r)
+{
+    poa_optim_grad_norms(&s->optim, s->grads, r->grad_norm, r->clip_coef);
+    poa_optim_step(&s->optim, s->params, s->grads, r->sched.lr, r->sched.last_layer_lr, r->sched.wd,
+                   r->clip_coef);
+    poa_ema_update(s->be, s->teacher, s->params, s->m->table.total, r->sched.momentum);
+}
+
+static double tick(poa_step *s, double *t0)
+{
+    s->be->nn->sync(s->be);
+    double now = poa_now(), dt = now - *t0;
+    *t0 = now;
+    return dt;
+}
+
+poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r)
+{
+    poa_backend *be = s->be;
+    memset(r, 0, sizeof *r);
+    r->it = b->it;
+    r->G = s->cfg.G;
+    r->n_slots = poa_loss_n_slots(s->H);
+    r->sched = poa_schedules_at(&s->sched, b->it);
+    const int ibot_on = r->sched.ibot_active && s->cfg.loss.ibot_weight > 0;
+    double t_start = poa_now(), t0 = t_start;
+
+    choose_subnets(s, b, r);
+    prepare_masks(s, b, ibot_on, r);
+    teacher_targets(s, b, (float) r->sched.teacher_temp, ibot_on);
+    r->seconds[POA_PHASE_TEACHER] = tick(s, &t0);
+
+    be->nn->zero(be, s->grads, sizeof(float) * s->m->table.total);
+    be->nn->zero(be, s->slots, sizeof(double) * (size_t) r->n_slots);
+    poa_head_weights_forward(be, s->m, s->params, &s->hw_s);
+    for (int g = 0; g < s->cfg.G; g++) {
+        student_forward(s, b, g, ibot_on);
+        r->seconds[POA_PHASE_STUDENT_FWD] += tick(s, &t0);
+        heads_and_losses(s, g, ibot_on);
+        if (g == s->cfg.G - 1) { /* the heads' gradients are final: their reduce can overlap */
+            poa_head_weights_backward(be, s->m, s->params, s->grads, &s->hw_s);
+            buckets_ready(s, 1);
+        }
+        r->seconds[POA_PHASE_HEADS_LOSS] += tick(s, &t0);
+        backbone_backward(s);
+        r->seconds[POA_PHASE_BACKWARD] += tick(s, &t0);
+    }
+    buckets_ready(s, 0);
+    if (s->hooks.reduce_grads) s->hooks.reduce_grads(s->hooks.ctx, s->grads, s->m->table.total);
+    r->seconds[POA_PHASE_REDUCE] = tick(s, &t0);
+
+    be->nn->download(be, r->slots, s->slots, sizeof(double) * (size_t) r->n_slots);
+    r->loss = poa_loss_total(&s->cfg.loss, r->slots);
+    int bad = find_nonfinite(s, r);
+    int any_bad = s->hooks.any ? s->hooks.any(s->hooks.ctx, bad) : bad;
+    if (any_bad) {
+        if (!bad) snprintf(r->bad_what, sizeof r->bad_what, "a non-finite value on another rank");
+        r->ok = 0;
+        r->seconds[POA_PHASE_TOTAL] = poa_now() - t_start;
+        return POA_ERR_NONFINITE;
+    }
+    update(s, r);
+    r->seconds[POA_PHASE_OPTIM] = tick(s, &t0);
+    r->seconds[POA_PHASE_TOTAL] = t0 - t_start;
+    r->ok = 1;
+    return POA_OK;
+}
+
+void poa_step_report_format(const poa_step *s, const poa_step_report *r, char *buf, size_t n)
+{
+    size_t k = 0;
+#define OUT(...) (k += (size_t) snprintf(buf + k, k < n ? n - k : 0, __VA_ARGS__))
+    OUT("it %lld loss %.6f", r->it, r->loss);
+    for (int t = 0; t < POA_N_TERMS; t++) {
+        double v = 0;
+        if (t < POA_N_HEAD_TERMS)
+            for (int h = 0; h < s->H; h++) v += r->slots[poa_loss_slot(s->H, h, t)] / s->H;
+        else
+            v = r->slots[poa_loss_slot(s->H, 0, t)];
+        OUT(" %s %.5f", poa_loss_term_name((poa_loss_term) t), v);
+    }
+    OUT(" gnorm %.4g/%.4g lr %.4e llr %.4e wd %.4g mom %.6f tt %.4f ibot %d sub", r->grad_norm[0],
+        r->grad_norm[1], r->sched.lr, r->sched.last_layer_lr, r->sched.wd, r->sched.momentum,
+        r->sched.teacher_temp, r->sched.ibot_active);
+    for (int g = 0; g < r->G; g++)
+        OUT("%s%dx%d", g ? "," : " ", r->subnet_width[g], r->subnet_depth[g]);
+    for (int p = 0; p < POA_N_PHASES; p++) OUT(" %s %.3fs", poa_step_phase_name(p), r->seconds[p]);
+    if (!r->ok) OUT(" NONFINITE: %s", r->bad_what);
+#undef OUT
+}

@@ -1,0 +1,140 @@
+/* step.h — one POA training iteration on one rank (spec §4.9), for G rank groups of B images.
+ *
+ *   teacher forward (no gradient, no drop path, all groups) → Sinkhorn-Knopp targets pooled over
+ *   every rank group of every rank → per group: intact student forward, elastic student forward
+ *   (its own sub-network), heads, losses, head backward, elastic backbone backward, intact
+ *   backbone backward (the pass that touches every block last) → gradient reduce hook →
+ *   non-finite guard → per-module clipping → AdamW with the parameter groups → EMA teacher.
+ *
+ * G groups on one rank compute exactly what G ranks with one group each compute (spec §2.5,
+ * §6.5, §10 item 16): every group has its own sub-network cycle, drop-path draws, masks and
+ * KoLeo batch; SK runs over the union of all groups of all ranks (poa_collective); the
+ * back-propagated loss is the mean over the groups, and the gradient reduce hook must average
+ * over ranks (dist buckets with average = 1), which together is the official FSDP mean.
+ *
+ * All workspaces are planned by poa_step_create(); a step allocates nothing.
+ */
+#ifndef POA_TRAIN_STEP_H
+#define POA_TRAIN_STEP_H
+
+#include "backend/backend.h"
+#include "model/head.h"
+#include "model/loss.h"
+#include "model/model.h"
+#include "model/vit.h"
+#include "train/optim.h"
+#include "train/schedule.h"
+#include "train/subnet_sampler.h"
+
+#include <stdint.h>
+
+#define POA_STEP_MAX_GROUPS 64
+
+typedef struct poa_step_config {
+    int B;                    /* images per rank group (train.batch_size_per_gpu)               */
+    int G;                    /* rank groups on this rank (train.rank_groups)                    */
+    uint32_t first_group;     /* global index of this rank's first group (rank · G)            */
+    int n_local;              /* V_l (crops.local_crops_number)                                  */
+    int global_size;          /* crops.global_crops_size                                         */
+    int local_size;           /* crops.local_crops_size                                          */
+    int max_masked;           /* masked patches per group the workspaces hold (0: all patches)    */
+    double drop_path_rate;    /* student.drop_path_rate (0.2); 0 = off                     */
+    double net_select_scale;  /* student.net_select_scale (3)                              */
+    uint64_t seed;            /* train.seed: sub-network cycles and drop path                     */
+    poa_loss_cfg loss;        /* weights and temperatures (B, n_local, n_heads, groups: set here) */
+    double beta1, beta2, eps; /* optim.adamw_beta1/2, eps (1e-8)                           */
+    double clip_grad;         /* optim.clip_grad (1.5); 0 = no clipping                           */
+    poa_schedule_hparams sched;
+} poa_step_config;
+
+/* Official values (spec §4, §6) for a model, B images per group and G groups. */
+poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n_local);
+
+/* Hooks into the distributed layer (NULL members: one rank). */
+typedef struct poa_step_hooks {
+    void *ctx;
+    /* The gradients of bucket `bucket` (poa_param_desc.bucket) are final for this step: its
+     * reduce may start.  Called once per bucket and step, heads first (right after the last
+     * head backward), then the backbone buckets from the final norm down to the embeddings
+     * (after the last intact backward pass, the pass that touches every block). */
+    void (*bucket_ready)(void *ctx, int bucket);
+    /* Called between the large ops of the backward while reduces may be in flight. */
+    void (*progress)(void *ctx);
+    /* After the last backward pass: the gradients must be averaged over ranks when this
+     * returns (start what was not started, wait for everything). */
+    void (*reduce_grads)(void *ctx, float *grads, size_t n);
+    /* 1 on every rank when flag != 0 on any rank (a non-finite step is skipped everywhere). */
+    int (*any)(void *ctx, int flag);
+} poa_step_hooks;
+
+/* One step's input, for the G groups of this rank. */
+typedef struct poa_step_batch {
+    long long it;              /* 0-based iteration (schedules, sampler, drop path)       */
+    const float *global_crops; /* backend [G][2B, C, S_g, S_g]: per group crop 0 of every
+                                  image, then crop 1 (spec §7.2 "crop-major")           */
+    const float *local_crops;  /* backend [G][V_l·B, C, S_l, S_l]: local 0 of every image… */
+    const uint8_t *masks;      /* host [G][2B, N_g] iBOT masks (1 = masked) or NULL; used
+                                  only once iBOT is active (spec §4.7)                   */
+    /* Test overrides (NULL: sampled by the step). */
+    const poa_subnet *subnets; /* [G] elastic sub-network of each group                   */
+    /* [G][4] host arrays of drop-path scales [n_blocks][2][n] for the calls intact-global,
+     * intact-local, elastic-global, elastic-local (poa_vit_input.droppath).                */
+    const float *const *droppath;
+} poa_step_batch;
+
+enum {
+    POA_PHASE_TEACHER,
+    POA_PHASE_STUDENT_FWD,
+    POA_PHASE_HEADS_LOSS,
+    POA_PHASE_BACKWARD,
+    POA_PHASE_REDUCE,
+    POA_PHASE_OPTIM,
+    POA_PHASE_TOTAL,
+    POA_N_PHASES
+};
+
+/* Everything a log line needs. */
+typedef struct poa_step_report {
+    long long it;
+    int ok;             /* 0: a loss term or gradient was NaN/Inf; nothing was updated     */
+    char bad_what[160]; /* which term or gradient went bad                                 */
+    double loss;        /* back-propagated total (mean over this rank's groups)            */
+    int n_slots;
+    double slots[POA_MODEL_MAX_HEADS * POA_N_HEAD_TERMS + 2]; /* loss.h slot layout          */
+    double grad_norm[POA_N_CLIP_GROUPS]; /* before clipping: backbone, dino_head            */
+    float clip_coef[POA_N_CLIP_GROUPS];
+    poa_schedule_values sched; /* lr, last-layer lr, wd, momentum, teacher temp, iBOT        */
+    int G;
+    int subnet_width[POA_STEP_MAX_GROUPS], subnet_depth[POA_STEP_MAX_GROUPS];
+    int n_masked[POA_STEP_MAX_GROUPS];
+    double seconds[POA_N_PHASES];
+} poa_step_report;
+
+const char *poa_step_phase_name(int phase);
+
+typedef struct poa_step poa_step;
+
+/* Plans and allocates every buffer; parameters are zero until poa_step_init_params(). */
+poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_config *cfg,
+                          const poa_collective *coll, const poa_step_hooks *hooks);
+void poa_step_destroy(poa_step *s);
+
+/* Student from the model's seeded initialisation (spec §1.6), teacher = copy (§1.6). */
+void poa_step_init_params(poa_step *s, uint64_t seed);
+/* Flat buffers (backend memory, m->table.total floats): student parameters, gradients of the
+ * last step (unclipped), teacher, AdamW moments. */
+float *poa_step_params(poa_step *s);
+float *poa_step_grads(poa_step *s);
+float *poa_step_teacher(poa_step *s);
+poa_optim *poa_step_optim(poa_step *s);
+const poa_schedules *poa_step_schedules(const poa_step *s);
+
+/* One iteration.  Returns POA_ERR_NONFINITE (report->ok = 0, bad_what set, parameters,
+ * moments, step counter and teacher untouched) when a loss term or gradient is NaN or Inf
+ * (spec §6.5 and §13 item 6), else POA_OK. */
+poa_status poa_step_run(poa_step *s, const poa_step_batch *batch, poa_step_report *report);
+
+/* "it 12 loss 9.8765 dino_is 10.1 … lr 1.2e-04 … sub 48x3,32x2 teacher 0.12s …" */
+void poa_step_report_format(const poa_step *s, const poa_step_report *r, char *buf, size_t n);
+
+#endif
