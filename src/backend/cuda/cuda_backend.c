@@ -131,6 +131,11 @@ static const poa_train_ops cuda_train_ops = {
     .sum_squares = cu_sum_squares,
 };
 
+void *poa_cuda_backend_stream(poa_backend *be)
+{
+    return (void *) impl_of(be)->stream;
+}
+
 int poa_cuda_devices(void)
 {
     return poa_cuda_device_count();
