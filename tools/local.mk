@@ -6,7 +6,9 @@ tools_poa_config_SOURCES = tools/poa_config.c
 tools_poa_config_LDADD = src/common/libpoa_common.a $(YAML_LIBS) -lm
 
 # Tests of the configuration system (src/common/config.*, cli.*, tools/poa-config).
-EXTRA_DIST += tests/config
+EXTRA_DIST += tests/config/bad_range.yaml tests/config/bad_rule.yaml tests/config/bad_syntax.yaml \
+	tests/config/bad_type.yaml tests/config/bad_unknown_key.yaml tests/config/good_small.yaml \
+	tests/config/test_poa_config_cli.sh
 if HAVE_CMOCKA
 check_PROGRAMS += tests/unit/test_config
 tests_unit_test_config_SOURCES = tests/unit/test_config.c
