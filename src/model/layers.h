@@ -1,0 +1,37 @@
+/* layers.h — the linear layer on strided views, shared by the backbone and the heads (internal).
+ *
+ * A (possibly elastic) linear layer uses the leading [n_out, n_in] block of an intact weight
+ * with leading dimension ldw, and applies α to the weight (spec §2.2: the code scales the input;
+ * α·(W x) = W (α x) exactly in real arithmetic).  Shape letters: R rows.
+ */
+#ifndef POA_MODEL_LAYERS_H
+#define POA_MODEL_LAYERS_H
+
+#include "backend/backend.h"
+
+/* y[R, n_out] (=) = α · x[R, n_in] · W[:n_out, :n_in]ᵀ + b[:n_out]  (b may be NULL) */
+static inline void poa_linear_forward(poa_backend *be, float *y, int ldy, const float *x, int ldx,
+                                      const float *w, int ldw, const float *b, int rows, int n_out,
+                                      int n_in, float alpha)
+{
+    be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, rows, n_out, n_in, alpha, x, ldx, w, ldw, 0.0f, y,
+                 ldy);
+    if (b) be->nn->add_bias(be, y, ldy, b, rows, n_out);
+}
+
+/* dW[:n_out, :n_in] += α · dyᵀ x;  db[:n_out] += Σ_rows dy;
+ * dx (= if dx_beta == 0, += if 1) α · dy · W[:n_out, :n_in];  dx may be NULL. */
+static inline void poa_linear_backward(poa_backend *be, float *dx, int lddx, float dx_beta,
+                                       float *dw, float *db, const float *dy, int lddy,
+                                       const float *x, int ldx, const float *w, int ldw, int rows,
+                                       int n_out, int n_in, float alpha)
+{
+    be->nn->gemm(be, POA_TRANS, POA_NO_TRANS, n_out, n_in, rows, alpha, dy, lddy, x, ldx, 1.0f, dw,
+                 ldw);
+    if (db) be->nn->bias_grad(be, db, dy, lddy, rows, n_out);
+    if (dx)
+        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, rows, n_in, n_out, alpha, dy, lddy, w, ldw,
+                     dx_beta, dx, lddx);
+}
+
+#endif

@@ -1,0 +1,470 @@
+/* vit.c — ViT backbone forward/backward on views of the intact parameters (spec §1, §2.2–§2.4).
+ * See vit.h for the API and the workspace. */
+#include "model/vit.h"
+#include "common/poa_error.h"
+#include "common/rng.h"
+#include "model/layers.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- workspace layout */
+
+#define ARENA_ALIGN 64 /* floats (256 bytes) */
+
+typedef struct arena {
+    float *base; /* NULL while only counting */
+    size_t used;
+} arena;
+
+static float *take(arena *ar, size_t n)
+{
+    size_t off = ar->used;
+    ar->used += (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    return ar->base ? ar->base + off : NULL;
+}
+
+/* Shape of one call. */
+typedef struct call_shape {
+    int B, N, T, d, n_blocks, train;
+    int cpp; /* C·P·P */
+    int hid; /* r·d   */
+    int heads;
+    size_t attn_scratch;
+} call_shape;
+
+static call_shape shape_of(poa_backend *be, const poa_model *m, int B, int H, int W, int d,
+                           int n_blocks, int train)
+{
+    const poa_model_config *c = &m->cfg;
+    call_shape s;
+    s.B = B;
+    s.N = poa_model_n_patches(c, H, W);
+    s.T = 1 + s.N;
+    s.d = d;
+    s.n_blocks = n_blocks;
+    s.train = train;
+    s.cpp = c->in_chans * c->patch_size * c->patch_size;
+    s.hid = c->mlp_ratio * d;
+    s.heads = d / c->head_dim;
+    s.attn_scratch = 0;
+    if (train)
+        s.attn_scratch = be ? be->nn->attention_bwd_scratch(B, s.T, s.heads, c->head_dim)
+                            : (size_t) B * s.heads * s.T * s.T;
+    return s;
+}
+
+/* Carve every buffer of a call from the arena (or only count when ar->base is NULL).
+ * Train mode keeps one set of block buffers per executed block, sized for all B images (a
+ * drop-path branch uses a prefix); inference mode shares one set and runs the residual stream
+ * in place. */
+static void carve(poa_vit_acts *a, const call_shape *s, arena *ar)
+{
+    const size_t BT = (size_t) s->B * s->T, d = (size_t) s->d;
+    a->cols = take(ar, (size_t) s->B * s->N * s->cpp);
+    a->emb = take(ar, (size_t) s->B * s->N * d);
+    a->pos = take(ar, (size_t) s->T * d);
+    a->dp_s = s->train ? take(ar, (size_t) s->n_blocks * 2 * s->B) : NULL;
+    a->dp_idx = s->train ? (int32_t *) take(ar, (size_t) s->n_blocks * 2 * BT) : NULL;
+    float *stream = take(ar, BT * d);
+    for (int k = 0; k < s->n_blocks; k++) {
+        poa_vit_block_acts *b = &a->blk[k];
+        if (!s->train && k > 0) {
+            *b = a->blk[0];
+            continue;
+        }
+        b->x_in = k == 0 ? stream : take(ar, BT * d); /* k > 0 only in train mode */
+        b->ln1 = take(ar, BT * d);
+        b->mean1 = take(ar, BT);
+        b->rstd1 = take(ar, BT);
+        b->qkv = take(ar, BT * 3 * d);
+        b->probs = take(ar, (size_t) s->B * s->heads * s->T * s->T);
+        b->att = take(ar, BT * d);
+        b->y1 = take(ar, BT * d);
+        b->x_mid = s->train ? take(ar, BT * d) : stream;
+        b->ln2 = s->train ? take(ar, BT * d) : b->ln1;
+        b->mean2 = s->train ? take(ar, BT) : b->mean1;
+        b->rstd2 = s->train ? take(ar, BT) : b->rstd1;
+        b->h = take(ar, BT * s->hid);
+        b->y2 = take(ar, BT * d);
+    }
+    a->x_final = s->train ? take(ar, BT * d) : stream;
+    a->mean_f = take(ar, BT);
+    a->rstd_f = take(ar, BT);
+    a->out = take(ar, BT * d);
+    a->g = take(ar, BT * s->hid);
+    if (s->train) {
+        a->xs = take(ar, BT * d);
+        a->d_out = take(ar, BT * d);
+        a->dbig = take(ar, BT * s->hid);
+        a->dqkv = take(ar, BT * 3 * d);
+        a->dx = take(ar, BT * d);
+        a->dln = take(ar, BT * d);
+        a->dtmp = take(ar, BT * d);
+        a->datt = take(ar, BT * d);
+        a->dpos = take(ar, (size_t) s->T * d);
+        a->attn_scratch = take(ar, s->attn_scratch);
+    } else {
+        a->xs = a->d_out = a->dbig = a->dqkv = a->dx = a->dln = a->dtmp = a->datt = NULL;
+        a->dpos = a->attn_scratch = NULL;
+    }
+}
+
+size_t poa_vit_acts_floats(poa_backend *be, const poa_model *m, int max_images, int size, int train)
+{
+    call_shape s =
+        shape_of(be, m, max_images, size, size, m->cfg.max_embed_dim, m->cfg.max_depth, train);
+    poa_vit_acts tmp;
+    arena ar = {NULL, 0};
+    carve(&tmp, &s, &ar);
+    return ar.used;
+}
+
+void poa_vit_acts_create(poa_backend *be, const poa_model *m, poa_vit_acts *a, int max_images,
+                         int size, int train)
+{
+    memset(a, 0, sizeof *a);
+    a->train = train;
+    a->max_images = max_images;
+    a->max_size = size;
+    a->cap = poa_vit_acts_floats(be, m, max_images, size, train);
+    a->arena = be->nn->alloc(be, a->cap * sizeof(float));
+    if (train) { /* host staging of the drop-path decisions, largest call */
+        const size_t T = 1 + (size_t) poa_model_n_patches(&m->cfg, size, size);
+        const size_t groups = (size_t) m->cfg.max_depth * 2 * max_images;
+        a->host_s = poa_xmalloc(groups * sizeof(float));
+        a->host_idx = poa_xmalloc(groups * T * sizeof(int32_t));
+    }
+}
+
+void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a)
+{
+    if (a->arena) be->nn->free(be, a->arena);
+    free(a->host_s);
+    free(a->host_idx);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* Patch embedding, masking, cls token and position embedding (spec §1.2, §1.3) → x [B·T, d]. */
+static void embed_forward(poa_backend *be, const poa_model *m, const float *P, poa_vit_acts *a,
+                          const poa_vit_input *in, float *x)
+{
+    const poa_model_config *c = &m->cfg;
+    const int D = c->max_embed_dim, d = a->d, cpp = c->in_chans * c->patch_size * c->patch_size;
+    const poa_vit_offsets *o = &m->vit;
+    be->nn->patch_unfold(be, a->cols, in->images, a->B, c->in_chans, a->H, a->W, c->patch_size);
+    /* conv as GEMM: all output channels are computed by the official code, then the first d are
+     * kept; computing only the first d is the same (no α, spec §2.2). */
+    poa_linear_forward(be, a->emb, d, a->cols, cpp, P + o->pe_w, cpp, P + o->pe_b, a->B * a->N, d,
+                       cpp, 1.0f);
+    const float *pos = P + o->pos_embed;
+    int ldpos = D;
+    if (a->resample) {
+        const int M = c->img_size / c->patch_size;
+        be->nn->copy(be, a->pos, pos, (size_t) d * sizeof(float)); /* cls row: never resampled */
+        be->nn->pos_resample_fwd(be, a->pos + d, d, pos + D, D, M, a->gh, a->gw, d);
+        pos = a->pos;
+        ldpos = d;
+    }
+    be->nn->tokens_fwd(be, x, d, a->emb, d, P + o->cls_token, pos, ldpos, P + o->mask_token,
+                       a->mask, a->B, a->N, d);
+}
+
+/* Branch input: the stream itself, or the kept images' rows gathered into a->xs. */
+static const float *branch_input(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br,
+                                 const float *x)
+{
+    if (!br->idx) return x;
+    be->nn->gather_rows(be, a->xs, a->d, x, a->d, br->idx, br->n_img * a->T, a->d);
+    return a->xs;
+}
+
+/* x[rows of the branch's images] += s ⊙ γ ⊙ y  (y: the branch's rows). */
+static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br, float *x,
+                            const float *y, const float *gamma)
+{
+    const int d = a->d, rows = br->n_img * a->T;
+    if (!br->idx) {
+        be->nn->residual_ls_fwd(be, x, d, y, d, gamma, br->s, br->n_img, a->T, d);
+        return;
+    }
+    be->nn->zero(be, a->xs, (size_t) rows * d * sizeof(float));
+    be->nn->residual_ls_fwd(be, a->xs, d, y, d, gamma, br->s, br->n_img, a->T, d);
+    be->nn->scatter_add_rows(be, x, d, a->xs, d, br->idx, rows, d);
+}
+
+/* Attention branch of block i (spec §1.4): x_mid = x_in + s γ1 ⊙ proj(Attn(qkv(LN1(x_in)))). */
+static void attn_forward(poa_backend *be, const poa_model *m, const float *P, int i,
+                         poa_vit_acts *a, poa_vit_block_acts *b)
+{
+    const poa_model_config *c = &m->cfg;
+    const poa_block_offsets *o = &m->blocks[i];
+    const poa_vit_branch *br = &b->br[0];
+    const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T;
+    const float al = a->alpha;
+    if (b->x_mid != b->x_in) be->nn->copy(be, b->x_mid, b->x_in, (size_t) a->B * a->T * d * 4);
+    if (R == 0) return;
+    const float *x = branch_input(be, a, br, b->x_in);
+    be->nn->layernorm_fwd(be, b->ln1, d, b->mean1, b->rstd1, x, d, P + o->norm1_w, P + o->norm1_b,
+                          R, d, c->ln_eps);
+    if (d == D) { /* intact: q, k, v chunks are adjacent, one GEMM */
+        poa_linear_forward(be, b->qkv, 3 * d, b->ln1, d, P + o->qkv_w, D, P + o->qkv_b, R, 3 * d, d,
+                           al);
+    } else { /* elastic: chunk t uses rows t·D_max + [0, d) (spec §2.2) */
+        for (int t = 0; t < 3; t++)
+            poa_linear_forward(be, b->qkv + t * d, 3 * d, b->ln1, d,
+                               P + o->qkv_w + (size_t) t * D * D, D, P + o->qkv_b + (size_t) t * D,
+                               R, d, d, al);
+    }
+    be->nn->attention_fwd(be, b->att, d, b->probs, b->qkv, 3 * d, br->n_img, a->T, d / c->head_dim,
+                          c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)));
+    poa_linear_forward(be, b->y1, d, b->att, d, P + o->proj_w, D, P + o->proj_b, R, d, d, al);
+    branch_residual(be, a, br, b->x_mid, b->y1, P + o->ls1);
+}
+
+/* MLP branch of block i: x_out = x_mid + s γ2 ⊙ fc2(GELU(fc1(LN2(x_mid)))). */
+static void mlp_forward(poa_backend *be, const poa_model *m, const float *P, int i, poa_vit_acts *a,
+                        poa_vit_block_acts *b, float *x_out)
+{
+    const poa_model_config *c = &m->cfg;
+    const poa_block_offsets *o = &m->blocks[i];
+    const poa_vit_branch *br = &b->br[1];
+    const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T, hid = c->mlp_ratio * d;
+    const float al = a->alpha;
+    if (x_out != b->x_mid) be->nn->copy(be, x_out, b->x_mid, (size_t) a->B * a->T * d * 4);
+    if (R == 0) return;
+    const float *x = branch_input(be, a, br, b->x_mid);
+    be->nn->layernorm_fwd(be, b->ln2, d, b->mean2, b->rstd2, x, d, P + o->norm2_w, P + o->norm2_b,
+                          R, d, c->ln_eps);
+    poa_linear_forward(be, b->h, hid, b->ln2, d, P + o->fc1_w, D, P + o->fc1_b, R, hid, d, al);
+    be->nn->gelu_fwd(be, a->g, b->h, (size_t) R * hid);
+    poa_linear_forward(be, b->y2, d, a->g, hid, P + o->fc2_w, c->mlp_ratio * D, P + o->fc2_b, R, d,
+                       hid, al);
+    branch_residual(be, a, br, x_out, b->y2, P + o->ls2);
+}
+
+/* Drop-path decisions of the call → per branch: kept images, their rows and scales (uploaded
+ * once).  A branch that keeps every image runs without gathering. */
+static void setup_branches(poa_backend *be, poa_vit_acts *a, const float *droppath)
+{
+    const int B = a->B, T = a->T, groups = a->sn.depth * 2;
+    for (int g = 0; g < groups; g++) {
+        poa_vit_branch *br = &a->blk[g / 2].br[g % 2];
+        *br = (poa_vit_branch){B, NULL, NULL};
+        if (!droppath) continue;
+        const float *s = droppath + (size_t) g * B;
+        float *hs = a->host_s + (size_t) g * B;
+        int32_t *hi = a->host_idx + (size_t) g * B * T;
+        int kept = 0, all_one = 1;
+        for (int img = 0; img < B; img++) {
+            POA_CHECK(s[img] >= 0.0f, "negative drop-path scale %g", s[img]);
+            if (s[img] == 0.0f) continue;
+            all_one &= s[img] == 1.0f;
+            hs[kept] = s[img];
+            for (int t = 0; t < T; t++) hi[(size_t) kept * T + t] = img * T + t;
+            kept++;
+        }
+        br->n_img = kept;
+        if (kept == B && all_one) continue;
+        br->s = a->dp_s + (size_t) g * B;
+        if (kept < B) br->idx = a->dp_idx + (size_t) g * B * T;
+    }
+    if (droppath) {
+        be->nn->upload(be, a->dp_s, a->host_s, (size_t) groups * B * sizeof(float));
+        be->nn->upload(be, a->dp_idx, a->host_idx, (size_t) groups * B * T * sizeof(int32_t));
+    }
+}
+
+void poa_vit_forward(poa_backend *be, const poa_model *m, const float *params, const poa_subnet *sn,
+                     const poa_vit_input *in, poa_vit_acts *a)
+{
+    const poa_model_config *c = &m->cfg;
+    const int P = c->patch_size, M = c->img_size / P;
+    POA_CHECK(in->H % P == 0 && in->W % P == 0, "image %dx%d is not a multiple of patch %d", in->H,
+              in->W, P);
+    POA_CHECK(in->B >= 1 && in->B <= a->max_images, "%d images, workspace planned for %d", in->B,
+              a->max_images);
+    POA_CHECK(sn->width <= c->max_embed_dim && sn->depth <= c->max_depth, "bad sub-network");
+    a->sn = *sn;
+    a->B = in->B;
+    a->H = in->H;
+    a->W = in->W;
+    a->gh = in->H / P;
+    a->gw = in->W / P;
+    a->N = a->gh * a->gw;
+    a->T = 1 + a->N;
+    a->d = sn->width;
+    a->alpha = (float) ((double) c->max_embed_dim / (double) sn->width);
+    a->resample = a->gh != M || a->gw != M;
+    a->mask = in->masks;
+
+    call_shape s = shape_of(be, m, a->B, a->H, a->W, a->d, sn->depth, a->train);
+    arena ar = {a->arena, 0};
+    carve(a, &s, &ar);
+    POA_CHECK(ar.used <= a->cap,
+              "backbone workspace too small: %zu floats needed for %d images of %dx%d, %zu planned "
+              "(B_max %d, size %d)",
+              ar.used, a->B, a->H, a->W, a->cap, a->max_images, a->max_size);
+    setup_branches(be, a, a->train ? in->droppath : NULL);
+
+    embed_forward(be, m, params, a, in, a->blk[0].x_in);
+    for (int k = 0; k < sn->depth; k++) {
+        float *x_out = k + 1 < sn->depth ? a->blk[k + 1].x_in : a->x_final;
+        attn_forward(be, m, params, sn->blocks[k], a, &a->blk[k]);
+        mlp_forward(be, m, params, sn->blocks[k], a, &a->blk[k], x_out);
+    }
+    be->nn->layernorm_fwd(be, a->out, a->d, a->mean_f, a->rstd_f, a->x_final, a->d,
+                          params + m->vit.norm_w, params + m->vit.norm_b, a->B * a->T, a->d,
+                          c->ln_eps);
+}
+
+/* ---------------------------------------------------------------- backward */
+
+/* dy (=) of a branch's output rows from the stream gradient dx: s γ ⊙ dx[rows]; dγ (+=). */
+static void branch_residual_bwd(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br,
+                                float *dy, float *dgamma, const float *y, const float *gamma)
+{
+    const int d = a->d;
+    const float *dx = a->dx;
+    if (br->idx) {
+        be->nn->gather_rows(be, a->dtmp, d, a->dx, d, br->idx, br->n_img * a->T, d);
+        dx = a->dtmp;
+    }
+    be->nn->residual_ls_bwd(be, dy, d, dgamma, dx, d, y, d, gamma, br->s, br->n_img, a->T, d);
+}
+
+/* Stream gradient += LayerNorm backward of the branch (its input rows re-gathered). */
+static void branch_layernorm_bwd(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br,
+                                 const float *x, const float *mean, const float *rstd,
+                                 const float *w, float *dw, float *db)
+{
+    const int d = a->d, R = br->n_img * a->T;
+    const float *xin = branch_input(be, a, br, x);
+    be->nn->layernorm_bwd(be, a->dtmp, d, dw, db, a->dln, d, xin, d, mean, rstd, w, R, d);
+    if (br->idx)
+        be->nn->scatter_add_rows(be, a->dx, d, a->dtmp, d, br->idx, R, d);
+    else
+        be->nn->axpy(be, a->dx, 1.0f, a->dtmp, (size_t) R * d);
+}
+
+/* MLP branch backward: a->dx = dL/dx_out on entry, dL/dx_mid on exit. */
+static void mlp_backward(poa_backend *be, const poa_model *m, const float *P, float *G, int i,
+                         poa_vit_acts *a, const poa_vit_block_acts *b)
+{
+    const poa_model_config *c = &m->cfg;
+    const poa_block_offsets *o = &m->blocks[i];
+    const poa_vit_branch *br = &b->br[1];
+    const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T, hid = c->mlp_ratio * d;
+    const float al = a->alpha;
+    if (R == 0) return;
+    branch_residual_bwd(be, a, br, a->dln, G + o->ls2, b->y2, P + o->ls2);
+    be->nn->gelu_fwd(be, a->g, b->h, (size_t) R * hid); /* recomputed instead of saved */
+    poa_linear_backward(be, a->dbig, hid, 0.0f, G + o->fc2_w, G + o->fc2_b, a->dln, d, a->g, hid,
+                        P + o->fc2_w, c->mlp_ratio * D, R, d, hid, al);
+    be->nn->gelu_bwd(be, a->g, a->dbig, b->h, (size_t) R * hid); /* a->g := dL/dh */
+    poa_linear_backward(be, a->dln, d, 0.0f, G + o->fc1_w, G + o->fc1_b, a->g, hid, b->ln2, d,
+                        P + o->fc1_w, D, R, hid, d, al);
+    branch_layernorm_bwd(be, a, br, b->x_mid, b->mean2, b->rstd2, P + o->norm2_w, G + o->norm2_w,
+                         G + o->norm2_b);
+}
+
+/* Attention branch backward: a->dx = dL/dx_mid on entry, dL/dx_in on exit. */
+static void attn_backward(poa_backend *be, const poa_model *m, const float *P, float *G, int i,
+                          poa_vit_acts *a, const poa_vit_block_acts *b)
+{
+    const poa_model_config *c = &m->cfg;
+    const poa_block_offsets *o = &m->blocks[i];
+    const poa_vit_branch *br = &b->br[0];
+    const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T;
+    const float al = a->alpha;
+    if (R == 0) return;
+    branch_residual_bwd(be, a, br, a->dln, G + o->ls1, b->y1, P + o->ls1);
+    poa_linear_backward(be, a->datt, d, 0.0f, G + o->proj_w, G + o->proj_b, a->dln, d, b->att, d,
+                        P + o->proj_w, D, R, d, d, al);
+    be->nn->attention_bwd(be, a->dqkv, 3 * d, a->datt, d, b->qkv, 3 * d, b->probs, br->n_img, a->T,
+                          d / c->head_dim, c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)),
+                          a->attn_scratch);
+    if (d == D) {
+        poa_linear_backward(be, a->dln, d, 0.0f, G + o->qkv_w, G + o->qkv_b, a->dqkv, 3 * d, b->ln1,
+                            d, P + o->qkv_w, D, R, 3 * d, d, al);
+    } else {
+        for (int t = 0; t < 3; t++)
+            poa_linear_backward(be, a->dln, d, t ? 1.0f : 0.0f, G + o->qkv_w + (size_t) t * D * D,
+                                G + o->qkv_b + (size_t) t * D, a->dqkv + t * d, 3 * d, b->ln1, d,
+                                P + o->qkv_w + (size_t) t * D * D, D, R, d, d, al);
+    }
+    branch_layernorm_bwd(be, a, br, b->x_in, b->mean1, b->rstd1, P + o->norm1_w, G + o->norm1_w,
+                         G + o->norm1_b);
+}
+
+/* Tokens and patch embedding backward from a->dx = dL/dx0. */
+static void embed_backward(poa_backend *be, const poa_model *m, float *G, poa_vit_acts *a)
+{
+    const poa_model_config *c = &m->cfg;
+    const poa_vit_offsets *o = &m->vit;
+    const int D = c->max_embed_dim, d = a->d, cpp = c->in_chans * c->patch_size * c->patch_size;
+    float *dpos = G + o->pos_embed;
+    int lddpos = D;
+    if (a->resample) {
+        be->nn->zero(be, a->dpos, (size_t) a->T * d * sizeof(float));
+        dpos = a->dpos;
+        lddpos = d;
+    }
+    be->nn->tokens_bwd(be, a->emb, d, G + o->cls_token, dpos, lddpos, G + o->mask_token, a->dx, d,
+                       a->mask, a->B, a->N, d);
+    if (a->resample) {
+        const int M = c->img_size / c->patch_size;
+        be->nn->axpy(be, G + o->pos_embed, 1.0f, a->dpos, (size_t) d);
+        be->nn->pos_resample_bwd(be, G + o->pos_embed + D, D, a->dpos + d, d, M, a->gh, a->gw, d);
+    }
+    poa_linear_backward(be, NULL, 0, 0.0f, G + o->pe_w, G + o->pe_b, a->emb, d, a->cols, cpp, NULL,
+                        cpp, a->B * a->N, d, cpp, 1.0f);
+}
+
+void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, float *grads,
+                      poa_vit_acts *a, const float *d_out)
+{
+    POA_CHECK(a->train, "backward on an inference-only workspace");
+    const int BT = a->B * a->T, d = a->d;
+    be->nn->layernorm_bwd(be, a->dx, d, grads + m->vit.norm_w, grads + m->vit.norm_b, d_out, d,
+                          a->x_final, d, a->mean_f, a->rstd_f, params + m->vit.norm_w, BT, d);
+    for (int k = a->sn.depth - 1; k >= 0; k--) {
+        mlp_backward(be, m, params, grads, a->sn.blocks[k], a, &a->blk[k]);
+        attn_backward(be, m, params, grads, a->sn.blocks[k], a, &a->blk[k]);
+    }
+    embed_backward(be, m, grads, a);
+}
+
+void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a)
+{
+    be->nn->zero(be, a->d_out, (size_t) a->B * a->T * a->d * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- drop path */
+
+void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t seed, uint32_t rank,
+                       uint64_t stream_index)
+{
+    if (rate <= 0.0) {
+        for (size_t i = 0; i < (size_t) n_blocks * 2 * n; i++) scale[i] = 1.0f;
+        return;
+    }
+    /* k = max(int(n · (1 − rate)), 1) and scale n / k, as the official code computes them. */
+    int k = (int) ((double) n * (1.0 - rate));
+    if (k < 1) k = 1;
+    const float keep_scale = (float) ((double) n / (double) k);
+    poa_rng r;
+    poa_rng_init(&r, seed, rank, POA_RNG_DROPPATH, stream_index);
+    uint32_t *perm = poa_xmalloc((size_t) n * sizeof *perm);
+    for (int g = 0; g < n_blocks * 2; g++) {
+        for (int b = 0; b < n; b++) perm[b] = (uint32_t) b;
+        poa_rng_shuffle_u32(&r, perm, (uint64_t) n);
+        float *s = scale + (size_t) g * n;
+        for (int b = 0; b < n; b++) s[b] = 0.0f;
+        for (int j = 0; j < k; j++) s[perm[j]] = keep_scale;
+    }
+    free(perm);
+}

@@ -1,0 +1,140 @@
+/* vit.h — forward and backward of the ViT backbone for any sub-network (spec §1, §2.2–§2.4).
+ *
+ * A sub-network (width d, blocks) runs directly on the intact parameters: every weight is a
+ * strided view of the intact tensor (pointer, rows, cols, leading dimension D_max), the α of
+ * spec §2.2 is the GEMM scalar, and backward accumulates α-scaled gradients into the same
+ * slices of the intact gradient buffer.  Nothing is copied.
+ *
+ * Usage (one backbone call of the trainer):
+ *     poa_vit_acts a;  poa_vit_acts_create(be, m, &a, B_max, crop_size, 1);   // once
+ *     poa_vit_forward(be, m, params, &sn, &input, &a);                          // per step
+ *     ... heads/losses read a.out and accumulate into a.d_out (see below) ...
+ *     poa_vit_backward(be, m, params, grads, &a, a.d_out);
+ * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (spec §1.5); row b·T is image b's cls
+ * token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The cls
+ * rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
+ * with poa_vit_zero_dout() and accumulate (+=) the gradient of every consumer into it.
+ *
+ * Memory: all buffers come from one arena allocated by poa_vit_acts_create() for (B_max,
+ * crop size, intact width and depth); forward carves the current call's buffers from it, so one
+ * workspace serves every sub-network and any B ≤ B_max.  No allocation happens in a step.
+ * A workspace created with train = 0 (the teacher) saves nothing and cannot run backward.
+ */
+#ifndef POA_MODEL_VIT_H
+#define POA_MODEL_VIT_H
+
+#include "model/model.h"
+
+#include <stdint.h>
+
+/* The images one residual branch runs on.  Without drop path: all B images.  With drop path
+ * (spec §1.4, batch-subset variant) only the kept images are computed: their rows are gathered
+ * from the residual stream (idx), the branch runs on n_img·T rows, and its output is added back
+ * with the per-image scales s (n/k). */
+typedef struct poa_vit_branch {
+    int n_img;          /* images computed (k ≤ B)                                   */
+    const int32_t *idx; /* [n_img·T] stream rows of the kept images (backend), or NULL */
+    const float *s;     /* [n_img] residual scales (backend), or NULL (all 1)          */
+} poa_vit_branch;
+
+/* Saved activations of one executed block (shapes for the current call; letters: B images,
+ * T tokens, d width, r·d MLP width, h = d/Dh heads; R = rows of a branch, n_img·T). */
+typedef struct poa_vit_block_acts {
+    poa_vit_branch br[2]; /* 0 attention, 1 MLP                                      */
+    float *x_in;          /* [B·T, d] block input (residual stream)            */
+    float *ln1;           /* [R, d] norm1 output                                */
+    float *mean1, *rstd1; /* [R]                                                */
+    float *qkv;           /* [R, 3d] q | k | v, heads in order                  */
+    float *probs;         /* [n_img, h, T, T] attention probabilities           */
+    float *att;           /* [R, d] attention output, heads concatenated        */
+    float *y1;            /* [R, d] attn.proj output (before LayerScale)        */
+    float *x_mid;         /* [B·T, d] stream after the attention residual       */
+    float *ln2;           /* [R, d] norm2 output                                */
+    float *mean2, *rstd2; /* [R]                                                */
+    float *h;             /* [R, r·d] fc1 output before GELU                    */
+    float *y2;            /* [R, d] fc2 output (before LayerScale)              */
+} poa_vit_block_acts;
+
+typedef struct poa_vit_acts {
+    /* plan */
+    int train;      /* 1: saves everything backward needs                       */
+    int max_images; /* B_max                                                    */
+    int max_size;   /* largest crop side planned for                            */
+    size_t cap;     /* arena floats                                             */
+    float *arena;   /* backend memory                                           */
+
+    /* current call, set by poa_vit_forward */
+    poa_subnet sn;
+    int B, H, W;         /* images and their size                                     */
+    int N, T, d;         /* patches, tokens (1 + N), width                             */
+    int gh, gw;          /* patch grid                                                 */
+    int resample;        /* position embedding resampled (grid ≠ stored grid)          */
+    float alpha;         /* D_max / d                                                  */
+    const uint8_t *mask; /* [B·N] backend memory or NULL                         */
+    float *dp_s;         /* [n_blocks][2][B] kept images' scales (backend)       */
+    int32_t *dp_idx;     /* [n_blocks][2][B·T] kept images' rows (backend)       */
+    float *host_s;       /* host staging of the two above (allocated at create)  */
+    int32_t *host_idx;
+
+    float *cols; /* [B·N, C·P·P] unfolded patches                               */
+    float *emb;  /* [B·N, d] patch embeddings; backward: their gradient         */
+    float *pos;  /* [T, d] resampled position embedding (when resample)         */
+    poa_vit_block_acts blk[POA_MODEL_MAX_DEPTH];
+    float *x_final;         /* [B·T, d] stream after the last block              */
+    float *mean_f, *rstd_f; /* [B·T]                                            */
+    float *out;             /* [B·T, d] final-normed tokens                      */
+    float *d_out;           /* [B·T, d] gradient w.r.t. out (filled by caller)   */
+
+    /* scratch */
+    float *g;    /* [B·T, r·d] GELU output (forward; recomputed in backward)    */
+    float *xs;   /* [B·T, d] gathered branch input / compact residual          */
+    float *dbig; /* [B·T, r·d]                                                  */
+    float *dqkv; /* [B·T, 3d]                                                   */
+    float *dx;   /* [B·T, d] gradient of the residual stream                    */
+    float *dln;  /* [B·T, d]                                                    */
+    float *dtmp; /* [B·T, d]                                                    */
+    float *datt; /* [B·T, d]                                                    */
+    float *dpos; /* [T, d]                                                      */
+    float *attn_scratch;
+} poa_vit_acts;
+
+/* Floats of the arena for (B_max images of size × size) with the intact network. */
+size_t poa_vit_acts_floats(poa_backend *be, const poa_model *m, int max_images, int size,
+                           int train);
+void poa_vit_acts_create(poa_backend *be, const poa_model *m, poa_vit_acts *a, int max_images,
+                         int size, int train);
+void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a);
+
+/* One backbone call's inputs. */
+typedef struct poa_vit_input {
+    const float *images;  /* [B, C, H, W] backend memory (normalised pixels)               */
+    int B, H, W;          /* H, W multiples of the patch size                             */
+    const uint8_t *masks; /* [B, N] backend memory, 1 = masked patch (spec §1.2), or NULL */
+    /* Drop path (spec §1.4): host array [n_blocks][2][B] of per-image residual scales for
+     * executed block k (in order) and branch j (0 attention, 1 MLP): n/k for the k kept images,
+     * 0 for the others (poa_droppath_draw).  A branch is computed for its kept images only; any
+     * non-negative scales work (0 = dropped), e.g. a per-sample Bernoulli variant.
+     * NULL: no drop path (teacher, evaluation). */
+    const float *droppath;
+} poa_vit_input;
+
+/* Forward of sub-network sn on params (intact layout).  Fills a->out. */
+void poa_vit_forward(poa_backend *be, const poa_model *m, const float *params, const poa_subnet *sn,
+                     const poa_vit_input *in, poa_vit_acts *a);
+/* Backward of the last forward on `a`, from d_out [B·T, d] (ld d; may be a->d_out): parameter
+ * gradients are accumulated (+=) into grads (same layout as params); untouched slices and
+ * skipped blocks receive nothing.  params must be the values forward used. */
+void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, float *grads,
+                      poa_vit_acts *a, const float *d_out);
+/* a->d_out = 0 for the current call's shape. */
+void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a);
+
+/* Batch-subset drop path decisions (spec §1.4) for one backbone call: for every executed block
+ * and branch, a uniformly random subset of k = max(floor(n·(1 − rate)), 1) of the n images is
+ * kept with scale n/k; the others get 0.  scale[(blk·2 + branch)·n + b].  Drawn sequentially
+ * from the stream (seed, rank, POA_RNG_DROPPATH) starting at counter `stream_index` (give every
+ * backbone call its own, well separated start, e.g. call_id << 32).  rate ≤ 0 → all ones. */
+void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t seed, uint32_t rank,
+                       uint64_t stream_index);
+
+#endif

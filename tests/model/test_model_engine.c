@@ -1,0 +1,380 @@
+/* test_model_engine.c — invariants of the model engine that need no PyTorch (spec §2.7, §11.3):
+ *  - extraction: the elastic forward (d, L) on the full weights equals the forward of the
+ *    standalone ViT written by poa_extract_subnet (official extracted names, final norm kept);
+ *    the elastic gradient of every α-scaled slice is α × the standalone gradient, and nothing
+ *    outside the slices is touched (§11.3 items 2, 3);
+ *  - the inference workspace (teacher) gives the training workspace's outputs; one workspace
+ *    serves calls of several sub-networks and batch sizes;
+ *  - drop-path decisions (§1.4): k = max(floor(n(1−p)), 1) kept with scale n/k, deterministic;
+ *  - the memory plan. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "backend/backend.h"
+#include "common/rng.h"
+#include "model/extract.h"
+#include "model/vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static poa_backend *be;
+
+static int setup(void **state)
+{
+    (void) state;
+    char err[256];
+    be = poa_backend_create("cpu", err, sizeof err);
+    return be ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void) state;
+    poa_backend_destroy(be);
+    return 0;
+}
+
+static poa_model build(const char *arch)
+{
+    poa_model_config c;
+    poa_err err;
+    assert_int_equal(poa_model_config_from_arch(&c, arch, &err), POA_OK);
+    poa_model m;
+    poa_model_build(&m, &c);
+    return m;
+}
+
+/* Trained-like random values (LayerScale ~1) so that every branch matters. */
+static void random_params(const poa_model *m, float *host, uint64_t seed)
+{
+    poa_rng r;
+    poa_rng_init(&r, seed, 0, POA_RNG_TEST, 0);
+    memset(host, 0, m->table.total * sizeof(float));
+    for (int i = 0; i < m->table.n; i++) {
+        const poa_param_desc *p = &m->table.p[i];
+        double lo = -0.2, hi = 0.2;
+        if (strstr(p->name, "gamma"))
+            lo = 0.5, hi = 1.5;
+        else if (strstr(p->name, "norm") && strstr(p->name, "weight"))
+            lo = 0.7, hi = 1.3;
+        else if (strstr(p->name, "token") || strstr(p->name, "pos_embed"))
+            lo = -0.5, hi = 0.5;
+        else if (p->ndim >= 2 && !strstr(p->name, "pos_embed")) {
+            double a = sqrt(3.0 / (double) (p->numel / (size_t) p->shape[0]));
+            lo = -a, hi = a;
+        }
+        for (size_t e = 0; e < p->numel; e++)
+            host[p->offset + e] = (float) poa_rng_uniform_range(&r, lo, hi);
+    }
+}
+
+static void random_fill(float *x, size_t n, uint64_t seed)
+{
+    poa_rng r;
+    poa_rng_init(&r, seed, 0, POA_RNG_TEST, 1u << 20);
+    for (size_t i = 0; i < n; i++) x[i] = (float) poa_rng_normal(&r);
+}
+
+static float *dev_copy(const void *host, size_t bytes)
+{
+    float *p = be->nn->alloc(be, bytes);
+    be->nn->upload(be, p, host, bytes);
+    return p;
+}
+
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double d2 = 0, b2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        d2 += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+        b2 += (double) b[i] * b[i];
+    }
+    return b2 > 0 ? sqrt(d2 / b2) : sqrt(d2);
+}
+
+/* Forward (and backward with d_out) of sub-network (w, L) of m on params; returns out and the
+ * gradients in host buffers. */
+static void run(const poa_model *m, const float *params_host, int w, int L, const float *img,
+                const uint8_t *mask, int B, int size, const float *dout, float **out,
+                float **grads_host)
+{
+    poa_subnet sn;
+    poa_err err;
+    assert_int_equal(poa_subnet_make(&m->cfg, w, L, &sn, &err), POA_OK);
+    const size_t P = m->table.total * sizeof(float);
+    float *params = dev_copy(params_host, P);
+    float *grads = be->nn->alloc(be, P);
+    be->nn->zero(be, grads, P);
+    const int N = poa_model_n_patches(&m->cfg, size, size);
+    float *d_img = dev_copy(img, (size_t) B * 3 * size * size * sizeof(float));
+    uint8_t *d_mask = NULL;
+    if (mask) d_mask = (uint8_t *) dev_copy(mask, (size_t) B * N);
+    poa_vit_acts a;
+    poa_vit_acts_create(be, m, &a, B, size, 1);
+    poa_vit_input in = {d_img, B, size, size, d_mask, NULL};
+    poa_vit_forward(be, m, params, &sn, &in, &a);
+    const size_t n_out = (size_t) B * (N + 1) * w;
+    *out = malloc(n_out * sizeof(float));
+    be->nn->download(be, *out, a.out, n_out * sizeof(float));
+    be->nn->upload(be, a.d_out, dout, n_out * sizeof(float));
+    poa_vit_backward(be, m, params, grads, &a, a.d_out);
+    *grads_host = malloc(P);
+    be->nn->download(be, *grads_host, grads, P);
+    poa_vit_acts_destroy(be, &a);
+    be->nn->free(be, params);
+    be->nn->free(be, grads);
+    be->nn->free(be, d_img);
+    if (d_mask) be->nn->free(be, d_mask);
+}
+
+static void check_extraction(int width, int depth, int size, int masked)
+{
+    poa_model m = build("tiny");
+    float *full = malloc(m.table.total * sizeof(float));
+    random_params(&m, full, 7);
+    poa_model std;
+    float *std_params;
+    poa_err err;
+    assert_int_equal(poa_extract_subnet(&m, full, width, depth, &std, &std_params, &err), POA_OK);
+    assert_int_equal(std.cfg.max_embed_dim, width);
+    assert_int_equal(std.cfg.max_depth, depth);
+
+    const int B = 3, N = poa_model_n_patches(&m.cfg, size, size), T = N + 1;
+    float *img = malloc((size_t) B * 3 * size * size * sizeof(float));
+    random_fill(img, (size_t) B * 3 * size * size, 11);
+    uint8_t *mask = NULL;
+    if (masked) {
+        mask = calloc((size_t) B * N, 1);
+        for (int i = 0; i < B * N; i += 3) mask[i] = 1;
+    }
+    float *dout = malloc((size_t) B * T * width * sizeof(float));
+    random_fill(dout, (size_t) B * T * width, 13);
+
+    float *out_el, *g_el, *out_std, *g_std;
+    run(&m, full, width, depth, img, mask, B, size, dout, &out_el, &g_el);
+    run(&std, std_params, width, depth, img, mask, B, size, dout, &out_std, &g_std);
+    double e = rel_err(out_el, out_std, (size_t) B * T * width);
+    if (e > 1e-5)
+        fail_msg("(%d, %d) size %d: extracted forward differs, rel err %.3e", width, depth, size,
+                 e);
+
+    /* Gradients: elastic slice = scale × standalone; everything else of the backbone untouched. */
+    poa_subnet sn;
+    poa_subnet_make(&m.cfg, width, depth, &sn, &err);
+    poa_extract_map maps[256];
+    int n = poa_extract_maps(&m, &std, &sn, maps, 256);
+    for (int i = 0; i < n; i++) {
+        const poa_extract_map *mp = &maps[i];
+        size_t cnt = (size_t) mp->groups * mp->rows * mp->cols;
+        float *sl = malloc(cnt * sizeof(float)), *want = malloc(cnt * sizeof(float));
+        size_t k = 0;
+        for (int g = 0; g < mp->groups; g++)
+            for (int r = 0; r < mp->rows; r++)
+                for (int c = 0; c < mp->cols; c++, k++) {
+                    float *src =
+                        g_el + mp->src + g * mp->group_stride + (size_t) r * mp->ld_src + c;
+                    sl[k] = *src;
+                    *src = 0.0f; /* consumed: what remains must be zero */
+                    want[k] = mp->scale * g_std[mp->dst + k];
+                }
+        e = rel_err(sl, want, cnt);
+        if (e > 2e-5)
+            fail_msg("(%d, %d): elastic gradient of the slice for %s differs from %.4f x the "
+                     "standalone gradient: rel err %.3e",
+                     width, depth, std.table.p[i].name, mp->scale, e);
+        free(sl);
+        free(want);
+    }
+    for (size_t i = 0; i < m.backbone_end; i++)
+        if (g_el[i] != 0.0f)
+            fail_msg("(%d, %d): gradient outside the slices at %zu", width, depth, i);
+
+    free(out_el), free(g_el), free(out_std), free(g_std), free(dout), free(img), free(mask);
+    free(std_params);
+    free(full);
+    poa_model_free(&std);
+    poa_model_free(&m);
+}
+
+static void test_extraction_invariant(void **state)
+{
+    (void) state;
+    check_extraction(48, 3, 32, 1);
+    check_extraction(32, 2, 16, 0);
+    check_extraction(32, 4, 32, 0);
+    check_extraction(64, 2, 16, 1);
+    check_extraction(64, 4, 32, 0); /* the intact network: only renaming */
+}
+
+static void test_extracted_names(void **state)
+{
+    (void) state;
+    poa_model m = build("tiny");
+    float *full = malloc(m.table.total * sizeof(float));
+    random_params(&m, full, 3);
+    poa_model std;
+    float *sp;
+    poa_err err;
+    assert_int_equal(poa_extract_subnet(&m, full, 48, 3, &std, &sp, &err), POA_OK);
+    /* spec §12.2 keys, blocks renumbered; the final norm is written (spec §2.7 item 4) */
+    assert_true(poa_params_find(&std.table, "blocks.2.attn.qkv.weight") >= 0);
+    assert_true(poa_params_find(&std.table, "blocks.2.mlp.fc2.bias") >= 0);
+    assert_true(poa_params_find(&std.table, "blocks.1.norm2.weight") >= 0);
+    assert_true(poa_params_find(&std.table, "norm.weight") >= 0);
+    assert_true(poa_params_find(&std.table, "blocks.3.ls1.gamma") < 0);
+    assert_true(poa_params_find(&std.table, "blocks.0.attn.qkv.linear.weight") < 0);
+    assert_int_equal(std.table.n, 5 + 3 * 14 + 2);
+    char key[128];
+    poa_model_param_key(&std, 0, key, sizeof key);
+    assert_string_equal(key, "cls_token");
+    /* extracted block 2 = intact block 3: k-chunk row 5 of qkv = α · intact row 64 + 5 */
+    const float alpha = 64.0f / 48.0f;
+    const poa_param_desc *q = &std.table.p[poa_params_find(&std.table, "blocks.2.attn.qkv.weight")];
+    const float *intact = full + m.blocks[3].qkv_w;
+    for (int c = 0; c < 48; c++)
+        assert_true(sp[q->offset + (48 + 5) * 48 + c] == intact[(64 + 5) * 64 + c] * alpha);
+    const poa_param_desc *b = &std.table.p[poa_params_find(&std.table, "blocks.2.attn.qkv.bias")];
+    assert_true(sp[b->offset + 2 * 48 + 7] == full[m.blocks[3].qkv_b + 2 * 64 + 7]);
+    /* ViT-S/16 from the official ViT-L (spec §2.7, "≈21.7M"): 384·968 embeddings +
+     * 12 · 384·(12·384 + 15) blocks + 768 final norm = 21,675,264 values */
+    poa_model big = build("vit_large");
+    poa_model_config sc;
+    assert_int_equal(poa_extract_config(&big.cfg, 384, 12, &sc, &err), POA_OK);
+    poa_model small;
+    poa_model_build(&small, &sc);
+    size_t total = 0;
+    for (int i = 0; i < small.table.n; i++) total += small.table.p[i].numel;
+    assert_int_equal(total, 21675264);
+    assert_int_equal(poa_extract_config(&big.cfg, 400, 12, &sc, &err), POA_ERR_ARG);
+    poa_model_free(&small);
+    poa_model_free(&big);
+    free(sp);
+    free(full);
+    poa_model_free(&std);
+    poa_model_free(&m);
+}
+
+/* Teacher-style inference workspace = training workspace; a workspace planned for the intact
+ * network and B_max serves smaller sub-networks and batches, in any order. */
+static void test_workspaces(void **state)
+{
+    (void) state;
+    poa_model m = build("tiny");
+    float *host = malloc(m.table.total * sizeof(float));
+    random_params(&m, host, 5);
+    float *params = dev_copy(host, m.table.total * sizeof(float));
+    const int B = 4, S = 32, N = 16;
+    float *img_h = malloc((size_t) B * 3 * S * S * sizeof(float));
+    random_fill(img_h, (size_t) B * 3 * S * S, 17);
+    float *img = dev_copy(img_h, (size_t) B * 3 * S * S * sizeof(float));
+    poa_vit_acts tr, inf;
+    poa_vit_acts_create(be, &m, &tr, B, S, 1);
+    poa_vit_acts_create(be, &m, &inf, B, S, 0);
+    assert_true(inf.cap < tr.cap);
+    const int pairs[][3] = {{64, 4, 4}, {32, 2, 2}, {48, 3, 4}, {64, 4, 1}};
+    for (int k = 0; k < 4; k++) {
+        poa_subnet sn;
+        poa_err err;
+        assert_int_equal(poa_subnet_make(&m.cfg, pairs[k][0], pairs[k][1], &sn, &err), POA_OK);
+        poa_vit_input in = {img, pairs[k][2], S, S, NULL, NULL};
+        poa_vit_forward(be, &m, params, &sn, &in, &tr);
+        poa_vit_forward(be, &m, params, &sn, &in, &inf);
+        size_t n = (size_t) in.B * (N + 1) * sn.width;
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+        be->nn->download(be, a, tr.out, n * sizeof(float));
+        be->nn->download(be, b, inf.out, n * sizeof(float));
+        assert_memory_equal(a, b, n * sizeof(float));
+        /* the first images do not depend on how many others are in the batch */
+        if (k == 3) {
+            poa_vit_input in4 = {img, 4, S, S, NULL, NULL};
+            poa_vit_forward(be, &m, params, &sn, &in4, &inf);
+            float *c = malloc(4 * n * sizeof(float));
+            be->nn->download(be, c, inf.out, 4 * n * sizeof(float));
+            assert_true(rel_err(a, c, n) < 1e-6);
+            free(c);
+        }
+        free(a);
+        free(b);
+    }
+    poa_vit_acts_destroy(be, &tr);
+    poa_vit_acts_destroy(be, &inf);
+    be->nn->free(be, img);
+    be->nn->free(be, params);
+    free(img_h);
+    free(host);
+    poa_model_free(&m);
+}
+
+static void test_droppath_draw(void **state)
+{
+    (void) state;
+    const int L = 3, n = 10;
+    float s[3 * 2 * 10], t[3 * 2 * 10];
+    poa_droppath_draw(s, L, n, 0.2, 42, 1, 1000);
+    poa_droppath_draw(t, L, n, 0.2, 42, 1, 1000);
+    assert_memory_equal(s, t, sizeof s);
+    int differs = 0;
+    for (int g = 0; g < 2 * L; g++) {
+        int kept = 0;
+        for (int b = 0; b < n; b++) {
+            float v = s[g * n + b];
+            assert_true(v == 0.0f || v == 10.0f / 8.0f);
+            kept += v != 0.0f;
+            if (g && v != s[b]) differs = 1;
+        }
+        assert_int_equal(kept, 8); /* max(int(10 · 0.8), 1) */
+    }
+    assert_true(differs); /* independent subsets per block and branch */
+    poa_droppath_draw(t, L, n, 0.2, 42, 2, 1000);
+    assert_true(memcmp(s, t, sizeof s) != 0); /* another rank, another draw */
+    poa_droppath_draw(s, 1, 3, 0.9, 1, 0, 0);
+    int kept = 0;
+    for (int b = 0; b < 6; b++) kept += s[b] != 0.0f;
+    assert_int_equal(kept, 2); /* k = max(int(0.3), 1) = 1 per branch, scale 3 */
+    assert_true(s[0] == 3.0f || s[1] == 3.0f || s[2] == 3.0f);
+    poa_droppath_draw(s, 1, 3, 0.0, 1, 0, 0);
+    for (int b = 0; b < 6; b++) assert_true(s[b] == 1.0f);
+}
+
+static void test_memory_plan(void **state)
+{
+    (void) state;
+    poa_model m = build("vit_large");
+    poa_model_memplan p;
+    poa_model_memory_plan(&m, &p);
+    assert_int_equal(p.n_backbone, 303351808);
+    assert_int_equal(p.n_heads_params, 4 * 6820096 + (8192 + 16384 + 32768 + 65536) * 257);
+    assert_true(p.params_bytes >= 4 * p.n_params && p.params_bytes < 4 * p.n_params + 65536 * 4);
+    assert_int_equal(p.adam_bytes, 2 * p.params_bytes);
+    /* ViT-L global crop: at least 24 blocks × 197 tokens × 14·1024 floats per image */
+    assert_true(p.act_global_per_image > (size_t) 24 * 197 * 14 * 1024 * 4);
+    assert_true(p.act_local_per_image < p.act_global_per_image / 4);
+    assert_true(p.teacher_act_per_image < p.act_global_per_image / 10);
+    assert_int_equal(p.head_logits_bytes_per_row, (8192 + 16384 + 32768 + 65536) * 4);
+    size_t step = poa_model_memory_step_bytes(&p, 50, 8);
+    assert_true(step > p.params_bytes * 5);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    poa_model_memory_plan_print(&m, &p, f);
+    fclose(f);
+    assert_non_null(strstr(buf, "AdamW moments"));
+    assert_non_null(strstr(buf, "11 widths x 13 depths"));
+    free(buf);
+    poa_model_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extraction_invariant), cmocka_unit_test(test_extracted_names),
+        cmocka_unit_test(test_workspaces),           cmocka_unit_test(test_droppath_draw),
+        cmocka_unit_test(test_memory_plan),
+    };
+    return cmocka_run_group_tests_name("model_engine", tests, setup, teardown);
+}
