@@ -13,5 +13,10 @@ DATA_SOURCES = \
 	src/data/metadata.c src/data/metadata.h \
 	src/data/scan.c src/data/scan.h \
 	src/data/jpeg.c src/data/jpeg.h \
-	src/data/image.c src/data/image.h
+	src/data/image.c src/data/image.h \
+	src/data/augment.c src/data/augment.h \
+	src/data/mask.c src/data/mask.h \
+	src/data/sampler.c src/data/sampler.h \
+	src/data/dataset.c src/data/dataset.h \
+	src/data/loader.c src/data/loader.h
 include tests/data/local.mk
