@@ -1,0 +1,215 @@
+/* bench_step.c — throughput of the complete POA training step (src/train/step.h) on the CPU
+ * backend: teacher, intact and elastic students on 2 global + V_l local crops per image, heads,
+ * all losses (iBOT on), backward, clipping, AdamW, EMA; next to the backend's sgemm GFLOP/s
+ * measured in the same run (make bench-step; bench_step.py runs it next to PyTorch).
+ *
+ * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
+ *                   [--reps N] [--warmup N] [--torch-img-s X]
+ * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
+ * that both sides run the same work.  Prints the per-phase times of the median step and one
+ * `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=… frac_sgemm=…`
+ * line.  Threads: OMP_NUM_THREADS.
+ */
+#include "backend/backend.h"
+#include "common/timer.h"
+#include "train/step.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct options {
+    const char *config;
+    int batch, groups, local, width, depth, reps, warmup;
+    double torch_img_s;
+} options;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return (x > y) - (x < y);
+}
+
+static void parse(int argc, char **argv, options *o)
+{
+    *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, NAN};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--config"))
+            o->config = v;
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v);
+        else if (!strcmp(a, "--groups"))
+            o->groups = atoi(v);
+        else if (!strcmp(a, "--local"))
+            o->local = atoi(v);
+        else if (!strcmp(a, "--width"))
+            o->width = atoi(v);
+        else if (!strcmp(a, "--depth"))
+            o->depth = atoi(v);
+        else if (!strcmp(a, "--reps"))
+            o->reps = atoi(v);
+        else if (!strcmp(a, "--warmup"))
+            o->warmup = atoi(v);
+        else if (!strcmp(a, "--torch-img-s"))
+            o->torch_img_s = atof(v);
+        else
+            fprintf(stderr, "bench_step: unknown option %s\n", a), exit(2);
+    }
+    if (o->reps < 1) o->reps = 1;
+    if (o->reps > 32) o->reps = 32;
+}
+
+/* GFLOP/s of the backend's GEMM on an n×n×n product (median of 5). */
+static double sgemm_gflops(poa_backend *be, int n)
+{
+    size_t bytes = (size_t) n * n * sizeof(float);
+    float *h = malloc(bytes);
+    for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
+    float *A = be->nn->alloc(be, bytes), *B = be->nn->alloc(be, bytes),
+          *C = be->nn->alloc(be, bytes);
+    be->nn->upload(be, A, h, bytes);
+    be->nn->upload(be, B, h, bytes);
+    double t[5];
+    for (int r = -1; r < 5; r++) {
+        double t0 = poa_now();
+        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        be->nn->sync(be);
+        if (r >= 0) t[r] = poa_now() - t0;
+    }
+    be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
+    free(h);
+    qsort(t, 5, sizeof t[0], cmp_double);
+    return 2.0 * n * n * (double) n / t[2] * 1e-9;
+}
+
+/* FLOPs (2 per multiply-add) of one backbone call of n images of side S at width d, depth L;
+ * backward adds two products per forward product (one for the patch embedding). */
+static double backbone_flops(const poa_model_config *c, int S, int d, int L, int n, int backward)
+{
+    const double N = poa_model_n_patches(c, S, S), T = N + 1,
+                 cpp = 3.0 * c->patch_size * c->patch_size;
+    const double r = c->mlp_ratio, pe = 2.0 * N * cpp * d;
+    const double block = 2.0 * T * d * d * (3 + 1 + 2 * r) + 2.0 * 2.0 * T * T * d;
+    double f = pe + L * block;
+    if (backward) f += 2.0 * L * block + pe;
+    return f * n;
+}
+
+/* All heads on `rows` rows of width d (forward; backward ×3 in total). */
+static double heads_flops(const poa_model_config *c, int d, int rows, int backward)
+{
+    double f = 0;
+    const double hid = c->head_hidden_dim, bn = c->head_bottleneck_dim;
+    for (int h = 0; h < c->n_heads; h++)
+        f += 2.0 * rows * (d * hid + hid * hid + hid * bn + bn * c->head_n_prototypes[h]);
+    return backward ? 3 * f : f;
+}
+
+static double step_flops(const poa_model_config *c, int B, int V, int n_masked,
+                         const poa_subnet *es)
+{
+    const int D = c->max_embed_dim, L = c->max_depth, Sg = c->global_crops_size,
+              Sl = c->local_crops_size;
+    const int rows = (2 + V) * B + n_masked;
+    double f = backbone_flops(c, Sg, D, L, 2 * B, 0) + heads_flops(c, D, 2 * B + n_masked, 0);
+    f += backbone_flops(c, Sg, D, L, 2 * B, 1) + backbone_flops(c, Sl, D, L, V * B, 1);
+    f += backbone_flops(c, Sg, es->width, es->depth, 2 * B, 1) +
+         backbone_flops(c, Sl, es->width, es->depth, V * B, 1);
+    f += heads_flops(c, D, rows, 1) + heads_flops(c, es->width, rows, 1);
+    return f;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse(argc, argv, &o);
+    poa_model_config cfg;
+    poa_err err;
+    if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {
+        fprintf(stderr, "bench_step: %s\n", err.msg);
+        return 2;
+    }
+    int widths[64], depths[POA_MODEL_MAX_DEPTH];
+    int nw = poa_model_widths(&cfg, widths, 64),
+        nd = poa_model_depths(&cfg, depths, POA_MODEL_MAX_DEPTH);
+    if (!o.width) o.width = widths[nw / 2];
+    if (!o.depth) o.depth = depths[nd / 2];
+    char ebuf[256];
+    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    poa_model m;
+    poa_model_build(&m, &cfg);
+    poa_subnet es;
+    if (poa_subnet_make(&cfg, o.width, o.depth, &es, &err) != POA_OK) {
+        fprintf(stderr, "bench_step: %s\n", err.msg);
+        return 2;
+    }
+    const double sgemm = sgemm_gflops(be, 1024);
+
+    const int B = o.batch, G = o.groups, V = o.local, C = cfg.in_chans;
+    const int Sg = cfg.global_crops_size, Sl = cfg.local_crops_size;
+    const int N = poa_model_n_patches(&cfg, Sg, Sg);
+    poa_step_config sc = poa_step_config_official(&m, B, G, V);
+    poa_step *st = poa_step_create(be, &m, &sc, NULL, NULL);
+    poa_step_init_params(st, 0);
+
+    /* crops; iBOT masks on every other global crop (every third patch) */
+    const size_t ng = (size_t) G * 2 * B * C * Sg * Sg, nl = (size_t) G * V * B * C * Sl * Sl;
+    float *h = malloc(sizeof(float) * (ng > nl ? ng : nl));
+    float *glob = be->nn->alloc(be, sizeof(float) * ng),
+          *loc = be->nn->alloc(be, sizeof(float) * (nl + 1));
+    for (size_t i = 0; i < ng; i++) h[i] = (float) sin(0.001 * (double) i);
+    be->nn->upload(be, glob, h, sizeof(float) * ng);
+    for (size_t i = 0; i < nl; i++) h[i] = (float) cos(0.002 * (double) i);
+    if (nl) be->nn->upload(be, loc, h, sizeof(float) * nl);
+    free(h);
+    uint8_t *masks = calloc((size_t) G * 2 * B * N, 1);
+    int n_masked = 0;
+    for (int c = 0; c < G * 2 * B; c += 2)
+        for (int p = c % 3; p < N; p += 3) masks[(size_t) c * N + p] = 1, n_masked++;
+    poa_subnet subnets[POA_STEP_MAX_GROUPS];
+    for (int g = 0; g < G; g++) subnets[g] = es;
+    poa_step_batch b = {0, glob, loc, masks, subnets, NULL};
+    const long long it0 = sc.sched.ibot_activate_epochs * sc.sched.epoch_length; /* iBOT on */
+
+    double t[32], phases[32][POA_N_PHASES];
+    poa_step_report r;
+    for (int k = -o.warmup; k < o.reps; k++) {
+        b.it = it0 + k + o.warmup;
+        double t0 = poa_now();
+        if (poa_step_run(st, &b, &r) != POA_OK) {
+            fprintf(stderr, "bench_step: step failed: %s\n", r.bad_what);
+            return 1;
+        }
+        be->nn->sync(be);
+        if (k >= 0) {
+            t[k] = poa_now() - t0;
+            memcpy(phases[k], r.seconds, sizeof r.seconds);
+        }
+    }
+    double sorted[32];
+    memcpy(sorted, t, sizeof(double) * (size_t) o.reps);
+    qsort(sorted, (size_t) o.reps, sizeof(double), cmp_double);
+    const double med = sorted[o.reps / 2];
+    int km = 0;
+    for (int k = 0; k < o.reps; k++)
+        if (t[k] == med) km = k;
+    const double flops = G * step_flops(&cfg, B, V, n_masked / G, &es);
+    const double img_s = B * G / med, gflops = flops / med * 1e-9;
+    printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d step=%.3fs loss=%.4f\n",
+           o.config, B, G, V, es.width, es.depth, n_masked, med, r.loss);
+    printf("phases:");
+    for (int p = 0; p < POA_N_PHASES; p++)
+        printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);
+    printf("\n");
+    printf("RESULT config=%s img_s=%.3f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.3f "
+           "ratio_torch=%.3f frac_sgemm=%.3f\n",
+           o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm);
+    free(masks);
+    be->nn->free(be, glob), be->nn->free(be, loc);
+    poa_step_destroy(st);
+    poa_model_free(&m);
+    poa_backend_destroy(be);
+    return 0;
+}
