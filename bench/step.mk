@@ -1,12 +1,11 @@
 # bench-step (see src/train/README.md, Performance): the complete POA step on the CPU backend
 # (bench/bench_step.c) next to the backend's sgemm and the same step in PyTorch
 # (bench/bench_step.py, best of 1 and 2 threads): the demo config, and ViT-B/16 at 224/96 with a
-# small batch.  Built on demand only; never run by make check.
-EXTRA_PROGRAMS += bench/bench_step
+# small batch.  Built with the programs (so that it keeps compiling); run only by make bench-step.
+noinst_PROGRAMS += bench/bench_step
 bench_bench_step_SOURCES = bench/bench_step.c
 bench_bench_step_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
 EXTRA_DIST += bench/bench_step.py
-CLEANFILES += bench/bench_step$(EXEEXT)
 
 BENCH_STEP_THREADS ?= 2
 BENCH_STEP_REPS ?= 3
