@@ -5,8 +5,17 @@
 #include "common/poa_error.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Pixel kernels are compiled twice, for AVX2 and for the baseline, and picked at load time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define POA_HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define POA_HOT
+#endif
 
 void poa_image_resize_buffer(poa_image *im, int w, int h)
 {
@@ -32,6 +41,10 @@ void poa_image_scratch_free(poa_image_scratch *s)
     free(s->tmpf);
     free(s->coef);
     free(s->bounds);
+    free(s->vcoef);
+    free(s->vbounds);
+    free(s->tmp8b);
+    free(s->acc);
     memset(s, 0, sizeof *s);
 }
 
@@ -100,49 +113,56 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t) (v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
-/* Horizontal pass: rows [y0, y0+nrows) of the region → tmp (ow × nrows). */
-static void resample_h(const uint8_t *src, size_t stride, int rx, int y0, int nrows, int ow,
-                       const int32_t *coef, const int *bounds, int ksize, uint8_t *dst)
+/* The one resampling kernel of both passes: output line j is Σ_t coef[j][t] · in[bounds[2j] + t]
+ * over lines of n uint8 values, with Pillow's rounding offset and clip.  The taps loop is outside
+ * the loop over the line, so the compiler vectorises the (exact, integer) sums. */
+POA_HOT static void resample_lines(const uint8_t *in, size_t in_stride, int n, int out_lines,
+                                   const int32_t *coef, const int *bounds, int ksize, uint8_t *out,
+                                   size_t out_stride, int32_t *acc)
 {
-    for (int y = 0; y < nrows; y++) {
-        const uint8_t *row = src + (size_t) (y0 + y) * stride + (size_t) rx * 3;
-        uint8_t *out = dst + (size_t) y * ow * 3;
-        for (int xx = 0; xx < ow; xx++) {
-            const int32_t *k = coef + (size_t) xx * ksize;
-            const uint8_t *p = row + (size_t) bounds[2 * xx] * 3;
-            int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-            for (int x = 0, n = bounds[2 * xx + 1]; x < n; x++, p += 3) {
-                s0 += p[0] * k[x];
-                s1 += p[1] * k[x];
-                s2 += p[2] * k[x];
-            }
-            out[3 * xx] = clip8(s0);
-            out[3 * xx + 1] = clip8(s1);
-            out[3 * xx + 2] = clip8(s2);
+    for (int j = 0; j < out_lines; j++) {
+        const int32_t *k = coef + (size_t) j * ksize;
+        int first = bounds[2 * j], taps = bounds[2 * j + 1];
+        for (int i = 0; i < n; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+        for (int t = 0; t < taps; t++) {
+            const uint8_t *line = in + (size_t) (first + t) * in_stride;
+            int32_t kt = k[t];
+            for (int i = 0; i < n; i++) acc[i] += (int32_t) line[i] * kt;
         }
+        uint8_t *o = out + (size_t) j * out_stride;
+        for (int i = 0; i < n; i++) o[i] = clip8(acc[i]);
     }
 }
 
-/* Vertical pass: src rows are already offset; output oh rows of width w. */
-static void resample_v(const uint8_t *src, size_t stride, int w, int oh, const int32_t *coef,
-                       const int *bounds, int ksize, uint8_t *dst)
+/* dst (w rows of h RGB pixels) = src (h rows of w RGB pixels) transposed. */
+static void transpose_rgb(const uint8_t *src, size_t src_stride, int w, int h, uint8_t *dst)
 {
-    int32_t *acc = malloc((size_t) w * 3 * sizeof *acc);
-    POA_ASSERT(acc);
-    for (int yy = 0; yy < oh; yy++) {
-        const int32_t *k = coef + (size_t) yy * ksize;
-        int ymin = bounds[2 * yy], n = bounds[2 * yy + 1];
-        for (int i = 0; i < w * 3; i++) acc[i] = 1 << (PRECISION_BITS - 1);
-        /* Row-by-row accumulation: the same integer sums as Pillow's column loop. */
-        for (int y = 0; y < n; y++) {
-            const uint8_t *row = src + (size_t) (ymin + y) * stride;
-            int32_t ky = k[y];
-            for (int i = 0; i < w * 3; i++) acc[i] += row[i] * ky;
-        }
-        uint8_t *out = dst + (size_t) yy * w * 3;
-        for (int i = 0; i < w * 3; i++) out[i] = clip8(acc[i]);
-    }
-    free(acc);
+    enum { TILE = 32 };
+    for (int y0 = 0; y0 < h; y0 += TILE)
+        for (int x0 = 0; x0 < w; x0 += TILE)
+            for (int y = y0; y < h && y < y0 + TILE; y++) {
+                const uint8_t *in = src + (size_t) y * src_stride;
+                for (int x = x0; x < w && x < x0 + TILE; x++) {
+                    uint8_t *o = dst + ((size_t) x * h + y) * 3;
+                    o[0] = in[3 * x], o[1] = in[3 * x + 1], o[2] = in[3 * x + 2];
+                }
+            }
+}
+
+/* Horizontal pass of rows [y0, y0 + nrows) of the region (x from rx, width rw) → tmp (ow ×
+ * nrows): the region is transposed so that the pass runs over contiguous lines, then back. */
+static void resample_h(const uint8_t *src, size_t stride, int rx, int rw, int y0, int nrows, int ow,
+                       const int32_t *coef, const int *bounds, int ksize, uint8_t *dst,
+                       poa_image_scratch *s)
+{
+    size_t tsize = (size_t) rw * nrows * 3, rsize = (size_t) ow * nrows * 3;
+    s->tmp8b = grow(s->tmp8b, &s->tmp8b_cap, tsize + rsize);
+    s->acc = grow(s->acc, &s->acc_cap, (size_t) nrows * 3 * sizeof(int32_t));
+    uint8_t *t = s->tmp8b, *r = s->tmp8b + tsize;
+    transpose_rgb(src + (size_t) y0 * stride + (size_t) rx * 3, stride, rw, nrows, t);
+    resample_lines(t, (size_t) nrows * 3, nrows * 3, ow, coef, bounds, ksize, r, (size_t) nrows * 3,
+                   s->acc);
+    transpose_rgb(r, (size_t) nrows * 3, nrows, ow, dst);
 }
 
 void poa_resize_bicubic(const poa_image *src, int rx, int ry, int rw, int rh, const float box[4],
@@ -155,36 +175,33 @@ void poa_resize_bicubic(const poa_image *src, int rx, int ry, int rw, int rh, co
     int need_v = oh != rh || box[1] != 0 || box[3] != oh;
     poa_image_resize_buffer(dst, ow, oh);
 
-    int32_t *vcoef = NULL;
-    int *vbounds = NULL;
-    size_t vcoef_cap = 0, vbounds_cap = 0;
-    int vk = resample_coeffs(rh, box[1], box[3], oh, &vcoef, &vcoef_cap, &vbounds, &vbounds_cap);
+    int vk = resample_coeffs(rh, box[1], box[3], oh, &s->vcoef, &s->vcoef_cap, &s->vbounds,
+                             &s->vbounds_cap);
+    int *vbounds = s->vbounds;
     int y_first = vbounds[0], y_last = vbounds[2 * oh - 2] + vbounds[2 * oh - 1];
 
-    const uint8_t *vsrc = region;
+    const uint8_t *vsrc = region + (size_t) rx * 3;
     size_t vstride = stride;
-    int vw = rw, vx = rx;
+    int vw = rw;
     if (need_h) {
         int hk = resample_coeffs(rw, box[0], box[2], ow, &s->coef, &s->coef_cap, &s->bounds,
                                  &s->bounds_cap);
         int nrows = y_last - y_first;
         s->tmp8 = grow(s->tmp8, &s->tmp8_cap, (size_t) ow * nrows * 3);
-        resample_h(region, stride, rx, y_first, nrows, ow, s->coef, s->bounds, hk, s->tmp8);
+        resample_h(region, stride, rx, rw, y_first, nrows, ow, s->coef, s->bounds, hk, s->tmp8, s);
         for (int i = 0; i < oh; i++) vbounds[2 * i] -= y_first;
         vsrc = s->tmp8;
         vstride = (size_t) ow * 3;
         vw = ow;
-        vx = 0;
     }
     if (need_v) {
-        resample_v(vsrc + (size_t) vx * 3, vstride, vw, oh, vcoef, vbounds, vk, dst->p);
+        s->acc = grow(s->acc, &s->acc_cap, (size_t) vw * 3 * sizeof(int32_t));
+        resample_lines(vsrc, vstride, vw * 3, oh, s->vcoef, vbounds, vk, dst->p, (size_t) ow * 3,
+                       s->acc);
     } else {
         for (int y = 0; y < oh; y++)
-            memcpy(dst->p + (size_t) y * ow * 3, vsrc + (size_t) y * vstride + (size_t) vx * 3,
-                   (size_t) ow * 3);
+            memcpy(dst->p + (size_t) y * ow * 3, vsrc + (size_t) y * vstride, (size_t) ow * 3);
     }
-    free(vcoef);
-    free(vbounds);
 }
 
 /* ------------------------------------------------------------------ geometry */
@@ -320,10 +337,136 @@ static void hsv_to_rgb(const uint8_t *in, uint8_t *out)
     }
 }
 
+/* Tables that give exactly what rgb_to_hsv / hsv_to_rgb compute, without their divisions:
+ *  - hue: with cr = max - min, one of the two non-max channels equals min, so Pillow's h depends
+ *    only on which channel is the max (in Pillow's test order r, g, b), which other channel is the
+ *    min, cr and x = max - (the remaining channel): 3 · 2 · 256 · 256 entries;
+ *  - saturation: (int)((cr / max) · 255) from (max, cr);
+ *  - back to RGB: floor/fraction of h·6/255 and s/255 per value; p = round(v (1 - fs)) per (v, s);
+ *    q and t are computed (one float product, as Pillow).  Built once, from the functions above. */
+static uint8_t hue_lut[3][2][256][256];
+static uint8_t sat_lut[256][256];
+static uint8_t hsv_p_lut[256][256];
+static int hsv_i_lut[256];
+static float hsv_f_lut[256], hsv_fs_lut[256];
+static pthread_once_t hsv_once = PTHREAD_ONCE_INIT;
+
+static void hsv_tables_init(void)
+{
+    for (int cr = 0; cr < 256; cr++)
+        for (int x = 0; x <= cr; x++)
+            for (int c = 0; c < 3; c++)
+                for (int sub = 0; sub < 2; sub++) {
+                    /* max channel c = cr, min channel (first or second other one) = 0,
+                     * remaining channel = cr - x */
+                    uint8_t rgb[3], hsv[3];
+                    int o1 = (c + 1) % 3, o2 = (c + 2) % 3;
+                    if (o1 > o2) {
+                        int t = o1;
+                        o1 = o2;
+                        o2 = t;
+                    }
+                    rgb[c] = (uint8_t) cr;
+                    rgb[sub ? o2 : o1] = 0;
+                    rgb[sub ? o1 : o2] = (uint8_t) (cr - x);
+                    rgb_to_hsv(rgb, hsv);
+                    hue_lut[c][sub][cr][x] = hsv[0];
+                }
+    for (int mx = 0; mx < 256; mx++)
+        for (int cr = 0; cr <= mx; cr++) {
+            uint8_t rgb[3] = {(uint8_t) mx, (uint8_t) (mx - cr), (uint8_t) (mx - cr)}, hsv[3];
+            rgb_to_hsv(rgb, hsv);
+            sat_lut[mx][cr] = hsv[1];
+        }
+    for (int h = 0; h < 256; h++) {
+        hsv_i_lut[h] = (int) floor((float) h * 6.0 / 255.0);
+        hsv_f_lut[h] = (float) ((float) h * 6.0 / 255.0 - (float) hsv_i_lut[h]);
+        float fs = ((float) h) / 255.0;
+        hsv_fs_lut[h] = fs;
+        for (int v = 0; v < 256; v++)
+            hsv_p_lut[v][h] = (uint8_t) clip8i((int) round((float) v * (1.0 - fs)));
+    }
+}
+
+/* C round() (half away from zero) of x >= 0 without a library call. */
+static inline int round_pos(double x)
+{
+    int t = (int) x;
+    return x - t >= 0.5 ? t + 1 : t;
+}
+
+static inline void hue_shift_pixel(uint8_t *px, uint8_t shift)
+{
+    int r = px[0], g = px[1], b = px[2];
+    int mx = r > g ? (r > b ? r : b) : (g > b ? g : b);
+    int mn = r < g ? (r < b ? r : b) : (g < b ? g : b);
+    if (mx == mn) return; /* s = 0: unchanged by any hue */
+    int cr = mx - mn, c, o1, o2;
+    if (r == mx)
+        c = 0, o1 = g, o2 = b;
+    else if (g == mx)
+        c = 1, o1 = r, o2 = b;
+    else
+        c = 2, o1 = r, o2 = g;
+    int sub = o1 != mn; /* 0: the first other channel is the min */
+    int x = mx - (sub ? o1 : o2);
+    uint8_t h = (uint8_t) (hue_lut[c][sub][cr][x] + shift), s = sat_lut[mx][cr];
+    uint8_t v = (uint8_t) mx;
+    if (s == 0) {
+        px[0] = px[1] = px[2] = v;
+        return;
+    }
+    int i = hsv_i_lut[h];
+    float f = hsv_f_lut[h], fs = hsv_fs_lut[s];
+    uint8_t up = hsv_p_lut[v][s];
+    switch (i % 6) {
+    case 0: {
+        uint8_t ut = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * (1.0 - f))));
+        px[0] = v, px[1] = ut, px[2] = up;
+        break;
+    }
+    case 1: {
+        uint8_t uq = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * f)));
+        px[0] = uq, px[1] = v, px[2] = up;
+        break;
+    }
+    case 2: {
+        uint8_t ut = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * (1.0 - f))));
+        px[0] = up, px[1] = v, px[2] = ut;
+        break;
+    }
+    case 3: {
+        uint8_t uq = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * f)));
+        px[0] = up, px[1] = uq, px[2] = v;
+        break;
+    }
+    case 4: {
+        uint8_t ut = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * (1.0 - f))));
+        px[0] = ut, px[1] = up, px[2] = v;
+        break;
+    }
+    default: {
+        uint8_t uq = (uint8_t) clip8i(round_pos((float) v * (1.0 - fs * f)));
+        px[0] = v, px[1] = up, px[2] = uq;
+        break;
+    }
+    }
+}
+
 void poa_adjust_hue(poa_image *im, double hue_factor)
 {
     /* torchvision: np_h += np.uint8(hue_factor * 255) — a C cast of the double: truncation
      * toward zero, then modulo 256. */
+    uint8_t shift = (uint8_t) (int) (hue_factor * 255);
+    pthread_once(&hsv_once, hsv_tables_init);
+    size_t npix = (size_t) im->w * im->h;
+    for (size_t i = 0; i < npix; i++) hue_shift_pixel(im->p + 3 * i, shift);
+}
+
+/* The direct evaluation (Pillow's functions one after the other), kept as the reference of the
+ * table-driven version for the unit tests. */
+void poa_adjust_hue_reference(poa_image *im, double hue_factor)
+{
     uint8_t shift = (uint8_t) (int) (hue_factor * 255);
     size_t npix = (size_t) im->w * im->h;
     for (size_t i = 0; i < npix; i++) {
@@ -375,6 +518,40 @@ static inline int reflect(int i, int n)
     return i;
 }
 
+/* rint() of a float in [0, 2^22): adding and subtracting 1.5 · 2^23 rounds to nearest, ties to
+ * even, in the default rounding mode — torch.round, in a form the compiler can vectorise. */
+static inline float round_half_even(float x)
+{
+    const float magic = 12582912.0f;
+    return (x + magic) - magic;
+}
+
+/* Vertical pass of the blur into row y of tmp (3w floats, then r reflected pixels each side). */
+POA_HOT static void blur_vertical(const uint8_t *img, int w, int h, int y, const float *k, int r,
+                                  float *out)
+{
+    int row = 3 * w;
+    for (int i = 0; i < row; i++) out[i] = 0.0f;
+    for (int t = -r; t <= r; t++) {
+        const uint8_t *in = img + (size_t) reflect(y + t, h) * row;
+        float kt = k[t + r];
+        for (int i = 0; i < row; i++) out[i] += kt * (float) in[i];
+    }
+}
+
+/* Horizontal pass over a padded row, rounded half to even like torch.round. */
+POA_HOT static void blur_horizontal(const float *in, int n, const float *k, int ksize, float *acc,
+                                    uint8_t *out)
+{
+    for (int i = 0; i < n; i++) acc[i] = 0.0f;
+    for (int t = 0; t < ksize; t++) {
+        float kt = k[t];
+        const float *p = in + 3 * t;
+        for (int i = 0; i < n; i++) acc[i] += kt * p[i];
+    }
+    for (int i = 0; i < n; i++) out[i] = (uint8_t) round_half_even(acc[i]);
+}
+
 void poa_gaussian_blur(poa_image *im, int ksize, float sigma, poa_image_scratch *s)
 {
     /* torchvision convolves with the 2-D kernel outer(k, k) in float32; the separable form
@@ -383,33 +560,22 @@ void poa_gaussian_blur(poa_image *im, int ksize, float sigma, poa_image_scratch 
     POA_ASSERT(ksize % 2 == 1 && ksize <= 63);
     float k[63];
     gaussian_kernel(ksize, sigma, k);
-    int r = ksize / 2, w = im->w, h = im->h;
+    int r = ksize / 2, w = im->w, h = im->h, row = 3 * w;
     POA_ASSERT(w > r && h > r);
-    size_t n = (size_t) w * h * 3;
-    s->tmpf = grow(s->tmpf, &s->tmpf_cap, n * sizeof(float));
-    float *tmp = s->tmpf;
-    /* vertical pass (uint8 → float) */
+    size_t prow = (size_t) 3 * (w + 2 * r);
+    s->tmpf = grow(s->tmpf, &s->tmpf_cap, (prow * h + row) * sizeof(float));
+    float *acc = s->tmpf + prow * h;
     for (int y = 0; y < h; y++) {
-        float *out = tmp + (size_t) y * w * 3;
-        for (int i = 0; i < w * 3; i++) out[i] = 0.0f;
-        for (int t = -r; t <= r; t++) {
-            const uint8_t *row = im->p + (size_t) reflect(y + t, h) * w * 3;
-            float kt = k[t + r];
-            for (int i = 0; i < w * 3; i++) out[i] += kt * (float) row[i];
-        }
-    }
-    /* horizontal pass (float → uint8, round half to even like torch.round) */
-    for (int y = 0; y < h; y++) {
-        const float *row = tmp + (size_t) y * w * 3;
-        uint8_t *out = im->p + (size_t) y * w * 3;
-        for (int x = 0; x < w; x++)
+        float *out = s->tmpf + (size_t) y * prow + 3 * r;
+        blur_vertical(im->p, w, h, y, k, r, out);
+        for (int x = 1; x <= r; x++) /* reflect padding of the row */
             for (int c = 0; c < 3; c++) {
-                float acc = 0.0f;
-                for (int t = -r; t <= r; t++) acc += k[t + r] * row[3 * reflect(x + t, w) + c];
-                float v = rintf(acc);
-                out[3 * x + c] = (uint8_t) (v < 0 ? 0 : v > 255 ? 255 : v);
+                out[3 * -x + c] = out[3 * x + c];
+                out[3 * (w - 1 + x) + c] = out[3 * (w - 1 - x) + c];
             }
     }
+    for (int y = 0; y < h; y++)
+        blur_horizontal(s->tmpf + (size_t) y * prow, row, k, ksize, acc, im->p + (size_t) y * row);
 }
 
 /* ------------------------------------------------------------------ normalise */

@@ -39,6 +39,12 @@ typedef struct poa_image_scratch {
     size_t coef_cap;
     int *bounds;
     size_t bounds_cap;
+    int32_t *vcoef, *acc;
+    size_t vcoef_cap, acc_cap;
+    int *vbounds;
+    size_t vbounds_cap;
+    uint8_t *tmp8b;
+    size_t tmp8b_cap;
 } poa_image_scratch;
 void poa_image_scratch_free(poa_image_scratch *s);
 
@@ -56,6 +62,8 @@ void poa_adjust_contrast(poa_image *im, float factor);
 void poa_adjust_saturation(poa_image *im, float factor);
 /* torchvision F_pil.adjust_hue: H channel of convert("HSV") += uint8(hue_factor * 255). */
 void poa_adjust_hue(poa_image *im, double hue_factor);
+/* The same computed pixel by pixel with Pillow's conversions (slow; the tests' reference). */
+void poa_adjust_hue_reference(poa_image *im, double hue_factor);
 /* convert("L") copied to the three channels (RandomGrayscale with 3 output channels). */
 void poa_grayscale(poa_image *im);
 /* torchvision GaussianBlur(kernel_size, sigma) on the float32 tensor of the image. */

@@ -272,6 +272,71 @@ static void test_dct_scaling(void **state)
     free(jpg);
 }
 
+/* ------------------------------------------------------------------ table-driven hue */
+static void test_hue_tables_exhaustive(void **state)
+{
+    (void) state;
+    /* Every RGB colour, for shifts covering both directions and the wrap-around: the table
+     * version equals Pillow's conversions evaluated pixel by pixel. */
+    const double factors[] = {-0.1, 0.0031, 0.0999};
+    poa_image a = {0}, b = {0};
+    poa_image_resize_buffer(&a, 256, 256);
+    poa_image_resize_buffer(&b, 256, 256);
+    for (size_t f = 0; f < sizeof factors / sizeof factors[0]; f++)
+        for (int r = 0; r < 256; r++) {
+            for (int i = 0; i < 256 * 256; i++) {
+                a.p[3 * i] = (uint8_t) r, a.p[3 * i + 1] = (uint8_t) (i >> 8),
+                        a.p[3 * i + 2] = (uint8_t) i;
+            }
+            memcpy(b.p, a.p, 256 * 256 * 3);
+            poa_adjust_hue(&a, factors[f]);
+            poa_adjust_hue_reference(&b, factors[f]);
+            if (memcmp(a.p, b.p, 256 * 256 * 3) != 0)
+                for (int i = 0; i < 256 * 256; i++)
+                    if (memcmp(a.p + 3 * i, b.p + 3 * i, 3))
+                        fail_msg("hue %g of (%d, %d, %d): table (%d, %d, %d), direct (%d, %d, %d)",
+                                 factors[f], r, i >> 8, i & 255, a.p[3 * i], a.p[3 * i + 1],
+                                 a.p[3 * i + 2], b.p[3 * i], b.p[3 * i + 1], b.p[3 * i + 2]);
+        }
+    printf("hue tables: all 2^24 colours identical to the direct conversion for 3 factors\n");
+    poa_image_free(&a);
+    poa_image_free(&b);
+}
+
+static void test_blur_semantics(void **state)
+{
+    (void) state;
+    const double gs[2] = {0.32, 1.0}, ls[2] = {0.05, 0.32};
+    const double official[3] = {0.0, 0.9, 0.5}, paper[3] = {1.0, 0.1, 0.5};
+    for (int k = 0; k < 3; k++) {
+        poa_view_params o, p;
+        poa_view_params_official(&o, k, 224, 96, gs, ls, POA_BLUR_OFFICIAL);
+        poa_view_params_official(&p, k, 224, 96, gs, ls, POA_BLUR_PAPER);
+        assert_true(o.blur_p == official[k] && p.blur_p == paper[k]);
+        assert_true(o.solarize_p == (k == 1 ? 0.2 : 0.0));
+        assert_int_equal(o.size, k < 2 ? 224 : 96);
+    }
+    /* Executed frequencies over many draws. */
+    int blurred[3] = {0, 0, 0}, n = 20000;
+    for (int k = 0; k < 3; k++) {
+        poa_view_params v;
+        poa_view_params_official(&v, k, 224, 96, gs, ls, POA_BLUR_OFFICIAL);
+        for (int i = 0; i < n; i++) {
+            poa_rng r;
+            poa_rng_init(&r, 9, 0, POA_RNG_TEST, (uint64_t) i << 10);
+            poa_crop_params c;
+            poa_crop_draw(&v, 500, 375, &r, &c);
+            blurred[k] += c.blur;
+            assert_true(c.width >= 1 && c.width <= 500 && c.height >= 1 && c.height <= 375);
+        }
+    }
+    printf("blur frequencies (official): %.3f %.3f %.3f\n", (double) blurred[0] / n,
+           (double) blurred[1] / n, (double) blurred[2] / n);
+    assert_int_equal(blurred[0], 0);
+    assert_true(fabs((double) blurred[1] / n - 0.9) < 0.01 &&
+                fabs((double) blurred[2] / n - 0.5) < 0.015);
+}
+
 /* ------------------------------------------------------------------ loader */
 static poa_loader_params small_params(int threads)
 {
@@ -530,6 +595,8 @@ int main(void)
         cmocka_unit_test(test_mask_blocks),
         cmocka_unit_test(test_mask_counts_and_batches),
         cmocka_unit_test(test_dct_scaling),
+        cmocka_unit_test(test_hue_tables_exhaustive),
+        cmocka_unit_test(test_blur_semantics),
         cmocka_unit_test(test_loader_threads_identical),
         cmocka_unit_test(test_loader_resume),
         cmocka_unit_test(test_loader_layout),
