@@ -60,6 +60,7 @@ typedef struct bytes {
 
 static void put(bytes *b, const void *v, size_t n)
 {
+    if (n == 0) return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2;
         b->p = poa_xrealloc(b->p, b->cap);
@@ -70,6 +71,7 @@ static void put(bytes *b, const void *v, size_t n)
 
 static void get(const bytes *b, size_t *pos, void *v, size_t n)
 {
+    if (n == 0) return;
     POA_ASSERT(*pos + n <= b->n);
     memcpy(v, b->p + *pos, n);
     *pos += n;

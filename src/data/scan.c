@@ -261,7 +261,7 @@ static size_t add_class_files(poa_scan_split *s, const char *split_dir, const ch
 {
     entry_list l = {0};
     walk(split_dir, cls, &l, 0);
-    qsort(l.e, l.n, sizeof *l.e, cmp_entry);
+    if (l.n) qsort(l.e, l.n, sizeof *l.e, cmp_entry);
     size_t added = 0;
     for (size_t i = 0; i < l.n; i++) {
         char rel[8192];
@@ -325,7 +325,7 @@ static poa_status scan_flat(poa_scan_split *s, const char *dir, poa_err *err)
         names[n++] = poa_xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         if (poa_has_image_extension(names[i]))
             add_file(s, dir, names[i], -1);
@@ -369,7 +369,7 @@ static poa_status scan_classes(poa_scan_split *s, const char *dir, const poa_lab
         }
     }
     closedir(d);
-    qsort(cls, n, sizeof *cls, cmp_str);
+    if (n) qsort(cls, n, sizeof *cls, cmp_str);
     for (size_t c = 0; c < n; c++) {
         const char *name = labels ? poa_labels_lookup(labels, cls[c]) : NULL;
         poa_strtab_push(&s->classes, cls[c]);

@@ -337,7 +337,7 @@ static void test_mask_counts_float32(void **state)
         const char *l = lines[i];
         if (is_op(l, "linspace")) {
             int steps = geti(l, "steps");
-            float v[128];
+            float v[256];
             parse_floats(get(l, "values"), v, steps);
             for (int k = 0; k < steps; k++)
                 if (poa_linspace_f32(0.1, 0.5, steps, k) != v[k])

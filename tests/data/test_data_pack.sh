@@ -119,4 +119,23 @@ with h5py.File(sys.argv[1], "r") as f:
     im = Image.open(io.BytesIO(f["images"][o[0]:o[1]].tobytes()))
     assert im.size == (16, 16) and im.mode == "L", (im.size, im.mode)
 PY
+# --- the unlabeled test split (ROOT/test/*.JPEG, no class folders)
+mkdir -p "$out/fm_test/test"
+cp "$out/fm/labels.txt" "$out/fm_test/"
+i=1
+for f in $(find "$out/fm/val" -name '*.JPEG' | sort | head -12); do
+    cp "$f" "$out/fm_test/test/ILSVRC2012_test_$(printf %08d $i).JPEG"; i=$((i + 1))
+done
+"$pack" --root "$out/fm_test" --output "$out/p7" --splits test >"$out/p7.log" 2>&1 \
+    && "$pack" --verify "$out/p7" >"$out/v7.log" 2>&1 && ok "test split packs and verifies" || { cat "$out/p7.log" "$out/v7.log"; bad "test split"; }
+"$py" - "$out/p7" <<'PY' && ok "test split: class_index 4294967295, labels -1, actual_index from names" || bad "test split metadata"
+import sys, h5py
+m = h5py.File(sys.argv[1] + "/metadata.h5", "r")
+g = m["test"]
+assert g.attrs["num_images"] == 12 and g.attrs["num_classes"] == 0, dict(g.attrs)
+assert (g["entries/class_index"][:] == 4294967295).all()
+assert list(g["entries/actual_index"][:]) == list(range(1, 13)), g["entries/actual_index"][:]
+s = h5py.File(sys.argv[1] + "/test-00000-of-00001.h5", "r")
+assert (s["labels"][:] == -1).all()
+PY
 exit $fail
