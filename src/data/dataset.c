@@ -16,7 +16,7 @@ static poa_status open_shards(poa_dataset *d, const poa_meta_split *m, poa_err *
     for (int k = 0; k < d->num_shards; k++) {
         char path[8200];
         snprintf(path, sizeof path, "%s/%s", d->dir, poa_strtab_get(&m->shard_files, (size_t) k));
-        poa_status st = poa_shard_open(&d->shards[k], path, 0, err);
+        poa_status st = poa_shard_open(&d->shards[k], path, POA_SHARD_INDEX_ONLY, err);
         if (st != POA_OK) return st;
         const poa_shard *s = &d->shards[k];
         if ((uint64_t) s->num_images != m->shard_num_images[k] || strcmp(s->info.split, d->split))

@@ -171,12 +171,13 @@ static poa_status read_tables(hid_t f, poa_shard *s, unsigned flags, poa_err *er
     if (st == POA_OK)
         st = poa_dh5_read_alloc(f, "labels", H5T_NATIVE_INT32, 4, 1, dims, (void **) &s->labels,
                                 err);
-    if (st == POA_OK)
+    int all = !(flags & POA_SHARD_INDEX_ONLY);
+    if (st == POA_OK && all)
         st = poa_dh5_read_alloc(f, "ids", H5T_NATIVE_UINT64, 8, 1, dims, (void **) &s->ids, err);
-    if (st == POA_OK)
+    if (st == POA_OK && all)
         st = poa_dh5_read_alloc(f, "image_size", H5T_NATIVE_UINT32, 4, 2, dims, (void **) &s->sizes,
                                 err);
-    if (st == POA_OK)
+    if (st == POA_OK && all)
         st = poa_dh5_read_alloc(f, "crc32", H5T_NATIVE_UINT32, 4, 1, dims, (void **) &s->crc, err);
     if (st == POA_OK && (flags & POA_SHARD_LOAD_NAMES)) {
         st = poa_dh5_read_strtab(f, "file_names", &s->file_names, err);
@@ -309,6 +310,7 @@ poa_status poa_shard_read(const poa_shard *s, int64_t i, uint8_t **buf, size_t *
 
 poa_status poa_shard_check_crc(const poa_shard *s, poa_err *err)
 {
+    if (!s->crc) return poa_err_set(err, POA_ERR_ARG, "%s: opened without its CRC table", s->path);
     uint8_t *buf = NULL;
     size_t cap = 0, size = 0;
     uint32_t whole = 0;

@@ -40,7 +40,9 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
                            const poa_strtab *skipped_reasons, poa_err *err);
 
 enum {
-    POA_SHARD_LOAD_NAMES = 1, /* also load file_names and the skipped lists */
+    POA_SHARD_LOAD_NAMES = 1, /* also load file_names and the skipped lists          */
+    POA_SHARD_INDEX_ONLY = 2, /* only offsets and labels (the loader): ids, image_size and
+                                 crc32 stay NULL                                        */
 };
 
 typedef struct poa_shard {
