@@ -1,2 +1,29 @@
-# The pretraining rank loop (issue #6): sources added to the train archive.
-TRAIN_LOOP_SOURCES =
+# The pretraining rank loop (issue #6): sources added to the train archive, tests in tests/train/.
+TRAIN_LOOP_SOURCES = \
+	src/train/loop.c src/train/loop.h \
+	src/train/trainer_internal.h \
+	src/train/trainer_config.c src/train/trainer_config.h \
+	src/train/trainer_comm.c src/train/trainer_comm.h \
+	src/train/trainer_data.h src/train/trainer_data_synth.c src/train/trainer_data_loader.c \
+	src/train/trainer_ckpt.c \
+	src/train/trainer_report.c \
+	src/train/trainer_cli.c src/train/trainer_cli.h \
+	src/train/metrics.c src/train/metrics.h
+EXTRA_DIST += src/train/README-train.md
+
+# Tests of the rank loop (tests/train/): units (cmocka), then end-to-end runs of poa-train on a
+# few Fashion-MNIST images (each .sh test packs its own data under tests/out/train/; they skip
+# without /usr/bin/python3 + h5py or without the Fashion-MNIST package).
+EXTRA_DIST += tests/train/lib.sh tests/train/check_train.py
+if HAVE_CMOCKA
+check_PROGRAMS += tests/train/test_trainer_units
+tests_train_test_trainer_units_SOURCES = tests/train/test_trainer_units.c
+tests_train_test_trainer_units_CFLAGS = $(TEST_CFLAGS)
+tests_train_test_trainer_units_LDADD = $(TEST_LDADD)
+TESTS += tests/train/test_trainer_units
+endif
+TRAIN_LOOP_TESTS = tests/train/test_train_equiv.sh tests/train/test_train_resume.sh \
+	tests/train/test_train_signals.sh tests/train/test_train_ckpt_corrupt.sh \
+	tests/train/test_train_failures.sh
+TESTS += $(TRAIN_LOOP_TESTS)
+EXTRA_DIST += $(TRAIN_LOOP_TESTS)

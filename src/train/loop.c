@@ -1,0 +1,470 @@
+/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (spec §4.9):
+ *   1. this rank's batch of G rank groups from the source (time blocked = data wait);
+ *   2. upload; poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students,
+ *      losses, backward with the bucketed all-reduce, non-finite guard, AdamW, EMA);
+ *   3. loss slots averaged over the ranks (one small all-reduce) and the signal agreement
+ *      (another), so every rank takes the same decisions;
+ *   4. log line + metrics record, checkpoints (spec §12.1 periods), stop on signal / max steps.
+ */
+#include "poa_config.h"
+#include "train/loop.h"
+#include "common/log.h"
+#include "common/timer.h"
+#include "dist/signals.h"
+#include "io/checkpoint.h"
+#ifdef POA_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
+#include "train/trainer_config.h"
+#include "train/trainer_internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void poa_trainer_opts_default(poa_trainer_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->debug_nonfinite_at = -1;
+}
+
+const poa_trainer_summary *poa_trainer_get_summary(const poa_trainer *t)
+{
+    return &t->summary;
+}
+poa_step *poa_trainer_step(poa_trainer *t)
+{
+    return t->step;
+}
+const poa_step_report *poa_trainer_last_report(const poa_trainer *t)
+{
+    return &t->last_report;
+}
+const poa_model *poa_trainer_model(const poa_trainer *t)
+{
+    return &t->model;
+}
+double poa_trainer_last_loss(const poa_trainer *t, double terms[])
+{
+    if (terms) memcpy(terms, t->last_terms, sizeof t->last_terms);
+    return t->last_loss_global;
+}
+
+/* ------------------------------------------------------------------ creation */
+
+poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err)
+{
+    int code = dist_max_int(t->d, (int) st);
+    if (code == POA_OK) return POA_OK;
+    int root = t->world - dist_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s", st != POA_OK ? err->msg : "");
+    dist_host_broadcast(t->d, msg, sizeof msg, root);
+    err->code = (poa_status) code;
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+    return (poa_status) code;
+}
+#define agree poa_trainer_agree
+
+/* mkdir -p */
+static poa_status make_dirs(const char *path, poa_err *err)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return poa_err_set(err, POA_ERR_IO, "cannot create output directory %s: %s", buf,
+                               strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return poa_err_set(err, POA_ERR_IO, "cannot create output directory %s: %s", buf,
+                           strerror(errno));
+    return POA_OK;
+}
+
+/* Rank 0: the output directory exists (created if needed) and takes files. */
+static poa_status check_output_dir(const char *dir, poa_err *err)
+{
+    if (!dir[0]) return poa_err_set(err, POA_ERR_ARG, "no output directory (--output DIR)");
+    poa_status st = make_dirs(dir, err);
+    if (st != POA_OK) return st;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return poa_err_set(err, POA_ERR_IO, "output %s is not a directory", dir);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.poa-write-test.%ld", dir, (long) getpid());
+    FILE *f = fopen(probe, "w");
+    if (!f || fputs("poa\n", f) < 0 || fclose(f) != 0)
+        return poa_err_set(err, POA_ERR_IO, "output directory %s is not writable: %s", dir,
+                           strerror(errno));
+    unlink(probe);
+    char logs[4200];
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    return make_dirs(logs, err);
+}
+
+static poa_status open_outputs(poa_trainer *t, poa_err *err)
+{
+    const char *dir = t->cfg->train.output_dir;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    poa_status st = poa_config_save(t->cfg, path, true, err);
+    if (st != POA_OK) return poa_err_set(err, POA_ERR_IO, "%s", err->msg);
+    snprintf(path, sizeof path, "%s/training_metrics.json", dir);
+    st = poa_metrics_open(&t->metrics, path, t->resumed ? t->start_it - 1 : -1, err);
+    if (st != POA_OK) return st;
+    snprintf(path, sizeof path, "%s/logs/log.txt", dir);
+    t->log_file = fopen(path, "a");
+    if (!t->log_file) return poa_err_set(err, POA_ERR_IO, "%s: %s", path, strerror(errno));
+    return POA_OK;
+}
+
+const char *poa_trainer_backend_name(const poa_config *cfg)
+{
+    int b = cfg->train.backend;
+#if defined(POA_HAVE_CUDA) && defined(POA_HAVE_NCCL)
+    if (b == POA_BACKEND_AUTO && poa_cuda_devices() > 0) return "cuda";
+#endif
+    return b == POA_BACKEND_CUDA ? "cuda" : "cpu";
+}
+
+static poa_status create_backend(poa_trainer *t, poa_err *err)
+{
+    const char *name = t->opts.backend ? t->opts.backend : poa_trainer_backend_name(t->cfg);
+    char msg[512] = "";
+    t->be = poa_backend_create(name, msg, sizeof msg);
+    if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend: %s", msg);
+    if (strcmp(name, "cuda") == 0 && dist_kind(t->d) != POA_DIST_NCCL)
+        return poa_err_set(err, POA_ERR_CONFIG, "the CUDA backend needs the NCCL dist layer");
+#ifdef POA_HAVE_CUDA
+    if (strcmp(name, "cuda") == 0) dist_set_compute_stream(t->d, poa_cuda_backend_stream(t->be));
+#endif
+    return POA_OK;
+}
+
+static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
+{
+    poa_model_config mc;
+    poa_status st = poa_trainer_check_supported(t->cfg, t->be->name, err);
+    if (st == POA_OK) st = poa_trainer_model_config(t->cfg, &mc, err);
+    if (st != POA_OK) return st;
+    poa_model_build(&t->model, &mc);
+    st = poa_trainer_step_config(t->cfg, &t->model, t->rank, t->world, &t->scfg, err);
+    if (st != POA_OK) return st;
+    poa_trainer_comm_init(&t->comm, t->d, t->be, &t->model);
+    poa_collective coll = poa_trainer_comm_collective(&t->comm);
+    poa_step_hooks hooks = poa_trainer_comm_hooks(&t->comm);
+    t->step = poa_step_create(t->be, &t->model, &t->scfg, &coll, &hooks);
+    poa_trainer_comm_attach(&t->comm, poa_step_grads(t->step));
+    poa_step_init_params(t->step, (uint64_t) t->cfg->train.seed);
+    return POA_OK;
+}
+
+static poa_status create_source(poa_trainer *t, poa_err *err)
+{
+    poa_data_params p = poa_data_params_of(t->cfg, t->rank, t->world);
+    poa_status st = POA_OK;
+    if (t->opts.synthetic_data)
+        t->src = poa_batch_source_synthetic(&p);
+    else
+        st = poa_batch_source_loader(&p, &t->src, err);
+    if (st != POA_OK) return st;
+    t->n_global = (size_t) p.G * 2 * p.B * p.channels * p.global_size * p.global_size;
+    t->n_local = (size_t) p.G * p.n_local * p.B * p.channels * p.local_size * p.local_size;
+    t->dev_global = t->be->nn->alloc(t->be, sizeof(float) * t->n_global);
+    t->dev_local = t->be->nn->alloc(t->be, sizeof(float) * (t->n_local ? t->n_local : 1));
+    return POA_OK;
+}
+
+poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+                              poa_trainer **out, poa_err *err)
+{
+    poa_trainer *t = poa_xcalloc(1, sizeof *t);
+    *out = t;
+    if (opts)
+        t->opts = *opts;
+    else
+        poa_trainer_opts_default(&t->opts);
+    t->cfg = cfg;
+    t->d = d;
+    t->rank = dist_rank(d);
+    t->world = dist_world_size(d);
+    t->total_its = poa_trainer_total_iterations(cfg);
+    t->images_per_it = poa_config_global_batch(cfg, t->world);
+    t->last_done = t->last_ckpt = -1;
+    poa_status st = create_backend(t, err);
+    if ((st = agree(t, st, err)) != POA_OK) return st;
+    st = create_model_and_step(t, err);
+    if ((st = agree(t, st, err)) != POA_OK) return st;
+    st = t->rank == 0 ? check_output_dir(cfg->train.output_dir, err) : POA_OK;
+    if ((st = agree(t, st, err)) != POA_OK) return st;
+    st = create_source(t, err);
+    if ((st = agree(t, st, err)) != POA_OK) return st;
+    int found = 0;
+    if (!t->opts.no_resume) {
+        st = poa_trainer_resume(t, &found, err); /* agreed inside */
+        if (st != POA_OK) return st;
+    } else if (t->rank == 0) {
+        poa_info("--no-resume: starting from scratch; checkpoints already in %s are rotated out "
+                 "by the new ones",
+                 cfg->train.output_dir);
+    }
+    if (!found) {
+        st = t->src->set_state(t->src, NULL, 0, 0, err);
+        if ((st = agree(t, st, err)) != POA_OK) return st;
+    }
+    t->resumed = found;
+    t->summary.resumed = found;
+    st = t->rank == 0 ? open_outputs(t, err) : POA_OK;
+    if ((st = agree(t, st, err)) != POA_OK) return st;
+    if (t->rank == 0 && !t->opts.quiet) {
+        poa_trainer_print_startup(t, stdout);
+        poa_trainer_print_startup(t, t->log_file);
+    }
+    return POA_OK;
+}
+
+void poa_trainer_destroy(poa_trainer *t)
+{
+    if (!t) return;
+    if (t->step) poa_step_destroy(t->step);
+    poa_trainer_comm_free(&t->comm);
+    if (t->be) {
+        if (t->dev_global) t->be->nn->free(t->be, t->dev_global);
+        if (t->dev_local) t->be->nn->free(t->be, t->dev_local);
+    }
+    poa_batch_source_destroy(t->src);
+    if (t->model.table.p) poa_model_free(&t->model);
+    if (t->be) poa_backend_destroy(t->be);
+    poa_metrics_close(&t->metrics);
+    if (t->log_file) fclose(t->log_file);
+    free(t);
+}
+
+/* ------------------------------------------------------------------ one iteration */
+
+/* Tests: a NaN in the last rank's student before iteration `it` (the guard must name the
+ * term on that rank and stop every rank). */
+static void inject_nonfinite(poa_trainer *t, long long it)
+{
+    if (it != t->opts.debug_nonfinite_at || t->rank != t->world - 1) return;
+    float nan = NAN;
+    float *p = poa_step_params(t->step) + t->model.vit.norm_w;
+    t->be->nn->upload(t->be, p, &nan, sizeof nan);
+    poa_warn("--debug-nonfinite-at: student weight backbone.norm.norm.weight[0] set to NaN");
+}
+
+static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa_err *err)
+{
+    double t0 = poa_now();
+    poa_host_batch hb;
+    poa_status st = t->src->next(t->src, it, &hb, err);
+    tm->data_s = poa_now() - t0;
+    if (st != POA_OK) return st;
+    t->be->nn->upload(t->be, t->dev_global, hb.global_crops, sizeof(float) * t->n_global);
+    if (t->n_local)
+        t->be->nn->upload(t->be, t->dev_local, hb.local_crops, sizeof(float) * t->n_local);
+    inject_nonfinite(t, it);
+    poa_step_batch b = {it, t->dev_global, t->n_local ? t->dev_local : NULL, hb.masks, NULL, NULL};
+    double t1 = poa_now();
+    st = poa_step_run(t->step, &b, &t->last_report);
+    tm->step_s = poa_now() - t1;
+    return st;
+}
+
+/* Loss and terms averaged over every rank group of every rank (the step reports this rank's
+ * mean over its G groups; all ranks have the same G). */
+static void global_losses(poa_trainer *t)
+{
+    const poa_step_report *r = &t->last_report;
+    double v[POA_MODEL_MAX_HEADS * POA_N_HEAD_TERMS + 3];
+    const int n = r->n_slots;
+    memcpy(v, r->slots, sizeof(double) * (size_t) n);
+    v[n] = r->loss;
+    if (t->world > 1) dist_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
+    for (int i = 0; i <= n; i++) v[i] /= t->world;
+    t->last_loss_global = v[n];
+    poa_metrics_terms_from_slots(v, t->model.cfg.n_heads, t->last_terms);
+}
+
+/* Sub-networks of every rank group of every rank (log time only). */
+static void gather_subnets(poa_trainer *t, poa_metrics_record *rec)
+{
+    const int G = t->scfg.G, n = t->world * G;
+    const int cap = n < POA_METRICS_MAX_SUBNETS ? n : POA_METRICS_MAX_SUBNETS;
+    int64_t *v = poa_xcalloc(2 * (size_t) n, sizeof(int64_t));
+    for (int g = 0; g < G; g++) {
+        v[2 * (t->rank * G + g)] = t->last_report.subnet_width[g];
+        v[2 * (t->rank * G + g) + 1] = t->last_report.subnet_depth[g];
+    }
+    if (t->world > 1) dist_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
+    rec->n_subnets = cap;
+    for (int i = 0; i < cap; i++)
+        rec->width[i] = (int) v[2 * i], rec->depth[i] = (int) v[2 * i + 1];
+    free(v);
+}
+
+static void log_iteration(poa_trainer *t, long long it)
+{
+    const poa_step_report *r = &t->last_report;
+    poa_metrics_record rec;
+    memset(&rec, 0, sizeof rec);
+    double comm = 0, exposed = 0;
+    poa_trainer_comm_timing(&t->comm, &comm, &exposed);
+    t->summary.comm_s += comm;
+    t->summary.comm_exposed_s += exposed;
+    gather_subnets(t, &rec); /* collective */
+    const poa_timing_window *w = &t->window;
+    const double n = w->iters > 0 ? (double) w->iters : 1.0;
+    rec.iteration = it;
+    rec.epoch = it / t->cfg->train.OFFICIAL_EPOCH_LENGTH;
+    rec.total_iterations = t->total_its;
+    rec.total_loss = t->last_loss_global;
+    memcpy(rec.terms, t->last_terms, sizeof rec.terms);
+    rec.lr = r->sched.lr;
+    rec.last_layer_lr = r->sched.last_layer_lr;
+    rec.wd = r->sched.wd;
+    rec.mom = r->sched.momentum;
+    rec.teacher_temp = r->sched.teacher_temp;
+    rec.ibot_active = r->sched.ibot_active;
+    rec.grad_norm_backbone = r->grad_norm[POA_CLIP_BACKBONE];
+    rec.grad_norm_head = r->grad_norm[POA_CLIP_HEAD];
+    rec.batch_size = t->images_per_it;
+    rec.img_s = w->sum.iter_s > 0 ? (double) w->images / w->sum.iter_s : 0;
+    rec.iter_time = w->sum.iter_s / n;
+    rec.data_time = w->sum.data_s / n;
+    rec.comm_time = comm / n;
+    rec.comm_exposed_time = exposed / n;
+    rec.compute_time = rec.iter_time - rec.data_time - rec.comm_exposed_time;
+    rec.eta_s = rec.iter_time * (double) (t->total_its - 1 - it);
+    poa_timing_window_reset(&t->window);
+    if (t->rank != 0 || t->opts.quiet) return;
+    char line[4096];
+    poa_metrics_format_line(&rec, line, sizeof line);
+    if (t->use_progress) fputs("\r\033[K", stdout);
+    poa_info("%s", line);
+    if (t->log_file) fprintf(t->log_file, "%s\n", line), fflush(t->log_file);
+    poa_err e;
+    if (poa_metrics_append(&t->metrics, &rec, &e) != POA_OK) poa_warn("metrics: %s", e.msg);
+}
+
+static int is_log_iteration(const poa_trainer *t, long long it)
+{
+    return it % t->cfg->train.log_period_iterations == 0 || it == t->total_its - 1;
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static int fail(poa_trainer *t, poa_status st, const poa_err *err, const char *when)
+{
+    if (t->rank == 0 || st == POA_ERR_NONFINITE) poa_error("%s: %s", when, err->msg);
+    return poa_status_exit_code(st);
+}
+
+/* After iteration `it`: checkpoints by period, and the stop checkpoint. */
+static int after_iteration(poa_trainer *t, long long it, int stop)
+{
+    poa_err err;
+    int full = poa_trainer_is_checkpoint_iteration(t->cfg, it) || stop;
+    int eval = poa_trainer_is_eval_iteration(t->cfg, it);
+    if (!full && !eval) return 0;
+    poa_status st = poa_trainer_write_checkpoint(t, it, full, eval, &err);
+    return st == POA_OK ? 0 : fail(t, st, &err, "writing a checkpoint");
+}
+
+static void finish_summary(poa_trainer *t, long long first)
+{
+    poa_trainer_summary *s = &t->summary;
+    s->first_it = first;
+    s->last_it = t->last_done;
+    s->total_its = t->total_its;
+    s->seconds = poa_now() - t->t_loop_start;
+    s->last_loss = t->last_loss_global;
+    long long its = t->last_done - first + 1;
+    s->img_s = s->seconds > 0 && its > 0 ? (double) (its * t->images_per_it) / s->seconds : 0;
+    s->data_wait_frac = s->seconds > 0 ? s->data_wait_frac / s->seconds : 0;
+}
+
+static int loop_body(poa_trainer *t, long long first)
+{
+    for (long long it = first; it < t->total_its; it++) {
+        poa_iter_timing tm = {0};
+        poa_err err;
+        double t0 = poa_now();
+        poa_status st = run_one(t, it, &tm, &err);
+        if (st == POA_ERR_NONFINITE) {
+            if (t->last_report.bad_what[0]) {
+                snprintf(err.msg, sizeof err.msg,
+                         "iteration %lld: %s; stopping without writing a checkpoint (the last good "
+                         "one is iteration %lld)",
+                         it, t->last_report.bad_what, t->last_ckpt);
+            }
+            return fail(t, st, &err, "non-finite step");
+        }
+        if (st != POA_OK) return fail(t, st, &err, "reading data");
+        t->last_done = it;
+        global_losses(t);
+        if (it == first) t->summary.first_loss = t->last_loss_global;
+        int sig = poa_signal_agree(t->d);
+        tm.iter_s = poa_now() - t0;
+        poa_timing_window_add(&t->window, &tm, t->images_per_it);
+        t->summary.data_wait_frac += tm.data_s;
+        t->summary.step_s += tm.step_s;
+        if (t->use_progress) {
+            char extra[64];
+            snprintf(extra, sizeof extra, "loss %.4f", t->last_loss_global);
+            poa_progress_update(&t->progress, it + 1, extra);
+        }
+        if (is_log_iteration(t, it)) log_iteration(t, it);
+        int max_reached = t->opts.max_steps > 0 && it - first + 1 >= t->opts.max_steps;
+        int rc = after_iteration(t, it, sig || max_reached);
+        if (rc) return rc;
+        if (sig) {
+            t->summary.stop_signal = sig;
+            if (t->rank == 0)
+                poa_info("%s: stopped after iteration %lld with a checkpoint; exit %d (requeue "
+                         "the job to resume)",
+                         poa_signal_name(sig), it, POA_EXIT_REQUEUE);
+            return POA_EXIT_REQUEUE;
+        }
+        if (max_reached) {
+            if (t->rank == 0)
+                poa_info("--max-steps %lld reached after iteration %lld", t->opts.max_steps, it);
+            return POA_EXIT_OK;
+        }
+    }
+    return POA_EXIT_OK;
+}
+
+/* A progress bar on a terminal: stdout is a TTY and the process was not started by Open MPI's
+ * mpiexec (which gives every rank a pseudo-terminal even when its own output is a pipe).
+ * POA_PROGRESS=1 / 0 forces it on / off. */
+static int want_progress_bar(void)
+{
+    const char *force = getenv("POA_PROGRESS");
+    if (force && *force) return strcmp(force, "0") != 0;
+    return isatty(STDOUT_FILENO) && !getenv("OMPI_COMM_WORLD_SIZE");
+}
+
+int poa_trainer_run(poa_trainer *t)
+{
+    const long long first = t->start_it;
+    t->t_loop_start = poa_now();
+    t->use_progress = t->rank == 0 && !t->opts.quiet && want_progress_bar();
+    if (t->use_progress) poa_progress_begin(&t->progress, "train", t->total_its, 10.0);
+    if (first >= t->total_its && t->rank == 0)
+        poa_info("nothing to do: iteration %lld of %lld is done", first - 1, t->total_its);
+    poa_signals_install();
+    int rc = loop_body(t, first);
+    poa_signals_restore();
+    if (t->use_progress) fputs("\n", stdout);
+    finish_summary(t, first);
+    t->summary.exit_code = rc;
+    return rc;
+}

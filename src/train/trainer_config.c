@@ -1,0 +1,147 @@
+/* trainer_config.c — see trainer_config.h. */
+#include "train/trainer_config.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err)
+{
+    const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
+    poa_status st = poa_model_config_from_arch(mc, arch, err);
+    if (st != POA_OK) return st;
+    if (!cfg->student.qkv_bias || !cfg->student.proj_bias || !cfg->student.ffn_bias)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "student.qkv_bias, student.proj_bias and student.ffn_bias must be true: "
+                           "the POA ViT has biases in every linear layer (spec §1.4)");
+    if (cfg->dino.head_n_prototypes.n > POA_MODEL_MAX_HEADS)
+        return poa_err_set(err, POA_ERR_CONFIG, "dino.head_n_prototypes: %d heads (at most %d)",
+                           cfg->dino.head_n_prototypes.n, POA_MODEL_MAX_HEADS);
+    /* student.* (after the preset of poa_config_finalize, spec §1.1, §2.1) */
+    mc->patch_size = cfg->student.patch_size;
+    mc->max_embed_dim = cfg->student.max_embed_dim;
+    mc->min_embed_dim = cfg->student.min_embed_dim;
+    mc->max_depth = cfg->student.max_depth;
+    mc->min_depth = cfg->student.min_depth;
+    mc->head_dim = cfg->student.head_dim;
+    mc->width_interval = cfg->student.width_interval;
+    mc->depth_interval = cfg->student.depth_interval;
+    mc->layerscale = (float) cfg->student.layerscale;
+    /* crops.*: the position-embedding grid is the global crop's (spec §1.3) */
+    mc->img_size = cfg->crops.global_crops_size;
+    mc->global_crops_size = cfg->crops.global_crops_size;
+    mc->local_crops_size = cfg->crops.local_crops_size;
+    /* dino.* heads, shared by iBOT (spec §3.2, §3.3) */
+    mc->n_heads = cfg->dino.head_n_prototypes.n;
+    for (int h = 0; h < mc->n_heads; h++)
+        mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];
+    mc->head_hidden_dim = cfg->dino.head_hidden_dim;
+    mc->head_bottleneck_dim = cfg->dino.head_bottleneck_dim;
+    mc->head_nlayers = cfg->dino.head_nlayers;
+    /* parameter groups (spec §6.2) */
+    mc->layerwise_decay = cfg->optim.layerwise_decay;
+    mc->patch_embed_lr_mult = cfg->optim.patch_embed_lr_mult;
+    if ((st = poa_model_config_validate(mc, err)) != POA_OK)
+        return poa_err_prefix(err, "model of the configuration (student.*, dino.head_*, crops.*)");
+    return POA_OK;
+}
+
+poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
+                                       poa_err *err)
+{
+    if (cfg->train.centering != POA_CENTERING_SINKHORN_KNOPP)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "train.centering = centering (softmax centering) is not implemented by "
+                           "poa-train; use sinkhorn_knopp (the POA recipe, spec §4.1)");
+    int dt = cfg->compute_precision.compute_dtype;
+    if (strcmp(backend_name, "cpu") == 0 && (dt == POA_DTYPE_BF16 || dt == POA_DTYPE_FP16))
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "compute_precision.compute_dtype = %s: the CPU backend computes in "
+                           "fp32 only; use fp32 or auto",
+                           poa_config_enum_text(POA_CFG_KEY_compute_precision_compute_dtype, dt));
+    if (cfg->student.pretrained_weights[0])
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "student.pretrained_weights is not supported by poa-train; use "
+                           "MODEL.WEIGHTS (a poa checkpoint) to initialise a run");
+    if (cfg->train.rank_groups > POA_STEP_MAX_GROUPS)
+        return poa_err_set(err, POA_ERR_CONFIG, "train.rank_groups = %d: at most %d per rank",
+                           cfg->train.rank_groups, POA_STEP_MAX_GROUPS);
+    return POA_OK;
+}
+
+int poa_trainer_max_masked(const poa_config *cfg, int n_patches)
+{
+    const int B = cfg->train.batch_size_per_gpu;
+    const long long all = 2LL * B * n_patches;
+    const int crops = (int) (2.0 * B * cfg->ibot.mask_sample_probability) + 1;
+    const int per_crop = (int) ceil(cfg->ibot.mask_ratio_min_max.v[1] * n_patches) + 1;
+    long long bound = (long long) crops * per_crop;
+    return (int) (bound < all ? bound : all);
+}
+
+poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, int rank,
+                                   int world_size, poa_step_config *sc, poa_err *err)
+{
+    const int B = cfg->train.batch_size_per_gpu, G = cfg->train.rank_groups;
+    const int V = cfg->crops.local_crops_number;
+    if (B < 2)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "train.batch_size_per_gpu = %d: KoLeo needs at least 2 images per rank "
+                           "group (spec §4.6)",
+                           B);
+    if (world_size < 1 || rank < 0 || rank >= world_size)
+        return poa_err_set(err, POA_ERR_ARG, "rank %d of %d", rank, world_size);
+    *sc = poa_step_config_official(m, B, G, V);
+    sc->first_group = (uint32_t) rank * (uint32_t) G;
+    sc->max_masked = poa_trainer_max_masked(
+        cfg, poa_model_n_patches(&m->cfg, m->cfg.global_crops_size, m->cfg.global_crops_size));
+    sc->drop_path_rate = cfg->student.drop_path_rate;
+    sc->net_select_scale = cfg->student.net_select_scale;
+    sc->seed = (uint64_t) cfg->train.seed;
+    /* losses (spec §4.2–4.8) */
+    sc->loss.lambda_ie = (float) cfg->dino.lambda_ie;
+    sc->loss.dino_weight = (float) cfg->dino.loss_weight;
+    sc->loss.koleo_weight = (float) cfg->dino.koleo_loss_weight;
+    sc->loss.ibot_weight = (float) cfg->ibot.loss_weight;
+    /* AdamW and clipping (spec §6.1, §6.3) */
+    sc->beta1 = cfg->optim.adamw_beta1;
+    sc->beta2 = cfg->optim.adamw_beta2;
+    sc->eps = 1e-8;
+    sc->clip_grad = cfg->optim.clip_grad;
+    /* schedules (spec §6.4) */
+    poa_schedule_hparams *h = &sc->sched;
+    h->epoch_length = cfg->train.OFFICIAL_EPOCH_LENGTH;
+    h->epochs = cfg->optim.epochs;
+    h->lr = cfg->optim.lr;
+    h->min_lr = cfg->optim.min_lr;
+    h->warmup_epochs = cfg->optim.warmup_epochs;
+    h->weight_decay = cfg->optim.weight_decay;
+    h->weight_decay_end = cfg->optim.weight_decay_end;
+    h->momentum_teacher = cfg->teacher.momentum_teacher;
+    h->final_momentum_teacher = cfg->teacher.final_momentum_teacher;
+    h->warmup_teacher_temp = cfg->teacher.warmup_teacher_temp;
+    h->teacher_temp = cfg->teacher.teacher_temp;
+    h->warmup_teacher_temp_epochs = cfg->teacher.warmup_teacher_temp_epochs;
+    h->freeze_last_layer_epochs = cfg->optim.freeze_last_layer_epochs;
+    h->ibot_activate_epochs = cfg->optim.ibot_activate_epochs;
+    h->iter_num_scale = cfg->optim.iter_num_scale;
+    return POA_OK;
+}
+
+long long poa_trainer_total_iterations(const poa_config *cfg)
+{
+    return (long long) cfg->optim.epochs * cfg->train.OFFICIAL_EPOCH_LENGTH;
+}
+
+int poa_trainer_is_checkpoint_iteration(const poa_config *cfg, long long it)
+{
+    long long period = cfg->train.checkpoint_period_iterations;
+    if (it + 1 >= poa_trainer_total_iterations(cfg)) return 1;
+    return period > 0 && (it + 1) % period == 0;
+}
+
+int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it)
+{
+    long long period = cfg->evaluation.eval_period_iterations;
+    return period > 0 && (it + 1) % period == 0;
+}

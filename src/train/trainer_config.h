@@ -1,0 +1,47 @@
+/* trainer_config.h — from the run configuration (common/config.h, official key names) to the
+ * structs of the model and of the step: poa_model_config (spec §1.1, §2.1, §3.2) and
+ * poa_step_config (spec §4, §6), plus the checks of the values poa-train does not implement.
+ *
+ * Nothing here depends on MPI: the rank layout is passed in (rank, world size), so the dry run
+ * can plan an N-rank job from one process.
+ */
+#ifndef POA_TRAIN_TRAINER_CONFIG_H
+#define POA_TRAIN_TRAINER_CONFIG_H
+
+#include "common/config.h"
+#include "common/poa_error.h"
+#include "model/model.h"
+#include "train/step.h"
+
+/* Model description of the configuration: the student.arch preset's defaults, then every key
+ * that describes the model (student.*, dino.head_*, crops.*_size, optim layer decay and
+ * patch-embed multiplier).  POA_ERR_CONFIG names the key for values the model cannot run:
+ * biases switched off, more heads than POA_MODEL_MAX_HEADS, sizes the model rejects. */
+poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
+
+/* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16
+ * on the CPU backend, student.pretrained_weights. */
+poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
+                                       poa_err *err);
+
+/* Step configuration of rank `rank` of `world_size`: B = train.batch_size_per_gpu,
+ * G = train.rank_groups, first global rank group = rank·G, losses, AdamW, clipping, schedules
+ * (optim.lr is the derived peak lr of cfg, computed by poa_config_finalize for cfg->world_size
+ * ranks). */
+poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, int rank,
+                                   int world_size, poa_step_config *sc, poa_err *err);
+
+/* Upper bound of the masked patches of one rank group (spec §7.2: int(2B·p) masked crops, each
+ * at most ratio_max·N patches), used to size the step's iBOT buffers; 2B·N when unsure. */
+int poa_trainer_max_masked(const poa_config *cfg, int n_patches);
+
+/* Iterations of the run: optim.epochs × train.OFFICIAL_EPOCH_LENGTH (spec §6.5). */
+long long poa_trainer_total_iterations(const poa_config *cfg);
+/* Resumable checkpoint after iteration `it` (0-based) — the fvcore PeriodicCheckpointer rule
+ * of the official code: (it + 1) % period == 0, and the last iteration. */
+int poa_trainer_is_checkpoint_iteration(const poa_config *cfg, long long it);
+/* Evaluation (teacher) checkpoint after iteration `it`: (it + 1) % eval_period == 0 (spec
+ * §12.1, upstream do_test), never when evaluation.eval_period_iterations is 0. */
+int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it);
+
+#endif

@@ -1,0 +1,58 @@
+# lib.sh — sourced by the tests of the rank loop (tests/train/test_train_*.sh).
+# Gives: $train (poa-train), $py (Python with h5py), $out (this test's scratch folder under the
+# build tree), run_ranks N ARGS... (poa-train under mpiexec -n N), make_data DIR [N] (N
+# Fashion-MNIST images packed by poa-pack into DIR/packed), ok/bad/finish, check (check_train.py).
+set -u
+top_src=${POA_TOP_SRCDIR:?run through make check}
+top_build=${POA_TOP_BUILDDIR:?run through make check}
+py=${POA_PYTHON_REF:-/usr/bin/python3}
+mpiexec=${POA_MPIEXEC:-mpiexec}
+train=$top_build/src/poa-train
+tiny=$top_src/configs/tiny.yaml
+export PYTHONDONTWRITEBYTECODE=1 POA_PROGRESS=0
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl="self,vader"
+
+fail=0
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fail=1; }
+finish() {
+    [ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
+    exit $fail
+}
+
+# scratch folder of this test: tests/out/train/<name>
+setup_out() {
+    out=$top_build/tests/out/train/$1
+    rm -rf "$out"
+    mkdir -p "$out"
+}
+
+need_python() {
+    "$py" -c 'import h5py, numpy' 2>/dev/null || { echo "skip: $py lacks h5py/numpy"; exit 77; }
+}
+
+check() { "$py" "$top_src/tests/train/check_train.py" "$@"; }
+
+# run_ranks N [poa-train args...]: one rank per core, output kept by the caller
+run_ranks() {
+    n=$1
+    shift
+    "$mpiexec" -n "$n" --oversubscribe -x OMP_NUM_THREADS=1 -x POA_PROGRESS "$train" "$@"
+}
+
+# make_data DIR [N]: N (default 128) Fashion-MNIST training images, packed into DIR/packed
+make_data() {
+    src=/usr/share/datasets/fashion-mnist
+    [ -d "$src" ] || { echo "skip: Fashion-MNIST not installed ($src)"; exit 77; }
+    for p in "$top_build/data-prep/poa-prep-fmnist" "$top_build/poa-prep-fmnist"; do
+        [ -x "$p" ] && prep=$p
+    done
+    for p in "$top_build/data-prep/poa-pack" "$top_build/poa-pack"; do
+        [ -x "$p" ] && pack=$p
+    done
+    "$prep" --output "$1/root" --limit "${2:-128}" >"$1/prep.log" 2>&1 &&
+        "$pack" --root "$1/root" --output "$1/packed" --splits train -j 1 >"$1/pack.log" 2>&1 ||
+        { cat "$1/prep.log" "$1/pack.log"; echo "cannot prepare the test data"; exit 1; }
+}
