@@ -7,6 +7,7 @@ if [ "${POA_HAVE_TORCH:-no}" != yes ]; then
     echo "test_model_parity: PyTorch reference not available (configure found no torch/h5py)"
     exit 77
 fi
+export PYTHONDONTWRITEBYTECODE=1 # never write into a (possibly read-only) source tree
 out="$POA_TOP_BUILDDIR/tests/out/model"
 mkdir -p "$out"
 "$POA_PYTHON_REF" "$POA_TOP_SRCDIR/tests/reference/model_ref.py" --arch tiny --out "$out/parity_tiny.h5"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.dont_write_bytecode = True  # never write into a (possibly read-only) source tree
 import poa_model  # noqa: E402
 
 # (name, width, depth, B, H, W, masked, drop-path rate or None)

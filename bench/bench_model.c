@@ -1,0 +1,349 @@
+/* bench_model.c — forward+backward throughput of the ViT backbone on the CPU backend, next to
+ * the backend's sgemm GFLOP/s measured in the same run (make bench-model; bench_model.py runs
+ * it next to PyTorch).
+ *
+ * usage: bench_model --config NAME [--size S] [--batch B] [--reps N] [--warmup N]
+ *                    [--width W --depth L] [--torch-img-s X] [--profile]
+ * --profile times every backend op of the timed steps (printed per op family);
+ * --profile-cpu the same in thread CPU time (use with OMP_NUM_THREADS=1 on a busy machine).
+ * Prints one `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=…
+ * frac_sgemm=…` line (medians over --reps timed iterations).  Threads: OMP_NUM_THREADS.
+ */
+#include "backend/backend.h"
+#include "common/timer.h"
+#include "model/vit.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------- --profile: time per op */
+enum { P_GEMM, P_BIAS, P_LN, P_GELU, P_ATTN, P_RESID, P_TOKENS, P_MEM, P_N };
+static const char *prof_name[P_N] = {"gemm",      "bias",     "layernorm",      "gelu",
+                                     "attention", "residual", "tokens/patches", "copy/zero/axpy"};
+static double prof_t[P_N];
+static poa_nn_ops real, wrapped;
+/* With --profile-cpu: this thread's CPU time (meaningful with one thread on a busy machine). */
+static int prof_cpu;
+static double prof_clock(void)
+{
+    if (!prof_cpu) return poa_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+#define TIMED(cat, call)                                                                           \
+    do {                                                                                           \
+        double t0_ = prof_clock();                                                                 \
+        call;                                                                                      \
+        prof_t[cat] += prof_clock() - t0_;                                                         \
+    } while (0)
+static int prof_gemm_shapes; /* POA_BENCH_GEMM_SHAPES=1: one line per GEMM call */
+static void w_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
+                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    double t0 = prof_clock();
+    real.gemm(be, ta, tb, M, N, K, al, A, lda, B, ldb, beta, C, ldc);
+    double dt = prof_clock() - t0;
+    prof_t[P_GEMM] += dt;
+    if (prof_gemm_shapes)
+        printf("gemm %c%c M=%d N=%d K=%d beta=%g %.3f ms %.1f GFLOP/s\n", ta ? 'T' : 'N',
+               tb ? 'T' : 'N', M, N, K, beta, dt * 1e3, 2.0 * M * N * K / dt * 1e-9);
+}
+static void w_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+{
+    TIMED(P_BIAS, real.add_bias(be, y, ldy, b, rows, cols));
+}
+static void w_bias_grad(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols)
+{
+    TIMED(P_BIAS, real.bias_grad(be, db, dy, lddy, rows, cols));
+}
+static void w_ln_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd, const float *x,
+                     int ldx, const float *w, const float *b, int rows, int d, float eps)
+{
+    TIMED(P_LN, real.layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, eps));
+}
+static void w_ln_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db, const float *dy,
+                     int lddy, const float *x, int ldx, const float *mean, const float *rstd,
+                     const float *w, int rows, int d)
+{
+    TIMED(P_LN, real.layernorm_bwd(be, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d));
+}
+static void w_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
+{
+    TIMED(P_GELU, real.gelu_fwd(be, y, x, n));
+}
+static void w_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    TIMED(P_GELU, real.gelu_bwd(be, dx, dy, x, n));
+}
+static void w_attn_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
+                       int ldqkv, int B, int T, int H, int Dh, float scale)
+{
+    TIMED(P_ATTN, real.attention_fwd(be, out, ldout, probs, qkv, ldqkv, B, T, H, Dh, scale));
+}
+static void w_attn_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
+                       const float *qkv, int ldqkv, const float *probs, int B, int T, int H, int Dh,
+                       float scale, float *scratch)
+{
+    TIMED(P_ATTN, real.attention_bwd(be, dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, B, T, H, Dh,
+                                     scale, scratch));
+}
+static void w_res_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
+                      const float *gamma, const float *s, int B, int T, int d)
+{
+    TIMED(P_RESID, real.residual_ls_fwd(be, x, ldx, y, ldy, gamma, s, B, T, d));
+}
+static void w_res_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
+                      int lddx, const float *y, int ldy, const float *gamma, const float *s, int B,
+                      int T, int d)
+{
+    TIMED(P_RESID, real.residual_ls_bwd(be, dy, lddy, dgamma, dx, lddx, y, ldy, gamma, s, B, T, d));
+}
+static void w_unfold(poa_backend *be, float *cols, const float *img, int B, int C, int Hi, int Wi,
+                     int P)
+{
+    TIMED(P_TOKENS, real.patch_unfold(be, cols, img, B, C, Hi, Wi, P));
+}
+static void w_tok_fwd(poa_backend *be, float *x, int ldx, const float *emb, int ldemb,
+                      const float *cls, const float *pos, int ldpos, const float *mask_token,
+                      const uint8_t *mask, int B, int N, int d)
+{
+    TIMED(P_TOKENS,
+          real.tokens_fwd(be, x, ldx, emb, ldemb, cls, pos, ldpos, mask_token, mask, B, N, d));
+}
+static void w_tok_bwd(poa_backend *be, float *demb, int lddemb, float *dcls, float *dpos, int ldpos,
+                      float *dmask, const float *dx, int lddx, const uint8_t *mask, int B, int N,
+                      int d)
+{
+    TIMED(P_TOKENS,
+          real.tokens_bwd(be, demb, lddemb, dcls, dpos, ldpos, dmask, dx, lddx, mask, B, N, d));
+}
+static void w_copy(poa_backend *be, void *dst, const void *src, size_t bytes)
+{
+    TIMED(P_MEM, real.copy(be, dst, src, bytes));
+}
+static void w_zero(poa_backend *be, void *dst, size_t bytes)
+{
+    TIMED(P_MEM, real.zero(be, dst, bytes));
+}
+static void w_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
+{
+    TIMED(P_MEM, real.axpy(be, y, a, x, n));
+}
+
+static void profile_install(poa_backend *be)
+{
+    prof_gemm_shapes = getenv("POA_BENCH_GEMM_SHAPES") != NULL;
+    real = *be->nn;
+    wrapped = real;
+    wrapped.gemm = w_gemm, wrapped.add_bias = w_add_bias, wrapped.bias_grad = w_bias_grad;
+    wrapped.layernorm_fwd = w_ln_fwd, wrapped.layernorm_bwd = w_ln_bwd;
+    wrapped.gelu_fwd = w_gelu_fwd, wrapped.gelu_bwd = w_gelu_bwd;
+    wrapped.attention_fwd = w_attn_fwd, wrapped.attention_bwd = w_attn_bwd;
+    wrapped.residual_ls_fwd = w_res_fwd, wrapped.residual_ls_bwd = w_res_bwd;
+    wrapped.patch_unfold = w_unfold, wrapped.tokens_fwd = w_tok_fwd, wrapped.tokens_bwd = w_tok_bwd;
+    wrapped.copy = w_copy, wrapped.zero = w_zero, wrapped.axpy = w_axpy;
+    be->nn = &wrapped;
+}
+
+static void profile_report(double total, int iters)
+{
+    double sum = 0;
+    for (int i = 0; i < P_N; i++) sum += prof_t[i];
+    printf("profile (per step, %d steps):\n", iters);
+    for (int i = 0; i < P_N; i++)
+        printf("  %-16s %8.1f ms  %5.1f %%\n", prof_name[i], prof_t[i] / iters * 1e3,
+               100 * prof_t[i] / total);
+    printf("  %-16s %8.1f ms  %5.1f %%\n", "(outside ops)", (total - sum) / iters * 1e3,
+           100 * (total - sum) / total);
+}
+
+typedef struct options {
+    const char *config;
+    int size, batch, reps, warmup, width, depth, profile;
+    double torch_img_s;
+} options;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t) n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double now(void)
+{
+    return poa_now();
+}
+
+/* CPU time of the whole process (all threads). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
+/* GFLOP/s of the backend's GEMM on an n×n×n product (median of reps). */
+static double sgemm_gflops(poa_backend *be, int n, int reps)
+{
+    size_t bytes = (size_t) n * n * sizeof(float);
+    float *h = malloc(bytes);
+    for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
+    float *A = be->nn->alloc(be, bytes), *B = be->nn->alloc(be, bytes),
+          *C = be->nn->alloc(be, bytes);
+    be->nn->upload(be, A, h, bytes);
+    be->nn->upload(be, B, h, bytes);
+    double t[32];
+    for (int r = -1; r < reps; r++) {
+        be->nn->sync(be);
+        double t0 = now();
+        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
+        be->nn->sync(be);
+        if (r >= 0) t[r] = now() - t0;
+    }
+    be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
+    free(h);
+    return 2.0 * n * n * (double) n / median(t, reps) * 1e-9;
+}
+
+/* Multiply-adds ×2 of one image's forward and backward (GEMMs and attention products). */
+static double flops_per_image(const poa_model_config *c, int size, int d, int L)
+{
+    const double N = poa_model_n_patches(c, size, size), T = N + 1,
+                 cpp = 3.0 * c->patch_size * c->patch_size;
+    const double r = c->mlp_ratio;
+    double pe = 2.0 * N * cpp * d;
+    double block = 2.0 * T * d * d * (3 + 1 + 2 * r) + 2.0 * 2.0 * T * T * d;
+    double fwd = pe + L * block;
+    /* backward: two GEMMs per forward GEMM (data and weight gradients), one for the patch
+     * embedding (no image gradient); attention: four products per two forward ones. */
+    return fwd + (2.0 * L * block + pe);
+}
+
+static void parse(int argc, char **argv, options *o)
+{
+    *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--profile") || !strcmp(a, "--profile-cpu")) {
+            o->profile = 1;
+            prof_cpu = !strcmp(a, "--profile-cpu");
+            continue;
+        }
+        if (!v) break;
+        if (!strcmp(a, "--config"))
+            o->config = v, i++;
+        else if (!strcmp(a, "--size"))
+            o->size = atoi(v), i++;
+        else if (!strcmp(a, "--batch"))
+            o->batch = atoi(v), i++;
+        else if (!strcmp(a, "--reps"))
+            o->reps = atoi(v), i++;
+        else if (!strcmp(a, "--warmup"))
+            o->warmup = atoi(v), i++;
+        else if (!strcmp(a, "--width"))
+            o->width = atoi(v), i++;
+        else if (!strcmp(a, "--depth"))
+            o->depth = atoi(v), i++;
+        else if (!strcmp(a, "--torch-img-s"))
+            o->torch_img_s = atof(v), i++;
+    }
+    if (o->reps < 1) o->reps = 1;
+    if (o->reps > 32) o->reps = 32;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    parse(argc, argv, &o);
+    poa_model_config cfg;
+    poa_err err;
+    if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 2;
+    }
+    if (!o.size) o.size = cfg.global_crops_size;
+    if (!o.batch) o.batch = 8;
+    if (!o.width) o.width = cfg.max_embed_dim;
+    if (!o.depth) o.depth = cfg.max_depth;
+    char ebuf[256];
+    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    if (!be) {
+        fprintf(stderr, "bench_model: %s\n", ebuf);
+        return 1;
+    }
+    poa_model m;
+    poa_model_build(&m, &cfg);
+    poa_subnet sn;
+    if (poa_subnet_make(&cfg, o.width, o.depth, &sn, &err) != POA_OK) {
+        fprintf(stderr, "bench_model: %s\n", err.msg);
+        return 2;
+    }
+    const size_t P = m.table.total * sizeof(float);
+    float *params = be->nn->alloc(be, P), *grads = be->nn->alloc(be, P);
+    poa_model_init_params(be, &m, params, 0);
+
+    const int B = o.batch, S = o.size, T = 1 + poa_model_n_patches(&cfg, S, S);
+    const size_t n_img = (size_t) B * 3 * S * S, n_out = (size_t) B * T * sn.width;
+    float *h = malloc((n_img > n_out ? n_img : n_out) * sizeof(float));
+    for (size_t i = 0; i < n_img; i++) h[i] = (float) sin(0.001 * (double) i);
+    float *images = be->nn->alloc(be, n_img * sizeof(float));
+    be->nn->upload(be, images, h, n_img * sizeof(float));
+    poa_vit_acts a;
+    poa_vit_acts_create(be, &m, &a, B, S, 1);
+    poa_vit_input in = {images, B, S, S, NULL, NULL};
+    for (size_t i = 0; i < n_out; i++) h[i] = (float) cos(0.01 * (double) i);
+
+    double t[32], tc[32], cpu0 = 0;
+    for (int r = -o.warmup; r < o.reps; r++) {
+        if (o.profile && r == 0) {
+            profile_install(be);
+            cpu0 = prof_clock();
+        }
+        be->nn->sync(be);
+        double t0 = now(), c0 = cpu_now();
+        be->nn->zero(be, grads, P);
+        poa_vit_forward(be, &m, params, &sn, &in, &a);
+        if (r == -o.warmup) be->nn->upload(be, a.d_out, h, n_out * sizeof(float));
+        poa_vit_backward(be, &m, params, grads, &a, a.d_out);
+        be->nn->sync(be);
+        if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
+    }
+    const double step = median(t, o.reps);
+    const double step_cpu = median(tc, o.reps);
+    if (o.profile) {
+        double total = 0;
+        for (int r = 0; r < o.reps; r++) total += t[r];
+        if (prof_cpu) total = prof_clock() - cpu0;
+        profile_report(total, o.reps);
+        be->nn = &real;
+    }
+    const double img_s = B / step;
+    const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;
+    const double peak = sgemm_gflops(be, 1024, 5);
+    printf("C  config=%s size=%d batch=%d subnet=(%d,%d) threads=%d step_ms=%.1f cpu_ms=%.1f "
+           "img_s=%.2f gflops=%.2f sgemm_gflops=%.2f\n",
+           o.config, S, B, sn.width, sn.depth, omp_get_max_threads(), step * 1e3, step_cpu * 1e3,
+           img_s, gflops, peak);
+    printf("RESULT config=%s img_s=%.2f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.2f "
+           "ratio_torch=%.2f frac_sgemm=%.2f\n",
+           strcmp(o.config, "vit_small") == 0 ? "vit_small_224" : o.config, img_s, gflops, peak,
+           o.torch_img_s, img_s / o.torch_img_s, gflops / peak);
+
+    poa_vit_acts_destroy(be, &a);
+    be->nn->free(be, images), be->nn->free(be, params), be->nn->free(be, grads);
+    free(h);
+    poa_model_free(&m);
+    poa_backend_destroy(be);
+    return 0;
+}
