@@ -130,11 +130,11 @@ void poa_vit_acts_create(poa_backend *be, const poa_model *m, poa_vit_acts *a, i
     a->max_size = size;
     a->cap = poa_vit_acts_floats(be, m, max_images, size, train);
     a->arena = be->nn->alloc(be, a->cap * sizeof(float));
+    a->max_tokens = (size_t) max_images * (1 + (size_t) poa_model_n_patches(&m->cfg, size, size));
     if (train) { /* host staging of the drop-path decisions, largest call */
-        const size_t T = 1 + (size_t) poa_model_n_patches(&m->cfg, size, size);
-        const size_t groups = (size_t) m->cfg.max_depth * 2 * max_images;
-        a->host_s = poa_xmalloc(groups * sizeof(float));
-        a->host_idx = poa_xmalloc(groups * T * sizeof(int32_t));
+        const size_t groups = (size_t) m->cfg.max_depth * 2;
+        a->host_s = poa_xmalloc(groups * (size_t) max_images * sizeof(float));
+        a->host_idx = poa_xmalloc(groups * a->max_tokens * sizeof(int32_t));
     }
 }
 
@@ -304,6 +304,9 @@ void poa_vit_forward(poa_backend *be, const poa_model *m, const float *params, c
     call_shape s = shape_of(be, m, a->B, a->H, a->W, a->d, sn->depth, a->train);
     arena ar = {a->arena, 0};
     carve(a, &s, &ar);
+    POA_CHECK((size_t) a->B * a->T <= a->max_tokens,
+              "backbone call of %d images x %d tokens, workspace planned for %zu token rows", a->B,
+              a->T, a->max_tokens);
     POA_CHECK(ar.used <= a->cap,
               "backbone workspace too small: %zu floats needed for %d images of %dx%d, %zu planned "
               "(B_max %d, size %d)",

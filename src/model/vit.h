@@ -57,11 +57,12 @@ typedef struct poa_vit_block_acts {
 
 typedef struct poa_vit_acts {
     /* plan */
-    int train;      /* 1: saves everything backward needs                       */
-    int max_images; /* B_max                                                    */
-    int max_size;   /* largest crop side planned for                            */
-    size_t cap;     /* arena floats                                             */
-    float *arena;   /* backend memory                                           */
+    int train;         /* 1: saves everything backward needs                       */
+    int max_images;    /* B_max                                                    */
+    int max_size;      /* largest crop side planned for                            */
+    size_t cap;        /* arena floats                                             */
+    size_t max_tokens; /* B_max · T of the planned crop size                     */
+    float *arena;      /* backend memory                                           */
 
     /* current call, set by poa_vit_forward */
     poa_subnet sn;
@@ -114,7 +115,7 @@ typedef struct poa_vit_input {
      * executed block k (in order) and branch j (0 attention, 1 MLP): n/k for the k kept images,
      * 0 for the others (poa_droppath_draw).  A branch is computed for its kept images only; any
      * non-negative scales work (0 = dropped), e.g. a per-sample Bernoulli variant.
-     * NULL: no drop path (teacher, evaluation). */
+     * NULL: no drop path.  Ignored by inference workspaces (train = 0: teacher, evaluation). */
     const float *droppath;
 } poa_vit_input;
 
