@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 typedef struct pack_options {
-    const char *root, *output, *verify_dir;
+    const char *root, *output, *verify_dir, *export_extra;
     char splits[POA_MAX_SPLITS][16];
     int n_splits;
     long shard_images; /* images per shard (0: use shard_mb)       */
@@ -73,5 +73,7 @@ poa_status pack_write_metadata(const pack_options *o, split_plan *plans, int n, 
 
 /* pack_verify.c: poa-pack --verify DIR (all ranks). Returns an exit code. */
 int pack_verify(const pack_options *o, int rank, int size);
+/* --export-extra EXTRA: the official dump_extra() .npy files of the packed folder dir. */
+poa_status pack_export_extra(const char *dir, const char *extra, poa_err *err);
 
 #endif

@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "common/timer.h"
 #include "data/jpeg.h"
+#include "data/npy.h"
 #include "data/schema.h"
 
 #include <mpi.h>
@@ -126,6 +127,29 @@ int pack_verify(const pack_options *o, int rank, int size)
                  o->decode ? " and decoded" : "", poa_now() - t0);
         if (total[0] > 0) poa_error("%.0f shard(s) failed verification (messages above)", total[0]);
     }
+    int code = total[0] == 0 ? POA_EXIT_OK : POA_EXIT_DATA;
+    if (rank == 0 && code == POA_EXIT_OK && o->export_extra) {
+        if (poa_metadata_export_npy(&m, o->export_extra, &err) == POA_OK)
+            poa_info("wrote the official metadata files (dump_extra) to %s", o->export_extra);
+        else {
+            poa_error("poa-pack: %s", err.msg);
+            code = poa_status_exit_code(err.code);
+        }
+    }
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
     poa_metadata_free(&m);
-    return total[0] == 0 ? POA_EXIT_OK : POA_EXIT_DATA;
+    return code;
+}
+
+poa_status pack_export_extra(const char *dir, const char *extra, poa_err *err)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, POA_METADATA_FILE);
+    poa_metadata m;
+    poa_status st = poa_metadata_read(path, &m, POA_META_LOAD_ENTRIES, err);
+    if (st != POA_OK) return st;
+    st = poa_metadata_export_npy(&m, extra, err);
+    poa_metadata_free(&m);
+    if (st == POA_OK) poa_info("wrote the official metadata files (dump_extra) to %s", extra);
+    return st;
 }

@@ -137,7 +137,8 @@ static int parse_options(int argc, char **argv, pack_options *o)
         O_STRICT,
         O_VERIFY,
         O_DECODE,
-        O_SCHEMA
+        O_SCHEMA,
+        O_EXTRA
     };
     static const struct option lo[] = {{"root", required_argument, 0, 'r'},
                                        {"output", required_argument, 0, 'o'},
@@ -152,6 +153,7 @@ static int parse_options(int argc, char **argv, pack_options *o)
                                        {"verify", required_argument, 0, O_VERIFY},
                                        {"decode", no_argument, 0, O_DECODE},
                                        {"print-schema", required_argument, 0, O_SCHEMA},
+                                       {"export-extra", required_argument, 0, O_EXTRA},
                                        {"verbose", no_argument, 0, 'v'},
                                        {"help", no_argument, 0, 'h'},
                                        {0, 0, 0, 0}};
@@ -202,6 +204,9 @@ static int parse_options(int argc, char **argv, pack_options *o)
             break;
         case O_DECODE:
             o->decode = 1;
+            break;
+        case O_EXTRA:
+            o->export_extra = optarg;
             break;
         case O_SCHEMA:
             if (strcmp(optarg, "shard") && strcmp(optarg, "metadata"))
@@ -329,6 +334,8 @@ static int run_pack(const pack_options *o, int rank, int size)
     size_t missing = 0;
     if (rank == 0 && worst == POA_EXIT_OK) {
         st = pack_write_metadata(o, plans, o->n_splits, &missing, &err);
+        if (st == POA_OK && !missing && o->export_extra)
+            st = pack_export_extra(o->output, o->export_extra, &err);
         if (st != POA_OK) {
             poa_error("poa-pack: %s", err.msg);
             worst = poa_status_exit_code(st);

@@ -14,6 +14,7 @@ DATA_SOURCES = \
 	src/data/schema.c src/data/schema.h \
 	src/data/shard.c src/data/shard.h \
 	src/data/metadata.c src/data/metadata.h \
+	src/data/npy.c src/data/npy.h \
 	src/data/scan.c src/data/scan.h \
 	src/data/jpeg.c src/data/jpeg.h \
 	src/data/image.c src/data/image.h \

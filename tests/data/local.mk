@@ -24,7 +24,8 @@ if HAVE_TORCH
 TESTS += tests/data/test_data_pack.sh tests/data/test_data_badinput.sh
 endif
 EXTRA_DIST += tests/data/test_data_pack.sh tests/data/test_data_badinput.sh \
-	tests/data/check_pack.py tests/data/make_bad_corpus.py tests/data/same_packed.py
+	tests/data/check_pack.py tests/data/make_bad_corpus.py tests/data/same_packed.py \
+	tests/data/check_extra.py
 
 # Augmentation against torchvision/PIL (tests/reference/augment_ref.py).
 if HAVE_CMOCKA

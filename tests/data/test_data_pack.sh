@@ -138,4 +138,14 @@ assert list(g["entries/actual_index"][:]) == list(range(1, 13)), g["entries/actu
 s = h5py.File(sys.argv[1] + "/test-00000-of-00001.h5", "r")
 assert (s["labels"][:] == -1).all()
 PY
+
+# --- the official dump_extra() files, byte for byte (a class name with non-ASCII characters)
+cp -r "$out/fm" "$out/fm_u"
+sed -i 's/^fm9_ankle_boot,.*/fm9_ankle_boot,"Ankle boot, ☃ ünïcode"/' "$out/fm_u/labels.txt"
+"$pack" --root "$out/fm_u" --output "$out/p8" --export-extra "$out/extra8" >"$out/p8.log" 2>&1 \
+    && "$py" "$top_src/tests/data/check_extra.py" "$out/fm_u" "$out/extra8" >"$out/extra8.log" 2>&1 \
+    && ok "--export-extra writes dump_extra's .npy files byte for byte" || { cat "$out/p8.log" "$out/extra8.log"; bad "--export-extra"; }
+"$pack" --verify "$out/p7" --export-extra "$out/extra7" >"$out/v7b.log" 2>&1 \
+    && "$py" "$top_src/tests/data/check_extra.py" "$out/fm_test" "$out/extra7" --splits test >"$out/extra7.log" 2>&1 \
+    && ok "--verify --export-extra of the test split" || { cat "$out/v7b.log" "$out/extra7.log"; bad "--export-extra test split"; }
 exit $fail
