@@ -101,10 +101,12 @@ size_t poa_cpu_koleo_scratch(int n, int c)
     return (size_t) n * c * 2 + (size_t) n * 4;
 }
 
-/* Nearest neighbour by cosine: argmax_{j≠i} <x_i, x_j>, ties → smallest j. */
+/* Nearest neighbour by cosine: argmax_{j≠i} <x_i, x_j>, ties → smallest j.  Starts from the
+ * first other row so that NaN features (every comparison false) still give a valid index and
+ * the loss comes out NaN for the step's non-finite guard, instead of reading row −1. */
 static int nearest_other(const float *x, int n, int c, int i)
 {
-    int best = -1;
+    int best = i == 0 ? 1 : 0;
     double best_dot = -INFINITY;
     for (int j = 0; j < n; j++) {
         if (j == i) continue;
