@@ -44,7 +44,8 @@ typedef struct poa_loader_params {
     uint64_t seed;                  /* train.seed */
     int rank, world_size;           /* this rank's share of the data (sampler.h) */
     int threads;                    /* worker threads (>= 1) */
-    int prefetch;                   /* batches in the ring (>= 2) */
+    int prefetch; /* batches in the ring (>= 2); each holds 4·B·3·(2S² + V·s²) bytes of crops:
+                     104 MB for B = 50, 224/96 px, V = 8 */
     poa_blur_semantics blur_semantics; /* official (default) or paper */
     double dct_min_ratio; /* decode with DCT scaling when every crop is this much smaller
                              than its box (default 2; 0 = never, exact torchvision) */
