@@ -27,15 +27,15 @@ if [ ! -f "$build/Makefile" ]; then
         cat "$build/configure.out"; exit 1; }
 fi
 make -C "$build" -j"$jobs" >"$build/make.out" 2>&1 || { tail -40 "$build/make.out"; exit 1; }
-echo "built: $(ls "$build"/data-prep/poa-* "$build"/src/poa-* "$build"/tools/poa-* 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' ')"
+echo "built: $(ls "$build"/poa-* "$build"/src/poa-* "$build"/tools/poa-* 2>/dev/null | xargs -n1 basename 2>/dev/null | tr '\n' ' ')"
 
 not_yet() {
     echo "demo: $1 is not implemented yet ($2); the demo ends here."
     exit 0
 }
 
-prep=$build/data-prep/poa-prep-fmnist
-pack=$build/data-prep/poa-pack
+prep=$build/poa-prep-fmnist
+pack=$build/poa-pack
 train=$build/src/poa-train
 
 say "Fashion-MNIST → ImageNet layout"
