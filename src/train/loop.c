@@ -275,6 +275,7 @@ static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa
     double t1 = poa_now();
     st = poa_step_run(t->step, &b, &t->last_report);
     tm->step_s = poa_now() - t1;
+    memcpy(tm->phase_s, t->last_report.seconds, sizeof tm->phase_s);
     return st;
 }
 
@@ -343,6 +344,7 @@ static void log_iteration(poa_trainer *t, long long it)
     rec.comm_exposed_time = exposed / n;
     rec.compute_time = rec.iter_time - rec.data_time - rec.comm_exposed_time;
     rec.eta_s = rec.iter_time * (double) (t->total_its - 1 - it);
+    for (int i = 0; i < POA_N_PHASES; i++) rec.phase_time[i] = w->sum.phase_s[i] / n;
     poa_timing_window_reset(&t->window);
     if (t->rank != 0 || t->opts.quiet) return;
     char line[4096];

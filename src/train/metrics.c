@@ -16,6 +16,7 @@ void poa_timing_window_add(poa_timing_window *w, const poa_iter_timing *t, long 
     w->sum.comm_s += t->comm_s;
     w->sum.exposed_s += t->exposed_s;
     w->sum.iter_s += t->iter_s;
+    for (int i = 0; i < POA_N_PHASES; i++) w->sum.phase_s[i] += t->phase_s[i];
 }
 
 void poa_timing_window_reset(poa_timing_window *w)
@@ -119,6 +120,11 @@ void poa_metrics_format_json(const poa_metrics_record *r, char *buf, size_t n)
     num(buf, n, &k, "comm_time", r->comm_time);
     num(buf, n, &k, "comm_exposed_time", r->comm_exposed_time);
     num(buf, n, &k, "eta_s", r->eta_s);
+    for (int i = 0; i < POA_N_PHASES; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "time_%s", poa_step_phase_name(i));
+        num(buf, n, &k, key, r->phase_time[i]);
+    }
     OUT("}");
 }
 #undef OUT

@@ -24,6 +24,7 @@ typedef struct poa_iter_timing {
     double comm_s;    /* gradient all-reduce, first bucket start → last completion           */
     double exposed_s; /* of it, time compute waited for communication                         */
     double iter_s;    /* whole iteration: data + upload + step + agreement                    */
+    double phase_s[POA_N_PHASES]; /* the step's phases (poa_step_report.seconds)          */
 } poa_iter_timing;
 
 /* Sums over the iterations since the last log line. */
@@ -49,6 +50,7 @@ typedef struct poa_metrics_record {
     double img_s;         /* global images per second over the window                        */
     double iter_time, data_time, compute_time, comm_time, comm_exposed_time; /* s / iteration */
     double eta_s;
+    double phase_time[POA_N_PHASES]; /* s / iteration in each phase of the step              */
 } poa_metrics_record;
 
 /* Terms of a step report's slots: head terms averaged over the heads. */
