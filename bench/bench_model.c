@@ -7,7 +7,8 @@
  * --profile times every backend op of the timed steps (printed per op family);
  * --profile-cpu the same in thread CPU time (use with OMP_NUM_THREADS=1 on a busy machine).
  * Prints one `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=…
- * frac_sgemm=…` line (medians over --reps timed iterations).  Threads: OMP_NUM_THREADS.
+ * frac_sgemm=…` line (medians over --reps timed iterations; a 1024³ sgemm is timed after every
+ * iteration).  Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
 #include "common/timer.h"
@@ -193,27 +194,41 @@ static double cpu_now(void)
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
-/* GFLOP/s of the backend's GEMM on an n×n×n product (median of reps). */
-static double sgemm_gflops(poa_backend *be, int n, int reps)
+/* An n×n×n GEMM timed right after every timed model step, so that the sgemm reference sees the
+ * same machine load as the model (the machine may be shared).  Uses the unwrapped op table. */
+typedef struct sgemm_probe {
+    const poa_nn_ops *ops;
+    float *A, *B, *C;
+    int n;
+} sgemm_probe;
+
+static sgemm_probe probe_create(poa_backend *be, int n)
 {
+    sgemm_probe p = {be->nn, NULL, NULL, NULL, n};
     size_t bytes = (size_t) n * n * sizeof(float);
     float *h = malloc(bytes);
     for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
-    float *A = be->nn->alloc(be, bytes), *B = be->nn->alloc(be, bytes),
-          *C = be->nn->alloc(be, bytes);
-    be->nn->upload(be, A, h, bytes);
-    be->nn->upload(be, B, h, bytes);
-    double t[32];
-    for (int r = -1; r < reps; r++) {
-        be->nn->sync(be);
-        double t0 = now();
-        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        be->nn->sync(be);
-        if (r >= 0) t[r] = now() - t0;
-    }
-    be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
+    p.A = p.ops->alloc(be, bytes), p.B = p.ops->alloc(be, bytes), p.C = p.ops->alloc(be, bytes);
+    p.ops->upload(be, p.A, h, bytes);
+    p.ops->upload(be, p.B, h, bytes);
     free(h);
-    return 2.0 * n * n * (double) n / median(t, reps) * 1e-9;
+    return p;
+}
+
+/* GFLOP/s of one GEMM of the probe. */
+static double probe_run(poa_backend *be, const sgemm_probe *p)
+{
+    const int n = p->n;
+    p->ops->sync(be);
+    double t0 = now();
+    p->ops->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
+    p->ops->sync(be);
+    return 2.0 * n * n * (double) n / (now() - t0) * 1e-9;
+}
+
+static void probe_destroy(poa_backend *be, sgemm_probe *p)
+{
+    p->ops->free(be, p->A), p->ops->free(be, p->B), p->ops->free(be, p->C);
 }
 
 /* Multiply-adds ×2 of one image's forward and backward (GEMMs and attention products). */
@@ -304,7 +319,9 @@ int main(int argc, char **argv)
     poa_vit_input in = {images, B, S, S, NULL, NULL};
     for (size_t i = 0; i < n_out; i++) h[i] = (float) cos(0.01 * (double) i);
 
-    double t[32], tc[32], cpu0 = 0;
+    sgemm_probe probe = probe_create(be, 1024);
+    probe_run(be, &probe); /* warm-up */
+    double t[32], tc[32], sg[32], cpu0 = 0;
     for (int r = -o.warmup; r < o.reps; r++) {
         if (o.profile && r == 0) {
             profile_install(be);
@@ -318,6 +335,7 @@ int main(int argc, char **argv)
         poa_vit_backward(be, &m, params, grads, &a, a.d_out);
         be->nn->sync(be);
         if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
+        if (r >= 0) sg[r] = probe_run(be, &probe);
     }
     const double step = median(t, o.reps);
     const double step_cpu = median(tc, o.reps);
@@ -330,7 +348,8 @@ int main(int argc, char **argv)
     }
     const double img_s = B / step;
     const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;
-    const double peak = sgemm_gflops(be, 1024, 5);
+    const double peak = median(sg, o.reps);
+    probe_destroy(be, &probe);
     printf("C  config=%s size=%d batch=%d subnet=(%d,%d) threads=%d step_ms=%.1f cpu_ms=%.1f "
            "img_s=%.2f gflops=%.2f sgemm_gflops=%.2f\n",
            o.config, S, B, sn.width, sn.depth, omp_get_max_threads(), step * 1e3, step_cpu * 1e3,
