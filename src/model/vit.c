@@ -205,7 +205,8 @@ static void attn_forward(poa_backend *be, const poa_model *m, const float *P, in
     const poa_vit_branch *br = &b->br[0];
     const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T;
     const float al = a->alpha;
-    if (b->x_mid != b->x_in) be->nn->copy(be, b->x_mid, b->x_in, (size_t) a->B * a->T * d * 4);
+    if (b->x_mid != b->x_in)
+        be->nn->copy(be, b->x_mid, b->x_in, (size_t) a->B * a->T * d * sizeof(float));
     if (R == 0) return;
     const float *x = branch_input(be, a, br, b->x_in);
     be->nn->layernorm_fwd(be, b->ln1, d, b->mean1, b->rstd1, x, d, P + o->norm1_w, P + o->norm1_b,
@@ -234,7 +235,8 @@ static void mlp_forward(poa_backend *be, const poa_model *m, const float *P, int
     const poa_vit_branch *br = &b->br[1];
     const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T, hid = c->mlp_ratio * d;
     const float al = a->alpha;
-    if (x_out != b->x_mid) be->nn->copy(be, x_out, b->x_mid, (size_t) a->B * a->T * d * 4);
+    if (x_out != b->x_mid)
+        be->nn->copy(be, x_out, b->x_mid, (size_t) a->B * a->T * d * sizeof(float));
     if (R == 0) return;
     const float *x = branch_input(be, a, br, b->x_mid);
     be->nn->layernorm_fwd(be, b->ln2, d, b->mean2, b->rstd2, x, d, P + o->norm2_w, P + o->norm2_b,
