@@ -227,6 +227,8 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trai
         poa_trainer_print_startup(t, stdout);
         poa_trainer_print_startup(t, t->log_file);
     }
+    char note[512];
+    if (t->rank == 0 && poa_trainer_config_notes(cfg, note, sizeof note)) poa_warn("%s", note);
     return POA_OK;
 }
 
@@ -266,7 +268,8 @@ static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa
     poa_host_batch hb;
     poa_status st = t->src->next(t->src, it, &hb, err);
     tm->data_s = poa_now() - t0;
-    if (st != POA_OK) return st;
+    /* every rank must leave together: the step's collectives would wait for a missing rank */
+    if ((st = poa_trainer_agree(t, st, err)) != POA_OK) return st;
     t->be->nn->upload(t->be, t->dev_global, hb.global_crops, sizeof(float) * t->n_global);
     if (t->n_local)
         t->be->nn->upload(t->be, t->dev_local, hb.local_crops, sizeof(float) * t->n_local);

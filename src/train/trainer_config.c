@@ -63,6 +63,10 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
         return poa_err_set(err, POA_ERR_CONFIG,
                            "student.pretrained_weights is not supported by poa-train; use "
                            "MODEL.WEIGHTS (a poa checkpoint) to initialise a run");
+    if (cfg->MODEL.WEIGHTS[0])
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "MODEL.WEIGHTS (initial weights of a new run) is not implemented by "
+                           "poa-train yet; leave it empty");
     if (cfg->train.rank_groups > POA_STEP_MAX_GROUPS)
         return poa_err_set(err, POA_ERR_CONFIG, "train.rank_groups = %d: at most %d per rank",
                            cfg->train.rank_groups, POA_STEP_MAX_GROUPS);
@@ -144,4 +148,19 @@ int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it)
 {
     long long period = cfg->evaluation.eval_period_iterations;
     return period > 0 && (it + 1) % period == 0;
+}
+
+int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n)
+{
+    const double rate = cfg->student.drop_path_rate;
+    const int mode = cfg->train.drop_path_mode;
+    const int bernoulli = rate > 0 && (mode == POA_DROP_PATH_BERNOULLI ||
+                                       (mode == POA_DROP_PATH_AUTO && rate <= 0.1));
+    if (!bernoulli) return 0;
+    snprintf(buf, n,
+             "train.drop_path_mode = %s with student.drop_path_rate = %g selects per-sample "
+             "(Bernoulli) drop path, but the step implements the batch-subset variant only "
+             "(spec §1.4): batch subsets are used",
+             poa_config_enum_text(POA_CFG_KEY_train_drop_path_mode, mode), rate);
+    return 1;
 }

@@ -20,9 +20,13 @@
 poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
 /* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16
- * on the CPU backend, student.pretrained_weights. */
+ * on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS. */
 poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
                                        poa_err *err);
+
+/* A note about a value that poa-train runs differently from what it asks for (today: per-sample
+ * drop path, spec §1.4, runs as batch subsets).  1 and the text in buf when there is one. */
+int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n);
 
 /* Step configuration of rank `rank` of `world_size`: B = train.batch_size_per_gpu,
  * G = train.rank_groups, first global rank group = rank·G, losses, AdamW, clipping, schedules

@@ -20,7 +20,7 @@ start() {
         --output "$out/$1" >"$out/$1.log" 2>&1 &
     mpid=$!
     i=0
-    while [ $i -lt 600 ]; do
+    while [ $i -lt 3000 ]; do
         n=$(cat "$out/$1/training_metrics.json" 2>/dev/null | wc -l)
         [ "$n" -ge 3 ] && break
         kill -0 $mpid 2>/dev/null || break

@@ -154,6 +154,20 @@ static void test_unsupported(void **state)
     assert_non_null(strstr(err.msg, "compute_precision.compute_dtype"));
     assert_int_equal(poa_trainer_check_supported(c, "cuda", &err), POA_OK);
     free(c);
+    const char *ov4[] = {"MODEL.WEIGHTS=/some/checkpoint.h5", NULL};
+    c = load("tiny.yaml", ov4, 1);
+    assert_int_equal(poa_trainer_check_supported(c, "cpu", &err), POA_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "MODEL.WEIGHTS"));
+    free(c);
+    /* per-sample drop path (auto with rate <= 0.1) runs as batch subsets: a note says so */
+    char note[512];
+    c = load("demo.yaml", NULL, 2);
+    assert_int_equal(poa_trainer_config_notes(c, note, sizeof note), 1);
+    assert_non_null(strstr(note, "batch-subset"));
+    free(c);
+    c = load("vitl_poa.yaml", NULL, 32);
+    assert_int_equal(poa_trainer_config_notes(c, note, sizeof note), 0);
+    free(c);
     const char *ov3[] = {"student.qkv_bias=false", NULL};
     c = load("tiny.yaml", ov3, 1);
     poa_model_config mc;
