@@ -55,7 +55,10 @@ size_t poa_model_memory_step_bytes(const poa_model_memplan *p, int images, int l
 
 static void line(FILE *f, const char *what, size_t bytes)
 {
-    fprintf(f, "  %-34s %10.1f MiB\n", what, (double) bytes / (1024.0 * 1024.0));
+    if (bytes < 1024 * 1024)
+        fprintf(f, "  %-34s %10.1f KiB\n", what, (double) bytes / 1024.0);
+    else
+        fprintf(f, "  %-34s %10.1f MiB\n", what, (double) bytes / (1024.0 * 1024.0));
 }
 
 void poa_model_memory_plan_print(const poa_model *m, const poa_model_memplan *p, FILE *f)
