@@ -4,11 +4,16 @@
  * measured in the same run (make bench-step; bench_step.py runs it next to PyTorch).
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
- *                   [--reps N] [--warmup N] [--torch-img-s X]
+ *                   [--reps N] [--warmup N] [--torch-img-s X] [--serve]
  * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
  * that both sides run the same work.  Prints the per-phase times of the median step and one
  * `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=… frac_sgemm=…`
  * line.  Threads: OMP_NUM_THREADS.
+ *
+ * --serve: after the set-up (and --warmup steps) read commands from stdin, so that a driver can
+ * interleave our steps with PyTorch's on a shared machine: "step" runs one timed step and
+ * answers "STEP <wall s> <cpu s>"; "result <torch img/s>" prints the RESULT line over the timed
+ * steps so far and exits.
  */
 #include "backend/backend.h"
 #include "common/timer.h"
@@ -18,12 +23,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct options {
     const char *config;
-    int batch, groups, local, width, depth, reps, warmup;
+    int batch, groups, local, width, depth, reps, warmup, serve;
     double torch_img_s;
 } options;
+
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double) t.tv_sec + 1e-9 * (double) t.tv_nsec;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -33,9 +46,14 @@ static int cmp_double(const void *a, const void *b)
 
 static void parse(int argc, char **argv, options *o)
 {
-    *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, NAN};
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const char *a = argv[i], *v = argv[i + 1];
+    *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(a, "--serve")) {
+            o->serve = 1;
+            continue;
+        }
+        i++;
         if (!strcmp(a, "--config"))
             o->config = v;
         else if (!strcmp(a, "--batch"))
@@ -58,11 +76,11 @@ static void parse(int argc, char **argv, options *o)
             fprintf(stderr, "bench_step: unknown option %s\n", a), exit(2);
     }
     if (o->reps < 1) o->reps = 1;
-    if (o->reps > 32) o->reps = 32;
+    if (o->reps > 64) o->reps = 64;
 }
 
 /* GFLOP/s of the backend's GEMM on an n×n×n product (median of 5). */
-static double sgemm_gflops(poa_backend *be, int n)
+static double sgemm_gflops(poa_backend *be, int n, int reps)
 {
     size_t bytes = (size_t) n * n * sizeof(float);
     float *h = malloc(bytes);
@@ -72,7 +90,8 @@ static double sgemm_gflops(poa_backend *be, int n)
     be->nn->upload(be, A, h, bytes);
     be->nn->upload(be, B, h, bytes);
     double t[5];
-    for (int r = -1; r < 5; r++) {
+    if (reps > 5) reps = 5;
+    for (int r = -1; r < reps; r++) {
         double t0 = poa_now();
         be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         be->nn->sync(be);
@@ -80,8 +99,8 @@ static double sgemm_gflops(poa_backend *be, int n)
     }
     be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
     free(h);
-    qsort(t, 5, sizeof t[0], cmp_double);
-    return 2.0 * n * n * (double) n / t[2] * 1e-9;
+    qsort(t, (size_t) reps, sizeof t[0], cmp_double);
+    return 2.0 * n * n * (double) n / t[reps / 2] * 1e-9;
 }
 
 /* FLOPs (2 per multiply-add) of one backbone call of n images of side S at width d, depth L;
@@ -145,7 +164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_step: %s\n", err.msg);
         return 2;
     }
-    const double sgemm = sgemm_gflops(be, 1024);
+    double sgemm = sgemm_gflops(be, 1024, 5);
 
     const int B = o.batch, G = o.groups, V = o.local, C = cfg.in_chans;
     const int Sg = cfg.global_crops_size, Sl = cfg.local_crops_size;
@@ -173,32 +192,57 @@ int main(int argc, char **argv)
     poa_step_batch b = {0, glob, loc, masks, subnets, NULL};
     const long long it0 = sc.sched.ibot_activate_epochs * sc.sched.epoch_length; /* iBOT on */
 
-    double t[32], phases[32][POA_N_PHASES];
+    enum { MAX_REPS = 64 };
+    double t[MAX_REPS], cpu[MAX_REPS], phases[MAX_REPS][POA_N_PHASES], sg[MAX_REPS];
     poa_step_report r;
-    for (int k = -o.warmup; k < o.reps; k++) {
-        b.it = it0 + k + o.warmup;
-        double t0 = poa_now();
+    long long it = it0;
+    int n = 0;
+    for (int k = -o.warmup; o.serve || k < o.reps; k++) {
+        if (k >= 0 && o.serve) { /* wait for the driver's next command */
+            char cmd[128];
+            fflush(stdout);
+            if (!fgets(cmd, sizeof cmd, stdin)) break;
+            if (!strncmp(cmd, "result", 6)) {
+                o.torch_img_s = atof(cmd + 6);
+                break;
+            }
+            if (n == MAX_REPS) break;
+            sg[n] = sgemm_gflops(be, 1024, 3); /* under the same load as this step */
+        }
+        double t0 = poa_now(), c0 = cpu_now();
         if (poa_step_run(st, &b, &r) != POA_OK) {
             fprintf(stderr, "bench_step: step failed: %s\n", r.bad_what);
             return 1;
         }
+        b.it = ++it;
         be->nn->sync(be);
         if (k >= 0) {
-            t[k] = poa_now() - t0;
-            memcpy(phases[k], r.seconds, sizeof r.seconds);
+            t[n] = poa_now() - t0;
+            cpu[n] = cpu_now() - c0;
+            memcpy(phases[n], r.seconds, sizeof r.seconds);
+            if (o.serve) printf("STEP %.6f %.6f\n", t[n], cpu[n]);
+            n++;
         }
     }
-    double sorted[32];
-    memcpy(sorted, t, sizeof(double) * (size_t) o.reps);
-    qsort(sorted, (size_t) o.reps, sizeof(double), cmp_double);
-    const double med = sorted[o.reps / 2];
+    if (n == 0) return 1;
+    double sorted[MAX_REPS], csorted[MAX_REPS];
+    memcpy(sorted, t, sizeof(double) * (size_t) n);
+    memcpy(csorted, cpu, sizeof(double) * (size_t) n);
+    qsort(sorted, (size_t) n, sizeof(double), cmp_double);
+    qsort(csorted, (size_t) n, sizeof(double), cmp_double);
+    const double med = sorted[n / 2], cpu_med = csorted[n / 2];
+    if (o.serve) {
+        qsort(sg, (size_t) n, sizeof(double), cmp_double);
+        sgemm = sg[n / 2];
+    }
     int km = 0;
-    for (int k = 0; k < o.reps; k++)
+    for (int k = 0; k < n; k++)
         if (t[k] == med) km = k;
     const double flops = G * step_flops(&cfg, B, V, n_masked / G, &es);
     const double img_s = B * G / med, gflops = flops / med * 1e-9;
-    printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d step=%.3fs loss=%.4f\n",
-           o.config, B, G, V, es.width, es.depth, n_masked, med, r.loss);
+    printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d steps=%d step=%.3fs "
+           "cpu=%.3fs gflop=%.1f loss=%.4f\n",
+           o.config, B, G, V, es.width, es.depth, n_masked, n, med, cpu_med, flops * 1e-9, r.loss);
     printf("phases:");
     for (int p = 0; p < POA_N_PHASES; p++)
         printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);

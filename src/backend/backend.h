@@ -197,12 +197,13 @@ typedef struct poa_train_ops {
     void (*col_max)(poa_backend *be, double *mx, const float *x, int ldx, int n, int K);
     /* q[i, k] = exp((x[i, k] − mx[k]) · inv_tau); psum[k] = Σ_i q[i, k] (=, double).
      * Subtracting a per-prototype constant is exact: the first prototype normalisation
-     * absorbs it (see src/train/README.md).  The caller sum-reduces psum over ranks.          */
+     * absorbs it (see src/train/README.md).  The caller sum-reduces psum over ranks.
+     * q may be x (in place; then ldq = ldx).                                                 */
     void (*sk_exp)(poa_backend *be, float *q, int ldq, double *psum, const float *x, int ldx,
                    const double *mx, int n, int K, float inv_tau);
     /* One iteration: q[i, k] /= psum[k] (each prototype sums to 1 over all ranks' samples),
      * then each sample row is normalised to sum 1.  If psum_next != NULL it receives the new
-     * local prototype sums Σ_i q[i, k] (=) for the next iteration.                           */
+     * local prototype sums Σ_i q[i, k] (=) for the next iteration; psum_next may be psum.    */
     void (*sk_normalize)(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
                          int n, int K);
 
