@@ -6,22 +6,37 @@
 #include "common/poa_error.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
+/* Σ x² with four double accumulators per thread (a single chain is latency-bound). */
 static double cpu_sum_squares(poa_backend *be, const float *x, size_t n)
 {
     (void) be;
     double s = 0;
+    const long long n4 = (long long) (n / 4);
 #pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) s += (double) x[i] * x[i];
+    for (long long j = 0; j < n4; j++) {
+        const float *q = x + 4 * j;
+        s += ((double) q[0] * q[0] + (double) q[1] * q[1]) +
+             ((double) q[2] * q[2] + (double) q[3] * q[3]);
+    }
+    for (size_t i = 4 * (size_t) n4; i < n; i++) s += (double) x[i] * x[i];
     return s;
 }
 
+/* A float is NaN or Inf exactly when its exponent bits are all ones: an integer test that
+ * vectorises. */
 static int cpu_all_finite(poa_backend *be, const float *x, size_t n)
 {
     (void) be;
-    int bad = 0;
+    unsigned bad = 0;
 #pragma omp parallel for reduction(| : bad) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+    }
     return !bad;
 }
 
