@@ -31,6 +31,11 @@ typedef struct options {
     double torch_img_s;
 } options;
 
+/* OpenBLAS names the kernel set it chose (NULL with another BLAS).  A CPU it does not recognise
+ * gets the generic Prescott (SSE3) kernels, several times slower than the AVX-512 ones; setting
+ * OPENBLAS_CORETYPE (e.g. SKYLAKEX) fixes that for every process, PyTorch included. */
+extern char *openblas_get_corename(void) __attribute__((weak));
+
 static double cpu_now(void)
 {
     struct timespec t;
@@ -79,7 +84,9 @@ static void parse(int argc, char **argv, options *o)
     if (o->reps > 64) o->reps = 64;
 }
 
-/* GFLOP/s of the backend's GEMM on an n×n×n product (median of 5). */
+/* GFLOP per CPU-second (process CPU time) of the backend's GEMM on an n×n×n product (median of
+ * reps ≤ 5): per CPU-second so that time slices lost to other processes on a shared machine do
+ * not count (equal to GFLOP/s with one thread on an idle machine). */
 static double sgemm_gflops(poa_backend *be, int n, int reps)
 {
     size_t bytes = (size_t) n * n * sizeof(float);
@@ -92,10 +99,10 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
     double t[5];
     if (reps > 5) reps = 5;
     for (int r = -1; r < reps; r++) {
-        double t0 = poa_now();
+        double t0 = cpu_now();
         be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         be->nn->sync(be);
-        if (r >= 0) t[r] = poa_now() - t0;
+        if (r >= 0) t[r] = cpu_now() - t0;
     }
     be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
     free(h);
@@ -239,10 +246,12 @@ int main(int argc, char **argv)
     for (int k = 0; k < n; k++)
         if (t[k] == med) km = k;
     const double flops = G * step_flops(&cfg, B, V, n_masked / G, &es);
-    const double img_s = B * G / med, gflops = flops / med * 1e-9;
+    /* img/s from wall time; GFLOP per CPU-second for the fraction of sgemm (see sgemm_gflops) */
+    const double img_s = B * G / med, gflops = flops / cpu_med * 1e-9;
     printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d steps=%d step=%.3fs "
-           "cpu=%.3fs gflop=%.1f loss=%.4f\n",
-           o.config, B, G, V, es.width, es.depth, n_masked, n, med, cpu_med, flops * 1e-9, r.loss);
+           "cpu=%.3fs gflop=%.1f loss=%.4f blas_core=%s\n",
+           o.config, B, G, V, es.width, es.depth, n_masked, n, med, cpu_med, flops * 1e-9, r.loss,
+           openblas_get_corename ? openblas_get_corename() : "n/a");
     printf("phases:");
     for (int p = 0; p < POA_N_PHASES; p++)
         printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);
