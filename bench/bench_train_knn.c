@@ -216,19 +216,21 @@ int main(int argc, char **argv)
     poa_backend *be = poa_backend_create("cpu", msg, sizeof msg);
     float *w = be->nn->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
     poa_model_init_params(be, m, w, (uint64_t) cfg->train.seed);
-    double cos0, cos1;
-    double a0 = probe(be, m, w, data, ntr, nva, k, "init", &cos0);
-    poa_ckpt_tensors x = {w, NULL, NULL, NULL};
+    float *wt = be->nn->alloc(be, sizeof(float) * m->table.total);
+    poa_ckpt_tensors x = {wt, NULL, NULL, NULL};
     poa_ckpt_load_opts lo = {0, 0};
     if (poa_ckpt_load(ckpt, &m->table, &x, NULL, &lo, &err) != POA_OK) {
         fprintf(stderr, "bench_train_knn: %s\n", err.msg);
         rc = 3;
         goto done;
     }
-    double a1 = probe(be, m, w, data, ntr, nva, k, "trained", &cos1);
+    double cos0, cos1;
+    double a0 = probe(be, m, w, data, ntr, nva, k, "init", &cos0);
+    double a1 = probe(be, m, wt, data, ntr, nva, k, "trained", &cos1);
     printf("KNN init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", a0, a1, cos0, cos1);
     rc = 0;
     be->nn->free(be, w);
+    be->nn->free(be, wt);
     poa_backend_destroy(be);
     poa_model_free(m);
     free(m);
