@@ -38,7 +38,7 @@ poa_data_params poa_data_params_of(const poa_config *cfg, int rank, int world_si
         p.mask_ratio[i] = cfg->ibot.mask_ratio_min_max.v[i];
     }
     p.mask_p = cfg->ibot.mask_sample_probability;
-    p.blur_paper = cfg->train.blur_semantics == POA_BLUR_PAPER;
+    p.blur_paper = cfg->train.blur_semantics == POA_CFG_BLUR_PAPER;
     p.seed = (uint64_t) cfg->train.seed;
     p.threads = cfg->train.data_threads > 0 ? cfg->train.data_threads : cfg->train.num_workers;
     if (p.threads < 1) p.threads = 1;

@@ -147,7 +147,7 @@ static void test_defaults_are_the_official_vitl_recipe(void **state)
     assert_string_equal(c.MODEL.WEIGHTS, "");
     /* poa-specific defaults */
     assert_int_equal(c.train.rank_groups, 1);
-    assert_int_equal(c.train.blur_semantics, POA_BLUR_OFFICIAL);
+    assert_int_equal(c.train.blur_semantics, POA_CFG_BLUR_OFFICIAL);
     assert_int_equal(c.train.log_period_iterations, 10);
     assert_int_equal(poa_config_total_iterations(&c), 276800);
 }
