@@ -4,6 +4,7 @@
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_simd.h"
 #include "common/poa_error.h"
 
 #include <cblas.h>
@@ -139,14 +140,24 @@ static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb
 /* Elementwise row loops go parallel above this many elements. */
 #define ROWS_PARALLEL_MIN 65536
 
-static void cpu_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+POA_CPU_CLONES static void add_bias_rows(float *y, int ldy, const float *b, int cols, int r0,
+                                         int r1)
 {
-    (void) be;
-#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++) {
+    for (int r = r0; r < r1; r++) {
         float *yr = y + (size_t) r * ldy;
 #pragma omp simd
         for (int c = 0; c < cols; c++) yr[c] += b[c];
+    }
+}
+
+static void cpu_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+{
+    (void) be;
+#pragma omp parallel if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share((size_t) rows, 1, &lo, &hi);
+        add_bias_rows(y, ldy, b, cols, (int) lo, (int) hi);
     }
 }
 
@@ -158,25 +169,38 @@ int poa_cpu_column_block(int cols)
     return blk > POA_CPU_COL_BLOCK ? POA_CPU_COL_BLOCK : blk < 16 ? 16 : blk;
 }
 
+/* db[c] += Σ_r dy[r, c] over the columns [c0, c0 + nc) (nc ≤ POA_CPU_COL_SPAN). */
+POA_CPU_CLONES static void bias_grad_span(float *db, const float *dy, int lddy, int rows, int c0,
+                                          int nc)
+{
+    double acc[POA_CPU_COL_SPAN];
+    float part[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) acc[c] = 0;
+    for (int r0 = 0; r0 < rows; r0 += POA_CPU_ROW_CHUNK) {
+        const int r1 = r0 + POA_CPU_ROW_CHUNK < rows ? r0 + POA_CPU_ROW_CHUNK : rows;
+        for (int c = 0; c < nc; c++) part[c] = 0;
+        for (int r = r0; r < r1; r++) {
+            const float *g = dy + (size_t) r * lddy + c0;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) part[c] += g[c];
+        }
+#pragma omp simd
+        for (int c = 0; c < nc; c++) acc[c] += part[c];
+    }
+    for (int c = 0; c < nc; c++) db[c0 + c] += (float) acc[c];
+}
+
 static void cpu_bias_grad(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols)
 {
     (void) be;
-    const int blk = poa_cpu_column_block(cols), nblk = (cols + blk - 1) / blk;
-#pragma omp parallel for schedule(static) if ((double) rows * cols > ROWS_PARALLEL_MIN)
-    for (int ib = 0; ib < nblk; ib++) {
-        const int c0 = ib * blk, nc = c0 + blk < cols ? blk : cols - c0;
-        double acc[POA_CPU_COL_BLOCK] = {0};
-        for (int r0 = 0; r0 < rows; r0 += POA_CPU_ROW_CHUNK) {
-            const int r1 = r0 + POA_CPU_ROW_CHUNK < rows ? r0 + POA_CPU_ROW_CHUNK : rows;
-            float part[POA_CPU_COL_BLOCK] = {0};
-            for (int r = r0; r < r1; r++) {
-                const float *g = dy + (size_t) r * lddy + c0;
-#pragma omp simd
-                for (int c = 0; c < nc; c++) part[c] += g[c];
-            }
-            for (int c = 0; c < nc; c++) acc[c] += part[c];
+#pragma omp parallel if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share((size_t) cols, 16, &lo, &hi);
+        for (size_t c0 = lo; c0 < hi; c0 += POA_CPU_COL_SPAN) {
+            const size_t nc = hi - c0 < POA_CPU_COL_SPAN ? hi - c0 : POA_CPU_COL_SPAN;
+            bias_grad_span(db, dy, lddy, rows, (int) c0, (int) nc);
         }
-        for (int c = 0; c < nc; c++) db[c0 + c] += (float) acc[c];
     }
 }
 
@@ -210,18 +234,38 @@ static void cpu_scatter_add_rows(poa_backend *be, float *dst, int ldd, const flo
 }
 
 /* ------------------------------------------------------------------------ vectors */
+POA_CPU_CLONES static void axpy_span(float *y, float a, const float *x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
 static void cpu_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
 {
     (void) be;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+#pragma omp parallel if (n > 65536)
+    {
+        size_t lo, hi;
+        poa_cpu_share(n, 16, &lo, &hi);
+        if (lo < hi) axpy_span(y + lo, a, x + lo, hi - lo);
+    }
+}
+
+POA_CPU_CLONES static void scale_span(float *x, float a, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] *= a;
 }
 
 static void cpu_scale(poa_backend *be, float *x, float a, size_t n)
 {
     (void) be;
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) x[i] *= a;
+#pragma omp parallel if (n > 65536)
+    {
+        size_t lo, hi;
+        poa_cpu_share(n, 16, &lo, &hi);
+        if (lo < hi) scale_span(x + lo, a, hi - lo);
+    }
 }
 
 const poa_nn_ops poa_cpu_nn_ops = {

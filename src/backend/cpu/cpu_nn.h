@@ -36,6 +36,14 @@ int poa_cpu_column_block(int cols);
 /* Inside a column block, rows are first summed in fp32 over chunks of this many rows (vector
  * registers), then each chunk sum is added to the double accumulator. */
 #define POA_CPU_ROW_CHUNK 16
+/* The wide column sums of the training step (bias gradients, LayerNorm and LayerScale
+ * parameter gradients) give each thread an even share of the columns (poa_cpu_share) and walk
+ * it in spans of at most this many columns, the same per-column order of summation as a
+ * column block (fp32 chunks of POA_CPU_ROW_CHUNK rows, then double).  A 64-column block read
+ * 256 bytes per row at a stride of the row length — a new page per row for the 1536-wide MLP,
+ * which the hardware prefetchers do not follow —; a span reads each row as one contiguous run,
+ * and its fp32 and double sums (6 KiB per reduced quantity) stay in L1. */
+#define POA_CPU_COL_SPAN 512
 
 /* ---- ops implemented in the cpu_nn_*.c files (table in cpu_nn.c) ------------------------ */
 void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,

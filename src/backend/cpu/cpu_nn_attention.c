@@ -2,6 +2,7 @@
  * (BLAS per image and head, one (image, head) pair per thread), exact-erf GELU and the
  * LayerScale residual with drop-path scale. */
 #include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
 #include <omp.h>
@@ -9,36 +10,32 @@
 
 #define ELEMS_PARALLEL_MIN 65536
 
-/* glibc's libmvec (linked through libm.so's AS_NEEDED) has 4-lane SSE versions of erff
- * (since 2.35) and expf (since 2.22), accurate to a few ulp: declaring the functions `simd`
- * lets GCC call them from `omp simd` loops, as <math.h> does under -ffast-math.  The scalar
- * erff costs ~15 ns per element, which made GELU a tenth of the MLP's time. */
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GLIBC_PREREQ) && !defined(__clang__)
-#if __GLIBC_PREREQ(2, 35)
-__attribute__((simd("notinbranch"))) float erff(float);
-#endif
-#if __GLIBC_PREREQ(2, 22)
-__attribute__((simd("notinbranch"))) float expf(float);
-#endif
-#endif
-
 /* ------------------------------------------------------------------------ GELU */
 /* GELU(x) = x · 0.5 · (1 + erf(x/√2)), the order of operations of PyTorch's kernel. */
-void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
+POA_CPU_CLONES_AVX2 static void gelu_fwd_span(float *y, const float *x, size_t n)
 {
-    (void) be;
     const float alpha = (float) M_SQRT1_2;
-#pragma omp parallel for simd schedule(static) if (n > ELEMS_PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + erff(x[i] * alpha));
 }
 
-/* GELU'(x) = Φ(x) + x φ(x), Φ(x) = 0.5 (1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π). */
-void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n)
+void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
 {
     (void) be;
+#pragma omp parallel if (n > ELEMS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share(n, 16, &lo, &hi);
+        if (lo < hi) gelu_fwd_span(y + lo, x + lo, hi - lo);
+    }
+}
+
+/* GELU'(x) = Φ(x) + x φ(x), Φ(x) = 0.5 (1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π). */
+POA_CPU_CLONES_AVX2 static void gelu_bwd_span(float *dx, const float *dy, const float *x, size_t n)
+{
     const float alpha = (float) M_SQRT1_2;
     const float beta = (float) (M_2_SQRTPI * M_SQRT1_2 * 0.5);
-#pragma omp parallel for simd schedule(static) if (n > ELEMS_PARALLEL_MIN)
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         const float v = x[i];
         const float cdf = 0.5f * (1.0f + erff(v * alpha));
@@ -47,16 +44,25 @@ void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *
     }
 }
 
+void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n)
+{
+    (void) be;
+#pragma omp parallel if (n > ELEMS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share(n, 16, &lo, &hi);
+        if (lo < hi) gelu_bwd_span(dx + lo, dy + lo, x + lo, hi - lo);
+    }
+}
+
 /* ------------------------------------------------------------------------ residual */
 /* x += s[b] · (gamma ⊙ y).  An image with s[b] == 0 (dropped by drop path) is skipped
  * entirely, so its y rows need not have been computed. */
-void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
-                             const float *gamma, const float *s, int B, int T, int d)
+POA_CPU_CLONES static void residual_fwd_rows(float *x, int ldx, const float *y, int ldy,
+                                             const float *gamma, const float *s, int T, int d,
+                                             int r0, int r1)
 {
-    (void) be;
-    const int rows = B * T;
-#pragma omp parallel for schedule(static) if ((double) rows * d > ELEMS_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++) {
+    for (int r = r0; r < r1; r++) {
         const float sb = s ? s[r / T] : 1.0f;
         if (sb == 0.0f) continue;
         float *xr = x + (size_t) r * ldx;
@@ -71,27 +77,59 @@ void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y,
     }
 }
 
-/* dgamma[c] += Σ_rows (s[b] dx) y over columns [c0, c0 + nc); dropped images contribute 0. */
-static void residual_dgamma_block(float *dgamma, const float *dx, int lddx, const float *y, int ldy,
-                                  const float *s, int B, int T, int c0, int nc)
+void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
+                             const float *gamma, const float *s, int B, int T, int d)
 {
-    double acc[POA_CPU_COL_BLOCK] = {0};
+    (void) be;
+    const int rows = B * T;
+#pragma omp parallel if ((double) rows * d > ELEMS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share((size_t) rows, 1, &lo, &hi);
+        residual_fwd_rows(x, ldx, y, ldy, gamma, s, T, d, (int) lo, (int) hi);
+    }
+}
+
+/* dgamma[c] += Σ_rows (s[b] dx) y over the columns [c0, c0 + nc) (nc ≤ POA_CPU_COL_SPAN);
+ * dropped images contribute 0. */
+POA_CPU_CLONES static void residual_dgamma_span(float *dgamma, const float *dx, int lddx,
+                                                const float *y, int ldy, const float *s, int B,
+                                                int T, int c0, int nc)
+{
+    double acc[POA_CPU_COL_SPAN];
+    float part[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) acc[c] = 0;
     for (int b = 0; b < B; b++) {
         const float sb = s ? s[b] : 1.0f;
         if (sb == 0.0f) continue;
         for (int t0 = 0; t0 < T; t0 += POA_CPU_ROW_CHUNK) {
             const int t1 = t0 + POA_CPU_ROW_CHUNK < T ? t0 + POA_CPU_ROW_CHUNK : T;
-            float part[POA_CPU_COL_BLOCK] = {0};
+            for (int c = 0; c < nc; c++) part[c] = 0;
             for (int t = t0; t < t1; t++) {
                 const size_t r = (size_t) b * T + t;
                 const float *g = dx + r * lddx + c0, *yr = y + r * ldy + c0;
 #pragma omp simd
                 for (int c = 0; c < nc; c++) part[c] += (sb * g[c]) * yr[c];
             }
+#pragma omp simd
             for (int c = 0; c < nc; c++) acc[c] += part[c];
         }
     }
     for (int c = 0; c < nc; c++) dgamma[c0 + c] += (float) acc[c];
+}
+
+/* dy = (s[b] dx) ⊙ gamma over the rows [r0, r1). */
+POA_CPU_CLONES static void residual_dy_rows(float *dy, int lddy, const float *dx, int lddx,
+                                            const float *gamma, const float *s, int T, int d,
+                                            int r0, int r1)
+{
+    for (int r = r0; r < r1; r++) {
+        const float sb = s ? s[r / T] : 1.0f;
+        float *dyr = dy + (size_t) r * lddy;
+        const float *g = dx + (size_t) r * lddx;
+#pragma omp simd
+        for (int c = 0; c < d; c++) dyr[c] = (sb * g[c]) * gamma[c];
+    }
 }
 
 void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
@@ -100,24 +138,22 @@ void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma
 {
     (void) be;
     const int rows = B * T;
-    const int blk = poa_cpu_column_block(d), nblk = (d + blk - 1) / blk;
 #pragma omp parallel if ((double) rows * d > ELEMS_PARALLEL_MIN)
     {
         if (dy) {
-#pragma omp for schedule(static)
-            for (int r = 0; r < rows; r++) {
-                const float sb = s ? s[r / T] : 1.0f;
-                float *dyr = dy + (size_t) r * lddy;
-                const float *g = dx + (size_t) r * lddx;
-#pragma omp simd
-                for (int c = 0; c < d; c++) dyr[c] = (sb * g[c]) * gamma[c];
-            }
+            size_t lo, hi;
+            poa_cpu_share((size_t) rows, 1, &lo, &hi);
+            residual_dy_rows(dy, lddy, dx, lddx, gamma, s, T, d, (int) lo, (int) hi);
+        }
+        if (dy && dgamma) {
+#pragma omp barrier /* as the omp for this replaced: dy complete before dgamma is summed */
         }
         if (dgamma) {
-#pragma omp for schedule(static)
-            for (int ib = 0; ib < nblk; ib++) {
-                const int c0 = ib * blk, nc = c0 + blk < d ? blk : d - c0;
-                residual_dgamma_block(dgamma, dx, lddx, y, ldy, s, B, T, c0, nc);
+            size_t lo, hi;
+            poa_cpu_share((size_t) d, 16, &lo, &hi);
+            for (size_t c0 = lo; c0 < hi; c0 += POA_CPU_COL_SPAN) {
+                const size_t nc = hi - c0 < POA_CPU_COL_SPAN ? hi - c0 : POA_CPU_COL_SPAN;
+                residual_dgamma_span(dgamma, dx, lddx, y, ldy, s, B, T, (int) c0, (int) nc);
             }
         }
     }
@@ -125,21 +161,24 @@ void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma
 
 /* ------------------------------------------------------------------------ attention */
 /* In-place numerically stable softmax of each of the T rows of p (ld T): exp(s − max) times
- * the reciprocal of the row sum (PyTorch's order of operations). */
-static void softmax_rows(float *p, int T)
+ * the reciprocal of the row sum — PyTorch's order of operations, and like its vectorised
+ * kernel (aten/src/ATen/native/cpu/SoftMaxKernel.cpp, _vec_softmax_lastdim) the sum is
+ * accumulated in fp32 vector lanes: a double accumulator kept GCC from vectorising the
+ * loop, and with it the exp, with no gain in accuracy that the 1e-4 parity needs. */
+POA_CPU_CLONES static void softmax_rows(float *p, int T)
 {
     for (int i = 0; i < T; i++) {
         float *row = p + (size_t) i * T;
         float mx = row[0];
 #pragma omp simd reduction(max : mx)
         for (int j = 0; j < T; j++) mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
+        float sum = 0;
 #pragma omp simd reduction(+ : sum)
         for (int j = 0; j < T; j++) {
             row[j] = expf(row[j] - mx);
             sum += row[j];
         }
-        const float inv = 1.0f / (float) sum;
+        const float inv = 1.0f / sum;
 #pragma omp simd
         for (int j = 0; j < T; j++) row[j] *= inv;
     }
@@ -190,18 +229,18 @@ size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh)
     return (size_t) attention_bwd_slots(B, H) * T * T;
 }
 
-/* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place over dP (softmax backward). */
-static void softmax_bwd_rows(float *dP, const float *P, int T)
+/* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place over dP (softmax backward).  The row sum is an
+ * fp32 vector-lane reduction, as in PyTorch's _vec_softmax_backward. */
+POA_CPU_CLONES static void softmax_bwd_rows(float *dP, const float *P, int T)
 {
     for (int i = 0; i < T; i++) {
         float *g = dP + (size_t) i * T;
         const float *p = P + (size_t) i * T;
-        double dot = 0;
+        float dot = 0;
 #pragma omp simd reduction(+ : dot)
-        for (int j = 0; j < T; j++) dot += (double) g[j] * p[j];
-        const float fd = (float) dot;
+        for (int j = 0; j < T; j++) dot += g[j] * p[j];
 #pragma omp simd
-        for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - fd);
+        for (int j = 0; j < T; j++) g[j] = p[j] * (g[j] - dot);
     }
 }
 

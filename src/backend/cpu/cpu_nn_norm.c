@@ -2,13 +2,14 @@
  * normalisation (spec §3.1).  Row statistics are accumulated in double; rows are spread over
  * the OpenMP threads, parameter gradients over column blocks (race-free, deterministic). */
 #include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
 #include <omp.h>
 
 #define ROWS_PARALLEL_MIN 65536 /* elements: below, a fork/join costs more than it saves */
 
-static double row_sum(const float *x, int n)
+POA_CPU_INLINE double row_sum(const float *x, int n)
 {
     double s = 0;
 #pragma omp simd reduction(+ : s)
@@ -16,7 +17,7 @@ static double row_sum(const float *x, int n)
     return s;
 }
 
-static double row_sum_sq_dev(const float *x, int n, double mu)
+POA_CPU_INLINE double row_sum_sq_dev(const float *x, int n, double mu)
 {
     double s = 0;
 #pragma omp simd reduction(+ : s)
@@ -27,7 +28,7 @@ static double row_sum_sq_dev(const float *x, int n, double mu)
     return s;
 }
 
-static double row_dot(const float *a, const float *b, int n)
+POA_CPU_INLINE double row_dot(const float *a, const float *b, int n)
 {
     double s = 0;
 #pragma omp simd reduction(+ : s)
@@ -38,13 +39,11 @@ static double row_dot(const float *a, const float *b, int n)
 /* ------------------------------------------------------------------------ LayerNorm */
 /* y = (x − mean) · rstd · w + b over the first d features; biased variance; rstd =
  * 1/sqrt(var + eps) (spec §1.4; eps = 1e-6 in POA). */
-void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
-                           const float *x, int ldx, const float *w, const float *b, int rows, int d,
-                           float eps)
+POA_CPU_CLONES static void layernorm_fwd_rows(float *y, int ldy, float *mean, float *rstd,
+                                              const float *x, int ldx, const float *w,
+                                              const float *b, int d, float eps, int r0, int r1)
 {
-    (void) be;
-#pragma omp parallel for schedule(static) if ((double) rows * d > ROWS_PARALLEL_MIN)
-    for (int r = 0; r < rows; r++) {
+    for (int r = r0; r < r1; r++) {
         const float *xr = x + (size_t) r * ldx;
         float *yr = y + (size_t) r * ldy;
         const double mu = row_sum(xr, d) / d;
@@ -57,34 +56,57 @@ void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, floa
     }
 }
 
-/* dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w, x̂ = (x − mean) · rstd. */
-static void layernorm_bwd_row(float *dxr, const float *dyr, const float *xr, float m, float rs,
-                              const float *w, int d)
+void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
+                           const float *x, int ldx, const float *w, const float *b, int rows, int d,
+                           float eps)
 {
-    double sg = 0, sgx = 0;
-#pragma omp simd reduction(+ : sg, sgx)
-    for (int c = 0; c < d; c++) {
-        const float g = dyr[c] * w[c], xh = (xr[c] - m) * rs;
-        sg += g;
-        sgx += (double) g * xh;
-    }
-    const float mg = (float) (sg / d), mgx = (float) (sgx / d);
-#pragma omp simd
-    for (int c = 0; c < d; c++) {
-        const float xh = (xr[c] - m) * rs;
-        dxr[c] = rs * (dyr[c] * w[c] - mg - xh * mgx);
+    (void) be;
+#pragma omp parallel if ((double) rows * d > ROWS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share((size_t) rows, 1, &lo, &hi);
+        layernorm_fwd_rows(y, ldy, mean, rstd, x, ldx, w, b, d, eps, (int) lo, (int) hi);
     }
 }
 
-/* dw[c] += Σ_r dy x̂, db[c] += Σ_r dy over the columns [c0, c0 + nc). */
-static void layernorm_param_grad_block(float *dw, float *db, const float *dy, int lddy,
-                                       const float *x, int ldx, const float *mean,
-                                       const float *rstd, int rows, int c0, int nc)
+/* dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w, x̂ = (x − mean) · rstd. */
+POA_CPU_CLONES static void layernorm_bwd_rows(float *dx, int lddx, const float *dy, int lddy,
+                                              const float *x, int ldx, const float *mean,
+                                              const float *rstd, const float *w, int d, int r0,
+                                              int r1)
 {
-    double aw[POA_CPU_COL_BLOCK] = {0}, ab[POA_CPU_COL_BLOCK] = {0};
+    for (int r = r0; r < r1; r++) {
+        float *dxr = dx + (size_t) r * lddx;
+        const float *dyr = dy + (size_t) r * lddy, *xr = x + (size_t) r * ldx;
+        const float m = mean[r], rs = rstd[r];
+        double sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+        for (int c = 0; c < d; c++) {
+            const float g = dyr[c] * w[c], xh = (xr[c] - m) * rs;
+            sg += g;
+            sgx += (double) g * xh;
+        }
+        const float mg = (float) (sg / d), mgx = (float) (sgx / d);
+#pragma omp simd
+        for (int c = 0; c < d; c++) {
+            const float xh = (xr[c] - m) * rs;
+            dxr[c] = rs * (dyr[c] * w[c] - mg - xh * mgx);
+        }
+    }
+}
+
+/* dw[c] += Σ_r dy x̂, db[c] += Σ_r dy over the columns [c0, c0 + nc) (nc ≤ POA_CPU_COL_SPAN). */
+POA_CPU_CLONES static void layernorm_param_grad_span(float *dw, float *db, const float *dy,
+                                                     int lddy, const float *x, int ldx,
+                                                     const float *mean, const float *rstd, int rows,
+                                                     int c0, int nc)
+{
+    double aw[POA_CPU_COL_SPAN], ab[POA_CPU_COL_SPAN];
+    float pw[POA_CPU_COL_SPAN], pb[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) aw[c] = 0, ab[c] = 0;
     for (int r0 = 0; r0 < rows; r0 += POA_CPU_ROW_CHUNK) {
         const int r1 = r0 + POA_CPU_ROW_CHUNK < rows ? r0 + POA_CPU_ROW_CHUNK : rows;
-        float pw[POA_CPU_COL_BLOCK] = {0}, pb[POA_CPU_COL_BLOCK] = {0};
+        for (int c = 0; c < nc; c++) pw[c] = 0, pb[c] = 0;
         for (int r = r0; r < r1; r++) {
             const float *g = dy + (size_t) r * lddy + c0, *xr = x + (size_t) r * ldx + c0;
             const float m = mean[r], rs = rstd[r];
@@ -94,7 +116,11 @@ static void layernorm_param_grad_block(float *dw, float *db, const float *dy, in
                 pb[c] += g[c];
             }
         }
-        for (int c = 0; c < nc; c++) aw[c] += pw[c], ab[c] += pb[c];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            aw[c] += pw[c];
+            ab[c] += pb[c];
+        }
     }
     for (int c = 0; c < nc; c++) {
         if (dw) dw[c0 + c] += (float) aw[c];
@@ -107,20 +133,23 @@ void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float *dw, floa
                            const float *rstd, const float *w, int rows, int d)
 {
     (void) be;
-    const int blk = poa_cpu_column_block(d), nblk = (d + blk - 1) / blk;
 #pragma omp parallel if ((double) rows * d > ROWS_PARALLEL_MIN)
     {
         if (dx) {
-#pragma omp for schedule(static)
-            for (int r = 0; r < rows; r++)
-                layernorm_bwd_row(dx + (size_t) r * lddx, dy + (size_t) r * lddy,
-                                  x + (size_t) r * ldx, mean[r], rstd[r], w, d);
+            size_t lo, hi;
+            poa_cpu_share((size_t) rows, 1, &lo, &hi);
+            layernorm_bwd_rows(dx, lddx, dy, lddy, x, ldx, mean, rstd, w, d, (int) lo, (int) hi);
+        }
+        if (dx && (dw || db)) {
+#pragma omp barrier /* as the omp for this replaced: dx complete before the column sums */
         }
         if (dw || db) {
-#pragma omp for schedule(static)
-            for (int ib = 0; ib < nblk; ib++) {
-                const int c0 = ib * blk, nc = c0 + blk < d ? blk : d - c0;
-                layernorm_param_grad_block(dw, db, dy, lddy, x, ldx, mean, rstd, rows, c0, nc);
+            size_t lo, hi;
+            poa_cpu_share((size_t) d, 16, &lo, &hi);
+            for (size_t c0 = lo; c0 < hi; c0 += POA_CPU_COL_SPAN) {
+                const size_t nc = hi - c0 < POA_CPU_COL_SPAN ? hi - c0 : POA_CPU_COL_SPAN;
+                layernorm_param_grad_span(dw, db, dy, lddy, x, ldx, mean, rstd, rows, (int) c0,
+                                          (int) nc);
             }
         }
     }

@@ -2,7 +2,7 @@
 # cpu_naive.{c,h} is the double-precision reference the op tests compare against.
 CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c src/backend/cpu/cpu_nn.h \
 	src/backend/cpu/cpu_nn_norm.c src/backend/cpu/cpu_nn_attention.c \
-	src/backend/cpu/cpu_nn_tokens.c \
+	src/backend/cpu/cpu_nn_tokens.c src/backend/cpu/cpu_simd.h \
 	src/backend/cpu/cpu_naive.c src/backend/cpu/cpu_naive.h
 
 if HAVE_CMOCKA
