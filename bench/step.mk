@@ -3,6 +3,12 @@
 # (bench/bench_step.py: both with 1 and 2 threads, interleaved rounds): the demo config, and
 # ViT-B/16 at 224/96 with a small batch.  Built with the programs (so that it keeps compiling);
 # run only by make bench-step.
+#
+# OpenBLAS's DYNAMIC_ARCH picks its kernels from the CPU model; on virtual machines that hide it
+# it falls back to "Prescott" (SSE3, 3-5x slower sgemm).  Unless OPENBLAS_CORETYPE is already
+# set, the run selects the kernel from the CPU flags (SkylakeX for AVX-512, Haswell for AVX2),
+# exactly as bench-model does (bench/model.mk) — for both poa and PyTorch, which use the same
+# OpenBLAS, so the comparison stays like for like.
 noinst_PROGRAMS += bench/bench_step
 bench_bench_step_SOURCES = bench/bench_step.c
 bench_bench_step_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
@@ -11,7 +17,11 @@ EXTRA_DIST += bench/bench_step.py
 BENCH_STEP_THREADS ?= 2
 BENCH_STEP_REPS ?= 3
 bench-step: bench/bench_step$(EXEEXT)
-	@if test "$(HAVE_TORCH)" = yes; then \
+	@if test -z "$$OPENBLAS_CORETYPE"; then \
+	  if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then OPENBLAS_CORETYPE=SkylakeX; \
+	  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then OPENBLAS_CORETYPE=Haswell; fi; \
+	  export OPENBLAS_CORETYPE; fi; \
+	if test "$(HAVE_TORCH)" = yes; then \
 	  $(PYTHON_REF) $(top_srcdir)/bench/bench_step.py --c-bench ./bench/bench_step$(EXEEXT) \
 	    --reps $(BENCH_STEP_REPS); \
 	else \
