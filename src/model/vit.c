@@ -429,6 +429,79 @@ static void embed_backward(poa_backend *be, const poa_model *m, float *G, poa_vi
                         cpp, a->B * a->N, d, cpp, 1.0f);
 }
 
+/* ---------------------------------------------------------------- backward hooks */
+
+#define STEP_MAX_PARAMS 32 /* parameters of one backward step (a block has 14) */
+
+/* Bucket of the parameter at float offset `off` (table offsets ascend). */
+static int bucket_at(const poa_model *m, size_t off)
+{
+    const poa_param_table *t = &m->table;
+    int lo = 0, hi = t->n - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (t->p[mid].offset == off) return t->p[mid].bucket;
+        if (t->p[mid].offset < off)
+            lo = mid + 1;
+        else
+            hi = mid - 1;
+    }
+    POA_FATAL("no parameter at offset %zu", off);
+}
+
+/* Buckets of the parameters of backward step `st` of the current call (0: final norm, 1 + j:
+ * the j-th block backward visits, i.e. executed block depth − 1 − j; depth + 1: embeddings),
+ * from the model's parameter lists.  Returns how many (with repetitions). */
+static int step_buckets(const poa_model *m, const poa_vit_acts *a, int st, int *bk)
+{
+    size_t off[STEP_MAX_PARAMS];
+    int n = 0;
+#define STEP_OFF(field, tname, xname, shape, init)                                                 \
+    POA_ASSERT(n < STEP_MAX_PARAMS);                                                               \
+    off[n++] = o->field;
+    if (st == 0) {
+        const poa_vit_offsets *o = &m->vit;
+        POA_VIT_NORM_PARAMS(STEP_OFF)
+    } else if (st <= a->sn.depth) {
+        const poa_block_offsets *o = &m->blocks[a->sn.blocks[a->sn.depth - st]];
+        POA_VIT_BLOCK_PARAMS(STEP_OFF)
+    } else {
+        const poa_vit_offsets *o = &m->vit;
+        POA_VIT_EMBED_PARAMS(STEP_OFF)
+    }
+#undef STEP_OFF
+    for (int i = 0; i < n; i++) bk[i] = bucket_at(m, off[i]);
+    return n;
+}
+
+/* After backward step `st`: grads_done for each of its buckets that no later step touches,
+ * highest first, each once. */
+static void step_done(const poa_model *m, poa_vit_acts *a, int st)
+{
+    if (!a->grads_done) return;
+    int mine[STEP_MAX_PARAMS], later[STEP_MAX_PARAMS];
+    const int n = step_buckets(m, a, st, mine), last = a->sn.depth + 1;
+    for (;;) {
+        int b = -1; /* highest bucket of this step not yet reported */
+        for (int i = 0; i < n; i++)
+            if (mine[i] > b) b = mine[i];
+        if (b < 0) return;
+        for (int i = 0; i < n; i++)
+            if (mine[i] == b) mine[i] = -1;
+        int final = 1;
+        for (int q = st + 1; q <= last && final; q++) {
+            int nq = step_buckets(m, a, q, later);
+            for (int i = 0; i < nq && final; i++) final = later[i] != b;
+        }
+        if (final) a->grads_done(a->hook_ctx, b);
+    }
+}
+
+static void progress(poa_vit_acts *a)
+{
+    if (a->progress) a->progress(a->hook_ctx);
+}
+
 void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, float *grads,
                       poa_vit_acts *a, const float *d_out)
 {
@@ -436,11 +509,16 @@ void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, 
     const int BT = a->B * a->T, d = a->d;
     be->nn->layernorm_bwd(be, a->dx, d, grads + m->vit.norm_w, grads + m->vit.norm_b, d_out, d,
                           a->x_final, d, a->mean_f, a->rstd_f, params + m->vit.norm_w, BT, d);
+    step_done(m, a, 0);
     for (int k = a->sn.depth - 1; k >= 0; k--) {
         mlp_backward(be, m, params, grads, a->sn.blocks[k], a, &a->blk[k]);
+        progress(a);
         attn_backward(be, m, params, grads, a->sn.blocks[k], a, &a->blk[k]);
+        step_done(m, a, a->sn.depth - k);
+        progress(a);
     }
     embed_backward(be, m, grads, a);
+    step_done(m, a, a->sn.depth + 1);
 }
 
 void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a)

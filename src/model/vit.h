@@ -97,6 +97,21 @@ typedef struct poa_vit_acts {
     float *datt; /* [B·T, d]                                                    */
     float *dpos; /* [T, d]                                                      */
     float *attn_scratch;
+
+    /* Backward hooks (optional; NULL after poa_vit_acts_create, kept across calls; the caller
+     * sets and clears them).  A backward call runs in steps: the final norm, each executed
+     * block (last first), the embeddings (cls_token, pos_embed, mask_token, patch_embed).
+     * grads_done(hook_ctx, bucket): after a step, for each bucket (poa_param_desc.bucket) of
+     * that step's parameters that no later step of the call touches, highest bucket first: its
+     * gradients receive nothing more from this call.  So every bucket of the final norm, of the
+     * executed blocks and of the embeddings is reported exactly once per call (mask_token's
+     * too when there are no masks); buckets of blocks the sub-network skips are not reported.
+     * progress(hook_ctx): after each block's MLP and attention backward, to let non-blocking
+     * communication advance.  On CUDA both run on the host once the step's kernels are
+     * enqueued, so an event recorded on the compute stream in them follows the writes. */
+    void *hook_ctx;
+    void (*grads_done)(void *ctx, int bucket);
+    void (*progress)(void *ctx);
 } poa_vit_acts;
 
 /* Floats of the arena for (B_max images of size × size) with the intact network. */
@@ -124,7 +139,8 @@ void poa_vit_forward(poa_backend *be, const poa_model *m, const float *params, c
                      const poa_vit_input *in, poa_vit_acts *a);
 /* Backward of the last forward on `a`, from d_out [B·T, d] (ld d; may be a->d_out): parameter
  * gradients are accumulated (+=) into grads (same layout as params); untouched slices and
- * skipped blocks receive nothing.  params must be the values forward used. */
+ * skipped blocks receive nothing.  params must be the values forward used.  Calls a->grads_done
+ * and a->progress when set (see poa_vit_acts). */
 void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, float *grads,
                       poa_vit_acts *a, const float *d_out);
 /* a->d_out = 0 for the current call's shape. */
