@@ -57,6 +57,7 @@ struct poa_step {
     float *dp_host[N_CALLS];
     size_t dp_floats;
     poa_subnet subnet[POA_STEP_MAX_GROUPS];
+    uint8_t *announced; /* [table.n_buckets] bucket_ready called in the current step */
 };
 
 const char *poa_step_phase_name(int phase)
@@ -208,6 +209,7 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
     poa_schedules_init(&s->sched, &cfg->sched);
     make_sampler(s);
     create_workspaces(s);
+    s->announced = poa_xcalloc((size_t) (m->table.n_buckets ? m->table.n_buckets : 1), 1);
     return s;
 }
 
@@ -234,6 +236,7 @@ void poa_step_destroy(poa_step *s)
     for (int c = 0; c < N_CALLS; c++) free(s->dp_host[c]);
     free(s->idx_host);
     free(s->w_host);
+    free(s->announced);
     poa_optim_free(&s->optim);
     poa_subnet_sampler_free(&s->sampler);
     free(s);
@@ -455,8 +458,32 @@ static void heads_and_losses(poa_step *s, int g, int ibot_on)
     scatter_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->dz_is, D);
 }
 
-/* Elastic passes first, the intact global pass (which touches every block) last. */
-static void backbone_backward(poa_step *s)
+/* bucket_ready once per bucket and step: after the bucket's last gradient write. */
+static void announce(poa_step *s, int bucket)
+{
+    POA_ASSERT(bucket >= 0 && bucket < s->m->table.n_buckets);
+    POA_CHECK(!s->announced[bucket], "bucket %d announced twice in one step", bucket);
+    s->announced[bucket] = 1;
+    s->hooks.bucket_ready(s->hooks.ctx, bucket);
+}
+
+/* poa_vit_acts hooks of the last backbone pass of the step. */
+static void vit_grads_done(void *ctx, int bucket)
+{
+    announce(ctx, bucket);
+}
+
+static void vit_progress(void *ctx)
+{
+    poa_step *s = ctx;
+    s->hooks.progress(s->hooks.ctx);
+}
+
+/* Elastic passes first, the intact global pass (which touches every block) last.  The intact
+ * global pass of the last group is the last write to every backbone gradient of the step: it
+ * announces each backbone bucket as soon as backward is past it (final norm, blocks L−1 … 0,
+ * embeddings), so their reduces overlap with the rest of that pass. */
+static void backbone_backward(poa_step *s, int last_group)
 {
     poa_step_hooks *hk = &s->hooks;
     static const int order[N_CALLS] = {CALL_ES_LOCAL, CALL_ES_GLOBAL, CALL_IS_LOCAL,
@@ -465,23 +492,29 @@ static void backbone_backward(poa_step *s)
         poa_vit_acts *a = &s->acts[order[i]];
         int local = order[i] == CALL_IS_LOCAL || order[i] == CALL_ES_LOCAL;
         if (local && s->cfg.n_local == 0) continue;
+        int last = last_group && order[i] == CALL_IS_GLOBAL;
+        a->hook_ctx = s;
+        a->grads_done = last && hk->bucket_ready ? vit_grads_done : NULL;
+        a->progress = hk->progress ? vit_progress : NULL;
         poa_vit_backward(s->be, s->m, s->params, s->grads, a, a->d_out);
+        a->grads_done = NULL;
+        a->progress = NULL;
         if (hk->progress) hk->progress(hk->ctx);
     }
 }
 
-/* bucket_ready for every bucket of the head (heads = 1) or backbone parameters, highest bucket
- * first (the order in which backward finishes them). */
+/* bucket_ready for every bucket of the head (heads = 1) or backbone parameters that was not
+ * announced yet, highest bucket first (the order in which backward finishes them).  For the
+ * backbone this is a safety net after the last pass: that pass announces all buckets it
+ * touches (poa_vit_acts.grads_done), which with the intact network is all of them. */
 static void buckets_ready(poa_step *s, int heads)
 {
     if (!s->hooks.bucket_ready) return;
     const poa_param_table *t = &s->m->table;
-    int last = -1;
     for (int i = t->n - 1; i >= 0; i--) {
         const poa_param_desc *d = &t->p[i];
-        if (!!(d->flags & POA_PF_HEAD) != heads || d->bucket == last) continue;
-        last = d->bucket;
-        s->hooks.bucket_ready(s->hooks.ctx, d->bucket);
+        if (!!(d->flags & POA_PF_HEAD) != heads || s->announced[d->bucket]) continue;
+        announce(s, d->bucket);
     }
 }
 
@@ -551,6 +584,7 @@ poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r
     r->seconds[POA_PHASE_TEACHER] = tick(s, &t0);
 
     be->nn->zero(be, s->grads, sizeof(float) * s->m->table.total);
+    memset(s->announced, 0, (size_t) s->m->table.n_buckets);
     be->nn->zero(be, s->slots, sizeof(double) * (size_t) r->n_slots);
     poa_head_weights_forward(be, s->m, s->params, &s->hw_s);
     for (int g = 0; g < s->cfg.G; g++) {
@@ -562,10 +596,10 @@ poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r
             buckets_ready(s, 1);
         }
         r->seconds[POA_PHASE_HEADS_LOSS] += tick(s, &t0);
-        backbone_backward(s);
+        backbone_backward(s, g == s->cfg.G - 1);
         r->seconds[POA_PHASE_BACKWARD] += tick(s, &t0);
     }
-    buckets_ready(s, 0);
+    buckets_ready(s, 0); /* normally none left: the last intact pass announced them */
     if (s->hooks.reduce_grads) s->hooks.reduce_grads(s->hooks.ctx, s->grads, s->m->table.total);
     r->seconds[POA_PHASE_REDUCE] = tick(s, &t0);
 

@@ -3,7 +3,8 @@
  *   teacher forward (no gradient, no drop path, all groups) → Sinkhorn-Knopp targets pooled over
  *   every rank group of every rank → per group: intact student forward, elastic student forward
  *   (its own sub-network), heads, losses, head backward, elastic backbone backward, intact
- *   backbone backward (the pass that touches every block last) → gradient reduce hook →
+ *   backbone backward (the pass that touches every block last; its backward announces each
+ *   backbone bucket as soon as it is final, hooks.bucket_ready) → gradient reduce hook →
  *   non-finite guard → per-module clipping → AdamW with the parameter groups → EMA teacher.
  *
  * G groups on one rank compute exactly what G ranks with one group each compute (spec §2.5,
@@ -54,11 +55,16 @@ poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n
 typedef struct poa_step_hooks {
     void *ctx;
     /* The gradients of bucket `bucket` (poa_param_desc.bucket) are final for this step: its
-     * reduce may start.  Called once per bucket and step, heads first (right after the last
-     * head backward), then the backbone buckets from the final norm down to the embeddings
-     * (after the last intact backward pass, the pass that touches every block). */
+     * reduce may start; nothing writes them again until the next step zeroes them.  Called
+     * exactly once per bucket and step, heads first (highest bucket first, right after the
+     * last group's head backward), then the backbone buckets in decreasing order — the final
+     * norm, blocks L−1 … 0, the embeddings — each during the last group's intact global
+     * backward pass (the last pass, which touches every block) as soon as that pass is past
+     * it (poa_vit_acts.grads_done), while the rest of the pass runs.  Always before
+     * reduce_grads. */
     void (*bucket_ready)(void *ctx, int bucket);
-    /* Called between the large ops of the backward while reduces may be in flight. */
+    /* Called between the large ops of the backward (after each block's MLP and attention
+     * backward, after each pass) while reduces may be in flight. */
     void (*progress)(void *ctx);
     /* After the last backward pass: the gradients must be averaged over ranks when this
      * returns (start what was not started, wait for everything). */

@@ -4,15 +4,17 @@
  *    doubles in backend memory over all ranks (spec §4.1);
  *  - the gradient all-reduce: one bucket per parameter-table bucket (embeddings, each block,
  *    final norm, each head), averaged over ranks (the step divides by its own G groups, step.h),
- *    started as soon as the last backward pass touching the bucket has finished and overlapped
+ *    started as soon as the last backward pass touching the bucket is past it and overlapped
  *    with the rest of the backward (MPI_Iallreduce + dist_progress on the CPU backend, NCCL on a
- *    communication stream on CUDA);
+ *    communication stream on CUDA): the heads' buckets after the last head backward, each
+ *    backbone bucket during the last intact pass, right after its block (step.h);
  *  - the "any rank" agreement of the non-finite guard (spec §6.5).
  *
  * Overlap needs the step to say when a bucket is final (poa_trainer_comm_bucket_ready) and to
  * let communication progress between backward ops (poa_trainer_comm_progress).  Buckets that
- * were not reported ready are started by the end-of-backward hook (reduce_grads), in backward
- * order: heads, final norm, blocks L−1 … 0, embeddings.
+ * were not reported ready (none with the step of step.c) are started by the end-of-backward
+ * hook (reduce_grads), in backward order: heads, final norm, blocks L−1 … 0, embeddings
+ * (ready_calls counts the buckets the step reported; those started here are not counted).
  */
 #ifndef POA_TRAIN_TRAINER_COMM_H
 #define POA_TRAIN_TRAINER_COMM_H

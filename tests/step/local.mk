@@ -61,3 +61,11 @@ tests_step_test_mpi_step_groups_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_step_groups_LDADD = $(TEST_LDADD)
 TESTS += tests/step/test_mpi_step_groups
 endif
+
+if HAVE_CMOCKA
+check_PROGRAMS += tests/step/test_mpi_step_overlap
+tests_step_test_mpi_step_overlap_SOURCES = tests/step/test_mpi_step_overlap.c
+tests_step_test_mpi_step_overlap_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_mpi_step_overlap_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_mpi_step_overlap
+endif
