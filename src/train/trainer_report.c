@@ -1,6 +1,7 @@
 /* trainer_report.c — what poa-train prints before training: the startup table and --dry-run
  * (the model, the sub-network set of spec §2.5 and the memory plan per rank, spec §5). */
 #include "poa_config.h"
+#include "backend/cpu/cpu_backend.h"
 #include "common/log.h"
 #include "train/trainer_config.h"
 #include "train/trainer_internal.h"
@@ -133,6 +134,10 @@ void poa_trainer_print_startup(poa_trainer *t, FILE *f)
     fprintf(f, "poa-train %s: %d rank(s), dist %s, backend %s, OMP_NUM_THREADS %s\n",
             PACKAGE_VERSION, t->world, dist_kind_name(dist_kind(t->d)), t->be->name,
             threads ? threads : "(unset)");
+    if (strcmp(t->be->name, "cpu") == 0) {
+        const char *blas = poa_cpu_blas_core_warning();
+        if (blas) fprintf(f, "warning: %s\n", blas);
+    }
     print_run(cfg, t->world, t->be->name, f);
     if (strcmp(t->src->name, "synthetic") == 0)
         fprintf(f, "data: synthetic batches (no data set)");

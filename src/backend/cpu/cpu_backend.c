@@ -1,10 +1,18 @@
 /* cpu_backend.c — memory ops of the CPU backend and its creation.  The op tables live in
  * cpu_nn.c (layers) and cpu_train.c (losses, optimizer, reductions). */
+#include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
 #include "common/poa_error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#ifdef POA_HAVE_OPENBLAS
+/* Weak, as in bench/bench_step.c: NULL when the OpenBLAS linked has no such symbol. */
+extern char *openblas_get_corename(void) __attribute__((weak));
+#endif
 
 void *poa_cpu_alloc(poa_backend *be, size_t bytes)
 {
@@ -51,4 +59,41 @@ poa_backend *poa_cpu_backend_create(void)
 void poa_cpu_backend_destroy(poa_backend *be)
 {
     free(be);
+}
+
+/* 1 when the first "flags" line of /proc/cpuinfo holds the word `flag`. */
+static int cpu_has_flag(const char *flag)
+{
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return 0;
+    char line[8192];
+    int found = 0;
+    const size_t n = strlen(flag);
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "flags", 5) != 0) continue;
+        for (char *p = strstr(line, flag); p; p = strstr(p + 1, flag))
+            if ((p[-1] == ' ' || p[-1] == '\t') && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0')) {
+                found = 1;
+                break;
+            }
+        break;
+    }
+    fclose(f);
+    return found;
+}
+
+const char *poa_cpu_blas_core_warning(void)
+{
+#ifdef POA_HAVE_OPENBLAS
+    if (!openblas_get_corename) return NULL;
+    const char *core = openblas_get_corename();
+    if (!core || strcasecmp(core, "prescott") != 0) return NULL;
+    if (cpu_has_flag("avx512f"))
+        return "OpenBLAS uses its Prescott (SSE3) kernels on a CPU with AVX-512; set "
+               "OPENBLAS_CORETYPE=SkylakeX for 3-5x faster GEMMs";
+    if (cpu_has_flag("avx2"))
+        return "OpenBLAS uses its Prescott (SSE3) kernels on a CPU with AVX2; set "
+               "OPENBLAS_CORETYPE=Haswell for 3-5x faster GEMMs";
+#endif
+    return NULL;
 }

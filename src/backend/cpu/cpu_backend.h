@@ -16,4 +16,10 @@ void poa_cpu_zero(poa_backend *be, void *dst, size_t bytes);
 void poa_cpu_sync(poa_backend *be);
 void poa_cpu_backend_destroy(poa_backend *be);
 
+/* When poa is linked against OpenBLAS and OpenBLAS runs its generic Prescott (SSE3) kernels on a
+ * CPU whose flags (/proc/cpuinfo) show AVX-512 or AVX2 — what OpenBLAS does when a hypervisor
+ * hides the CPU model — a one-line warning naming the OPENBLAS_CORETYPE to set; NULL otherwise
+ * (another BLAS, another kernel set, no AVX2, no /proc/cpuinfo).  The string is static. */
+const char *poa_cpu_blas_core_warning(void);
+
 #endif
