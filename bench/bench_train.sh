@@ -57,5 +57,6 @@ PY
     last="RESULT ranks=$1 img_s=$3 data_wait_frac=$5 comm_exposed_frac=$6"
     echo "$last" >"$out/result$ranks"
 done
+echo "bench-train: load at the end $(cut -d' ' -f1-3 /proc/loadavg) (other users' work slows both runs)"
 cat "$out/result1"
 cat "$out/result2"
