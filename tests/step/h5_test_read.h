@@ -75,4 +75,48 @@ static inline double h5r_attr1(hid_t loc, const char *path, const char *name)
     return v;
 }
 
+/* ------------------------------------------------------------------ one test per case */
+/* The references write one HDF5 group per case; each becomes a cmocka test whose state is the
+ * case's name.  Callers include <cmocka.h> before this header. */
+#define H5R_MAX_CASES 16
+
+static inline herr_t h5r_list_case(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    (void) g, (void) info;
+    char(*names)[64] = data;
+    for (int i = 0; i < H5R_MAX_CASES; i++)
+        if (!names[i][0]) {
+            snprintf(names[i], 64, "%s", name);
+            break;
+        }
+    return 0;
+}
+
+/* Runs fn once for every member of group `cases` of the file at `path` ("." for the root).
+ * Returns cmocka's status: 0 when every case passed; 1 when the file has no cases; 99 (the
+ * harness's "hard error") when the file cannot be opened. */
+static inline int h5r_run_cases(const char *suite, const char *path, const char *cases,
+                                CMUnitTestFunction fn)
+{
+    static char names[H5R_MAX_CASES][64];
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 99;
+    hid_t g = H5Gopen2(f, cases, H5P_DEFAULT);
+    if (g < 0) h5r_die("group", cases);
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, h5r_list_case, names);
+    H5Gclose(g);
+    H5Fclose(f);
+    if (!names[0][0]) {
+        fprintf(stderr, "%s: no cases in %s\n", suite, path);
+        return 1;
+    }
+    struct CMUnitTest tests[H5R_MAX_CASES];
+    int n = 0;
+    for (; n < H5R_MAX_CASES && names[n][0]; n++) {
+        struct CMUnitTest t = {names[n], fn, NULL, NULL, names[n]};
+        tests[n] = t;
+    }
+    return _cmocka_run_group_tests(suite, tests, (size_t) n, NULL, NULL);
+}
+
 #endif

@@ -326,18 +326,6 @@ static void test_case(void **state)
     if (bad) fail_msg("%s: %d tensors or values differ from the PyTorch reference", c.name, bad);
 }
 
-static int list_case(hid_t g, const char *name, const H5L_info_t *info, void *data)
-{
-    (void) g, (void) info;
-    char(*names)[64] = data;
-    for (int i = 0; i < 16; i++)
-        if (!names[i][0]) {
-            snprintf(names[i], 64, "%s", name);
-            break;
-        }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -347,22 +335,7 @@ int main(int argc, char **argv)
     g_path = argv[1];
     char err[128];
     be = poa_backend_create("cpu", err, sizeof err);
-    static char names[16][64];
-    hid_t f = H5Fopen(g_path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) return 99;
-    H5Literate(f, H5_INDEX_NAME, H5_ITER_INC, NULL, list_case, names);
-    H5Fclose(f);
-    struct CMUnitTest tests[16];
-    int n = 0;
-    if (!names[0][0]) {
-        fprintf(stderr, "%s: no cases in %s\n", argv[0], g_path);
-        return 1;
-    }
-    for (; n < 16 && names[n][0]; n++) {
-        struct CMUnitTest t = {names[n], test_case, NULL, NULL, names[n]};
-        tests[n] = t;
-    }
-    int rc = _cmocka_run_group_tests("loss_parity", tests, (size_t) n, NULL, NULL);
+    int rc = h5r_run_cases("loss_parity", g_path, ".", test_case);
     poa_backend_destroy(be);
     return rc;
 }
