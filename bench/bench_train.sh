@@ -24,6 +24,10 @@ out=$build/bench/out-train
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none POA_PROGRESS=0
+# OpenBLAS kernels from the CPU flags unless set (tools/openblas-coretype.sh; the SSE3 fallback
+# that VMs get otherwise makes every GEMM 3-5x slower).
+OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(sh "$src/tools/openblas-coretype.sh")}
+[ -z "$OPENBLAS_CORETYPE" ] || export OPENBLAS_CORETYPE
 find_prog() { for p in "$build/data-prep/$1" "$build/$1"; do [ -x "$p" ] && { echo "$p"; return; }; done; echo "$1"; }
 
 if [ ! -f "$out/packed/metadata.h5" ]; then

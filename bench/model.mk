@@ -17,10 +17,8 @@ BENCH_MODEL_THREADS = 2
 BENCH_MODEL_REPS = 3
 BENCH_MODEL_ROUNDS = 3
 bench-model: bench/bench_model$(EXEEXT)
-	@if test -z "$$OPENBLAS_CORETYPE"; then \
-	  if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then OPENBLAS_CORETYPE=SkylakeX; \
-	  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then OPENBLAS_CORETYPE=Haswell; fi; \
-	  export OPENBLAS_CORETYPE; fi; \
+	@OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-`$(SHELL) $(top_srcdir)/tools/openblas-coretype.sh`}; \
+	if test -n "$$OPENBLAS_CORETYPE"; then export OPENBLAS_CORETYPE; fi; \
 	if test "$(HAVE_TORCH)" = yes; then \
 	  $(PYTHON_REF) $(top_srcdir)/bench/bench_model.py --c-bench ./bench/bench_model$(EXEEXT) \
 	    --threads $(BENCH_MODEL_THREADS) --reps $(BENCH_MODEL_REPS) --rounds $(BENCH_MODEL_ROUNDS); \

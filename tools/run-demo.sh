@@ -33,13 +33,7 @@ sh "$top/tools/install-deps.sh"
 # OpenBLAS falls back to its generic Prescott (SSE3) kernels, 3-5x slower GEMMs.  Unless the
 # user set OPENBLAS_CORETYPE, choose the kernel set from the CPU flags, as bench/model.mk does
 # (poa-train warns at start when the fallback is in use).
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
-        OPENBLAS_CORETYPE=SkylakeX
-    elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then
-        OPENBLAS_CORETYPE=Haswell
-    fi
-fi
+OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(sh "$top/tools/openblas-coretype.sh")}
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then
     export OPENBLAS_CORETYPE
     echo "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE"
@@ -81,7 +75,7 @@ fi
 say "pretrain (demo config, $ranks MPI ranks)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 t_train=$(date +%s)
-mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 -x OPENBLAS_CORETYPE \
+mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 \
     "$train" --config "$top/configs/demo.yaml" --data "$work/packed" --output "$work/train"
 t_end=$(date +%s)
 
