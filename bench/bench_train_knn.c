@@ -1,14 +1,17 @@
 /* bench_train_knn.c — did the run learn anything?  A quick k-NN probe of teacher features
  * (spec §8.1 protocol: cosine similarity of L2-normalised cls features, k nearest training
  * images, votes weighted by exp(sim / 0.07)) on a packed data set, for a checkpoint and for the
- * same model at its random initialisation.  Spec §13 item 8: k-NN accuracy of an early
- * checkpoint is meaningless (LayerScale 1e-5 makes every cls feature nearly the same), so the
- * probe also reports the spread of the features (mean pairwise cosine similarity).
+ * same model at its random initialisation, next to the raw-pixel baseline (the same k-NN on the
+ * L2-normalised evaluation images themselves), which a trained model must beat.  Spec §13 item 8:
+ * k-NN accuracy of an early checkpoint is meaningless (LayerScale 1e-5 makes every cls feature
+ * nearly the same), so the probe also reports the spread of the features (mean pairwise cosine
+ * similarity).
  *
  *   bench_train_knn --config FILE [key=value...] --data PACKED --checkpoint CKPT
  *                   [--train N] [--val N] [--k K]
  * Evaluation transform: the whole image resized (Pillow bicubic) to crops.global_crops_size,
- * ImageNet mean/std.  Prints one line per model and "KNN init=… trained=…" last.
+ * ImageNet mean/std.  Prints one line per feature set and
+ * "KNN pixels=… init=… trained=… cos_init=… cos_trained=…" last.
  */
 #include "common/cli.h"
 #include "common/config.h"
@@ -66,8 +69,18 @@ static void load_image(const poa_dataset *ds, int64_t i, int S, float *out, int 
     *label = lab;
 }
 
-/* Teacher cls features of n evenly spaced images of a split. */
-static void features(poa_backend *be, const poa_model *m, const float *w, const char *dir,
+/* Row j of v (d values) L2-normalised into f->x row at. */
+static void put_normalised(feats *f, int at, const float *v, int d)
+{
+    double nn2 = 0;
+    for (int k = 0; k < d; k++) nn2 += (double) v[k] * v[k];
+    float inv = (float) (1.0 / fmax(sqrt(nn2), 1e-12));
+    for (int k = 0; k < d; k++) f->x[(size_t) at * d + k] = v[k] * inv;
+}
+
+/* Teacher cls features of n evenly spaced images of a split; with m == NULL the evaluation
+ * images themselves (3·S·S raw-pixel features, S = size). */
+static void features(poa_backend *be, const poa_model *m, const float *w, int size, const char *dir,
                      const char *split, int n, feats *f)
 {
     poa_dataset ds;
@@ -75,13 +88,14 @@ static void features(poa_backend *be, const poa_model *m, const float *w, const 
     memset(&ds, 0, sizeof ds);
     POA_CHECK(poa_dataset_open(&ds, dir, split, &err) == POA_OK, "%s", err.msg);
     if (n > ds.num_images) n = (int) ds.num_images;
-    const int S = m->cfg.global_crops_size, D = m->cfg.max_embed_dim, BATCH = 64;
-    const int T = 1 + poa_model_n_patches(&m->cfg, S, S);
+    const int S = size, BATCH = 64, raw = m == NULL;
+    const int D = raw ? 3 * S * S : m->cfg.max_embed_dim;
+    const int T = raw ? 1 : 1 + poa_model_n_patches(&m->cfg, S, S);
     f->n = n, f->d = D;
     f->x = poa_xmalloc(sizeof(float) * (size_t) n * D);
     f->label = poa_xmalloc(sizeof(int) * (size_t) n);
     poa_vit_acts a;
-    poa_vit_acts_create(be, m, &a, BATCH, S, 0);
+    if (!raw) poa_vit_acts_create(be, m, &a, BATCH, S, 0);
     float *img = be->nn->alloc(be, sizeof(float) * (size_t) BATCH * 3 * S * S);
     float *host = poa_xmalloc(sizeof(float) * (size_t) BATCH * 3 * S * S);
     float *out = poa_xmalloc(sizeof(float) * (size_t) BATCH * T * D);
@@ -90,7 +104,7 @@ static void features(poa_backend *be, const poa_model *m, const float *w, const 
     poa_image im = {0}, rs = {0};
     poa_image_scratch sc;
     memset(&sc, 0, sizeof sc);
-    const poa_subnet intact = poa_subnet_intact(&m->cfg);
+    const poa_subnet intact = raw ? (poa_subnet){0} : poa_subnet_intact(&m->cfg);
     for (int at = 0; at < n; at += BATCH) {
         int b = n - at < BATCH ? n - at : BATCH;
         for (int j = 0; j < b; j++) {
@@ -98,17 +112,16 @@ static void features(poa_backend *be, const poa_model *m, const float *w, const 
             load_image(&ds, idx, S, host + (size_t) j * 3 * S * S, &f->label[at + j], &dec, &im,
                        &rs, &sc);
         }
+        if (raw) {
+            for (int j = 0; j < b; j++) put_normalised(f, at + j, host + (size_t) j * D, D);
+            continue;
+        }
         be->nn->upload(be, img, host, sizeof(float) * (size_t) b * 3 * S * S);
         poa_vit_input in = {img, b, S, S, NULL, NULL};
         poa_vit_forward(be, m, w, &intact, &in, &a);
         be->nn->download(be, out, a.out, sizeof(float) * (size_t) b * T * D);
-        for (int j = 0; j < b; j++) {
-            const float *c = out + (size_t) j * T * D; /* cls token row */
-            double nn2 = 0;
-            for (int k = 0; k < D; k++) nn2 += (double) c[k] * c[k];
-            float inv = (float) (1.0 / fmax(sqrt(nn2), 1e-12));
-            for (int k = 0; k < D; k++) f->x[(size_t) (at + j) * D + k] = c[k] * inv;
-        }
+        for (int j = 0; j < b; j++) /* the cls token row */
+            put_normalised(f, at + j, out + (size_t) j * T * D, D);
     }
     poa_jpeg_decoder_free(&dec);
     poa_image_free(&im);
@@ -117,7 +130,7 @@ static void features(poa_backend *be, const poa_model *m, const float *w, const 
     free(host);
     free(out);
     be->nn->free(be, img);
-    poa_vit_acts_destroy(be, &a);
+    if (!raw) poa_vit_acts_destroy(be, &a);
     poa_dataset_close(&ds);
 }
 
@@ -169,13 +182,13 @@ static double knn(const feats *tr, const feats *va, int k, double *mean_cos)
     return (double) correct / va->n;
 }
 
-static double probe(poa_backend *be, const poa_model *m, const float *w, const char *dir, int ntr,
-                    int nva, int k, const char *what, double *cos)
+static double probe(poa_backend *be, const poa_model *m, const float *w, int size, const char *dir,
+                    int ntr, int nva, int k, const char *what, double *cos)
 {
     feats tr, va;
     double t0 = poa_now();
-    features(be, m, w, dir, "train", ntr, &tr);
-    features(be, m, w, dir, "val", nva, &va);
+    features(be, m, w, size, dir, "train", ntr, &tr);
+    features(be, m, w, size, dir, "val", nva, &va);
     double acc = knn(&tr, &va, k, cos);
     printf("%-10s k-NN top-1 %.2f%% (k %d, %d train / %d val images), mean pairwise cosine of the "
            "features %.4f (%.1fs)\n",
@@ -224,10 +237,15 @@ int main(int argc, char **argv)
         rc = 3;
         goto done;
     }
-    double cos0, cos1;
-    double a0 = probe(be, m, w, data, ntr, nva, k, "init", &cos0);
-    double a1 = probe(be, m, wt, data, ntr, nva, k, "trained", &cos1);
-    printf("KNN init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", a0, a1, cos0, cos1);
+    double cos0, cos1, cosp;
+    const int S = m->cfg.global_crops_size;
+    double ap = probe(be, NULL, NULL, S, data, ntr, nva, k, "pixels", &cosp);
+    double a0 = probe(be, m, w, S, data, ntr, nva, k, "init", &cos0);
+    double a1 = probe(be, m, wt, S, data, ntr, nva, k, "trained", &cos1);
+    printf("trained features %s the raw-pixel baseline (%.2f%% vs %.2f%%)\n",
+           a1 > ap ? "beat" : "do NOT beat", 100 * a1, 100 * ap);
+    printf("KNN pixels=%.4f init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", ap, a0, a1,
+           cos0, cos1);
     rc = 0;
     be->nn->free(be, w);
     be->nn->free(be, wt);
