@@ -11,7 +11,8 @@ bench-train: all
 .PHONY: bench-train
 
 # bench_train_knn: k-NN probe of a checkpoint's teacher features against its random
-# initialisation (used to check that the demo run learned something; see README-train.md).
+# initialisation and the raw-pixel baseline (did the demo run learn something, and enough to
+# beat raw pixels?  see README-train.md).
 noinst_PROGRAMS += bench/bench_train_knn
 bench_bench_train_knn_SOURCES = bench/bench_train_knn.c
 bench_bench_train_knn_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
