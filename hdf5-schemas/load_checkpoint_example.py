@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Load a poa HDF5 checkpoint (format: hdf5-schemas/checkpoint.md) with h5py + torch.
 
+Needs h5py and torch (Debian: python3-h5py, python3-torch); where another python3 without them
+comes first on PATH (pyenv, conda), run it as `/usr/bin/python3 load_checkpoint_example.py ...`.
+
 As a library:
 
     from load_checkpoint_example import read_state_dict, to_standard_vit
