@@ -431,8 +431,6 @@ static void embed_backward(poa_backend *be, const poa_model *m, float *G, poa_vi
 
 /* ---------------------------------------------------------------- backward hooks */
 
-#define STEP_MAX_PARAMS 32 /* parameters of one backward step (a block has 14) */
-
 /* Bucket of the parameter at float offset `off` (table offsets ascend). */
 static int bucket_at(const poa_model *m, size_t off)
 {
@@ -449,52 +447,22 @@ static int bucket_at(const poa_model *m, size_t off)
     POA_FATAL("no parameter at offset %zu", off);
 }
 
-/* Buckets of the parameters of backward step `st` of the current call (0: final norm, 1 + j:
- * the j-th block backward visits, i.e. executed block depth − 1 − j; depth + 1: embeddings),
- * from the model's parameter lists.  Returns how many (with repetitions). */
-static int step_buckets(const poa_model *m, const poa_vit_acts *a, int st, int *bk)
-{
-    size_t off[STEP_MAX_PARAMS];
-    int n = 0;
-#define STEP_OFF(field, tname, xname, shape, init)                                                 \
-    POA_ASSERT(n < STEP_MAX_PARAMS);                                                               \
-    off[n++] = o->field;
-    if (st == 0) {
-        const poa_vit_offsets *o = &m->vit;
-        POA_VIT_NORM_PARAMS(STEP_OFF)
-    } else if (st <= a->sn.depth) {
-        const poa_block_offsets *o = &m->blocks[a->sn.blocks[a->sn.depth - st]];
-        POA_VIT_BLOCK_PARAMS(STEP_OFF)
-    } else {
-        const poa_vit_offsets *o = &m->vit;
-        POA_VIT_EMBED_PARAMS(STEP_OFF)
-    }
-#undef STEP_OFF
-    for (int i = 0; i < n; i++) bk[i] = bucket_at(m, off[i]);
-    return n;
-}
-
-/* After backward step `st`: grads_done for each of its buckets that no later step touches,
- * highest first, each once. */
+/* After backward step `st` (0: final norm; 1 + j: the j-th block visited, i.e. executed block
+ * depth − 1 − j; depth + 1: embeddings): grads_done for its bucket.  The parameter table gives
+ * each of these parts a bucket of its own (model.c: embeddings 0, block i 1 + i, final norm
+ * L + 1), so no later step of the pass writes it; tests/step/test_mpi_step_overlap checks that
+ * every announced bucket is final. */
 static void step_done(const poa_model *m, poa_vit_acts *a, int st)
 {
     if (!a->grads_done) return;
-    int mine[STEP_MAX_PARAMS], later[STEP_MAX_PARAMS];
-    const int n = step_buckets(m, a, st, mine), last = a->sn.depth + 1;
-    for (;;) {
-        int b = -1; /* highest bucket of this step not yet reported */
-        for (int i = 0; i < n; i++)
-            if (mine[i] > b) b = mine[i];
-        if (b < 0) return;
-        for (int i = 0; i < n; i++)
-            if (mine[i] == b) mine[i] = -1;
-        int final = 1;
-        for (int q = st + 1; q <= last && final; q++) {
-            int nq = step_buckets(m, a, q, later);
-            for (int i = 0; i < nq && final; i++) final = later[i] != b;
-        }
-        if (final) a->grads_done(a->hook_ctx, b);
-    }
+    size_t first; /* offset of the step's first parameter */
+    if (st == 0)
+        first = m->vit.norm_w;
+    else if (st <= a->sn.depth)
+        first = m->blocks[a->sn.blocks[a->sn.depth - st]].norm1_w;
+    else
+        first = m->vit.cls_token;
+    a->grads_done(a->hook_ctx, bucket_at(m, first));
 }
 
 static void progress(poa_vit_acts *a)

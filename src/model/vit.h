@@ -101,11 +101,12 @@ typedef struct poa_vit_acts {
     /* Backward hooks (optional; NULL after poa_vit_acts_create, kept across calls; the caller
      * sets and clears them).  A backward call runs in steps: the final norm, each executed
      * block (last first), the embeddings (cls_token, pos_embed, mask_token, patch_embed).
-     * grads_done(hook_ctx, bucket): after a step, for each bucket (poa_param_desc.bucket) of
-     * that step's parameters that no later step of the call touches, highest bucket first: its
-     * gradients receive nothing more from this call.  So every bucket of the final norm, of the
-     * executed blocks and of the embeddings is reported exactly once per call (mask_token's
-     * too when there are no masks); buckets of blocks the sub-network skips are not reported.
+     * grads_done(hook_ctx, bucket): after a step, for that step's bucket (poa_param_desc.bucket;
+     * the parameter table gives each of these parts a bucket of its own): its gradients receive
+     * nothing more from this call.  So the buckets of the final norm, of the executed blocks
+     * and of the embeddings are reported exactly once per call, in decreasing order (the
+     * embeddings' even when there are no masks for mask_token); buckets of blocks the
+     * sub-network skips are not reported.
      * progress(hook_ctx): after each block's MLP and attention backward, to let non-blocking
      * communication advance.  On CUDA both run on the host once the step's kernels are
      * enqueued, so an event recorded on the compute stream in them follows the writes. */
