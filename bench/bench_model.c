@@ -54,9 +54,9 @@ static void w_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, in
         printf("gemm %c%c M=%d N=%d K=%d beta=%g %.3f ms %.1f GFLOP/s\n", ta ? 'T' : 'N',
                tb ? 'T' : 'N', M, N, K, beta, dt * 1e3, 2.0 * M * N * K / dt * 1e-9);
 }
-static void w_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+static void w_broadcast_rows(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
 {
-    TIMED(P_BIAS, real.add_bias(be, y, ldy, b, rows, cols));
+    TIMED(P_BIAS, real.broadcast_rows(be, y, ldy, b, rows, cols));
 }
 static void w_bias_grad(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols)
 {
@@ -77,9 +77,10 @@ static void w_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
 {
     TIMED(P_GELU, real.gelu_fwd(be, y, x, n));
 }
-static void w_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n)
+static void w_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
+                       size_t n)
 {
-    TIMED(P_GELU, real.gelu_bwd(be, dx, dy, x, n));
+    TIMED(P_GELU, real.gelu_bwd(be, dx, y, dy, x, n));
 }
 static void w_attn_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
                        int ldqkv, int B, int T, int H, int Dh, float scale)
@@ -141,7 +142,8 @@ static void profile_install(poa_backend *be)
     prof_gemm_shapes = getenv("POA_BENCH_GEMM_SHAPES") != NULL;
     real = *be->nn;
     wrapped = real;
-    wrapped.gemm = w_gemm, wrapped.add_bias = w_add_bias, wrapped.bias_grad = w_bias_grad;
+    wrapped.gemm = w_gemm, wrapped.broadcast_rows = w_broadcast_rows,
+    wrapped.bias_grad = w_bias_grad;
     wrapped.layernorm_fwd = w_ln_fwd, wrapped.layernorm_bwd = w_ln_bwd;
     wrapped.gelu_fwd = w_gelu_fwd, wrapped.gelu_bwd = w_gelu_bwd;
     wrapped.attention_fwd = w_attn_fwd, wrapped.attention_bwd = w_attn_bwd;

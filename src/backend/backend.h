@@ -44,8 +44,9 @@ typedef struct poa_nn_ops {
                                  const float *B, int ldb, long long strideB, float beta, float *C,
                                  int ldc, long long strideC, int batch);
 
-    /* y[r, :cols] += b[:cols] for every row                                                  */
-    void (*add_bias)(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols);
+    /* y[r, :cols] = b[:cols] for every row (=): a linear layer's bias, onto which its GEMM then
+     * accumulates (beta 1), which saves BLAS's zeroing pass and a separate bias-add pass.     */
+    void (*broadcast_rows)(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols);
     /* db[:cols] += sum_r dy[r, :cols]                                                        */
     void (*bias_grad)(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols);
 
@@ -60,9 +61,11 @@ typedef struct poa_nn_ops {
                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
                           const float *rstd, const float *w, int rows, int d);
 
-    /* exact-erf GELU on n contiguous values; bwd: dx = dy * gelu'(x) (=).                    */
+    /* exact-erf GELU on n contiguous values; bwd: dx = dy * gelu'(x) (=), dx may alias dy;
+     * y, if not NULL, receives gelu(x) from the same pass (bit-identical to gelu_fwd).        */
     void (*gelu_fwd)(poa_backend *be, float *y, const float *x, size_t n);
-    void (*gelu_bwd)(poa_backend *be, float *dx, const float *dy, const float *x, size_t n);
+    void (*gelu_bwd)(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
+                     size_t n);
 
     /* Multi-head attention of B images × T tokens.  qkv rows: [q (H·Dh) | k (H·Dh) | v (H·Dh)]
      * at row b*T+t with leading dim ldqkv.  out [B*T, H*Dh] (heads concatenated).

@@ -182,10 +182,10 @@ void poa_head_backward(poa_backend *be, const poa_model *m, const float *params,
     be->nn->l2norm_bwd(be, a->du, bn, a->dun, bn, a->u, bn, a->norms, R, bn, L2_EPS);
     poa_linear_backward(be, a->dA, hid, 0.0f, grads + o->w3, grads + o->b3, a->du, bn, a->g2, hid,
                         params + o->w3, hid, R, bn, hid, 1.0f);
-    be->nn->gelu_bwd(be, a->dB, a->dA, a->h2, n_hid);
+    be->nn->gelu_bwd(be, a->dB, NULL, a->dA, a->h2, n_hid);
     poa_linear_backward(be, a->dA, hid, 0.0f, grads + o->w2, grads + o->b2, a->dB, hid, a->g1, hid,
                         params + o->w2, hid, R, hid, hid, 1.0f);
-    be->nn->gelu_bwd(be, a->dB, a->dA, a->h1, n_hid);
+    be->nn->gelu_bwd(be, a->dB, NULL, a->dA, a->h1, n_hid);
     poa_linear_backward(be, dz, lddz, 1.0f, grads + o->w1, grads + o->b1, a->dB, hid, a->z, a->ldz,
                         params + o->w1, D, R, hid, a->width, a->alpha);
 }

@@ -14,24 +14,40 @@ static inline void poa_linear_forward(poa_backend *be, float *y, int ldy, const 
                                       const float *w, int ldw, const float *b, int rows, int n_out,
                                       int n_in, float alpha)
 {
-    be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, rows, n_out, n_in, alpha, x, ldx, w, ldw, 0.0f, y,
-                 ldy);
-    if (b) be->nn->add_bias(be, y, ldy, b, rows, n_out);
+    if (b) be->nn->broadcast_rows(be, y, ldy, b, rows, n_out);
+    be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, rows, n_out, n_in, alpha, x, ldx, w, ldw,
+                 b ? 1.0f : 0.0f, y, ldy);
 }
 
-/* dW[:n_out, :n_in] += α · dyᵀ x;  db[:n_out] += Σ_rows dy;
- * dx (= if dx_beta == 0, += if 1) α · dy · W[:n_out, :n_in];  dx may be NULL. */
+/* dW[:n_out, :n_in] += α · dyᵀ x;  db[:n_out] += Σ_rows dy  (db may be NULL). */
+static inline void poa_linear_backward_params(poa_backend *be, float *dw, float *db,
+                                              const float *dy, int lddy, const float *x, int ldx,
+                                              int ldw, int rows, int n_out, int n_in, float alpha)
+{
+    be->nn->gemm(be, POA_TRANS, POA_NO_TRANS, n_out, n_in, rows, alpha, dy, lddy, x, ldx, 1.0f, dw,
+                 ldw);
+    if (db) be->nn->bias_grad(be, db, dy, lddy, rows, n_out);
+}
+
+/* dx (= if dx_beta == 0, += if 1) α · dy · W[:n_out, :n_in]. */
+static inline void poa_linear_backward_input(poa_backend *be, float *dx, int lddx, float dx_beta,
+                                             const float *dy, int lddy, const float *w, int ldw,
+                                             int rows, int n_out, int n_in, float alpha)
+{
+    be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, rows, n_in, n_out, alpha, dy, lddy, w, ldw,
+                 dx_beta, dx, lddx);
+}
+
+/* Both of the above; dx may be NULL (no input gradient wanted). */
 static inline void poa_linear_backward(poa_backend *be, float *dx, int lddx, float dx_beta,
                                        float *dw, float *db, const float *dy, int lddy,
                                        const float *x, int ldx, const float *w, int ldw, int rows,
                                        int n_out, int n_in, float alpha)
 {
-    be->nn->gemm(be, POA_TRANS, POA_NO_TRANS, n_out, n_in, rows, alpha, dy, lddy, x, ldx, 1.0f, dw,
-                 ldw);
-    if (db) be->nn->bias_grad(be, db, dy, lddy, rows, n_out);
+    poa_linear_backward_params(be, dw, db, dy, lddy, x, ldx, ldw, rows, n_out, n_in, alpha);
     if (dx)
-        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, rows, n_in, n_out, alpha, dy, lddy, w, ldw,
-                     dx_beta, dx, lddx);
+        poa_linear_backward_input(be, dx, lddx, dx_beta, dy, lddy, w, ldw, rows, n_out, n_in,
+                                  alpha);
 }
 
 #endif

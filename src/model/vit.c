@@ -366,11 +366,14 @@ static void mlp_backward(poa_backend *be, const poa_model *m, const float *P, fl
     const float al = a->alpha;
     if (R == 0) return;
     branch_residual_bwd(be, a, br, a->dln, G + o->ls2, b->y2, P + o->ls2);
-    be->nn->gelu_fwd(be, a->g, b->h, (size_t) R * hid); /* recomputed instead of saved */
-    poa_linear_backward(be, a->dbig, hid, 0.0f, G + o->fc2_w, G + o->fc2_b, a->dln, d, a->g, hid,
-                        P + o->fc2_w, c->mlp_ratio * D, R, d, hid, al);
-    be->nn->gelu_bwd(be, a->g, a->dbig, b->h, (size_t) R * hid); /* a->g := dL/dh */
-    poa_linear_backward(be, a->dln, d, 0.0f, G + o->fc1_w, G + o->fc1_b, a->g, hid, b->ln2, d,
+    /* fc2's input gradient first: it does not need GELU(h), which is not saved; one pass then
+     * turns dL/dGELU into dL/dh in place and recomputes GELU(h) for fc2's weight gradient. */
+    poa_linear_backward_input(be, a->dbig, hid, 0.0f, a->dln, d, P + o->fc2_w, c->mlp_ratio * D, R,
+                              d, hid, al);
+    be->nn->gelu_bwd(be, a->dbig, a->g, a->dbig, b->h, (size_t) R * hid);
+    poa_linear_backward_params(be, G + o->fc2_w, G + o->fc2_b, a->dln, d, a->g, hid,
+                               c->mlp_ratio * D, R, d, hid, al);
+    poa_linear_backward(be, a->dln, d, 0.0f, G + o->fc1_w, G + o->fc1_b, a->dbig, hid, b->ln2, d,
                         P + o->fc1_w, D, R, hid, d, al);
     branch_layernorm_bwd(be, a, br, b->x_mid, b->mean2, b->rstd2, P + o->norm2_w, G + o->norm2_w,
                          G + o->norm2_b);

@@ -292,9 +292,10 @@ static void m_layernorm_bwd_params(poa_backend *b, float *dx, int lddx, float *d
     orig.layernorm_bwd(b, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
     orig.layernorm_bwd(b, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
 }
-static void m_gelu_bwd(poa_backend *b, float *dx, const float *dy, const float *x, size_t n)
+static void m_gelu_bwd(poa_backend *b, float *dx, float *y, const float *dy, const float *x,
+                       size_t n)
 {
-    orig.gelu_bwd(b, dx, dy, x, n);
+    orig.gelu_bwd(b, dx, y, dy, x, n);
     orig.scale(b, dx, 1.001f, n);
 }
 static void m_attention_bwd(poa_backend *b, float *dqkv, int lddqkv, const float *dout, int lddout,

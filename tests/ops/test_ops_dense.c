@@ -1,6 +1,6 @@
 /* test_ops_dense.c — CPU backend row/column ops against their naive double references and,
  * for backward ops, against central finite differences of L = Σ w ⊙ y:
- * gemm (all transposes, views, the threaded split paths), gemm_strided_batched, add_bias,
+ * gemm (all transposes, views, the threaded split paths), gemm_strided_batched, broadcast_rows,
  * bias_grad, layernorm (+ statistics), gelu (erf form), residual_ls (LayerScale + drop-path
  * scale), gather/scatter_add rows, l2norm, weightnorm. */
 #include <setjmp.h>
@@ -111,7 +111,8 @@ static double bias_objective(void *p)
     return weighted_sum(c->wgt, c->y, c->rows, c->cols, c->ld);
 }
 
-/* bias_grad is the backward of add_bias: FD of L = Σ w ⊙ (y + b) with respect to b. */
+/* bias_grad is the backward of adding a bias to every row: FD of L = Σ w ⊙ (y + b) with respect to
+ * b. */
 static void check_bias_fd(poa_backend *be, int rows, int cols, uint64_t seed)
 {
     const int ld = cols + 2;
@@ -124,8 +125,8 @@ static void check_bias_fd(poa_backend *be, int rows, int cols, uint64_t seed)
     be->nn->bias_grad(be, g, w, ld, rows, cols);
     poa_naive_bias_grad(ng, dw, ld, rows, cols);
     bias_ctx c = {rows, cols, ld, dy0, dw, dy, db};
-    assert_true(fd_check("bias_grad vs FD of add_bias", bias_objective, &c, db, 1, cols, cols, ng,
-                         g, g0, cols, 64, 1e-3, 1e-9, 1e-5));
+    assert_true(fd_check("bias_grad vs FD of y + b", bias_objective, &c, db, 1, cols, cols, ng, g,
+                         g0, cols, 64, 1e-3, 1e-9, 1e-5));
     free(w), free(g), free(g0), free(y), free(b), free(dw), free(dy0), free(dy), free(db), free(ng);
 }
 
@@ -139,9 +140,11 @@ static void test_bias(void **state)
         float *y = rand_floats((size_t) rows * ld, -1, 1, 400 + k);
         float *b = rand_floats((size_t) cols + 1, -1, 1, 410 + k);
         double *dy = to_double(y, (size_t) rows * ld), *db = to_double(b, (size_t) cols + 1);
-        be->nn->add_bias(be, y, ld, b, rows, cols);
-        poa_naive_add_bias(dy, ld, db, rows, cols);
-        assert_true(close_all("add_bias", y, dy, (size_t) rows * ld, FWD_ATOL, FWD_RTOL));
+        /* broadcast_rows writes b into each row's first cols values and nothing else */
+        be->nn->broadcast_rows(be, y, ld, b, rows, cols);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) dy[(size_t) r * ld + c] = db[c];
+        assert_true(close_all("broadcast_rows", y, dy, (size_t) rows * ld, 0, 0));
         /* bias_grad accumulates (+=) into the junk already in b; b[cols] is untouched */
         be->nn->bias_grad(be, b, y, ld, rows, cols);
         poa_naive_bias_grad(db, dy, ld, rows, cols);
@@ -292,13 +295,20 @@ static void test_gelu(void **state)
 
     float *g = rand_floats(n, -1, 1, 702), *gx = rand_floats(n, 0, 1, 703);
     double *dg = to_double(g, n), *ngx = poa_xmalloc(sizeof(double) * n);
-    be->nn->gelu_bwd(be, gx, g, x, n);
+    be->nn->gelu_bwd(be, gx, NULL, g, x, n);
     poa_naive_gelu_bwd(ngx, dg, dx, n);
     assert_true(close_all("gelu_bwd", gx, ngx, n, 2e-7, 1e-5));
+    /* the fused form, in place (dx = dy) as the MLP backward calls it, also returns GELU(x),
+     * bit for bit what gelu_fwd gives, and the same dx */
+    float *y2 = rand_floats(n, 0, 1, 704), *gx2 = copy_floats(g, n);
+    be->nn->gelu_bwd(be, gx2, y2, gx2, x, n);
+    assert_memory_equal(y2, y, n * sizeof(float));
+    assert_memory_equal(gx2, gx, n * sizeof(float));
     gelu_ctx c = {n, dx, dy, dg};
     assert_true(fd_check("gelu dx", gelu_objective, &c, dx, 1, (int) n, (int) n, ngx, gx, NULL,
                          (int) n, 300, FD_H, FD_TOL, BWD_TOL));
-    free(x), free(y), free(dx), free(dy), free(g), free(gx), free(dg), free(ngx);
+    free(x), free(y), free(dx), free(dy), free(g), free(gx), free(dg), free(ngx), free(y2),
+        free(gx2);
     poa_backend_destroy(be);
 }
 

@@ -140,24 +140,20 @@ static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb
 /* Elementwise row loops go parallel above this many elements. */
 #define ROWS_PARALLEL_MIN 65536
 
-POA_CPU_CLONES static void add_bias_rows(float *y, int ldy, const float *b, int cols, int r0,
-                                         int r1)
+static void broadcast_span(float *y, int ldy, const float *b, int cols, int r0, int r1)
 {
-    for (int r = r0; r < r1; r++) {
-        float *yr = y + (size_t) r * ldy;
-#pragma omp simd
-        for (int c = 0; c < cols; c++) yr[c] += b[c];
-    }
+    for (int r = r0; r < r1; r++) memcpy(y + (size_t) r * ldy, b, sizeof(float) * (size_t) cols);
 }
 
-static void cpu_add_bias(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols)
+static void cpu_broadcast_rows(poa_backend *be, float *y, int ldy, const float *b, int rows,
+                               int cols)
 {
     (void) be;
 #pragma omp parallel if ((double) rows * cols > ROWS_PARALLEL_MIN)
     {
         size_t lo, hi;
         poa_cpu_share((size_t) rows, 1, &lo, &hi);
-        add_bias_rows(y, ldy, b, cols, (int) lo, (int) hi);
+        broadcast_span(y, ldy, b, cols, (int) lo, (int) hi);
     }
 }
 
@@ -278,7 +274,7 @@ const poa_nn_ops poa_cpu_nn_ops = {
     .sync = poa_cpu_sync,
     .gemm = cpu_gemm,
     .gemm_strided_batched = cpu_gemm_strided_batched,
-    .add_bias = cpu_add_bias,
+    .broadcast_rows = cpu_broadcast_rows,
     .bias_grad = cpu_bias_grad,
     .layernorm_fwd = poa_cpu_layernorm_fwd,
     .layernorm_bwd = poa_cpu_layernorm_bwd,

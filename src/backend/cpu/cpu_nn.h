@@ -62,7 +62,8 @@ void poa_cpu_weightnorm_bwd(poa_backend *be, float *dg, float *dv, const float *
                             const float *v, const float *vnorm, int K, int C);
 
 void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n);
-void poa_cpu_gelu_bwd(poa_backend *be, float *dx, const float *dy, const float *x, size_t n);
+void poa_cpu_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
+                      size_t n);
 void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
                              const float *gamma, const float *s, int B, int T, int d);
 void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
