@@ -67,11 +67,12 @@ static void w_ln_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rst
 {
     TIMED(P_LN, real.layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, eps));
 }
-static void w_ln_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db, const float *dy,
-                     int lddy, const float *x, int ldx, const float *mean, const float *rstd,
-                     const float *w, int rows, int d)
+static void w_ln_bwd(poa_backend *be, float *dx, int lddx, float dx_beta, float *dw, float *db,
+                     const float *dy, int lddy, const float *x, int ldx, const float *mean,
+                     const float *rstd, const float *w, int rows, int d)
 {
-    TIMED(P_LN, real.layernorm_bwd(be, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d));
+    TIMED(P_LN, real.layernorm_bwd(be, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w,
+                                   rows, d));
 }
 static void w_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
 {
@@ -94,10 +95,11 @@ static void w_attn_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *do
     TIMED(P_ATTN, real.attention_bwd(be, dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, B, T, H, Dh,
                                      scale, scratch));
 }
-static void w_res_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
-                      const float *gamma, const float *s, int B, int T, int d)
+static void w_res_fwd(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
+                      const float *y, int ldy, const float *gamma, const float *s, int B, int T,
+                      int d)
 {
-    TIMED(P_RESID, real.residual_ls_fwd(be, x, ldx, y, ldy, gamma, s, B, T, d));
+    TIMED(P_RESID, real.residual_ls_fwd(be, x, ldx, base, ldbase, y, ldy, gamma, s, B, T, d));
 }
 static void w_res_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
                       int lddx, const float *y, int ldy, const float *gamma, const float *s, int B,

@@ -56,8 +56,9 @@ typedef struct poa_nn_ops {
     void (*layernorm_fwd)(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
                           const float *x, int ldx, const float *w, const float *b, int rows, int d,
                           float eps);
-    /* dx = (=); dw, db (+=).  Any of dx, dw, db may be NULL (not computed).                  */
-    void (*layernorm_bwd)(poa_backend *be, float *dx, int lddx, float *dw, float *db,
+    /* dx (= if dx_beta is 0, += if 1: a residual stream adds the branch's gradient in the same
+     * pass); dw, db (+=).  Any of dx, dw, db may be NULL (not computed).                    */
+    void (*layernorm_bwd)(poa_backend *be, float *dx, int lddx, float dx_beta, float *dw, float *db,
                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
                           const float *rstd, const float *w, int rows, int d);
 
@@ -81,10 +82,12 @@ typedef struct poa_nn_ops {
     size_t (*attention_bwd_scratch)(int B, int T, int H, int Dh);
 
     /* LayerScale residual with per-image drop-path scale (spec §1.4):
-     * x[b,t,:d] += s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every image.
-     * An image with s[b] == 0 (dropped) is skipped: its rows of y are never read.            */
-    void (*residual_ls_fwd)(poa_backend *be, float *x, int ldx, const float *y, int ldy,
-                            const float *gamma, const float *s, int B, int T, int d);
+     * x[b,t,:d] = base[b,t,:d] + s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every
+     * image; base may be x itself (+=) or NULL (zero).  An image with s[b] == 0 (dropped) gets
+     * its base row only: its rows of y are never read.                                        */
+    void (*residual_ls_fwd)(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
+                            const float *y, int ldy, const float *gamma, const float *s, int B,
+                            int T, int d);
     /* dy (=) = s[b] * gamma ⊙ dx; dgamma (+=) = Σ s[b] dx ⊙ y.  dx itself is passed through.
      * dy or dgamma may be NULL; rows of y of images with s[b] == 0 are never read; dy must
      * not alias dx (dgamma reads dx after dy is written).                                    */

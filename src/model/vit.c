@@ -173,6 +173,12 @@ static void embed_forward(poa_backend *be, const poa_model *m, const float *P, p
                        a->mask, a->B, a->N, d);
 }
 
+/* dst = src over the whole stream [B·T, d] (nothing to do in place). */
+static void stream_copy(poa_backend *be, const poa_vit_acts *a, float *dst, const float *src)
+{
+    if (dst != src) be->nn->copy(be, dst, src, (size_t) a->B * a->T * a->d * sizeof(float));
+}
+
 /* Branch input: the stream itself, or the kept images' rows gathered into a->xs. */
 static const float *branch_input(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br,
                                  const float *x)
@@ -182,18 +188,19 @@ static const float *branch_input(poa_backend *be, poa_vit_acts *a, const poa_vit
     return a->xs;
 }
 
-/* x[rows of the branch's images] += s ⊙ γ ⊙ y  (y: the branch's rows). */
-static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br, float *x,
-                            const float *y, const float *gamma)
+/* x_out = x_base, plus s ⊙ γ ⊙ y on the rows of the branch's images (y: the branch's rows).
+ * x_out may be x_base (an inference workspace updates the stream in place). */
+static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_branch *br,
+                            float *x_out, const float *x_base, const float *y, const float *gamma)
 {
     const int d = a->d, rows = br->n_img * a->T;
     if (!br->idx) {
-        be->nn->residual_ls_fwd(be, x, d, y, d, gamma, br->s, br->n_img, a->T, d);
+        be->nn->residual_ls_fwd(be, x_out, d, x_base, d, y, d, gamma, br->s, br->n_img, a->T, d);
         return;
     }
-    be->nn->zero(be, a->xs, (size_t) rows * d * sizeof(float));
-    be->nn->residual_ls_fwd(be, a->xs, d, y, d, gamma, br->s, br->n_img, a->T, d);
-    be->nn->scatter_add_rows(be, x, d, a->xs, d, br->idx, rows, d);
+    stream_copy(be, a, x_out, x_base);
+    be->nn->residual_ls_fwd(be, a->xs, d, NULL, 0, y, d, gamma, br->s, br->n_img, a->T, d);
+    be->nn->scatter_add_rows(be, x_out, d, a->xs, d, br->idx, rows, d);
 }
 
 /* Attention branch of block i (spec §1.4): x_mid = x_in + s γ1 ⊙ proj(Attn(qkv(LN1(x_in)))). */
@@ -205,9 +212,10 @@ static void attn_forward(poa_backend *be, const poa_model *m, const float *P, in
     const poa_vit_branch *br = &b->br[0];
     const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T;
     const float al = a->alpha;
-    if (b->x_mid != b->x_in)
-        be->nn->copy(be, b->x_mid, b->x_in, (size_t) a->B * a->T * d * sizeof(float));
-    if (R == 0) return;
+    if (R == 0) { /* every image dropped: the stream passes through */
+        stream_copy(be, a, b->x_mid, b->x_in);
+        return;
+    }
     const float *x = branch_input(be, a, br, b->x_in);
     be->nn->layernorm_fwd(be, b->ln1, d, b->mean1, b->rstd1, x, d, P + o->norm1_w, P + o->norm1_b,
                           R, d, c->ln_eps);
@@ -223,7 +231,7 @@ static void attn_forward(poa_backend *be, const poa_model *m, const float *P, in
     be->nn->attention_fwd(be, b->att, d, b->probs, b->qkv, 3 * d, br->n_img, a->T, d / c->head_dim,
                           c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)));
     poa_linear_forward(be, b->y1, d, b->att, d, P + o->proj_w, D, P + o->proj_b, R, d, d, al);
-    branch_residual(be, a, br, b->x_mid, b->y1, P + o->ls1);
+    branch_residual(be, a, br, b->x_mid, b->x_in, b->y1, P + o->ls1);
 }
 
 /* MLP branch of block i: x_out = x_mid + s γ2 ⊙ fc2(GELU(fc1(LN2(x_mid)))). */
@@ -235,9 +243,10 @@ static void mlp_forward(poa_backend *be, const poa_model *m, const float *P, int
     const poa_vit_branch *br = &b->br[1];
     const int D = c->max_embed_dim, d = a->d, R = br->n_img * a->T, hid = c->mlp_ratio * d;
     const float al = a->alpha;
-    if (x_out != b->x_mid)
-        be->nn->copy(be, x_out, b->x_mid, (size_t) a->B * a->T * d * sizeof(float));
-    if (R == 0) return;
+    if (R == 0) {
+        stream_copy(be, a, x_out, b->x_mid);
+        return;
+    }
     const float *x = branch_input(be, a, br, b->x_mid);
     be->nn->layernorm_fwd(be, b->ln2, d, b->mean2, b->rstd2, x, d, P + o->norm2_w, P + o->norm2_b,
                           R, d, c->ln_eps);
@@ -245,7 +254,7 @@ static void mlp_forward(poa_backend *be, const poa_model *m, const float *P, int
     be->nn->gelu_fwd(be, a->g, b->h, (size_t) R * hid);
     poa_linear_forward(be, b->y2, d, a->g, hid, P + o->fc2_w, c->mlp_ratio * D, P + o->fc2_b, R, d,
                        hid, al);
-    branch_residual(be, a, br, x_out, b->y2, P + o->ls2);
+    branch_residual(be, a, br, x_out, b->x_mid, b->y2, P + o->ls2);
 }
 
 /* Drop-path decisions of the call → per branch: kept images, their rows and scales (uploaded
@@ -348,11 +357,12 @@ static void branch_layernorm_bwd(poa_backend *be, poa_vit_acts *a, const poa_vit
 {
     const int d = a->d, R = br->n_img * a->T;
     const float *xin = branch_input(be, a, br, x);
-    be->nn->layernorm_bwd(be, a->dtmp, d, dw, db, a->dln, d, xin, d, mean, rstd, w, R, d);
-    if (br->idx)
-        be->nn->scatter_add_rows(be, a->dx, d, a->dtmp, d, br->idx, R, d);
-    else
-        be->nn->axpy(be, a->dx, 1.0f, a->dtmp, (size_t) R * d);
+    if (!br->idx) { /* every image kept: add straight onto the stream */
+        be->nn->layernorm_bwd(be, a->dx, d, 1.0f, dw, db, a->dln, d, xin, d, mean, rstd, w, R, d);
+        return;
+    }
+    be->nn->layernorm_bwd(be, a->dtmp, d, 0.0f, dw, db, a->dln, d, xin, d, mean, rstd, w, R, d);
+    be->nn->scatter_add_rows(be, a->dx, d, a->dtmp, d, br->idx, R, d);
 }
 
 /* MLP branch backward: a->dx = dL/dx_out on entry, dL/dx_mid on exit. */
@@ -478,8 +488,8 @@ void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, 
 {
     POA_CHECK(a->train, "backward on an inference-only workspace");
     const int BT = a->B * a->T, d = a->d;
-    be->nn->layernorm_bwd(be, a->dx, d, grads + m->vit.norm_w, grads + m->vit.norm_b, d_out, d,
-                          a->x_final, d, a->mean_f, a->rstd_f, params + m->vit.norm_w, BT, d);
+    be->nn->layernorm_bwd(be, a->dx, d, 0.0f, grads + m->vit.norm_w, grads + m->vit.norm_b, d_out,
+                          d, a->x_final, d, a->mean_f, a->rstd_f, params + m->vit.norm_w, BT, d);
     step_done(m, a, 0);
     for (int k = a->sn.depth - 1; k >= 0; k--) {
         mlp_backward(be, m, params, grads, a->sn.blocks[k], a, &a->blk[k]);

@@ -277,20 +277,20 @@ static poa_nn_ops orig, mut;
 
 /* Each mutant runs the real op and then spoils its result slightly (0.1 % or a doubled
  * accumulation), which no correct engine produces. */
-static void m_layernorm_bwd(poa_backend *b, float *dx, int lddx, float *dw, float *db,
-                            const float *dy, int lddy, const float *x, int ldx, const float *mean,
-                            const float *rstd, const float *w, int rows, int d)
+static void m_layernorm_bwd(poa_backend *b, float *dx, int lddx, float dx_beta, float *dw,
+                            float *db, const float *dy, int lddy, const float *x, int ldx,
+                            const float *mean, const float *rstd, const float *w, int rows, int d)
 {
-    orig.layernorm_bwd(b, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
+    orig.layernorm_bwd(b, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
     for (int r = 0; r < rows; r++) orig.scale(b, dx + (size_t) r * lddx, 1.001f, (size_t) d);
 }
-static void m_layernorm_bwd_params(poa_backend *b, float *dx, int lddx, float *dw, float *db,
-                                   const float *dy, int lddy, const float *x, int ldx,
+static void m_layernorm_bwd_params(poa_backend *b, float *dx, int lddx, float dx_beta, float *dw,
+                                   float *db, const float *dy, int lddy, const float *x, int ldx,
                                    const float *mean, const float *rstd, const float *w, int rows,
                                    int d)
 {
-    orig.layernorm_bwd(b, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
-    orig.layernorm_bwd(b, dx, lddx, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
+    orig.layernorm_bwd(b, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
+    orig.layernorm_bwd(b, NULL, 0, 0.0f, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
 }
 static void m_gelu_bwd(poa_backend *b, float *dx, float *y, const float *dy, const float *x,
                        size_t n)

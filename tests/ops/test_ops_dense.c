@@ -194,9 +194,19 @@ static void check_layernorm(poa_backend *be, int rows, int d, int ldx, uint64_t 
     float *gw0 = copy_floats(gw, (size_t) d), *gb0 = copy_floats(gb, (size_t) d);
     double *ngx = to_double(gx, ndx), *ngw = to_double(gw, (size_t) d);
     double *ngb = to_double(gb, (size_t) d);
-    be->nn->layernorm_bwd(be, gx, lddx, gw, gb, dyw, ldy, x, ldx, mean, rstd, w, rows, d);
+    be->nn->layernorm_bwd(be, gx, lddx, 0.0f, gw, gb, dyw, ldy, x, ldx, mean, rstd, w, rows, d);
     poa_naive_layernorm_bwd(ngx, lddx, ngw, ngb, dwgt, ldy, dx_, ldx, dmean, drstd, dw_, rows, d);
     assert_true(close_all("layernorm_bwd dx (incl. padding)", gx, ngx, ndx, 1e-5, 1e-4));
+    /* dx_beta 1 adds the same values onto what dx held (the add may fuse into an FMA, so up to
+     * rounding) and leaves the padding alone */
+    float *acc = rand_floats(ndx, -9, 9, seed + 10);
+    double *want = to_double(acc, ndx);
+    be->nn->layernorm_bwd(be, acc, lddx, 1.0f, NULL, NULL, dyw, ldy, x, ldx, mean, rstd, w, rows,
+                          d);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < d; c++) want[(size_t) r * lddx + c] += gx[(size_t) r * lddx + c];
+    assert_true(close_all("layernorm_bwd dx +=", acc, want, ndx, 1e-6, 1e-6));
+    free(acc), free(want);
     assert_true(close_all("layernorm_bwd dw", gw, ngw, (size_t) d, 1e-5, 1e-5));
     assert_true(close_all("layernorm_bwd db", gb, ngb, (size_t) d, 1e-5, 1e-5));
 
@@ -344,9 +354,29 @@ static void check_residual(poa_backend *be, int use_s, int B, int T, int d, uint
     const double *dsp = use_s ? ds : NULL;
     double *dx = to_double(x, nx), *dy = to_double(y, ny), *dgamma = to_double(gamma, (size_t) d);
     double *x0 = to_double(x, nx);
-    be->nn->residual_ls_fwd(be, x, ldx, y, ldy, gamma, sp, B, T, d);
+    float *base = copy_floats(x, nx);
+    be->nn->residual_ls_fwd(be, x, ldx, x, ldx, y, ldy, gamma, sp, B, T, d);
     poa_naive_residual_ls_fwd(dx, ldx, dy, ldy, dgamma, dsp, B, T, d);
-    assert_true(close_all("residual_ls_fwd", x, dx, nx, FWD_ATOL, FWD_RTOL));
+    assert_true(close_all("residual_ls_fwd in place", x, dx, nx, FWD_ATOL, FWD_RTOL));
+    /* out of place from a base with another ld: the same rows, the padding untouched */
+    {
+        const int ldo = d + 5;
+        const size_t no = (size_t) rows * ldo;
+        float *out = rand_floats(no, -1, 1, seed + 6);
+        double *want = to_double(out, no), *zero = poa_xcalloc(nx, sizeof(double));
+        be->nn->residual_ls_fwd(be, out, ldo, base, ldx, y, ldy, gamma, sp, B, T, d);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < d; c++) want[(size_t) r * ldo + c] = dx[(size_t) r * ldx + c];
+        assert_true(close_all("residual_ls_fwd from a base", out, want, no, FWD_ATOL, FWD_RTOL));
+        /* no base: s γ ⊙ y alone (dropped images: zero rows) */
+        be->nn->residual_ls_fwd(be, out, ldo, NULL, 0, y, ldy, gamma, sp, B, T, d);
+        poa_naive_residual_ls_fwd(zero, ldx, dy, ldy, dgamma, dsp, B, T, d);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < d; c++) want[(size_t) r * ldo + c] = zero[(size_t) r * ldx + c];
+        assert_true(close_all("residual_ls_fwd without base", out, want, no, FWD_ATOL, FWD_RTOL));
+        free(out), free(want), free(zero);
+    }
+    free(base);
 
     /* backward: upstream gradient = objective weights (on x's layout) */
     float *w = rand_floats(nx, -1, 1, seed + 3), *gy = rand_floats(ndy, -1, 1, seed + 4);

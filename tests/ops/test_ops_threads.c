@@ -27,7 +27,7 @@ static size_t run_ops(poa_backend *be, float *out)
     used += (size_t) ROWS * D;
     float *dx = out + used, *dw = dx + (size_t) ROWS * D, *db = dw + D;
     memset(dw, 0, sizeof(float) * 2 * D);
-    be->nn->layernorm_bwd(be, dx, D, dw, db, dy, 3 * D, x, 3 * D, mean, rstd, w, ROWS, D);
+    be->nn->layernorm_bwd(be, dx, D, 0.0f, dw, db, dy, 3 * D, x, 3 * D, mean, rstd, w, ROWS, D);
     used += (size_t) ROWS * D + 2 * D;
     float *bg = out + used;
     memset(bg, 0, sizeof(float) * 3 * D);

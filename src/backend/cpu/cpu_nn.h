@@ -49,9 +49,9 @@ int poa_cpu_column_block(int cols);
 void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
                            const float *x, int ldx, const float *w, const float *b, int rows, int d,
                            float eps);
-void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db,
-                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
-                           const float *rstd, const float *w, int rows, int d);
+void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float dx_beta, float *dw,
+                           float *db, const float *dy, int lddy, const float *x, int ldx,
+                           const float *mean, const float *rstd, const float *w, int rows, int d);
 void poa_cpu_l2norm_fwd(poa_backend *be, float *y, int ldy, float *norms, const float *x, int ldx,
                         int rows, int cols, float eps);
 void poa_cpu_l2norm_bwd(poa_backend *be, float *dx, int lddx, const float *dy, int lddy,
@@ -64,8 +64,9 @@ void poa_cpu_weightnorm_bwd(poa_backend *be, float *dg, float *dv, const float *
 void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n);
 void poa_cpu_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
                       size_t n);
-void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
-                             const float *gamma, const float *s, int B, int T, int d);
+void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
+                             const float *y, int ldy, const float *gamma, const float *s, int B,
+                             int T, int d);
 void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
                              int lddx, const float *y, int ldy, const float *gamma, const float *s,
                              int B, int T, int d);

@@ -71,29 +71,39 @@ void poa_cpu_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, con
 }
 
 /* ------------------------------------------------------------------------ residual */
-/* x += s[b] · (gamma ⊙ y).  An image with s[b] == 0 (dropped by drop path) is skipped
- * entirely, so its y rows need not have been computed. */
-POA_CPU_CLONES static void residual_fwd_rows(float *x, int ldx, const float *y, int ldy,
-                                             const float *gamma, const float *s, int T, int d,
-                                             int r0, int r1)
+/* x = base + s[b] · (gamma ⊙ y); base may be x itself (in place) or NULL (zero).  An image
+ * with s[b] == 0 (dropped by drop path) gets the base only, so its y rows need not have been
+ * computed.  Reading the base here saves the block a copy of the stream before each branch. */
+POA_CPU_CLONES static void residual_fwd_rows(float *x, int ldx, const float *base, int ldbase,
+                                             const float *y, int ldy, const float *gamma,
+                                             const float *s, int T, int d, int r0, int r1)
 {
     for (int r = r0; r < r1; r++) {
         const float sb = s ? s[r / T] : 1.0f;
-        if (sb == 0.0f) continue;
         float *xr = x + (size_t) r * ldx;
+        const float *br = base ? base + (size_t) r * ldbase : NULL;
         const float *yr = y + (size_t) r * ldy;
-        if (s) {
+        if (sb == 0.0f) {
+            if (!br)
+                memset(xr, 0, sizeof(float) * (size_t) d);
+            else if (br != xr)
+                memcpy(xr, br, sizeof(float) * (size_t) d);
+        } else if (!br) {
 #pragma omp simd
-            for (int c = 0; c < d; c++) xr[c] += sb * (gamma[c] * yr[c]);
+            for (int c = 0; c < d; c++) xr[c] = sb * (gamma[c] * yr[c]);
+        } else if (s) {
+#pragma omp simd
+            for (int c = 0; c < d; c++) xr[c] = br[c] + sb * (gamma[c] * yr[c]);
         } else {
 #pragma omp simd
-            for (int c = 0; c < d; c++) xr[c] += gamma[c] * yr[c];
+            for (int c = 0; c < d; c++) xr[c] = br[c] + gamma[c] * yr[c];
         }
     }
 }
 
-void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y, int ldy,
-                             const float *gamma, const float *s, int B, int T, int d)
+void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
+                             const float *y, int ldy, const float *gamma, const float *s, int B,
+                             int T, int d)
 {
     (void) be;
     const int rows = B * T;
@@ -101,7 +111,7 @@ void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *y,
     {
         size_t lo, hi;
         poa_cpu_share((size_t) rows, 1, &lo, &hi);
-        residual_fwd_rows(x, ldx, y, ldy, gamma, s, T, d, (int) lo, (int) hi);
+        residual_fwd_rows(x, ldx, base, ldbase, y, ldy, gamma, s, T, d, (int) lo, (int) hi);
     }
 }
 

@@ -3,6 +3,7 @@
  * the OpenMP threads, parameter gradients over column blocks (race-free, deterministic). */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
+#include "common/poa_error.h"
 
 #include <math.h>
 #include <omp.h>
@@ -69,9 +70,10 @@ void poa_cpu_layernorm_fwd(poa_backend *be, float *y, int ldy, float *mean, floa
     }
 }
 
-/* dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w, x̂ = (x − mean) · rstd. */
-POA_CPU_CLONES static void layernorm_bwd_rows(float *dx, int lddx, const float *dy, int lddy,
-                                              const float *x, int ldx, const float *mean,
+/* dx (= or +=) rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)) with g = dy ⊙ w, x̂ = (x − mean) · rstd.
+ * Accumulating here saves the residual stream a separate add pass. */
+POA_CPU_CLONES static void layernorm_bwd_rows(float *dx, int lddx, int accumulate, const float *dy,
+                                              int lddy, const float *x, int ldx, const float *mean,
                                               const float *rstd, const float *w, int d, int r0,
                                               int r1)
 {
@@ -87,10 +89,18 @@ POA_CPU_CLONES static void layernorm_bwd_rows(float *dx, int lddx, const float *
             sgx += (double) g * xh;
         }
         const float mg = (float) (sg / d), mgx = (float) (sgx / d);
+        if (accumulate) {
 #pragma omp simd
-        for (int c = 0; c < d; c++) {
-            const float xh = (xr[c] - m) * rs;
-            dxr[c] = rs * (dyr[c] * w[c] - mg - xh * mgx);
+            for (int c = 0; c < d; c++) {
+                const float xh = (xr[c] - m) * rs;
+                dxr[c] += rs * (dyr[c] * w[c] - mg - xh * mgx);
+            }
+        } else {
+#pragma omp simd
+            for (int c = 0; c < d; c++) {
+                const float xh = (xr[c] - m) * rs;
+                dxr[c] = rs * (dyr[c] * w[c] - mg - xh * mgx);
+            }
         }
     }
 }
@@ -128,17 +138,20 @@ POA_CPU_CLONES static void layernorm_param_grad_span(float *dw, float *db, const
     }
 }
 
-void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float *dw, float *db,
-                           const float *dy, int lddy, const float *x, int ldx, const float *mean,
-                           const float *rstd, const float *w, int rows, int d)
+void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float dx_beta, float *dw,
+                           float *db, const float *dy, int lddy, const float *x, int ldx,
+                           const float *mean, const float *rstd, const float *w, int rows, int d)
 {
     (void) be;
+    POA_ASSERT(dx_beta == 0.0f || dx_beta == 1.0f);
+    const int accumulate = dx_beta != 0.0f;
 #pragma omp parallel if ((double) rows * d > ROWS_PARALLEL_MIN)
     {
         if (dx) {
             size_t lo, hi;
             poa_cpu_share((size_t) rows, 1, &lo, &hi);
-            layernorm_bwd_rows(dx, lddx, dy, lddy, x, ldx, mean, rstd, w, d, (int) lo, (int) hi);
+            layernorm_bwd_rows(dx, lddx, accumulate, dy, lddy, x, ldx, mean, rstd, w, d, (int) lo,
+                               (int) hi);
         }
         if (dx && (dw || db)) {
 #pragma omp barrier /* as the omp for this replaced: dx complete before the column sums */
