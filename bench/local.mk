@@ -3,3 +3,4 @@ include bench/model.mk
 include bench/step.mk
 include bench/loader.mk
 include bench/train.mk
+include bench/loss.mk

@@ -49,7 +49,7 @@ typedef struct xent_case {
 /* loss_scale · Σ_i w_i · (−Σ_k t_ik log_softmax(s_i·inv_tau)_k) in double */
 static double naive_xent(const xent_case *c, const double *s)
 {
-    double total = 0, a[512];
+    double total = 0, *a = malloc(sizeof(double) * c->K);
     for (int i = 0; i < c->n; i++) {
         const float *ti = c->t + (size_t) ((i + c->t_shift) % c->t_period) * c->ld;
         for (int k = 0; k < c->K; k++) a[k] = s[(size_t) i * c->ld + k] * c->inv_tau;
@@ -57,29 +57,38 @@ static double naive_xent(const xent_case *c, const double *s)
         for (int k = 0; k < c->K; k++) ce -= ti[k] * (a[k] - lse);
         total += (c->use_w ? c->w[i] : 1.0) * ce;
     }
+    free(a);
     return c->loss_scale * total;
+}
+
+static void run_softmax_case(int N, int K, int LD, float inv_tau, const char *name)
+{
+    float *x = be->nn->alloc(be, sizeof(float) * N * LD),
+          *y = be->nn->alloc(be, sizeof(float) * N * LD);
+    fill_uniform(x, (size_t) N * LD, 1, -2, 2);
+    be->train->softmax_rows(be, y, LD, x, LD, N, K, inv_tau);
+    double *want = malloc(sizeof(double) * N * K), *a = malloc(sizeof(double) * K);
+    float *got = malloc(sizeof(float) * N * K);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < K; k++) a[k] = x[i * LD + k] * (double) inv_tau;
+        double lse = naive_lse(a, K);
+        for (int k = 0; k < K; k++)
+            want[i * K + k] = exp(a[k] - lse), got[i * K + k] = y[i * LD + k];
+    }
+    assert_true(check_close(name, got, want, (size_t) N * K, 1e-6));
+    free(want);
+    free(a);
+    free(got);
+    be->nn->free(be, x);
+    be->nn->free(be, y);
 }
 
 static void test_softmax_rows(void **state)
 {
     (void) state;
-    enum { N = 7, K = 33, LD = 40 };
-    float *x = be->nn->alloc(be, sizeof(float) * N * LD),
-          *y = be->nn->alloc(be, sizeof(float) * N * LD);
-    fill_uniform(x, N * LD, 1, -2, 2);
-    be->train->softmax_rows(be, y, LD, x, LD, N, K, 10.0f);
-    double want[N * K];
-    float got[N * K];
-    for (int i = 0; i < N; i++) {
-        double a[K];
-        for (int k = 0; k < K; k++) a[k] = x[i * LD + k] * 10.0;
-        double lse = naive_lse(a, K);
-        for (int k = 0; k < K; k++)
-            want[i * K + k] = exp(a[k] - lse), got[i * K + k] = y[i * LD + k];
-    }
-    assert_true(check_close("softmax_rows", got, want, N * K, 1e-6));
-    be->nn->free(be, x);
-    be->nn->free(be, y);
+    run_softmax_case(7, 33, 40, 10.0f, "softmax_rows");
+    /* rows longer than one fp32 summation chunk (512 values), the last chunk partial */
+    run_softmax_case(3, 1000, 1004, 10.0f, "softmax_rows K = 1000");
 }
 
 static void run_xent_case(xent_case *c, const char *name)
@@ -146,6 +155,25 @@ static void test_xent(void **state)
     /* periodic targets (local crops share the B target rows), another temperature */
     xent_case periodic = {N, K, LD, 2, 1, 0, 4.0f, 1.0f / 3, 0.7f, t, w};
     run_xent_case(&periodic, "xent periodic");
+}
+
+/* Rows longer than one fp32 summation chunk (512 values), the last chunk partial. */
+static void test_xent_wide(void **state)
+{
+    (void) state;
+    enum { N = 3, K = 1000, LD = 1004 };
+    float *t = malloc(sizeof(float) * N * LD), w[N], raw[K];
+    for (int i = 0; i < N; i++) {
+        fill_uniform(raw, K, 200 + i, -4, 4);
+        double s = 0;
+        for (int k = 0; k < K; k++) s += exp(raw[k]);
+        for (int k = 0; k < K; k++) t[i * LD + k] = (float) (exp(raw[k]) / s);
+        for (int k = K; k < LD; k++) t[i * LD + k] = NAN; /* padding is never read */
+    }
+    fill_uniform(w, N, 8, 0.1f, 1.0f);
+    xent_case wide = {N, K, LD, N, 1, 1, 10.0f, 0.5f, 0.25f, t, w};
+    run_xent_case(&wide, "xent K = 1000");
+    free(t);
 }
 
 /* ---------------------------------------------------------------------------- Sinkhorn-Knopp */
@@ -246,6 +274,25 @@ static void test_sinkhorn_knopp(void **state)
     for (int i = 0; i < R * K; i++) Ls[i] = L[i] + 7.0f;
     pieces_sk(T3, Ls, R, K, 1 / 0.04f, 3, 2);
     assert_true(check_close("SK shifted logits", T3, want, R * K, 1e-4));
+}
+
+/* More prototypes than one column span (512) and more rows than one fp32 row chunk (16) of
+ * the column sums; samples rows longer than one fp32 summation chunk (512 values). */
+static void test_sinkhorn_knopp_wide(void **state)
+{
+    (void) state;
+    enum { R = 40, K = 600 };
+    float *L = malloc(sizeof(float) * R * K), *T = malloc(sizeof(float) * R * K);
+    double *want = malloc(sizeof(double) * R * K);
+    fill_uniform(L, R * K, 6, -1, 1);
+    naive_sk(want, L, R, K, 1 / 0.04, 3);
+    pieces_sk(T, L, R, K, 1 / 0.04f, 3, 1);
+    assert_true(check_close("SK K = 600, one rank vs official algorithm", T, want, R * K, 1e-5));
+    pieces_sk(T, L, R, K, 1 / 0.04f, 3, 3);
+    assert_true(check_close("SK K = 600, three ranks vs official algorithm", T, want, R * K, 1e-5));
+    free(L);
+    free(T);
+    free(want);
 }
 
 /* ------------------------------------------------------------------------------------- KoLeo */
@@ -401,9 +448,10 @@ static void test_reductions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reductions), cmocka_unit_test(test_softmax_rows),
-        cmocka_unit_test(test_xent),       cmocka_unit_test(test_sinkhorn_knopp),
-        cmocka_unit_test(test_koleo),      cmocka_unit_test(test_adamw_and_ema),
+        cmocka_unit_test(test_reductions),     cmocka_unit_test(test_softmax_rows),
+        cmocka_unit_test(test_xent),           cmocka_unit_test(test_xent_wide),
+        cmocka_unit_test(test_sinkhorn_knopp), cmocka_unit_test(test_sinkhorn_knopp_wide),
+        cmocka_unit_test(test_koleo),          cmocka_unit_test(test_adamw_and_ema),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -5,6 +5,12 @@
 
 #include "backend/backend.h"
 
+/* Sums over a row of K values (softmax, cross-entropy, Sinkhorn-Knopp sample rows; K up to
+ * 65,536 prototypes) are accumulated in fp32 vector lanes over chunks of this many values, and
+ * each chunk sum is added to a double accumulator (a vector lane adds 32 values in fp32 with
+ * AVX-512, 128 with SSE; the long sum over the chunks is in double). */
+#define POA_CPU_SUM_CHUNK 512
+
 /* cpu_train_sk.c: Sinkhorn-Knopp pieces and KoLeo */
 void poa_cpu_col_max(poa_backend *be, double *mx, const float *x, int ldx, int n, int K);
 void poa_cpu_sk_exp(poa_backend *be, float *q, int ldq, double *psum, const float *x, int ldx,

@@ -1,12 +1,18 @@
 /* cpu_train_sk.c — Sinkhorn-Knopp pieces (spec §4.1) and KoLeo (spec §4.6) of the CPU backend.
  * Matrices are [n samples, K prototypes] row-major; per-prototype (column) work is split over
- * threads by column ranges so that every thread streams whole rows segments. */
+ * threads by column ranges so that every thread streams whole rows segments, and each thread
+ * walks its range in spans of POA_CPU_COL_SPAN columns with a vectorised kernel (cpu_simd.h).
+ * Column sums are accumulated in fp32 over chunks of POA_CPU_ROW_CHUNK rows and the chunk sums
+ * in double (as the layer ops' column sums, cpu_nn.h); row sums as in cpu_train.c. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_simd.h"
 #include "backend/cpu/cpu_train_impl.h"
 #include "common/poa_error.h"
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Column range [k0, k1) of thread `tid` out of `nt` (multiples of 16 columns). */
@@ -27,6 +33,19 @@ static void column_range(int K, int tid, int nt, int *k0, int *k1)
 #define THREAD_NUM() 1
 #endif
 
+/* mx[c0 + c] = max_i x[i, c0 + c] for c < nc ≤ POA_CPU_COL_SPAN (NaNs skipped). */
+POA_CPU_CLONES static void col_max_span(double *mx, const float *x, int ldx, int n, int c0, int nc)
+{
+    float m[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) m[c] = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t) i * ldx + c0;
+#pragma omp simd
+        for (int c = 0; c < nc; c++) m[c] = xi[c] > m[c] ? xi[c] : m[c];
+    }
+    for (int c = 0; c < nc; c++) mx[c0 + c] = m[c];
+}
+
 void poa_cpu_col_max(poa_backend *be, double *mx, const float *x, int ldx, int n, int K)
 {
     (void) be;
@@ -34,13 +53,36 @@ void poa_cpu_col_max(poa_backend *be, double *mx, const float *x, int ldx, int n
     {
         int k0, k1;
         column_range(K, THREAD_ID(), THREAD_NUM(), &k0, &k1);
-        for (int k = k0; k < k1; k++) mx[k] = -INFINITY;
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t) i * ldx;
-            for (int k = k0; k < k1; k++)
-                if (xi[k] > mx[k]) mx[k] = xi[k];
-        }
+        for (int c0 = k0; c0 < k1; c0 += POA_CPU_COL_SPAN)
+            col_max_span(mx, x, ldx, n, c0,
+                         k1 - c0 < POA_CPU_COL_SPAN ? k1 - c0 : POA_CPU_COL_SPAN);
     }
+}
+
+/* q = exp((x − mx)·inv_tau) and psum = Σ_i q over the columns [c0, c0 + nc). */
+POA_CPU_CLONES static void sk_exp_span(float *q, int ldq, double *psum, const float *x, int ldx,
+                                       const double *mx, int n, int c0, int nc, float inv_tau)
+{
+    float m[POA_CPU_COL_SPAN], part[POA_CPU_COL_SPAN];
+    double acc[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) m[c] = (float) mx[c0 + c], acc[c] = 0;
+    for (int r0 = 0; r0 < n; r0 += POA_CPU_ROW_CHUNK) {
+        const int r1 = r0 + POA_CPU_ROW_CHUNK < n ? r0 + POA_CPU_ROW_CHUNK : n;
+        for (int c = 0; c < nc; c++) part[c] = 0;
+        for (int i = r0; i < r1; i++) {
+            const float *xi = x + (size_t) i * ldx + c0;
+            float *qi = q + (size_t) i * ldq + c0; /* may be xi (in place) */
+#pragma omp simd
+            for (int c = 0; c < nc; c++) {
+                const float e = expf((xi[c] - m[c]) * inv_tau);
+                qi[c] = e;
+                part[c] += e;
+            }
+        }
+#pragma omp simd
+        for (int c = 0; c < nc; c++) acc[c] += part[c];
+    }
+    for (int c = 0; c < nc; c++) psum[c0 + c] = acc[c];
 }
 
 void poa_cpu_sk_exp(poa_backend *be, float *q, int ldq, double *psum, const float *x, int ldx,
@@ -51,45 +93,73 @@ void poa_cpu_sk_exp(poa_backend *be, float *q, int ldq, double *psum, const floa
     {
         int k0, k1;
         column_range(K, THREAD_ID(), THREAD_NUM(), &k0, &k1);
-        for (int k = k0; k < k1; k++) psum[k] = 0;
-        for (int i = 0; i < n; i++) {
-            const float *xi = x + (size_t) i * ldx;
-            float *qi = q + (size_t) i * ldq;
-            for (int k = k0; k < k1; k++) {
-                qi[k] = expf((xi[k] - (float) mx[k]) * inv_tau);
-                psum[k] += qi[k];
-            }
-        }
+        for (int c0 = k0; c0 < k1; c0 += POA_CPU_COL_SPAN)
+            sk_exp_span(q, ldq, psum, x, ldx, mx, n, c0,
+                        k1 - c0 < POA_CPU_COL_SPAN ? k1 - c0 : POA_CPU_COL_SPAN, inv_tau);
     }
+}
+
+/* One sample row: q_k = q_k / psum_k (as q_k · (1/psum_k) in double, rounded to float), then
+ * the row is scaled to sum 1. */
+POA_CPU_CLONES static void sk_normalize_row(float *q, const double *rinv, int K)
+{
+    double rs = 0;
+    for (int k0 = 0; k0 < K; k0 += POA_CPU_SUM_CHUNK) {
+        const int k1 = K - k0 > POA_CPU_SUM_CHUNK ? k0 + POA_CPU_SUM_CHUNK : K;
+        float part = 0;
+#pragma omp simd reduction(+ : part)
+        for (int k = k0; k < k1; k++) {
+            const float v = (float) (q[k] * rinv[k]);
+            q[k] = v;
+            part += v;
+        }
+        rs += part;
+    }
+    const float r = (float) (1.0 / rs);
+#pragma omp simd
+    for (int k = 0; k < K; k++) q[k] *= r;
+}
+
+/* sum[c0 + c] = Σ_i q[i, c0 + c] for c < nc ≤ POA_CPU_COL_SPAN. */
+POA_CPU_CLONES static void col_sum_span(double *sum, const float *q, int ldq, int n, int c0, int nc)
+{
+    float part[POA_CPU_COL_SPAN];
+    double acc[POA_CPU_COL_SPAN];
+    for (int c = 0; c < nc; c++) acc[c] = 0;
+    for (int r0 = 0; r0 < n; r0 += POA_CPU_ROW_CHUNK) {
+        const int r1 = r0 + POA_CPU_ROW_CHUNK < n ? r0 + POA_CPU_ROW_CHUNK : n;
+        for (int c = 0; c < nc; c++) part[c] = 0;
+        for (int i = r0; i < r1; i++) {
+            const float *qi = q + (size_t) i * ldq + c0;
+#pragma omp simd
+            for (int c = 0; c < nc; c++) part[c] += qi[c];
+        }
+#pragma omp simd
+        for (int c = 0; c < nc; c++) acc[c] += part[c];
+    }
+    for (int c = 0; c < nc; c++) sum[c0 + c] = acc[c];
 }
 
 void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
                           int n, int K)
 {
     (void) be;
+    double *rinv = poa_xmalloc(sizeof(double) * (size_t) (K > 0 ? K : 1));
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            float *qi = q + (size_t) i * ldq;
-            double rs = 0;
-            for (int k = 0; k < K; k++) {
-                qi[k] = (float) (qi[k] / psum[k]);
-                rs += qi[k];
-            }
-            float r = (float) (1.0 / rs);
-            for (int k = 0; k < K; k++) qi[k] *= r;
-        }
-        if (psum_next) {
+        for (int k = 0; k < K; k++) rinv[k] = 1.0 / psum[k];
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) sk_normalize_row(q + (size_t) i * ldq, rinv, K);
+        if (psum_next) { /* psum_next may be psum: read only before the barrier above */
             int k0, k1;
             column_range(K, THREAD_ID(), THREAD_NUM(), &k0, &k1);
-            for (int k = k0; k < k1; k++) psum_next[k] = 0;
-            for (int i = 0; i < n; i++) {
-                const float *qi = q + (size_t) i * ldq;
-                for (int k = k0; k < k1; k++) psum_next[k] += qi[k];
-            }
+            for (int c0 = k0; c0 < k1; c0 += POA_CPU_COL_SPAN)
+                col_sum_span(psum_next, q, ldq, n, c0,
+                             k1 - c0 < POA_CPU_COL_SPAN ? k1 - c0 : POA_CPU_COL_SPAN);
         }
     }
+    free(rinv);
 }
 
 /* ---------------------------------------------------------------------------- KoLeo */
