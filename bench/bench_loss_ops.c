@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         be->train->col_max(be, mx, x, K, n, K);
         be->train->sk_exp(be, q, K, psum, x, K, mx, n, K, inv_tt);
         for (int it = 0; it < 3; it++)
-            be->train->sk_normalize(be, q, K, it < 2 ? psum : NULL, psum, n, K);
+            be->train->sk_normalize(be, q, K, it < 2 ? psum : NULL, psum, mx, n, K);
         t_sk[r] = poa_now() - t0;
     }
     const double ref = reference_xent(s, t, n, K, inv_ts);

@@ -209,9 +209,10 @@ typedef struct poa_train_ops {
                    const double *mx, int n, int K, float inv_tau);
     /* One iteration: q[i, k] /= psum[k] (each prototype sums to 1 over all ranks' samples),
      * then each sample row is normalised to sum 1.  If psum_next != NULL it receives the new
-     * local prototype sums Σ_i q[i, k] (=) for the next iteration; psum_next may be psum.    */
+     * local prototype sums Σ_i q[i, k] (=) for the next iteration; psum_next may be psum.
+     * scratch: K doubles of the caller's workspace (1/psum), clobbered.                      */
     void (*sk_normalize)(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
-                         int n, int K);
+                         double *scratch, int n, int K);
 
     /* KoLeo (spec §4.6) of n ≥ 2 rows z [n, c]:  *loss += loss_scale · KoLeo(z);
      * dz (+=) grad_scale · ∂KoLeo/∂z.  scratch: koleo_scratch(n, c) floats.                 */

@@ -53,7 +53,8 @@ void poa_sinkhorn_knopp(poa_backend *be, const poa_collective *coll, float *t, i
     be->train->sk_exp(be, t, ldt, psum, logits, ldl, mx, n, K, 1.0f / teacher_temp);
     for (int it = 0; it < iters; it++) {
         poa_collective_sum(coll, psum, (size_t) K);
-        be->train->sk_normalize(be, t, ldt, it + 1 < iters ? psum : NULL, psum, n, K);
+        /* mx is spent after sk_exp: its K doubles hold sk_normalize's reciprocals */
+        be->train->sk_normalize(be, t, ldt, it + 1 < iters ? psum : NULL, psum, mx, n, K);
     }
 }
 

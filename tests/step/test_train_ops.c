@@ -229,7 +229,7 @@ static void pieces_sk(float *T, const float *L, int R, int K, float inv_tau, int
         }
         for (int p = 0; p < parts; p++)
             be->train->sk_normalize(be, T + start[p] * K, K, it + 1 < iters ? ps + p * K : NULL,
-                                    red, rows[p], K);
+                                    red, mx, rows[p], K);
     }
     free(mx);
     free(ps);

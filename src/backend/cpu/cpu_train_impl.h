@@ -16,7 +16,7 @@ void poa_cpu_col_max(poa_backend *be, double *mx, const float *x, int ldx, int n
 void poa_cpu_sk_exp(poa_backend *be, float *q, int ldq, double *psum, const float *x, int ldx,
                     const double *mx, int n, int K, float inv_tau);
 void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
-                          int n, int K);
+                          double *rinv, int n, int K);
 void poa_cpu_koleo(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
                    int n, int c, float loss_scale, float grad_scale, float *scratch);
 size_t poa_cpu_koleo_scratch(int n, int c);

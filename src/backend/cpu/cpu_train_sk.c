@@ -141,10 +141,9 @@ POA_CPU_CLONES static void col_sum_span(double *sum, const float *q, int ldq, in
 }
 
 void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
-                          int n, int K)
+                          double *rinv, int n, int K)
 {
     (void) be;
-    double *rinv = poa_xmalloc(sizeof(double) * (size_t) (K > 0 ? K : 1));
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
@@ -159,7 +158,6 @@ void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next,
                              k1 - c0 < POA_CPU_COL_SPAN ? k1 - c0 : POA_CPU_COL_SPAN);
         }
     }
-    free(rinv);
 }
 
 /* ---------------------------------------------------------------------------- KoLeo */
