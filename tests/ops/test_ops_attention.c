@@ -46,8 +46,14 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
     float *qkv = rand_floats(nqkv, -k->value_range, k->value_range, seed);
     float *out = rand_floats(nout, -5, 5, seed + 1), *probs = rand_floats(np, -5, 5, seed + 2);
     double *dqkv_ = to_double(qkv, nqkv), *dout_ = to_double(out, nout), *dp = to_double(probs, np);
+    /* the scratch (both directions) gets a sentinel tail that must survive */
+    const size_t nscr = be->nn->attention_scratch(B, T, H, Dh);
+    float *scratch = rand_floats(nscr + 16, 7, 8, seed + 5);
+    float tail[16];
+    memcpy(tail, scratch + nscr, sizeof tail);
 
-    be->nn->attention_fwd(be, out, k->ldout, probs, qkv, k->ldqkv, B, T, H, Dh, scale);
+    be->nn->attention_fwd(be, out, k->ldout, probs, qkv, k->ldqkv, B, T, H, Dh, scale, scratch);
+    assert_memory_equal(tail, scratch + nscr, sizeof tail);
     poa_naive_attention_fwd(dout_, k->ldout, dp, dqkv_, k->ldqkv, B, T, H, Dh, scale);
     char what[160];
     snprintf(what, sizeof what, "attention_fwd B=%d T=%d H=%d Dh=%d", B, T, H, Dh);
@@ -63,12 +69,8 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
         assert_true(fabs(s - 1) <= 1e-5);
     }
 
-    /* backward; the scratch gets a sentinel tail that must survive */
+    /* backward */
     float *g = rand_floats(ndout, -1, 1, seed + 3), *gq = rand_floats(ndqkv, -5, 5, seed + 4);
-    const size_t nscr = be->nn->attention_bwd_scratch(B, T, H, Dh);
-    float *scratch = rand_floats(nscr + 16, 7, 8, seed + 5);
-    float tail[16];
-    memcpy(tail, scratch + nscr, sizeof tail);
     double *dg = to_double(g, ndout), *ngq = to_double(gq, ndqkv);
     be->nn->attention_bwd(be, gq, k->lddqkv, g, k->lddout, qkv, k->ldqkv, probs, B, T, H, Dh, scale,
                           scratch);

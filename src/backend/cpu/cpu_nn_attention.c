@@ -197,9 +197,9 @@ static head_view head_of(const float *qkv, int ldqkv, int b, int h, int T, int H
 }
 
 void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                           int ldqkv, int B, int T, int H, int Dh, float scale)
+                           int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
-    (void) be;
+    (void) be, (void) scratch;
     const int pairs = B * H;
 #pragma omp parallel for schedule(dynamic, 1) if (pairs > 1)
     for (int bh = 0; bh < pairs; bh++) {
@@ -223,7 +223,7 @@ static int attention_bwd_slots(int B, int H)
     return B * H < ATTN_BWD_MAX_SLOTS ? B * H : ATTN_BWD_MAX_SLOTS;
 }
 
-size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh)
+size_t poa_cpu_attention_scratch(int B, int T, int H, int Dh)
 {
     (void) Dh;
     return (size_t) attention_bwd_slots(B, H) * T * T;
