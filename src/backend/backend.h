@@ -69,8 +69,8 @@ typedef struct poa_nn_ops {
      * probs [B, H, T, T] (contiguous, row i of (b, h) at ((b·H + h)·T + i)·T) saved
      * softmax(q kᵀ·scale) for backward; the softmax subtracts the row maximum.
      * scratch (both directions) must hold attention_scratch(B, T, H, Dh) floats (CPU: one
-     * [T, T] matrix per concurrently processed (image, head) pair, at most 64); its contents
-     * are garbage before and after.                                                          */
+     * slot of a [T, T] matrix and packed operands per concurrently processed (image, head)
+     * pair, at most 64 slots); its contents are garbage before and after.                    */
     void (*attention_fwd)(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
                           int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch);
     /* dqkv (=) from dout.                                                                     */
