@@ -84,9 +84,10 @@ static void w_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, co
     TIMED(P_GELU, real.gelu_bwd(be, dx, y, dy, x, n));
 }
 static void w_attn_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                       int ldqkv, int B, int T, int H, int Dh, float scale)
+                       int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
-    TIMED(P_ATTN, real.attention_fwd(be, out, ldout, probs, qkv, ldqkv, B, T, H, Dh, scale));
+    TIMED(P_ATTN,
+          real.attention_fwd(be, out, ldout, probs, qkv, ldqkv, B, T, H, Dh, scale, scratch));
 }
 static void w_attn_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
                        const float *qkv, int ldqkv, const float *probs, int B, int T, int H, int Dh,

@@ -71,15 +71,17 @@ typedef struct poa_nn_ops {
     /* Multi-head attention of B images × T tokens.  qkv rows: [q (H·Dh) | k (H·Dh) | v (H·Dh)]
      * at row b*T+t with leading dim ldqkv.  out [B*T, H*Dh] (heads concatenated).
      * probs [B, H, T, T] (contiguous, row i of (b, h) at ((b·H + h)·T + i)·T) saved
-     * softmax(q kᵀ·scale) for backward; the softmax subtracts the row maximum.               */
+     * softmax(q kᵀ·scale) for backward; the softmax subtracts the row maximum.
+     * scratch (both directions) must hold attention_scratch(B, T, H, Dh) floats (CPU: one
+     * slot of a [T, T] matrix and packed operands per concurrently processed (image, head)
+     * pair, at most 64 slots); its contents are garbage before and after.                    */
     void (*attention_fwd)(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                          int ldqkv, int B, int T, int H, int Dh, float scale);
-    /* dqkv (=) from dout; scratch must hold attention_bwd_scratch floats (CPU: min(B·H, 64)
-     * [T, T] matrices; its contents are garbage before and after).                           */
+                          int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch);
+    /* dqkv (=) from dout.                                                                     */
     void (*attention_bwd)(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
                           const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
                           int Dh, float scale, float *scratch);
-    size_t (*attention_bwd_scratch)(int B, int T, int H, int Dh);
+    size_t (*attention_scratch)(int B, int T, int H, int Dh);
 
     /* LayerScale residual with per-image drop-path scale (spec §1.4):
      * x[b,t,:d] = base[b,t,:d] + s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every

@@ -48,10 +48,8 @@ static call_shape shape_of(poa_backend *be, const poa_model *m, int B, int H, in
     s.cpp = c->in_chans * c->patch_size * c->patch_size;
     s.hid = c->mlp_ratio * d;
     s.heads = d / c->head_dim;
-    s.attn_scratch = 0;
-    if (train)
-        s.attn_scratch = be ? be->nn->attention_bwd_scratch(B, s.T, s.heads, c->head_dim)
-                            : (size_t) B * s.heads * s.T * s.T;
+    s.attn_scratch = be ? be->nn->attention_scratch(B, s.T, s.heads, c->head_dim)
+                        : (size_t) B * s.heads * s.T * s.T;
     return s;
 }
 
@@ -104,11 +102,11 @@ static void carve(poa_vit_acts *a, const call_shape *s, arena *ar)
         a->dtmp = take(ar, BT * d);
         a->datt = take(ar, BT * d);
         a->dpos = take(ar, (size_t) s->T * d);
-        a->attn_scratch = take(ar, s->attn_scratch);
     } else {
         a->xs = a->d_out = a->dbig = a->dqkv = a->dx = a->dln = a->dtmp = a->datt = NULL;
-        a->dpos = a->attn_scratch = NULL;
+        a->dpos = NULL;
     }
+    a->attn_scratch = take(ar, s->attn_scratch);
 }
 
 size_t poa_vit_acts_floats(poa_backend *be, const poa_model *m, int max_images, int size, int train)
@@ -229,7 +227,7 @@ static void attn_forward(poa_backend *be, const poa_model *m, const float *P, in
                                R, d, d, al);
     }
     be->nn->attention_fwd(be, b->att, d, b->probs, b->qkv, 3 * d, br->n_img, a->T, d / c->head_dim,
-                          c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)));
+                          c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)), a->attn_scratch);
     poa_linear_forward(be, b->y1, d, b->att, d, P + o->proj_w, D, P + o->proj_b, R, d, d, al);
     branch_residual(be, a, br, b->x_mid, b->x_in, b->y1, P + o->ls1);
 }

@@ -1,12 +1,16 @@
 /* test_ops_attention.c — multi-head attention of the CPU backend against the naive double
- * reference (T = 197 with H = 2, Dh = 8; views with ld > cols; elastic-like head subsets), the
+ * reference (T = 197 with H = 2, Dh = 8; views with ld > cols; elastic-like head subsets; the
+ * AVX-512 kernels' edge shapes: T below, at and past multiples of 16, Dh = 16 … 80), the
  * softmax invariants (rows of P sum to 1, large scores stay finite), the backward against the
- * naive backward and against central finite differences, and the scratch bound. */
+ * naive backward and against central finite differences, and the scratch bound.  Every case
+ * runs twice: with the kernels the CPU gets by default (AVX-512 where it has it) and with the
+ * BLAS path forced by POA_CPU_ATTN=blas. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "backend/cpu/cpu_nn.h"
 #include "ops_test_util.h"
 
 #include <math.h>
@@ -46,8 +50,14 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
     float *qkv = rand_floats(nqkv, -k->value_range, k->value_range, seed);
     float *out = rand_floats(nout, -5, 5, seed + 1), *probs = rand_floats(np, -5, 5, seed + 2);
     double *dqkv_ = to_double(qkv, nqkv), *dout_ = to_double(out, nout), *dp = to_double(probs, np);
+    /* the scratch (both directions) gets a sentinel tail that must survive */
+    const size_t nscr = be->nn->attention_scratch(B, T, H, Dh);
+    float *scratch = rand_floats(nscr + 16, 7, 8, seed + 5);
+    float tail[16];
+    memcpy(tail, scratch + nscr, sizeof tail);
 
-    be->nn->attention_fwd(be, out, k->ldout, probs, qkv, k->ldqkv, B, T, H, Dh, scale);
+    be->nn->attention_fwd(be, out, k->ldout, probs, qkv, k->ldqkv, B, T, H, Dh, scale, scratch);
+    assert_memory_equal(tail, scratch + nscr, sizeof tail);
     poa_naive_attention_fwd(dout_, k->ldout, dp, dqkv_, k->ldqkv, B, T, H, Dh, scale);
     char what[160];
     snprintf(what, sizeof what, "attention_fwd B=%d T=%d H=%d Dh=%d", B, T, H, Dh);
@@ -63,12 +73,8 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
         assert_true(fabs(s - 1) <= 1e-5);
     }
 
-    /* backward; the scratch gets a sentinel tail that must survive */
+    /* backward */
     float *g = rand_floats(ndout, -1, 1, seed + 3), *gq = rand_floats(ndqkv, -5, 5, seed + 4);
-    const size_t nscr = be->nn->attention_bwd_scratch(B, T, H, Dh);
-    float *scratch = rand_floats(nscr + 16, 7, 8, seed + 5);
-    float tail[16];
-    memcpy(tail, scratch + nscr, sizeof tail);
     double *dg = to_double(g, ndout), *ngq = to_double(gq, ndqkv);
     be->nn->attention_bwd(be, gq, k->lddqkv, g, k->lddout, qkv, k->ldqkv, probs, B, T, H, Dh, scale,
                           scratch);
@@ -129,6 +135,25 @@ static void test_attention_many_pairs(void **state)
     check_attention(&k, 1500, 60);
 }
 
+/* The AVX-512 kernels' edges: T below 16, at a multiple of 16 and one past (ragged last vector
+ * of the score rows, tail row blocks of 1–5 rows), the ViT head widths Dh = 16, 32, 64 and 48,
+ * 80 (a ragged count of vectors, a second 64-column chunk); rows of qkv, out, dqkv and dout
+ * laid out for H = 3 heads inside wider buffers. */
+static void test_attention_kernel_shapes(void **state)
+{
+    (void) state;
+    const int Ts[] = {1, 5, 16, 17, 37, 64, 65};
+    const int Dhs[] = {16, 32, 64, 48, 80};
+    uint64_t seed = 1600;
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++)
+        for (size_t j = 0; j < sizeof Dhs / sizeof *Dhs; j++) {
+            const int T = Ts[i], Dh = Dhs[j], w = 3 * Dh;
+            const attn_case k = {2, T, 3, Dh, 3 * w + 3, w + 1, 3 * w + 5, w + 2, 1.5f, 1e-4f};
+            check_attention(&k, seed, T <= 17 && Dh <= 32 ? 40 : 0);
+            seed += 10;
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -136,6 +161,12 @@ int main(void)
         cmocka_unit_test(test_attention_elastic_and_fd),
         cmocka_unit_test(test_attention_large_scores),
         cmocka_unit_test(test_attention_many_pairs),
+        cmocka_unit_test(test_attention_kernel_shapes),
     };
-    return cmocka_run_group_tests_name("ops_attention", tests, NULL, NULL);
+    fprintf(stderr, "attention kernels: %s\n", poa_cpu_attention_impl());
+    int fails = cmocka_run_group_tests_name("ops_attention", tests, NULL, NULL);
+    setenv("POA_CPU_ATTN", "blas", 1);
+    fprintf(stderr, "attention kernels: %s (POA_CPU_ATTN=blas)\n", poa_cpu_attention_impl());
+    fails += cmocka_run_group_tests_name("ops_attention_blas", tests, NULL, NULL);
+    return fails;
 }

@@ -34,10 +34,10 @@ static size_t run_ops(poa_backend *be, float *out)
     be->nn->bias_grad(be, bg, dy, 3 * D, ROWS, 3 * D);
     used += 3 * D;
     float *att = out + used, *probs = att + (size_t) ROWS * D;
-    be->nn->attention_fwd(be, att, D, probs, x, 3 * D, B, T, H, DH, 0.17f);
+    float *scr = malloc(sizeof(float) * be->nn->attention_scratch(B, T, H, DH));
+    be->nn->attention_fwd(be, att, D, probs, x, 3 * D, B, T, H, DH, 0.17f, scr);
     used += (size_t) ROWS * D + (size_t) B * H * T * T;
-    float *dqkv = out + used,
-          *scr = malloc(sizeof(float) * be->nn->attention_bwd_scratch(B, T, H, DH));
+    float *dqkv = out + used;
     be->nn->attention_bwd(be, dqkv, 3 * D, dy, 3 * D, x, 3 * D, probs, B, T, H, DH, 0.17f, scr);
     used += (size_t) ROWS * 3 * D;
     float *dgam = out + used, *dres = dgam + D, s[B] = {1.25f, 0.0f, 1.25f, 2, 2, 0, 1, 1};

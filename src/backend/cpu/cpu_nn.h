@@ -72,11 +72,15 @@ void poa_cpu_residual_ls_bwd(poa_backend *be, float *dy, int lddy, float *dgamma
                              int B, int T, int d);
 
 void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                           int ldqkv, int B, int T, int H, int Dh, float scale);
+                           int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch);
 void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
                            const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
                            int Dh, float scale, float *scratch);
-size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh);
+size_t poa_cpu_attention_scratch(int B, int T, int H, int Dh);
+/* The attention kernels the ops use now: "avx512" (hand-written, where the CPU has AVX-512F) or
+ * "blas" (OpenBLAS per (image, head) pair; also forced by POA_CPU_ATTN=blas in the
+ * environment, read on every call). */
+const char *poa_cpu_attention_impl(void);
 
 void poa_cpu_patch_unfold(poa_backend *be, float *cols, const float *img, int B, int C, int Hi,
                           int Wi, int P);

@@ -1,11 +1,15 @@
 /* cpu_nn_attention.c — the transformer block's non-GEMM ops (spec §1.4): multi-head attention
- * (BLAS per image and head, one (image, head) pair per thread), exact-erf GELU and the
- * LayerScale residual with drop-path scale. */
+ * (one (image, head) pair per thread; the AVX-512 kernels of cpu_attn_avx512.c where the CPU
+ * has them, else BLAS per pair), exact-erf GELU and the LayerScale residual with drop-path
+ * scale. */
 #include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_attn_avx512.h"
 #include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ELEMS_PARALLEL_MIN 65536
@@ -221,37 +225,99 @@ static head_view head_of(const float *qkv, int ldqkv, int b, int h, int T, int H
     return hv;
 }
 
+/* The attention kernels to use: the AVX-512 ones of cpu_attn_avx512.c where the CPU has
+ * AVX-512F, unless POA_CPU_ATTN=blas forces the BLAS path (the op test runs both; read on
+ * every call so that a test can switch). */
+static int attention_avx512(void)
+{
+#ifdef POA_CPU_ATTN_AVX512
+    const char *e = getenv("POA_CPU_ATTN");
+    if (e && strcmp(e, "blas") == 0) return 0;
+    return poa_cpu_attn_avx512_usable();
+#else
+    return 0;
+#endif
+}
+
+const char *poa_cpu_attention_impl(void)
+{
+    return attention_avx512() ? "avx512" : "blas";
+}
+
+/* One scratch slot per concurrently processed (image, head) pair; at most this many. */
+#define ATTN_MAX_SLOTS 64
+
+static int attention_slots(int B, int H)
+{
+    return B * H < ATTN_MAX_SLOTS ? B * H : ATTN_MAX_SLOTS;
+}
+
+/* Floats of one slot: the BLAS backward's [T, T] dS, or the AVX-512 kernels' dS and packs
+ * (whichever path runs, so that the size does not depend on the CPU). */
+static size_t attention_slot(int T, int Dh)
+{
+    const size_t blas = (size_t) T * T, avx = poa_cpu_attn_avx512_slot(T, Dh);
+    return blas > avx ? blas : avx;
+}
+
+/* + 16: room to align the first slot to 64 bytes. */
+size_t poa_cpu_attention_scratch(int B, int T, int H, int Dh)
+{
+    return (size_t) attention_slots(B, H) * attention_slot(T, Dh) + 16;
+}
+
+/* Slot t of the scratch (slots are whole multiples of 16 floats). */
+static float *attention_slot_of(float *scratch, int T, int Dh, int t)
+{
+    float *base = (float *) (((uintptr_t) scratch + 63) & ~(uintptr_t) 63);
+    return base + (size_t) t * attention_slot(T, Dh);
+}
+
+/* Pairs over the threads: the BLAS path takes them one at a time (dynamic); the AVX-512
+ * kernels prefetch the next pair's operands while they compute, so each thread takes a
+ * contiguous range and knows its next pair (the pairs cost the same, so the ranges balance as
+ * well as a dynamic schedule would). */
 void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                           int ldqkv, int B, int T, int H, int Dh, float scale)
+                           int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H;
-#pragma omp parallel for schedule(dynamic, 1) if (pairs > 1)
-    for (int bh = 0; bh < pairs; bh++) {
-        const int b = bh / H, h = bh % H;
-        const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
-        float *P = probs + (size_t) bh * T * T; /* [T, T] */
-        /* S = scale · q kᵀ, then P = softmax(S) row-wise, then o = P v */
-        poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, scale, hv.q, ldqkv, hv.k, ldqkv,
-                            0.0f, P, T);
-        softmax_rows(P, T);
-        poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, hv.v, ldqkv, 0.0f,
-                            out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
+    const int pairs = B * H, slots = attention_slots(B, H), avx = attention_avx512();
+    int nt = omp_get_max_threads();
+    if (nt > slots) nt = slots;
+#pragma omp parallel num_threads(nt) if (pairs > 1)
+    {
+        float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
+#ifdef POA_CPU_ATTN_AVX512
+        if (avx) {
+            size_t lo, hi;
+            poa_cpu_share((size_t) pairs, 1, &lo, &hi);
+            for (int bh = (int) lo; bh < (int) hi; bh++) {
+                const int b = bh / H, h = bh % H, n = bh + 1;
+                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+                const float *next_q =
+                    n < (int) hi ? head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q : NULL;
+                poa_cpu_attn_avx512_fwd_head(out + (size_t) b * T * ldout + (size_t) h * Dh, ldout,
+                                             probs + (size_t) bh * T * T, hv.q, hv.k, hv.v, ldqkv,
+                                             T, Dh, scale, scr, next_q);
+            }
+        }
+#endif
+        if (!avx) {
+            (void) scr;
+#pragma omp for schedule(dynamic, 1)
+            for (int bh = 0; bh < pairs; bh++) {
+                const int b = bh / H, h = bh % H;
+                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+                float *P = probs + (size_t) bh * T * T; /* [T, T] */
+                /* S = scale · q kᵀ, then P = softmax(S) row-wise, then o = P v */
+                poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, scale, hv.q, ldqkv, hv.k,
+                                    ldqkv, 0.0f, P, T);
+                softmax_rows(P, T);
+                poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, hv.v, ldqkv,
+                                    0.0f, out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
+            }
+        }
     }
-}
-
-/* One [T, T] scratch matrix per concurrently processed (image, head) pair; at most this many. */
-#define ATTN_BWD_MAX_SLOTS 64
-
-static int attention_bwd_slots(int B, int H)
-{
-    return B * H < ATTN_BWD_MAX_SLOTS ? B * H : ATTN_BWD_MAX_SLOTS;
-}
-
-size_t poa_cpu_attention_bwd_scratch(int B, int T, int H, int Dh)
-{
-    (void) Dh;
-    return (size_t) attention_bwd_slots(B, H) * T * T;
 }
 
 /* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place over dP (softmax backward).  The row sum is an
@@ -295,15 +361,37 @@ void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float
                            int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H, slots = attention_bwd_slots(B, H);
+    const int pairs = B * H, slots = attention_slots(B, H), avx = attention_avx512();
     int nt = omp_get_max_threads();
     if (nt > slots) nt = slots;
 #pragma omp parallel num_threads(nt) if (pairs > 1)
     {
-        float *dS = scratch + (size_t) omp_get_thread_num() * T * T;
+        float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
+#ifdef POA_CPU_ATTN_AVX512
+        if (avx) {
+            size_t lo, hi;
+            poa_cpu_share((size_t) pairs, 1, &lo, &hi);
+            for (int bh = (int) lo; bh < (int) hi; bh++) {
+                const int b = bh / H, h = bh % H, n = bh + 1;
+                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+                float *dq = dqkv + (size_t) b * T * lddqkv + (size_t) h * Dh;
+                const float *next_q = NULL, *next_dO = NULL;
+                if (n < (int) hi) {
+                    next_q = head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q;
+                    next_dO = dout + (size_t) (n / H) * T * lddout + (size_t) (n % H) * Dh;
+                }
+                poa_cpu_attn_avx512_bwd_head(
+                    dq, dq + (size_t) H * Dh, dq + (size_t) 2 * H * Dh, lddqkv,
+                    dout + (size_t) b * T * lddout + (size_t) h * Dh, lddout, hv.q, hv.k, hv.v,
+                    ldqkv, probs + (size_t) bh * T * T, T, Dh, scale, scr, next_q, next_dO);
+            }
+        }
+#endif
+        if (!avx) {
 #pragma omp for schedule(dynamic, 1)
-        for (int bh = 0; bh < pairs; bh++)
-            attention_bwd_head(dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, bh / H, bh % H, T, H,
-                               Dh, scale, dS);
+            for (int bh = 0; bh < pairs; bh++)
+                attention_bwd_head(dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, bh / H, bh % H, T,
+                                   H, Dh, scale, scr);
+        }
     }
 }
