@@ -432,6 +432,16 @@ TGT static void copy_floats(float *dst, const float *src, size_t n)
  * serving the panel's blocks of MR rows from L1. */
 #define PANEL (4 * MR)
 
+/* Prefetch rows [i0, i0 + R) of the next pair's q, k and v (k, v at offsets ko, vo from q). */
+static void pf_add_qkv_rows(pf_list *pf, const float *q, ptrdiff_t ko, ptrdiff_t vo, int ldqkv,
+                            int i0, int R, int Dh)
+{
+    const float *rows = q + (size_t) i0 * ldqkv;
+    pf_add_rows(pf, rows, ldqkv, R, Dh);
+    pf_add_rows(pf, rows + ko, ldqkv, R, Dh);
+    pf_add_rows(pf, rows + vo, ldqkv, R, Dh);
+}
+
 TGT void poa_cpu_attn_avx512_fwd_head(float *out, int ldout, float *P, const float *q,
                                       const float *k, const float *v, int ldqkv, int T, int Dh,
                                       float scale, float *scratch, const float *next_q)
@@ -452,11 +462,7 @@ TGT void poa_cpu_attn_avx512_fwd_head(float *out, int ldout, float *P, const flo
         pf.n = pf.next = 0;
         pf_add_span(&pf, P + (size_t) (i0 + R) * T, (size_t) R2 * T);
         pf_add_rows(&pf, out + (size_t) (i0 + R) * ldout, ldout, R2, Dh);
-        if (next_q) {
-            pf_add_rows(&pf, next_q + (size_t) i0 * ldqkv, ldqkv, R, Dh);
-            pf_add_rows(&pf, next_q + ko + (size_t) i0 * ldqkv, ldqkv, R, Dh);
-            pf_add_rows(&pf, next_q + vo + (size_t) i0 * ldqkv, ldqkv, R, Dh);
-        }
+        if (next_q) pf_add_qkv_rows(&pf, next_q, ko, vo, ldqkv, i0, R, Dh);
         /* S into L1-resident scratch, softmax there, o = P v from there, then P out with a
          * copy loop of whole lines */
         gemm_rows(R, T, Dh, qp + i0 * Dhp, Dhp, 1, kt, Tp, Sb, Tp, scale, &pf);
@@ -492,9 +498,7 @@ TGT void poa_cpu_attn_avx512_bwd_head(float *dq, float *dk, float *dv, int lddqk
         pf_add_rows(&pf, dq + (size_t) (i0 + R) * lddqkv, lddqkv, R2, Dh);
         if (next_q) {
             pf_add_rows(&pf, next_dO + (size_t) i0 * lddout, lddout, R, Dh);
-            pf_add_rows(&pf, next_q + (size_t) i0 * ldqkv, ldqkv, R, Dh);
-            pf_add_rows(&pf, next_q + ko + (size_t) i0 * ldqkv, ldqkv, R, Dh);
-            pf_add_rows(&pf, next_q + vo + (size_t) i0 * ldqkv, ldqkv, R, Dh);
+            pf_add_qkv_rows(&pf, next_q, ko, vo, ldqkv, i0, R, Dh);
         }
         gemm_rows(R, T, Dh, dOp + i0 * Dhp, Dhp, 1, vt, Tp, dSi, Tp, 1.0f, &pf);
         for (int r = 0; r < R; r += MR)

@@ -252,6 +252,13 @@ static int attention_slots(int B, int H)
     return B * H < ATTN_MAX_SLOTS ? B * H : ATTN_MAX_SLOTS;
 }
 
+/* Threads of an attention op: one slot each. */
+static int attention_team(int B, int H)
+{
+    const int nt = omp_get_max_threads(), slots = attention_slots(B, H);
+    return nt < slots ? nt : slots;
+}
+
 /* Floats of one slot: the BLAS backward's [T, T] dS, or the AVX-512 kernels' dS and packs
  * (whichever path runs, so that the size does not depend on the CPU). */
 static size_t attention_slot(int T, int Dh)
@@ -273,6 +280,19 @@ static float *attention_slot_of(float *scratch, int T, int Dh, int t)
     return base + (size_t) t * attention_slot(T, Dh);
 }
 
+/* BLAS path, one pair: S = scale · q kᵀ, then P = softmax(S) row-wise, then o = P v. */
+static void attention_fwd_head(float *out, int ldout, float *probs, const float *qkv, int ldqkv,
+                               int b, int h, int T, int H, int Dh, float scale)
+{
+    const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
+    float *P = probs + ((size_t) b * H + h) * T * T; /* [T, T] */
+    poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, scale, hv.q, ldqkv, hv.k, ldqkv, 0.0f, P,
+                        T);
+    softmax_rows(P, T);
+    poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, hv.v, ldqkv, 0.0f,
+                        out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
+}
+
 /* Pairs over the threads: the BLAS path takes them one at a time (dynamic); the AVX-512
  * kernels prefetch the next pair's operands while they compute, so each thread takes a
  * contiguous range and knows its next pair (the pairs cost the same, so the ranges balance as
@@ -281,10 +301,8 @@ void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs,
                            int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H, slots = attention_slots(B, H), avx = attention_avx512();
-    int nt = omp_get_max_threads();
-    if (nt > slots) nt = slots;
-#pragma omp parallel num_threads(nt) if (pairs > 1)
+    const int pairs = B * H, avx = attention_avx512();
+#pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
     {
         float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
 #ifdef POA_CPU_ATTN_AVX512
@@ -305,17 +323,8 @@ void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs,
         if (!avx) {
             (void) scr;
 #pragma omp for schedule(dynamic, 1)
-            for (int bh = 0; bh < pairs; bh++) {
-                const int b = bh / H, h = bh % H;
-                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
-                float *P = probs + (size_t) bh * T * T; /* [T, T] */
-                /* S = scale · q kᵀ, then P = softmax(S) row-wise, then o = P v */
-                poa_cpu_gemm_serial(POA_NO_TRANS, POA_TRANS, T, T, Dh, scale, hv.q, ldqkv, hv.k,
-                                    ldqkv, 0.0f, P, T);
-                softmax_rows(P, T);
-                poa_cpu_gemm_serial(POA_NO_TRANS, POA_NO_TRANS, T, Dh, T, 1.0f, P, T, hv.v, ldqkv,
-                                    0.0f, out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
-            }
+            for (int bh = 0; bh < pairs; bh++)
+                attention_fwd_head(out, ldout, probs, qkv, ldqkv, bh / H, bh % H, T, H, Dh, scale);
         }
     }
 }
@@ -361,10 +370,8 @@ void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float
                            int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H, slots = attention_slots(B, H), avx = attention_avx512();
-    int nt = omp_get_max_threads();
-    if (nt > slots) nt = slots;
-#pragma omp parallel num_threads(nt) if (pairs > 1)
+    const int pairs = B * H, avx = attention_avx512();
+#pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
     {
         float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
 #ifdef POA_CPU_ATTN_AVX512
