@@ -6,7 +6,9 @@
  * usage: bench_loss_ops [--rows N] [--k K] [--reps R]
  * Prints the median over R repetitions of: xent with its gradient, xent (loss only),
  * softmax_rows, and one Sinkhorn-Knopp run (col_max, sk_exp, 3 × sk_normalize), each in ms; and
- * the relative error of the xent loss against a double-precision reference.  Student logits
+ * the relative error of the xent loss against a double-precision reference, as one line
+ * `RESULT rows=… K=… reps=… xent_grad_ms=… xent_ms=… softmax_rows_ms=… sk_ms=… xent_rel_err=…`
+ * (sk: col_max + sk_exp + 3 × sk_normalize).  Student logits
  * are uniform in [−2, 2] (τ = 0.1), targets random rows summing to 1, SK logits uniform in
  * [−1, 1] (τ = 0.07).  Threads: OMP_NUM_THREADS.
  */
@@ -123,8 +125,8 @@ int main(int argc, char **argv)
         t_sk[r] = poa_now() - t0;
     }
     const double ref = reference_xent(s, t, n, K, inv_ts);
-    printf("rows=%d K=%d reps=%d  xent+grad %.2f ms  xent %.2f ms  softmax_rows %.2f ms  "
-           "sk(col_max+exp+3 normalize) %.2f ms  xent loss rel.err %.2e\n",
+    printf("RESULT rows=%d K=%d reps=%d xent_grad_ms=%.2f xent_ms=%.2f softmax_rows_ms=%.2f "
+           "sk_ms=%.2f xent_rel_err=%.2e\n",
            n, K, reps, median_ms(t_grad, reps), median_ms(t_loss, reps), median_ms(t_soft, reps),
            median_ms(t_sk, reps), fabs(value - ref) / fabs(ref));
     be->nn->free(be, s);
