@@ -1,5 +1,5 @@
 /* bench_model.c — forward+backward throughput of the ViT backbone on the CPU backend, next to
- * the backend's sgemm GFLOP/s measured in the same run (make bench-model; bench_model.py runs
+ * the BLAS sgemm GFLOP/s measured in the same run (make bench-model; bench_model.py runs
  * it next to PyTorch).
  *
  * usage: bench_model --config NAME [--size S] [--batch B] [--reps N] [--warmup N]
@@ -11,6 +11,7 @@
  * iteration).  Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
+#include "backend/cpu/cpu_nn.h"
 #include "common/timer.h"
 #include "model/vit.h"
 
@@ -199,8 +200,9 @@ static double cpu_now(void)
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
 }
 
-/* An n×n×n GEMM timed right after every timed model step, so that the sgemm reference sees the
- * same machine load as the model (the machine may be shared).  Uses the unwrapped op table. */
+/* An n×n×n BLAS sgemm (poa_cpu_gemm_blas: OpenBLAS in one panel per thread, whatever kernel the
+ * model's GEMMs use) timed right after every timed model step, so that the sgemm reference sees
+ * the same machine load as the model (the machine may be shared). */
 typedef struct sgemm_probe {
     const poa_nn_ops *ops;
     float *A, *B, *C;
@@ -226,7 +228,7 @@ static double probe_run(poa_backend *be, const sgemm_probe *p)
     const int n = p->n;
     p->ops->sync(be);
     double t0 = now();
-    p->ops->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
+    poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
     p->ops->sync(be);
     return 2.0 * n * n * (double) n / (now() - t0) * 1e-9;
 }
@@ -355,10 +357,10 @@ int main(int argc, char **argv)
     const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;
     const double peak = median(sg, o.reps);
     probe_destroy(be, &probe);
-    printf("C  config=%s size=%d batch=%d subnet=(%d,%d) threads=%d step_ms=%.1f cpu_ms=%.1f "
-           "img_s=%.2f gflops=%.2f sgemm_gflops=%.2f\n",
-           o.config, S, B, sn.width, sn.depth, omp_get_max_threads(), step * 1e3, step_cpu * 1e3,
-           img_s, gflops, peak);
+    printf("C  config=%s size=%d batch=%d subnet=(%d,%d) threads=%d gemm=%s step_ms=%.1f "
+           "cpu_ms=%.1f img_s=%.2f gflops=%.2f sgemm_gflops=%.2f\n",
+           o.config, S, B, sn.width, sn.depth, omp_get_max_threads(), poa_cpu_gemm_impl(),
+           step * 1e3, step_cpu * 1e3, img_s, gflops, peak);
     printf("RESULT config=%s img_s=%.2f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.2f "
            "ratio_torch=%.2f frac_sgemm=%.2f\n",
            strcmp(o.config, "vit_small") == 0 ? "vit_small_224" : o.config, img_s, gflops, peak,

@@ -1,6 +1,6 @@
 /* bench_step.c — throughput of the complete POA training step (src/train/step.h) on the CPU
  * backend: teacher, intact and elastic students on 2 global + V_l local crops per image, heads,
- * all losses (iBOT on), backward, clipping, AdamW, EMA; next to the backend's sgemm GFLOP/s
+ * all losses (iBOT on), backward, clipping, AdamW, EMA; next to the BLAS sgemm GFLOP/s
  * measured in the same run (make bench-step; bench_step.py runs it next to PyTorch).
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
@@ -16,6 +16,7 @@
  * steps so far and exits.
  */
 #include "backend/backend.h"
+#include "backend/cpu/cpu_nn.h"
 #include "common/timer.h"
 #include "train/step.h"
 
@@ -84,7 +85,7 @@ static void parse(int argc, char **argv, options *o)
     if (o->reps > 64) o->reps = 64;
 }
 
-/* GFLOP per CPU-second (process CPU time) of the backend's GEMM on an n×n×n product (median of
+/* GFLOP per CPU-second (process CPU time) of BLAS sgemm on an n×n×n product (median of
  * reps ≤ 5): per CPU-second so that time slices lost to other processes on a shared machine do
  * not count (equal to GFLOP/s with one thread on an idle machine). */
 static double sgemm_gflops(poa_backend *be, int n, int reps)
@@ -100,8 +101,7 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
     if (reps > 5) reps = 5;
     for (int r = -1; r < reps; r++) {
         double t0 = cpu_now();
-        be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        be->nn->sync(be);
+        poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         if (r >= 0) t[r] = cpu_now() - t0;
     }
     be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);

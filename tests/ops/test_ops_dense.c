@@ -1,6 +1,7 @@
 /* test_ops_dense.c — CPU backend row/column ops against their naive double references and,
  * for backward ops, against central finite differences of L = Σ w ⊙ y:
- * gemm (all transposes, views, the threaded split paths), gemm_strided_batched, broadcast_rows,
+ * gemm (all transposes, views, the threaded split paths, the AVX-512 GEMM's blocking and its
+ * use inside a parallel region), gemm_strided_batched, broadcast_rows,
  * bias_grad, layernorm (+ statistics), gelu (erf form), residual_ls (LayerScale + drop-path
  * scale), gather/scatter_add rows, l2norm, weightnorm. */
 #include <setjmp.h>
@@ -10,7 +11,10 @@
 
 #include "ops_test_util.h"
 
+#include "backend/cpu/cpu_nn.h"
+
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +62,60 @@ static void test_gemm_views(void **state)
             check_gemm(be, ta, tb, 20, 515, 64, 1.5f, 0.0f, 2, seed += 10); /* split cols */
         }
     check_gemm(be, POA_NO_TRANS, POA_NO_TRANS, 6, 5, 0, 1.0f, 0.5f, 1, seed += 10); /* K = 0 */
+    poa_backend_destroy(be);
+}
+
+/* The AVX-512 GEMM's blocking (cpu_gemm_avx512.c: 12 × 32 tiles, K blocks ≤ 384, N blocks
+ * ≤ 768): ragged last tiles in M (rows % 12) and in N (columns % 32 below and above 16),
+ * several K and N blocks with ragged last ones, every transpose, alpha, and beta 0 (C NaN),
+ * 1 and other; the same shapes under POA_CPU_GEMM=blas check the test itself. */
+static void gemm_blocking_cases(poa_backend *be, uint64_t seed)
+{
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            check_gemm(be, ta, tb, 97, 45, 800, 1.5f, 0.0f, 1, seed += 10);   /* 3 K blocks */
+            check_gemm(be, ta, tb, 120, 1601, 70, 0.5f, 1.0f, 3, seed += 10); /* 3 N blocks */
+            check_gemm(be, ta, tb, 205, 64, 385, 1.0f, 0.3f, 0, seed += 10);  /* K = 384 + 1 */
+            check_gemm(be, ta, tb, 100, 33, 16, -0.7f, 1.0f, 2, seed += 10);  /* N = 32 + 1 */
+        }
+}
+
+static void test_gemm_avx512_blocking(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    fprintf(stderr, "layer GEMM: %s\n", poa_cpu_gemm_impl());
+    gemm_blocking_cases(be, 1000);
+    setenv("POA_CPU_GEMM", "blas", 1);
+    fprintf(stderr, "layer GEMM: %s (POA_CPU_GEMM=blas)\n", poa_cpu_gemm_impl());
+    gemm_blocking_cases(be, 1000);
+    unsetenv("POA_CPU_GEMM");
+    poa_backend_destroy(be);
+}
+
+/* Two GEMMs at once, one per thread of an outer parallel region: each runs on its caller alone,
+ * with its own packing buffer. */
+static void test_gemm_inside_parallel(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    int failures = 0;
+#pragma omp parallel num_threads(2) reduction(+ : failures)
+    {
+        const int t = omp_get_thread_num();
+        const int M = 150 + 7 * t, N = 100 + 30 * t, K = 420;
+        float *A = rand_floats((size_t) M * K, -1, 1, 40 + t);
+        float *B = rand_floats((size_t) N * K, -1, 1, 50 + t);
+        float *C = rand_floats((size_t) M * N, -1, 1, 60 + t);
+        double *dA = to_double(A, (size_t) M * K), *dB = to_double(B, (size_t) N * K);
+        double *dC = to_double(C, (size_t) M * N);
+        be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, M, N, K, 1.0f, A, K, B, K, 1.0f, C, N);
+        poa_naive_gemm(POA_NO_TRANS, POA_TRANS, M, N, K, 1.0, dA, K, dB, K, 1.0, dC, N);
+        failures += !close_all("gemm inside a parallel region", C, dC, (size_t) M * N,
+                               1e-5 * (K + 1), 1e-5);
+        free(A), free(B), free(C), free(dA), free(dB), free(dC);
+    }
+    assert_int_equal(failures, 0);
     poa_backend_destroy(be);
 }
 
@@ -575,6 +633,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_views),
+        cmocka_unit_test(test_gemm_avx512_blocking),
+        cmocka_unit_test(test_gemm_inside_parallel),
         cmocka_unit_test(test_gemm_strided_batched),
         cmocka_unit_test(test_bias),
         cmocka_unit_test(test_layernorm),

@@ -3,6 +3,7 @@
  * Threading model: see cpu_nn.h. */
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_gemm_avx512.h"
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
 #include "common/poa_error.h"
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef POA_HAVE_OPENBLAS
@@ -72,8 +74,44 @@ void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float 
 /* Below this many multiply-adds a GEMM is not worth waking a second thread. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 18)
 
+/* The GEMMs go to cpu_gemm_avx512.c where the CPU has AVX-512F and the product is at least one
+ * 32-column tile wide and 16 deep, unless POA_CPU_GEMM=blas forces BLAS.  The choice must not
+ * depend on M: M counts images × tokens, and a row of C must come out the same whatever the
+ * batch (data-parallel runs are checked against single-rank ones to fp32 reduction order). */
+static int gemm_avx512(int N, int K)
+{
+#ifdef POA_CPU_GEMM_AVX512
+    if (N < 32 || K < 16) return 0;
+    const char *e = getenv("POA_CPU_GEMM");
+    if (e && strcmp(e, "blas") == 0) return 0;
+    return poa_cpu_gemm_avx512_usable();
+#else
+    (void) N, (void) K;
+    return 0;
+#endif
+}
+
+const char *poa_cpu_gemm_impl(void)
+{
+    return gemm_avx512(384, 384) ? "avx512" : "blas";
+}
+
 void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+#ifdef POA_CPU_GEMM_AVX512
+    if (K > 0 && gemm_avx512(N, K)) {
+        poa_cpu_gemm_avx512(ta != POA_NO_TRANS, tb != POA_NO_TRANS, M, N, K, alpha, A, lda, B, ldb,
+                            beta, C, ldc);
+        return;
+    }
+#endif
+    poa_cpu_gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void poa_cpu_gemm_blas(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();

@@ -18,10 +18,20 @@ void poa_cpu_set_threads(int n);
 /* The thread count the CPU ops use. */
 int poa_cpu_get_threads(void);
 
-/* C = alpha op(A) op(B) + beta C (row-major), split over the OpenMP threads; BLAS inside is
- * single-threaded.  Safe to call from inside a parallel region (then it runs on the caller). */
+/* C = alpha op(A) op(B) + beta C (row-major), split over the OpenMP threads.  Products at least
+ * 32 columns wide and 16 deep run in the backend's own AVX-512 GEMM
+ * (cpu_gemm_avx512.c) where the CPU has AVX-512F; the others, and all of them under
+ * POA_CPU_GEMM=blas in the environment (read on every call), in BLAS split into one panel per
+ * thread, BLAS itself single-threaded.  Safe to call from inside a parallel region (then it
+ * runs on the caller). */
 void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The GEMM the layer shapes get now: "avx512" or "blas" (see poa_cpu_gemm). */
+const char *poa_cpu_gemm_impl(void);
+/* poa_cpu_gemm's BLAS path alone: one panel per thread, BLAS single-threaded in each (the
+ * benchmarks' "BLAS sgemm" reference). */
+void poa_cpu_gemm_blas(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 /* Single-threaded BLAS GEMM on the calling thread (for use inside parallel regions). */
 void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,

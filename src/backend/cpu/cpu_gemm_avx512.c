@@ -1,0 +1,292 @@
+/* cpu_gemm_avx512.c — an AVX-512 sgemm for the layer GEMMs of the CPU backend (issue #3).
+ *
+ * Why not BLAS: the model's GEMMs are tall and thin — 1576 token rows against 384–1536 columns
+ * at ViT-S/16 — and three of every four are transposed (forward: x Wᵀ; weight gradient:
+ * dyᵀ x).  OpenBLAS 0.3.21 (SkylakeX kernels) ran them at 80–135 GFLOP/s on one core of the
+ * development VM against ~150 for one core's FMA peak, the weight-gradient (TN) shapes slowest;
+ * BLIS 0.9 (skx) was no faster.  With both vCPUs busy the GEMMs fell to half the two-core peak.
+ *
+ * The structure is the classic blocked one (Goto; BLIS's loop order), written for row-major C
+ * with the vector lanes along N:
+ *
+ *   for each K block (kc ≤ 384):  for each N block (nc ≤ 768):
+ *     pack B[kc, nc] into NR-column micro-panels, k-major       (shared, ~1.2 MB: stays in L2)
+ *     for each MR-row micro-panel of A (threads take them dynamically):
+ *       pack A[MR, kc] k-major                                   (per thread, 18 KB: L1)
+ *       for each micro-panel of B: C[MR, NR] (+)= alpha · Ap · Bp  (the micro-kernel)
+ *
+ * The micro-kernel keeps the 12 × 32 tile of C in 24 zmm accumulators; per k it loads two
+ * vectors of B (from L2: 128 bytes per 24 FMAs) and broadcasts 12 values of A (from L1).  The
+ * packs make every operand layout (N or T) look the same to it, zero-pad ragged edges so it
+ * always runs whole vectors, and turn strided rows into one contiguous stream.  Only the C
+ * stores of a ragged tile are masked.
+ *
+ * Load balance: the A micro-panels are handed out one at a time (dynamic schedule), so a thread
+ * whose vCPU the host slows down takes fewer of them instead of holding the other at the
+ * barrier — on the development VM one vCPU ran at half speed for seconds at a time.
+ *
+ * Memory: the shared B pack lives in a buffer owned by the calling thread, allocated on its
+ * first GEMM (at most 1.2 MB) and kept; the A pack is on each thread's stack.  Nothing is
+ * allocated per call after the first.
+ *
+ * Every function carries target("avx512f") instead of the file being compiled with -mavx512f:
+ * the library stays baseline x86-64, and cpu_nn.c calls in only after
+ * poa_cpu_gemm_avx512_usable(). */
+#include "backend/cpu/cpu_gemm_avx512.h"
+
+#ifdef POA_CPU_GEMM_AVX512
+#include <immintrin.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TGT        __attribute__((target("avx512f")))
+#define TGT_NOINLINE __attribute__((noinline, target("avx512f")))
+#define TGT_INLINE static inline __attribute__((always_inline, target("avx512f")))
+
+enum {
+    MR     = 12,  /* rows of the register tile (broadcast operand) */
+    NR     = 32,  /* columns of the register tile: two zmm */
+    KC_MAX = 384, /* depth of a block: the A micro-panel (MR × kc floats) stays in L1 */
+    NC_MAX = 768, /* width of a block: the B pack (kc × nc floats) stays in L2 */
+};
+
+/* Below this many multiply-adds a GEMM runs on one thread. */
+#define PARALLEL_MIN_FLOPS (1 << 18)
+
+int poa_cpu_gemm_avx512_usable(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
+}
+
+static __mmask16 lanes(int n)
+{
+    return n >= 16 ? (__mmask16) 0xFFFF : n <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << n) - 1);
+}
+
+/* ------------------------------------------------------------------------ micro-kernel */
+/* C[mr, nr] = alpha · Σ_k a(r, k) Bp[k, :] (+ C when accumulate), a(r, k) = A[r·rs + k·ks];
+ * Bp: [kc][NR], 64-byte aligned and zero-padded.  mr ≤ MR, nr ≤ NR: the rows and columns of
+ * C that exist; A must have all MR rows.  rs and ks are constants in the packed instance. */
+TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t ks,
+                            const float *restrict Bp, float *restrict C, size_t ldc, float alpha,
+                            int accumulate, int mr, int nr)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    /* Ask for the tile of C now; it is read (or written) after the k loop. */
+    for (int r = 0; r < mr; r++) {
+        _mm_prefetch((const char *) (C + (size_t) r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *) (C + (size_t) r * ldc + 16), _MM_HINT_T0);
+    }
+    for (int k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(Bp), b1 = _mm512_load_ps(Bp + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < MR; r++) {
+            const __m512 a = _mm512_set1_ps(A[r * rs]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+        A += ks;
+        Bp += NR;
+    }
+    const __m512 al = _mm512_set1_ps(alpha);
+    const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+#pragma GCC unroll 12
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr) break;
+        float *c = C + (size_t) r * ldc;
+        /* C + alpha·acc in one rounding (an FMA), as OpenBLAS's kernels store */
+        const __m512 c0 = accumulate ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
+        const __m512 c1 = accumulate ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(acc[r][0], al, c0));
+        _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(acc[r][1], al, c1));
+    }
+}
+
+/* A packed as Ap[k][MR] (zero-padded rows past mr). */
+TGT_NOINLINE static void kernel_packed(int kc, const float *Ap, const float *Bp, float *C,
+                                       size_t ldc, float alpha, int accumulate, int mr, int nr)
+{
+    kernel_body(kc, Ap, 1, MR, Bp, C, ldc, alpha, accumulate, mr, nr);
+}
+
+/* A read in place from MR whole rows lda apart (a row-major op(A)): the MR × kc block is
+ * reused from L1 across the B micro-panels, so packing it would only add a pass. */
+TGT_NOINLINE static void kernel_rows(int kc, const float *A, size_t lda, const float *Bp, float *C,
+                                     size_t ldc, float alpha, int accumulate, int nr)
+{
+    kernel_body(kc, A, lda, 1, Bp, C, ldc, alpha, accumulate, MR, nr);
+}
+
+/* ------------------------------------------------------------------------ packing */
+/* One NR-column micro-panel of op(B) rows [0, kc), columns [0, nr): dst[k][c], zero past nr.
+ * B points at op(B)[k0, j0]. */
+TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, size_t ldb, float *dst)
+{
+    const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+    if (!tb) { /* op(B)[k, c] = B[k·ldb + c]: rows of B are rows of the panel */
+        for (int k = 0; k < kc; k++, B += ldb, dst += NR) {
+            _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m0, B));
+            _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m1, B + 16));
+        }
+        return;
+    }
+    /* op(B)[k, c] = B[c·ldb + k]: gather column k of the nr stored rows. */
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int) ldb));
+    const float *B16 = B + 16 * ldb;
+    for (int k = 0; k < kc; k++, dst += NR) {
+        _mm512_store_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, B + k, 4));
+        _mm512_store_ps(dst + 16,
+                        m1 ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, idx, B16 + k, 4)
+                           : _mm512_setzero_ps());
+    }
+}
+
+/* One MR-row micro-panel of op(A) rows [0, mr), columns [0, kc): dst[k][r], zero past mr.
+ * A points at op(A)[i0, k0]. */
+TGT_NOINLINE static void pack_a_panel(int ta, int kc, int mr, const float *A, size_t lda, float *dst)
+{
+    const __mmask16 m = lanes(mr), keep = lanes(MR);
+    if (ta) { /* op(A)[r, k] = A[k·lda + r]: MR contiguous floats per k */
+        for (int k = 0; k < kc; k++, A += lda, dst += MR)
+            _mm512_mask_storeu_ps(dst, keep, _mm512_maskz_loadu_ps(m, A));
+        return;
+    }
+    /* op(A)[r, k] = A[r·lda + k]: gather column k of the mr rows. */
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int) lda));
+    for (int k = 0; k < kc; k++, dst += MR)
+        _mm512_mask_storeu_ps(dst, keep,
+                              _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, A + k, 4));
+}
+
+/* ------------------------------------------------------------------------ driver */
+typedef struct gemm_args {
+    int ta, tb, M, N, K;
+    float alpha;
+    const float *A, *B;
+    size_t lda, ldb, ldc;
+    float *C;
+    int accumulate_first; /* 1: the first K block adds onto C (beta was 1 or C was pre-scaled) */
+    int kc, nc;           /* nominal block sizes (the last block of each may be smaller) */
+    float *Bp;            /* shared B pack, kc × nc floats, 64-byte aligned */
+} gemm_args;
+
+static const float *a_at(const gemm_args *g, int i, int k)
+{
+    return g->ta ? g->A + (size_t) k * g->lda + i : g->A + (size_t) i * g->lda + k;
+}
+
+static const float *b_at(const gemm_args *g, int k, int j)
+{
+    return g->tb ? g->B + (size_t) j * g->ldb + k : g->B + (size_t) k * g->ldb + j;
+}
+
+/* Work items per A micro-panel: with few rows (the heads' class tokens) the B micro-panels are
+ * shared out too, so that every thread gets a few items.  Which thread computes a tile never
+ * changes its arithmetic. */
+static int column_groups(int rows, int panels, int threads)
+{
+    const int want = 4 * threads;
+    if (threads <= 1 || rows >= want) return 1;
+    const int g = (want + rows - 1) / rows;
+    return g < panels ? g : panels;
+}
+
+/* One (K block, N block): pack B cooperatively, then the A micro-panels, dynamically.  Called
+ * by every thread of the team (orphaned worksharing; each loop ends with a barrier). */
+TGT static void run_block(const gemm_args *g, int k0, int kc, int j0, int nc, float *Ap)
+{
+    const int panels = (nc + NR - 1) / NR, rows = (g->M + MR - 1) / MR;
+#pragma omp for schedule(static)
+    for (int p = 0; p < panels; p++) {
+        const int j = j0 + p * NR, nr = nc - p * NR < NR ? nc - p * NR : NR;
+        pack_b_panel(g->tb, kc, nr, b_at(g, k0, j), g->ldb, g->Bp + (size_t) p * kc * NR);
+    }
+    const int accumulate = k0 > 0 || g->accumulate_first;
+    const int groups = column_groups(rows, panels, omp_get_num_threads());
+#pragma omp for schedule(dynamic, 1)
+    for (int item = 0; item < rows * groups; item++) {
+        const int ib = item / groups, grp = item % groups;
+        const int i = ib * MR, mr = g->M - i < MR ? g->M - i : MR;
+        const int in_place = !g->ta && mr == MR; /* whole rows of a row-major op(A) */
+        if (!in_place) pack_a_panel(g->ta, kc, mr, a_at(g, i, k0), g->lda, Ap);
+        float *c = g->C + (size_t) i * g->ldc + j0;
+        const int p_end = (grp + 1) * panels / groups;
+        for (int p = grp * panels / groups; p < p_end; p++) {
+            const int nr = nc - p * NR < NR ? nc - p * NR : NR;
+            const float *bp = g->Bp + (size_t) p * kc * NR;
+            if (in_place)
+                kernel_rows(kc, a_at(g, i, k0), g->lda, bp, c + p * NR, g->ldc, g->alpha,
+                            accumulate, nr);
+            else
+                kernel_packed(kc, Ap, bp, c + p * NR, g->ldc, g->alpha, accumulate, mr, nr);
+        }
+    }
+}
+
+TGT static void run_all_blocks(const gemm_args *g)
+{
+    float Ap[MR * KC_MAX] __attribute__((aligned(64)));
+    for (int k0 = 0; k0 < g->K; k0 += g->kc) {
+        const int kc = g->K - k0 < g->kc ? g->K - k0 : g->kc;
+        for (int j0 = 0; j0 < g->N; j0 += g->nc) {
+            const int nc = g->N - j0 < g->nc ? g->N - j0 : g->nc;
+            run_block(g, k0, kc, j0, nc, Ap);
+        }
+    }
+}
+
+/* Blocks of at most `cap` of `n`, as even as possible, rounded up to `align`. */
+static int even_block(int n, int cap, int align)
+{
+    const int count = (n + cap - 1) / cap;
+    const int b = (n + count - 1) / count;
+    return (b + align - 1) / align * align;
+}
+
+/* The calling thread's B pack buffer (grown on demand; kept for the thread's life). */
+static float *b_pack_buffer(size_t floats)
+{
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (floats > cap) {
+        free(buf);
+        buf = aligned_alloc(64, floats * sizeof(float));
+        cap = buf ? floats : 0;
+    }
+    return buf;
+}
+
+static void scale_c(float *C, size_t ldc, int M, int N, float beta)
+{
+#pragma omp parallel for if ((double) M * N > 65536 && !omp_in_parallel())
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t) i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, sizeof(float) * (size_t) N);
+        else
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_args g = {ta, tb, M, N, K, alpha, A, B, (size_t) lda, (size_t) ldb, (size_t) ldc, C,
+                   beta != 0.0f, even_block(K, KC_MAX, 1), even_block(N, NC_MAX, NR), NULL};
+    if (beta != 0.0f && beta != 1.0f) scale_c(C, g.ldc, M, N, beta);
+    g.Bp = b_pack_buffer((size_t) g.kc * g.nc);
+    if (!g.Bp) abort(); /* 1.2 MB once per thread; out of memory here has no way back */
+    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if ((double) M * N * K < PARALLEL_MIN_FLOPS) nt = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    run_all_blocks(&g);
+}
+#endif

@@ -1,0 +1,27 @@
+/* cpu_gemm_avx512.h — the CPU backend's own AVX-512 single-precision GEMM; internal to
+ * src/backend/cpu (cpu_nn.c chooses between it and BLAS).
+ *
+ * Compiled with per-function target attributes (POA_CPU_GEMM_AVX512 defined on x86-64 with GCC
+ * or clang) so that the library stays baseline x86-64; call it only when
+ * poa_cpu_gemm_avx512_usable() says the CPU runs AVX-512F. */
+#ifndef POA_BACKEND_CPU_GEMM_AVX512_H
+#define POA_BACKEND_CPU_GEMM_AVX512_H
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define POA_CPU_GEMM_AVX512 1
+#endif
+
+#ifdef POA_CPU_GEMM_AVX512
+/* 1 if the CPU runs AVX-512F (and the OS saves the zmm registers). */
+int poa_cpu_gemm_avx512_usable(void);
+
+/* Row-major C[M, N] = alpha · op(A) op(B) + beta · C, as cblas_sgemm with CblasRowMajor:
+ * op(A) is [M, K] (A stored [K, M] when ta), op(B) is [K, N] (B stored [N, K] when tb).
+ * M, N, K > 0.  Spreads the work over the OpenMP threads unless called inside a parallel
+ * region (then it runs on the calling thread alone).  Sums run over k in ascending order within
+ * blocks of at most 384, the blocks added to C in order, as a blocked BLAS does. */
+void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc);
+#endif
+
+#endif
