@@ -7,6 +7,7 @@
 #include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -293,27 +294,35 @@ static void attention_fwd_head(float *out, int ldout, float *probs, const float 
                         out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
 }
 
-/* Pairs over the threads: the BLAS path takes them one at a time (dynamic); the AVX-512
- * kernels prefetch the next pair's operands while they compute, so each thread takes a
- * contiguous range and knows its next pair (the pairs cost the same, so the ranges balance as
- * well as a dynamic schedule would). */
+/* Pairs over the threads, one at a time (dynamic: when the host slows one vCPU the other takes
+ * more pairs).  The AVX-512 kernels prefetch the next pair's operands while they compute, so a
+ * thread claims its next pair before it computes the current one (claim_pair). */
+#ifdef POA_CPU_ATTN_AVX512
+static int claim_pair(atomic_int *next)
+{
+    return atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
+}
+#endif
+
 void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
                            int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
     (void) be;
     const int pairs = B * H, avx = attention_avx512();
+#ifdef POA_CPU_ATTN_AVX512
+    atomic_int next_pair = 0;
+#endif
 #pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
     {
         float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
 #ifdef POA_CPU_ATTN_AVX512
         if (avx) {
-            size_t lo, hi;
-            poa_cpu_share((size_t) pairs, 1, &lo, &hi);
-            for (int bh = (int) lo; bh < (int) hi; bh++) {
-                const int b = bh / H, h = bh % H, n = bh + 1;
+            for (int bh = claim_pair(&next_pair), n; bh < pairs; bh = n) {
+                n = claim_pair(&next_pair);
+                const int b = bh / H, h = bh % H;
                 const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
                 const float *next_q =
-                    n < (int) hi ? head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q : NULL;
+                    n < pairs ? head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q : NULL;
                 poa_cpu_attn_avx512_fwd_head(out + (size_t) b * T * ldout + (size_t) h * Dh, ldout,
                                              probs + (size_t) bh * T * T, hv.q, hv.k, hv.v, ldqkv,
                                              T, Dh, scale, scr, next_q);
@@ -371,19 +380,21 @@ void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float
 {
     (void) be;
     const int pairs = B * H, avx = attention_avx512();
+#ifdef POA_CPU_ATTN_AVX512
+    atomic_int next_pair = 0;
+#endif
 #pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
     {
         float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
 #ifdef POA_CPU_ATTN_AVX512
         if (avx) {
-            size_t lo, hi;
-            poa_cpu_share((size_t) pairs, 1, &lo, &hi);
-            for (int bh = (int) lo; bh < (int) hi; bh++) {
-                const int b = bh / H, h = bh % H, n = bh + 1;
+            for (int bh = claim_pair(&next_pair), n; bh < pairs; bh = n) {
+                n = claim_pair(&next_pair);
+                const int b = bh / H, h = bh % H;
                 const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
                 float *dq = dqkv + (size_t) b * T * lddqkv + (size_t) h * Dh;
                 const float *next_q = NULL, *next_dO = NULL;
-                if (n < (int) hi) {
+                if (n < pairs) {
                     next_q = head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q;
                     next_dO = dout + (size_t) (n / H) * T * lddout + (size_t) (n % H) * Dh;
                 }
