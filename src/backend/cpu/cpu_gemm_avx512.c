@@ -40,13 +40,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TGT        __attribute__((target("avx512f")))
+#define TGT          __attribute__((target("avx512f")))
 #define TGT_NOINLINE __attribute__((noinline, target("avx512f")))
-#define TGT_INLINE static inline __attribute__((always_inline, target("avx512f")))
+#define TGT_INLINE   static inline __attribute__((always_inline, target("avx512f")))
 
 enum {
-    MR     = 12,  /* rows of the register tile (broadcast operand) */
-    NR     = 32,  /* columns of the register tile: two zmm */
+    MR = 12,      /* rows of the register tile (broadcast operand) */
+    NR = 32,      /* columns of the register tile: two zmm */
     KC_MAX = 384, /* depth of a block: the A micro-panel (MR × kc floats) stays in L1 */
     NC_MAX = 768, /* width of a block: the B pack (kc × nc floats) stays in L2 */
 };
@@ -124,7 +124,8 @@ TGT_NOINLINE static void kernel_rows(int kc, const float *A, size_t lda, const f
 /* ------------------------------------------------------------------------ packing */
 /* One NR-column micro-panel of op(B) rows [0, kc), columns [0, nr): dst[k][c], zero past nr.
  * B points at op(B)[k0, j0]. */
-TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, size_t ldb, float *dst)
+TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, size_t ldb,
+                                      float *dst)
 {
     const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
     if (!tb) { /* op(B)[k, c] = B[k·ldb + c]: rows of B are rows of the panel */
@@ -135,9 +136,9 @@ TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, si
         return;
     }
     /* op(B)[k, c] = B[c·ldb + k]: gather column k of the nr stored rows. */
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int) ldb));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int) ldb));
     const float *B16 = B + 16 * ldb;
     for (int k = 0; k < kc; k++, dst += NR) {
         _mm512_store_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, B + k, 4));
@@ -149,7 +150,8 @@ TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, si
 
 /* One MR-row micro-panel of op(A) rows [0, mr), columns [0, kc): dst[k][r], zero past mr.
  * A points at op(A)[i0, k0]. */
-TGT_NOINLINE static void pack_a_panel(int ta, int kc, int mr, const float *A, size_t lda, float *dst)
+TGT_NOINLINE static void pack_a_panel(int ta, int kc, int mr, const float *A, size_t lda,
+                                      float *dst)
 {
     const __mmask16 m = lanes(mr), keep = lanes(MR);
     if (ta) { /* op(A)[r, k] = A[k·lda + r]: MR contiguous floats per k */
@@ -158,9 +160,9 @@ TGT_NOINLINE static void pack_a_panel(int ta, int kc, int mr, const float *A, si
         return;
     }
     /* op(A)[r, k] = A[r·lda + k]: gather column k of the mr rows. */
-    const __m512i idx = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32((int) lda));
+    const __m512i idx =
+        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                           _mm512_set1_epi32((int) lda));
     for (int k = 0; k < kc; k++, dst += MR)
         _mm512_mask_storeu_ps(dst, keep,
                               _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, A + k, 4));
@@ -279,8 +281,22 @@ static void scale_c(float *C, size_t ldc, int M, int N, float beta)
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                          const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm_args g = {ta, tb, M, N, K, alpha, A, B, (size_t) lda, (size_t) ldb, (size_t) ldc, C,
-                   beta != 0.0f, even_block(K, KC_MAX, 1), even_block(N, NC_MAX, NR), NULL};
+    gemm_args g = {ta,
+                   tb,
+                   M,
+                   N,
+                   K,
+                   alpha,
+                   A,
+                   B,
+                   (size_t) lda,
+                   (size_t) ldb,
+                   (size_t) ldc,
+                   C,
+                   beta != 0.0f,
+                   even_block(K, KC_MAX, 1),
+                   even_block(N, NC_MAX, NR),
+                   NULL};
     if (beta != 0.0f && beta != 1.0f) scale_c(C, g.ldc, M, N, beta);
     g.Bp = b_pack_buffer((size_t) g.kc * g.nc);
     if (!g.Bp) abort(); /* 1.2 MB once per thread; out of memory here has no way back */
