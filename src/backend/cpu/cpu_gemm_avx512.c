@@ -1,29 +1,34 @@
 /* cpu_gemm_avx512.c — an AVX-512 sgemm for the layer GEMMs of the CPU backend (issue #3).
  *
- * Why not BLAS: the model's GEMMs are tall and thin — 1576 token rows against 384–1536 columns
- * at ViT-S/16 — and three of every four are transposed (forward: x Wᵀ; weight gradient:
- * dyᵀ x).  OpenBLAS 0.3.21 (SkylakeX kernels) ran them at 80–135 GFLOP/s on one core of the
- * development VM against ~150 for one core's FMA peak, the weight-gradient (TN) shapes slowest;
- * BLIS 0.9 (skx) was no faster.  With both vCPUs busy the GEMMs fell to half the two-core peak.
+ * Why not BLAS: on one core this kernel and OpenBLAS 0.3.21 (SkylakeX kernels) are equally
+ * fast — 100–135 GFLOP/s on the ViT layer shapes in a training step, 150–160 on cache-resident
+ * data, the core's FMA peak (BLIS 0.9 skx was no faster) — but the CPU backend splits every GEMM
+ * over its OpenMP threads itself, and with BLAS that meant one single-threaded call per thread
+ * on a fixed half of the rows: each thread packed all of B, and a thread whose vCPU the host
+ * slowed held the other at the end.  Here the threads pack each B block once, together, and take
+ * the rows 12 at a time (ViT-S steps on two threads 9–14 % faster, src/model/README.md).  And a
+ * kernel of our own lets the backend choose it by N and K alone, so that a row's result never
+ * depends on how many rows (images) share the call.
  *
  * The structure is the classic blocked one (Goto; BLIS's loop order), written for row-major C
  * with the vector lanes along N:
  *
  *   for each K block (kc ≤ 384):  for each N block (nc ≤ 768):
- *     pack B[kc, nc] into NR-column micro-panels, k-major       (shared, ~1.2 MB: stays in L2)
+ *     pack B[kc, nc] into NR-column micro-panels, k-major       (shared, ≤ 1.2 MB: stays in L2)
  *     for each MR-row micro-panel of A (threads take them dynamically):
- *       pack A[MR, kc] k-major                                   (per thread, 18 KB: L1)
- *       for each micro-panel of B: C[MR, NR] (+)= alpha · Ap · Bp  (the micro-kernel)
+ *       pack A[MR, kc] k-major unless op(A) is row-major         (per thread, 18 KB)
+ *       for each micro-panel of B: C[MR, NR] (+)= alpha · A · Bp  (the micro-kernel)
  *
  * The micro-kernel keeps the 12 × 32 tile of C in 24 zmm accumulators; per k it loads two
- * vectors of B (from L2: 128 bytes per 24 FMAs) and broadcasts 12 values of A (from L1).  The
- * packs make every operand layout (N or T) look the same to it, zero-pad ragged edges so it
- * always runs whole vectors, and turn strided rows into one contiguous stream.  Only the C
- * stores of a ragged tile are masked.
+ * vectors of B (from L2: 128 bytes per 24 FMAs) and broadcasts 12 values of A.  The B pack makes
+ * both layouts of B look the same to it, zero-pads ragged edges so it always runs whole vectors,
+ * and turns strided rows into one contiguous stream; a row-major op(A) is read in place (its
+ * 12 × kc block is reused across all B micro-panels, so a pack would only add a pass).  Only the
+ * C stores of a ragged tile are masked; C + alpha·acc is one FMA rounding, as in OpenBLAS.
  *
- * Load balance: the A micro-panels are handed out one at a time (dynamic schedule), so a thread
- * whose vCPU the host slows down takes fewer of them instead of holding the other at the
- * barrier — on the development VM one vCPU ran at half speed for seconds at a time.
+ * Load balance: the A micro-panels are handed out one at a time (dynamic schedule); with few rows
+ * (the heads' class tokens) the B micro-panels are shared out too.  Which thread computes a tile
+ * never changes its arithmetic: results do not depend on the thread count.
  *
  * Memory: the shared B pack lives in a buffer owned by the calling thread, allocated on its
  * first GEMM (at most 1.2 MB) and kept; the A pack is on each thread's stack.  Nothing is
@@ -33,6 +38,7 @@
  * the library stays baseline x86-64, and cpu_nn.c calls in only after
  * poa_cpu_gemm_avx512_usable(). */
 #include "backend/cpu/cpu_gemm_avx512.h"
+#include "common/poa_error.h"
 
 #ifdef POA_CPU_GEMM_AVX512
 #include <immintrin.h>
@@ -261,7 +267,9 @@ static float *b_pack_buffer(size_t floats)
     if (floats > cap) {
         free(buf);
         buf = aligned_alloc(64, floats * sizeof(float));
-        cap = buf ? floats : 0;
+        POA_CHECK(buf != NULL, "out of host memory allocating the GEMM's %zu-byte pack buffer",
+                  floats * sizeof(float));
+        cap = floats;
     }
     return buf;
 }
@@ -298,8 +306,7 @@ void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const
                    even_block(N, NC_MAX, NR),
                    NULL};
     if (beta != 0.0f && beta != 1.0f) scale_c(C, g.ldc, M, N, beta);
-    g.Bp = b_pack_buffer((size_t) g.kc * g.nc);
-    if (!g.Bp) abort(); /* 1.2 MB once per thread; out of memory here has no way back */
+    g.Bp = b_pack_buffer((size_t) g.kc * g.nc); /* ≤ 1.2 MB, once per calling thread */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double) M * N * K < PARALLEL_MIN_FLOPS) nt = 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
