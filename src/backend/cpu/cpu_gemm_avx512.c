@@ -72,12 +72,13 @@ static __mmask16 lanes(int n)
 }
 
 /* ------------------------------------------------------------------------ micro-kernel */
-/* C[mr, nr] = alpha · Σ_k a(r, k) Bp[k, :] (+ C when accumulate), a(r, k) = A[r·rs + k·ks];
+/* C[mr, nr] = alpha · Σ_k a(r, k) Bp[k, :] + cbeta · C (C not read when cbeta is 0),
+ * a(r, k) = A[r·rs + k·ks];
  * Bp: [kc][NR], 64-byte aligned and zero-padded.  mr ≤ MR, nr ≤ NR: the rows and columns of
  * C that exist; A must have all MR rows.  rs and ks are constants in the packed instance. */
 TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t ks,
                             const float *restrict Bp, float *restrict C, size_t ldc, float alpha,
-                            int accumulate, int mr, int nr)
+                            float cbeta, int mr, int nr)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
@@ -98,15 +99,18 @@ TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t k
         A += ks;
         Bp += NR;
     }
-    const __m512 al = _mm512_set1_ps(alpha);
+    const __m512 al = _mm512_set1_ps(alpha), cb = _mm512_set1_ps(cbeta);
     const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         float *c = C + (size_t) r * ldc;
         /* C + alpha·acc in one rounding (an FMA), as OpenBLAS's kernels store */
-        const __m512 c0 = accumulate ? _mm512_maskz_loadu_ps(m0, c) : _mm512_setzero_ps();
-        const __m512 c1 = accumulate ? _mm512_maskz_loadu_ps(m1, c + 16) : _mm512_setzero_ps();
+        __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+        if (cbeta != 0.0f) {
+            c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, c), cb);
+            c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, c + 16), cb);
+        }
         _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(acc[r][0], al, c0));
         _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(acc[r][1], al, c1));
     }
@@ -114,17 +118,17 @@ TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t k
 
 /* A packed as Ap[k][MR] (zero-padded rows past mr). */
 TGT_NOINLINE static void kernel_packed(int kc, const float *Ap, const float *Bp, float *C,
-                                       size_t ldc, float alpha, int accumulate, int mr, int nr)
+                                       size_t ldc, float alpha, float cbeta, int mr, int nr)
 {
-    kernel_body(kc, Ap, 1, MR, Bp, C, ldc, alpha, accumulate, mr, nr);
+    kernel_body(kc, Ap, 1, MR, Bp, C, ldc, alpha, cbeta, mr, nr);
 }
 
 /* A read in place from MR whole rows lda apart (a row-major op(A)): the MR × kc block is
  * reused from L1 across the B micro-panels, so packing it would only add a pass. */
 TGT_NOINLINE static void kernel_rows(int kc, const float *A, size_t lda, const float *Bp, float *C,
-                                     size_t ldc, float alpha, int accumulate, int nr)
+                                     size_t ldc, float alpha, float cbeta, int nr)
 {
-    kernel_body(kc, A, lda, 1, Bp, C, ldc, alpha, accumulate, MR, nr);
+    kernel_body(kc, A, lda, 1, Bp, C, ldc, alpha, cbeta, MR, nr);
 }
 
 /* ------------------------------------------------------------------------ packing */
@@ -181,9 +185,9 @@ typedef struct gemm_args {
     const float *A, *B;
     size_t lda, ldb, ldc;
     float *C;
-    int accumulate_first; /* 1: the first K block adds onto C (beta was 1 or C was pre-scaled) */
-    int kc, nc;           /* nominal block sizes (the last block of each may be smaller) */
-    float *Bp;            /* shared B pack, kc × nc floats, 64-byte aligned */
+    float beta; /* C's factor in the first K block (the later ones add onto C) */
+    int kc, nc; /* nominal block sizes (the last block of each may be smaller) */
+    float *Bp;  /* shared B pack, kc × nc floats, 64-byte aligned */
 } gemm_args;
 
 static const float *a_at(const gemm_args *g, int i, int k)
@@ -217,7 +221,7 @@ TGT static void run_block(const gemm_args *g, int k0, int kc, int j0, int nc, fl
         const int j = j0 + p * NR, nr = nc - p * NR < NR ? nc - p * NR : NR;
         pack_b_panel(g->tb, kc, nr, b_at(g, k0, j), g->ldb, g->Bp + (size_t) p * kc * NR);
     }
-    const int accumulate = k0 > 0 || g->accumulate_first;
+    const float cbeta = k0 > 0 ? 1.0f : g->beta;
     const int groups = column_groups(rows, panels, omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < rows * groups; item++) {
@@ -231,10 +235,10 @@ TGT static void run_block(const gemm_args *g, int k0, int kc, int j0, int nc, fl
             const int nr = nc - p * NR < NR ? nc - p * NR : NR;
             const float *bp = g->Bp + (size_t) p * kc * NR;
             if (in_place)
-                kernel_rows(kc, a_at(g, i, k0), g->lda, bp, c + p * NR, g->ldc, g->alpha,
-                            accumulate, nr);
+                kernel_rows(kc, a_at(g, i, k0), g->lda, bp, c + p * NR, g->ldc, g->alpha, cbeta,
+                            nr);
             else
-                kernel_packed(kc, Ap, bp, c + p * NR, g->ldc, g->alpha, accumulate, mr, nr);
+                kernel_packed(kc, Ap, bp, c + p * NR, g->ldc, g->alpha, cbeta, mr, nr);
         }
     }
 }
@@ -274,38 +278,13 @@ static float *b_pack_buffer(size_t floats)
     return buf;
 }
 
-static void scale_c(float *C, size_t ldc, int M, int N, float beta)
-{
-#pragma omp parallel for if ((double) M * N > 65536 && !omp_in_parallel())
-    for (int i = 0; i < M; i++) {
-        float *c = C + (size_t) i * ldc;
-        if (beta == 0.0f)
-            memset(c, 0, sizeof(float) * (size_t) N);
-        else
-            for (int j = 0; j < N; j++) c[j] *= beta;
-    }
-}
-
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                          const float *B, int ldb, float beta, float *C, int ldc)
 {
-    gemm_args g = {ta,
-                   tb,
-                   M,
-                   N,
-                   K,
-                   alpha,
-                   A,
-                   B,
-                   (size_t) lda,
-                   (size_t) ldb,
-                   (size_t) ldc,
-                   C,
-                   beta != 0.0f,
-                   even_block(K, KC_MAX, 1),
-                   even_block(N, NC_MAX, NR),
-                   NULL};
-    if (beta != 0.0f && beta != 1.0f) scale_c(C, g.ldc, M, N, beta);
+    gemm_args g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
+    g.A = A, g.B = B, g.C = C;
+    g.lda = (size_t) lda, g.ldb = (size_t) ldb, g.ldc = (size_t) ldc;
+    g.kc = even_block(K, KC_MAX, 1), g.nc = even_block(N, NC_MAX, NR);
     g.Bp = b_pack_buffer((size_t) g.kc * g.nc); /* ≤ 1.2 MB, once per calling thread */
     int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if ((double) M * N * K < PARALLEL_MIN_FLOPS) nt = 1;
