@@ -2,10 +2,15 @@
  * control.
  *
  * Threads: every op parallelises with OpenMP, and BLAS runs single-threaded *inside* the OpenMP
- * regions (a GEMM is split into row or column panels, one per thread).  One thread pool for
- * everything means no oversubscription and no OpenBLAS worker spinning against OpenMP workers
- * on a small node.  The thread count therefore follows OMP_NUM_THREADS (or
- * poa_cpu_set_threads); the first GEMM sets OpenBLAS's own pool to one thread.
+ * regions (the AVX-512 GEMM shares its row panels out dynamically; a BLAS GEMM is split into
+ * row or column panels, one per thread).  One thread pool for everything means no
+ * oversubscription and no OpenBLAS worker spinning against OpenMP workers on a small node.  The
+ * thread count therefore follows OMP_NUM_THREADS (or poa_cpu_set_threads); the first GEMM sets
+ * OpenBLAS's own pool to one thread.
+ *
+ * Reproducibility: the ops give bit-identical results whatever the thread count, and a GEMM's
+ * rows do not depend on how many rows share the call — for the BLAS GEMM path only as far as
+ * OpenBLAS's per-shape kernel choice allows (tests/ops/test_ops_threads.c).
  */
 #ifndef POA_BACKEND_CPU_NN_H
 #define POA_BACKEND_CPU_NN_H
