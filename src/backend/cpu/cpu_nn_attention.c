@@ -294,48 +294,76 @@ static void attention_fwd_head(float *out, int ldout, float *probs, const float 
                         out + (size_t) b * T * ldout + (size_t) h * Dh, ldout);
 }
 
-/* Pairs over the threads, one at a time (dynamic: when the host slows one vCPU the other takes
- * more pairs).  The AVX-512 kernels prefetch the next pair's operands while they compute, so a
- * thread claims its next pair before it computes the current one (claim_pair). */
-#ifdef POA_CPU_ATTN_AVX512
+/* One attention op's operands, for the per-pair functions below. */
+typedef struct attn_op {
+    float *out, *probs, *dqkv; /* forward: out, probs; backward: dqkv */
+    const float *qkv, *dout, *P;
+    int ldout, ldqkv, lddqkv, lddout;
+    int B, T, H, Dh, avx;
+    float scale;
+} attn_op;
+
+/* The operands both directions share. */
+static attn_op attn_op_of(const float *qkv, int ldqkv, int B, int T, int H, int Dh, float scale)
+{
+    attn_op op = {0};
+    op.qkv = qkv, op.ldqkv = ldqkv, op.scale = scale, op.avx = attention_avx512();
+    op.B = B, op.T = T, op.H = H, op.Dh = Dh;
+    return op;
+}
+
+/* One (image, head) pair bh; next: the pair this thread computes after it (-1: none). */
+typedef void (*attn_pair_fn)(const attn_op *op, int bh, int next, float *scratch);
+
 static int claim_pair(atomic_int *next)
 {
     return atomic_fetch_add_explicit(next, 1, memory_order_relaxed);
 }
+
+/* Pairs over the threads, one at a time (dynamic: when the host slows one vCPU the other takes
+ * more pairs).  The AVX-512 kernels prefetch the next pair's operands while they compute, so a
+ * thread claims its next pair before it computes the current one.  Each thread has its scratch
+ * slot. */
+static void for_each_pair(const attn_op *op, float *scratch, attn_pair_fn fn)
+{
+    const int pairs = op->B * op->H;
+    atomic_int next_pair = 0;
+#pragma omp parallel num_threads(attention_team(op->B, op->H)) if (pairs > 1)
+    {
+        float *scr = attention_slot_of(scratch, op->T, op->Dh, omp_get_thread_num());
+        for (int bh = claim_pair(&next_pair), n; bh < pairs; bh = n) {
+            n = claim_pair(&next_pair);
+            fn(op, bh, n < pairs ? n : -1, scr);
+        }
+    }
+}
+
+static void fwd_pair(const attn_op *op, int bh, int next, float *scratch)
+{
+    const int H = op->H, T = op->T, Dh = op->Dh, b = bh / H, h = bh % H;
+#ifdef POA_CPU_ATTN_AVX512
+    if (op->avx) {
+        const head_view hv = head_of(op->qkv, op->ldqkv, b, h, T, H, Dh);
+        const float *next_q =
+            next >= 0 ? head_of(op->qkv, op->ldqkv, next / H, next % H, T, H, Dh).q : NULL;
+        poa_cpu_attn_avx512_fwd_head(op->out + (size_t) b * T * op->ldout + (size_t) h * Dh,
+                                     op->ldout, op->probs + (size_t) bh * T * T, hv.q, hv.k, hv.v,
+                                     op->ldqkv, T, Dh, op->scale, scratch, next_q);
+        return;
+    }
 #endif
+    (void) next, (void) scratch;
+    attention_fwd_head(op->out, op->ldout, op->probs, op->qkv, op->ldqkv, b, h, T, H, Dh,
+                       op->scale);
+}
 
 void poa_cpu_attention_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
                            int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H, avx = attention_avx512();
-#ifdef POA_CPU_ATTN_AVX512
-    atomic_int next_pair = 0;
-#endif
-#pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
-    {
-        float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
-#ifdef POA_CPU_ATTN_AVX512
-        if (avx) {
-            for (int bh = claim_pair(&next_pair), n; bh < pairs; bh = n) {
-                n = claim_pair(&next_pair);
-                const int b = bh / H, h = bh % H;
-                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
-                const float *next_q =
-                    n < pairs ? head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q : NULL;
-                poa_cpu_attn_avx512_fwd_head(out + (size_t) b * T * ldout + (size_t) h * Dh, ldout,
-                                             probs + (size_t) bh * T * T, hv.q, hv.k, hv.v, ldqkv,
-                                             T, Dh, scale, scr, next_q);
-            }
-        }
-#endif
-        if (!avx) {
-            (void) scr;
-#pragma omp for schedule(dynamic, 1)
-            for (int bh = 0; bh < pairs; bh++)
-                attention_fwd_head(out, ldout, probs, qkv, ldqkv, bh / H, bh % H, T, H, Dh, scale);
-        }
-    }
+    attn_op op = attn_op_of(qkv, ldqkv, B, T, H, Dh, scale);
+    op.out = out, op.ldout = ldout, op.probs = probs;
+    for_each_pair(&op, scratch, fwd_pair);
 }
 
 /* dS = P ⊙ (dP − rowsum(dP ⊙ P)), in place over dP (softmax backward).  The row sum is an
@@ -374,42 +402,36 @@ static void attention_bwd_head(float *dqkv, int lddqkv, const float *dout, int l
                         lddqkv);
 }
 
+static void bwd_pair(const attn_op *op, int bh, int next, float *scratch)
+{
+    const int H = op->H, T = op->T, Dh = op->Dh, b = bh / H, h = bh % H;
+#ifdef POA_CPU_ATTN_AVX512
+    if (op->avx) {
+        const head_view hv = head_of(op->qkv, op->ldqkv, b, h, T, H, Dh);
+        float *dq = op->dqkv + (size_t) b * T * op->lddqkv + (size_t) h * Dh;
+        const float *next_q = NULL, *next_dO = NULL;
+        if (next >= 0) {
+            next_q = head_of(op->qkv, op->ldqkv, next / H, next % H, T, H, Dh).q;
+            next_dO = op->dout + (size_t) (next / H) * T * op->lddout + (size_t) (next % H) * Dh;
+        }
+        poa_cpu_attn_avx512_bwd_head(
+            dq, dq + (size_t) H * Dh, dq + (size_t) 2 * H * Dh, op->lddqkv,
+            op->dout + (size_t) b * T * op->lddout + (size_t) h * Dh, op->lddout, hv.q, hv.k, hv.v,
+            op->ldqkv, op->P + (size_t) bh * T * T, T, Dh, op->scale, scratch, next_q, next_dO);
+        return;
+    }
+#endif
+    (void) next;
+    attention_bwd_head(op->dqkv, op->lddqkv, op->dout, op->lddout, op->qkv, op->ldqkv, op->P, b, h,
+                       T, H, Dh, op->scale, scratch);
+}
+
 void poa_cpu_attention_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
                            const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
                            int Dh, float scale, float *scratch)
 {
     (void) be;
-    const int pairs = B * H, avx = attention_avx512();
-#ifdef POA_CPU_ATTN_AVX512
-    atomic_int next_pair = 0;
-#endif
-#pragma omp parallel num_threads(attention_team(B, H)) if (pairs > 1)
-    {
-        float *scr = attention_slot_of(scratch, T, Dh, omp_get_thread_num());
-#ifdef POA_CPU_ATTN_AVX512
-        if (avx) {
-            for (int bh = claim_pair(&next_pair), n; bh < pairs; bh = n) {
-                n = claim_pair(&next_pair);
-                const int b = bh / H, h = bh % H;
-                const head_view hv = head_of(qkv, ldqkv, b, h, T, H, Dh);
-                float *dq = dqkv + (size_t) b * T * lddqkv + (size_t) h * Dh;
-                const float *next_q = NULL, *next_dO = NULL;
-                if (n < pairs) {
-                    next_q = head_of(qkv, ldqkv, n / H, n % H, T, H, Dh).q;
-                    next_dO = dout + (size_t) (n / H) * T * lddout + (size_t) (n % H) * Dh;
-                }
-                poa_cpu_attn_avx512_bwd_head(
-                    dq, dq + (size_t) H * Dh, dq + (size_t) 2 * H * Dh, lddqkv,
-                    dout + (size_t) b * T * lddout + (size_t) h * Dh, lddout, hv.q, hv.k, hv.v,
-                    ldqkv, probs + (size_t) bh * T * T, T, Dh, scale, scr, next_q, next_dO);
-            }
-        }
-#endif
-        if (!avx) {
-#pragma omp for schedule(dynamic, 1)
-            for (int bh = 0; bh < pairs; bh++)
-                attention_bwd_head(dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, bh / H, bh % H, T,
-                                   H, Dh, scale, scr);
-        }
-    }
+    attn_op op = attn_op_of(qkv, ldqkv, B, T, H, Dh, scale);
+    op.dqkv = dqkv, op.lddqkv = lddqkv, op.dout = dout, op.lddout = lddout, op.P = probs;
+    for_each_pair(&op, scratch, bwd_pair);
 }
