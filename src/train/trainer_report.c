@@ -135,6 +135,9 @@ void poa_trainer_print_startup(poa_trainer *t, FILE *f)
             PACKAGE_VERSION, t->world, dist_kind_name(dist_kind(t->d)), t->be->name,
             threads ? threads : "(unset)");
     if (strcmp(t->be->name, "cpu") == 0) {
+        char kernels[128];
+        poa_cpu_describe_kernels(kernels, sizeof kernels);
+        fprintf(f, "cpu kernels: %s\n", kernels);
         const char *blas = poa_cpu_blas_core_warning();
         if (blas) fprintf(f, "warning: %s\n", blas);
     }

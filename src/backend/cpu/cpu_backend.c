@@ -2,6 +2,7 @@
  * cpu_nn.c (layers) and cpu_train.c (losses, optimizer, reductions). */
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_nn.h"
 #include "common/poa_error.h"
 
 #include <stdio.h>
@@ -90,10 +91,21 @@ const char *poa_cpu_blas_core_warning(void)
     if (!core || strcasecmp(core, "prescott") != 0) return NULL;
     if (cpu_has_flag("avx512f"))
         return "OpenBLAS uses its Prescott (SSE3) kernels on a CPU with AVX-512; set "
-               "OPENBLAS_CORETYPE=SkylakeX for 3-5x faster GEMMs";
+               "OPENBLAS_CORETYPE=SkylakeX (poa's own AVX-512 GEMM runs the layers, but narrower "
+               "GEMMs and POA_CPU_GEMM=blas go to OpenBLAS, 3-5x slower in these kernels)";
     if (cpu_has_flag("avx2"))
         return "OpenBLAS uses its Prescott (SSE3) kernels on a CPU with AVX2; set "
                "OPENBLAS_CORETYPE=Haswell for 3-5x faster GEMMs";
 #endif
     return NULL;
+}
+
+void poa_cpu_describe_kernels(char *buf, size_t n)
+{
+    const char *core = NULL;
+#ifdef POA_HAVE_OPENBLAS
+    if (openblas_get_corename) core = openblas_get_corename();
+#endif
+    snprintf(buf, n, "gemm %s, attention %s, blas %s", poa_cpu_gemm_impl(),
+             poa_cpu_attention_impl(), core ? core : "(not OpenBLAS)");
 }
