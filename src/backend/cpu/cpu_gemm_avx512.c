@@ -44,7 +44,6 @@
 #include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define TGT          __attribute__((target("avx512f")))
 #define TGT_NOINLINE __attribute__((noinline, target("avx512f")))
@@ -57,9 +56,6 @@ enum {
     NC_MAX = 768, /* width of a block: the B pack (kc × nc floats) stays in L2 */
 };
 
-/* Below this many multiply-adds a GEMM runs on one thread. */
-#define PARALLEL_MIN_FLOPS (1 << 18)
-
 int poa_cpu_gemm_avx512_usable(void)
 {
     __builtin_cpu_init();
@@ -69,6 +65,14 @@ int poa_cpu_gemm_avx512_usable(void)
 static __mmask16 lanes(int n)
 {
     return n >= 16 ? (__mmask16) 0xFFFF : n <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << n) - 1);
+}
+
+/* Lane l: l · ld, the gather offsets (in floats) of 16 rows ld floats apart. */
+TGT_INLINE __m512i row_offsets(size_t ld)
+{
+    return _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int) ld));
 }
 
 /* ------------------------------------------------------------------------ micro-kernel */
@@ -146,9 +150,7 @@ TGT_NOINLINE static void pack_b_panel(int tb, int kc, int nr, const float *B, si
         return;
     }
     /* op(B)[k, c] = B[c·ldb + k]: gather column k of the nr stored rows. */
-    const __m512i idx =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int) ldb));
+    const __m512i idx = row_offsets(ldb);
     const float *B16 = B + 16 * ldb;
     for (int k = 0; k < kc; k++, dst += NR) {
         _mm512_store_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, idx, B + k, 4));
@@ -170,9 +172,7 @@ TGT_NOINLINE static void pack_a_panel(int ta, int kc, int mr, const float *A, si
         return;
     }
     /* op(A)[r, k] = A[r·lda + k]: gather column k of the mr rows. */
-    const __m512i idx =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int) lda));
+    const __m512i idx = row_offsets(lda);
     for (int k = 0; k < kc; k++, dst += MR)
         _mm512_mask_storeu_ps(dst, keep,
                               _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, A + k, 4));
@@ -279,16 +279,14 @@ static float *b_pack_buffer(size_t floats)
 }
 
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, float *C, int ldc)
+                         const float *B, int ldb, float beta, float *C, int ldc, int threads)
 {
     gemm_args g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
     g.A = A, g.B = B, g.C = C;
     g.lda = (size_t) lda, g.ldb = (size_t) ldb, g.ldc = (size_t) ldc;
     g.kc = even_block(K, KC_MAX, 1), g.nc = even_block(N, NC_MAX, NR);
     g.Bp = b_pack_buffer((size_t) g.kc * g.nc); /* ≤ 1.2 MB, once per calling thread */
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if ((double) M * N * K < PARALLEL_MIN_FLOPS) nt = 1;
-#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(threads) if (threads > 1)
     run_all_blocks(&g);
 }
 #endif

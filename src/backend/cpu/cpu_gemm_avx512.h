@@ -17,11 +17,11 @@ int poa_cpu_gemm_avx512_usable(void);
 
 /* Row-major C[M, N] = alpha · op(A) op(B) + beta · C, as cblas_sgemm with CblasRowMajor:
  * op(A) is [M, K] (A stored [K, M] when ta), op(B) is [K, N] (B stored [N, K] when tb).
- * M, N, K > 0.  Spreads the work over the OpenMP threads unless called inside a parallel
- * region (then it runs on the calling thread alone).  Sums run over k in ascending order within
- * blocks of at most 384, the blocks added to C in order, as a blocked BLAS does. */
+ * M, N, K > 0.  Runs on `threads` OpenMP threads (1: on the calling thread alone, as inside a
+ * parallel region); the result does not depend on the count.  Sums run over k in ascending
+ * order within blocks of at most 384, the blocks added to C in order, as a blocked BLAS does. */
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, float *C, int ldc);
+                         const float *B, int ldb, float beta, float *C, int ldc, int threads);
 #endif
 
 #endif

@@ -74,6 +74,13 @@ void poa_cpu_gemm_serial(poa_trans ta, poa_trans tb, int M, int N, int K, float 
 /* Below this many multiply-adds a GEMM is not worth waking a second thread. */
 #define GEMM_PARALLEL_MIN_FLOPS (1 << 18)
 
+/* Threads for one GEMM: all of them, unless already inside a parallel region or too small. */
+static int gemm_threads(int M, int N, int K)
+{
+    if (omp_in_parallel() || (double) M * N * K < GEMM_PARALLEL_MIN_FLOPS) return 1;
+    return omp_get_max_threads();
+}
+
 /* The GEMMs go to cpu_gemm_avx512.c where the CPU has AVX-512F and the product is at least one
  * 32-column tile wide and 16 deep, unless POA_CPU_GEMM=blas forces BLAS.  The choice must not
  * depend on M: M counts images × tokens, and a row of C must come out the same whatever the
@@ -103,7 +110,7 @@ void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, 
 #ifdef POA_CPU_GEMM_AVX512
     if (K > 0 && gemm_avx512(N, K)) {
         poa_cpu_gemm_avx512(ta != POA_NO_TRANS, tb != POA_NO_TRANS, M, N, K, alpha, A, lda, B, ldb,
-                            beta, C, ldc);
+                            beta, C, ldc, gemm_threads(M, N, K));
         return;
     }
 #endif
@@ -114,8 +121,7 @@ void poa_cpu_gemm_blas(poa_trans ta, poa_trans tb, int M, int N, int K, float al
                        int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if ((double) M * N * K < GEMM_PARALLEL_MIN_FLOPS) nt = 1;
+    int nt = gemm_threads(M, N, K);
     if (nt <= 1 || K <= 0) {
         poa_cpu_gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
