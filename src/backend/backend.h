@@ -44,9 +44,11 @@ typedef struct poa_nn_ops {
                                  const float *B, int ldb, long long strideB, float beta, float *C,
                                  int ldc, long long strideC, int batch);
 
-    /* y[r, :cols] = b[:cols] for every row (=): a linear layer's bias, onto which its GEMM then
-     * accumulates (beta 1), which saves BLAS's zeroing pass and a separate bias-add pass.     */
-    void (*broadcast_rows)(poa_backend *be, float *y, int ldy, const float *b, int rows, int cols);
+    /* C[M,N] (=) = alpha * op(A) op(B) + bias[:N] on every row: a linear layer's forward, the
+     * bias added where the GEMM stores C (no separate pass; C is not read).  bias may be NULL. */
+    void (*gemm_bias)(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, const float *bias, float *C,
+                      int ldc);
     /* db[:cols] += sum_r dy[r, :cols]                                                        */
     void (*bias_grad)(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols);
 

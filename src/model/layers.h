@@ -14,9 +14,8 @@ static inline void poa_linear_forward(poa_backend *be, float *y, int ldy, const 
                                       const float *w, int ldw, const float *b, int rows, int n_out,
                                       int n_in, float alpha)
 {
-    if (b) be->nn->broadcast_rows(be, y, ldy, b, rows, n_out);
-    be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, rows, n_out, n_in, alpha, x, ldx, w, ldw,
-                 b ? 1.0f : 0.0f, y, ldy);
+    be->nn->gemm_bias(be, POA_NO_TRANS, POA_TRANS, rows, n_out, n_in, alpha, x, ldx, w, ldw, b, y,
+                      ldy);
 }
 
 /* dW[:n_out, :n_in] += α · dyᵀ x;  db[:n_out] += Σ_rows dy  (db may be NULL). */

@@ -1,7 +1,7 @@
 /* test_ops_dense.c — CPU backend row/column ops against their naive double references and,
  * for backward ops, against central finite differences of L = Σ w ⊙ y:
  * gemm (all transposes, views, the threaded split paths, the AVX-512 GEMM's blocking and its
- * use inside a parallel region), gemm_strided_batched, broadcast_rows,
+ * use inside a parallel region), gemm_bias (a linear layer's forward), gemm_strided_batched,
  * bias_grad, layernorm (+ statistics), gelu (erf form), residual_ls (LayerScale + drop-path
  * scale), gather/scatter_add rows, l2norm, weightnorm. */
 #include <setjmp.h>
@@ -28,8 +28,10 @@
 #define BWD_TOL 1e-4
 
 /* ------------------------------------------------------------------------ GEMM */
-static void check_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
-                       float alpha, float beta, int pad, uint64_t seed)
+/* gemm (bias NULL) or gemm_bias (a bias row; beta must then be 0) on padded views against the
+ * naive double GEMM; the padding columns of C must come back untouched. */
+static void check_gemm_op(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                          float alpha, float beta, const float *bias, int pad, uint64_t seed)
 {
     const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
     const int lda = ac + pad, ldb = bc + pad + 1, ldc = N + pad + 2;
@@ -41,12 +43,35 @@ static void check_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N
             for (int j = 0; j < N; j++) C[(size_t) i * ldc + j] = NAN;
     double *dA = to_double(A, (size_t) ar * lda), *dB = to_double(B, (size_t) br * ldb);
     double *dC = to_double(C, (size_t) M * ldc);
-    be->nn->gemm(be, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (bias)
+        be->nn->gemm_bias(be, ta, tb, M, N, K, alpha, A, lda, B, ldb, bias, C, ldc);
+    else
+        be->nn->gemm(be, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     poa_naive_gemm(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
+    if (bias) {
+        double *db = to_double(bias, (size_t) N);
+        poa_naive_add_bias(dC, ldc, db, M, N);
+        free(db);
+    }
     char what[128];
-    snprintf(what, sizeof what, "gemm ta=%d tb=%d M=%d N=%d K=%d beta=%g", ta, tb, M, N, K, beta);
+    snprintf(what, sizeof what, "%s ta=%d tb=%d M=%d N=%d K=%d beta=%g",
+             bias ? "gemm_bias" : "gemm", ta, tb, M, N, K, beta);
     assert_true(close_view(what, C, dC, M, ldc, ldc, 1e-5 * (K + 1), 1e-5));
     free(A), free(B), free(C), free(dA), free(dB), free(dC);
+}
+
+static void check_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                       float alpha, float beta, int pad, uint64_t seed)
+{
+    check_gemm_op(be, ta, tb, M, N, K, alpha, beta, NULL, pad, seed);
+}
+
+static void check_gemm_bias(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                            float alpha, int pad, uint64_t seed)
+{
+    float *bias = rand_floats((size_t) N, -2, 2, seed + 7);
+    check_gemm_op(be, ta, tb, M, N, K, alpha, 0.0f, bias, pad, seed);
+    free(bias);
 }
 
 static void test_gemm_views(void **state)
@@ -62,13 +87,16 @@ static void test_gemm_views(void **state)
             check_gemm(be, ta, tb, 20, 515, 64, 1.5f, 0.0f, 2, seed += 10); /* split cols */
         }
     check_gemm(be, POA_NO_TRANS, POA_NO_TRANS, 6, 5, 0, 1.0f, 0.5f, 1, seed += 10); /* K = 0 */
+    check_gemm_bias(be, POA_NO_TRANS, POA_TRANS, 6, 5, 0, 1.0f, 1, seed += 10);     /* K = 0 */
+    check_gemm_bias(be, POA_NO_TRANS, POA_TRANS, 13, 11, 9, 0.7f, 2, seed += 10);   /* BLAS */
     poa_backend_destroy(be);
 }
 
 /* The AVX-512 GEMM's blocking (cpu_gemm_avx512.c: 12 × 32 tiles, K blocks ≤ 384, N blocks
  * ≤ 768): ragged last tiles in M (rows % 12) and in N (columns % 32 below and above 16),
  * several K and N blocks with ragged last ones, every transpose, alpha, and beta 0 (C NaN),
- * 1 and other; the same shapes under POA_CPU_GEMM=blas check the test itself. */
+ * 1 and other, with and without a bias row; the same shapes under POA_CPU_GEMM=blas check the
+ * test itself. */
 static void gemm_blocking_cases(poa_backend *be, uint64_t seed)
 {
     for (int ta = 0; ta < 2; ta++)
@@ -77,6 +105,9 @@ static void gemm_blocking_cases(poa_backend *be, uint64_t seed)
             check_gemm(be, ta, tb, 120, 1601, 70, 0.5f, 1.0f, 3, seed += 10); /* 3 N blocks */
             check_gemm(be, ta, tb, 205, 64, 385, 1.0f, 0.3f, 0, seed += 10);  /* K = 384 + 1 */
             check_gemm(be, ta, tb, 100, 33, 16, -0.7f, 1.0f, 2, seed += 10);  /* N = 32 + 1 */
+            /* the bias goes in once, in the first K block, on ragged tiles too */
+            check_gemm_bias(be, ta, tb, 97, 45, 800, 1.5f, 1, seed += 10);
+            check_gemm_bias(be, ta, tb, 13, 1601, 70, 0.5f, 3, seed += 10);
         }
 }
 
@@ -154,6 +185,24 @@ static void test_gemm_strided_batched(void **state)
     poa_backend_destroy(be);
 }
 
+/* gemm_bias rounds as a GEMM with beta 1 onto the bias broadcast into C (how the layer ran
+ * before the bias moved into the GEMM, and what the BLAS path still does): bit for bit. */
+static void test_gemm_bias_rounding(void **state)
+{
+    (void) state;
+    poa_backend *be = cpu_backend();
+    const int M = 75, N = 200, K = 500, ldc = N + 3;
+    float *x = rand_floats((size_t) M * K, -1, 1, 70), *w = rand_floats((size_t) N * K, -1, 1, 71);
+    float *b = rand_floats((size_t) N, -1, 1, 72);
+    float *y = rand_floats((size_t) M * ldc, -1, 1, 73), *y1 = copy_floats(y, (size_t) M * ldc);
+    be->nn->gemm_bias(be, POA_NO_TRANS, POA_TRANS, M, N, K, 0.7f, x, K, w, K, b, y, ldc);
+    for (int r = 0; r < M; r++) memcpy(y1 + (size_t) r * ldc, b, sizeof(float) * N);
+    be->nn->gemm(be, POA_NO_TRANS, POA_TRANS, M, N, K, 0.7f, x, K, w, K, 1.0f, y1, ldc);
+    assert_memory_equal(y, y1, sizeof(float) * (size_t) M * ldc);
+    free(x), free(w), free(b), free(y), free(y1);
+    poa_backend_destroy(be);
+}
+
 /* ------------------------------------------------------------------------ bias */
 typedef struct bias_ctx {
     int rows, cols, ld;
@@ -198,11 +247,6 @@ static void test_bias(void **state)
         float *y = rand_floats((size_t) rows * ld, -1, 1, 400 + k);
         float *b = rand_floats((size_t) cols + 1, -1, 1, 410 + k);
         double *dy = to_double(y, (size_t) rows * ld), *db = to_double(b, (size_t) cols + 1);
-        /* broadcast_rows writes b into each row's first cols values and nothing else */
-        be->nn->broadcast_rows(be, y, ld, b, rows, cols);
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) dy[(size_t) r * ld + c] = db[c];
-        assert_true(close_all("broadcast_rows", y, dy, (size_t) rows * ld, 0, 0));
         /* bias_grad accumulates (+=) into the junk already in b; b[cols] is untouched */
         be->nn->bias_grad(be, b, y, ld, rows, cols);
         poa_naive_bias_grad(db, dy, ld, rows, cols);
@@ -635,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_gemm_views),
         cmocka_unit_test(test_gemm_avx512_blocking),
         cmocka_unit_test(test_gemm_inside_parallel),
+        cmocka_unit_test(test_gemm_bias_rounding),
         cmocka_unit_test(test_gemm_strided_batched),
         cmocka_unit_test(test_bias),
         cmocka_unit_test(test_layernorm),

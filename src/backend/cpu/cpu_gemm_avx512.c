@@ -24,7 +24,9 @@
  * both layouts of B look the same to it, zero-pads ragged edges so it always runs whole vectors,
  * and turns strided rows into one contiguous stream; a row-major op(A) is read in place (its
  * 12 × kc block is reused across all B micro-panels, so a pack would only add a pass).  Only the
- * C stores of a ragged tile are masked; C + alpha·acc is one FMA rounding, as in OpenBLAS.
+ * C stores of a ragged tile are masked; C + alpha·acc is one FMA rounding, as in OpenBLAS.  A
+ * linear layer's bias is added in the same store (first K block), so C is written without being
+ * read and no separate pass broadcasts the bias into C beforehand.
  *
  * Load balance: the A micro-panels are handed out one at a time (dynamic schedule); with few rows
  * (the heads' class tokens) the B micro-panels are shared out too.  Which thread computes a tile
@@ -76,13 +78,13 @@ TGT_INLINE __m512i row_offsets(size_t ld)
 }
 
 /* ------------------------------------------------------------------------ micro-kernel */
-/* C[mr, nr] = alpha · Σ_k a(r, k) Bp[k, :] + cbeta · C (C not read when cbeta is 0),
- * a(r, k) = A[r·rs + k·ks];
+/* C[mr, nr] = alpha · Σ_k a(r, k) Bp[k, :] + cbeta · C + bias (C not read when cbeta is 0;
+ * bias: nr values added to every row, or NULL), a(r, k) = A[r·rs + k·ks];
  * Bp: [kc][NR], 64-byte aligned and zero-padded.  mr ≤ MR, nr ≤ NR: the rows and columns of
  * C that exist; A must have all MR rows.  rs and ks are constants in the packed instance. */
 TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t ks,
                             const float *restrict Bp, float *restrict C, size_t ldc, float alpha,
-                            float cbeta, int mr, int nr)
+                            float cbeta, const float *bias, int mr, int nr)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
@@ -105,15 +107,18 @@ TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t k
     }
     const __m512 al = _mm512_set1_ps(alpha), cb = _mm512_set1_ps(cbeta);
     const __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+    /* The bias is what C would hold had it been broadcast into C first: the same rounding. */
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
         float *c = C + (size_t) r * ldc;
         /* C + alpha·acc in one rounding (an FMA), as OpenBLAS's kernels store */
-        __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+        __m512 c0 = b0, c1 = b1;
         if (cbeta != 0.0f) {
-            c0 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m0, c), cb);
-            c1 = _mm512_mul_ps(_mm512_maskz_loadu_ps(m1, c + 16), cb);
+            c0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, c), cb, b0);
+            c1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, c + 16), cb, b1);
         }
         _mm512_mask_storeu_ps(c, m0, _mm512_fmadd_ps(acc[r][0], al, c0));
         _mm512_mask_storeu_ps(c + 16, m1, _mm512_fmadd_ps(acc[r][1], al, c1));
@@ -122,17 +127,19 @@ TGT_INLINE void kernel_body(int kc, const float *restrict A, size_t rs, size_t k
 
 /* A packed as Ap[k][MR] (zero-padded rows past mr). */
 TGT_NOINLINE static void kernel_packed(int kc, const float *Ap, const float *Bp, float *C,
-                                       size_t ldc, float alpha, float cbeta, int mr, int nr)
+                                       size_t ldc, float alpha, float cbeta, const float *bias,
+                                       int mr, int nr)
 {
-    kernel_body(kc, Ap, 1, MR, Bp, C, ldc, alpha, cbeta, mr, nr);
+    kernel_body(kc, Ap, 1, MR, Bp, C, ldc, alpha, cbeta, bias, mr, nr);
 }
 
 /* A read in place from MR whole rows lda apart (a row-major op(A)): the MR × kc block is
  * reused from L1 across the B micro-panels, so packing it would only add a pass. */
 TGT_NOINLINE static void kernel_rows(int kc, const float *A, size_t lda, const float *Bp, float *C,
-                                     size_t ldc, float alpha, float cbeta, int nr)
+                                     size_t ldc, float alpha, float cbeta, const float *bias,
+                                     int nr)
 {
-    kernel_body(kc, A, lda, 1, Bp, C, ldc, alpha, cbeta, MR, nr);
+    kernel_body(kc, A, lda, 1, Bp, C, ldc, alpha, cbeta, bias, MR, nr);
 }
 
 /* ------------------------------------------------------------------------ packing */
@@ -185,9 +192,10 @@ typedef struct gemm_args {
     const float *A, *B;
     size_t lda, ldb, ldc;
     float *C;
-    float beta; /* C's factor in the first K block (the later ones add onto C) */
-    int kc, nc; /* nominal block sizes (the last block of each may be smaller) */
-    float *Bp;  /* shared B pack, kc × nc floats, 64-byte aligned */
+    float beta;        /* C's factor in the first K block (the later ones add onto C) */
+    const float *bias; /* N values added to every row of C in the first K block, or NULL */
+    int kc, nc;        /* nominal block sizes (the last block of each may be smaller) */
+    float *Bp;         /* shared B pack, kc × nc floats, 64-byte aligned */
 } gemm_args;
 
 static const float *a_at(const gemm_args *g, int i, int k)
@@ -222,6 +230,7 @@ TGT static void run_block(const gemm_args *g, int k0, int kc, int j0, int nc, fl
         pack_b_panel(g->tb, kc, nr, b_at(g, k0, j), g->ldb, g->Bp + (size_t) p * kc * NR);
     }
     const float cbeta = k0 > 0 ? 1.0f : g->beta;
+    const float *bias = k0 == 0 && g->bias ? g->bias + j0 : NULL;
     const int groups = column_groups(rows, panels, omp_get_num_threads());
 #pragma omp for schedule(dynamic, 1)
     for (int item = 0; item < rows * groups; item++) {
@@ -233,12 +242,12 @@ TGT static void run_block(const gemm_args *g, int k0, int kc, int j0, int nc, fl
         const int p_end = (grp + 1) * panels / groups;
         for (int p = grp * panels / groups; p < p_end; p++) {
             const int nr = nc - p * NR < NR ? nc - p * NR : NR;
-            const float *bp = g->Bp + (size_t) p * kc * NR;
+            const float *bp = g->Bp + (size_t) p * kc * NR, *b = bias ? bias + p * NR : NULL;
             if (in_place)
-                kernel_rows(kc, a_at(g, i, k0), g->lda, bp, c + p * NR, g->ldc, g->alpha, cbeta,
+                kernel_rows(kc, a_at(g, i, k0), g->lda, bp, c + p * NR, g->ldc, g->alpha, cbeta, b,
                             nr);
             else
-                kernel_packed(kc, Ap, bp, c + p * NR, g->ldc, g->alpha, cbeta, mr, nr);
+                kernel_packed(kc, Ap, bp, c + p * NR, g->ldc, g->alpha, cbeta, b, mr, nr);
         }
     }
 }
@@ -279,9 +288,11 @@ static float *b_pack_buffer(size_t floats)
 }
 
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, float *C, int ldc, int threads)
+                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc,
+                         int threads)
 {
     gemm_args g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
+    g.bias = bias;
     g.A = A, g.B = B, g.C = C;
     g.lda = (size_t) lda, g.ldb = (size_t) ldb, g.ldc = (size_t) ldc;
     g.kc = even_block(K, KC_MAX, 1), g.nc = even_block(N, NC_MAX, NR);

@@ -15,13 +15,17 @@
 /* 1 if the CPU runs AVX-512F (and the OS saves the zmm registers). */
 int poa_cpu_gemm_avx512_usable(void);
 
-/* Row-major C[M, N] = alpha · op(A) op(B) + beta · C, as cblas_sgemm with CblasRowMajor:
- * op(A) is [M, K] (A stored [K, M] when ta), op(B) is [K, N] (B stored [N, K] when tb).
- * M, N, K > 0.  Runs on `threads` OpenMP threads (1: on the calling thread alone, as inside a
- * parallel region); the result does not depend on the count.  Sums run over k in ascending
- * order within blocks of at most 384, the blocks added to C in order, as a blocked BLAS does. */
+/* Row-major C[M, N] = alpha · op(A) op(B) + beta · C + bias, as cblas_sgemm with CblasRowMajor
+ * plus an optional bias row: op(A) is [M, K] (A stored [K, M] when ta), op(B) is [K, N] (B
+ * stored [N, K] when tb); bias (N values, added to every row) may be NULL.  C is not read when
+ * beta is 0.  M, N, K > 0.  Runs on `threads` OpenMP threads (1: on the calling thread alone,
+ * as inside a parallel region); the result does not depend on the count.  Sums run over k in
+ * ascending order within blocks of at most 384, the blocks added to C in order, as a blocked
+ * BLAS does; beta · C + bias is formed in the first block, so that (beta 0, bias) rounds exactly
+ * as broadcasting the bias into C and running with beta 1. */
 void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                         const float *B, int ldb, float beta, float *C, int ldc, int threads);
+                         const float *B, int ldb, float beta, const float *bias, float *C, int ldc,
+                         int threads);
 #endif
 
 #endif

@@ -103,18 +103,46 @@ const char *poa_cpu_gemm_impl(void)
     return gemm_avx512(384, 384) ? "avx512" : "blas";
 }
 
-void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
-                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* Elementwise row loops go parallel above this many elements. */
+#define ROWS_PARALLEL_MIN 65536
+
+/* y[r, :cols] = b[:cols] for every row. */
+static void broadcast_rows(float *y, int ldy, const float *b, int rows, int cols)
+{
+#pragma omp parallel if ((double) rows * cols > ROWS_PARALLEL_MIN)
+    {
+        size_t lo, hi;
+        poa_cpu_share((size_t) rows, 1, &lo, &hi);
+        for (size_t r = lo; r < hi; r++) memcpy(y + r * ldy, b, sizeof(float) * (size_t) cols);
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C + bias (bias, if any, only with beta 0).  The AVX-512 GEMM adds
+ * the bias where it stores C; the BLAS path broadcasts it into C and runs with beta 1, which
+ * rounds the same way. */
+static void gemm_dispatch(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha,
+                          const float *A, int lda, const float *B, int ldb, float beta,
+                          const float *bias, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
 #ifdef POA_CPU_GEMM_AVX512
     if (K > 0 && gemm_avx512(N, K)) {
         poa_cpu_gemm_avx512(ta != POA_NO_TRANS, tb != POA_NO_TRANS, M, N, K, alpha, A, lda, B, ldb,
-                            beta, C, ldc, gemm_threads(M, N, K));
+                            beta, bias, C, ldc, gemm_threads(M, N, K));
         return;
     }
 #endif
+    if (bias) {
+        broadcast_rows(C, ldc, bias, M, N);
+        beta = 1.0f;
+    }
     poa_cpu_gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void poa_cpu_gemm(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_dispatch(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
 void poa_cpu_gemm_blas(poa_trans ta, poa_trans tb, int M, int N, int K, float alpha, const float *A,
@@ -159,6 +187,14 @@ static void cpu_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, 
     poa_cpu_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+static void cpu_gemm_bias(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                          float alpha, const float *A, int lda, const float *B, int ldb,
+                          const float *bias, float *C, int ldc)
+{
+    (void) be;
+    gemm_dispatch(ta, tb, M, N, K, alpha, A, lda, B, ldb, 0.0f, bias, C, ldc);
+}
+
 static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N,
                                      int K, float alpha, const float *A, int lda, long long strideA,
                                      const float *B, int ldb, long long strideB, float beta,
@@ -181,25 +217,6 @@ static void cpu_gemm_strided_batched(poa_backend *be, poa_trans ta, poa_trans tb
 }
 
 /* ------------------------------------------------------------------------ bias */
-/* Elementwise row loops go parallel above this many elements. */
-#define ROWS_PARALLEL_MIN 65536
-
-static void broadcast_span(float *y, int ldy, const float *b, int cols, int r0, int r1)
-{
-    for (int r = r0; r < r1; r++) memcpy(y + (size_t) r * ldy, b, sizeof(float) * (size_t) cols);
-}
-
-static void cpu_broadcast_rows(poa_backend *be, float *y, int ldy, const float *b, int rows,
-                               int cols)
-{
-    (void) be;
-#pragma omp parallel if ((double) rows * cols > ROWS_PARALLEL_MIN)
-    {
-        size_t lo, hi;
-        poa_cpu_share((size_t) rows, 1, &lo, &hi);
-        broadcast_span(y, ldy, b, cols, (int) lo, (int) hi);
-    }
-}
 
 int poa_cpu_column_block(int cols)
 {
@@ -318,7 +335,7 @@ const poa_nn_ops poa_cpu_nn_ops = {
     .sync = poa_cpu_sync,
     .gemm = cpu_gemm,
     .gemm_strided_batched = cpu_gemm_strided_batched,
-    .broadcast_rows = cpu_broadcast_rows,
+    .gemm_bias = cpu_gemm_bias,
     .bias_grad = cpu_bias_grad,
     .layernorm_fwd = poa_cpu_layernorm_fwd,
     .layernorm_bwd = poa_cpu_layernorm_bwd,
