@@ -261,17 +261,34 @@ static double flops_per_image(const poa_model_config *c, int size, int d, int L)
     return fwd + (2.0 * L * block + pe);
 }
 
+static const char usage[] =
+    "usage: bench_model [--config NAME] [--size S] [--batch B] [--reps N] [--warmup N]\n"
+    "                   [--width W --depth L] [--torch-img-s X] [--profile | --profile-cpu]\n"
+    "Forward + backward of the ViT backbone on the CPU backend (default: demo, its global crop\n"
+    "size, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 BLAS sgemm; the last\n"
+    "line is RESULT config=... img_s=... gflops=... sgemm_gflops=... (see make bench-model).\n"
+    "--profile times every backend op (per op family), --profile-cpu in thread CPU time;\n"
+    "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  Threads: OMP_NUM_THREADS.\n";
+
 static void parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
         if (!strcmp(a, "--profile") || !strcmp(a, "--profile-cpu")) {
             o->profile = 1;
             prof_cpu = !strcmp(a, "--profile-cpu");
             continue;
         }
-        if (!v) break;
+        if (!v || strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "bench_model: %s %s\n%s", a, v ? "is not an option" : "needs a value",
+                    usage);
+            exit(2);
+        }
         if (!strcmp(a, "--config"))
             o->config = v, i++;
         else if (!strcmp(a, "--size"))
@@ -288,6 +305,10 @@ static void parse(int argc, char **argv, options *o)
             o->depth = atoi(v), i++;
         else if (!strcmp(a, "--torch-img-s"))
             o->torch_img_s = atof(v), i++;
+        else {
+            fprintf(stderr, "bench_model: unknown option %s\n%s", a, usage);
+            exit(2);
+        }
     }
     if (o->reps < 1) o->reps = 1;
     if (o->reps > 32) o->reps = 32;

@@ -50,15 +50,29 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static const char usage[] =
+    "usage: bench_step [--config NAME] [--batch B] [--groups G] [--local V] [--width W --depth L]\n"
+    "                  [--reps N] [--warmup N] [--torch-img-s X] [--serve]\n"
+    "Throughput of the complete POA training step on the CPU backend (default: demo, 32 images,\n"
+    "8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; the last line is RESULT\n"
+    "config=... (see make bench-step).  --serve: read \"step\" / \"result <torch img/s>\" commands "
+    "from\n"
+    "stdin after the set-up.  Threads: OMP_NUM_THREADS.\n";
+
 static void parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            exit(0);
+        }
         if (!strcmp(a, "--serve")) {
             o->serve = 1;
             continue;
         }
+        if (i + 1 >= argc) fprintf(stderr, "bench_step: %s needs a value\n%s", a, usage), exit(2);
         i++;
         if (!strcmp(a, "--config"))
             o->config = v;
@@ -79,7 +93,7 @@ static void parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--torch-img-s"))
             o->torch_img_s = atof(v);
         else
-            fprintf(stderr, "bench_step: unknown option %s\n", a), exit(2);
+            fprintf(stderr, "bench_step: unknown option %s\n%s", a, usage), exit(2);
     }
     if (o->reps < 1) o->reps = 1;
     if (o->reps > 64) o->reps = 64;
