@@ -3,9 +3,14 @@
  * it next to PyTorch).
  *
  * usage: bench_model --config NAME [--size S] [--batch B] [--reps N] [--warmup N]
- *                    [--width W --depth L] [--torch-img-s X] [--profile]
+ *                    [--width W --depth L] [--torch-img-s X] [--profile] [--ab VAR=VALUE]
  * --profile times every backend op of the timed steps (printed per op family);
  * --profile-cpu the same in thread CPU time (use with OMP_NUM_THREADS=1 on a busy machine).
+ * --ab VAR=VALUE: an A/B of two run-time choices of the CPU backend (POA_CPU_GEMM=blas,
+ * POA_CPU_ATTN=blas, POA_CPU_GELU=libm) within one process: the timed steps alternate between
+ * the environment as given and VAR=VALUE, and an `AB` line gives both medians and the median of
+ * the per-pair ratios.  On a shared VM whose speed drifts by ±20 % within a minute, comparing
+ * neighbouring steps is the measurement the drift disturbs least (separate runs are not).
  * Prints one `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=…
  * frac_sgemm=…` line (medians over --reps timed iterations; a 1024³ sgemm is timed after every
  * iteration).  Threads: OMP_NUM_THREADS.
@@ -182,7 +187,10 @@ typedef struct options {
     const char *config;
     int size, batch, reps, warmup, width, depth, profile;
     double torch_img_s;
+    const char *ab; /* --ab VAR=VALUE, or NULL */
 } options;
+
+enum { MAX_REPS = 64 };
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -264,15 +272,18 @@ static double flops_per_image(const poa_model_config *c, int size, int d, int L)
 static const char usage[] =
     "usage: bench_model [--config NAME] [--size S] [--batch B] [--reps N] [--warmup N]\n"
     "                   [--width W --depth L] [--torch-img-s X] [--profile | --profile-cpu]\n"
+    "                   [--ab VAR=VALUE]\n"
     "Forward + backward of the ViT backbone on the CPU backend (default: demo, its global crop\n"
     "size, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 BLAS sgemm; the last\n"
     "line is RESULT config=... img_s=... gflops=... sgemm_gflops=... (see make bench-model).\n"
     "--profile times every backend op (per op family), --profile-cpu in thread CPU time;\n"
-    "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  Threads: OMP_NUM_THREADS.\n";
+    "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  --ab VAR=VALUE alternates the timed steps\n"
+    "between the environment as given and VAR=VALUE (e.g. POA_CPU_GEMM=blas) and prints an AB\n"
+    "line with both medians.  Threads: OMP_NUM_THREADS.\n";
 
 static void parse(int argc, char **argv, options *o)
 {
-    *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN};
+    *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -305,13 +316,67 @@ static void parse(int argc, char **argv, options *o)
             o->depth = atoi(v), i++;
         else if (!strcmp(a, "--torch-img-s"))
             o->torch_img_s = atof(v), i++;
+        else if (!strcmp(a, "--ab") && strchr(v, '=') && v[0] != '=')
+            o->ab = v, i++;
         else {
             fprintf(stderr, "bench_model: unknown option %s\n%s", a, usage);
             exit(2);
         }
     }
     if (o->reps < 1) o->reps = 1;
-    if (o->reps > 32) o->reps = 32;
+    if (o->reps > MAX_REPS) o->reps = MAX_REPS;
+}
+
+/* --ab: the variable's original value (NULL: unset) and the B value. */
+typedef struct ab_switch {
+    char name[64];
+    const char *value_b;
+    char *value_a;
+} ab_switch;
+
+static ab_switch ab_parse(const char *spec)
+{
+    ab_switch s = {{0}, NULL, NULL};
+    const size_t n = (size_t) (strchr(spec, '=') - spec);
+    if (n >= sizeof s.name) {
+        fprintf(stderr, "bench_model: --ab %s: variable name too long\n", spec);
+        exit(2);
+    }
+    memcpy(s.name, spec, n);
+    s.value_b = spec + n + 1;
+    const char *orig = getenv(s.name);
+    s.value_a = orig ? strdup(orig) : NULL;
+    return s;
+}
+
+/* Step r (≥ 0) runs under B when r is odd. */
+static void ab_set(const ab_switch *s, int r)
+{
+    if (r >= 0 && r % 2)
+        setenv(s->name, s->value_b, 1);
+    else if (s->value_a)
+        setenv(s->name, s->value_a, 1);
+    else
+        unsetenv(s->name);
+}
+
+static void ab_report(const ab_switch *s, const double *t, int reps)
+{
+    double a[MAX_REPS], b[MAX_REPS], ratio[MAX_REPS / 2];
+    int na = 0, nb = 0, np = 0;
+    for (int r = 0; r < reps; r++) {
+        if (r % 2) {
+            b[nb++] = t[r];
+            ratio[np++] = t[r] / t[r - 1];
+        } else {
+            a[na++] = t[r];
+        }
+    }
+    if (!np) return;
+    printf("AB  A: %s=%s median %.1f ms | B: %s=%s median %.1f ms | B/A %.3f, median of %d "
+           "neighbouring-step ratios %.3f\n",
+           s->name, s->value_a ? s->value_a : "(unset)", median(a, na) * 1e3, s->name, s->value_b,
+           median(b, nb) * 1e3, median(b, nb) / median(a, na), np, median(ratio, np));
 }
 
 int main(int argc, char **argv)
@@ -358,8 +423,10 @@ int main(int argc, char **argv)
 
     sgemm_probe probe = probe_create(be, 1024);
     probe_run(be, &probe); /* warm-up */
-    double t[32], tc[32], sg[32], cpu0 = 0;
+    double t[MAX_REPS], tc[MAX_REPS], sg[MAX_REPS], cpu0 = 0;
+    ab_switch ab = o.ab ? ab_parse(o.ab) : (ab_switch){{0}, NULL, NULL};
     for (int r = -o.warmup; r < o.reps; r++) {
+        if (o.ab) ab_set(&ab, r);
         if (o.profile && r == 0) {
             profile_install(be);
             cpu0 = prof_clock();
@@ -373,6 +440,11 @@ int main(int argc, char **argv)
         be->nn->sync(be);
         if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
         if (r >= 0) sg[r] = probe_run(be, &probe);
+    }
+    if (o.ab) {
+        ab_report(&ab, t, o.reps);
+        ab_set(&ab, 0);
+        free(ab.value_a);
     }
     const double step = median(t, o.reps);
     const double step_cpu = median(tc, o.reps);
