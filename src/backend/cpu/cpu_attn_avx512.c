@@ -35,6 +35,7 @@
  * the library stays baseline x86-64, and cpu_nn_attention.c calls these kernels only after
  * poa_cpu_attn_avx512_usable().  They open no OpenMP regions (they run inside one). */
 #include "backend/cpu/cpu_attn_avx512.h"
+#include "backend/cpu/cpu_avx512_math.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -70,8 +71,7 @@ size_t poa_cpu_attn_avx512_slot(int T, int Dh)
 
 int poa_cpu_attn_avx512_usable(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
+    return poa_cpu_avx512f_usable();
 }
 
 #define MR    6 /* rows of a register block: 6 × 4 accumulators + 4 B vectors of 32 zmm */
@@ -291,27 +291,6 @@ TGT static void pack_rows(float *dst, const float *src, size_t lds, int T, int D
     }
 }
 
-/* exp(x) for x ≤ 0 (larger x are clamped to 88.7): Cephes' expf — x = n ln2 + r with ln2 split
- * in two, a degree-6 polynomial for e^r on |r| ≤ ln2/2, then 2ⁿ by vscalefps, which also takes
- * n far below the exponent range to 0.  Within 2 ulp of exp over [−104, 0] (measured against
- * double exp); below −104 the result is 0 (e^−104 is under the smallest denormal). */
-TGT_INLINE __m512 exp512(__m512 x)
-{
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.72283f)), _mm512_set1_ps(-104.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1));
-    return _mm512_scalef_ps(y, n);
-}
-
 /* In-place softmax of R rows (ld apart) of n scores: exp(s − max) times the reciprocal of the
  * sum (PyTorch's order of operations), each row's sum in fp32 vector lanes.  The rows go
  * through each pass together, so that the R max and sum reductions are independent chains. */
@@ -338,14 +317,15 @@ TGT_INLINE void softmax_body(const int R, float *p, size_t ld, int n)
     for (int j = 0; j < nf; j += 16)
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(p + r * ld + j), c[r]));
+            const __m512 e = poa_exp512(_mm512_sub_ps(_mm512_loadu_ps(p + r * ld + j), c[r]));
             _mm512_storeu_ps(p + r * ld + j, e);
             acc[r] = _mm512_add_ps(acc[r], e);
         }
     if (m)
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + r * ld + nf), c[r]));
+            const __m512 e =
+                poa_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + r * ld + nf), c[r]));
             _mm512_mask_storeu_ps(p + r * ld + nf, m, e);
             acc[r] = _mm512_mask_add_ps(acc[r], m, acc[r], e);
         }

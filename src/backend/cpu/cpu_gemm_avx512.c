@@ -40,6 +40,7 @@
  * the library stays baseline x86-64, and cpu_nn.c calls in only after
  * poa_cpu_gemm_avx512_usable(). */
 #include "backend/cpu/cpu_gemm_avx512.h"
+#include "backend/cpu/cpu_avx512_math.h"
 #include "common/poa_error.h"
 
 #ifdef POA_CPU_GEMM_AVX512
@@ -60,8 +61,7 @@ enum {
 
 int poa_cpu_gemm_avx512_usable(void)
 {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
+    return poa_cpu_avx512f_usable();
 }
 
 static __mmask16 lanes(int n)
