@@ -89,17 +89,24 @@ void poa_naive_layernorm_bwd(double *dx, int lddx, double *dw, double *db, const
 }
 
 /* ------------------------------------------------------------------------ GELU */
+/* Φ(x) = 0.5 erfc(−x/√2), equal to 0.5 (1 + erf(x/√2)) but without its cancellation for x ≪ 0,
+ * so that the reference keeps its relative accuracy in the negative tail (GELU(−10) = −7.6e-23,
+ * where 1 + erf(−10/√2) is 0 in double). */
+static double gelu_cdf(double x)
+{
+    return 0.5 * erfc(-x / sqrt(2.0));
+}
+
 void poa_naive_gelu_fwd(double *y, const double *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) y[i] = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * gelu_cdf(x[i]);
 }
 
 void poa_naive_gelu_bwd(double *dx, const double *dy, const double *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const double cdf = 0.5 * (1.0 + erf(x[i] / sqrt(2.0)));
         const double pdf = exp(-0.5 * x[i] * x[i]) / sqrt(2.0 * M_PI);
-        dx[i] = dy[i] * (cdf + x[i] * pdf);
+        dx[i] = dy[i] * (gelu_cdf(x[i]) + x[i] * pdf);
     }
 }
 
