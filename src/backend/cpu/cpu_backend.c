@@ -106,6 +106,6 @@ void poa_cpu_describe_kernels(char *buf, size_t n)
 #ifdef POA_HAVE_OPENBLAS
     if (openblas_get_corename) core = openblas_get_corename();
 #endif
-    snprintf(buf, n, "gemm %s, attention %s, blas %s", poa_cpu_gemm_impl(),
-             poa_cpu_attention_impl(), core ? core : "(not OpenBLAS)");
+    snprintf(buf, n, "gemm %s, attention %s, gelu %s, blas %s", poa_cpu_gemm_impl(),
+             poa_cpu_attention_impl(), poa_cpu_gelu_impl(), core ? core : "(not OpenBLAS)");
 }

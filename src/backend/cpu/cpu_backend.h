@@ -22,9 +22,9 @@ void poa_cpu_backend_destroy(poa_backend *be);
  * (another BLAS, another kernel set, no AVX2, no /proc/cpuinfo).  The string is static. */
 const char *poa_cpu_blas_core_warning(void);
 
-/* One line naming the kernels the CPU ops use now, e.g. "gemm avx512, attention avx512, blas
- * SkylakeX" (POA_CPU_GEMM=blas / POA_CPU_ATTN=blas switch the first two to OpenBLAS), written
- * into buf (n bytes). */
+/* One line naming the kernels the CPU ops use now, e.g. "gemm avx512, attention avx512, gelu
+ * avx512, blas SkylakeX" (POA_CPU_GEMM=blas / POA_CPU_ATTN=blas switch the first two to OpenBLAS,
+ * POA_CPU_GELU=libm the third to libmvec's erff), written into buf (n bytes). */
 void poa_cpu_describe_kernels(char *buf, size_t n);
 
 #endif

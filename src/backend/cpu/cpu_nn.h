@@ -79,6 +79,10 @@ void poa_cpu_weightnorm_bwd(poa_backend *be, float *dg, float *dv, const float *
 void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n);
 void poa_cpu_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
                       size_t n);
+/* The GELU kernels the ops use now: "avx512" (hand-written, where the CPU has AVX-512F) or
+ * "libm" (libmvec's erff; also forced by POA_CPU_GELU=libm in the environment, read on every
+ * call). */
+const char *poa_cpu_gelu_impl(void);
 void poa_cpu_residual_ls_fwd(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
                              const float *y, int ldy, const float *gamma, const float *s, int B,
                              int T, int d);

@@ -1,9 +1,10 @@
 /* cpu_nn_attention.c — the transformer block's non-GEMM ops (spec §1.4): multi-head attention
  * (one (image, head) pair per thread; the AVX-512 kernels of cpu_attn_avx512.c where the CPU
- * has them, else BLAS per pair), exact-erf GELU and the LayerScale residual with drop-path
- * scale. */
+ * has them, else BLAS per pair), exact-erf GELU (the AVX-512 kernels of cpu_gelu_avx512.c, else
+ * libmvec's erff) and the LayerScale residual with drop-path scale. */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_attn_avx512.h"
+#include "backend/cpu/cpu_gelu_avx512.h"
 #include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
@@ -16,29 +17,62 @@
 #define ELEMS_PARALLEL_MIN 65536
 
 /* ------------------------------------------------------------------------ GELU */
+/* The GELU kernels: the AVX-512 ones of cpu_gelu_avx512.c (erfc-based, 2–3× faster on
+ * cache-resident data, accurate in the negative tail) where the CPU has AVX-512F, unless
+ * POA_CPU_GELU=libm forces the libmvec loops below (the op tests run both; read on every call so
+ * that a test can switch). */
+static int gelu_avx512(void)
+{
+#ifdef POA_CPU_GELU_AVX512
+    const char *e = getenv("POA_CPU_GELU");
+    if (e && strcmp(e, "libm") == 0) return 0;
+    return poa_cpu_avx512f_usable();
+#else
+    return 0;
+#endif
+}
+
+const char *poa_cpu_gelu_impl(void)
+{
+    return gelu_avx512() ? "avx512" : "libm";
+}
+
 /* GELU(x) = x · 0.5 · (1 + erf(x/√2)), the order of operations of PyTorch's kernel. */
-POA_CPU_CLONES_AVX2 static void gelu_fwd_span(float *y, const float *x, size_t n)
+POA_CPU_CLONES_AVX2 static void gelu_fwd_libm(float *y, const float *x, size_t n)
 {
     const float alpha = (float) M_SQRT1_2;
 #pragma omp simd
     for (size_t i = 0; i < n; i++) y[i] = x[i] * 0.5f * (1.0f + erff(x[i] * alpha));
 }
 
+static void gelu_fwd_span(int avx512, float *y, const float *x, size_t n)
+{
+#ifdef POA_CPU_GELU_AVX512
+    if (avx512) {
+        poa_cpu_gelu_avx512_fwd(y, x, n);
+        return;
+    }
+#endif
+    (void) avx512;
+    gelu_fwd_libm(y, x, n);
+}
+
 void poa_cpu_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
 {
     (void) be;
+    const int avx512 = gelu_avx512();
 #pragma omp parallel if (n > ELEMS_PARALLEL_MIN)
     {
         size_t lo, hi;
         poa_cpu_share(n, 16, &lo, &hi);
-        if (lo < hi) gelu_fwd_span(y + lo, x + lo, hi - lo);
+        if (lo < hi) gelu_fwd_span(avx512, y + lo, x + lo, hi - lo);
     }
 }
 
 /* GELU'(x) = Φ(x) + x φ(x), Φ(x) = 0.5 (1 + erf(x/√2)), φ(x) = exp(−x²/2)/√(2π).  With y,
- * the same erf also gives the forward x·Φ(x) (PyTorch's order of operations, as gelu_fwd_span),
+ * the same erf also gives the forward x·Φ(x) (PyTorch's order of operations, as gelu_fwd_libm),
  * which the MLP backward needs for fc2's weight gradient: one erf pass instead of two. */
-POA_CPU_CLONES_AVX2 static void gelu_bwd_span(float *dx, float *y, const float *dy, const float *x,
+POA_CPU_CLONES_AVX2 static void gelu_bwd_libm(float *dx, float *y, const float *dy, const float *x,
                                               size_t n)
 {
     const float alpha = (float) M_SQRT1_2;
@@ -63,15 +97,29 @@ POA_CPU_CLONES_AVX2 static void gelu_bwd_span(float *dx, float *y, const float *
     }
 }
 
+static void gelu_bwd_span(int avx512, float *dx, float *y, const float *dy, const float *x,
+                          size_t n)
+{
+#ifdef POA_CPU_GELU_AVX512
+    if (avx512) {
+        poa_cpu_gelu_avx512_bwd(dx, y, dy, x, n);
+        return;
+    }
+#endif
+    (void) avx512;
+    gelu_bwd_libm(dx, y, dy, x, n);
+}
+
 void poa_cpu_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
                       size_t n)
 {
     (void) be;
+    const int avx512 = gelu_avx512();
 #pragma omp parallel if (n > ELEMS_PARALLEL_MIN)
     {
         size_t lo, hi;
         poa_cpu_share(n, 16, &lo, &hi);
-        if (lo < hi) gelu_bwd_span(dx + lo, y ? y + lo : NULL, dy + lo, x + lo, hi - lo);
+        if (lo < hi) gelu_bwd_span(avx512, dx + lo, y ? y + lo : NULL, dy + lo, x + lo, hi - lo);
     }
 }
 

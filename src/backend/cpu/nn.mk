@@ -5,6 +5,7 @@ CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c src/backend/cpu/cpu_nn.h \
 	src/backend/cpu/cpu_nn_tokens.c src/backend/cpu/cpu_simd.h \
 	src/backend/cpu/cpu_attn_avx512.c src/backend/cpu/cpu_attn_avx512.h \
 	src/backend/cpu/cpu_gemm_avx512.c src/backend/cpu/cpu_gemm_avx512.h \
+	src/backend/cpu/cpu_gelu_avx512.c src/backend/cpu/cpu_gelu_avx512.h \
 	src/backend/cpu/cpu_avx512_math.h \
 	src/backend/cpu/cpu_naive.c src/backend/cpu/cpu_naive.h
 
