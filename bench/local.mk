@@ -4,3 +4,4 @@ include bench/step.mk
 include bench/loader.mk
 include bench/train.mk
 include bench/loss.mk
+include bench/gelu.mk
