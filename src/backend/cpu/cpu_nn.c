@@ -89,9 +89,7 @@ static int gemm_avx512(int N, int K)
 {
 #ifdef POA_CPU_GEMM_AVX512
     if (N < 32 || K < 16) return 0;
-    const char *e = getenv("POA_CPU_GEMM");
-    if (e && strcmp(e, "blas") == 0) return 0;
-    return poa_cpu_gemm_avx512_usable();
+    return !poa_cpu_env_forces("POA_CPU_GEMM", "blas") && poa_cpu_gemm_avx512_usable();
 #else
     (void) N, (void) K;
     return 0;

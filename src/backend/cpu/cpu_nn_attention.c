@@ -17,16 +17,14 @@
 #define ELEMS_PARALLEL_MIN 65536
 
 /* ------------------------------------------------------------------------ GELU */
-/* The GELU kernels: the AVX-512 ones of cpu_gelu_avx512.c (erfc-based, 2–3× faster on
+/* The GELU kernels: the AVX-512 ones of cpu_gelu_avx512.c (erfc-based, ~2× faster on
  * cache-resident data, accurate in the negative tail) where the CPU has AVX-512F, unless
  * POA_CPU_GELU=libm forces the libmvec loops below (the op tests run both; read on every call so
  * that a test can switch). */
 static int gelu_avx512(void)
 {
 #ifdef POA_CPU_GELU_AVX512
-    const char *e = getenv("POA_CPU_GELU");
-    if (e && strcmp(e, "libm") == 0) return 0;
-    return poa_cpu_avx512f_usable();
+    return !poa_cpu_env_forces("POA_CPU_GELU", "libm") && poa_cpu_avx512f_usable();
 #else
     return 0;
 #endif
@@ -280,9 +278,7 @@ static head_view head_of(const float *qkv, int ldqkv, int b, int h, int T, int H
 static int attention_avx512(void)
 {
 #ifdef POA_CPU_ATTN_AVX512
-    const char *e = getenv("POA_CPU_ATTN");
-    if (e && strcmp(e, "blas") == 0) return 0;
-    return poa_cpu_attn_avx512_usable();
+    return !poa_cpu_env_forces("POA_CPU_ATTN", "blas") && poa_cpu_attn_avx512_usable();
 #else
     return 0;
 #endif

@@ -20,6 +20,8 @@
 #include <math.h> /* first: defines __GLIBC__ (features.h) for the tests below */
 #include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__GLIBC__) &&       \
     !defined(__SANITIZE_ADDRESS__) && defined(__has_attribute)
@@ -44,7 +46,12 @@
  * against double erf over [−7, 7] in 1e-4 steps), while the 4- and 8-lane versions stay
  * within 7.1e-8; GELU's 1 + erf(x/√2) for x ≪ 0 turns that into the whole result (the op test
  * test_gelu checks it to 2e-7).  The 16-lane erff was no faster either (1.35 vs 1.17 ns per
- * element; SSE: 2.85).  expf's three variants are all within 2.5e-7 relative. */
+ * element; SSE: 2.85).  expf's three variants are all within 2.5e-7 relative.
+ *
+ * Only CPUs without AVX-512F (or POA_CPU_GELU=libm) still run GELU through erff.  Even with the
+ * 8-lane erff, 1 + erf(x/√2) is accurate only in absolute terms: GELU(−4.2) comes out 4e-4 off
+ * relative, GELU(−5) 6 %, and from x ≈ −5.6 on it is 0.  The AVX-512F CPUs use
+ * cpu_gelu_avx512.c instead: erfc-based, within 6e-7 relative everywhere, ~2× faster. */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__GLIBC_PREREQ) && !defined(__clang__)
 #if __GLIBC_PREREQ(2, 35)
 __attribute__((simd("notinbranch"))) float erff(float);
@@ -63,6 +70,15 @@ __attribute__((simd("notinbranch"))) float expf(float);
 #else
 #define POA_CPU_INLINE static inline
 #endif
+
+/* 1 if the environment variable var is set to value: the overrides that force a fallback kernel
+ * (POA_CPU_GEMM=blas, POA_CPU_ATTN=blas, POA_CPU_GELU=libm), read on every call so that a test
+ * can switch. */
+static inline int poa_cpu_env_forces(const char *var, const char *value)
+{
+    const char *e = getenv(var);
+    return e && strcmp(e, value) == 0;
+}
 
 /* This thread's share [*lo, *hi) of n items in a parallel region (static schedule, whole
  * multiples of `align` items per thread so that the vector loops of each share stay full);
