@@ -243,6 +243,13 @@ struct poa_backend {
 
 /* Create a backend by name ("cpu", "cuda"); NULL with a message in errbuf if unavailable. */
 poa_backend *poa_backend_create(const char *name, char *errbuf, size_t errlen);
+
+/* The ops the tables leave NULL (not implemented by that backend yet): their count, and the
+ * first `max` names in names[].  A backend with missing ops cannot run the model (the CUDA
+ * backend has only its memory, GEMM and reduction ops so far); callers check before use rather
+ * than crash on the first NULL op. */
+int poa_backend_missing_ops(const poa_nn_ops *nn, const poa_train_ops *train, const char **names,
+                            int max);
 void poa_backend_destroy(poa_backend *be);
 
 #endif

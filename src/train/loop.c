@@ -125,13 +125,40 @@ static poa_status open_outputs(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
+#if defined(POA_HAVE_CUDA) && defined(POA_HAVE_NCCL)
+/* The CUDA backend can train once it implements every op (so far it has only its memory, GEMM
+ * and reduction ops): until then "auto" stays on the CPU. */
+static int cuda_can_train(void)
+{
+    const poa_nn_ops *nn;
+    const poa_train_ops *train;
+    poa_cuda_backend_ops(&nn, &train);
+    return poa_backend_missing_ops(nn, train, NULL, 0) == 0;
+}
+#endif
+
 const char *poa_trainer_backend_name(const poa_config *cfg)
 {
     int b = cfg->train.backend;
 #if defined(POA_HAVE_CUDA) && defined(POA_HAVE_NCCL)
-    if (b == POA_BACKEND_AUTO && poa_cuda_devices() > 0) return "cuda";
+    if (b == POA_BACKEND_AUTO && poa_cuda_devices() > 0 && cuda_can_train()) return "cuda";
 #endif
     return b == POA_BACKEND_CUDA ? "cuda" : "cpu";
+}
+
+/* A backend that lacks ops the step calls would crash on the first one: say so instead. */
+static poa_status check_backend_complete(const poa_backend *be, poa_err *err)
+{
+    const char *names[6];
+    const int n = poa_backend_missing_ops(be->nn, be->train, names, 6);
+    if (n == 0) return POA_OK;
+    char list[256] = "";
+    for (int i = 0; i < n && i < 6; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    return poa_err_set(err, POA_ERR_CONFIG,
+                       "train.backend = %s: this backend does not implement %d of the ops "
+                       "training needs yet (%s%s); use train.backend = cpu",
+                       be->name, n, list, n > 6 ? ", ..." : "");
 }
 
 static poa_status create_backend(poa_trainer *t, poa_err *err)
@@ -140,6 +167,8 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
     char msg[512] = "";
     t->be = poa_backend_create(name, msg, sizeof msg);
     if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend: %s", msg);
+    poa_status st = check_backend_complete(t->be, err);
+    if (st != POA_OK) return st;
     if (strcmp(name, "cuda") == 0 && dist_kind(t->d) != POA_DIST_NCCL)
         return poa_err_set(err, POA_ERR_CONFIG, "the CUDA backend needs the NCCL dist layer");
 #ifdef POA_HAVE_CUDA

@@ -1,4 +1,5 @@
-/* test_backend_smoke.c — the backend factory and the CPU backend's memory/BLAS ops. */
+/* test_backend_smoke.c — the backend factory, the op-completeness check and the CPU backend's
+ * memory/BLAS ops. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,10 +74,33 @@ static void test_axpy_scale_reductions(void **state)
     poa_backend_destroy(be);
 }
 
+/* The CPU backend implements every op; a table with holes is reported op by op, in table order,
+ * the count exact even when fewer names fit. */
+static void test_missing_ops(void **state)
+{
+    (void) state;
+    char err[256];
+    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    const char *names[4] = {NULL};
+    assert_int_equal(poa_backend_missing_ops(be->nn, be->train, names, 4), 0);
+    assert_null(names[0]);
+    poa_nn_ops nn = *be->nn;
+    poa_train_ops train = *be->train;
+    nn.gemm_bias = NULL, nn.scale = NULL, train.ema = NULL;
+    assert_int_equal(poa_backend_missing_ops(&nn, &train, names, 4), 3);
+    assert_string_equal(names[0], "gemm_bias");
+    assert_string_equal(names[1], "scale");
+    assert_string_equal(names[2], "ema");
+    assert_int_equal(poa_backend_missing_ops(&nn, &train, names, 1), 3);
+    assert_int_equal(poa_backend_missing_ops(&nn, &train, NULL, 0), 3);
+    poa_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_factory),
+        cmocka_unit_test(test_missing_ops),
         cmocka_unit_test(test_gemm_matches_naive_with_views),
         cmocka_unit_test(test_axpy_scale_reductions),
     };

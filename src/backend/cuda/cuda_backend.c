@@ -131,6 +131,11 @@ static const poa_train_ops cuda_train_ops = {
     .sum_squares = cu_sum_squares,
 };
 
+void poa_cuda_backend_ops(const poa_nn_ops **nn, const poa_train_ops **train)
+{
+    *nn = &cuda_nn_ops, *train = &cuda_train_ops;
+}
+
 void *poa_cuda_backend_stream(poa_backend *be)
 {
     return (void *) impl_of(be)->stream;

@@ -14,5 +14,7 @@ void poa_cuda_backend_destroy(poa_backend *be);
 void *poa_cuda_backend_stream(poa_backend *be);
 /* Number of visible CUDA devices (0 without a driver or device). */
 int poa_cuda_devices(void);
+/* The backend's op tables (for poa_backend_missing_ops without a device). */
+void poa_cuda_backend_ops(const poa_nn_ops **nn, const poa_train_ops **train);
 
 #endif
