@@ -33,7 +33,7 @@
  *
  * Every function carries target("avx512f") instead of the file being compiled with -mavx512f:
  * the library stays baseline x86-64, and cpu_nn_attention.c calls these kernels only after
- * poa_cpu_attn_avx512_usable().  They open no OpenMP regions (they run inside one). */
+ * poa_cpu_avx512f_usable().  They open no OpenMP regions (they run inside one). */
 #include "backend/cpu/cpu_attn_avx512.h"
 #include "backend/cpu/cpu_avx512_math.h"
 
@@ -68,11 +68,6 @@ size_t poa_cpu_attn_avx512_slot(int T, int Dh)
 
 #define TGT        __attribute__((target("avx512f")))
 #define TGT_INLINE static inline __attribute__((always_inline, target("avx512f")))
-
-int poa_cpu_attn_avx512_usable(void)
-{
-    return poa_cpu_avx512f_usable();
-}
 
 #define MR    6 /* rows of a register block: 6 × 4 accumulators + 4 B vectors of 32 zmm */
 #define NVMAX 4 /* zmm per row of a register block (64 columns) */

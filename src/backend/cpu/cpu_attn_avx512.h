@@ -4,7 +4,7 @@
  *
  * The kernels exist on x86-64 with GCC or clang (POA_CPU_ATTN_AVX512 defined), compiled with
  * per-function target attributes so that the library stays baseline x86-64; call them only
- * when poa_cpu_attn_avx512_usable() says the CPU runs AVX-512F. */
+ * when poa_cpu_avx512f_usable() (cpu_avx512_math.h) says the CPU runs AVX-512F. */
 #ifndef POA_BACKEND_CPU_ATTN_AVX512_H
 #define POA_BACKEND_CPU_ATTN_AVX512_H
 
@@ -19,9 +19,6 @@
 size_t poa_cpu_attn_avx512_slot(int T, int Dh);
 
 #ifdef POA_CPU_ATTN_AVX512
-/* 1 if the CPU runs AVX-512F (and the OS saves the zmm registers). */
-int poa_cpu_attn_avx512_usable(void);
-
 /* One pair: P = softmax(scale · q kᵀ) ([T, T], ld T), out = P v.  q, k, v: rows of ldqkv.
  * next_q: q of the pair this thread processes next (its k and v at the same offsets from it as
  * this pair's k and v), prefetched meanwhile; NULL if none. */

@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define POA_CPU_AVX512_MATH 1
+#include "backend/cpu/cpu_simd.h"
+
 #include <immintrin.h>
 
 #define POA_AVX512_INLINE static inline __attribute__((always_inline, target("avx512f")))
@@ -27,6 +29,14 @@ static inline int poa_cpu_avx512f_usable(void)
 {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") != 0;
+}
+
+/* 1 if an AVX-512 kernel should run: the CPU has AVX-512F and the environment variable `var` does
+ * not force the fallback (`fallback`, e.g. POA_CPU_GEMM=blas), read on every call so that a test
+ * can switch. */
+static inline int poa_cpu_avx512_chosen(const char *var, const char *fallback)
+{
+    return !poa_cpu_env_forces(var, fallback) && poa_cpu_avx512f_usable();
 }
 
 #define POA_AVX512_BLOCK_MAX 8 /* vectors in a block */

@@ -38,7 +38,7 @@
  *
  * Every function carries target("avx512f") instead of the file being compiled with -mavx512f:
  * the library stays baseline x86-64, and cpu_nn.c calls in only after
- * poa_cpu_gemm_avx512_usable(). */
+ * poa_cpu_avx512_chosen() (cpu_avx512_math.h). */
 #include "backend/cpu/cpu_gemm_avx512.h"
 #include "backend/cpu/cpu_avx512_math.h"
 #include "common/poa_error.h"
@@ -58,11 +58,6 @@ enum {
     KC_MAX = 384, /* depth of a block: the A micro-panel (MR × kc floats) stays in L1 */
     NC_MAX = 768, /* width of a block: the B pack (kc × nc floats) stays in L2 */
 };
-
-int poa_cpu_gemm_avx512_usable(void)
-{
-    return poa_cpu_avx512f_usable();
-}
 
 static __mmask16 lanes(int n)
 {
@@ -291,8 +286,8 @@ void poa_cpu_gemm_avx512(int ta, int tb, int M, int N, int K, float alpha, const
                          const float *B, int ldb, float beta, const float *bias, float *C, int ldc,
                          int threads)
 {
-    gemm_args g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta};
-    g.bias = bias;
+    gemm_args g = {
+        .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .bias = bias};
     g.A = A, g.B = B, g.C = C;
     g.lda = (size_t) lda, g.ldb = (size_t) ldb, g.ldc = (size_t) ldc;
     g.kc = even_block(K, KC_MAX, 1), g.nc = even_block(N, NC_MAX, NR);

@@ -3,7 +3,7 @@
  *
  * Compiled with per-function target attributes (POA_CPU_GEMM_AVX512 defined on x86-64 with GCC
  * or clang) so that the library stays baseline x86-64; call it only when
- * poa_cpu_gemm_avx512_usable() says the CPU runs AVX-512F. */
+ * poa_cpu_avx512f_usable() (cpu_avx512_math.h) says the CPU runs AVX-512F. */
 #ifndef POA_BACKEND_CPU_GEMM_AVX512_H
 #define POA_BACKEND_CPU_GEMM_AVX512_H
 
@@ -12,8 +12,6 @@
 #endif
 
 #ifdef POA_CPU_GEMM_AVX512
-/* 1 if the CPU runs AVX-512F (and the OS saves the zmm registers). */
-int poa_cpu_gemm_avx512_usable(void);
 
 /* Row-major C[M, N] = alpha · op(A) op(B) + beta · C + bias, as cblas_sgemm with CblasRowMajor
  * plus an optional bias row: op(A) is [M, K] (A stored [K, M] when ta), op(B) is [K, N] (B

@@ -3,6 +3,7 @@
  * Threading model: see cpu_nn.h. */
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_avx512_math.h"
 #include "backend/cpu/cpu_gemm_avx512.h"
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
@@ -12,7 +13,6 @@
 #include <math.h>
 #include <omp.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 
 #ifdef POA_HAVE_OPENBLAS
@@ -89,7 +89,7 @@ static int gemm_avx512(int N, int K)
 {
 #ifdef POA_CPU_GEMM_AVX512
     if (N < 32 || K < 16) return 0;
-    return !poa_cpu_env_forces("POA_CPU_GEMM", "blas") && poa_cpu_gemm_avx512_usable();
+    return poa_cpu_avx512_chosen("POA_CPU_GEMM", "blas");
 #else
     (void) N, (void) K;
     return 0;

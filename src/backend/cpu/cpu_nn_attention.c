@@ -3,6 +3,7 @@
  * has them, else BLAS per pair), exact-erf GELU (the AVX-512 kernels of cpu_gelu_avx512.c, else
  * libmvec's erff) and the LayerScale residual with drop-path scale. */
 #include "backend/cpu/cpu_nn.h"
+#include "backend/cpu/cpu_avx512_math.h"
 #include "backend/cpu/cpu_attn_avx512.h"
 #include "backend/cpu/cpu_gelu_avx512.h"
 #include "backend/cpu/cpu_simd.h"
@@ -24,7 +25,7 @@
 static int gelu_avx512(void)
 {
 #ifdef POA_CPU_GELU_AVX512
-    return !poa_cpu_env_forces("POA_CPU_GELU", "libm") && poa_cpu_avx512f_usable();
+    return poa_cpu_avx512_chosen("POA_CPU_GELU", "libm");
 #else
     return 0;
 #endif
@@ -278,7 +279,7 @@ static head_view head_of(const float *qkv, int ldqkv, int b, int h, int T, int H
 static int attention_avx512(void)
 {
 #ifdef POA_CPU_ATTN_AVX512
-    return !poa_cpu_env_forces("POA_CPU_ATTN", "blas") && poa_cpu_attn_avx512_usable();
+    return poa_cpu_avx512_chosen("POA_CPU_ATTN", "blas");
 #else
     return 0;
 #endif
