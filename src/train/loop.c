@@ -10,7 +10,7 @@
 #include "train/loop.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "io/checkpoint.h"
 #ifdef POA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -57,12 +57,12 @@ double poa_trainer_last_loss(const poa_trainer *t, double terms[])
 
 poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err)
 {
-    int code = dist_max_int(t->d, (int) st);
+    int code = poa_comm_max_int(t->d, (int) st);
     if (code == POA_OK) return POA_OK;
-    int root = t->world - dist_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
+    int root = t->world - poa_comm_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", st != POA_OK ? err->msg : "");
-    dist_host_broadcast(t->d, msg, sizeof msg, root);
+    poa_comm_host_broadcast(t->d, msg, sizeof msg, root);
     err->code = (poa_status) code;
     snprintf(err->msg, sizeof err->msg, "%s", msg);
     return (poa_status) code;
@@ -169,10 +169,11 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
     if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend: %s", msg);
     poa_status st = check_backend_complete(t->be, err);
     if (st != POA_OK) return st;
-    if (strcmp(name, "cuda") == 0 && dist_kind(t->d) != POA_DIST_NCCL)
-        return poa_err_set(err, POA_ERR_CONFIG, "the CUDA backend needs the NCCL dist layer");
+    if (strcmp(name, "cuda") == 0 && poa_comm_kind_of(t->d) != POA_COMM_NCCL)
+        return poa_err_set(err, POA_ERR_CONFIG, "the CUDA backend needs the NCCL comm layer");
 #ifdef POA_HAVE_CUDA
-    if (strcmp(name, "cuda") == 0) dist_set_compute_stream(t->d, poa_cuda_backend_stream(t->be));
+    if (strcmp(name, "cuda") == 0)
+        poa_comm_set_compute_stream(t->d, poa_cuda_backend_stream(t->be));
 #endif
     return POA_OK;
 }
@@ -211,7 +212,7 @@ static poa_status create_source(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
-poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trainer_opts *opts,
                               poa_trainer **out, poa_err *err)
 {
     poa_trainer *t = poa_xcalloc(1, sizeof *t);
@@ -222,8 +223,8 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trai
         poa_trainer_opts_default(&t->opts);
     t->cfg = cfg;
     t->d = d;
-    t->rank = dist_rank(d);
-    t->world = dist_world_size(d);
+    t->rank = poa_comm_rank(d);
+    t->world = poa_comm_world_size(d);
     t->total_its = poa_trainer_total_iterations(cfg);
     t->images_per_it = poa_config_global_batch(cfg, t->world);
     t->last_done = t->last_ckpt = -1;
@@ -320,7 +321,7 @@ static void global_losses(poa_trainer *t)
     const int n = r->n_slots;
     memcpy(v, r->slots, sizeof(double) * (size_t) n);
     v[n] = r->loss;
-    if (t->world > 1) dist_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
+    if (t->world > 1) poa_comm_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
     for (int i = 0; i <= n; i++) v[i] /= t->world;
     t->last_loss_global = v[n];
     poa_metrics_terms_from_slots(v, t->model.cfg.n_heads, t->last_terms);
@@ -336,7 +337,7 @@ static void gather_subnets(poa_trainer *t, poa_metrics_record *rec)
         v[2 * (t->rank * G + g)] = t->last_report.subnet_width[g];
         v[2 * (t->rank * G + g) + 1] = t->last_report.subnet_depth[g];
     }
-    if (t->world > 1) dist_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
+    if (t->world > 1) poa_comm_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
     rec->n_subnets = cap;
     for (int i = 0; i < cap; i++)
         rec->width[i] = (int) v[2 * i], rec->depth[i] = (int) v[2 * i + 1];

@@ -22,7 +22,7 @@
 
 #include "common/config.h"
 #include "common/poa_error.h"
-#include "dist/dist.h"
+#include "comm/comm.h"
 #include "train/step.h"
 
 #include <stdio.h>
@@ -63,7 +63,7 @@ typedef struct poa_trainer_summary {
  * (POA_ERR_NOTFOUND / FORMAT / VERSION), resumes from the newest loadable checkpoint unless
  * opts->no_resume, opens OUTPUT/training_metrics.json.  cfg must outlive the trainer.  On error
  * every rank returns the same status (the message is on the rank that found it, and rank 0). */
-poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trainer_opts *opts,
                               poa_trainer **out, poa_err *err);
 /* Run to the end of the schedule (or --max-steps, a signal, a non-finite step, a write error).
  * Returns the exit code (same on every rank); the summary says why. */
@@ -79,7 +79,7 @@ double poa_trainer_last_loss(const poa_trainer *t, double terms[]);
 const poa_model *poa_trainer_model(const poa_trainer *t);
 
 /* The backend train.backend selects: "cuda" (auto: when built with CUDA and NCCL and a GPU is
- * visible) or "cpu".  The CUDA backend needs the NCCL dist kind. */
+ * visible) or "cpu".  The CUDA backend needs the NCCL comm kind. */
 const char *poa_trainer_backend_name(const poa_config *cfg);
 
 /* --dry-run: the model, the sub-network set and the memory plan per rank of a world_size-rank

@@ -11,7 +11,7 @@
  * §6.5, §10 item 16): every group has its own sub-network cycle, drop-path draws, masks and
  * KoLeo batch; SK runs over the union of all groups of all ranks (poa_collective); the
  * back-propagated loss is the mean over the groups, and the gradient reduce hook must average
- * over ranks (dist buckets with average = 1), which together is the official FSDP mean.
+ * over ranks (comm buckets with average = 1), which together is the official FSDP mean.
  *
  * All workspaces are planned by poa_step_create(); a step allocates nothing.
  */

@@ -113,8 +113,8 @@ int poa_train_cli_setup(int argc, char **argv, poa_train_args *a)
 static int train(poa_train_args *a)
 {
     const int cuda = strcmp(poa_trainer_backend_name(&a->cfg), "cuda") == 0;
-    poa_dist_kind kind = cuda ? POA_DIST_NCCL : POA_DIST_MPI;
-    poa_dist *d = dist_init(NULL, NULL, kind);
+    poa_comm_kind kind = cuda ? POA_COMM_NCCL : POA_COMM_MPI;
+    poa_comm *d = poa_comm_init(NULL, NULL, kind);
     poa_trainer *t = NULL;
     poa_err err;
     poa_status st = poa_trainer_create(&a->cfg, d, &a->opts, &t, &err);
@@ -132,7 +132,7 @@ static int train(poa_train_args *a)
                      s->last_loss, 100 * s->data_wait_frac, s->comm_s, s->comm_exposed_s, rc);
     }
     poa_trainer_destroy(t);
-    dist_finalize(d);
+    poa_comm_finalize(d);
     return rc;
 }
 

@@ -5,7 +5,7 @@
 
 #include "backend/backend.h"
 #include "common/config.h"
-#include "dist/dist.h"
+#include "comm/comm.h"
 #include "model/model.h"
 #include "train/loop.h"
 #include "train/metrics.h"
@@ -16,7 +16,7 @@
 struct poa_trainer {
     poa_trainer_opts opts;
     const poa_config *cfg;
-    poa_dist *d;
+    poa_comm *d;
     int rank, world;
     poa_backend *be;
     poa_model model;

@@ -131,8 +131,8 @@ void poa_trainer_print_startup(poa_trainer *t, FILE *f)
 {
     const poa_config *cfg = t->cfg;
     const char *threads = getenv("OMP_NUM_THREADS");
-    fprintf(f, "poa-train %s: %d rank(s), dist %s, backend %s, OMP_NUM_THREADS %s\n",
-            PACKAGE_VERSION, t->world, dist_kind_name(dist_kind(t->d)), t->be->name,
+    fprintf(f, "poa-train %s: %d rank(s), comm %s, backend %s, OMP_NUM_THREADS %s\n",
+            PACKAGE_VERSION, t->world, poa_comm_kind_name(poa_comm_kind_of(t->d)), t->be->name,
             threads ? threads : "(unset)");
     if (strcmp(t->be->name, "cpu") == 0) {
         char kernels[128];

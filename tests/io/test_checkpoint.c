@@ -10,7 +10,7 @@
 #include "poa_config.h"
 #include "common/log.h"
 #include "common/rng.h"
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "io/checkpoint.h"
 #include "io/h5util.h"
 #include "tiny_table.h"

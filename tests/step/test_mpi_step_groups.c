@@ -31,7 +31,7 @@ static void mpi_max(void *ctx, double *buf, size_t n)
     MPI_Allreduce(MPI_IN_PLACE, buf, (int) n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
 }
 
-/* Gradient averaging over ranks (what the dist buckets do with average = 1). */
+/* Gradient averaging over ranks (what the comm buckets do with average = 1). */
 static void mpi_average(void *ctx, float *g, size_t n)
 {
     (void) ctx;

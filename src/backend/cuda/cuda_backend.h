@@ -9,7 +9,7 @@
 /* NULL (message in errbuf) when no CUDA device is usable. */
 poa_backend *poa_cuda_backend_create(char *errbuf, size_t errlen);
 void poa_cuda_backend_destroy(poa_backend *be);
-/* The backend's compute stream (a cudaStream_t), for dist_set_compute_stream(): NCCL
+/* The backend's compute stream (a cudaStream_t), for poa_comm_set_compute_stream(): NCCL
  * collectives must be ordered after the backend's kernels (architecture note, "CUDA"). */
 void *poa_cuda_backend_stream(poa_backend *be);
 /* Number of visible CUDA devices (0 without a driver or device). */

@@ -5,16 +5,16 @@
  * poa_signal_agree() so that all ranks stop after the same step.  The trainer then writes a
  * checkpoint (temporary file + rename: a signal or kill during the write never leaves a partial
  * file under a final name) and every rank exits with POA_EXIT_REQUEUE (75) — see
- * src/dist/README.md for the Slurm side (--signal, requeue).
+ * src/comm/README.md for the Slurm side (--signal, requeue).
  *
  * A second SIGINT while the first is still being handled restores the default action and
  * re-raises it (Ctrl-C twice kills an interactive run at once); repeated SIGTERM/SIGUSR1 are
  * only recorded again.
  */
-#ifndef POA_DIST_SIGNALS_H
-#define POA_DIST_SIGNALS_H
+#ifndef POA_COMM_SIGNALS_H
+#define POA_COMM_SIGNALS_H
 
-#include "dist/dist.h"
+#include "comm/comm.h"
 
 /* Install the handlers (SA_RESTART, so interrupted system calls resume).  Idempotent. */
 void poa_signals_install(void);
@@ -31,7 +31,7 @@ void poa_signal_clear(void);
 /* Collective over all ranks of d: the largest pending signal number over the ranks (0 when no
  * rank has one), identical on every rank, so all ranks stop at the same step.  Costs one small
  * MPI_Allreduce. */
-int poa_signal_agree(poa_dist *d);
+int poa_signal_agree(poa_comm *d);
 
 /* "SIGUSR1", "SIGTERM", "SIGINT", "signal N". */
 const char *poa_signal_name(int sig);

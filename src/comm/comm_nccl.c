@@ -1,9 +1,9 @@
-/* dist_nccl.c — NCCL communicator, small collectives on the compute stream, and the bucket
+/* comm_nccl.c — NCCL communicator, small collectives on the compute stream, and the bucket
  * reduces on a communication stream with events both ways (architecture note, "Distributed
  * rules": no device-wide synchronisation inside a step).  Built only with NCCL. */
 #include "poa_config.h"
-#include "dist/dist_nccl.h"
-#include "dist/dist_internal.h"
+#include "comm/comm_nccl.h"
+#include "comm/comm_internal.h"
 #include "common/log.h"
 #include "common/poa_error.h"
 
@@ -29,19 +29,20 @@
                   nccl_last_error(comm));                                                          \
     } while (0)
 
-struct dist_nccl {
+struct poa_comm_nccl {
     ncclComm_t comm;
     int device;
     cudaStream_t stream; /* the backend's compute stream */
-    int stream_set;      /* dist_set_compute_stream was called */
+    int stream_set;      /* poa_comm_set_compute_stream was called */
 };
 
 /* The CUDA backend runs on a non-blocking stream, which the legacy default stream does not
  * order with: enqueueing before the stream is known would race silently. */
-static cudaStream_t compute_stream(const dist_nccl *n)
+static cudaStream_t compute_stream(const poa_comm_nccl *n)
 {
-    POA_CHECK(n->stream_set, "NCCL kind: call dist_set_compute_stream() with the backend's stream "
-                             "before collectives on device memory or bucket sets");
+    POA_CHECK(n->stream_set,
+              "NCCL kind: call poa_comm_set_compute_stream() with the backend's stream "
+              "before collectives on device memory or bucket sets");
     return n->stream;
 }
 
@@ -92,15 +93,15 @@ static int choose_device(int local_rank, int local_size)
             local_size, n, n);
 }
 
-dist_nccl *dist_nccl_init(MPI_Comm comm, int rank, int size, int local_rank, int local_size)
+poa_comm_nccl *poa_comm_nccl_init(MPI_Comm comm, int rank, int size, int local_rank, int local_size)
 {
-    dist_nccl *n = poa_xcalloc(1, sizeof *n);
+    poa_comm_nccl *n = poa_xcalloc(1, sizeof *n);
     n->device = choose_device(local_rank, local_size);
     CUDA_OK(cudaSetDevice(n->device));
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     if (rank == 0) NCCL_OK(NULL, ncclGetUniqueId(&id));
-    MPI_OK(MPI_Bcast(&id, (int) sizeof id, MPI_BYTE, 0, comm));
+    POA_COMM_MPI_OK(MPI_Bcast(&id, (int) sizeof id, MPI_BYTE, 0, comm));
     NCCL_OK(NULL, ncclCommInitRank(&n->comm, size, id, rank));
     abort_comm = n->comm;
     if (!abort_hook_registered) {
@@ -113,7 +114,7 @@ dist_nccl *dist_nccl_init(MPI_Comm comm, int rank, int size, int local_rank, int
     return n;
 }
 
-void dist_nccl_finalize(dist_nccl *n)
+void poa_comm_nccl_finalize(poa_comm_nccl *n)
 {
     if (!n) return;
     abort_comm = NULL;
@@ -121,13 +122,13 @@ void dist_nccl_finalize(dist_nccl *n)
     free(n);
 }
 
-void dist_nccl_set_stream(dist_nccl *n, void *stream)
+void poa_comm_nccl_set_stream(poa_comm_nccl *n, void *stream)
 {
     n->stream = (cudaStream_t) stream;
     n->stream_set = 1;
 }
 
-int dist_nccl_is_device_ptr(const void *p)
+int poa_comm_nccl_is_device_ptr(const void *p)
 {
     struct cudaPointerAttributes a;
     if (cudaPointerGetAttributes(&a, p) != cudaSuccess) {
@@ -137,24 +138,26 @@ int dist_nccl_is_device_ptr(const void *p)
     return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }
 
-static ncclDataType_t nccl_type(dist_dtype t)
+static ncclDataType_t nccl_type(poa_comm_dtype t)
 {
-    return t == DIST_F64 ? ncclFloat64 : ncclFloat32;
+    return t == POA_COMM_F64 ? ncclFloat64 : ncclFloat32;
 }
 
-void dist_nccl_allreduce(dist_nccl *n, void *buf, size_t count, dist_dtype t, dist_op op)
+void poa_comm_nccl_allreduce(poa_comm_nccl *n, void *buf, size_t count, poa_comm_dtype t,
+                             poa_comm_op op)
 {
-    NCCL_OK(n->comm, ncclAllReduce(buf, buf, count, nccl_type(t),
-                                   op == DIST_MAX ? ncclMax : ncclSum, n->comm, compute_stream(n)));
+    NCCL_OK(n->comm,
+            ncclAllReduce(buf, buf, count, nccl_type(t), op == POA_COMM_MAX ? ncclMax : ncclSum,
+                          n->comm, compute_stream(n)));
 }
 
-void dist_nccl_broadcast(dist_nccl *n, void *buf, size_t count, dist_dtype t, int root)
+void poa_comm_nccl_broadcast(poa_comm_nccl *n, void *buf, size_t count, poa_comm_dtype t, int root)
 {
     NCCL_OK(n->comm,
             ncclBroadcast(buf, buf, count, nccl_type(t), root, n->comm, compute_stream(n)));
 }
 
-void dist_nccl_download(dist_nccl *n, void *host, const void *dev, size_t bytes)
+void poa_comm_nccl_download(poa_comm_nccl *n, void *host, const void *dev, size_t bytes)
 {
     CUDA_OK(cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, compute_stream(n)));
     CUDA_OK(cudaStreamSynchronize(n->stream));
@@ -170,8 +173,8 @@ typedef struct step_events {
     int pending;
 } step_events;
 
-struct dist_nccl_buckets {
-    dist_nccl *n;
+struct poa_comm_nccl_buckets {
+    poa_comm_nccl *n;
     int nb;
     cudaStream_t comm;
     cudaEvent_t *ready; /* compute → comm: the bucket's gradients are final   */
@@ -182,7 +185,7 @@ struct dist_nccl_buckets {
     double comm_s, exposed_s;
 };
 
-static void read_slot(dist_nccl_buckets *b, step_events *e, int block)
+static void read_slot(poa_comm_nccl_buckets *b, step_events *e, int block)
 {
     if (!e->pending) return;
     if (!block && cudaEventQuery(e->wait_end) != cudaSuccess) {
@@ -199,10 +202,10 @@ static void read_slot(dist_nccl_buckets *b, step_events *e, int block)
     e->pending = 0;
 }
 
-dist_nccl_buckets *dist_nccl_buckets_create(dist_nccl *n, int n_buckets)
+poa_comm_nccl_buckets *poa_comm_nccl_buckets_create(poa_comm_nccl *n, int n_buckets)
 {
     (void) compute_stream(n);
-    dist_nccl_buckets *b = poa_xcalloc(1, sizeof *b);
+    poa_comm_nccl_buckets *b = poa_xcalloc(1, sizeof *b);
     b->n = n;
     b->nb = n_buckets;
     /* The highest priority lets reduces overtake queued backward kernels. */
@@ -225,7 +228,7 @@ dist_nccl_buckets *dist_nccl_buckets_create(dist_nccl *n, int n_buckets)
     return b;
 }
 
-void dist_nccl_buckets_destroy(dist_nccl_buckets *b)
+void poa_comm_nccl_buckets_destroy(poa_comm_nccl_buckets *b)
 {
     if (!b) return;
     CUDA_OK(cudaStreamSynchronize(b->comm));
@@ -246,7 +249,8 @@ void dist_nccl_buckets_destroy(dist_nccl_buckets *b)
     free(b);
 }
 
-void dist_nccl_bucket_start(dist_nccl_buckets *b, int id, float *ptr, size_t count, float scale)
+void poa_comm_nccl_bucket_start(poa_comm_nccl_buckets *b, int id, float *ptr, size_t count,
+                                float scale)
 {
     cudaStream_t compute = b->n->stream;
     CUDA_OK(cudaEventRecord(b->ready[id], compute));
@@ -259,18 +263,18 @@ void dist_nccl_bucket_start(dist_nccl_buckets *b, int id, float *ptr, size_t cou
     }
     NCCL_OK(b->n->comm, ncclAllReduce(ptr, ptr, count, ncclFloat32, ncclSum, b->n->comm, b->comm));
     if (scale != 1.0f) {
-        int rc = poa_dist_cuda_scale(ptr, scale, count, b->comm);
-        POA_CHECK(rc == 0, "CUDA error: %s", poa_dist_cuda_error_string(rc));
+        int rc = poa_comm_cuda_scale(ptr, scale, count, b->comm);
+        POA_CHECK(rc == 0, "CUDA error: %s", poa_comm_cuda_error_string(rc));
     }
     CUDA_OK(cudaEventRecord(b->done[id], b->comm));
 }
 
-void dist_nccl_bucket_wait(dist_nccl_buckets *b, int id)
+void poa_comm_nccl_bucket_wait(poa_comm_nccl_buckets *b, int id)
 {
     CUDA_OK(cudaStreamWaitEvent(b->n->stream, b->done[id], 0));
 }
 
-void dist_nccl_buckets_wait_all(dist_nccl_buckets *b, const int *started, int n_buckets)
+void poa_comm_nccl_buckets_wait_all(poa_comm_nccl_buckets *b, const int *started, int n_buckets)
 {
     cudaStream_t compute = b->n->stream;
     if (!b->step_open) return; /* nothing was enqueued */
@@ -286,14 +290,14 @@ void dist_nccl_buckets_wait_all(dist_nccl_buckets *b, const int *started, int n_
     for (int k = 0; k < TIMING_RING; k++) read_slot(b, &b->ring[k], 0);
 }
 
-void dist_nccl_buckets_timing(dist_nccl_buckets *b, double *comm_s, double *exposed_s)
+void poa_comm_nccl_buckets_timing(poa_comm_nccl_buckets *b, double *comm_s, double *exposed_s)
 {
     for (int k = 0; k < TIMING_RING; k++) read_slot(b, &b->ring[k], 1);
     *comm_s = b->comm_s;
     *exposed_s = b->exposed_s;
 }
 
-void dist_nccl_buckets_timing_reset(dist_nccl_buckets *b)
+void poa_comm_nccl_buckets_timing_reset(poa_comm_nccl_buckets *b)
 {
     for (int k = 0; k < TIMING_RING; k++) read_slot(b, &b->ring[k], 1);
     b->comm_s = b->exposed_s = 0;

@@ -1,6 +1,6 @@
 /* signals.c — see signals.h. */
 #define _GNU_SOURCE
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "common/poa_error.h"
 
 #include <signal.h>
@@ -74,9 +74,9 @@ void poa_signal_clear(void)
     sigint_seen = 0;
 }
 
-int poa_signal_agree(poa_dist *d)
+int poa_signal_agree(poa_comm *d)
 {
-    return dist_max_int(d, poa_signal_pending());
+    return poa_comm_max_int(d, poa_signal_pending());
 }
 
 const char *poa_signal_name(int sig)

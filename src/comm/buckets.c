@@ -1,14 +1,15 @@
-/* buckets.c — bucketed, overlapped gradient all-reduce (see dist.h, "gradient buckets").
+/* buckets.c — bucketed, overlapped gradient all-reduce (see comm.h, "gradient buckets").
  *
  * MPI kind: each bucket is split into chunks of at most max_chunk_floats floats, each chunk one
- * MPI_Iallreduce(MPI_IN_PLACE, SUM) on the dist communicator.  Open MPI (like most MPIs without
- * an asynchronous progress thread) advances non-blocking collectives only inside MPI calls, so
- * the trainer calls dist_progress between backward ops; completed chunks are scaled by 1/world
- * right there, so that wait_all has little left to do.
- * NCCL kind: dist_nccl.c does the work; this file keeps the bookkeeping common to both.
+ * MPI_Iallreduce(MPI_IN_PLACE, SUM) on the comm layer's communicator.  Open MPI (like most MPIs
+ * without an asynchronous progress thread) advances non-blocking collectives only inside MPI calls,
+ * so the trainer calls poa_comm_progress between backward ops; completed chunks are scaled by
+ * 1/world right there, so that wait_all has little left to do. NCCL kind: comm_nccl.c does the
+ * work; this file keeps the bookkeeping common to both.
  */
 #include "poa_config.h"
-#include "dist/dist_internal.h"
+#include "comm/buckets.h"
+#include "comm/comm_internal.h"
 #include "common/log.h"
 #include "common/poa_error.h"
 #include "common/timer.h"
@@ -26,8 +27,8 @@ typedef struct bucket {
     int started;
 } bucket;
 
-struct poa_bucket_set {
-    poa_dist *d;
+struct poa_comm_bucket_set {
+    poa_comm *d;
     float *grad;
     float scale; /* 1/world when averaging, else 1 */
     int nb;
@@ -44,16 +45,16 @@ struct poa_bucket_set {
     /* timing of the current step */
     double t_first_start, t_last_done;
     poa_comm_timing timing;
-    dist_nccl_buckets *nccl;
+    poa_comm_nccl_buckets *nccl;
 };
 
-static int is_nccl(const poa_bucket_set *s)
+static int is_nccl(const poa_comm_bucket_set *s)
 {
     return s->nccl != NULL;
 }
 
 /* Buckets and their MPI chunks from the parameter table. */
-static void plan_chunks(poa_bucket_set *s, const poa_param_table *t, size_t max_chunk)
+static void plan_chunks(poa_comm_bucket_set *s, const poa_param_table *t, size_t max_chunk)
 {
     s->nb = t->n_buckets;
     s->b = poa_xcalloc((size_t) (s->nb ? s->nb : 1), sizeof *s->b);
@@ -81,37 +82,37 @@ static void plan_chunks(poa_bucket_set *s, const poa_param_table *t, size_t max_
     for (int c = 0; c < s->n_chunks; c++) s->req[c] = MPI_REQUEST_NULL;
 }
 
-poa_bucket_set *dist_buckets_create(poa_dist *d, const poa_param_table *t, float *grad,
-                                    const poa_bucket_opts *opts)
+poa_comm_bucket_set *poa_comm_buckets_create(poa_comm *d, const poa_param_table *t, float *grad,
+                                             const poa_comm_bucket_opts *opts)
 {
-    POA_CHECK(d && t && grad, "dist_buckets_create: NULL argument");
+    POA_CHECK(d && t && grad, "poa_comm_buckets_create: NULL argument");
     size_t max_chunk =
         opts && opts->max_chunk_floats ? opts->max_chunk_floats : DEFAULT_CHUNK_FLOATS;
     POA_CHECK(max_chunk <= (size_t) INT_MAX, "max_chunk_floats %zu exceeds an MPI count",
               max_chunk);
-    poa_bucket_set *s = poa_xcalloc(1, sizeof *s);
+    poa_comm_bucket_set *s = poa_xcalloc(1, sizeof *s);
     s->d = d;
     s->grad = grad;
     s->scale = opts && opts->average ? 1.0f / (float) d->size : 1.0f;
     plan_chunks(s, t, max_chunk);
 #ifdef POA_HAVE_NCCL
-    if (d->nccl) s->nccl = dist_nccl_buckets_create(d->nccl, s->nb);
+    if (d->nccl) s->nccl = poa_comm_nccl_buckets_create(d->nccl, s->nb);
 #endif
     s->nonempty = poa_xcalloc((size_t) (s->nb ? s->nb : 1), sizeof *s->nonempty);
     for (int id = 0; id < s->nb; id++) s->nonempty[id] = s->b[id].end > s->b[id].begin;
     /* Every rank must hold the same plan, or the reduces would pair the wrong buffers. */
     uint64_t plan[3] = {(uint64_t) s->nb, (uint64_t) s->n_chunks, (uint64_t) t->total};
-    POA_CHECK(dist_check_identical_host(d, plan, sizeof plan, NULL),
+    POA_CHECK(poa_comm_check_identical_host(d, plan, sizeof plan, NULL),
               "ranks disagree on the bucket plan (different parameter tables?)");
     return s;
 }
 
-void dist_buckets_destroy(poa_bucket_set *s)
+void poa_comm_buckets_destroy(poa_comm_bucket_set *s)
 {
     if (!s) return;
     POA_CHECK(s->in_flight == 0, "destroying a bucket set with %d reduces in flight", s->in_flight);
 #ifdef POA_HAVE_NCCL
-    if (s->nccl) dist_nccl_buckets_destroy(s->nccl);
+    if (s->nccl) poa_comm_nccl_buckets_destroy(s->nccl);
 #endif
     free(s->b);
     free(s->req);
@@ -123,14 +124,14 @@ void dist_buckets_destroy(poa_bucket_set *s)
     free(s);
 }
 
-int dist_buckets_count(const poa_bucket_set *s)
+int poa_comm_buckets_count(const poa_comm_bucket_set *s)
 {
     return s->nb;
 }
 
 /* ------------------------------------------------------------------ MPI completion */
 
-static void scale_chunk(poa_bucket_set *s, int c)
+static void scale_chunk(poa_comm_bucket_set *s, int c)
 {
     if (s->scale == 1.0f) return;
     float *p = s->grad + s->chunk_begin[c];
@@ -139,7 +140,7 @@ static void scale_chunk(poa_bucket_set *s, int c)
 }
 
 /* Account for `n` chunks reported complete by MPI_Testsome/Waitsome. */
-static void chunks_completed(poa_bucket_set *s, int n)
+static void chunks_completed(poa_comm_bucket_set *s, int n)
 {
     for (int k = 0; k < n; k++) {
         int c = s->done_idx[k];
@@ -152,16 +153,16 @@ static void chunks_completed(poa_bucket_set *s, int n)
     }
 }
 
-static void test_some(poa_bucket_set *s)
+static void test_some(poa_comm_bucket_set *s)
 {
     int n = 0;
-    MPI_OK(MPI_Testsome(s->n_chunks, s->req, &n, s->done_idx, MPI_STATUSES_IGNORE));
+    POA_COMM_MPI_OK(MPI_Testsome(s->n_chunks, s->req, &n, s->done_idx, MPI_STATUSES_IGNORE));
     if (n != MPI_UNDEFINED) chunks_completed(s, n);
 }
 
 /* ------------------------------------------------------------------ API */
 
-void dist_bucket_start(poa_bucket_set *s, int id)
+void poa_comm_bucket_start(poa_comm_bucket_set *s, int id)
 {
     POA_CHECK(id >= 0 && id < s->nb, "bucket %d out of range [0, %d)", id, s->nb);
     bucket *bk = &s->b[id];
@@ -175,7 +176,7 @@ void dist_bucket_start(poa_bucket_set *s, int id)
     if (count == 0) return;
 #ifdef POA_HAVE_NCCL
     if (is_nccl(s)) {
-        dist_nccl_bucket_start(s->nccl, id, s->grad + bk->begin, count, s->scale);
+        poa_comm_nccl_bucket_start(s->nccl, id, s->grad + bk->begin, count, s->scale);
         s->timing.call_s += poa_now() - t0;
         return;
     }
@@ -183,13 +184,14 @@ void dist_bucket_start(poa_bucket_set *s, int id)
     bk->pending = bk->n_chunks;
     s->in_flight++;
     for (int c = bk->first_chunk; c < bk->first_chunk + bk->n_chunks; c++)
-        MPI_OK(MPI_Iallreduce(MPI_IN_PLACE, s->grad + s->chunk_begin[c], (int) s->chunk_count[c],
-                              MPI_FLOAT, MPI_SUM, s->d->comm, &s->req[c]));
+        POA_COMM_MPI_OK(MPI_Iallreduce(MPI_IN_PLACE, s->grad + s->chunk_begin[c],
+                                       (int) s->chunk_count[c], MPI_FLOAT, MPI_SUM, s->d->comm,
+                                       &s->req[c]));
     test_some(s); /* small chunks may complete at once; also kicks the schedule */
     s->timing.call_s += poa_now() - t0;
 }
 
-int dist_progress(poa_bucket_set *s)
+int poa_comm_progress(poa_comm_bucket_set *s)
 {
     if (is_nccl(s) || s->in_flight == 0) return is_nccl(s) ? 0 : s->in_flight;
     double t0 = poa_now();
@@ -199,28 +201,28 @@ int dist_progress(poa_bucket_set *s)
 }
 
 /* Block until the chunks in [c0, c1) are complete (MPI). */
-static void wait_chunks(poa_bucket_set *s, int c0, int c1)
+static void wait_chunks(poa_comm_bucket_set *s, int c0, int c1)
 {
     for (;;) {
         int open = 0;
         for (int c = c0; c < c1 && !open; c++) open = s->req[c] != MPI_REQUEST_NULL;
         if (!open) return;
         int n = 0;
-        MPI_OK(MPI_Waitsome(c1 - c0, s->req + c0, &n, s->done_idx, MPI_STATUSES_IGNORE));
+        POA_COMM_MPI_OK(MPI_Waitsome(c1 - c0, s->req + c0, &n, s->done_idx, MPI_STATUSES_IGNORE));
         if (n == MPI_UNDEFINED) return;
         for (int k = 0; k < n; k++) s->done_idx[k] += c0;
         chunks_completed(s, n);
     }
 }
 
-void dist_bucket_wait(poa_bucket_set *s, int id)
+void poa_comm_bucket_wait(poa_comm_bucket_set *s, int id)
 {
     POA_CHECK(id >= 0 && id < s->nb, "bucket %d out of range [0, %d)", id, s->nb);
     bucket *bk = &s->b[id];
     POA_CHECK(bk->started, "waiting for bucket %d, which was not started", id);
 #ifdef POA_HAVE_NCCL
     if (is_nccl(s)) {
-        if (bk->end > bk->begin) dist_nccl_bucket_wait(s->nccl, id);
+        if (bk->end > bk->begin) poa_comm_nccl_bucket_wait(s->nccl, id);
         return;
     }
 #endif
@@ -229,16 +231,16 @@ void dist_bucket_wait(poa_bucket_set *s, int id)
     s->timing.exposed_s += poa_now() - t0;
 }
 
-static void start_missing(poa_bucket_set *s)
+static void start_missing(poa_comm_bucket_set *s)
 {
     for (int id = 0; id < s->nb; id++) {
         if (s->b[id].started) continue;
         s->timing.late_starts++;
-        dist_bucket_start(s, id);
+        poa_comm_bucket_start(s, id);
     }
 }
 
-static void open_next_step(poa_bucket_set *s)
+static void open_next_step(poa_comm_bucket_set *s)
 {
     for (int id = 0; id < s->nb; id++) s->b[id].started = 0;
     s->n_started = 0;
@@ -246,13 +248,13 @@ static void open_next_step(poa_bucket_set *s)
     s->timing.steps++;
 }
 
-void dist_buckets_wait_all(poa_bucket_set *s)
+void poa_comm_buckets_wait_all(poa_comm_bucket_set *s)
 {
     start_missing(s);
 #ifdef POA_HAVE_NCCL
     if (is_nccl(s)) {
         /* every bucket is started by now (start_missing) */
-        dist_nccl_buckets_wait_all(s->nccl, s->nonempty, s->nb);
+        poa_comm_nccl_buckets_wait_all(s->nccl, s->nonempty, s->nb);
         open_next_step(s);
         return;
     }
@@ -263,24 +265,24 @@ void dist_buckets_wait_all(poa_bucket_set *s)
     POA_ASSERT(s->in_flight == 0);
     s->timing.exposed_s += t1 - t0;
     /* Completion is observed when MPI is polled, so comm_s is exact only up to the polling
-     * interval of dist_progress. */
+     * interval of poa_comm_progress. */
     if (s->n_started && s->t_last_done > s->t_first_start)
         s->timing.comm_s += s->t_last_done - s->t_first_start;
     open_next_step(s);
 }
 
-void dist_buckets_timing(poa_bucket_set *s, poa_comm_timing *out)
+void poa_comm_buckets_timing(poa_comm_bucket_set *s, poa_comm_timing *out)
 {
 #ifdef POA_HAVE_NCCL
-    if (is_nccl(s)) dist_nccl_buckets_timing(s->nccl, &s->timing.comm_s, &s->timing.exposed_s);
+    if (is_nccl(s)) poa_comm_nccl_buckets_timing(s->nccl, &s->timing.comm_s, &s->timing.exposed_s);
 #endif
     *out = s->timing;
 }
 
-void dist_buckets_timing_reset(poa_bucket_set *s)
+void poa_comm_buckets_timing_reset(poa_comm_bucket_set *s)
 {
 #ifdef POA_HAVE_NCCL
-    if (is_nccl(s)) dist_nccl_buckets_timing_reset(s->nccl);
+    if (is_nccl(s)) poa_comm_nccl_buckets_timing_reset(s->nccl);
 #endif
     memset(&s->timing, 0, sizeof s->timing);
 }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "dist/signals.h"
+#include "comm/signals.h"
 
 #include <signal.h>
 #include <string.h>

@@ -1,11 +1,11 @@
-/* test_gpu_nccl.c — the NCCL kind of the dist layer on one rank (MPI singleton): exits 77
+/* test_gpu_nccl.c — the NCCL kind of the comm layer on one rank (MPI singleton): exits 77
  * (skipped) without a CUDA device.  Checks the small collectives on device memory (enqueued on
  * the compute stream), the bucket path (events both ways, communication stream, 1/world scale:
  * the world is 1, so the result must equal the input bit for bit), the scale kernel on its own,
- * dist_check_identical on a device buffer, and the event-based timers. */
+ * poa_comm_check_identical on a device buffer, and the event-based timers. */
 #include "poa_config.h"
-#include "dist/dist.h"
-#include "dist/dist_nccl.h"
+#include "comm/buckets.h"
+#include "comm/comm_nccl.h"
 #include "../io/tiny_table.h"
 
 #include <cuda_runtime_api.h>
@@ -42,30 +42,30 @@ static void download(float *h, const float *dev, size_t n, cudaStream_t s)
     CU(cudaStreamSynchronize(s));
 }
 
-static void test_small_collectives(poa_dist *d, cudaStream_t s)
+static void test_small_collectives(poa_comm *d, cudaStream_t s)
 {
     float h[5] = {1, -2, 3.5f, 1e-30f, 7}, back[5];
     float *dv = NULL;
     CU(cudaMalloc((void **) &dv, sizeof h));
     CU(cudaMemcpyAsync(dv, h, sizeof h, cudaMemcpyHostToDevice, s));
-    dist_allreduce_sum_f32(d, dv, 5); /* one rank: unchanged, but through NCCL */
-    dist_allreduce_max_f32(d, dv, 5);
-    dist_broadcast_f32(d, dv, 5, 0);
+    poa_comm_allreduce_sum_f32(d, dv, 5); /* one rank: unchanged, but through NCCL */
+    poa_comm_allreduce_max_f32(d, dv, 5);
+    poa_comm_broadcast_f32(d, dv, 5, 0);
     download(back, dv, 5, s);
     CHECK(memcmp(back, h, sizeof h) == 0, "device sum/max/broadcast changed the values");
-    CHECK(dist_check_identical(d, dv, sizeof h, NULL) == 1, "check_identical on device memory");
+    CHECK(poa_comm_check_identical(d, dv, sizeof h, NULL) == 1, "check_identical on device memory");
     double hd[2] = {0.25, -1}, bd[2];
     double *dd = NULL;
     CU(cudaMalloc((void **) &dd, sizeof hd));
     CU(cudaMemcpyAsync(dd, hd, sizeof hd, cudaMemcpyHostToDevice, s));
-    dist_allreduce_sum_f64(d, dd, 2);
-    dist_allreduce_max_f64(d, dd, 2);
+    poa_comm_allreduce_sum_f64(d, dd, 2);
+    poa_comm_allreduce_max_f64(d, dd, 2);
     CU(cudaMemcpyAsync(bd, dd, sizeof hd, cudaMemcpyDeviceToHost, s));
     CU(cudaStreamSynchronize(s));
     CHECK(bd[0] == 0.25 && bd[1] == -1, "f64 sum/max");
     /* Host memory in the NCCL kind goes through MPI. */
     float hh[2] = {2, 3};
-    dist_allreduce_sum_f32(d, hh, 2);
+    poa_comm_allreduce_sum_f32(d, hh, 2);
     CHECK(hh[0] == 2 && hh[1] == 3, "host-memory sum in the NCCL kind");
     cudaFree(dv);
     cudaFree(dd);
@@ -78,7 +78,7 @@ static void test_scale_kernel(cudaStream_t s)
     for (int i = 0; i < N; i++) h[i] = (float) i - 5000.0f;
     CU(cudaMalloc((void **) &dv, N * sizeof *h));
     CU(cudaMemcpyAsync(dv, h, N * sizeof *h, cudaMemcpyHostToDevice, s));
-    CHECK(poa_dist_cuda_scale(dv, 0.25f, N, s) == 0, "scale kernel launch");
+    CHECK(poa_comm_cuda_scale(dv, 0.25f, N, s) == 0, "scale kernel launch");
     download(back, dv, N, s);
     for (int i = 0; i < N; i++)
         if (back[i] != h[i] * 0.25f) {
@@ -90,33 +90,33 @@ static void test_scale_kernel(cudaStream_t s)
     free(back);
 }
 
-static void test_buckets(poa_dist *d, cudaStream_t s)
+static void test_buckets(poa_comm *d, cudaStream_t s)
 {
     poa_param_table t;
     tiny_table_build(&t, &TINY_DEFAULT);
     float *h = malloc(t.total * sizeof *h), *back = malloc(t.total * sizeof *back), *g = NULL;
     for (size_t i = 0; i < t.total; i++) h[i] = (float) ((i * 2654435761u) % 1000003) * 1e-3f;
     CU(cudaMalloc((void **) &g, t.total * sizeof *h));
-    poa_bucket_opts o = {.average = 1};
-    poa_bucket_set *bs = dist_buckets_create(d, &t, g, &o);
+    poa_comm_bucket_opts o = {.average = 1};
+    poa_comm_bucket_set *bs = poa_comm_buckets_create(d, &t, g, &o);
     for (int step = 0; step < 6; step++) {
         /* the "backward" writes the gradients on the compute stream, then buckets start */
         CU(cudaMemcpyAsync(g, h, t.total * sizeof *h, cudaMemcpyHostToDevice, s));
-        for (int b = dist_buckets_count(bs) - 1; b >= 0; b--) {
-            dist_bucket_start(bs, b);
-            CHECK(dist_progress(bs) == 0, "NCCL progress reports nothing pending on the host");
+        for (int b = poa_comm_buckets_count(bs) - 1; b >= 0; b--) {
+            poa_comm_bucket_start(bs, b);
+            CHECK(poa_comm_progress(bs) == 0, "NCCL progress reports nothing pending on the host");
         }
-        dist_buckets_wait_all(bs);
+        poa_comm_buckets_wait_all(bs);
         download(back, g, t.total, s); /* ordered after the reduces by the events */
         CHECK(memcmp(back, h, t.total * sizeof *h) == 0, "step %d: reduced gradients differ", step);
     }
     poa_comm_timing tm;
-    dist_buckets_timing(bs, &tm);
+    poa_comm_buckets_timing(bs, &tm);
     printf("6 steps: comm %.6f s, exposed %.6f s, calls %.6f s, %ld buckets\n", tm.comm_s,
            tm.exposed_s, tm.call_s, tm.buckets);
     CHECK(tm.steps == 6 && tm.buckets == 6 * t.n_buckets, "timing counters");
     CHECK(tm.comm_s > 0 && tm.exposed_s >= 0, "event timers");
-    dist_buckets_destroy(bs);
+    poa_comm_buckets_destroy(bs);
     cudaFree(g);
     free(h);
     free(back);
@@ -129,15 +129,15 @@ int main(int argc, char **argv)
         printf("SKIP: no CUDA device\n");
         return 77;
     }
-    poa_dist *d = dist_init(&argc, &argv, POA_DIST_NCCL);
+    poa_comm *d = poa_comm_init(&argc, &argv, POA_COMM_NCCL);
     cudaStream_t s;
     CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking)); /* like the CUDA backend's */
-    dist_set_compute_stream(d, s);
+    poa_comm_set_compute_stream(d, s);
     test_small_collectives(d, s);
     test_scale_kernel(s);
     test_buckets(d, s);
     cudaStreamDestroy(s);
-    dist_finalize(d);
+    poa_comm_finalize(d);
     printf("%s\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 /* test_mpi_buckets.c — runs under mpiexec -n 2: bucketed, overlapped gradient all-reduce
- * (dist_bucket_start / dist_progress / dist_buckets_wait_all) against a plain MPI_Allreduce,
- * averaging, exposed-communication accounting, the small collectives, per-rank blobs and
- * dist_check_identical. */
+ * (poa_comm_bucket_start / poa_comm_progress / poa_comm_buckets_wait_all) against a plain
+ * MPI_Allreduce, averaging, exposed-communication accounting, the small collectives, per-rank blobs
+ * and poa_comm_check_identical. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +9,7 @@
 
 #include "common/rng.h"
 #include "common/timer.h"
-#include "dist/dist.h"
+#include "comm/buckets.h"
 #include "../io/tiny_table.h"
 
 #include <math.h>
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static poa_dist *d;
+static poa_comm *d;
 static int rank, size;
 
 /* A table large enough for several chunks per bucket (~0.6 M floats). */
@@ -75,13 +75,13 @@ static float *reference_sum(const poa_param_table *t, const float *g, float scal
 }
 
 /* Start buckets last to first (the backward order), "computing" and polling in between. */
-static void backward_like_step(poa_bucket_set *s)
+static void backward_like_step(poa_comm_bucket_set *s)
 {
-    for (int b = dist_buckets_count(s) - 1; b >= 0; b--) {
-        dist_bucket_start(s, b);
-        for (int k = 0; k < 3; k++) dist_progress(s);
+    for (int b = poa_comm_buckets_count(s) - 1; b >= 0; b--) {
+        poa_comm_bucket_start(s, b);
+        for (int k = 0; k < 3; k++) poa_comm_progress(s);
     }
-    dist_buckets_wait_all(s);
+    poa_comm_buckets_wait_all(s);
 }
 
 static void test_bucketed_sum_equals_allreduce(void **state)
@@ -92,13 +92,14 @@ static void test_bucketed_sum_equals_allreduce(void **state)
     float *g = random_grad(&t, 1), *orig = malloc(t.total * sizeof(float));
     memcpy(orig, g, t.total * sizeof(float));
     float *ref = reference_sum(&t, g, 1.0f);
-    poa_bucket_opts o = {.average = 0, .max_chunk_floats = 5000}; /* several chunks per bucket */
-    poa_bucket_set *s = dist_buckets_create(d, &t, g, &o);
-    assert_int_equal(dist_buckets_count(s), t.n_buckets);
+    poa_comm_bucket_opts o = {.average = 0,
+                              .max_chunk_floats = 5000}; /* several chunks per bucket */
+    poa_comm_bucket_set *s = poa_comm_buckets_create(d, &t, g, &o);
+    assert_int_equal(poa_comm_buckets_count(s), t.n_buckets);
     backward_like_step(s);
     assert_reduced(&t, g, ref, orig);
     poa_comm_timing tm;
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing(s, &tm);
     assert_int_equal(tm.steps, 1);
     assert_int_equal(tm.buckets, t.n_buckets);
     assert_int_equal(tm.late_starts, 0);
@@ -108,7 +109,7 @@ static void test_bucketed_sum_equals_allreduce(void **state)
         payload += (b1 - b0) * sizeof(float);
     }
     assert_true(fabs(tm.bytes - (double) payload) < 0.5);
-    dist_buckets_destroy(s);
+    poa_comm_buckets_destroy(s);
     free(g);
     free(orig);
     free(ref);
@@ -120,9 +121,9 @@ static void test_averaging_and_repeated_steps(void **state)
     (void) state;
     poa_param_table t;
     table(&t);
-    poa_bucket_opts o = {.average = 1}; /* default chunking: one chunk per bucket */
+    poa_comm_bucket_opts o = {.average = 1}; /* default chunking: one chunk per bucket */
     float *g = random_grad(&t, 2);
-    poa_bucket_set *s = dist_buckets_create(d, &t, g, &o);
+    poa_comm_bucket_set *s = poa_comm_buckets_create(d, &t, g, &o);
     for (int step = 0; step < 3; step++) {
         float *fresh = random_grad(&t, 10 + (uint64_t) step);
         memcpy(g, fresh, t.total * sizeof(float));
@@ -133,10 +134,10 @@ static void test_averaging_and_repeated_steps(void **state)
         free(fresh);
     }
     poa_comm_timing tm;
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing(s, &tm);
     assert_int_equal(tm.steps, 3);
     assert_int_equal(tm.buckets, 3 * t.n_buckets);
-    dist_buckets_destroy(s);
+    poa_comm_buckets_destroy(s);
     free(g);
     poa_params_free(&t);
 }
@@ -150,27 +151,27 @@ static void test_progress_overlaps_compute(void **state)
     float *g = random_grad(&t, 3), *orig = malloc(t.total * sizeof(float));
     memcpy(orig, g, t.total * sizeof(float));
     float *ref = reference_sum(&t, g, 1.0f);
-    poa_bucket_opts o = {.max_chunk_floats = 20000};
-    poa_bucket_set *s = dist_buckets_create(d, &t, g, &o);
-    for (int b = dist_buckets_count(s) - 1; b >= 0; b--) dist_bucket_start(s, b);
+    poa_comm_bucket_opts o = {.max_chunk_floats = 20000};
+    poa_comm_bucket_set *s = poa_comm_buckets_create(d, &t, g, &o);
+    for (int b = poa_comm_buckets_count(s) - 1; b >= 0; b--) poa_comm_bucket_start(s, b);
     volatile double sink = 0;
     double t0 = poa_now();
     long polls = 0;
-    while (dist_progress(s) > 0) {
+    while (poa_comm_progress(s) > 0) {
         for (int k = 0; k < 2000; k++) sink += sqrt((double) k); /* "backward compute" */
         polls++;
         if (poa_now() - t0 > 20) fail_msg("rank %d: reduces did not complete by polling", rank);
     }
     (void) sink;
-    dist_buckets_wait_all(s);
+    poa_comm_buckets_wait_all(s);
     poa_comm_timing tm;
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing(s, &tm);
     print_message("rank %d: %ld polls, comm %.4f s, exposed %.6f s, calls %.4f s\n", rank, polls,
                   tm.comm_s, tm.exposed_s, tm.call_s);
     assert_true(tm.exposed_s < 0.01);
     assert_true(tm.comm_s >= 0 && tm.call_s > 0);
     assert_reduced(&t, g, ref, orig);
-    dist_buckets_destroy(s);
+    poa_comm_buckets_destroy(s);
     free(g);
     free(orig);
     free(ref);
@@ -184,14 +185,14 @@ static void test_exposed_time_accounted(void **state)
     poa_param_table t;
     table(&t);
     float *g = random_grad(&t, 4);
-    poa_bucket_opts o = {0};
-    poa_bucket_set *s = dist_buckets_create(d, &t, g, &o);
-    dist_buckets_timing_reset(s);
+    poa_comm_bucket_opts o = {0};
+    poa_comm_bucket_set *s = poa_comm_buckets_create(d, &t, g, &o);
+    poa_comm_buckets_timing_reset(s);
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == 1) usleep(300000);
     backward_like_step(s);
     poa_comm_timing tm;
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing(s, &tm);
     print_message("rank %d: comm %.4f s, exposed %.4f s\n", rank, tm.comm_s, tm.exposed_s);
     if (rank == 0) {
         assert_true(tm.exposed_s > 0.2);
@@ -199,10 +200,10 @@ static void test_exposed_time_accounted(void **state)
     } else {
         assert_true(tm.exposed_s < 0.2);
     }
-    dist_buckets_timing_reset(s);
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing_reset(s);
+    poa_comm_buckets_timing(s, &tm);
     assert_true(tm.exposed_s == 0 && tm.steps == 0);
-    dist_buckets_destroy(s);
+    poa_comm_buckets_destroy(s);
     free(g);
     poa_params_free(&t);
 }
@@ -216,17 +217,17 @@ static void test_wait_all_starts_missing_buckets(void **state)
     float *g = random_grad(&t, 5), *orig = malloc(t.total * sizeof(float));
     memcpy(orig, g, t.total * sizeof(float));
     float *ref = reference_sum(&t, g, 1.0f);
-    poa_bucket_opts o = {0};
-    poa_bucket_set *s = dist_buckets_create(d, &t, g, &o);
-    dist_bucket_start(s, 1);
-    dist_bucket_start(s, 0);
-    dist_bucket_wait(s, 1); /* the optimizer may consume one bucket early */
-    dist_buckets_wait_all(s);
+    poa_comm_bucket_opts o = {0};
+    poa_comm_bucket_set *s = poa_comm_buckets_create(d, &t, g, &o);
+    poa_comm_bucket_start(s, 1);
+    poa_comm_bucket_start(s, 0);
+    poa_comm_bucket_wait(s, 1); /* the optimizer may consume one bucket early */
+    poa_comm_buckets_wait_all(s);
     poa_comm_timing tm;
-    dist_buckets_timing(s, &tm);
+    poa_comm_buckets_timing(s, &tm);
     assert_int_equal(tm.late_starts, t.n_buckets - 2);
     assert_reduced(&t, g, ref, orig);
-    dist_buckets_destroy(s);
+    poa_comm_buckets_destroy(s);
     free(g);
     free(orig);
     free(ref);
@@ -237,34 +238,34 @@ static void test_small_collectives(void **state)
 {
     (void) state;
     float f[3] = {1.5f + (float) rank, -2.0f, (float) (10 * rank)};
-    dist_allreduce_sum_f32(d, f, 3);
+    poa_comm_allreduce_sum_f32(d, f, 3);
     assert_true(f[0] == 4.0f && f[1] == -4.0f && f[2] == 10.0f);
     double x[2] = {0.1 * (rank + 1), 1e300};
-    dist_allreduce_sum_f64(d, x, 2);
+    poa_comm_allreduce_sum_f64(d, x, 2);
     assert_true(x[0] == 0.1 + 0.2 || x[0] == 0.2 + 0.1);
     float m[2] = {(float) rank, -(float) rank};
-    dist_allreduce_max_f32(d, m, 2);
+    poa_comm_allreduce_max_f32(d, m, 2);
     assert_true(m[0] == 1.0f && m[1] == 0.0f);
     double md[2] = {-1e300 * rank, 0.5 * rank};
-    dist_allreduce_max_f64(d, md, 2);
+    poa_comm_allreduce_max_f64(d, md, 2);
     assert_true(md[0] == 0.0 && md[1] == 0.5);
     float p[4] = {0};
     if (rank == 0)
         for (int i = 0; i < 4; i++) p[i] = 0.5f * (float) i;
-    dist_broadcast_f32(d, p, 4, 0);
+    poa_comm_broadcast_f32(d, p, 4, 0);
     for (int i = 0; i < 4; i++) assert_true(p[i] == 0.5f * (float) i);
     int64_t c[1] = {rank + 1};
-    dist_host_allreduce_sum_i64(d, c, 1);
+    poa_comm_host_allreduce_sum_i64(d, c, 1);
     assert_int_equal(c[0], 3);
     double hm[1] = {(double) rank};
-    dist_host_allreduce_max_f64(d, hm, 1);
+    poa_comm_host_allreduce_max_f64(d, hm, 1);
     assert_true(hm[0] == 1.0);
-    assert_int_equal(dist_any(d, rank == 1), 1);
-    assert_int_equal(dist_any(d, 0), 0);
-    assert_int_equal(dist_max_int(d, 7 * rank), 7);
-    assert_int_equal(dist_local_size(d), 2); /* both ranks on this machine */
-    assert_true(dist_local_rank(d) == rank);
-    assert_int_equal(dist_kind(d), POA_DIST_MPI);
+    assert_int_equal(poa_comm_any(d, rank == 1), 1);
+    assert_int_equal(poa_comm_any(d, 0), 0);
+    assert_int_equal(poa_comm_max_int(d, 7 * rank), 7);
+    assert_int_equal(poa_comm_local_size(d), 2); /* both ranks on this machine */
+    assert_true(poa_comm_local_rank(d) == rank);
+    assert_int_equal(poa_comm_kind_of(d), POA_COMM_MPI);
 }
 
 /* Per-rank RNG/sampler blobs: gathered to rank 0 for the checkpoint, scattered back on resume
@@ -276,7 +277,7 @@ static void test_gather_scatter_blobs(void **state)
     size_t n = rank == 0 ? 3 : 0; /* rank 1 contributes an empty blob */
     uint64_t **all = NULL;
     size_t *lens = NULL;
-    dist_gather_blobs(d, mine, n, 0, &all, &lens);
+    poa_comm_gather_blobs(d, mine, n, 0, &all, &lens);
     if (rank == 0) {
         assert_int_equal(lens[0], 3);
         assert_int_equal(lens[1], 0);
@@ -286,12 +287,12 @@ static void test_gather_scatter_blobs(void **state)
     }
     uint64_t *back = NULL;
     size_t nb = 0;
-    dist_scatter_blobs(d, all, lens, rank == 0 ? 2 : 0, 0, &back, &nb);
+    poa_comm_scatter_blobs(d, all, lens, rank == 0 ? 2 : 0, 0, &back, &nb);
     assert_int_equal(nb, n);
     if (n) assert_memory_equal(back, mine, n * sizeof *back);
     free(back);
     /* A checkpoint written by 1 rank, resumed on 2: rank 1 gets an empty blob. */
-    dist_scatter_blobs(d, all, lens, 1, 0, &back, &nb);
+    poa_comm_scatter_blobs(d, all, lens, 1, 0, &back, &nb);
     assert_int_equal(nb, rank == 0 ? 3 : 0);
     free(back);
     if (all) {
@@ -308,31 +309,31 @@ static void test_check_identical_detects_one_bit(void **state)
     unsigned char *buf = malloc(N);
     for (int i = 0; i < N; i++) buf[i] = (unsigned char) (i * 37 + 11);
     int diff = 99;
-    assert_int_equal(dist_check_identical(d, buf, N, &diff), 1);
+    assert_int_equal(poa_comm_check_identical(d, buf, N, &diff), 1);
     assert_int_equal(diff, -1);
     /* one bit in the middle, then one bit in the last byte, on rank 1 only */
     int where[2] = {N / 2, N - 1};
     for (int k = 0; k < 2; k++) {
         if (rank == 1) buf[where[k]] ^= 0x10;
-        int same = dist_check_identical(d, buf, N, &diff);
+        int same = poa_comm_check_identical(d, buf, N, &diff);
         if (same) fail_msg("rank %d: a flipped bit at byte %d was not detected", rank, where[k]);
         assert_int_equal(diff, 1);
         if (rank == 1) buf[where[k]] ^= 0x10;
     }
-    assert_int_equal(dist_check_identical_host(d, buf, N, NULL), 1);
+    assert_int_equal(poa_comm_check_identical_host(d, buf, N, NULL), 1);
     /* the hash covers every byte and the length */
-    assert_true(dist_hash64(buf, N) != dist_hash64(buf, N - 1));
+    assert_true(poa_comm_hash64(buf, N) != poa_comm_hash64(buf, N - 1));
     free(buf);
 }
 
 int main(int argc, char **argv)
 {
-    d = dist_init(&argc, &argv, POA_DIST_MPI);
-    rank = dist_rank(d);
-    size = dist_world_size(d);
+    d = poa_comm_init(&argc, &argv, POA_COMM_MPI);
+    rank = poa_comm_rank(d);
+    size = poa_comm_world_size(d);
     if (size != 2) {
         fprintf(stderr, "test_mpi_buckets needs exactly 2 ranks (got %d)\n", size);
-        dist_finalize(d);
+        poa_comm_finalize(d);
         return 1;
     }
     const struct CMUnitTest tests[] = {
@@ -346,7 +347,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_check_identical_detects_one_bit),
     };
     int failed = cmocka_run_group_tests_name("mpi_buckets", tests, NULL, NULL);
-    int any = dist_max_int(d, failed);
-    dist_finalize(d);
+    int any = poa_comm_max_int(d, failed);
+    poa_comm_finalize(d);
     return any ? 1 : 0;
 }

@@ -5,13 +5,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "dist/dist.h"
-#include "dist/signals.h"
+#include "comm/comm.h"
+#include "comm/signals.h"
 
 #include <mpi.h>
 #include <signal.h>
 
-static poa_dist *d;
+static poa_comm *d;
 static int rank;
 
 static void test_no_signal_no_stop(void **state)
@@ -69,8 +69,8 @@ static void test_all_ranks_stop_at_the_same_step(void **state)
 
 int main(int argc, char **argv)
 {
-    d = dist_init(&argc, &argv, POA_DIST_MPI);
-    rank = dist_rank(d);
+    d = poa_comm_init(&argc, &argv, POA_COMM_MPI);
+    rank = poa_comm_rank(d);
     poa_signals_install();
     poa_signals_install(); /* idempotent */
     const struct CMUnitTest tests[] = {
@@ -80,8 +80,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_all_ranks_stop_at_the_same_step),
     };
     int failed = cmocka_run_group_tests_name("mpi_signals", tests, NULL, NULL);
-    int any = dist_max_int(d, failed);
+    int any = poa_comm_max_int(d, failed);
     poa_signals_restore();
-    dist_finalize(d);
+    poa_comm_finalize(d);
     return any ? 1 : 0;
 }
