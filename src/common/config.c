@@ -1,5 +1,6 @@
 /* config.c — see config.h.  The key table, defaults and struct all come from config_keys.def. */
 #include "common/config.h"
+#include "common/arch.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -964,18 +965,6 @@ long long poa_config_total_iterations(const poa_config *cfg)
     return (long long) cfg->optim.epochs * cfg->train.OFFICIAL_EPOCH_LENGTH;
 }
 
-/* Backbone sizes of the named architectures (spec §1.1, §11.1, §11.2; demo: configs/README.md). */
-typedef struct arch_preset {
-    int arch, min_embed_dim, max_embed_dim, min_depth, max_depth, head_dim, patch_size;
-} arch_preset;
-static const arch_preset arch_presets[] = {
-    {POA_ARCH_VIT_LARGE, 384, 1024, 12, 24, 64, 16}, /* the official POA model        */
-    {POA_ARCH_VIT_BASE, 384, 768, 6, 12, 64, 16},    /* poa choice: half width/depth  */
-    {POA_ARCH_VIT_SMALL, 192, 384, 6, 12, 64, 16},   /* spec §11.2                    */
-    {POA_ARCH_TINY, 32, 64, 2, 4, 16, 8},            /* spec §11.1                    */
-    {POA_ARCH_DEMO, 64, 128, 3, 6, 32, 4},           /* Fashion-MNIST demo            */
-};
-
 static void preset_key(poa_config *cfg, poa_cfg_key_id id, int *field, int value)
 {
     if (cfg->origin[id].source != POA_CFG_SRC_DEFAULT &&
@@ -985,20 +974,23 @@ static void preset_key(poa_config *cfg, poa_cfg_key_id id, int *field, int value
     cfg->origin[id].source = POA_CFG_SRC_PRESET;
 }
 
+/* The backbone sizes of the student.arch preset (common/arch.h) into the keys still at their
+ * default.  vit_dynamic is the official name of the elastic ViT-L whose sizes are the keys'
+ * defaults: they stay "default". */
 static void apply_arch_preset(poa_config *cfg)
 {
-    for (size_t i = 0; i < sizeof arch_presets / sizeof *arch_presets; i++) {
-        const arch_preset *p = &arch_presets[i];
-        if (p->arch != cfg->student.arch) continue;
-        preset_key(cfg, POA_CFG_KEY_student_min_embed_dim, &cfg->student.min_embed_dim,
-                   p->min_embed_dim);
-        preset_key(cfg, POA_CFG_KEY_student_max_embed_dim, &cfg->student.max_embed_dim,
-                   p->max_embed_dim);
-        preset_key(cfg, POA_CFG_KEY_student_min_depth, &cfg->student.min_depth, p->min_depth);
-        preset_key(cfg, POA_CFG_KEY_student_max_depth, &cfg->student.max_depth, p->max_depth);
-        preset_key(cfg, POA_CFG_KEY_student_head_dim, &cfg->student.head_dim, p->head_dim);
-        preset_key(cfg, POA_CFG_KEY_student_patch_size, &cfg->student.patch_size, p->patch_size);
-    }
+    if (cfg->student.arch == POA_ARCH_VIT_DYNAMIC) return;
+    const poa_arch_preset *p =
+        poa_arch_preset_find(poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch));
+    if (!p) return;
+    preset_key(cfg, POA_CFG_KEY_student_min_embed_dim, &cfg->student.min_embed_dim,
+               p->min_embed_dim);
+    preset_key(cfg, POA_CFG_KEY_student_max_embed_dim, &cfg->student.max_embed_dim,
+               p->max_embed_dim);
+    preset_key(cfg, POA_CFG_KEY_student_min_depth, &cfg->student.min_depth, p->min_depth);
+    preset_key(cfg, POA_CFG_KEY_student_max_depth, &cfg->student.max_depth, p->max_depth);
+    preset_key(cfg, POA_CFG_KEY_student_head_dim, &cfg->student.head_dim, p->head_dim);
+    preset_key(cfg, POA_CFG_KEY_student_patch_size, &cfg->student.patch_size, p->patch_size);
 }
 
 static void derive(poa_config *cfg, poa_cfg_key_id id)
@@ -1111,38 +1103,53 @@ static poa_status validate_ranges(const poa_config *cfg, poa_err *err)
     return POA_OK;
 }
 
-static poa_status validate_model(const poa_config *cfg, poa_err *err)
+/* The model's shape as the configuration describes it (what poa-train builds from it). */
+static poa_arch_shape arch_shape(const poa_config *cfg)
 {
     const typeof(cfg->student) *s = &cfg->student;
-    if (s->max_embed_dim % s->head_dim)
-        return rule_error(cfg, POA_CFG_KEY_student_max_embed_dim, POA_CFG_KEY_student_head_dim, err,
-                          "student.max_embed_dim = %d is not a multiple of student.head_dim = %d",
-                          s->max_embed_dim, s->head_dim);
-    if (s->min_embed_dim % s->head_dim)
-        return rule_error(cfg, POA_CFG_KEY_student_min_embed_dim, POA_CFG_KEY_student_head_dim, err,
-                          "student.min_embed_dim = %d is not a multiple of student.head_dim = %d",
-                          s->min_embed_dim, s->head_dim);
-    if (s->min_embed_dim > s->max_embed_dim)
-        return rule_error(cfg, POA_CFG_KEY_student_min_embed_dim, POA_CFG_KEY_student_max_embed_dim,
-                          err, "student.min_embed_dim = %d exceeds student.max_embed_dim = %d",
-                          s->min_embed_dim, s->max_embed_dim);
-    if ((s->max_embed_dim - s->min_embed_dim) % (s->head_dim * s->width_interval))
-        return rule_error(cfg, POA_CFG_KEY_student_width_interval,
-                          POA_CFG_KEY_student_min_embed_dim, err,
-                          "the widths from student.min_embed_dim = %d in steps of width_interval x "
-                          "head_dim = %d do not reach student.max_embed_dim = %d",
-                          s->min_embed_dim, s->head_dim * s->width_interval, s->max_embed_dim);
-    if (s->min_depth > s->max_depth)
-        return rule_error(cfg, POA_CFG_KEY_student_min_depth, POA_CFG_KEY_student_max_depth, err,
-                          "student.min_depth = %d exceeds student.max_depth = %d", s->min_depth,
-                          s->max_depth);
-    if ((s->max_depth - s->min_depth) % s->depth_interval)
-        return rule_error(cfg, POA_CFG_KEY_student_depth_interval, POA_CFG_KEY_student_min_depth,
-                          err,
-                          "the depths from student.min_depth = %d in steps of %d do not reach "
-                          "student.max_depth = %d",
-                          s->min_depth, s->depth_interval, s->max_depth);
-    if (!s->drop_path_uniform)
+    return (poa_arch_shape){
+        .patch_size = s->patch_size,
+        .in_chans = 3,
+        .mlp_ratio = 4,
+        .head_dim = s->head_dim,
+        .min_embed_dim = s->min_embed_dim,
+        .max_embed_dim = s->max_embed_dim,
+        .width_interval = s->width_interval,
+        .min_depth = s->min_depth,
+        .max_depth = s->max_depth,
+        .depth_interval = s->depth_interval,
+        .qkv_bias = s->qkv_bias,
+        .proj_bias = s->proj_bias,
+        .ffn_bias = s->ffn_bias,
+        .img_size = cfg->crops.global_crops_size,
+        .global_crops_size = cfg->crops.global_crops_size,
+        .local_crops_size = cfg->crops.local_crops_size,
+        .n_heads = cfg->dino.head_n_prototypes.n,
+        .head_n_prototypes = cfg->dino.head_n_prototypes.v,
+        .head_hidden_dim = cfg->dino.head_hidden_dim,
+        .head_bottleneck_dim = cfg->dino.head_bottleneck_dim,
+        .head_nlayers = cfg->dino.head_nlayers,
+        .extracted = false,
+    };
+}
+
+static poa_cfg_key_id key_id_of(const char *name)
+{
+    const poa_cfg_key *k = name ? poa_config_find_key(name) : NULL;
+    return k ? key_id(k) : NOKEY;
+}
+
+/* The one model check (common/arch.h), citing the origins of the keys at fault. */
+static poa_status validate_model(const poa_config *cfg, poa_err *err)
+{
+    poa_arch_shape shape = arch_shape(cfg);
+    poa_arch_fault fault;
+    if (!poa_arch_shape_check(&shape, &fault)) {
+        poa_cfg_key_id a = key_id_of(fault.key), b = key_id_of(fault.other);
+        if (a == NOKEY) return poa_err_set(err, POA_ERR_CONFIG, "%s", fault.msg);
+        return rule_error(cfg, a, b, err, "%s", fault.msg);
+    }
+    if (!cfg->student.drop_path_uniform)
         return rule_error(cfg, POA_CFG_KEY_student_drop_path_uniform, NOKEY, err,
                           "student.drop_path_uniform = false is not supported (POA uses true)");
     return POA_OK;
@@ -1150,17 +1157,8 @@ static poa_status validate_model(const poa_config *cfg, poa_err *err)
 
 static poa_status validate_crops(const poa_config *cfg, poa_err *err)
 {
+    /* the crops are whole patches: checked with the model (validate_model) */
     int p = cfg->student.patch_size;
-    if (cfg->crops.global_crops_size % p)
-        return rule_error(
-            cfg, POA_CFG_KEY_crops_global_crops_size, POA_CFG_KEY_student_patch_size, err,
-            "crops.global_crops_size = %d is not a multiple of student.patch_size = %d",
-            cfg->crops.global_crops_size, p);
-    if (cfg->crops.local_crops_size % p)
-        return rule_error(
-            cfg, POA_CFG_KEY_crops_local_crops_size, POA_CFG_KEY_student_patch_size, err,
-            "crops.local_crops_size = %d is not a multiple of student.patch_size = %d",
-            cfg->crops.local_crops_size, p);
     if ((cfg->crops.global_crops_size / p) % cfg->train.scale_for_num_patch)
         return rule_error(cfg, POA_CFG_KEY_train_scale_for_num_patch,
                           POA_CFG_KEY_crops_global_crops_size, err,

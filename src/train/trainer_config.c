@@ -10,13 +10,9 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
     poa_status st = poa_model_config_from_arch(mc, arch, err);
     if (st != POA_OK) return st;
-    if (!cfg->student.qkv_bias || !cfg->student.proj_bias || !cfg->student.ffn_bias)
-        return poa_err_set(err, POA_ERR_CONFIG,
-                           "student.qkv_bias, student.proj_bias and student.ffn_bias must be true: "
-                           "the POA ViT has biases in every linear layer (spec §1.4)");
-    if (cfg->dino.head_n_prototypes.n > POA_MODEL_MAX_HEADS)
-        return poa_err_set(err, POA_ERR_CONFIG, "dino.head_n_prototypes: %d heads (at most %d)",
-                           cfg->dino.head_n_prototypes.n, POA_MODEL_MAX_HEADS);
+    /* The biases (student.*_bias) and every size are checked by the one model check
+     * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
+     * the result. */
     /* student.* (after the preset of poa_config_finalize, spec §1.1, §2.1) */
     mc->patch_size = cfg->student.patch_size;
     mc->max_embed_dim = cfg->student.max_embed_dim;
@@ -32,6 +28,7 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     mc->global_crops_size = cfg->crops.global_crops_size;
     mc->local_crops_size = cfg->crops.local_crops_size;
     /* dino.* heads, shared by iBOT (spec §3.2, §3.3) */
+    _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
     mc->n_heads = cfg->dino.head_n_prototypes.n;
     for (int h = 0; h < mc->n_heads; h++)
         mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];

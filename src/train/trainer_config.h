@@ -15,8 +15,8 @@
 
 /* Model description of the configuration: the student.arch preset's defaults, then every key
  * that describes the model (student.*, dino.head_*, crops.*_size, optim layer decay and
- * patch-embed multiplier).  POA_ERR_CONFIG names the key for values the model cannot run:
- * biases switched off, more heads than POA_MODEL_MAX_HEADS, sizes the model rejects. */
+ * patch-embed multiplier).  cfg must be finalized (poa_config_finalize has checked the model's
+ * shape, biases included); POA_ERR_CONFIG names the key for values the model rejects. */
 poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
 /* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16

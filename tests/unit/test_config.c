@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/arch.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/poa_error.h"
@@ -202,6 +203,36 @@ static void test_key_table_is_consistent(void **state)
     assert_string_equal(poa_config_enum_text(POA_CFG_KEY_train_backend, POA_BACKEND_CUDA), "cuda");
     assert_null(poa_config_enum_text(POA_CFG_KEY_train_backend, 99));
     assert_null(poa_config_find_key("optim"));
+}
+
+/* One preset table (common/arch.h) for every student.arch choice; each preset fills the
+ * student.* keys with its sizes and passes the one model check. */
+static void test_every_arch_has_a_valid_preset(void **state)
+{
+    (void) state;
+    const poa_cfg_key *arch = poa_config_key(POA_CFG_KEY_student_arch);
+    for (int a = 0; a < arch->n_choices; a++) {
+        const poa_arch_preset *p = poa_arch_preset_find(arch->choices[a]);
+        if (!p) fail_msg("student.arch = %s has no preset", arch->choices[a]);
+        poa_config c;
+        poa_err err = {0};
+        poa_config_defaults(&c);
+        char ov[128];
+        snprintf(ov, sizeof ov, "student.arch=%s", arch->choices[a]);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        snprintf(ov, sizeof ov, "crops.global_crops_size=%d", p->global_crops_size);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        snprintf(ov, sizeof ov, "crops.local_crops_size=%d", p->local_crops_size);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        assert_ok(poa_config_finalize(&c, 1, &err), err);
+        assert_int_equal(c.student.min_embed_dim, p->min_embed_dim);
+        assert_int_equal(c.student.max_embed_dim, p->max_embed_dim);
+        assert_int_equal(c.student.min_depth, p->min_depth);
+        assert_int_equal(c.student.max_depth, p->max_depth);
+        assert_int_equal(c.student.head_dim, p->head_dim);
+        assert_int_equal(c.student.patch_size, p->patch_size);
+    }
+    assert_null(poa_arch_preset_find("vit_huge"));
 }
 
 static void test_levenshtein_and_closest_key(void **state)
@@ -439,6 +470,20 @@ static void test_cross_key_rules_cite_the_keys(void **state)
     assert_ok(poa_config_set_override(&c, "student.min_depth=30", &err), err);
     expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err,
                  "student.min_depth = 30 exceeds student.max_depth = 24", NULL);
+    /* rules of the model itself, checked with the configuration (common/arch.h) */
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "dino.head_nlayers=2", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "command line",
+                 "dino.head_nlayers = 2", "only 3", NULL);
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "student.max_depth=200", &err), err);
+    assert_ok(poa_config_set_override(&c, "student.min_depth=200", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "command line",
+                 "student.max_depth = 200", "at most 128", NULL);
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "student.ffn_bias=false", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "student.ffn_bias",
+                 "biases in every linear layer", NULL);
 }
 
 static void test_malformed_yaml_reports_line_and_column(void **state)
@@ -712,6 +757,7 @@ int main(void)
         cmocka_unit_test(test_defaults_are_the_official_vitl_recipe),
         cmocka_unit_test(test_finalize_derives_the_official_values),
         cmocka_unit_test(test_key_table_is_consistent),
+        cmocka_unit_test(test_every_arch_has_a_valid_preset),
         cmocka_unit_test(test_levenshtein_and_closest_key),
         cmocka_unit_test(test_load_nested_keys_and_lists),
         cmocka_unit_test(test_empty_file_and_official_fsdp_keys),
