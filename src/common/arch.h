@@ -1,11 +1,11 @@
 /* arch.h — the model architectures poa knows: the named presets of student.arch, and the one
  * check of a model's shape (sizes, elastic ranges, heads, crops).
  *
- * Both the run configuration (common/config.c: poa_config_finalize fills the preset into the
- * student.* keys and validates them, which poa-config does without the model library) and the
- * model (model/model_config.c: poa_model_config_from_arch, poa_model_config_validate) use this
- * table and this check, so a shape that one accepts the other accepts too.  It lives in common/
- * because common/ is the only layer both can reach.
+ * Both the run configuration (common/config_validate.c: poa_config_finalize fills the preset
+ * into the student.* keys and validates them, which poa-config does without the model library)
+ * and the model (model/model_config.c: poa_model_config_from_arch, poa_model_config_validate) use
+ * this table and this check, so a shape that one accepts the other accepts too.  It lives in
+ * common/ because common/ is the only layer both can reach.
  *
  * The shape's fields carry the official configuration key names; the check's messages name
  * them ("student.min_embed_dim = 400 is not a multiple of student.head_dim = 64") and its fault

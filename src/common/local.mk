@@ -8,5 +8,7 @@ src_common_libpoa_common_a_SOURCES = \
 	src/common/arch.c src/common/arch.h
 # configuration (config_keys.def: the key table) and the shared command line
 src_common_libpoa_common_a_SOURCES += \
-	src/common/config.c src/common/config.h src/common/config_keys.def \
+	src/common/config.h src/common/config_keys.def src/common/config_internal.h \
+	src/common/config_keys.c src/common/config_set.c src/common/config_yaml.c \
+	src/common/config_validate.c src/common/config_print.c \
 	src/common/cli.c src/common/cli.h
