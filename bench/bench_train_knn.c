@@ -37,13 +37,12 @@ static const poa_cli_option options[] = {
     {"k", 0, "K", "neighbours (default 20)"},
 };
 static const poa_cli_spec spec = {
-    "bench_train_knn",
-    "k-NN probe of teacher features: a checkpoint vs its random initialisation",
-    options,
-    5,
-    true,
-    NULL,
-    NULL};
+    .program = "bench_train_knn",
+    .summary = "k-NN probe of teacher features: a checkpoint vs its random initialisation",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+    .uses_config = true,
+};
 
 typedef struct feats {
     int n, d;

@@ -27,18 +27,18 @@ static const poa_cli_option options[] = {
 };
 
 static const poa_cli_spec spec = {
-    "poa-train",
-    "POA self-supervised pretraining (one MPI rank per GPU, or per group of cores on the CPU)",
-    options,
-    (int) (sizeof options / sizeof options[0]),
-    true,
-    NULL,
-    "Launch with mpiexec or srun, e.g.\n"
-    "  mpiexec -n 2 poa-train --config configs/demo.yaml --data PACKED --output RUN\n"
-    "Exit codes: 0 done, 2 usage/configuration, 3 data or checkpoint format, 4 output not "
-    "writable,\n5 non-finite loss (last good checkpoint kept), 75 stopped by "
-    "SIGUSR1/SIGTERM/SIGINT "
-    "after a\ncheckpoint (requeue: the same command resumes).  See src/train/README-train.md.",
+    .program = "poa-train",
+    .summary = "POA self-supervised pretraining (one MPI rank per GPU, or per group of cores on "
+               "the CPU)",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+    .uses_config = true,
+    .epilog = "Launch with mpiexec or srun, e.g.\n"
+              "  mpiexec -n 2 poa-train --config configs/demo.yaml --data PACKED --output RUN\n"
+              "Exit codes: 0 done, 2 usage/configuration, 3 data or checkpoint format, 4 output "
+              "not writable,\n5 non-finite loss (last good checkpoint kept), 75 stopped by "
+              "SIGUSR1/SIGTERM/SIGINT after a\ncheckpoint (requeue: the same command resumes).  "
+              "See src/train/README-train.md.",
 };
 
 static int usage_error(const char *msg)
