@@ -1,13 +1,15 @@
 /* cpu_naive.h — naive, obviously-correct double-precision versions of the CPU layer ops, for
  * tests only (architecture note: "the CPU backend keeps a naive version of each optimised op").
+ * Built into tests/lib/libpoa_testutil.a (make check), never into the backend archive or the
+ * programs.
  *
  * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X (same views, leading
  * dimensions, = / += rules) minus the backend, on double arrays: plain loops, straight from the
  * formulas of the spec, no threads, no BLAS.  Tests convert their float inputs to double, run
  * both, and also differentiate the naive forwards by central finite differences in double.
  */
-#ifndef POA_BACKEND_CPU_NAIVE_H
-#define POA_BACKEND_CPU_NAIVE_H
+#ifndef POA_TESTS_LIB_CPU_NAIVE_H
+#define POA_TESTS_LIB_CPU_NAIVE_H
 
 #include "backend/backend.h"
 

@@ -1,20 +1,10 @@
-# CPU layer ops (issue #3).  Tests of these ops are declared here too.
-# cpu_naive.{c,h} is the double-precision reference the op tests compare against.
-CPU_NN_SOURCES = src/backend/cpu/cpu_nn.c src/backend/cpu/cpu_nn.h \
-	src/backend/cpu/cpu_nn_norm.c src/backend/cpu/cpu_nn_attention.c \
-	src/backend/cpu/cpu_nn_tokens.c src/backend/cpu/cpu_simd.h \
-	src/backend/cpu/cpu_attn_avx512.c src/backend/cpu/cpu_attn_avx512.h \
-	src/backend/cpu/cpu_gemm_avx512.c src/backend/cpu/cpu_gemm_avx512.h \
-	src/backend/cpu/cpu_gelu_avx512.c src/backend/cpu/cpu_gelu_avx512.h \
-	src/backend/cpu/cpu_avx512_math.h \
-	src/backend/cpu/cpu_naive.c src/backend/cpu/cpu_naive.h
-
+# tests/ops/: the CPU backend's layer ops against the naive double-precision references
+# (tests/lib/cpu_naive.c) and their finite differences, and the threaded kernels.
 if HAVE_CMOCKA
 OPS_TESTS = tests/ops/test_ops_dense tests/ops/test_ops_attention tests/ops/test_ops_tokens \
 	tests/ops/test_ops_threads
 check_PROGRAMS += $(OPS_TESTS)
 TESTS += $(OPS_TESTS)
-noinst_HEADERS += tests/ops/ops_test_util.h tests/ops/pos_resample_ref.h
 tests_ops_test_ops_dense_SOURCES = tests/ops/test_ops_dense.c
 tests_ops_test_ops_dense_CFLAGS = $(TEST_CFLAGS)
 tests_ops_test_ops_dense_LDADD = $(TEST_LDADD)
@@ -28,3 +18,4 @@ tests_ops_test_ops_threads_SOURCES = tests/ops/test_ops_threads.c
 tests_ops_test_ops_threads_CFLAGS = $(TEST_CFLAGS)
 tests_ops_test_ops_threads_LDADD = $(TEST_LDADD)
 endif
+EXTRA_DIST += tests/ops/ops_test_util.h tests/ops/pos_resample_ref.h

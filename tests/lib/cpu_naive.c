@@ -1,7 +1,7 @@
 /* cpu_naive.c — naive double-precision reference of every CPU layer op (tests only; see
  * cpu_naive.h).  Written for obviousness, not speed: one output element at a time, straight
  * from the formulas in the spec. */
-#include "backend/cpu/cpu_naive.h"
+#include "tests/lib/cpu_naive.h"
 #include "common/poa_error.h"
 
 #include <math.h>

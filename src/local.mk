@@ -1,4 +1,4 @@
-# The programs built from src/ (poa-train, later poa-extract and the evaluation tools).
+# src/: the programs built from src/ (poa-train; later poa-extract and the evaluation tools).
 
 # poa-train: the pretraining rank loop (src/train/loop.h, src/train/README-train.md).
 bin_PROGRAMS += src/poa-train
