@@ -9,8 +9,8 @@
  *  - index arrays (int32) passed to ops live in backend memory too (upload them).
  * Shape letters: B images, T tokens (incl. cls), D width, H heads, Dh head dim, K prototypes.
  *
- * The table is split in two parts with separate owners: `nn` (layers, issue #3) and `train`
- * (losses, optimizer, reductions, issue #4).  Each backend fills both.
+ * The table is split in two parts: `nn` (layer ops) and `train` (losses, optimizer,
+ * reductions).  Each backend fills both.
  */
 #ifndef POA_BACKEND_BACKEND_H
 #define POA_BACKEND_BACKEND_H
@@ -152,7 +152,7 @@ typedef struct poa_nn_ops {
 } poa_nn_ops;
 
 /* ----------------------------------------------------------------------------------------- */
-/* Loss, optimizer and reduction ops (issue #4).  Conventions of this part:
+/* Loss, optimizer and reduction ops.  Conventions of this part:
  *  - loss values are accumulated (+=) into double scalars in backend memory ("loss slots"), so a
  *    step downloads all of them once at its end; `loss_scale` scales the value written there and
  *    `grad_scale` the gradient, so a slot can hold the spec's unweighted term while the gradient

@@ -1,4 +1,4 @@
-/* test_mpi_step_overlap.c — the overlapped gradient all-reduce of the POA step (issue #6): the
+/* test_mpi_step_overlap.c — the overlapped gradient all-reduce of the POA step: the
  * step announces every bucket exactly once (hooks.bucket_ready), heads first, then the backbone
  * buckets in decreasing order during the last intact backward pass (interleaved with its
  * progress calls), all before reduce_grads; and nothing writes a bucket's gradient after its
