@@ -210,7 +210,7 @@ static bool check_depths(const poa_arch_shape *s, poa_arch_fault *f)
     return true;
 }
 
-/* Every linear layer of the POA ViT has a bias (spec §1.4). */
+/* Every linear layer of the POA ViT has a bias. */
 static bool check_biases(const poa_arch_shape *s, poa_arch_fault *f)
 {
     if (s->qkv_bias && s->proj_bias && s->ffn_bias) return true;
