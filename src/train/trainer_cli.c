@@ -41,13 +41,6 @@ static const poa_cli_spec spec = {
               "See src/train/README-train.md.",
 };
 
-static int usage_error(const char *msg)
-{
-    if (poa_log_rank() == 0)
-        fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", spec.program, msg, spec.program);
-    return POA_EXIT_USAGE;
-}
-
 static long long int_option(const poa_train_args *a, const char *name, long long dflt, int *bad)
 {
     const char *v = poa_cli_value(&a->cli, &spec, name);
@@ -70,15 +63,15 @@ static int apply_options(poa_train_args *a)
     a->opts.debug_nonfinite_at = int_option(a, "debug-nonfinite-at", -1, &bad);
     a->ranks = (int) int_option(a, "ranks", a->world, &bad);
     if (bad || a->ranks < 1)
-        return usage_error("--max-steps, --ranks and --debug-nonfinite-at take a non-negative "
-                           "integer (--ranks at least 1)");
+        return poa_cli_usage_error(&spec, "--max-steps, --ranks and --debug-nonfinite-at take a "
+                                          "non-negative integer (--ranks at least 1)");
     const char *data = poa_cli_value(&a->cli, &spec, "data");
     const char *out = poa_cli_value(&a->cli, &spec, "output");
     if (!out) out = poa_cli_value(&a->cli, &spec, "output-dir");
     poa_cfg_origin cl = {POA_CFG_SRC_CLI, 0, 0, 0};
     if ((data && poa_config_set_text(&a->cfg, "train.dataset_path", data, cl, &err) != POA_OK) ||
         (out && poa_config_set_text(&a->cfg, "train.output_dir", out, cl, &err) != POA_OK))
-        return usage_error(err.msg);
+        return poa_cli_usage_error(&spec, "%s", err.msg);
     return -1;
 }
 
