@@ -27,10 +27,6 @@ tests_unit_fatal_probe_LDADD = $(TEST_LDADD)
 TESTS += tests/unit/test_fatal_path.sh
 EXTRA_DIST += tests/unit/test_fatal_path.sh
 
-# slurm/*.sbatch: the programs are found next to the submitted script (fake Slurm on PATH)
-TESTS += tests/slurm/test_sbatch_paths.sh
-EXTRA_DIST += tests/slurm/test_sbatch_paths.sh
-
 check_PROGRAMS += tests/mpi/test_mpi_log
 tests_mpi_test_mpi_log_SOURCES = tests/mpi/test_mpi_log.c
 tests_mpi_test_mpi_log_CFLAGS = $(TEST_CFLAGS)
