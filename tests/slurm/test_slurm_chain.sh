@@ -4,9 +4,10 @@
 # configuration on 2 ranks, as a chain of two jobs (pretrain: --dependency=afterok:<pack>).
 # Checks: the job ids and the output table printed and saved, the dependency, both jobs COMPLETED
 # in order, the packed folder verified, the run complete (16 iterations, final and evaluation
-# checkpoints).  Also: a chain whose pack job fails leaves the pretrain job waiting forever
-# (DependencyNeverSatisfied) instead of running it; and the full default chain stops with exit 2
-# while slurm/extract.sbatch and slurm/eval.sbatch do not exist.
+# checkpoints).  Also: pack.sbatch with its ranks started by mpirun inside the allocation
+# (POA_LAUNCH=mpirun) instead of srun --mpi=pmix; a chain whose pack job fails leaves the pretrain
+# job waiting forever (DependencyNeverSatisfied) instead of running it; and the full default chain
+# stops with exit 2 while slurm/extract.sbatch and slurm/eval.sbatch do not exist.
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh
@@ -58,6 +59,19 @@ grep -q "poa-train: iterations 0-15 of 16 .*exit 0" "$log" && ok "pretrain: 16 i
     [ "$(wc -l <"$out/work/pretrain/training_metrics.json")" = 16 ] &&
     ok "pretrain: final checkpoint, teacher checkpoint and 16 metric records" || bad "pretrain outputs"
 echo "chain: pack + pretrain took $((t1 - t0)) s from submission to the end (load $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# mpirun inside the allocation instead of srun --mpi=pmix (POA_LAUNCH=mpirun): 2 ranks pack.
+j=$(IMAGENET=$out/images PACKED=$out/packed-mpirun PACK_ARGS="--shard-images 64" POA_LAUNCH=mpirun \
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 sbatch --parsable --ntasks=2 \
+    --cpus-per-task=1 --time=10 --output="$out/logs/pack-mpirun-%j.out" "$top_src/slurm/pack.sbatch")
+if wait_done "$j" 120 && [ "$(job_field "$j" JobState)" = COMPLETED ] &&
+    grep -q "512 images packed.*8 shards written.*(2 rank(s)" "$out/logs/pack-mpirun-$j.out" &&
+    grep -q "poa-pack --verify $out/packed-mpirun: OK" "$out/logs/pack-mpirun-$j.out"; then
+    ok "POA_LAUNCH=mpirun: 2 ranks started by mpirun inside the allocation packed and verified"
+else
+    bad "POA_LAUNCH=mpirun pack job $j"
+    dump "$j"
+fi
 
 # A failing stage stops the chain: the pack job fails (no train folder), pretrain never starts.
 mkdir -p "$out/broken"

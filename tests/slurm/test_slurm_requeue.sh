@@ -7,10 +7,12 @@
 #   3. the time limit: the job was submitted with --signal=B:USR1@50; once it runs, its time limit
 #      is lowered to 1 minute (scontrol update TimeLimit=1), so slurmctld sends SIGUSR1 to the
 #      batch script at its next time-limit check (every 30 s), and the script forwards it to srun
-# then runs to the end.  The losses of every iteration and the final checkpoint must equal an
-# uninterrupted run's (mpiexec, same configuration) bit for bit, and the metrics file must hold
-# each iteration once.  Also: jobs that fail for other reasons (missing data, bad configuration)
-# end FAILED, are not requeued, and their logs say why.
+# then runs to the end, while a job submitted with --dependency=afterok on it waits for the real
+# end (requeues neither release nor cancel it).  The losses of every iteration and the final
+# checkpoint must equal an uninterrupted run's (mpiexec, same configuration) bit for bit, and the
+# metrics file must hold each iteration once.  Also: a plain scancel ends a job for good (its
+# checkpoint is written, it is not requeued); jobs that fail for other reasons (missing data, bad
+# configuration) end FAILED, are not requeued, and their logs say why.
 # The run's length is chosen from a short calibration run so that phase 3 has at least 35 s of
 # training left when the time limit is lowered (slurmctld checks time limits every 30 s).  Slurm
 # holds a requeued job for two minutes (BeginTime); the test starts it at once (scontrol update
@@ -59,8 +61,10 @@ t0=$(date +%s)
 job=$(PACKED=$out/packed OUTPUT=$out/run CONFIG=$tiny sbatch --parsable $sbatch_common --time=UNLIMITED \
     --signal=B:USR1@50 --output="$out/logs/pretrain-%j.out" "$top_src/slurm/pretrain.sbatch" $common)
 case "$job" in '' | *[!0-9]*) echo "FAIL: sbatch: $job"; exit 1 ;; esac
-echo "submitted pretrain.sbatch as job $job"
-trap 'scancel $job 2>/dev/null' EXIT
+# A job of the next stage: it must wait through the requeues and start when the run is done.
+after=$(sbatch --parsable --dependency=afterok:$job --ntasks=1 --output="$out/logs/next-%j.out" --wrap true)
+echo "submitted pretrain.sbatch as job $job, and job $after with --dependency=afterok:$job"
+trap 'scancel $job $after 2>/dev/null' EXIT
 
 # progress N SECS: wait until the run has logged N iterations in all
 progress() {
@@ -105,6 +109,8 @@ n=$(metrics "$out/run")
 progress $((n + 3)) 120 || { bad "the requeued job did not resume training"; dump $job; finish; }
 scontrol requeue $job
 stopped "scontrol requeue" 2
+grep -q "Slurm is requeueing job $job already" "$out/logs/pretrain-$job.out" &&
+    ok "the script saw that Slurm requeues the job itself" || bad "no 'Slurm is requeueing job $job already' in the log"
 
 # 3. time limit: SIGUSR1 (--signal=B:USR1@50) at slurmctld's next time-limit check
 n=$(metrics "$out/run")
@@ -128,6 +134,10 @@ state=$(job_field $job JobState)
 [ "$state" = COMPLETED ] && [ "$(job_field $job ExitCode)" = 0:0 ] &&
     ok "job $job completed after 3 requeues ($(($(date +%s) - t0)) s)" ||
     bad "job $job ended $state, exit $(job_field $job ExitCode)"
+wait_done $after 60 && [ "$(job_field $after JobState)" = COMPLETED ] &&
+    [ "$(date -d "$(job_field $job EndTime)" +%s)" -le "$(date -d "$(job_field $after StartTime)" +%s)" ] &&
+    ok "the afterok job $after waited through the 3 requeues and ran after the run ended" ||
+    { bad "afterok job $after: $(job_field $after JobState) $(job_field $after Reason)"; dump $after; }
 trap - EXIT
 n=$(grep -c "resuming from" "$out/logs/pretrain-$job.out")
 [ "$n" = 3 ] && ok "the job resumed 3 times from its checkpoints" || bad "$n resumptions in the log (want 3)"
@@ -156,6 +166,26 @@ failed() {
         dump $j
     fi
 }
+# A plain scancel ends the job: stopped with a checkpoint, but not requeued.
+j=$(PACKED=$out/packed OUTPUT=$out/run-cancel CONFIG=$tiny sbatch --parsable $sbatch_common \
+    --output="$out/logs/cancel-%j.out" "$top_src/slurm/pretrain.sbatch" $common)
+i=0
+while [ "$(metrics "$out/run-cancel")" -lt 3 ] && [ $i -lt 480 ]; do
+    sleep 0.25
+    i=$((i + 1))
+done
+scancel $j
+wait_done $j 60
+if [ "$(job_field $j JobState)" = CANCELLED ] && [ "$(job_field $j Restarts)" = 0 ] &&
+    ls "$out/run-cancel"/checkpoint_*.h5 >/dev/null 2>&1 &&
+    grep -q "Slurm is ending the job (scancel, .*not requeueing it" "$out/logs/cancel-$j.out"; then
+    ok "plain scancel: checkpoint written, job CANCELLED and not requeued, the log says so"
+else
+    bad "plain scancel: state $(job_field $j JobState), restarts $(job_field $j Restarts)"
+    dump $j
+fi
+scancel $j 2>/dev/null
+
 EXTRA=
 failed missing-data 3 "data directory $out/nothing-here: No such file" PACKED="$out/nothing-here" OUTPUT="$out/run-missing"
 EXTRA=optim.epochs=0
