@@ -110,7 +110,7 @@ if [ -n "$pack_tasks" ]; then
     case "$pack_tasks" in '' | *[!0-9]* | 0) die "--pack-tasks wants a positive integer, got '$pack_tasks'" ;; esac
 fi
 [ "$pack_mode" = array ] && pack_tasks=${pack_tasks:-16}
-case "$after" in '' | [0-9]*) ;; *) die "--after wants a job id, got '$after'" ;; esac
+case "$after" in *[!0-9]*) die "--after wants a job id, got '$after'" ;; esac
 
 for s in "${selected[@]}"; do
     [ -f "$here/$s.sbatch" ] || die "stage '$s' needs $here/$s.sbatch, which does not exist$(

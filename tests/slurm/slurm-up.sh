@@ -12,14 +12,15 @@
 # Stop it with tests/slurm/slurm-down.sh DIR (only the processes started here are stopped).
 # Exit status: 0 cluster up; 77 this machine cannot run it (not root, packages not
 # installable; the reason is printed); 1 the daemons did not come up (their logs are printed).
-# Environment: POA_SLURM_CPUS (CPUs of the node, default 2), POA_SLURM_NICE (nice value of slurmd
-# and so of the jobs, default 10: the machine is shared).
+# Environment: POA_SLURM_CPUS (CPUs of the node, default 2), POA_SLURM_NICE (added to slurmd's
+# nice value and so to the jobs', default 0: the jobs run as nice as whoever starts the cluster,
+# e.g. `nice make check-slurm`), POA_SLURM_PORT (first TCP port tried, default 16817).
 set -eu
 dir=${1:?usage: slurm-up.sh DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 top_src=$(cd "$here/../.." && pwd)
 cpus=${POA_SLURM_CPUS:-2}
-nice_value=${POA_SLURM_NICE:-10}
+nice_value=${POA_SLURM_NICE:-0}
 
 skip() { echo "slurm-up: SKIPPED: $*"; exit 77; }
 die() { echo "slurm-up: ERROR: $*" >&2; exit 1; }

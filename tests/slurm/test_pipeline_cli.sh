@@ -105,6 +105,7 @@ refuse "pack without --images" "needs --images ROOT" --work "$out/work" --stages
 refuse "images without labels.txt" "no labels.txt there" --work "$out/work" --images "$out" --stages pack
 refuse "bad --pack-mode" "wants mpi or array" $base --stages pack --pack-mode threads
 refuse "bad --pack-tasks" "wants a positive integer" $base --stages pack --pack-tasks 0
+refuse "bad --after" "--after wants a job id" $base --stages pack --after 12a
 refuse "pretrain without packed data" "metadata.h5 does not exist" --work "$out/none" --config "$tiny" --stages pretrain
 o=$(env POA_BIN="$out/nobin" bash "$top_src/slurm/pipeline.sh" $base --stages pack 2>&1)
 rc=$?
