@@ -37,6 +37,11 @@ for p in slurmctld slurmd munged mungekey sbatch scontrol sinfo; do
 done
 
 # ------------------------------------------------------------------ layout
+# DIR is emptied: refuse a non-empty folder that is not a test cluster's.
+if [ -d "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ] &&
+    ! grep -q "^# Private single-node test cluster written by tests/slurm/slurm-up.sh" "$dir/etc/slurm.conf" 2>/dev/null; then
+    die "$dir exists and is not a test cluster's folder: give a new or empty folder"
+fi
 if [ -f "$dir/run/slurmctld.pid" ] || [ -f "$dir/run/munged.pid" ]; then
     sh "$here/slurm-down.sh" "$dir" >/dev/null 2>&1 || true
 fi
