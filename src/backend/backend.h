@@ -8,7 +8,7 @@
  * The CPU backend (fp32 reference, src/backend/cpu/) and the CUDA backend (src/backend/cuda/)
  * fill all three.  Callers never compare backend names, never include the headers of
  * backend/cpu/ or backend/cuda/, and never dereference backend memory unless iface->is_host() says
- * it is host memory.  docs/architecture.md, "The backend", explains the design.
+ * it is host memory.  src/backend/README.md explains the design.
  *
  * Rules of every op:
  *  - all matrices are row-major views (pointer, rows, cols, leading dimension in elements);
@@ -25,13 +25,13 @@
  *    build, run after run (no floating-point atomics), so a resumed run equals an
  *    uninterrupted one.
  *
- * Precision is a property of the run (docs/architecture.md, "Precision"): parameters, their
+ * Precision is a property of the run (src/backend/README.md, "Precision"): parameters, their
  * gradients, the optimizer moments and the teacher are fp32 master copies; the backbone's
  * activations, their gradients and the GEMM operands are in the compute dtype be->act_dtype
  * (fp32 on the CPU; bf16 by default on CUDA, fp32 there for parity runs); statistics
  * (LayerNorm mean/rstd, softmax, losses, Sinkhorn-Knopp, KoLeo, norms) are computed in fp32
  * or double whatever the compute dtype.  The projection heads run in fp32 (poa decision: they
- * are ~1 % of a ViT-L step's FLOPs; docs/algorithm.md, "Precision").  GEMMs with activation
+ * are ~1 % of a ViT-L step's FLOPs; src/backend/README.md, "Precision").  GEMMs with activation
  * operands accumulate in fp32.
  *
  * Shape letters: B images, T tokens (incl. cls), D width, H heads, Dh head dim, K prototypes.
