@@ -13,8 +13,10 @@
  * [−1, 1] (τ = 0.07).  Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
+#include "common/cli.h"
 #include "common/timer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,36 +63,30 @@ static double reference_xent(const float *s, const float *t, int n, int K, doubl
     return total;
 }
 
+static const poa_cli_option options[] = {
+    {"rows", 0, "N", "rows of the score matrix (default 151)"},
+    {"k", 0, "K", "prototypes (default 65536)"},
+    {"reps", 0, "R", "timed repetitions (default 7, at most 64)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_loss_ops",
+    .summary = "Wall time of the loss ops at one ViT-B head's sizes; make bench-loss-ops.",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+};
+
 int main(int argc, char **argv)
 {
-    int n = 151, K = 65536, reps = 7;
-    static const char usage[] = "usage: bench_loss_ops [--rows N] [--k K] [--reps R]\n"
-                                "Wall time of the loss ops at one ViT-B head's sizes (defaults: "
-                                "151 rows, K 65536, 7 reps); make bench-loss-ops.\n";
-    for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_loss_ops: %s needs a value\n%s", argv[i], usage);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--rows"))
-            n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--k"))
-            K = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "bench_loss_ops: unknown option %s\n%s", argv[i], usage);
-            return 2;
-        }
-    }
-    if (n < 1 || K < 1 || reps < 1 || reps > MAX_REPS) {
-        fprintf(stderr, "bench_loss_ops: need rows, k ≥ 1 and 1 ≤ reps ≤ %d\n", MAX_REPS);
-        return 2;
-    }
+    poa_cli cli;
+    poa_err cli_err = {0};
+    int n, K, reps;
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &cli_err);
+    if (rc < 0 && (poa_cli_int(&cli, &spec, "rows", 151, 1, INT_MAX, &n, &cli_err) != POA_OK ||
+                   poa_cli_int(&cli, &spec, "k", 65536, 1, INT_MAX, &K, &cli_err) != POA_OK ||
+                   poa_cli_int(&cli, &spec, "reps", 7, 1, MAX_REPS, &reps, &cli_err) != POA_OK))
+        rc = poa_cli_usage_error(&spec, "%s", cli_err.msg);
+    poa_cli_free(&cli);
+    if (rc >= 0) return rc;
     char err[256];
     poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) {

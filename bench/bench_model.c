@@ -17,6 +17,7 @@
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "common/cli.h"
 #include "common/timer.h"
 #include "model/vit.h"
 
@@ -285,62 +286,59 @@ static double flops_per_image(const poa_model_config *c, int size, int d, int L)
     return fwd + (2.0 * L * block + pe);
 }
 
-static const char usage[] =
-    "usage: bench_model [--config NAME] [--size S] [--batch B] [--reps N] [--warmup N]\n"
-    "                   [--width W --depth L] [--torch-img-s X] [--profile | --profile-cpu]\n"
-    "                   [--ab VAR=VALUE]\n"
-    "Forward + backward of the ViT backbone on the CPU backend (default: demo, its global crop\n"
-    "size, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 BLAS sgemm; the last\n"
-    "line is RESULT config=... img_s=... gflops=... sgemm_gflops=... (see make bench-model).\n"
-    "--profile times every backend op (per op family), --profile-cpu in thread CPU time;\n"
-    "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  --ab VAR=VALUE alternates the timed steps\n"
-    "between the environment as given and VAR=VALUE (e.g. POA_CPU_GEMM=blas) and prints an AB\n"
-    "line with both medians.  Threads: OMP_NUM_THREADS.\n";
+static const poa_cli_option cli_options[] = {
+    {"config", 0, "NAME", "architecture preset (default demo)"},
+    {"size", 0, "S", "crop side (default: the preset's global crop)"},
+    {"batch", 0, "B", "images per step (default 8)"},
+    {"reps", 0, "N", "timed steps (default 5, at most 64)"},
+    {"warmup", 0, "N", "untimed steps first (default 1)"},
+    {"width", 0, "W", "sub-network width (default: the intact width)"},
+    {"depth", 0, "L", "sub-network depth (default: the intact depth)"},
+    {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
+    {"profile", 0, NULL, "time every backend op (per op family)"},
+    {"profile-cpu", 0, NULL, "the same in thread CPU time"},
+    {"ab", 0, "VAR=VALUE",
+     "alternate the timed steps between the environment as given and\n"
+     "VAR=VALUE (e.g. POA_CPU_GEMM=blas); prints an AB line with both medians"},
+};
+static const poa_cli_spec cli_spec = {
+    .program = "bench_model",
+    .summary = "Forward + backward of the ViT backbone on the CPU backend (default: demo, its "
+               "global crop\nsize, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 "
+               "BLAS sgemm; the last\nline is RESULT config=... img_s=... gflops=... "
+               "sgemm_gflops=... (see make bench-model).",
+    .options = cli_options,
+    .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
+    .epilog = "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  Threads: OMP_NUM_THREADS.",
+};
 
-static void parse(int argc, char **argv, options *o)
+/* The command line into o: -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--profile") || !strcmp(a, "--profile-cpu")) {
-            o->profile = 1;
-            prof_cpu = !strcmp(a, "--profile-cpu");
-            continue;
-        }
-        if (!v || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "bench_model: %s %s\n%s", a, v ? "is not an option" : "needs a value",
-                    usage);
-            exit(2);
-        }
-        if (!strcmp(a, "--config"))
-            o->config = v, i++;
-        else if (!strcmp(a, "--size"))
-            o->size = atoi(v), i++;
-        else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v), i++;
-        else if (!strcmp(a, "--reps"))
-            o->reps = atoi(v), i++;
-        else if (!strcmp(a, "--warmup"))
-            o->warmup = atoi(v), i++;
-        else if (!strcmp(a, "--width"))
-            o->width = atoi(v), i++;
-        else if (!strcmp(a, "--depth"))
-            o->depth = atoi(v), i++;
-        else if (!strcmp(a, "--torch-img-s"))
-            o->torch_img_s = atof(v), i++;
-        else if (!strcmp(a, "--ab") && strchr(v, '=') && v[0] != '=')
-            o->ab = v, i++;
-        else {
-            fprintf(stderr, "bench_model: unknown option %s\n%s", a, usage);
-            exit(2);
-        }
+    poa_cli cli;
+    poa_err err = {0};
+    int rc = poa_cli_main_setup(&cli_spec, argc, argv, &cli, NULL, 1, &err);
+    if (rc < 0) {
+        const char *config = poa_cli_value(&cli, &cli_spec, "config");
+        if (config) o->config = config;
+        o->ab = poa_cli_value(&cli, &cli_spec, "ab");
+        prof_cpu = poa_cli_flag(&cli, &cli_spec, "profile-cpu");
+        o->profile = prof_cpu || poa_cli_flag(&cli, &cli_spec, "profile");
+        if (poa_cli_int(&cli, &cli_spec, "size", 0, 1, 1 << 14, &o->size, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "batch", 0, 1, 1 << 20, &o->batch, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "reps", 5, 1, MAX_REPS, &o->reps, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "width", 0, 1, 1 << 16, &o->width, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "depth", 0, 1, 1024, &o->depth, &err) != POA_OK ||
+            poa_cli_double(&cli, &cli_spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s,
+                           &err) != POA_OK)
+            rc = poa_cli_usage_error(&cli_spec, "%s", err.msg);
+        else if (o->ab && (!strchr(o->ab, '=') || o->ab[0] == '='))
+            rc = poa_cli_usage_error(&cli_spec, "--ab wants VAR=VALUE, got '%s'", o->ab);
     }
-    if (o->reps < 1) o->reps = 1;
-    if (o->reps > MAX_REPS) o->reps = MAX_REPS;
+    poa_cli_free(&cli); /* the values point into argv */
+    return rc;
 }
 
 /* --ab: the variable's original value (NULL: unset) and the B value. */
@@ -398,7 +396,8 @@ static void ab_report(const ab_switch *s, const double *t, int reps)
 int main(int argc, char **argv)
 {
     options o;
-    parse(argc, argv, &o);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     poa_model_config cfg;
     poa_err err;
     if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {

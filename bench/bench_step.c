@@ -17,6 +17,7 @@
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "common/cli.h"
 #include "common/timer.h"
 #include "train/step.h"
 
@@ -50,53 +51,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const char usage[] =
-    "usage: bench_step [--config NAME] [--batch B] [--groups G] [--local V] [--width W --depth L]\n"
-    "                  [--reps N] [--warmup N] [--torch-img-s X] [--serve]\n"
-    "Throughput of the complete POA training step on the CPU backend (default: demo, 32 images,\n"
-    "8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; the last line is RESULT\n"
-    "config=... (see make bench-step).  --serve: read \"step\" / \"result <torch img/s>\" commands "
-    "from\n"
-    "stdin after the set-up.  Threads: OMP_NUM_THREADS.\n";
+static const poa_cli_option cli_options[] = {
+    {"config", 0, "NAME", "architecture preset (default demo)"},
+    {"batch", 0, "B", "images per rank group (default 32)"},
+    {"groups", 0, "G", "rank groups (default 1)"},
+    {"local", 0, "V", "local crops per image (default 8)"},
+    {"width", 0, "W", "width of the elastic student (default: the middle width)"},
+    {"depth", 0, "L", "depth of the elastic student (default: the middle depth)"},
+    {"reps", 0, "N", "timed steps (default 3, at most 64)"},
+    {"warmup", 0, "N", "untimed steps first (default 1)"},
+    {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
+    {"serve", 0, NULL,
+     "after the set-up, read \"step\" / \"result <torch img/s>\" commands\n"
+     "from stdin (bench/bench_step.py)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_step",
+    .summary = "Throughput of the complete POA training step on the CPU backend (default: demo, "
+               "32 images,\n8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; "
+               "the last line is RESULT\nconfig=... (see make bench-step).",
+    .options = cli_options,
+    .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
+    .epilog = "Threads: OMP_NUM_THREADS.",
+};
 
-static void parse(int argc, char **argv, options *o)
+/* The command line into o: -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--serve")) {
-            o->serve = 1;
-            continue;
-        }
-        if (i + 1 >= argc) fprintf(stderr, "bench_step: %s needs a value\n%s", a, usage), exit(2);
-        i++;
-        if (!strcmp(a, "--config"))
-            o->config = v;
-        else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v);
-        else if (!strcmp(a, "--groups"))
-            o->groups = atoi(v);
-        else if (!strcmp(a, "--local"))
-            o->local = atoi(v);
-        else if (!strcmp(a, "--width"))
-            o->width = atoi(v);
-        else if (!strcmp(a, "--depth"))
-            o->depth = atoi(v);
-        else if (!strcmp(a, "--reps"))
-            o->reps = atoi(v);
-        else if (!strcmp(a, "--warmup"))
-            o->warmup = atoi(v);
-        else if (!strcmp(a, "--torch-img-s"))
-            o->torch_img_s = atof(v);
-        else
-            fprintf(stderr, "bench_step: unknown option %s\n%s", a, usage), exit(2);
+    poa_cli cli;
+    poa_err err = {0};
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &err);
+    if (rc < 0) {
+        const char *config = poa_cli_value(&cli, &spec, "config");
+        if (config) o->config = config;
+        o->serve = poa_cli_flag(&cli, &spec, "serve");
+        if (poa_cli_int(&cli, &spec, "batch", 32, 1, 1 << 20, &o->batch, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "groups", 1, 1, POA_STEP_MAX_GROUPS, &o->groups, &err) !=
+                POA_OK ||
+            poa_cli_int(&cli, &spec, "local", 8, 0, 256, &o->local, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "width", 0, 1, 1 << 16, &o->width, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "depth", 0, 1, 1024, &o->depth, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "reps", 3, 1, 64, &o->reps, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
+            poa_cli_double(&cli, &spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s, &err) !=
+                POA_OK)
+            rc = poa_cli_usage_error(&spec, "%s", err.msg);
     }
-    if (o->reps < 1) o->reps = 1;
-    if (o->reps > 64) o->reps = 64;
+    poa_cli_free(&cli); /* the values point into argv */
+    return rc;
 }
 
 /* GFLOP per CPU-second (process CPU time) of BLAS sgemm on an n×n×n product (median of
@@ -164,7 +167,8 @@ static double step_flops(const poa_model_config *c, int B, int V, int n_masked,
 int main(int argc, char **argv)
 {
     options o;
-    parse(argc, argv, &o);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     poa_model_config cfg;
     poa_err err;
     if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {

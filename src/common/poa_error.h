@@ -1,7 +1,7 @@
 /* poa_error.h — fatal errors, always-on asserts and recoverable status codes.
  *
  * Two kinds of failure (architecture note, "Errors"):
- *  - library failures in backends/dist and broken invariants are fatal: POA_CHECK / POA_ASSERT
+ *  - library failures in backends/comm and broken invariants are fatal: POA_CHECK / POA_ASSERT
  *    print "[rank r/N host] file:line func: expr -> message", run the abort hooks (NCCL
  *    communicators), then MPI_Abort when MPI is up;
  *  - io, data, config and checkpoint functions return a poa_status and fill a poa_err with a

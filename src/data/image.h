@@ -62,8 +62,8 @@ void poa_adjust_contrast(poa_image *im, float factor);
 void poa_adjust_saturation(poa_image *im, float factor);
 /* torchvision F_pil.adjust_hue: H channel of convert("HSV") += uint8(hue_factor * 255). */
 void poa_adjust_hue(poa_image *im, double hue_factor);
-/* The same computed pixel by pixel with Pillow's conversions (slow; the tests' reference). */
-void poa_adjust_hue_reference(poa_image *im, double hue_factor);
+/* Pillow's per-pixel convert("HSV") (the tables of poa_adjust_hue are built from it). */
+void poa_rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv);
 /* convert("L") copied to the three channels (RandomGrayscale with 3 output channels). */
 void poa_grayscale(poa_image *im);
 /* torchvision GaussianBlur(kernel_size, sigma) on the float32 tensor of the image. */

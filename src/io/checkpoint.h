@@ -11,7 +11,7 @@
  * Names, shapes and offsets come from the parameter table (tensor/params.h); data come from and
  * go to flat host buffers laid out by that table (parameter i at buf + p[i].offset).
  *
- * Writing (rank 0 only; the caller gathers the per-rank blobs with dist_gather_blobs):
+ * Writing (rank 0 only; the caller gathers the per-rank blobs with poa_comm_gather_blobs):
  *   write to "<dir>/.checkpoint_NNNNNNN.h5.tmp.<pid>", H5Fflush, close, fsync, rename to
  *   "<dir>/checkpoint_NNNNNNN.h5" (atomic on POSIX file systems), fsync the directory, then
  *   delete all but the newest `keep` checkpoints.  A crash or SIGKILL at any point leaves either
@@ -21,8 +21,8 @@
  *   warning, past files that are truncated, corrupt (checksum) or incomplete; a format name or
  *   version mismatch stops with POA_ERR_VERSION and says what to run.
  *
- * Resuming on many ranks: let rank 0 load, then dist_broadcast_f32 the buffers and
- * dist_scatter_blobs the per-rank states, rather than every rank reading the same file.
+ * Resuming on many ranks: let rank 0 load, then poa_comm_broadcast_f32 the buffers and
+ * poa_comm_scatter_blobs the per-rank states, rather than every rank reading the same file.
  * HDF5: when the library is not thread-safe (POA_HDF5_THREADSAFE undefined) no other thread
  * (e.g. the data loader) may call HDF5 during these functions.
  *

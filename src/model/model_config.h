@@ -8,12 +8,13 @@
 #ifndef POA_MODEL_MODEL_CONFIG_H
 #define POA_MODEL_MODEL_CONFIG_H
 
+#include "common/arch.h"
 #include "common/poa_error.h"
 
 #include <stddef.h>
 
-#define POA_MODEL_MAX_HEADS 8   /* projection heads (MPH) */
-#define POA_MODEL_MAX_DEPTH 128 /* L_max                   */
+#define POA_MODEL_MAX_HEADS POA_ARCH_MAX_HEADS /* projection heads (MPH) */
+#define POA_MODEL_MAX_DEPTH POA_ARCH_MAX_DEPTH /* L_max                   */
 #define POA_MODEL_ARCH_MAX  32
 
 typedef struct poa_model_config {
@@ -54,11 +55,13 @@ typedef struct poa_model_config {
     int extracted;
 } poa_model_config;
 
-/* Defaults of an architecture: "tiny" (spec §11.1), "demo" (Fashion-MNIST on CPU, see
- * src/model/README.md), "vit_small", "vit_base" (patch 16, elastic ranges §11.2-style),
- * "vit_large" / "vit_dynamic" (the official POA ViT-L teacher: 11 widths × 13 depths, 4 heads). */
+/* Defaults of an architecture, from the one preset table (common/arch.h): "tiny" (spec §11.1),
+ * "demo" (Fashion-MNIST on CPU, see src/model/README.md), "vit_small", "vit_base" (patch 16,
+ * elastic ranges §11.2-style), "vit_large" / "vit_dynamic" (the official POA ViT-L teacher:
+ * 11 widths × 13 depths, 4 heads). */
 poa_status poa_model_config_from_arch(poa_model_config *cfg, const char *arch, poa_err *err);
-/* Check the cross-field rules (divisibility, ranges, supported values). */
+/* Check the cross-field rules (divisibility, ranges, supported values) with the one model check
+ * that the configuration uses too (poa_arch_shape_check); the message names the official keys. */
 poa_status poa_model_config_validate(const poa_model_config *cfg, poa_err *err);
 
 /* Attention heads of a width: d / Dh. */

@@ -12,7 +12,7 @@
 #include "train/loop.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "io/checkpoint.h"
 #include "train/trainer_config.h"
 #include "train/trainer_internal.h"
@@ -56,12 +56,12 @@ double poa_trainer_last_loss(const poa_trainer *t, double terms[])
 
 poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err)
 {
-    int code = dist_max_int(t->d, (int) st);
+    int code = poa_comm_max_int(t->d, (int) st);
     if (code == POA_OK) return POA_OK;
-    int root = t->world - dist_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
+    int root = t->world - poa_comm_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", st != POA_OK ? err->msg : "");
-    dist_host_broadcast(t->d, msg, sizeof msg, root);
+    poa_comm_host_broadcast(t->d, msg, sizeof msg, root);
     err->code = (poa_status) code;
     snprintf(err->msg, sizeof err->msg, "%s", msg);
     return (poa_status) code;
@@ -166,7 +166,7 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
     const int gpus = poa_backend_device_count(name);
     poa_backend_opts opts = {
         .act_dtype = poa_trainer_compute_dtype(t->cfg, t->backend_kind),
-        .device = gpus > 0 ? dist_local_rank(t->d) % gpus : 0,
+        .device = gpus > 0 ? poa_comm_local_rank(t->d) % gpus : 0,
     };
     /* TF32 for the heads' fp32 GEMMs in bf16 runs; fp32 runs (parity) keep full fp32 */
     opts.allow_tf32 = opts.act_dtype != POA_DT_F32;
@@ -174,12 +174,12 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
     t->be = poa_backend_create(name, &opts, msg, sizeof msg);
     if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend = %s: %s", name, msg);
     if ((st = check_backend_complete(t, err)) != POA_OK) return st;
-    if (!t->be->iface->is_host(t->be) && dist_kind(t->d) != POA_DIST_NCCL)
+    if (!t->be->iface->is_host(t->be) && poa_comm_kind_of(t->d) != POA_COMM_NCCL)
         return poa_err_set(err, POA_ERR_CONFIG,
-                           "train.backend = %s needs the NCCL dist layer (build with --with-nccl)",
+                           "train.backend = %s needs the NCCL comm layer (build with --with-nccl)",
                            name);
     void *stream = t->be->iface->native_stream(t->be);
-    if (stream) dist_set_compute_stream(t->d, stream);
+    if (stream) poa_comm_set_compute_stream(t->d, stream);
     return POA_OK;
 }
 
@@ -314,7 +314,7 @@ static poa_status create_source(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
-poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trainer_opts *opts,
                               poa_trainer **out, poa_err *err)
 {
     poa_trainer *t = poa_xcalloc(1, sizeof *t);
@@ -325,8 +325,8 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trai
         poa_trainer_opts_default(&t->opts);
     t->cfg = cfg;
     t->d = d;
-    t->rank = dist_rank(d);
-    t->world = dist_world_size(d);
+    t->rank = poa_comm_rank(d);
+    t->world = poa_comm_world_size(d);
     t->total_its = poa_trainer_total_iterations(cfg);
     t->images_per_it = poa_config_global_batch(cfg, t->world);
     t->last_done = t->last_ckpt = -1;
@@ -359,8 +359,6 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trai
         poa_trainer_print_startup(t, stdout);
         poa_trainer_print_startup(t, t->log_file);
     }
-    char note[512];
-    if (t->rank == 0 && poa_trainer_config_notes(cfg, note, sizeof note)) poa_warn("%s", note);
     return POA_OK;
 }
 
@@ -434,7 +432,7 @@ static void global_losses(poa_trainer *t)
     const int n = r->n_slots;
     memcpy(v, r->slots, sizeof(double) * (size_t) n);
     v[n] = r->loss;
-    if (t->world > 1) dist_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
+    if (t->world > 1) poa_comm_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
     for (int i = 0; i <= n; i++) v[i] /= t->world;
     t->last_loss_global = v[n];
     poa_metrics_terms_from_slots(v, t->model.cfg.n_heads, t->last_terms);
@@ -450,7 +448,7 @@ static void gather_subnets(poa_trainer *t, poa_metrics_record *rec)
         v[2 * (t->rank * G + g)] = t->last_report.subnet_width[g];
         v[2 * (t->rank * G + g) + 1] = t->last_report.subnet_depth[g];
     }
-    if (t->world > 1) dist_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
+    if (t->world > 1) poa_comm_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
     rec->n_subnets = cap;
     for (int i = 0; i < cap; i++)
         rec->width[i] = (int) v[2 * i], rec->depth[i] = (int) v[2 * i + 1];

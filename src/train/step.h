@@ -11,7 +11,7 @@
  * §6.5, §10 item 16): every group has its own sub-network cycle, drop-path draws, masks and
  * KoLeo batch; SK runs over the union of all groups of all ranks (poa_collective); the
  * back-propagated loss is the mean over the groups, and the gradient reduce hook must average
- * over ranks (dist buckets with average = 1), which together is the official FSDP mean.
+ * over ranks (comm buckets with average = 1), which together is the official FSDP mean.
  *
  * All workspaces are planned by poa_step_create(); a step allocates nothing.
  */
@@ -40,6 +40,7 @@ typedef struct poa_step_config {
     int local_size;           /* crops.local_crops_size                                          */
     int max_masked;           /* masked patches per group the workspaces hold (0: all patches)    */
     double drop_path_rate;    /* student.drop_path_rate (0.2); 0 = off                     */
+    int drop_path_bernoulli;  /* 1: per-sample Bernoulli masks, 0: batch subsets (official 0.2) */
     double net_select_scale;  /* student.net_select_scale (3)                              */
     uint64_t seed;            /* train.seed: sub-network cycles and drop path                     */
     poa_loss_cfg loss;        /* weights and temperatures (B, n_local, n_heads, groups: set here) */

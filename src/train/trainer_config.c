@@ -10,13 +10,9 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
     poa_status st = poa_model_config_from_arch(mc, arch, err);
     if (st != POA_OK) return st;
-    if (!cfg->student.qkv_bias || !cfg->student.proj_bias || !cfg->student.ffn_bias)
-        return poa_err_set(err, POA_ERR_CONFIG,
-                           "student.qkv_bias, student.proj_bias and student.ffn_bias must be true: "
-                           "the POA ViT has biases in every linear layer (spec §1.4)");
-    if (cfg->dino.head_n_prototypes.n > POA_MODEL_MAX_HEADS)
-        return poa_err_set(err, POA_ERR_CONFIG, "dino.head_n_prototypes: %d heads (at most %d)",
-                           cfg->dino.head_n_prototypes.n, POA_MODEL_MAX_HEADS);
+    /* The biases (student.*_bias) and every size are checked by the one model check
+     * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
+     * the result. */
     /* student.* (after the preset of poa_config_finalize, spec §1.1, §2.1) */
     mc->patch_size = cfg->student.patch_size;
     mc->max_embed_dim = cfg->student.max_embed_dim;
@@ -32,6 +28,7 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     mc->global_crops_size = cfg->crops.global_crops_size;
     mc->local_crops_size = cfg->crops.local_crops_size;
     /* dino.* heads, shared by iBOT (spec §3.2, §3.3) */
+    _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
     mc->n_heads = cfg->dino.head_n_prototypes.n;
     for (int h = 0; h < mc->n_heads; h++)
         mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];
@@ -115,6 +112,7 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     sc->max_masked = poa_trainer_max_masked(
         cfg, poa_model_n_patches(&m->cfg, m->cfg.global_crops_size, m->cfg.global_crops_size));
     sc->drop_path_rate = cfg->student.drop_path_rate;
+    sc->drop_path_bernoulli = poa_trainer_drop_path_bernoulli(cfg);
     sc->net_select_scale = cfg->student.net_select_scale;
     sc->seed = (uint64_t) cfg->train.seed;
     /* losses (spec §4.2–4.8) */
@@ -165,17 +163,9 @@ int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it)
     return period > 0 && (it + 1) % period == 0;
 }
 
-int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n)
+int poa_trainer_drop_path_bernoulli(const poa_config *cfg)
 {
-    const double rate = cfg->student.drop_path_rate;
     const int mode = cfg->train.drop_path_mode;
-    const int bernoulli = rate > 0 && (mode == POA_DROP_PATH_BERNOULLI ||
-                                       (mode == POA_DROP_PATH_AUTO && rate <= 0.1));
-    if (!bernoulli) return 0;
-    snprintf(buf, n,
-             "train.drop_path_mode = %s with student.drop_path_rate = %g selects per-sample "
-             "(Bernoulli) drop path, but the step implements the batch-subset variant only "
-             "(spec §1.4): batch subsets are used",
-             poa_config_enum_text(POA_CFG_KEY_train_drop_path_mode, mode), rate);
-    return 1;
+    if (mode == POA_DROP_PATH_AUTO) return cfg->student.drop_path_rate <= 0.1;
+    return mode == POA_DROP_PATH_BERNOULLI;
 }

@@ -15,8 +15,8 @@
 
 /* Model description of the configuration: the student.arch preset's defaults, then every key
  * that describes the model (student.*, dino.head_*, crops.*_size, optim layer decay and
- * patch-embed multiplier).  POA_ERR_CONFIG names the key for values the model cannot run:
- * biases switched off, more heads than POA_MODEL_MAX_HEADS, sizes the model rejects. */
+ * patch-embed multiplier).  cfg must be finalized (poa_config_finalize has checked the model's
+ * shape, biases included); POA_ERR_CONFIG names the key for values the model rejects. */
 poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
 /* Values poa-train does not implement (with the key to change): softmax centering, fp16
@@ -29,9 +29,9 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, 
  * rejected there). */
 poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind);
 
-/* A note about a value that poa-train runs differently from what it asks for (today: per-sample
- * drop path, spec §1.4, runs as batch subsets).  1 and the text in buf when there is one. */
-int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n);
+/* 1 when the student's drop path runs per-sample Bernoulli masks, 0 for batch subsets:
+ * train.drop_path_mode, where auto is the official rule (Bernoulli for rates ≤ 0.1). */
+int poa_trainer_drop_path_bernoulli(const poa_config *cfg);
 
 /* Step configuration of rank `rank` of `world_size`: B = train.batch_size_per_gpu,
  * G = train.rank_groups, first global rank group = rank·G, losses, AdamW, clipping, schedules

@@ -5,7 +5,7 @@
 
 #include "backend/backend.h"
 #include "common/config.h"
-#include "dist/dist.h"
+#include "comm/comm.h"
 #include "model/model.h"
 #include "train/loop.h"
 #include "train/metrics.h"
@@ -29,7 +29,7 @@ typedef struct poa_batch_slot {
 struct poa_trainer {
     poa_trainer_opts opts;
     const poa_config *cfg;
-    poa_dist *d;
+    poa_comm *d;
     int rank, world;
     int backend_kind; /* POA_BACKEND_CPU / POA_BACKEND_CUDA (config enum) */
     poa_backend *be;

@@ -143,8 +143,8 @@ void poa_trainer_print_startup(poa_trainer *t, FILE *f)
     const poa_config *cfg = t->cfg;
     const char *threads = getenv("OMP_NUM_THREADS");
     const char *backend = poa_trainer_backend_name(cfg);
-    fprintf(f, "poa-train %s: %d rank(s), dist %s, backend %s, OMP_NUM_THREADS %s\n",
-            PACKAGE_VERSION, t->world, dist_kind_name(dist_kind(t->d)), backend,
+    fprintf(f, "poa-train %s: %d rank(s), comm %s, backend %s, OMP_NUM_THREADS %s\n",
+            PACKAGE_VERSION, t->world, poa_comm_kind_name(poa_comm_kind_of(t->d)), backend,
             threads ? threads : "(unset)");
     char desc[1024];
     t->be->iface->describe(t->be, desc, sizeof desc);

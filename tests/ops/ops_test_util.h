@@ -6,7 +6,7 @@
 #define POA_TESTS_OPS_TEST_UTIL_H
 
 #include "backend/backend.h"
-#include "backend/cpu/cpu_naive.h"
+#include "tests/lib/cpu_naive.h"
 #include "common/poa_error.h"
 #include "common/rng.h"
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_train_failures.sh — every failure of issue #6 item 8 gets a clear message and its exit
+# test_train_failures.sh — every way a run can fail gets a clear message and its exit
 # code, and nothing already written is lost:
 #   configuration error → 2; missing / unpacked data directory, shard format mismatch → 3;
 #   unwritable output → 4; non-finite step → 5 naming the term, last good checkpoint kept;
