@@ -1,4 +1,5 @@
-/* backend.c — backend factory. */
+/* backend.c — backend factory (poa_backend_create / destroy / device_count), the compute dtype
+ * helpers and poa_backend_missing_ops. */
 #include "poa_config.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
@@ -10,59 +11,55 @@
 #include <stdio.h>
 #include <string.h>
 
+const char *poa_dtype_name(poa_dtype t)
+{
+    return t == POA_DT_BF16 ? "bf16" : t == POA_DT_F32 ? "fp32" : "?";
+}
+
+size_t poa_dtype_size(poa_dtype t)
+{
+    return t == POA_DT_BF16 ? 2 : 4;
+}
+
+/* ------------------------------------------------------------------------ missing ops */
 typedef void (*any_op)(void);
 typedef struct op_entry {
     const char *name;
     size_t offset;
 } op_entry;
 
-#define NN_OP(f)                                                                                   \
-    {                                                                                              \
-#f, offsetof(poa_nn_ops, f)                                                                \
-    }
-#define TRAIN_OP(f)                                                                                \
-    {                                                                                              \
-#f, offsetof(poa_train_ops, f)                                                             \
-    }
-static const op_entry nn_ops[] = {NN_OP(alloc),
-                                  NN_OP(free),
-                                  NN_OP(upload),
-                                  NN_OP(download),
-                                  NN_OP(copy),
-                                  NN_OP(zero),
-                                  NN_OP(sync),
-                                  NN_OP(gemm),
-                                  NN_OP(gemm_strided_batched),
-                                  NN_OP(gemm_bias),
-                                  NN_OP(bias_grad),
-                                  NN_OP(layernorm_fwd),
-                                  NN_OP(layernorm_bwd),
-                                  NN_OP(gelu_fwd),
-                                  NN_OP(gelu_bwd),
-                                  NN_OP(attention_fwd),
-                                  NN_OP(attention_bwd),
-                                  NN_OP(attention_scratch),
-                                  NN_OP(residual_ls_fwd),
-                                  NN_OP(residual_ls_bwd),
-                                  NN_OP(patch_unfold),
-                                  NN_OP(pos_resample_fwd),
-                                  NN_OP(pos_resample_bwd),
-                                  NN_OP(tokens_fwd),
-                                  NN_OP(tokens_bwd),
-                                  NN_OP(gather_rows),
-                                  NN_OP(scatter_add_rows),
-                                  NN_OP(l2norm_fwd),
-                                  NN_OP(l2norm_bwd),
-                                  NN_OP(weightnorm_fwd),
-                                  NN_OP(weightnorm_bwd),
-                                  NN_OP(axpy),
-                                  NN_OP(scale)};
+/* clang-format off */
+#define IFACE_OP(f) {#f, offsetof(poa_backend_iface, f)}
+#define NN_OP(f)    {#f, offsetof(poa_nn_ops, f)}
+#define TRAIN_OP(f) {#f, offsetof(poa_train_ops, f)}
+static const op_entry iface_ops[] = {
+    IFACE_OP(describe), IFACE_OP(is_host), IFACE_OP(mem_info), IFACE_OP(destroy), IFACE_OP(alloc),
+    IFACE_OP(free), IFACE_OP(host_alloc), IFACE_OP(host_free), IFACE_OP(upload),
+    IFACE_OP(download), IFACE_OP(copy), IFACE_OP(zero), IFACE_OP(act_upload),
+    IFACE_OP(act_download), IFACE_OP(upload_async), IFACE_OP(download_async),
+    IFACE_OP(event_create), IFACE_OP(event_destroy), IFACE_OP(event_record),
+    IFACE_OP(stream_wait), IFACE_OP(event_synchronize), IFACE_OP(event_elapsed),
+    IFACE_OP(synchronize), IFACE_OP(native_stream)};
+static const op_entry nn_ops[] = {
+    NN_OP(gemm), NN_OP(gemm_strided_batched), NN_OP(gemm_bias), NN_OP(bias_grad), NN_OP(gelu_fwd),
+    NN_OP(gelu_bwd), NN_OP(l2norm_fwd), NN_OP(l2norm_bwd), NN_OP(weightnorm_fwd),
+    NN_OP(weightnorm_bwd), NN_OP(axpy), NN_OP(scale), NN_OP(pos_resample_fwd),
+    NN_OP(pos_resample_bwd), NN_OP(act_from_f32), NN_OP(act_gemm), NN_OP(act_gemm_bias),
+    NN_OP(act_gemm_wgrad), NN_OP(act_bias_grad), NN_OP(act_gelu_fwd), NN_OP(act_gelu_bwd),
+    NN_OP(layernorm_fwd), NN_OP(layernorm_bwd), NN_OP(attention_fwd), NN_OP(attention_bwd),
+    NN_OP(attention_saved_bytes), NN_OP(attention_scratch_bytes), NN_OP(residual_ls_fwd),
+    NN_OP(residual_ls_bwd), NN_OP(patch_unfold), NN_OP(tokens_fwd), NN_OP(tokens_bwd),
+    NN_OP(act_gather_rows), NN_OP(act_scatter_add_rows), NN_OP(act_gather_rows_f32),
+    NN_OP(act_scatter_add_rows_f32)};
 static const op_entry train_ops[] = {
-    TRAIN_OP(sum_squares),   TRAIN_OP(all_finite), TRAIN_OP(softmax_rows), TRAIN_OP(xent),
-    TRAIN_OP(col_max),       TRAIN_OP(sk_exp),     TRAIN_OP(sk_normalize), TRAIN_OP(koleo),
-    TRAIN_OP(koleo_scratch), TRAIN_OP(adamw),      TRAIN_OP(ema)};
-/* Every op of the tables is listed (the tables hold function pointers only): an op added to
- * backend.h without a line here stops the build. */
+    TRAIN_OP(sum_squares), TRAIN_OP(softmax_rows), TRAIN_OP(xent), TRAIN_OP(col_max),
+    TRAIN_OP(sk_exp), TRAIN_OP(sk_normalize), TRAIN_OP(koleo), TRAIN_OP(koleo_scratch_bytes),
+    TRAIN_OP(adamw), TRAIN_OP(ema)};
+/* clang-format on */
+/* Every entry of the tables is listed (the tables hold function pointers only): an entry added
+ * to backend.h without a line here stops the build. */
+_Static_assert(sizeof iface_ops / sizeof iface_ops[0] == sizeof(poa_backend_iface) / sizeof(any_op),
+               "iface_ops[] must list every entry of poa_backend_iface");
 _Static_assert(sizeof nn_ops / sizeof nn_ops[0] == sizeof(poa_nn_ops) / sizeof(any_op),
                "nn_ops[] must list every op of poa_nn_ops");
 _Static_assert(sizeof train_ops / sizeof train_ops[0] == sizeof(poa_train_ops) / sizeof(any_op),
@@ -72,47 +69,67 @@ static int missing_in(const void *table, const op_entry *ops, int n, const char 
                       int count)
 {
     for (int i = 0; i < n; i++) {
-        any_op f;
-        memcpy(&f, (const char *) table + ops[i].offset, sizeof f);
+        any_op f = NULL;
+        if (table) memcpy(&f, (const char *) table + ops[i].offset, sizeof f);
         if (f) continue;
-        if (count < max) names[count] = ops[i].name;
+        if (names && count < max) names[count] = ops[i].name;
         count++;
     }
     return count;
 }
 
-int poa_backend_missing_ops(const poa_nn_ops *nn, const poa_train_ops *train, const char **names,
-                            int max)
+int poa_backend_missing_ops(const poa_backend *be, const char **names, int max)
 {
+    const int n_iface = (int) (sizeof iface_ops / sizeof iface_ops[0]);
     const int n_nn = (int) (sizeof nn_ops / sizeof nn_ops[0]);
     const int n_train = (int) (sizeof train_ops / sizeof train_ops[0]);
-    return missing_in(train, train_ops, n_train, names, max,
-                      missing_in(nn, nn_ops, n_nn, names, max, 0));
+    int count = missing_in(be->iface, iface_ops, n_iface, names, max, 0);
+    count = missing_in(be->nn, nn_ops, n_nn, names, max, count);
+    return missing_in(be->train, train_ops, n_train, names, max, count);
 }
 
-poa_backend *poa_backend_create(const char *name, char *errbuf, size_t errlen)
+/* ------------------------------------------------------------------------ factory */
+static poa_backend *create_cpu(const poa_backend_opts *opts, char *errbuf, size_t errlen)
 {
-    if (strcmp(name, "cpu") == 0) return poa_cpu_backend_create();
-    if (strcmp(name, "cuda") == 0) {
-#ifdef POA_HAVE_CUDA
-        return poa_cuda_backend_create(errbuf, errlen);
-#else
-        snprintf(errbuf, errlen, "backend 'cuda' is not built (reconfigure with --with-cuda)");
+    if (opts && opts->act_dtype != POA_DT_F32) {
+        snprintf(errbuf, errlen,
+                 "cpu: compute dtype %s is not supported (the CPU computes in fp32)",
+                 poa_dtype_name(opts->act_dtype));
         return NULL;
-#endif
     }
+    return poa_cpu_backend_create();
+}
+
+static poa_backend *create_cuda(const poa_backend_opts *opts, char *errbuf, size_t errlen)
+{
+#ifdef POA_HAVE_CUDA
+    return poa_cuda_backend_create(opts, errbuf, errlen);
+#else
+    (void) opts;
+    snprintf(errbuf, errlen, "backend 'cuda' is not built (reconfigure with --with-cuda)");
+    return NULL;
+#endif
+}
+
+poa_backend *poa_backend_create(const char *name, const poa_backend_opts *opts, char *errbuf,
+                                size_t errlen)
+{
+    if (strcmp(name, "cpu") == 0) return create_cpu(opts, errbuf, errlen);
+    if (strcmp(name, "cuda") == 0) return create_cuda(opts, errbuf, errlen);
     snprintf(errbuf, errlen, "unknown backend '%s' (valid: cpu, cuda)", name);
     return NULL;
 }
 
 void poa_backend_destroy(poa_backend *be)
 {
-    if (!be) return;
+    if (be) be->iface->destroy(be);
+}
+
+int poa_backend_device_count(const char *name)
+{
+    if (strcmp(name, "cpu") == 0) return 1;
 #ifdef POA_HAVE_CUDA
-    if (strcmp(be->name, "cuda") == 0) {
-        poa_cuda_backend_destroy(be);
-        return;
-    }
+    if (strcmp(name, "cuda") == 0) return poa_cuda_device_count();
 #endif
-    poa_cpu_backend_destroy(be);
+    return 0;
 }
