@@ -1,4 +1,6 @@
-/* cuda_backend.h — the CUDA backend (cuBLAS GEMMs, CUDA kernels).  No CUDA types here. */
+/* cuda_backend.h — creating the CUDA backend (backend/backend.c's factory calls these; model/ and
+ * train/ go through poa_backend_create).  No CUDA types here.  src/backend/cuda/README.md
+ * describes the backend. */
 #ifndef POA_BACKEND_CUDA_H
 #define POA_BACKEND_CUDA_H
 
@@ -6,15 +8,11 @@
 
 #include <stddef.h>
 
-/* NULL (message in errbuf) when no CUDA device is usable. */
-poa_backend *poa_cuda_backend_create(char *errbuf, size_t errlen);
-void poa_cuda_backend_destroy(poa_backend *be);
-/* The backend's compute stream (a cudaStream_t), for dist_set_compute_stream(): NCCL
- * collectives must be ordered after the backend's kernels (architecture note, "CUDA"). */
-void *poa_cuda_backend_stream(poa_backend *be);
-/* Number of visible CUDA devices (0 without a driver or device). */
-int poa_cuda_devices(void);
-/* The backend's op tables (for poa_backend_missing_ops without a device). */
-void poa_cuda_backend_ops(const poa_nn_ops **nn, const poa_train_ops **train);
+/* The backend on opts->device, computing in opts->act_dtype (fp32 or bf16).  NULL with a
+ * message in errbuf when no device is visible, the index is out of range, the device cannot run
+ * the kernels this build holds, or a library cannot be initialised. */
+poa_backend *poa_cuda_backend_create(const poa_backend_opts *opts, char *errbuf, size_t errlen);
+/* Visible CUDA devices; 0 without a driver or without a GPU (never fatal). */
+int poa_cuda_device_count(void);
 
 #endif
