@@ -156,8 +156,8 @@ AC_DEFUN([POA_CHECK_CUDA], [
     poa_cuda_summary="($poa_cuda_dir, CUDA $poa_cuda_version, sm_`echo $with_cuda_arch | sed 's/,/ sm_/g'`)"
     AC_DEFINE([POA_HAVE_CUDA], [1], [CUDA backend built])
   ])
-  AS_IF([test "x$NVCCFLAGS" = x], [NVCCFLAGS="-O3 -std=c++17"])
-  AC_ARG_VAR([NVCCFLAGS], [flags for nvcc (default: -O3 -std=c++17)])
+  AS_IF([test "x$NVCCFLAGS" = x], [NVCCFLAGS="-O3 -std=c++17 -lineinfo"])
+  AC_ARG_VAR([NVCCFLAGS], [flags for nvcc (default: -O3 -std=c++17 -lineinfo)])
   AC_SUBST([CUDA_CFLAGS])
   AC_SUBST([CUDA_LIBS])
   AC_SUBST([NVCC_GENCODE])

@@ -11,14 +11,21 @@ src_backend_cpu_libpoa_backend_cpu_a_SOURCES = \
 	src/backend/cpu/cpu_backend.c src/backend/cpu/cpu_backend.h \
 	$(CPU_NN_SOURCES) $(CPU_TRAIN_SOURCES)
 
+# The CUDA backend (src/backend/cuda/README.md): one archive, compiled only when configured with
+# CUDA; the .cu files go through nvcc (Makefile.am's .cu rule, NVCCFLAGS and the --with-cuda-arch
+# -gencode flags from configure).
+CUDA_BACKEND_SOURCES = \
+	src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
+	src/backend/cuda/cuda_impl.h src/backend/cuda/cuda_ops.h src/backend/cuda/cuda_helpers.h \
+	src/backend/cuda/cuda_gemm.cu src/backend/cuda/cuda_elementwise.cu \
+	src/backend/cuda/cuda_tokens.cu
+EXTRA_DIST += src/backend/cuda/cuda_common.cuh src/backend/cuda/cuda_core.cuh \
+	src/backend/cuda/README.md
 if HAVE_CUDA
 noinst_LIBRARIES += src/backend/cuda/libpoa_backend_cuda.a
-src_backend_cuda_libpoa_backend_cuda_a_SOURCES = \
-	src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
-	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_kernels.h
+src_backend_cuda_libpoa_backend_cuda_a_SOURCES = $(CUDA_BACKEND_SOURCES)
 POA_BACKEND_ARCHIVES = src/backend/cpu/libpoa_backend_cpu.a src/backend/cuda/libpoa_backend_cuda.a
 else
-EXTRA_DIST += src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
-	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_kernels.h
+EXTRA_DIST += $(CUDA_BACKEND_SOURCES)
 POA_BACKEND_ARCHIVES = src/backend/cpu/libpoa_backend_cpu.a
 endif
