@@ -381,8 +381,8 @@ static int check_device(const poa_backend_opts *o, char *errbuf, size_t errlen)
         return 0;
     }
     if (o->device < 0 || o->device >= n) {
-        snprintf(errbuf, errlen, "cuda: device %d does not exist (%d visible: 0..%d)", o->device,
-                 n, n - 1);
+        snprintf(errbuf, errlen, "cuda: device %d does not exist (%d visible: 0..%d)", o->device, n,
+                 n - 1);
         return 0;
     }
     return 1;

@@ -62,6 +62,11 @@
 
 enum { GEMM_SETS = 256, GEMM_WAYS = 4 };
 
+// Split-K reductions the heuristic may choose (algorithms without split-K are always allowed):
+// COMPUTE_TYPE only — fp32 partials in the workspace, added by a separate reduction kernel.
+// CUBLASLT_REDUCTION_SCHEME_NONE (0) here would forbid split-K altogether.
+static const uint32_t LT_REDUCTION_SCHEMES = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+
 namespace
 {
 
@@ -318,8 +323,7 @@ static int query_algorithm(cuda_impl *im, gemm_plan *p)
     POA_CUBLAS_CHECK(cublasLtMatmulPreferenceInit(&pref));
     set_pref(&pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
              (uint64_t) POA_CUDA_LT_WORKSPACE_BYTES);
-    set_pref(&pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
-             (uint32_t) CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE);
+    set_pref(&pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, LT_REDUCTION_SCHEMES);
     set_pref(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, k.align_b); // cuBLASLt's A = B
     set_pref(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, k.align_a); // cuBLASLt's B = A
     set_pref(&pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, k.align_c);
