@@ -831,7 +831,7 @@ static void prepare_smem(const void *kernel, const char *name, size_t bytes, int
     if (bytes > (size_t) optin)
         poa_fatal_at(__FILE__, __LINE__, __func__, name,
                      "attention with T = %d, Dh = %d needs %zu bytes of shared memory per block; "
-                     "device %d allows %d (POA_CUDA_ATTN=simple needs less)",
+                     "device %d allows %d",
                      T, Dh, bytes, dev, optin);
     POA_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) bytes));
