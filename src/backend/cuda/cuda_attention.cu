@@ -57,6 +57,7 @@
 // src/backend/cuda/README.md ("Attention") has the shared-memory sizes and what to check first.
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_sizes.h"
 
 #include <mma.h>
 
@@ -910,17 +911,16 @@ template <typename F> static void with_nf(int Dh, F &&body)
 
 } // namespace
 
+// The sizes are cuda_sizes.h's, which the planning backend of a build without CUDA uses too.
 extern "C" size_t poa_cuda_attention_saved_bytes(const poa_backend *be, int B, int T, int H, int Dh)
 {
-    (void) be, (void) Dh;
-    return (size_t) (B > 0 ? B : 0) * (size_t) (H > 0 ? H : 0) * (size_t) (T > 0 ? T : 0) *
-           sizeof(float);
+    return poa_cuda_attention_saved_size(be, B, T, H, Dh); // LSE, [B, H, T] fp32
 }
 
 extern "C" size_t poa_cuda_attention_scratch_bytes(const poa_backend *be, int B, int T, int H,
                                                    int Dh)
 {
-    return poa_cuda_attention_saved_bytes(be, B, T, H, Dh); // D of backward, [B, H, T] fp32
+    return poa_cuda_attention_scratch_size(be, B, T, H, Dh); // D of backward, [B, H, T] fp32
 }
 
 extern "C" void poa_cuda_attention_fwd(poa_backend *be, poa_act *out, int ldout, void *saved,
