@@ -398,6 +398,10 @@ __global__ void koleo_normalize_kernel(float *x, float *norm, const float *z, in
 // keeping the first best (strictly greater wins); the warps' bests are combined by
 // (larger dot, then smaller j), which is the sequential scan's answer for the same dots.
 constexpr int NN_THREADS = 256, NN_WARPS = NN_THREADS / 32;
+// Rows per block by feature count: the R rows' features (dynamic) plus the warps' bests
+// (static, < 1 KiB) must fit the 48 KiB of shared memory a launch gets without opting in.
+constexpr int KOLEO_MAX_FEATURES_R4 = 3000; // 4 rows: 48,000 bytes
+constexpr int KOLEO_MAX_FEATURES = 12000;   // 1 row:  48,000 bytes
 template <int R> __global__ void koleo_nearest_kernel(int32_t *nn, const float *x, int n, int c)
 {
     extern __shared__ float xi_sh[]; // [R][c]
@@ -653,7 +657,8 @@ void poa_cuda_koleo(poa_backend *be, double *loss, float *dz, int lddz, const fl
                     int n, int c, float loss_scale, float grad_scale, void *scratch)
 {
     POA_CHECK(n >= 2, "koleo: needs at least 2 rows, got %d", n);
-    POA_CHECK(c >= 0 && c <= 12288, "koleo: %d features per row (at most 12288)", c);
+    POA_CHECK(c >= 0 && c <= KOLEO_MAX_FEATURES, "koleo: %d features per row (at most %d)", c,
+              KOLEO_MAX_FEATURES);
     if (!loss && !dz) return;
     const koleo_layout L = koleo_layout_of(n, c);
     char *base = static_cast<char *>(scratch);
@@ -669,7 +674,7 @@ void poa_cuda_koleo(poa_backend *be, double *loss, float *dz, int lddz, const fl
     const unsigned row_warps = 4, warp_blocks = (unsigned) ((n + row_warps - 1) / row_warps);
     koleo_normalize_kernel<<<warp_blocks, 32 * row_warps, 0, st>>>(x, norm, z, ldz, n, c);
     POA_CUDA_LAUNCHED("koleo_normalize_kernel");
-    if (4 * (size_t) c * sizeof(float) <= 48 * 1024) {
+    if (c <= KOLEO_MAX_FEATURES_R4) {
         koleo_nearest_kernel<4>
             <<<(unsigned) ((n + 3) / 4), NN_THREADS, 4 * (size_t) c * sizeof(float), st>>>(nn, x, n,
                                                                                            c);

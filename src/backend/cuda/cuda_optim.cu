@@ -9,8 +9,8 @@
 //    The kernels use the _rn intrinsics, which the compiler never contracts into FMAs, so an
 //    fp32 run's parameters and moments come out bit-identical to the CPU backend's for the
 //    same inputs (sqrt and division are IEEE-rounded as on the CPU);
-//  - one launch for all tensors: a fixed grid (8 blocks per SM) walks the segments in order,
-//    each segment's elements spread over the whole grid by a grid-stride loop; the block that
+//  - one launch for all tensors: a fixed grid (the blocks resident at once) walks the segments
+//    in order, each segment spread over the whole grid by a grid-stride loop; the block that
 //    starts a segment rotates with the segment index, so that the many small tensors (biases,
 //    norms) do not all land on block 0.  The segment table lives in device memory and is read
 //    by the kernel, so the host needs no copy of it and nothing synchronises;
@@ -105,11 +105,16 @@ __global__ void ema_kernel(float *t, const float *s, size_t n, float mf, float o
     }
 }
 
-// Blocks of the AdamW grid: 8 per SM (2048 threads of 256-thread blocks).
-unsigned adamw_blocks(const poa_backend *be)
+// Blocks of the AdamW grid: as many as are resident at once (every block has the same share
+// of every large segment, so a second wave of blocks would double the time).
+template <typename T, bool ACT> unsigned adamw_blocks(const poa_backend *be)
 {
+    int per_sm = 0;
+    POA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, adamw_kernel<T, ACT>,
+                                                                 OPT_THREADS, 0));
     const int sms = poa_cuda_impl(be)->sm_count;
-    return sms > 0 ? 8u * (unsigned) sms : 1024u;
+    if (per_sm < 1) per_sm = 1;
+    return sms > 0 ? (unsigned) (per_sm * sms) : 1024u;
 }
 
 } // namespace
@@ -132,16 +137,15 @@ void poa_cuda_adamw(poa_backend *be, float *param, float *m, float *v, const flo
     s.bc2s = (float) sqrt(1.0 - pow(a->beta2, (double) a->step));
     s.eps = (float) a->eps;
     for (int g = 0; g < POA_MAX_CLIP_GROUPS; g++) s.grad_scale[g] = a->grad_scale[g];
-    const unsigned blocks = adamw_blocks(be);
     cudaStream_t st = poa_cuda_stream(be);
     if (!param_act) {
-        adamw_kernel<float, false>
-            <<<blocks, OPT_THREADS, 0, st>>>(param, m, v, grad, segs, nseg, s, (float *) NULL);
+        adamw_kernel<float, false><<<adamw_blocks<float, false>(be), OPT_THREADS, 0, st>>>(
+            param, m, v, grad, segs, nseg, s, (float *) NULL);
     } else {
         POA_CUDA_DISPATCH_ACT(be, [&](auto tag) {
             using T = decltype(tag);
-            adamw_kernel<T, true><<<blocks, OPT_THREADS, 0, st>>>(param, m, v, grad, segs, nseg, s,
-                                                                  act_ptr<T>(param_act));
+            adamw_kernel<T, true><<<adamw_blocks<T, true>(be), OPT_THREADS, 0, st>>>(
+                param, m, v, grad, segs, nseg, s, act_ptr<T>(param_act));
         });
     }
     POA_CUDA_LAUNCHED("adamw_kernel");
