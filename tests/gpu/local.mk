@@ -9,3 +9,6 @@ TESTS += tests/gpu/test_gpu_smoke
 endif
 endif
 EXTRA_DIST += tests/gpu/test_gpu_smoke.c
+# A standalone GPU check of the norm, loss and optimizer kernels (built by hand on a GPU
+# machine: the commands are in its header).
+EXTRA_DIST += tests/gpu/cuda_norm_loss_check.cu

@@ -6,9 +6,11 @@
 CUDA_BACKEND_SOURCES = \
 	src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
 	src/backend/cuda/cuda_impl.h src/backend/cuda/cuda_ops.h src/backend/cuda/cuda_helpers.h \
-	src/backend/cuda/cuda_sizes.h src/backend/cuda/cuda_common.cuh src/backend/cuda/cuda_core.cuh \
+	src/backend/cuda/cuda_sizes.h src/backend/cuda/cuda_common.cuh \
+	src/backend/cuda/cuda_core.cuh src/backend/cuda/cuda_chunks.cuh \
 	src/backend/cuda/cuda_gemm.cu src/backend/cuda/cuda_elementwise.cu \
-	src/backend/cuda/cuda_tokens.cu src/backend/cuda/cuda_attention.cu
+	src/backend/cuda/cuda_tokens.cu src/backend/cuda/cuda_attention.cu \
+	src/backend/cuda/cuda_norm.cu src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu
 EXTRA_DIST += src/backend/cuda/README.md
 if HAVE_CUDA
 noinst_LIBRARIES += src/backend/cuda/libpoa_backend_cuda.a
