@@ -67,7 +67,8 @@ typedef struct poa_event poa_event;
 typedef struct poa_backend_iface {
     /* One line for logs, e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB), compute bf16" or
      * "cpu: 2 threads, compute fp32, kernels gemm avx512, attention avx512, gelu avx512, blas
-     * SkylakeX".                                                                             */
+     * SkylakeX", followed by one line "\nwarning: ..." per setup problem that slows the
+     * backend down (CPU: OpenBLAS running its generic kernels on an AVX2/AVX-512 CPU).       */
     void (*describe)(poa_backend *be, char *buf, size_t n);
     /* 1 when backend memory is ordinary host memory (callers may then read it directly).     */
     int (*is_host)(const poa_backend *be);
@@ -380,7 +381,7 @@ typedef struct poa_backend_opts {
 } poa_backend_opts;
 
 /* Create a backend by name ("cpu", "cuda"); NULL with a message in errbuf if unavailable (not
- * built, no device, dtype not supported).                                                    */
+ * built, no device, dtype not supported).  opts NULL: fp32, device 0, no TF32 (tests).        */
 poa_backend *poa_backend_create(const char *name, const poa_backend_opts *opts, char *errbuf,
                                 size_t errlen);
 void poa_backend_destroy(poa_backend *be);
@@ -392,5 +393,15 @@ int poa_backend_device_count(const char *name);
  * with missing ops cannot run the model; callers check before use rather than crash on the
  * first NULL op.                                                                             */
 int poa_backend_missing_ops(const poa_backend *be, const char **names, int max);
+/* The same for a backend by name without creating it (no device needed): all ops when the
+ * backend is not built.  names may be NULL.  train.backend = auto uses it.                   */
+int poa_backend_missing_ops_of(const char *name, const char **names, int max);
+
+/* A backend for memory planning only (poa-train --dry-run, on a machine that may lack the
+ * device and in a build that may lack the backend): name, act_dtype, act_size and, in nn, the
+ * sizing functions attention_saved_bytes and attention_scratch_bytes; every other table entry
+ * is NULL.  Filled into *storage and returned; NULL for an unknown name.  The CUDA sizes are
+ * the documented ones (src/backend/README.md, "Memory").                                     */
+const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage);
 
 #endif

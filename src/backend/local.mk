@@ -15,10 +15,12 @@ if HAVE_CUDA
 noinst_LIBRARIES += src/backend/cuda/libpoa_backend_cuda.a
 src_backend_cuda_libpoa_backend_cuda_a_SOURCES = \
 	src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
-	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_kernels.h
+	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_impl.h \
+	src/backend/cuda/cuda_ops.h src/backend/cuda/cuda_common.cuh
 POA_BACKEND_ARCHIVES = src/backend/cpu/libpoa_backend_cpu.a src/backend/cuda/libpoa_backend_cuda.a
 else
 EXTRA_DIST += src/backend/cuda/cuda_backend.c src/backend/cuda/cuda_backend.h \
-	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_kernels.h
+	src/backend/cuda/cuda_kernels.cu src/backend/cuda/cuda_impl.h \
+	src/backend/cuda/cuda_ops.h src/backend/cuda/cuda_common.cuh
 POA_BACKEND_ARCHIVES = src/backend/cpu/libpoa_backend_cpu.a
 endif

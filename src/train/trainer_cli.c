@@ -112,7 +112,7 @@ int poa_train_cli_setup(int argc, char **argv, poa_train_args *a)
 
 static int train(poa_train_args *a)
 {
-    const int cuda = strcmp(poa_trainer_backend_name(&a->cfg), "cuda") == 0;
+    const int cuda = poa_trainer_backend_kind(&a->cfg) == POA_BACKEND_CUDA;
     poa_dist_kind kind = cuda ? POA_DIST_NCCL : POA_DIST_MPI;
     poa_dist *d = dist_init(NULL, NULL, kind);
     poa_trainer *t = NULL;
@@ -142,7 +142,7 @@ int poa_train_cli_run(poa_train_args *a)
     poa_err err;
     poa_status st = POA_OK;
     if (a->rank == 0) {
-        st = poa_train_dry_run(&a->cfg, a->ranks, poa_trainer_backend_name(&a->cfg), stdout, &err);
+        st = poa_train_dry_run(&a->cfg, a->ranks, stdout, &err);
         if (st != POA_OK) fprintf(stderr, "%s: error: %s\n", spec.program, err.msg);
     }
     int code = poa_status_exit_code(st);

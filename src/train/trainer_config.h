@@ -19,10 +19,15 @@
  * biases switched off, more heads than POA_MODEL_MAX_HEADS, sizes the model rejects. */
 poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
-/* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16
- * on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS. */
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err);
+/* Values poa-train does not implement (with the key to change): softmax centering, fp16
+ * compute, bf16 on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS.  backend_kind:
+ * POA_BACKEND_CPU or POA_BACKEND_CUDA (poa_trainer_backend_kind). */
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err);
+
+/* The run's compute dtype (backend.h, "Precision"): compute_precision.compute_dtype, with auto
+ * = bf16 on CUDA and fp32 on the CPU.  Call after poa_trainer_check_supported (fp16 is
+ * rejected there). */
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind);
 
 /* A note about a value that poa-train runs differently from what it asks for (today: per-sample
  * drop path, spec §1.4, runs as batch subsets).  1 and the text in buf when there is one. */
