@@ -64,12 +64,12 @@ typedef struct bo_buf {
     bo_role role;
     int batch, rows, cols, ld; /* the view: batch blocks of rows × cols, ld apart rows,  */
     size_t stride;             /* blocks `stride` elements apart                         */
-    size_t off;         /* elements before the view                                   */
-    size_t n;           /* elements allocated: off + view span + BO_GUARD              */
-    size_t esize;       /* bytes per element in backend memory                         */
-    void *dev;          /* the allocation                                              */
-    double *h;          /* initial values of all n elements, as the backend holds them */
-    double *g;          /* values after the (first) run                                */
+    size_t off;                /* elements before the view                                   */
+    size_t n;                  /* elements allocated: off + view span + BO_GUARD              */
+    size_t esize;              /* bytes per element in backend memory                         */
+    void *dev;                 /* the allocation                                              */
+    double *h;                 /* initial values of all n elements, as the backend holds them */
+    double *g;                 /* values after the (first) run                                */
     unsigned char *init, *got; /* backend bytes before and after the run              */
     unsigned char *inview;     /* 1 for the elements of the view                      */
     int prepared;
@@ -113,8 +113,8 @@ double *bo_tmpd(bo_case *k, size_t n);
 /* A buffer of the case: a rows × cols view with leading dimension ld, `off` elements into the
  * allocation; initial values uniform in [-1, 1) (integers: 0) from a stream named by the
  * case, the buffer and --seed.  Change b->h (whole allocation) before the first bo_run. */
-bo_buf *bo_new(bo_case *k, const char *name, bo_kind kind, bo_role role, int rows, int cols,
-               int ld, size_t off);
+bo_buf *bo_new(bo_case *k, const char *name, bo_kind kind, bo_role role, int rows, int cols, int ld,
+               size_t off);
 /* A batch of views, `stride` elements apart (strided-batched GEMM operands). */
 bo_buf *bo_new_batched(bo_case *k, const char *name, bo_kind kind, bo_role role, int batch,
                        int rows, int cols, int ld, size_t stride, size_t off);
@@ -344,8 +344,8 @@ typedef struct bo_vit {
     int d, heads, head_dim, mlp;
 } bo_vit;
 extern const bo_vit bo_vits[2]; /* ViT-S/16, ViT-L/16 */
-#define BO_TOKENS     197   /* 224-px crop, patch 16, + cls */
-#define BO_PROTOTYPES 65536 /* the DINO head's K                       */
-#define BO_HEAD_DIM   256   /* the heads' bottleneck                   */
+#define BO_TOKENS     197       /* 224-px crop, patch 16, + cls */
+#define BO_PROTOTYPES 65536     /* the DINO head's K                       */
+#define BO_HEAD_DIM   256       /* the heads' bottleneck                   */
 
 #endif

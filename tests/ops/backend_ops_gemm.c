@@ -56,16 +56,16 @@ static void gemm_run(poa_backend *be, void *p)
     const float *bias = a->bias ? BO_F(a->bias) : NULL;
     switch (a->v) {
     case GV_GEMM:
-        be->nn->gemm(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A), lda, BO_F(a->B),
-                     ldb, s->beta, BO_F(a->C), ldc);
+        be->nn->gemm(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A), lda, BO_F(a->B), ldb,
+                     s->beta, BO_F(a->C), ldc);
         break;
     case GV_GEMM_BIAS:
-        be->nn->gemm_bias(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A), lda,
-                          BO_F(a->B), ldb, bias, BO_F(a->C), ldc);
+        be->nn->gemm_bias(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A), lda, BO_F(a->B),
+                          ldb, bias, BO_F(a->C), ldc);
         break;
     case GV_ACT:
-        be->nn->act_gemm(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_A(a->A), lda,
-                         BO_A(a->B), ldb, s->beta, BO_A(a->C), ldc);
+        be->nn->act_gemm(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_A(a->A), lda, BO_A(a->B),
+                         ldb, s->beta, BO_A(a->C), ldc);
         break;
     case GV_ACT_BIAS:
         be->nn->act_gemm_bias(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_A(a->A), lda,
@@ -82,9 +82,9 @@ static void gemm_batched_run(poa_backend *be, void *p)
 {
     const gemm_args *a = p;
     const gemm_spec *s = a->s;
-    be->nn->gemm_strided_batched(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A),
-                                 a->A->ld, a->sA, BO_F(a->B), a->B->ld, a->sB, s->beta,
-                                 BO_F(a->C), a->C->ld, a->sC, a->batch);
+    be->nn->gemm_strided_batched(be, s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_F(a->A), a->A->ld,
+                                 a->sA, BO_F(a->B), a->B->ld, a->sB, s->beta, BO_F(a->C), a->C->ld,
+                                 a->sC, a->batch);
 }
 
 static int reads_c(gemm_variant v)
@@ -112,7 +112,7 @@ static void gemm_reference(bo_case *k, const gemm_args *a, int batch, long long 
     double *absA = bo_tmpd(k, a->A->n), *absB = bo_tmpd(k, a->B->n);
     for (size_t i = 0; i < a->A->n; i++) absA[i] = fabs(a->A->h[i]);
     for (size_t i = 0; i < a->B->n; i++) absB[i] = fabs(a->B->h[i]);
-    for (size_t i = 0; i < a->C->n; i++) mag[i] = fabs(beta * a->C->h[i]);
+    for (size_t i = 0; i < a->C->n; i++) mag[i] = beta != 0 ? fabs(beta * a->C->h[i]) : 0;
     for (int i = 0; i < batch; i++) {
         double *Cw = BO_WV(want, a->C) + i * sC, *Cm = BO_WV(mag, a->C) + i * sC;
         poa_naive_gemm(s->ta, s->tb, s->M, s->N, s->K, s->alpha, BO_HV(a->A) + i * sA, a->A->ld,
@@ -122,8 +122,7 @@ static void gemm_reference(bo_case *k, const gemm_args *a, int batch, long long 
         if (!a->bias) continue;
         poa_naive_add_bias(Cw, a->C->ld, BO_HV(a->bias), s->M, s->N);
         for (int r = 0; r < s->M; r++)
-            for (int j = 0; j < s->N; j++)
-                Cm[(size_t) r * a->C->ld + j] += fabs(BO_HV(a->bias)[j]);
+            for (int j = 0; j < s->N; j++) Cm[(size_t) r * a->C->ld + j] += fabs(BO_HV(a->bias)[j]);
     }
     *want_out = want, *mag_out = mag;
 }
@@ -373,8 +372,8 @@ static void bias_fd_case(bo_ctx *c, int act)
     for (size_t i = 0; i < (size_t) rows * ld; i++) y0[i] = 0.1 * (double) (i % 17);
     poa_naive_bias_grad(ng, BO_HV(a.dy), ld, rows, cols);
     bias_fd_ctx f = {rows, cols, ld, y0, BO_HV(a.dy), y, b};
-    bo_fd(&k, "db", bias_objective, &f, b, 1, cols, cols, ng, BO_WV(bo_delta(&k, a.db), a.db),
-          cols, 64, 1e-3, 1e-9, 1e-5);
+    bo_fd(&k, "db", bias_objective, &f, b, 1, cols, cols, ng, BO_WV(bo_delta(&k, a.db), a.db), cols,
+          64, 1e-3, 1e-9, 1e-5);
     bo_case_end(&k);
 }
 
@@ -426,8 +425,9 @@ void bo_grad_act_gemm(bo_ctx *c)
 {
     const int M = 9, N = 7, K = 11;
     bo_case k;
-    bo_case_begin(&k, c, "act_gemm/act_gemm_wgrad/act_bias_grad: linear layer M=%d N=%d K=%d vs "
-                         "finite differences",
+    bo_case_begin(&k, c,
+                  "act_gemm/act_gemm_wgrad/act_bias_grad: linear layer M=%d N=%d K=%d vs "
+                  "finite differences",
                   M, N, K);
     linear_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, M, N, K};
     a.x = bo_new(&k, "x", BO_ACT, BO_IN, M, K, K, 0);
@@ -441,8 +441,8 @@ void bo_grad_act_gemm(bo_ctx *c)
     double *y = bo_tmpd(&k, (size_t) M * N);
     linear_fd f = {M, N, K, BO_HV(a.x), BO_HV(a.W), BO_HV(a.b), y, BO_HV(a.dy)};
     const double tol = 1e-4 + (c->be->act_dtype == POA_DT_F32 ? 0 : 2 * BO_U16);
-    bo_fd(&k, "dx", linear_objective, &f, BO_HV(a.x), M, K, K, NULL, BO_GV(a.dx), K, 99, 1e-3,
-          0, tol);
+    bo_fd(&k, "dx", linear_objective, &f, BO_HV(a.x), M, K, K, NULL, BO_GV(a.dx), K, 99, 1e-3, 0,
+          tol);
     bo_fd(&k, "dW", linear_objective, &f, BO_HV(a.W), N, K, K, NULL,
           BO_WV(bo_delta(&k, a.dW), a.dW), K, 77, 1e-3, 0, 1e-4);
     bo_fd(&k, "db", linear_objective, &f, BO_HV(a.b), 1, N, N, NULL,
@@ -473,22 +473,22 @@ static void perf_gemm_run(poa_backend *be, void *p)
                           g->C, g->N);
         break;
     case GV_ACT:
-        be->nn->act_gemm(be, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f,
-                         g->C, g->N);
+        be->nn->act_gemm(be, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, 0.0f, g->C,
+                         g->N);
         break;
     case GV_ACT_BIAS:
         be->nn->act_gemm_bias(be, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb,
                               g->bias, g->C, g->N);
         break;
     case GV_WGRAD:
-        be->nn->act_gemm_wgrad(be, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb,
-                               g->C, g->N);
+        be->nn->act_gemm_wgrad(be, g->ta, g->tb, g->M, g->N, g->K, 1.0f, g->A, lda, g->B, ldb, g->C,
+                               g->N);
         break;
     }
 }
 
-static void perf_gemm_shape(bo_ctx *c, gemm_variant v, const char *what, poa_trans ta,
-                            poa_trans tb, int M, int N, int K)
+static void perf_gemm_shape(bo_ctx *c, gemm_variant v, const char *what, poa_trans ta, poa_trans tb,
+                            int M, int N, int K)
 {
     const bo_kind ka = v == GV_GEMM || v == GV_GEMM_BIAS ? BO_F32 : BO_ACT;
     const bo_kind kc = v == GV_ACT || v == GV_ACT_BIAS ? BO_ACT : BO_F32;
@@ -499,8 +499,8 @@ static void perf_gemm_shape(bo_ctx *c, gemm_variant v, const char *what, poa_tra
     g.bias = bo_perf_alloc(c, BO_F32, (size_t) N, -1, 1);
     const double t = bo_time(c, perf_gemm_run, &g);
     char shape[128];
-    snprintf(shape, sizeof shape, "%s %c%c M=%d N=%d K=%d", what, ta ? 'T' : 'N', tb ? 'T' : 'N',
-             M, N, K);
+    snprintf(shape, sizeof shape, "%s %c%c M=%d N=%d K=%d", what, ta ? 'T' : 'N', tb ? 'T' : 'N', M,
+             N, K);
     bo_perf_line(c, shape, t, 0, 2.0 * M * N * K);
     bo_perf_free(c, g.A), bo_perf_free(c, g.B), bo_perf_free(c, g.C), bo_perf_free(c, g.bias);
 }
@@ -553,8 +553,8 @@ void bo_perf_gemm_strided_batched(bo_ctx *c)
         b.s = bo_perf_alloc(c, BO_F32, (size_t) b.batch * b.T * b.T, -1, 1);
         const double t = bo_time(c, perf_batched_run, &b);
         char shape[128];
-        snprintf(shape, sizeof shape, "%s q k^T batch=%d T=%d Dh=%d", bo_vits[i].name, b.batch,
-                 b.T, b.Dh);
+        snprintf(shape, sizeof shape, "%s q k^T batch=%d T=%d Dh=%d", bo_vits[i].name, b.batch, b.T,
+                 b.Dh);
         bo_perf_line(c, shape, t, 0, 2.0 * b.batch * b.T * b.T * b.Dh);
         bo_perf_free(c, b.q), bo_perf_free(c, b.s);
     }
@@ -566,8 +566,7 @@ void bo_perf_act_gemm_bias(bo_ctx *c)
         const bo_vit *m = &bo_vits[i];
         char what[64];
         snprintf(what, sizeof what, "%s qkv", m->name);
-        perf_gemm_shape(c, GV_ACT_BIAS, what, POA_NO_TRANS, POA_TRANS, vit_rows(c), 3 * m->d,
-                        m->d);
+        perf_gemm_shape(c, GV_ACT_BIAS, what, POA_NO_TRANS, POA_TRANS, vit_rows(c), 3 * m->d, m->d);
         snprintf(what, sizeof what, "%s fc1", m->name);
         perf_gemm_shape(c, GV_ACT_BIAS, what, POA_NO_TRANS, POA_TRANS, vit_rows(c), m->mlp, m->d);
     }

@@ -19,7 +19,8 @@ double bo_u_act(const bo_ctx *c)
 
 double bo_round_act(const bo_ctx *c, double x)
 {
-    return c->be->act_dtype == POA_DT_BF16 ? (double) poa_round_bf16((float) x) : (double) (float) x;
+    return c->be->act_dtype == POA_DT_BF16 ? (double) poa_round_bf16((float) x)
+                                           : (double) (float) x;
 }
 
 const char *bo_dtype(const bo_ctx *c)
@@ -104,12 +105,17 @@ double *bo_tmpd(bo_case *k, size_t n)
 static size_t kind_size(const bo_ctx *c, bo_kind kind)
 {
     switch (kind) {
-    case BO_F32: return 4;
-    case BO_ACT: return c->be->act_size;
-    case BO_F64: return 8;
-    case BO_I32: return 4;
+    case BO_F32:
+        return 4;
+    case BO_ACT:
+        return c->be->act_size;
+    case BO_F64:
+        return 8;
+    case BO_I32:
+        return 4;
     case BO_U8:
-    case BO_BYTES: return 1;
+    case BO_BYTES:
+        return 1;
     }
     return 1;
 }
@@ -170,8 +176,8 @@ bo_buf *bo_new_batched(bo_case *k, const char *name, bo_kind kind, bo_role role,
     return b;
 }
 
-bo_buf *bo_new(bo_case *k, const char *name, bo_kind kind, bo_role role, int rows, int cols,
-               int ld, size_t off)
+bo_buf *bo_new(bo_case *k, const char *name, bo_kind kind, bo_role role, int rows, int cols, int ld,
+               size_t off)
 {
     return bo_new_batched(k, name, kind, role, 1, rows, cols, ld, 0, off);
 }
@@ -241,14 +247,17 @@ static void buf_prepare(bo_case *k, bo_buf *b)
         for (size_t i = 0; i < b->n; i++) b->h[i] = f[i];
         free(f);
         break;
-    case BO_F64: memcpy(b->init, b->h, bytes); break;
+    case BO_F64:
+        memcpy(b->init, b->h, bytes);
+        break;
     case BO_I32:
         for (size_t i = 0; i < b->n; i++) ((int32_t *) b->init)[i] = (int32_t) lround(b->h[i]);
         break;
     case BO_U8:
         for (size_t i = 0; i < b->n; i++) b->init[i] = (uint8_t) lround(b->h[i]);
         break;
-    case BO_BYTES: break;
+    case BO_BYTES:
+        break;
     }
     be->iface->upload(be, b->dev, b->init, bytes);
     b->prepared = 1;
@@ -268,10 +277,18 @@ static void buf_fetch(bo_case *k, bo_buf *b)
         return;
     }
     for (size_t i = 0; i < b->n; i++) switch (b->kind) {
-        case BO_F32: b->g[i] = ((const float *) b->got)[i]; break;
-        case BO_F64: b->g[i] = ((const double *) b->got)[i]; break;
-        case BO_I32: b->g[i] = ((const int32_t *) b->got)[i]; break;
-        default: b->g[i] = b->got[i]; break;
+        case BO_F32:
+            b->g[i] = ((const float *) b->got)[i];
+            break;
+        case BO_F64:
+            b->g[i] = ((const double *) b->got)[i];
+            break;
+        case BO_I32:
+            b->g[i] = ((const int32_t *) b->got)[i];
+            break;
+        default:
+            b->g[i] = b->got[i];
+            break;
         }
 }
 
@@ -325,8 +342,7 @@ static void check_untouched(bo_case *k, const bo_buf *b)
         bad = bytes_differ(b, b->init, b->got, 1, &first);
         if (!bad) return;
         where(b, first, at, sizeof at);
-        bo_fail(k, "%s written outside its view: %zu elements, the first at %s", b->name, bad,
-                at);
+        bo_fail(k, "%s written outside its view: %zu elements, the first at %s", b->name, bad, at);
         return;
     case BO_SCRATCH: /* only the guard after the declared size */
         for (size_t e = b->n - BO_GUARD; e < b->n; e++)
@@ -372,8 +388,9 @@ static void check_repeat(bo_case *k, bo_fn fn, void *args)
         if (bad) {
             char at[96];
             where(b, first, at, sizeof at);
-            bo_fail(k, "not deterministic: %s differs between two runs in %zu elements, the "
-                       "first at %s",
+            bo_fail(k,
+                    "not deterministic: %s differs between two runs in %zu elements, the "
+                    "first at %s",
                     b->name, bad, at);
         }
         free(again);
@@ -400,31 +417,32 @@ void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *ma
     for (int bt = 0; bt < b->batch; bt++)
         for (int r = 0; r < b->rows; r++)
             for (int cc = 0; cc < b->cols; cc++) {
-            const size_t e = bo_index(b, bt, r, cc);
-            const double got = b->g[e], w = want[e];
-            const double bound = tol.atol + tol.rtol * fabs(w) + (mag ? tol.mtol * mag[e] : 0);
-            double ratio;
-            if (isnan(w))
-                ratio = isnan(got) ? 0 : INFINITY;
-            else if (isnan(got) || isinf(got) != isinf(w))
-                ratio = INFINITY;
-            else if (isinf(w))
-                ratio = got == w ? 0 : INFINITY;
-            else
-                ratio = fabs(got - w) <= bound ? (bound > 0 ? fabs(got - w) / bound : 0)
-                                               : (bound > 0 ? fabs(got - w) / bound : INFINITY);
-            count++;
-            if (!(ratio <= 1)) bad++;
-            if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = e;
-        }
+                const size_t e = bo_index(b, bt, r, cc);
+                const double got = b->g[e], w = want[e];
+                const double bound = tol.atol + tol.rtol * fabs(w) + (mag ? tol.mtol * mag[e] : 0);
+                double ratio;
+                if (isnan(w))
+                    ratio = isnan(got) ? 0 : INFINITY;
+                else if (isnan(got) || isinf(got) != isinf(w))
+                    ratio = INFINITY;
+                else if (isinf(w))
+                    ratio = got == w ? 0 : INFINITY;
+                else
+                    ratio = fabs(got - w) <= bound ? (bound > 0 ? fabs(got - w) / bound : 0)
+                                                   : (bound > 0 ? fabs(got - w) / bound : INFINITY);
+                count++;
+                if (!(ratio <= 1)) bad++;
+                if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = e;
+            }
     if (!count) return;
     const double got = b->g[worst], w = want[worst];
     const double bound = tol.atol + tol.rtol * fabs(w) + (mag ? tol.mtol * mag[worst] : 0);
     char at[96];
     where(b, worst, at, sizeof at);
     if (bad)
-        bo_fail(k, "%s: %zu of %zu elements beyond tolerance; worst at %s: got %.9g want %.9g "
-                   "|diff| %.3g > tol %.3g",
+        bo_fail(k,
+                "%s: %zu of %zu elements beyond tolerance; worst at %s: got %.9g want %.9g "
+                "|diff| %.3g > tol %.3g",
                 b->name, bad, count, at, got, w, fabs(got - w), bound);
     else
         bo_note(k, "%s: worst at %s: got %.9g want %.9g |diff| %.3g, tol %.3g (%zu elements)",
@@ -439,11 +457,11 @@ void bo_expect_norm(bo_case *k, const bo_buf *b, const double *want, double ntol
     for (int bt = 0; bt < b->batch; bt++)
         for (int r = 0; r < b->rows; r++)
             for (int cc = 0; cc < b->cols; cc++) {
-            const size_t e = bo_index(b, bt, r, cc);
-            const double d = b->g[e] - want[e];
-            num += d * d, den += want[e] * want[e];
-            if (!(fabs(d) <= wd)) wd = fabs(d), worst = e;
-        }
+                const size_t e = bo_index(b, bt, r, cc);
+                const double d = b->g[e] - want[e];
+                num += d * d, den += want[e] * want[e];
+                if (!(fabs(d) <= wd)) wd = fabs(d), worst = e;
+            }
     const double err = sqrt(num) / (sqrt(den) > 1e-30 ? sqrt(den) : 1e-30);
     char at[96];
     where(b, worst, at, sizeof at);
@@ -502,7 +520,8 @@ void bo_expect_same_bytes(bo_case *k, const bo_buf *a, const bo_buf *b)
     POA_ASSERT(a->rows == b->rows && a->cols == b->cols && a->esize == b->esize);
     for (int r = 0; r < a->rows; r++)
         for (int cc = 0; cc < a->cols; cc++) {
-            const size_t ea = a->off + (size_t) r * a->ld + cc, eb = b->off + (size_t) r * b->ld + cc;
+            const size_t ea = a->off + (size_t) r * a->ld + cc,
+                         eb = b->off + (size_t) r * b->ld + cc;
             if (memcmp(a->got + ea * a->esize, b->got + eb * b->esize, a->esize) != 0) {
                 bo_fail(k, "%s and %s differ in their bits at (%d, %d): %.9g vs %.9g", a->name,
                         b->name, r, cc, a->g ? a->g[ea] : 0.0, b->g ? b->g[eb] : 0.0);
@@ -548,7 +567,8 @@ void bo_fd(bo_case *k, const char *what, bo_objective L, void *ctx, double *para
     const long step = total > max_checks ? (total + max_checks - 1) / max_checks : 1;
     const int n = (int) ((total + step - 1) / step);
     double *fd = poa_xmalloc(sizeof(double) * (size_t) n);
-    size_t *at = poa_xmalloc(sizeof(size_t) * (size_t) n), *ag = poa_xmalloc(sizeof(size_t) * (size_t) n);
+    size_t *at = poa_xmalloc(sizeof(size_t) * (size_t) n),
+           *ag = poa_xmalloc(sizeof(size_t) * (size_t) n);
     for (int i = 0; i < n; i++) {
         const long e = (i * step + (i % 7)) % total; /* varied columns */
         at[i] = (size_t) (e / cols) * ld + (size_t) (e % cols);
@@ -576,12 +596,14 @@ void bo_fd(bo_case *k, const char *what, bo_objective L, void *ctx, double *para
         }
         const size_t r = ag[wi] / (size_t) ldg, c = ag[wi] % (size_t) ldg;
         if (!(worst <= tols[g]))
-            bo_fail(k, "%s: %s vs finite differences at (%zu, %zu): %.9g vs %.9g (|diff| / "
-                       "max|FD| %.3g = %.3g > %.3g; %d entries)",
+            bo_fail(k,
+                    "%s: %s vs finite differences at (%zu, %zu): %.9g vs %.9g (|diff| / "
+                    "max|FD| %.3g = %.3g > %.3g; %d entries)",
                     what, names[g], r, c, grads[g][ag[wi]], fd[wi], scale, worst, tols[g], n);
         else
-            bo_note(k, "%s: %s vs finite differences: worst at (%zu, %zu) %.3g of max|FD| %.3g "
-                       "(tol %.3g; %d entries)",
+            bo_note(k,
+                    "%s: %s vs finite differences: worst at (%zu, %zu) %.3g of max|FD| %.3g "
+                    "(tol %.3g; %d entries)",
                     what, names[g], r, c, worst, scale, tols[g], n);
     }
     free(fd), free(at), free(ag);

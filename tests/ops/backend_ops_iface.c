@@ -52,8 +52,9 @@ void bo_check_mem_info(bo_ctx *c)
 void bo_check_destroy(bo_ctx *c)
 {
     bo_case k;
-    bo_case_begin(&k, c, "destroy (through poa_backend_destroy): a second %s backend, used and "
-                         "destroyed; this one still works",
+    bo_case_begin(&k, c,
+                  "destroy (through poa_backend_destroy): a second %s backend, used and "
+                  "destroyed; this one still works",
                   c->name);
     char err[256];
     poa_backend *b2 = poa_backend_create(c->name, &c->opts, err, sizeof err);
@@ -91,7 +92,8 @@ void bo_check_alloc(bo_ctx *c)
     unsigned char *dev[NS], *pat[NS], *back = poa_xmalloc((4 << 20) + 3);
     for (int i = 0; i < NS; i++) {
         dev[i] = be->iface->alloc(be, sizes[i]);
-        if ((uintptr_t) dev[i] % 256) bo_fail(&k, "alloc(%zu) = %p: not 256-byte aligned", sizes[i], (void *) dev[i]);
+        if ((uintptr_t) dev[i] % 256)
+            bo_fail(&k, "alloc(%zu) = %p: not 256-byte aligned", sizes[i], (void *) dev[i]);
         pat[i] = poa_xmalloc(sizes[i]);
         for (size_t j = 0; j < sizes[i]; j++) pat[i][j] = (unsigned char) (j * 131 + i * 7 + 1);
         be->iface->upload(be, dev[i], pat[i], sizes[i]);
@@ -142,8 +144,9 @@ void bo_check_copies(bo_ctx *c)
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const size_t off = cases[i][0], n = cases[i][1], dst = cases[i][2];
         bo_case k;
-        bo_case_begin(&k, c, "upload/download/copy/zero: %zu bytes at offset %zu, copy to offset "
-                             "%zu",
+        bo_case_begin(&k, c,
+                      "upload/download/copy/zero: %zu bytes at offset %zu, copy to offset "
+                      "%zu",
                       n, off, dst);
         unsigned char *h = poa_xmalloc(N), *src = poa_xmalloc(n), *back = poa_xmalloc(N);
         for (size_t j = 0; j < N; j++) h[j] = (unsigned char) (j * 29 + 3);
@@ -180,13 +183,14 @@ void bo_check_act_transfer(bo_ctx *c)
     for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
         const size_t n = ns[t], off = t % 2 ? 3 : 0;
         bo_case k;
-        bo_case_begin(&k, c, "act_upload/act_download n=%zu at element %zu (nearest even; ties, "
-                             "Inf, NaN, subnormals, FLT_MAX)",
+        bo_case_begin(&k, c,
+                      "act_upload/act_download n=%zu at element %zu (nearest even; ties, "
+                      "Inf, NaN, subnormals, FLT_MAX)",
                       n, off);
         float *x = poa_xmalloc(sizeof(float) * n), *y = poa_xmalloc(sizeof(float) * n);
         for (size_t i = 0; i < n; i++) x[i] = (float) sin(0.7 * (double) i + 0.3) * 1000;
-        const float sp[] = {1 + 0x1p-8f, 1 + 3 * 0x1p-8f, -0.0f, INFINITY, -INFINITY, NAN,
-                            1e-40f, FLT_MAX, 0x1.fep127f, 65504.0f, 1e-3f, -7.0f};
+        const float sp[] = {1 + 0x1p-8f, 1 + 3 * 0x1p-8f, -0.0f,       INFINITY, -INFINITY, NAN,
+                            1e-40f,      FLT_MAX,         0x1.fep127f, 65504.0f, 1e-3f,     -7.0f};
         for (size_t i = 0; i < n && i < sizeof sp / sizeof *sp; i++) x[i] = sp[i];
         poa_act *d = io->alloc(be, poa_act_bytes(be, n + off + 1));
         io->act_upload(be, poa_act_at(be, d, off), x, n);
@@ -194,12 +198,14 @@ void bo_check_act_transfer(bo_ctx *c)
         size_t bad = 0, first = 0;
         for (size_t i = 0; i < n; i++) {
             const double want = bo_round_act(c, x[i]);
-            const int same = isnan(want) ? isnan(y[i]) : y[i] == want && signbit(y[i]) == signbit(want);
+            const int same =
+                isnan(want) ? isnan(y[i]) : y[i] == want && !signbit(y[i]) == !signbit(want);
             if (!same && !bad++) first = i;
         }
         if (bad)
-            bo_fail(&k, "%zu values differ from the rounded input; the first [%zu]: %.9g -> %.9g, "
-                        "want %.9g",
+            bo_fail(&k,
+                    "%zu values differ from the rounded input; the first [%zu]: %.9g -> %.9g, "
+                    "want %.9g",
                     bad, first, x[first], y[first], bo_round_act(c, x[first]));
         /* the storage format: bf16 bits or fp32 bits */
         unsigned char *raw = poa_xmalloc(poa_act_bytes(be, n));
@@ -232,8 +238,9 @@ void bo_check_async(bo_ctx *c)
     const poa_backend_iface *io = be->iface;
     const size_t n = (1 << 18) + 3;
     bo_case k;
-    bo_case_begin(&k, c, "upload_async/download_async n=%zu floats with events: stream_wait "
-                         "orders an op after the upload, download_async after the op",
+    bo_case_begin(&k, c,
+                  "upload_async/download_async n=%zu floats with events: stream_wait "
+                  "orders an op after the upload, download_async after the op",
                   n);
     float *h = io->host_alloc(be, sizeof(float) * n), *back = io->host_alloc(be, sizeof(float) * n);
     for (size_t i = 0; i < n; i++) h[i] = (float) i;
@@ -277,8 +284,9 @@ void bo_check_events(bo_ctx *c)
     poa_backend *be = c->be;
     const poa_backend_iface *io = be->iface;
     bo_case k;
-    bo_case_begin(&k, c, "event_create/record/synchronize/elapsed/destroy, synchronize: "
-                         "elapsed finite, >= 0, larger around 50 GEMMs than around none");
+    bo_case_begin(&k, c,
+                  "event_create/record/synchronize/elapsed/destroy, synchronize: "
+                  "elapsed finite, >= 0, larger around 50 GEMMs than around none");
     const int n = 256;
     float *a = io->alloc(be, sizeof(float) * n * n), *b = io->alloc(be, sizeof(float) * n * n);
     io->zero(be, a, sizeof(float) * n * n);
@@ -306,8 +314,9 @@ void bo_check_native_stream(bo_ctx *c)
 {
     poa_backend *be = c->be;
     bo_case k;
-    bo_case_begin(&k, c, "native_stream: NULL on the CPU backend only; is_host: memory readable "
-                         "directly");
+    bo_case_begin(&k, c,
+                  "native_stream: NULL on the CPU backend only; is_host: memory readable "
+                  "directly");
     const int cpu = strcmp(be->name, "cpu") == 0;
     void *s = be->iface->native_stream(be);
     if (cpu != (s == NULL)) bo_fail(&k, "native_stream %p on backend %s", s, be->name);
@@ -335,20 +344,32 @@ static void perf_copy_run(poa_backend *be, void *p)
     const poa_backend_iface *io = be->iface;
     const size_t n = q->bytes / 4;
     switch (q->what) {
-    case 0: io->upload(be, q->d, q->h, q->bytes); break;
-    case 1: io->download(be, q->h, q->d, q->bytes); break;
-    case 2: io->copy(be, q->e, q->d, q->bytes); break;
-    case 3: io->zero(be, q->d, q->bytes); break;
-    case 4: io->act_upload(be, q->d, q->h, n); break;
-    case 5: io->act_download(be, q->h, q->d, n); break;
+    case 0:
+        io->upload(be, q->d, q->h, q->bytes);
+        break;
+    case 1:
+        io->download(be, q->h, q->d, q->bytes);
+        break;
+    case 2:
+        io->copy(be, q->e, q->d, q->bytes);
+        break;
+    case 3:
+        io->zero(be, q->d, q->bytes);
+        break;
+    case 4:
+        io->act_upload(be, q->d, q->h, n);
+        break;
+    case 5:
+        io->act_download(be, q->h, q->d, n);
+        break;
     }
 }
 
 /* 64 MiB each way, host side pageable (the synchronous calls' contract). */
 void bo_perf_copies(bo_ctx *c)
 {
-    static const char *names[] = {"upload", "download", "copy", "zero", "act_upload",
-                                  "act_download"};
+    static const char *names[] = {"upload", "download",   "copy",
+                                  "zero",   "act_upload", "act_download"};
     const size_t bytes = (size_t) 64 << 20;
     perf_copy q = {0, bytes, bo_perf_alloc(c, BO_BYTES, bytes, 0, 0),
                    bo_perf_alloc(c, BO_BYTES, bytes, 0, 0), poa_xcalloc(bytes, 1)};

@@ -69,9 +69,9 @@ typedef struct gelu_shape {
 } gelu_shape;
 
 static const gelu_shape gelu_shapes[] = {
-    {70001, -7, 7, 0, 0, 1}, /* odd, threaded */
-    {1, -3, 3, 0, 0, 0},     {17, -5, 5, 1, 3, 0}, /* unaligned starts */
-    {65, -10, 10, 0, 0, 0},                        /* one past a 64-value block */
+    {70001, -7, 7, 0, 0, 1},                        /* odd, threaded */
+    {1, -3, 3, 0, 0, 0},      {17, -5, 5, 1, 3, 0}, /* unaligned starts */
+    {65, -10, 10, 0, 0, 0},                         /* one past a 64-value block */
     {4096, -10, 10, 3, 1, 1},
 };
 
@@ -236,10 +236,10 @@ typedef struct l2_shape {
 } l2_shape;
 
 static const l2_shape l2_shapes[] = {
-    {6, 27, 1e-12f, -1, 1, 0},         /* the DINO head's eps */
-    {257, 256, 1e-12f, -1, 1, 0},      /* threaded */
-    {12, 5, 0.5f, -0.35f, 0.35f, 0},   /* rows on both sides of eps */
-    {1, 64, 1e-12f, -1, 1, 1},         /* one row, unaligned */
+    {6, 27, 1e-12f, -1, 1, 0},       /* the DINO head's eps */
+    {257, 256, 1e-12f, -1, 1, 0},    /* threaded */
+    {12, 5, 0.5f, -0.35f, 0.35f, 0}, /* rows on both sides of eps */
+    {1, 64, 1e-12f, -1, 1, 1},       /* one row, unaligned */
 };
 
 static bo_buf *l2_x(bo_case *k, const l2_shape *s)
@@ -338,8 +338,8 @@ void bo_grad_l2norm(bo_ctx *c)
         poa_naive_l2norm_bwd(ng, a.dx->ld, BO_HV(a.dy), a.dy->ld, xv, a.x->ld, nrm, s->rows,
                              s->cols, s->eps);
         l2_fd f = {s->rows, s->cols, a.x->ld, s->eps, xv, y, nrm, BO_HV(a.dy), a.dy->ld};
-        bo_fd(&k, "dx", l2_objective, &f, xv, s->rows, s->cols, a.x->ld, ng, BO_GV(a.dx),
-              a.dx->ld, 200, 1e-5, 1e-7, 1e-4);
+        bo_fd(&k, "dx", l2_objective, &f, xv, s->rows, s->cols, a.x->ld, ng, BO_GV(a.dx), a.dx->ld,
+              200, 1e-5, 1e-7, 1e-4);
         bo_case_end(&k);
     }
 }
@@ -361,8 +361,8 @@ static void wn_fwd_run(poa_backend *be, void *p)
 static void wn_bwd_run(poa_backend *be, void *p)
 {
     const wn_args *a = p;
-    be->nn->weightnorm_bwd(be, a->dg ? BO_F(a->dg) : NULL, a->dv ? BO_F(a->dv) : NULL,
-                           BO_F(a->dW), BO_F(a->g), BO_F(a->v), BO_F(a->vnorm), a->K, a->C);
+    be->nn->weightnorm_bwd(be, a->dg ? BO_F(a->dg) : NULL, a->dv ? BO_F(a->dv) : NULL, BO_F(a->dW),
+                           BO_F(a->g), BO_F(a->v), BO_F(a->vnorm), a->K, a->C);
 }
 
 static const int wn_shapes[][2] = {{9, 33}, {300, 256}, {5, 1}, {1, 256}};
@@ -497,7 +497,10 @@ typedef struct vec_shape {
 } vec_shape;
 
 static const vec_shape vec_shapes[] = {
-    {1, 0.37f, 0, 0}, {1000003, -2.5f, 0, 0}, {37, 0.37f, 1, 3}, {4096, 0.0f, 0, 0},
+    {1, 0.37f, 0, 0},
+    {1000003, -2.5f, 0, 0},
+    {37, 0.37f, 1, 3},
+    {4096, 0.0f, 0, 0},
 };
 
 /* y + a·x: the product and the sum rounded (at most twice): 2·2^-24 of |y| + |a x|. */
@@ -564,10 +567,10 @@ static void pos_bwd_run(poa_backend *be, void *p)
 
 static const int pos_shapes[][5] = {
     /* M, h0, w0, d, FD checks */
-    {14, 6, 6, 5, 200}, /* 224-px grid → 96-px local crop */
-    {4, 2, 2, 7, 200},  /* 32-px grid of patch 8 → 16-px crop */
-    {14, 6, 9, 3, 200}, /* non-square */
-    {3, 5, 4, 4, 200},  /* upsampling: taps beyond the edge */
+    {14, 6, 6, 5, 200},   /* 224-px grid → 96-px local crop */
+    {4, 2, 2, 7, 200},    /* 32-px grid of patch 8 → 16-px crop */
+    {14, 6, 9, 3, 200},   /* non-square */
+    {3, 5, 4, 4, 200},    /* upsampling: taps beyond the edge */
     {14, 12, 12, 512, 4}, /* threaded */
 };
 
@@ -606,8 +609,8 @@ static void pos_case(bo_ctx *c, const int *s, int bwd)
 static void pos_constant_case(bo_ctx *c, const int *s)
 {
     bo_case k;
-    bo_case_begin(&k, c, "pos_resample_fwd M=%d -> %dx%d d=4: a constant grid stays constant",
-                  s[0], s[1], s[2]);
+    bo_case_begin(&k, c, "pos_resample_fwd M=%d -> %dx%d d=4: a constant grid stays constant", s[0],
+                  s[1], s[2]);
     pos_args a = {NULL, NULL, s[0], s[1], s[2], 4};
     pos_buffers(&k, &a, 0);
     for (int i = 0; i < a.M * a.M; i++)
@@ -622,13 +625,15 @@ static void pos_constant_case(bo_ctx *c, const int *s)
 
 void bo_check_pos_resample_fwd(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof pos_shapes / sizeof *pos_shapes; i++) pos_case(c, pos_shapes[i], 0);
+    for (size_t i = 0; i < sizeof pos_shapes / sizeof *pos_shapes; i++)
+        pos_case(c, pos_shapes[i], 0);
     for (size_t i = 0; i < 4; i++) pos_constant_case(c, pos_shapes[i]);
 }
 
 void bo_check_pos_resample_bwd(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof pos_shapes / sizeof *pos_shapes; i++) pos_case(c, pos_shapes[i], 1);
+    for (size_t i = 0; i < sizeof pos_shapes / sizeof *pos_shapes; i++)
+        pos_case(c, pos_shapes[i], 1);
 }
 
 typedef struct pos_fd {
@@ -651,8 +656,9 @@ void bo_grad_pos_resample(bo_ctx *c)
     for (size_t i = 0; i < sizeof pos_shapes / sizeof *pos_shapes; i++) {
         const int *s = pos_shapes[i];
         bo_case k;
-        bo_case_begin(&k, c, "pos_resample_bwd M=%d -> %dx%d d=%d vs finite differences and the "
-                             "adjoint identity",
+        bo_case_begin(&k, c,
+                      "pos_resample_bwd M=%d -> %dx%d d=%d vs finite differences and the "
+                      "adjoint identity",
                       s[0], s[1], s[2], s[3]);
         pos_args a = {NULL, NULL, s[0], s[1], s[2], s[3]};
         pos_buffers(&k, &a, 1);
@@ -696,9 +702,10 @@ static void from_f32_case(bo_ctx *c, size_t n, size_t offs, size_t offd, int spe
     a.src = bo_new(&k, "src", BO_F32, BO_IN, 1, (int) n, (int) n, offs);
     bo_fill(a.src, -100, 100);
     if (special) {
-        const double v[] = {1 + 0x1p-8, 1 + 3 * 0x1p-8, -(1 + 0x1p-8), 0.0, -0.0, INFINITY,
-                            -INFINITY, NAN, 1e-40, -3e-39, FLT_MAX, -FLT_MAX, 0x1.fep127,
-                            1.00390625, 65504.0, 3.14159265358979};
+        const double v[] = {1 + 0x1p-8, 1 + 3 * 0x1p-8, -(1 + 0x1p-8), 0.0,
+                            -0.0,       INFINITY,       -INFINITY,     NAN,
+                            1e-40,      -3e-39,         FLT_MAX,       -FLT_MAX,
+                            0x1.fep127, 1.00390625,     65504.0,       3.14159265358979};
         for (size_t i = 0; i < sizeof v / sizeof *v && i < n; i++) BO_HV(a.src)[i] = v[i];
     }
     a.dst = bo_new(&k, "dst", BO_ACT, BO_OUT, 1, (int) n, (int) n, offd);
@@ -745,7 +752,8 @@ static void perf_elem_run(poa_backend *be, void *p)
 static void perf_gelu(bo_ctx *c, int act, int bwd)
 {
     for (int i = 0; i < 2; i++) {
-        const size_t n = act ? (size_t) vit_rows(c) * bo_vits[i].mlp : (size_t) c->images * 10 * 2048;
+        const size_t n =
+            act ? (size_t) vit_rows(c) * bo_vits[i].mlp : (size_t) c->images * 10 * 2048;
         const bo_kind kind = act ? BO_ACT : BO_F32;
         const size_t es = act ? c->be->act_size : 4;
         perf_elem e = {act, bwd, n, NULL, NULL, NULL, NULL};

@@ -31,8 +31,8 @@ static void sq_run(poa_backend *be, void *p)
 /* special: 0 random, 1 the values 1 2 3 -4 0.5 (30.25), 2 +Inf, 3 NaN, 4 -Inf, 5 ±3e38 */
 static void sq_case(bo_ctx *c, int n, size_t off, int special)
 {
-    static const char *sp[] = {"", " {1, 2, 3, -4, 0.5}", " one +Inf", " one NaN", " one -Inf",
-                               " values near FLT_MAX"};
+    static const char *sp[] = {"",         " {1, 2, 3, -4, 0.5}", " one +Inf",
+                               " one NaN", " one -Inf",           " values near FLT_MAX"};
     bo_case k;
     bo_case_begin(&k, c, "sum_squares n=%d off=%zu%s (*out =, not +=)", n, off, sp[special]);
     sq_args a = {bo_vec(&k, "out", BO_F64, BO_OUT, 1), NULL};
@@ -42,7 +42,8 @@ static void sq_case(bo_ctx *c, int n, size_t off, int special)
     const double small[] = {1, 2, 3, -4, 0.5};
     if (special == 1)
         for (int i = 0; i < n && i < 5; i++) x[i] = small[i];
-    if (special >= 2 && special <= 4) x[n / 2] = special == 2 ? INFINITY : special == 3 ? NAN : -INFINITY;
+    if (special >= 2 && special <= 4)
+        x[n / 2] = special == 2 ? INFINITY : special == 3 ? NAN : -INFINITY;
     if (special == 5)
         for (int i = 0; i < n; i++) x[i] = (i % 2 ? -3e38 : 3e38);
     bo_run(&k, sq_run, &a);
@@ -71,8 +72,8 @@ typedef struct sm_args {
 static void sm_run(poa_backend *be, void *p)
 {
     const sm_args *a = p;
-    be->train->softmax_rows(be, BO_F(a->y), a->y->ld, BO_F(a->x), a->x->ld, a->x->rows,
-                            a->x->cols, a->inv_tau);
+    be->train->softmax_rows(be, BO_F(a->y), a->y->ld, BO_F(a->x), a->x->ld, a->x->rows, a->x->cols,
+                            a->inv_tau);
 }
 
 /* norm-wise 1e-6 */
@@ -119,8 +120,7 @@ static void xent_run(poa_backend *be, void *p)
     const xent_spec *s = a->s;
     be->train->xent(be, a->loss ? BO_D(a->loss) : NULL, a->ds ? BO_F(a->ds) : NULL, s->ld,
                     BO_F(a->s_), s->ld, BO_F(a->t), s->ld, s->t_period, s->t_shift,
-                    a->w ? BO_F(a->w) : NULL, s->n, s->K, s->inv_tau, s->loss_scale,
-                    s->grad_scale);
+                    a->w ? BO_F(a->w) : NULL, s->n, s->K, s->inv_tau, s->loss_scale, s->grad_scale);
 }
 
 /* Targets: softmax of random logits (rows sum to 1), row 2 summing to 2; the padding of the
@@ -156,8 +156,9 @@ static double xent_reference(const xent_args *a, double *ds)
 
 static void xent_desc(char *d, size_t n, const char *what, const xent_spec *s)
 {
-    snprintf(d, n, "%s n=%d K=%d ld=%d t_period=%d t_shift=%d w=%s inv_tau=%g loss_scale=%g "
-                   "grad_scale=%g loss=%s ds=%s off=%zu",
+    snprintf(d, n,
+             "%s n=%d K=%d ld=%d t_period=%d t_shift=%d w=%s inv_tau=%g loss_scale=%g "
+             "grad_scale=%g loss=%s ds=%s off=%zu",
              what, s->n, s->K, s->ld, s->t_period, s->t_shift, s->use_w ? "yes" : "NULL",
              s->inv_tau, s->loss_scale, s->grad_scale, s->loss ? "yes" : "NULL",
              s->ds ? "yes" : "NULL", s->off);
@@ -176,7 +177,8 @@ static void xent_case(bo_ctx *c, const xent_spec *s)
     bo_run(&k, xent_run, &a);
     double *ds = bo_tmpd(&k, (size_t) s->n * s->ld);
     const double loss = xent_reference(&a, ds);
-    if (a.loss) bo_expect_scalar(&k, "loss added", BO_GV(a.loss)[0] - BO_HV(a.loss)[0], loss, 0, 1e-6);
+    if (a.loss)
+        bo_expect_scalar(&k, "loss added", BO_GV(a.loss)[0] - BO_HV(a.loss)[0], loss, 0, 1e-6);
     if (a.ds) {
         double *got = bo_view_copy(&k, a.ds, bo_delta(&k, a.ds));
         double *want = bo_tmpd(&k, (size_t) s->n * s->K);
@@ -188,20 +190,21 @@ static void xent_case(bo_ctx *c, const xent_spec *s)
 }
 
 static const xent_spec xent_specs[] = {
-    {6, 24, 28, 6, 0, 0, 10.0f, 1.0f, 1.0f, 1, 1, 0},        /* plain */
-    {6, 24, 28, 6, 3, 1, 10.0f, 0.5f, 0.125f, 1, 1, 0},      /* paired crops, weights, scales */
-    {6, 24, 28, 2, 1, 0, 4.0f, 1.0f / 3, 0.7f, 1, 1, 0},     /* periodic targets (local crops) */
-    {3, 1000, 1004, 3, 1, 1, 10.0f, 0.5f, 0.25f, 1, 1, 0},   /* rows longer than 512 values */
-    {6, 24, 28, 6, 0, 1, 10.0f, 1.0f, 1.0f, 0, 1, 0},        /* loss NULL */
-    {6, 24, 28, 6, 0, 1, 10.0f, 1.0f, 1.0f, 1, 0, 0},        /* ds NULL */
-    {1, 7, 7, 1, 0, 0, 10.0f, 1.0f, 1.0f, 1, 1, 0},          /* one row */
-    {4, 65536, 65536, 2, 1, 0, 10.0f, 0.5f, 0.5f, 1, 1, 0},  /* the DINO head's K */
-    {5, 17, 19, 5, 2, 1, 10.0f, 1.0f, 1.0f, 1, 1, 3},        /* unaligned */
+    {6, 24, 28, 6, 0, 0, 10.0f, 1.0f, 1.0f, 1, 1, 0},       /* plain */
+    {6, 24, 28, 6, 3, 1, 10.0f, 0.5f, 0.125f, 1, 1, 0},     /* paired crops, weights, scales */
+    {6, 24, 28, 2, 1, 0, 4.0f, 1.0f / 3, 0.7f, 1, 1, 0},    /* periodic targets (local crops) */
+    {3, 1000, 1004, 3, 1, 1, 10.0f, 0.5f, 0.25f, 1, 1, 0},  /* rows longer than 512 values */
+    {6, 24, 28, 6, 0, 1, 10.0f, 1.0f, 1.0f, 0, 1, 0},       /* loss NULL */
+    {6, 24, 28, 6, 0, 1, 10.0f, 1.0f, 1.0f, 1, 0, 0},       /* ds NULL */
+    {1, 7, 7, 1, 0, 0, 10.0f, 1.0f, 1.0f, 1, 1, 0},         /* one row */
+    {4, 65536, 65536, 2, 1, 0, 10.0f, 0.5f, 0.5f, 1, 1, 0}, /* the DINO head's K */
+    {5, 17, 19, 5, 2, 1, 10.0f, 1.0f, 1.0f, 1, 1, 3},       /* unaligned */
 };
 
 void bo_check_xent(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof xent_specs / sizeof *xent_specs; i++) xent_case(c, &xent_specs[i]);
+    for (size_t i = 0; i < sizeof xent_specs / sizeof *xent_specs; i++)
+        xent_case(c, &xent_specs[i]);
 }
 
 typedef struct xent_fd {
@@ -218,8 +221,8 @@ static double xent_objective(void *p)
 }
 
 /* Loss and gradient from one backend pass, against each other: the directional derivative
- * of the backend's own loss along ±2^-10 (the fp32 values' actual difference) vs <ds, v>, within 1e-2
- * (the central difference's h² term at inv_tau 10 is ~1e-3 of it). */
+ * of the backend's own loss along ±2^-10 (the fp32 values' actual difference) vs <ds, v>, within
+ * 1e-2 (the central difference's h² term at inv_tau 10 is ~1e-3 of it). */
 typedef struct xent_dir {
     xent_args a;
     bo_buf *sp, *sm, *lp, *lm;
@@ -230,10 +233,10 @@ static void xent_dir_run(poa_backend *be, void *p)
     const xent_dir *d = p;
     const xent_spec *s = d->a.s;
     const float *w = d->a.w ? BO_F(d->a.w) : NULL;
-    be->train->xent(be, BO_D(d->lp), NULL, 0, BO_F(d->sp), s->ld, BO_F(d->a.t), s->ld,
-                    s->t_period, s->t_shift, w, s->n, s->K, s->inv_tau, 1.0f, 1.0f);
-    be->train->xent(be, BO_D(d->lm), NULL, 0, BO_F(d->sm), s->ld, BO_F(d->a.t), s->ld,
-                    s->t_period, s->t_shift, w, s->n, s->K, s->inv_tau, 1.0f, 1.0f);
+    be->train->xent(be, BO_D(d->lp), NULL, 0, BO_F(d->sp), s->ld, BO_F(d->a.t), s->ld, s->t_period,
+                    s->t_shift, w, s->n, s->K, s->inv_tau, 1.0f, 1.0f);
+    be->train->xent(be, BO_D(d->lm), NULL, 0, BO_F(d->sm), s->ld, BO_F(d->a.t), s->ld, s->t_period,
+                    s->t_shift, w, s->n, s->K, s->inv_tau, 1.0f, 1.0f);
     xent_run(be, (void *) &d->a);
 }
 
@@ -242,8 +245,7 @@ static void xent_grad_case(bo_ctx *c, const xent_spec *s)
     char d[320];
     xent_desc(d, sizeof d, "xent", s);
     bo_case k;
-    bo_case_begin(&k, c, "%s: ds vs finite differences of the naive loss and of the backend's",
-                  d);
+    bo_case_begin(&k, c, "%s: ds vs finite differences of the naive loss and of the backend's", d);
     xent_dir x = {{s, NULL, NULL, NULL, NULL, NULL}, NULL, NULL, NULL, NULL};
     xent_buffers(&k, &x.a);
     bo_prepare(&k);
@@ -364,8 +366,8 @@ static void sk_exp_case(bo_ctx *c, const int *s, int in_place)
     bo_run(&k, sk_exp_run, &a);
     bo_buf *q = in_place ? a.x : a.q;
     double *wq = bo_want(&k, q), *wp = bo_want(&k, a.psum);
-    poa_naive_sk_exp(BO_WV(wq, q), q->ld, BO_WV(wp, a.psum), BO_HV(a.x), a.x->ld, BO_HV(a.mx),
-                     s[0], s[1], inv_tau);
+    poa_naive_sk_exp(BO_WV(wq, q), q->ld, BO_WV(wp, a.psum), BO_HV(a.x), a.x->ld, BO_HV(a.mx), s[0],
+                     s[1], inv_tau);
     const double rtol = (2 * 2 * inv_tau + 8) * BO_U32; /* |x − mx| ≤ 2 */
     bo_expect(&k, q, wq, NULL, (bo_tol){0, rtol, 0});
     bo_expect(&k, a.psum, wp, NULL, (bo_tol){0, rtol, 0});
@@ -374,7 +376,8 @@ static void sk_exp_case(bo_ctx *c, const int *s, int in_place)
 
 void bo_check_sk_exp(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof sk_shapes / sizeof *sk_shapes; i++) sk_exp_case(c, sk_shapes[i], 0);
+    for (size_t i = 0; i < sizeof sk_shapes / sizeof *sk_shapes; i++)
+        sk_exp_case(c, sk_shapes[i], 0);
     sk_exp_case(c, sk_shapes[0], 1);
 }
 
@@ -384,7 +387,8 @@ static void sk_norm_case(bo_ctx *c, const int *s, int next)
 {
     static const char *nn[] = {"psum_next=NULL", "psum_next", "psum_next=psum"};
     bo_case k;
-    bo_case_begin(&k, c, "sk_normalize n=%d K=%d ld=%d off=%d %s", s[0], s[1], s[2], s[3], nn[next]);
+    bo_case_begin(&k, c, "sk_normalize n=%d K=%d ld=%d off=%d %s", s[0], s[1], s[2], s[3],
+                  nn[next]);
     sk_args a = {0};
     a.n = s[0], a.K = s[1], a.alias = next == 2;
     a.q = bo_new(&k, "q", BO_F32, BO_OUT, s[0], s[1], s[2], (size_t) s[3]);
@@ -409,8 +413,8 @@ static void sk_norm_case(bo_ctx *c, const int *s, int next)
 
 /* The pieces over `parts` row blocks ("ranks"), the cross-block max and sums done here as the
  * collective would, on backend memory. */
-static void pieces_sk(bo_ctx *c, double *T, const double *L, int R, int K, float inv_tau,
-                      int iters, int parts)
+static void pieces_sk(bo_ctx *c, double *T, const double *L, int R, int K, float inv_tau, int iters,
+                      int parts)
 {
     poa_backend *be = c->be;
     const poa_backend_iface *io = be->iface;
@@ -420,10 +424,12 @@ static void pieces_sk(bo_ctx *c, double *T, const double *L, int R, int K, float
     double *dmx = io->alloc(be, sizeof(double) * (size_t) K * parts);
     double *dps = io->alloc(be, sizeof(double) * (size_t) K * parts);
     double *dred = io->alloc(be, sizeof(double) * K), *dscr = io->alloc(be, sizeof(double) * K);
-    double *mx = poa_xmalloc(sizeof(double) * (size_t) K * parts), *red = poa_xmalloc(sizeof(double) * K);
+    double *mx = poa_xmalloc(sizeof(double) * (size_t) K * parts),
+           *red = poa_xmalloc(sizeof(double) * K);
     io->upload(be, dq, hl, sizeof(float) * (size_t) R * K);
     int start[8], rows[8];
-    for (int p = 0; p < parts; p++) start[p] = R * p / parts, rows[p] = R * (p + 1) / parts - start[p];
+    for (int p = 0; p < parts; p++)
+        start[p] = R * p / parts, rows[p] = R * (p + 1) / parts - start[p];
     for (int p = 0; p < parts; p++)
         be->train->col_max(be, dmx + (size_t) p * K, dq + (size_t) start[p] * K, K, rows[p], K);
     io->download(be, mx, dmx, sizeof(double) * (size_t) K * parts);
@@ -460,8 +466,9 @@ static void pieces_sk(bo_ctx *c, double *T, const double *L, int R, int K, float
 static void sk_composite_case(bo_ctx *c, int R, int K)
 {
     bo_case k;
-    bo_case_begin(&k, c, "col_max + sk_exp + sk_normalize compose into the official "
-                         "Sinkhorn-Knopp: R=%d K=%d, 1 and 3 ranks, 3 iterations",
+    bo_case_begin(&k, c,
+                  "col_max + sk_exp + sk_normalize compose into the official "
+                  "Sinkhorn-Knopp: R=%d K=%d, 1 and 3 ranks, 3 iterations",
                   R, K);
     const size_t n = (size_t) R * K;
     double *L = bo_tmpd(&k, n), *want = bo_tmpd(&k, n), *T = bo_tmpd(&k, n), *Ls = bo_tmpd(&k, n);
@@ -504,7 +511,8 @@ static void sk_composite_case(bo_ctx *c, int R, int K)
 
 void bo_check_sk_normalize(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof sk_shapes / sizeof *sk_shapes; i++) sk_norm_case(c, sk_shapes[i], 1);
+    for (size_t i = 0; i < sizeof sk_shapes / sizeof *sk_shapes; i++)
+        sk_norm_case(c, sk_shapes[i], 1);
     sk_norm_case(c, sk_shapes[0], 0);
     sk_norm_case(c, sk_shapes[0], 2);
     sk_composite_case(c, 40, 24);
@@ -533,12 +541,14 @@ static void koleo_buffers(bo_case *k, koleo_args *a, int ld, size_t off)
     poa_rng_init(&r, k->c->seed + 3, 0, POA_RNG_TEST, 0);
     for (size_t i = 0; i < a->z->n; i++) a->z->h[i] = poa_rng_normal(&r);
     a->dz = bo_new(k, "dz", BO_F32, BO_OUT, a->n, a->c, ld, off);
+    bo_fill(a->dz, -1e-3, 1e-3); /* junk to add onto, small: dz's entries are ~1e-5 */
     a->loss = bo_vec(k, "loss", BO_F64, BO_OUT, 1);
     const size_t sb = be->train->koleo_scratch_bytes(be, a->n, a->c);
     a->scratch = bo_new(k, "scratch", BO_BYTES, BO_SCRATCH, 1, (int) sb, (int) sb, 0);
 }
 
-/* The added loss within 1e-6 relative, the added dz norm-wise within 1e-4. */
+/* The added loss within 1e-6 relative (and 1e-6 of loss_scale), the added dz norm-wise
+ * within 1e-4 (c ≤ 64) and every element within 1e-4 of the largest. */
 static void koleo_case(bo_ctx *c, int n, int cdim, int ld, size_t off)
 {
     bo_case k;
@@ -548,13 +558,29 @@ static void koleo_case(bo_ctx *c, int n, int cdim, int ld, size_t off)
     koleo_buffers(&k, &a, ld, off);
     bo_run(&k, koleo_run, &a);
     double *dz = bo_tmpd(&k, (size_t) n * ld);
-    const double loss = poa_naive_koleo(dz, ld, BO_HV(a.z), ld, n, cdim, a.loss_scale, a.grad_scale);
-    bo_expect_scalar(&k, "loss added", BO_GV(a.loss)[0] - BO_HV(a.loss)[0], loss, 0, 1e-6);
+    const double loss =
+        poa_naive_koleo(dz, ld, BO_HV(a.z), ld, n, cdim, a.loss_scale, a.grad_scale);
+    /* log(d) near 0 cancels: 1e-6 of the terms' magnitude (~loss_scale) as well */
+    bo_expect_scalar(&k, "loss added", BO_GV(a.loss)[0] - BO_HV(a.loss)[0], loss,
+                     1e-6 * a.loss_scale, 1e-6);
     double *want = bo_tmpd(&k, (size_t) n * cdim);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < cdim; j++) want[(size_t) i * cdim + j] = dz[(size_t) i * ld + j];
-    bo_expect_norm_values(&k, "dz added", bo_view_copy(&k, a.dz, bo_delta(&k, a.dz)), want,
-                          (size_t) n * cdim, 1e-4);
+    double *got = bo_view_copy(&k, a.dz, bo_delta(&k, a.dz));
+    if (cdim <= 64) bo_expect_norm_values(&k, "dz added", got, want, (size_t) n * cdim, 1e-4);
+    /* every element within 1e-4 of the largest: dz is the gradient projected on the sphere's
+     * tangent, (g − x (x·g)) / ||z||, whose fp32 error scales with |g|, not with the (much
+     * smaller, in high dimension) projection */
+    double m = 0, worst = 0;
+    size_t wi = 0;
+    for (size_t i = 0; i < (size_t) n * cdim; i++) m = fmax(m, fabs(want[i]));
+    for (size_t i = 0; i < (size_t) n * cdim; i++)
+        if (!(fabs(got[i] - want[i]) <= worst)) worst = fabs(got[i] - want[i]), wi = i;
+    if (!(worst <= 1e-4 * m))
+        bo_fail(&k, "dz added: worst [%zu] got %.9g want %.9g: |diff| %.3g > 1e-4 of max|dz| %.3g",
+                wi, got[wi], want[wi], worst, m);
+    else
+        bo_note(&k, "dz added: worst [%zu] |diff| %.3g, 1e-4 of max|dz| %.3g", wi, worst, m);
     bo_case_end(&k);
 }
 
@@ -575,7 +601,8 @@ static void koleo_identical_case(bo_ctx *c)
     for (int i = 0; i < N; i++)
         for (int j = 0; j < C; j++)
             if (!isfinite(BO_GV(a.dz)[(size_t) i * LD + j])) {
-                bo_fail(&k, "dz(%d, %d) = %g is not finite", i, j, BO_GV(a.dz)[(size_t) i * LD + j]);
+                bo_fail(&k, "dz(%d, %d) = %g is not finite", i, j,
+                        BO_GV(a.dz)[(size_t) i * LD + j]);
                 i = N;
                 break;
             }
@@ -623,12 +650,13 @@ static void koleo_dir_run(poa_backend *be, void *p)
  * two extra loss evaluations run with grad_scale 0, so dz holds the first call's gradient. */
 void bo_grad_koleo(bo_ctx *c)
 {
-    const int shapes[][2] = {{9, 13}, {16, 40}};
-    for (int s = 0; s < 2; s++) {
+    const int shapes[][2] = {{9, 13}, {16, 40}, {64, 384}};
+    for (int s = 0; s < 3; s++) {
         const int n = shapes[s][0], cd = shapes[s][1], ld = cd + 3;
         bo_case k;
-        bo_case_begin(&k, c, "koleo n=%d c=%d: dz vs finite differences of the naive loss and of "
-                             "the backend's",
+        bo_case_begin(&k, c,
+                      "koleo n=%d c=%d: dz vs finite differences of the naive loss and of "
+                      "the backend's",
                       n, cd);
         koleo_dir d = {{NULL, NULL, NULL, NULL, n, cd, 1.0f, 1.0f}, NULL, NULL, NULL, NULL};
         koleo_buffers(&k, &d.a, ld, 0);
@@ -656,7 +684,8 @@ void bo_grad_koleo(bo_ctx *c)
         double dir = 0;
         for (int i = 0; i < n; i++)
             for (int j = 0; j < cd; j++) dir += got[(size_t) i * ld + j] * v[(size_t) i * ld + j];
-        const double fd = (BO_GV(d.lp)[0] - BO_HV(d.lp)[0] - BO_GV(d.lm)[0] + BO_HV(d.lm)[0]) / (2 * h);
+        const double fd =
+            (BO_GV(d.lp)[0] - BO_HV(d.lp)[0] - BO_GV(d.lm)[0] + BO_HV(d.lm)[0]) / (2 * h);
         bo_expect_scalar(&k, "backend: <dz, v> vs (loss(z+hv) - loss(z-hv)) / 2h", dir, fd, 0,
                          1e-2);
         bo_case_end(&k);
@@ -700,8 +729,9 @@ static void adamw_step_case(bo_ctx *c, adamw_state *st, const poa_optim_seg *seg
                            .step = step,
                            .grad_scale = {0.75f, 1.0f, 1.0f, 1.0f}};
     bo_case k;
-    bo_case_begin(&k, c, "adamw n=%zu segments=%d step=%d lr=%g last_layer_lr=%g clip "
-                         "scales=0.75/1 param_act=%s",
+    bo_case_begin(&k, c,
+                  "adamw n=%zu segments=%d step=%d lr=%g last_layer_lr=%g clip "
+                  "scales=0.75/1 param_act=%s",
                   n, nseg, step, args.lr, args.last_layer_lr, with_act ? "yes" : "NULL");
     adamw_args a = {NULL, NULL, NULL, NULL, NULL, NULL, nseg, args};
     a.p = bo_vec(&k, "param", BO_F32, BO_OUT, n);
@@ -723,15 +753,18 @@ static void adamw_step_case(bo_ctx *c, adamw_state *st, const poa_optim_seg *seg
     bo_expect_norm_values(&k, "param", BO_GV(a.p), st->rp, n, 1e-6);
     bo_expect_norm_values(&k, "exp_avg", BO_GV(a.m), st->rm, n, 1e-6);
     bo_expect_norm_values(&k, "exp_avg_sq", BO_GV(a.v), st->rv, n, 1e-6);
-    if (a.pact) {
+    if (a.pact) { /* the segments' elements; the padding keeps its bits */
         double *want = bo_want(&k, a.pact);
-        for (size_t i = 0; i < n; i++) BO_WV(want, a.pact)[i] = bo_round_act(c, BO_GV(a.p)[i]);
+        for (int s = 0; s < nseg; s++)
+            for (uint64_t i = segs[s].offset; i < segs[s].offset + segs[s].numel; i++)
+                BO_WV(want, a.pact)[i] = bo_round_act(c, BO_GV(a.p)[i]);
         bo_expect(&k, a.pact, want, NULL, (bo_tol){0, 0, 0});
     }
     size_t covered = 0; /* padding: elements outside every segment keep their bits */
     for (size_t i = 0; i < n; i++) {
         int in = 0;
-        for (int s = 0; s < nseg; s++) in |= i >= segs[s].offset && i < segs[s].offset + segs[s].numel;
+        for (int s = 0; s < nseg; s++)
+            in |= i >= segs[s].offset && i < segs[s].offset + segs[s].numel;
         covered += in;
         if (!in && (BO_GV(a.p)[i] != BO_HV(a.p)[i] || BO_GV(a.m)[i] != BO_HV(a.m)[i] ||
                     BO_GV(a.v)[i] != BO_HV(a.v)[i])) {
@@ -748,8 +781,13 @@ static void adamw_step_case(bo_ctx *c, adamw_state *st, const poa_optim_seg *seg
 
 static void adamw_run_steps(bo_ctx *c, size_t n, const poa_optim_seg *segs, int nseg, int steps)
 {
-    adamw_state st = {n, poa_xcalloc(n, 4), poa_xcalloc(n, 4), poa_xcalloc(n, 4),
-                      poa_xcalloc(n, 8), poa_xcalloc(n, 8), poa_xcalloc(n, 8)};
+    adamw_state st = {n,
+                      poa_xcalloc(n, 4),
+                      poa_xcalloc(n, 4),
+                      poa_xcalloc(n, 4),
+                      poa_xcalloc(n, 8),
+                      poa_xcalloc(n, 8),
+                      poa_xcalloc(n, 8)};
     poa_rng r;
     poa_rng_init(&r, c->seed + 21, 0, POA_RNG_TEST, 0);
     for (size_t i = 0; i < n; i++) st.p[i] = (float) (0.1 * poa_rng_normal(&r)), st.rp[i] = st.p[i];
@@ -985,8 +1023,14 @@ static void perf_opt_op(bo_ctx *c, int ema)
     const poa_optim_seg segs[2] = {{0, o.n / 2, 1, 1, 0, 0}, {o.n / 2, o.n - o.n / 2, 1, 0, 1, 1}};
     o.segs = bo_perf_alloc(c, BO_BYTES, sizeof segs, 0, 0);
     c->be->iface->upload(c->be, o.segs, segs, sizeof segs);
-    o.args = (poa_adamw_args){.lr = 1e-4, .last_layer_lr = 1e-4, .wd = 0.04, .beta1 = 0.9,
-                              .beta2 = 0.999, .eps = 1e-8, .step = 10, .grad_scale = {1, 1, 1, 1}};
+    o.args = (poa_adamw_args){.lr = 1e-4,
+                              .last_layer_lr = 1e-4,
+                              .wd = 0.04,
+                              .beta1 = 0.9,
+                              .beta2 = 0.999,
+                              .eps = 1e-8,
+                              .step = 10,
+                              .grad_scale = {1, 1, 1, 1}};
     const double s = bo_time(c, ema ? perf_ema_run : perf_adamw_run, &o);
     char shape[96];
     snprintf(shape, sizeof shape, "ViT-S + heads n=%zu, compute copy", o.n);

@@ -46,8 +46,8 @@ static void ln_bwd_run(poa_backend *be, void *p)
     const ln_args *a = p;
     be->nn->layernorm_bwd(be, a->dx ? BO_A(a->dx) : NULL, a->dx ? a->dx->ld : 0, a->dx_beta,
                           a->dw ? BO_F(a->dw) : NULL, a->db ? BO_F(a->db) : NULL, BO_A(a->dy),
-                          a->dy->ld, BO_A(a->x), a->x->ld, BO_F(a->mean), BO_F(a->rstd),
-                          BO_F(a->w), a->rows, a->d);
+                          a->dy->ld, BO_A(a->x), a->x->ld, BO_F(a->mean), BO_F(a->rstd), BO_F(a->w),
+                          a->rows, a->d);
 }
 
 typedef struct ln_shape {
@@ -56,10 +56,10 @@ typedef struct ln_shape {
 } ln_shape;
 
 static const ln_shape ln_shapes[] = {
-    {7, 37, 45, 0},     /* odd sizes, an elastic slice of wider rows */
-    {1501, 48, 64, 0},  /* threaded */
-    {1, 384, 384, 0},   /* one row */
-    {5, 24, 72, 3},     /* an unaligned start */
+    {7, 37, 45, 0},    /* odd sizes, an elastic slice of wider rows */
+    {1501, 48, 64, 0}, /* threaded */
+    {1, 384, 384, 0},  /* one row */
+    {5, 24, 72, 3},    /* an unaligned start */
 };
 
 static void ln_inputs(bo_case *k, ln_args *a, const ln_shape *s)
@@ -77,8 +77,8 @@ static void ln_inputs(bo_case *k, ln_args *a, const ln_shape *s)
 static void ln_fwd_case(bo_ctx *c, const ln_shape *s, float eps, int unit_affine)
 {
     bo_case k;
-    bo_case_begin(&k, c, "layernorm_fwd rows=%d d=%d ldx=%d ldy=%d off=%zu eps=%g%s", s->rows,
-                  s->d, s->ldx, s->d + 5, s->offx, eps, unit_affine ? " w=1 b=0" : "");
+    bo_case_begin(&k, c, "layernorm_fwd rows=%d d=%d ldx=%d ldy=%d off=%zu eps=%g%s", s->rows, s->d,
+                  s->ldx, s->d + 5, s->offx, eps, unit_affine ? " w=1 b=0" : "");
     ln_args a = {0};
     a.rows = s->rows, a.d = s->d, a.eps = eps;
     ln_inputs(&k, &a, s);
@@ -144,8 +144,9 @@ static void ln_bwd_setup(bo_case *k, ln_args *a, const ln_shape *s, int outs)
 static void ln_bwd_case(bo_ctx *c, const ln_shape *s, float dx_beta, int outs)
 {
     bo_case k;
-    bo_case_begin(&k, c, "layernorm_bwd rows=%d d=%d ldx=%d lddx=%d off=%zu dx_beta=%g dx=%s "
-                         "dw=%s db=%s",
+    bo_case_begin(&k, c,
+                  "layernorm_bwd rows=%d d=%d ldx=%d lddx=%d off=%zu dx_beta=%g dx=%s "
+                  "dw=%s db=%s",
                   s->rows, s->d, s->ldx, s->d + 1, s->offx, dx_beta, outs & 1 ? "yes" : "NULL",
                   outs & 2 ? "yes" : "NULL", outs & 4 ? "yes" : "NULL");
     ln_args a = {0};
@@ -193,8 +194,8 @@ typedef struct ln_fd {
 static double ln_objective(void *p)
 {
     ln_fd *f = p;
-    poa_naive_layernorm_fwd(f->y, f->ldw, f->mean, f->rstd, f->x, f->ldx, f->w, f->b, f->rows,
-                            f->d, 1e-6);
+    poa_naive_layernorm_fwd(f->y, f->ldw, f->mean, f->rstd, f->x, f->ldx, f->w, f->b, f->rows, f->d,
+                            1e-6);
     return bo_dot(f->wgt, f->y, f->rows, f->d, f->ldw);
 }
 
@@ -219,8 +220,8 @@ void bo_grad_layernorm(bo_ctx *c)
                                 s->rows, s->d);
         ln_fd f = {s->rows, s->d, a.x->ld, xv, wv, bv, y, m, r, BO_HV(a.dy), ldy};
         const double tol = 1e-4 + bf16_r(c, 2);
-        bo_fd(&k, "dx", ln_objective, &f, xv, s->rows, s->d, a.x->ld, ngx, BO_GV(a.dx), lddx,
-              150, 1e-5, 1e-7, tol);
+        bo_fd(&k, "dx", ln_objective, &f, xv, s->rows, s->d, a.x->ld, ngx, BO_GV(a.dx), lddx, 150,
+              1e-5, 1e-7, tol);
         bo_fd(&k, "dw", ln_objective, &f, wv, 1, s->d, s->d, ngw, BO_WV(bo_delta(&k, a.dw), a.dw),
               s->d, 64, 1e-5, 1e-7, 1e-4);
         bo_fd(&k, "db", ln_objective, &f, bv, 1, s->d, s->d, ngb, BO_WV(bo_delta(&k, a.db), a.db),
@@ -284,8 +285,9 @@ static void attn_buffers(bo_case *k, attn_args *a, int bwd)
 
 static void attn_desc(char *d, size_t n, const char *op, const attn_shape *s)
 {
-    snprintf(d, n, "%s B=%d T=%d H=%d Dh=%d ldqkv=%d ldout=%d lddqkv=%d lddout=%d qkv in +-%g "
-                   "off=%zu",
+    snprintf(d, n,
+             "%s B=%d T=%d H=%d Dh=%d ldqkv=%d ldout=%d lddqkv=%d lddout=%d qkv in +-%g "
+             "off=%zu",
              op, s->B, s->T, s->H, s->Dh, s->ldqkv, s->ldout, s->lddqkv, s->lddout, s->range,
              s->offq);
 }
@@ -313,8 +315,8 @@ static void attn_fwd_case(bo_ctx *c, const attn_shape *s)
     bo_run(&k, attn_fwd_run, &a);
     double *want = bo_want(&k, a.out);
     attn_reference(&k, &a, BO_WV(want, a.out), s->ldout);
-    const double vmax = bo_max_abs(BO_HV(a.qkv) + 2 * s->H * s->Dh, s->B * s->T, s->H * s->Dh,
-                                   s->ldqkv);
+    const double vmax =
+        bo_max_abs(BO_HV(a.qkv) + 2 * s->H * s->Dh, s->B * s->T, s->H * s->Dh, s->ldqkv);
     bo_expect(&k, a.out, want, NULL,
               (bo_tol){1e-6 + bf16_r(c, 2) * vmax, s->rtol + bf16_r(c, 1), 0});
     bo_case_end(&k);
@@ -335,8 +337,8 @@ static void attn_bwd_case(bo_ctx *c, const attn_shape *s)
     const int rows = s->B * s->T;
     double *out = bo_tmpd(&k, (size_t) rows * s->ldout), *want = bo_want(&k, a.dqkv);
     double *probs = attn_reference(&k, &a, out, s->ldout);
-    poa_naive_attention_bwd(BO_WV(want, a.dqkv), s->lddqkv, BO_HV(a.dout), s->lddout,
-                            BO_HV(a.qkv), s->ldqkv, probs, s->B, s->T, s->H, s->Dh, a.scale);
+    poa_naive_attention_bwd(BO_WV(want, a.dqkv), s->lddqkv, BO_HV(a.dout), s->lddout, BO_HV(a.qkv),
+                            s->ldqkv, probs, s->B, s->T, s->H, s->Dh, a.scale);
     const double m = bo_max_abs(BO_WV(want, a.dqkv), rows, 3 * s->H * s->Dh, s->lddqkv);
     bo_expect(&k, a.dqkv, want, NULL,
               (bo_tol){(1e-5 + bf16_r(c, 4)) * m, s->rtol + bf16_r(c, 1), 0});
@@ -369,8 +371,8 @@ static void attn_kernel_shapes(bo_ctx *c, void (*one)(bo_ctx *, const attn_shape
         for (size_t j = 0; j < sizeof Dhs / sizeof *Dhs; j++) {
             const int T = Ts[i], Dh = Dhs[j], w = 3 * Dh;
             const int checks = fd && T <= 17 && Dh <= 32 ? 40 : 0;
-            const attn_shape s = {2, T, 3, Dh, 3 * w + 3, w + 1, 3 * w + 5, w + 2, 1.5f, 1e-4f, 0,
-                                  checks};
+            const attn_shape s = {2,         T,     3,    Dh,    3 * w + 3, w + 1,
+                                  3 * w + 5, w + 2, 1.5f, 1e-4f, 0,         checks};
             if (!fd || checks) one(c, &s);
         }
 }
@@ -396,8 +398,9 @@ void bo_check_attention_sizes(bo_ctx *c)
 {
     poa_backend *be = c->be;
     bo_case k;
-    bo_case_begin(&k, c, "attention_saved_bytes, attention_scratch_bytes: repeatable, monotone "
-                         "in B (sufficiency: the guards of every attention case)");
+    bo_case_begin(&k, c,
+                  "attention_saved_bytes, attention_scratch_bytes: repeatable, monotone "
+                  "in B (sufficiency: the guards of every attention case)");
     const int shapes[][4] = {{1, 1, 1, 1}, {2, 197, 6, 64}, {64, 197, 16, 64}, {3, 65, 3, 80}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         const int B = shapes[i][0], T = shapes[i][1], H = shapes[i][2], Dh = shapes[i][3];
@@ -511,9 +514,12 @@ static const char *s_name(s_pattern p)
 static double s_value(s_pattern p, int b)
 {
     switch (p) {
-    case S_MIXED: return b % 3 == 1 ? 0.0 : 1.25 + 0.5 * b;
-    case S_DROPPED: return 0.0;
-    default: return 1.0;
+    case S_MIXED:
+        return b % 3 == 1 ? 0.0 : 1.25 + 0.5 * b;
+    case S_DROPPED:
+        return 0.0;
+    default:
+        return 1.0;
     }
 }
 
@@ -531,7 +537,8 @@ static void res_inputs(bo_case *k, res_args *a, const res_shape *sh)
     for (int b = 0; b < sh->B; b++)
         if (s_value(sh->sp, b) == 0)
             for (int t = 0; t < sh->T; t++)
-                for (int j = 0; j < d; j++) BO_HV(a->y)[((size_t) b * sh->T + t) * a->y->ld + j] = NAN;
+                for (int j = 0; j < d; j++)
+                    BO_HV(a->y)[((size_t) b * sh->T + t) * a->y->ld + j] = NAN;
 }
 
 /* x within 1e-6 + 2e-5 relative, + one bf16 rounding. */
@@ -539,24 +546,25 @@ static void res_fwd_case(bo_ctx *c, const res_shape *sh, base_kind bk)
 {
     static const char *bn[] = {"base=x (in place)", "base: another buffer", "base=NULL"};
     bo_case k;
-    bo_case_begin(&k, c, "residual_ls_fwd B=%d T=%d d=%d %s %s ldx=%d ldy=%d off=%zu", sh->B,
-                  sh->T, sh->d, s_name(sh->sp), bn[bk], sh->d + 5, sh->d + 7, sh->off);
+    bo_case_begin(&k, c, "residual_ls_fwd B=%d T=%d d=%d %s %s ldx=%d ldy=%d off=%zu", sh->B, sh->T,
+                  sh->d, s_name(sh->sp), bn[bk], sh->d + 5, sh->d + 7, sh->off);
     res_args a = {0};
     a.base_k = bk;
     res_inputs(&k, &a, sh);
     const int rows = sh->B * sh->T;
     a.x = bo_new(&k, "x", BO_ACT, BO_OUT, rows, sh->d, sh->d + 5, 0);
-    if (bk == BASE_OTHER) a.base = bo_new(&k, "base", BO_ACT, BO_IN, rows, sh->d, sh->d + 3, sh->off);
+    if (bk == BASE_OTHER)
+        a.base = bo_new(&k, "base", BO_ACT, BO_IN, rows, sh->d, sh->d + 3, sh->off);
     bo_run(&k, res_fwd_run, &a);
     double *want = bo_want(&k, a.x);
     double *xw = BO_WV(want, a.x), *sd = bo_tmpd(&k, (size_t) sh->B);
     for (int b = 0; b < sh->B; b++) sd[b] = s_value(sh->sp, b);
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < sh->d; j++)
-            xw[(size_t) r * a.x->ld + j] =
-                bk == BASE_SELF ? xw[(size_t) r * a.x->ld + j]
-                : bk == BASE_OTHER ? BO_HV(a.base)[(size_t) r * a.base->ld + j]
-                                   : 0.0;
+            xw[(size_t) r * a.x->ld + j] = bk == BASE_SELF ? xw[(size_t) r * a.x->ld + j]
+                                           : bk == BASE_OTHER
+                                               ? BO_HV(a.base)[(size_t) r * a.base->ld + j]
+                                               : 0.0;
     poa_naive_residual_ls_fwd(xw, a.x->ld, BO_HV(a.y), a.y->ld, BO_HV(a.gamma),
                               sh->sp == S_NONE ? NULL : sd, sh->B, sh->T, sh->d);
     bo_expect(&k, a.x, want, NULL, (bo_tol){1e-6, 2e-5 + bf16_r(c, 1), 0});
@@ -584,9 +592,9 @@ static void res_bwd_setup(bo_case *k, res_args *a, const res_shape *sh, int whic
 static void res_bwd_case(bo_ctx *c, const res_shape *sh, int which)
 {
     bo_case k;
-    bo_case_begin(&k, c, "residual_ls_bwd B=%d T=%d d=%d %s dy=%s dgamma=%s off=%zu", sh->B,
-                  sh->T, sh->d, s_name(sh->sp), which & 1 ? "yes" : "NULL",
-                  which & 2 ? "yes" : "NULL", sh->off);
+    bo_case_begin(&k, c, "residual_ls_bwd B=%d T=%d d=%d %s dy=%s dgamma=%s off=%zu", sh->B, sh->T,
+                  sh->d, s_name(sh->sp), which & 1 ? "yes" : "NULL", which & 2 ? "yes" : "NULL",
+                  sh->off);
     res_args a = {0};
     res_bwd_setup(&k, &a, sh, which);
     bo_run(&k, res_bwd_run, &a);
@@ -639,14 +647,15 @@ void bo_grad_residual_ls(bo_ctx *c)
         double *y = bo_want(&k, a.y), *yv = BO_WV(y, a.y), *g = bo_want(&k, a.gamma);
         double *sd = bo_tmpd(&k, (size_t) sh->B), *x = bo_tmpd(&k, (size_t) rows * a.dx->ld);
         for (int b = 0; b < sh->B; b++) sd[b] = s_value(sh->sp, b);
-        for (size_t j = 0; j < a.y->n; j++) /* a dropped image's y has no effect; FD needs it finite */
+        for (size_t j = 0; j < a.y->n;
+             j++) /* a dropped image's y has no effect; FD needs it finite */
             if (isnan(y[j])) y[j] = 0.5;
         double *ngy = bo_tmpd(&k, (size_t) rows * a.dy->ld), *ngg = bo_tmpd(&k, (size_t) sh->d);
         const double *sp = sh->sp == S_NONE ? NULL : sd;
         poa_naive_residual_ls_bwd(ngy, a.dy->ld, ngg, BO_HV(a.dx), a.dx->ld, yv, a.y->ld,
                                   BO_WV(g, a.gamma), sp, sh->B, sh->T, sh->d);
-        res_fd f = {sh->B, sh->T, sh->d, a.dx->ld, a.y->ld, sp, x, yv, BO_WV(g, a.gamma),
-                    BO_HV(a.dx)};
+        res_fd f = {sh->B, sh->T, sh->d, a.dx->ld,          a.y->ld,
+                    sp,    x,     yv,    BO_WV(g, a.gamma), BO_HV(a.dx)};
         bo_fd(&k, "dy", res_objective, &f, yv, rows, sh->d, a.y->ld, ngy, BO_GV(a.dy), a.dy->ld,
               200, 1e-5, 1e-7, 1e-4 + bf16_r(c, 1));
         bo_fd(&k, "dgamma", res_objective, &f, BO_WV(g, a.gamma), 1, sh->d, sh->d, ngg,
@@ -670,7 +679,8 @@ static void unfold_run(poa_backend *be, void *p)
 /* A copy: exact in fp32, one rounding in bf16. */
 void bo_check_patch_unfold(bo_ctx *c)
 {
-    const int shapes[][5] = {{2, 3, 12, 8, 4}, {3, 3, 64, 48, 16}, {1, 3, 6, 10, 2}, {1, 1, 3, 3, 1}};
+    const int shapes[][5] = {
+        {2, 3, 12, 8, 4}, {3, 3, 64, 48, 16}, {1, 3, 6, 10, 2}, {1, 1, 3, 3, 1}};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         const int *s = shapes[i];
         const int n = (s[2] / s[4]) * (s[3] / s[4]) * s[0], len = s[1] * s[4] * s[4];
@@ -688,8 +698,8 @@ void bo_check_patch_unfold(bo_ctx *c)
         bo_expect(&k, a.cols, want, NULL, (bo_tol){0, 0, 0});
         if (i == 0) { /* the layout: image 1, patch (row 2, col 1), channel 2, pixel (3, 1) */
             const int P = s[4], gw = s[3] / P, row = (1 * (s[2] / P) + 2) * gw + 1;
-            const double px = BO_HV(a.img)[(((size_t) 1 * s[1] + 2) * s[2] + 2 * P + 3) * s[3] +
-                                            1 * P + 1];
+            const double px =
+                BO_HV(a.img)[(((size_t) 1 * s[1] + 2) * s[2] + 2 * P + 3) * s[3] + 1 * P + 1];
             bo_expect_scalar(&k, "image 1, patch (2, 1), channel 2, pixel (3, 1)",
                              BO_GV(a.cols)[(size_t) row * len + (2 * P + 3) * P + 1],
                              bo_round_act(c, px), 0, 0);
@@ -705,11 +715,9 @@ typedef struct tok_shape {
 } tok_shape;
 
 static const tok_shape tok_shapes[] = {
-    {3, 6, 13, 17, 15, 19, 1}, /* elastic-like: d below every ld */
-    {3, 6, 13, 17, 15, 19, 0},
-    {4, 196, 96, 128, 100, 128, 1}, /* threaded, a global crop */
-    {2, 4, 8, 8, 8, 8, 2},
-    {1, 1, 5, 5, 5, 5, 1},
+    {3, 6, 13, 17, 15, 19, 1},                                 /* elastic-like: d below every ld */
+    {3, 6, 13, 17, 15, 19, 0}, {4, 196, 96, 128, 100, 128, 1}, /* threaded, a global crop */
+    {2, 4, 8, 8, 8, 8, 2},     {1, 1, 5, 5, 5, 5, 1},
 };
 
 typedef struct tok_args {
@@ -729,10 +737,9 @@ static void tok_bwd_run(poa_backend *be, void *p)
 {
     const tok_args *a = p;
     const tok_shape *s = a->s;
-    be->nn->tokens_bwd(be, a->demb ? BO_A(a->demb) : NULL, s->ldemb,
-                       a->dcls ? BO_F(a->dcls) : NULL, a->dpos ? BO_F(a->dpos) : NULL, s->ldpos,
-                       a->dmtok ? BO_F(a->dmtok) : NULL, BO_A(a->x), s->ldx,
-                       a->mask ? BO_U(a->mask) : NULL, s->B, s->N, s->d);
+    be->nn->tokens_bwd(be, a->demb ? BO_A(a->demb) : NULL, s->ldemb, a->dcls ? BO_F(a->dcls) : NULL,
+                       a->dpos ? BO_F(a->dpos) : NULL, s->ldpos, a->dmtok ? BO_F(a->dmtok) : NULL,
+                       BO_A(a->x), s->ldx, a->mask ? BO_U(a->mask) : NULL, s->B, s->N, s->d);
 }
 
 static void tok_mask(bo_case *k, tok_args *a)
@@ -753,8 +760,8 @@ static const char *mask_name(int m)
 static void tok_fwd_case(bo_ctx *c, const tok_shape *s)
 {
     bo_case k;
-    bo_case_begin(&k, c, "tokens_fwd B=%d N=%d d=%d ldx=%d ldemb=%d ldpos=%d %s", s->B, s->N,
-                  s->d, s->ldx, s->ldemb, s->ldpos, mask_name(s->mask));
+    bo_case_begin(&k, c, "tokens_fwd B=%d N=%d d=%d ldx=%d ldemb=%d ldpos=%d %s", s->B, s->N, s->d,
+                  s->ldx, s->ldemb, s->ldpos, mask_name(s->mask));
     tok_args a = {s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     const int T = s->N + 1;
     a.emb = bo_new(&k, "emb", BO_ACT, BO_IN, s->B * s->N, s->d, s->ldemb, 0);
@@ -766,15 +773,16 @@ static void tok_fwd_case(bo_ctx *c, const tok_shape *s)
     bo_run(&k, tok_fwd_run, &a);
     double *want = bo_want(&k, a.x);
     poa_naive_tokens_fwd(BO_WV(want, a.x), s->ldx, BO_HV(a.emb), s->ldemb, BO_HV(a.cls),
-                         BO_HV(a.pos), s->ldpos, BO_HV(a.mtok), a.mask ? bo_u8(a.mask) : NULL,
-                         s->B, s->N, s->d);
+                         BO_HV(a.pos), s->ldpos, BO_HV(a.mtok), a.mask ? bo_u8(a.mask) : NULL, s->B,
+                         s->N, s->d);
     bo_expect(&k, a.x, want, NULL, (bo_tol){1e-7, 1e-7 + bf16_r(c, 1), 0});
     bo_case_end(&k);
 }
 
 void bo_check_tokens_fwd(bo_ctx *c)
 {
-    for (size_t i = 0; i < sizeof tok_shapes / sizeof *tok_shapes; i++) tok_fwd_case(c, &tok_shapes[i]);
+    for (size_t i = 0; i < sizeof tok_shapes / sizeof *tok_shapes; i++)
+        tok_fwd_case(c, &tok_shapes[i]);
 }
 
 /* which: 1 demb, 2 dcls, 4 dpos, 8 dmask_token */
@@ -854,8 +862,8 @@ void bo_grad_tokens(bo_ctx *c)
         const tok_shape *s = &tok_shapes[i];
         const int T = s->N + 1;
         bo_case k;
-        bo_case_begin(&k, c, "tokens_bwd B=%d N=%d d=%d %s vs finite differences", s->B, s->N,
-                      s->d, mask_name(s->mask));
+        bo_case_begin(&k, c, "tokens_bwd B=%d N=%d d=%d %s vs finite differences", s->B, s->N, s->d,
+                      mask_name(s->mask));
         tok_args a = {s, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         tok_bwd_setup(&k, &a, 15);
         bo_run(&k, tok_bwd_run, &a);
@@ -865,11 +873,11 @@ void bo_grad_tokens(bo_ctx *c)
         double *nge = bo_tmpd(&k, (size_t) s->B * s->N * s->ldemb), *ngc = bo_tmpd(&k, s->d);
         double *ngp = bo_tmpd(&k, (size_t) T * s->ldpos), *ngm = bo_tmpd(&k, s->d);
         const uint8_t *mask = a.mask ? bo_u8(a.mask) : NULL;
-        poa_naive_tokens_bwd(nge, s->ldemb, ngc, ngp, s->ldpos, ngm, BO_HV(a.x), s->ldx, mask,
-                             s->B, s->N, s->d);
+        poa_naive_tokens_bwd(nge, s->ldemb, ngc, ngp, s->ldpos, ngm, BO_HV(a.x), s->ldx, mask, s->B,
+                             s->N, s->d);
         tok_fd f = {s, x, emb, cls, pos, mt, BO_HV(a.x), mask};
-        bo_fd(&k, "demb", tok_objective, &f, emb, s->B * s->N, s->d, s->ldemb, nge,
-              BO_GV(a.demb), s->ldemb, 200, 1e-3, 1e-9, 1e-5);
+        bo_fd(&k, "demb", tok_objective, &f, emb, s->B * s->N, s->d, s->ldemb, nge, BO_GV(a.demb),
+              s->ldemb, 200, 1e-3, 1e-9, 1e-5);
         bo_fd(&k, "dcls", tok_objective, &f, cls, 1, s->d, s->d, ngc,
               BO_WV(bo_delta(&k, a.dcls), a.dcls), s->d, 100, 1e-3, 1e-9, 1e-5);
         bo_fd(&k, "dpos", tok_objective, &f, pos, T, s->d, s->ldpos, ngp,
@@ -928,7 +936,10 @@ typedef struct gs_shape {
 
 /* rows: of the activation buffer; n indices (distinct for scatters; gathers repeat) */
 static const gs_shape gs_shapes[] = {
-    {11, 9, 13, 0}, {3000, 2000, 40, 0}, {5, 1, 7, 0}, {394, 197, 24, 3},
+    {11, 9, 13, 0},
+    {3000, 2000, 40, 0},
+    {5, 1, 7, 0},
+    {394, 197, 24, 3},
 };
 
 /* gathers: exact copies; scatters: dst + src rounded once (fp32 add, then the compute dtype). */
@@ -960,12 +971,13 @@ static void gs_case(bo_ctx *c, gs_op op, const gs_shape *sh)
                                    bo_i32(a.idx), sh->n, sh->cols);
         for (int i = 0; i < sh->n; i++)
             for (int j = 0; j < sh->cols; j++)
-                BO_WV(mag, a.dst)[(size_t) bo_i32(a.idx)[i] * a.dst->ld + j] +=
+                BO_WV(mag, a.dst)
+                [(size_t) bo_i32(a.idx)[i] * a.dst->ld + j] +=
                     fabs(BO_HV(a.src)[(size_t) i * a.src->ld + j]);
         bo_expect(&k, a.dst, want, mag, (bo_tol){0, bf16_r(c, 1), BO_U32});
     } else {
-        poa_naive_gather_rows(BO_WV(want, a.dst), a.dst->ld, BO_HV(a.src), a.src->ld,
-                              bo_i32(a.idx), sh->n, sh->cols);
+        poa_naive_gather_rows(BO_WV(want, a.dst), a.dst->ld, BO_HV(a.src), a.src->ld, bo_i32(a.idx),
+                              sh->n, sh->cols);
         bo_expect(&k, a.dst, want, NULL, (bo_tol){0, 0, 0});
     }
     bo_case_end(&k);
@@ -1117,8 +1129,8 @@ static void perf_attn_bwd_run(poa_backend *be, void *p)
 {
     const perf_attn *a = p;
     const int w = a->H * a->Dh;
-    be->nn->attention_bwd(be, a->dqkv, 3 * w, a->dout, w, a->qkv, 3 * w, a->saved, a->B, a->T,
-                          a->H, a->Dh, 1.0f / sqrtf((float) a->Dh), a->scratch);
+    be->nn->attention_bwd(be, a->dqkv, 3 * w, a->dout, w, a->qkv, 3 * w, a->saved, a->B, a->T, a->H,
+                          a->Dh, 1.0f / sqrtf((float) a->Dh), a->scratch);
 }
 
 /* FLOPs: forward 4·B·H·T²·Dh (q kᵀ, P v), backward 8·B·H·T²·Dh (dP, dV, dQ, dK): the minimal
@@ -1128,8 +1140,8 @@ static void perf_attn_op(bo_ctx *c, int bwd)
     poa_backend *be = c->be;
     for (int i = 0; i < 2; i++) {
         const bo_vit *m = &bo_vits[i];
-        perf_attn a = {c->images, BO_TOKENS, m->heads, m->head_dim, NULL, NULL, NULL, NULL, NULL,
-                       NULL};
+        perf_attn a = {c->images, BO_TOKENS, m->heads, m->head_dim, NULL,
+                       NULL,      NULL,      NULL,     NULL,        NULL};
         const size_t rows = (size_t) a.B * a.T, w = (size_t) a.H * a.Dh;
         a.qkv = bo_perf_alloc(c, BO_ACT, rows * 3 * w, -1, 1);
         a.out = bo_perf_alloc(c, BO_ACT, rows * w, -1, 1);
@@ -1182,7 +1194,8 @@ static void perf_res_bwd_run(poa_backend *be, void *p)
 static void perf_res(bo_ctx *c, int bwd)
 {
     for (int i = 0; i < 2; i++) {
-        perf_res_args r = {c->images, BO_TOKENS, bo_vits[i].d, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        perf_res_args r = {c->images, BO_TOKENS, bo_vits[i].d, NULL, NULL,
+                           NULL,      NULL,      NULL,         NULL, NULL};
         const size_t n = (size_t) r.B * r.T * r.d;
         r.x = bo_perf_alloc(c, BO_ACT, n, -1, 1), r.y = bo_perf_alloc(c, BO_ACT, n, -1, 1);
         r.dx = bo_perf_alloc(c, BO_ACT, n, -1, 1), r.dy = bo_perf_alloc(c, BO_ACT, n, -1, 1);

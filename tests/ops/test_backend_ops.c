@@ -35,10 +35,10 @@ const bo_vit bo_vits[2] = {
 };
 
 /* The memory and transfer entries every case uses. */
-static const char *const basic_ops[] = {"alloc", "free", "upload", "download", "act_upload",
-                                        "act_download", "event_create", "event_record",
-                                        "event_synchronize", "event_elapsed", "event_destroy",
-                                        "synchronize"};
+static const char *const basic_ops[] = {"alloc",         "free",          "upload",
+                                        "download",      "act_upload",    "act_download",
+                                        "event_create",  "event_record",  "event_synchronize",
+                                        "event_elapsed", "event_destroy", "synchronize"};
 
 static const bo_op_test tests[] = {
     /* device interface */
@@ -78,18 +78,16 @@ static const bo_op_test tests[] = {
     {"act_gemm_wgrad", "", bo_check_act_gemm_wgrad, NULL, bo_perf_act_gemm_wgrad},
     {"act_bias_grad", "", bo_check_act_bias_grad, bo_grad_act_bias_grad, bo_perf_act_bias_grad},
     {"act_gelu_fwd", "", bo_check_act_gelu_fwd, NULL, bo_perf_act_gelu_fwd},
-    {"act_gelu_bwd", "act_gelu_fwd", bo_check_act_gelu_bwd, bo_grad_act_gelu,
-     bo_perf_act_gelu_bwd},
+    {"act_gelu_bwd", "act_gelu_fwd", bo_check_act_gelu_bwd, bo_grad_act_gelu, bo_perf_act_gelu_bwd},
     {"layernorm_fwd", "", bo_check_layernorm_fwd, NULL, bo_perf_layernorm_fwd},
     {"layernorm_bwd", "", bo_check_layernorm_bwd, bo_grad_layernorm, bo_perf_layernorm_bwd},
-    {"attention_fwd", "attention_saved_bytes attention_scratch_bytes", bo_check_attention_fwd,
-     NULL, bo_perf_attention_fwd},
+    {"attention_fwd", "attention_saved_bytes attention_scratch_bytes", bo_check_attention_fwd, NULL,
+     bo_perf_attention_fwd},
     {"attention_bwd", "attention_fwd attention_saved_bytes attention_scratch_bytes",
      bo_check_attention_bwd, bo_grad_attention, bo_perf_attention_bwd},
     {"attention_saved_bytes attention_scratch_bytes", "", bo_check_attention_sizes, NULL, NULL},
     {"residual_ls_fwd", "", bo_check_residual_ls_fwd, NULL, bo_perf_residual_ls_fwd},
-    {"residual_ls_bwd", "", bo_check_residual_ls_bwd, bo_grad_residual_ls,
-     bo_perf_residual_ls_bwd},
+    {"residual_ls_bwd", "", bo_check_residual_ls_bwd, bo_grad_residual_ls, bo_perf_residual_ls_bwd},
     {"patch_unfold", "", bo_check_patch_unfold, NULL, bo_perf_patch_unfold},
     {"tokens_fwd", "", bo_check_tokens_fwd, NULL, bo_perf_tokens_fwd},
     {"tokens_bwd", "", bo_check_tokens_bwd, bo_grad_tokens, bo_perf_tokens_bwd},
@@ -198,25 +196,25 @@ typedef struct options {
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: test_backend_ops [--backend cpu|cuda|all] [--dtype fp32|bf16|all] [--op NAME]\n"
-            "                        [--grad | --perf] [--seed N] [--reps N] [--images N]\n"
-            "                        [--verbose] [--list] [--help]\n"
-            "Runs every op of the backend tables on every backend of the build (cuda where a\n"
-            "device is visible) in every compute dtype the backend supports, against naive\n"
-            "double references.\n"
-            "  --backend B   cpu, cuda or all (default all)\n"
-            "  --dtype D     compute dtype: fp32, bf16 or all (default all; cpu: fp32 only)\n"
-            "  --op NAME     only the tests of ops whose name contains NAME\n"
-            "  --grad        backward ops against central finite differences\n"
-            "  --perf        time each op at ViT-S/ViT-L and head shapes (median of --reps)\n"
-            "  --seed N      random inputs' seed (default 1)\n"
-            "  --reps N      --perf repetitions (default 20 on cuda, 5 on cpu)\n"
-            "  --images N    --perf images per batch, rows = images x 197 tokens (default 64\n"
-            "                on cuda, 4 on cpu)\n"
-            "  --verbose     print the worst element of every comparison, passing or not\n"
-            "  --list        the ops of the tables and the modes that test them\n"
-            "Exit status: 0 all passed, 1 a failure, 2 usage, 77 backend or dtype not available.\n");
+    fprintf(
+        f, "usage: test_backend_ops [--backend cpu|cuda|all] [--dtype fp32|bf16|all] [--op NAME]\n"
+           "                        [--grad | --perf] [--seed N] [--reps N] [--images N]\n"
+           "                        [--verbose] [--list] [--help]\n"
+           "Runs every op of the backend tables on every backend of the build (cuda where a\n"
+           "device is visible) in every compute dtype the backend supports, against naive\n"
+           "double references.\n"
+           "  --backend B   cpu, cuda or all (default all)\n"
+           "  --dtype D     compute dtype: fp32, bf16 or all (default all; cpu: fp32 only)\n"
+           "  --op NAME     only the tests of ops whose name contains NAME\n"
+           "  --grad        backward ops against central finite differences\n"
+           "  --perf        time each op at ViT-S/ViT-L and head shapes (median of --reps)\n"
+           "  --seed N      random inputs' seed (default 1)\n"
+           "  --reps N      --perf repetitions (default 20 on cuda, 5 on cpu)\n"
+           "  --images N    --perf images per batch, rows = images x 197 tokens (default 64\n"
+           "                on cuda, 4 on cpu)\n"
+           "  --verbose     print the worst element of every comparison, passing or not\n"
+           "  --list        the ops of the tables and the modes that test them\n"
+           "Exit status: 0 all passed, 1 a failure, 2 usage, 77 backend or dtype not available.\n");
 }
 
 static int parse_int(const char *opt, const char *v, long long lo, long long hi, long long *out)
@@ -233,31 +231,54 @@ static int parse_int(const char *opt, const char *v, long long lo, long long hi,
     return 1;
 }
 
+/* v is one of the '|'-separated words of `choices` */
+static int parse_choice(const char *opt, const char *v, const char *choices)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", choices);
+    for (char *w = strtok(buf, "|"); w && v; w = strtok(NULL, "|"))
+        if (!strcmp(w, v)) return 1;
+    fprintf(stderr, "test_backend_ops: %s needs one of %s, got '%s'\n", opt, choices, v ? v : "");
+    return 0;
+}
+
+/* One option with its value (argv[*i + 1]); 0 on a bad value. */
+static int parse_valued(const char *a, const char *v, options *o)
+{
+    long long x = 0;
+    if (!strcmp(a, "--backend")) return parse_choice(a, v, "cpu|cuda|all") && (o->backend = v);
+    if (!strcmp(a, "--dtype")) return parse_choice(a, v, "fp32|bf16|all") && (o->dtype = v);
+    if (!strcmp(a, "--op")) {
+        if (!v) fprintf(stderr, "test_backend_ops: --op needs a name\n");
+        return v && (o->op = v);
+    }
+    if (!strcmp(a, "--seed"))
+        return parse_int(a, v, 0, INT64_MAX, &x) && (o->seed = (uint64_t) x, 1);
+    if (!strcmp(a, "--reps")) return parse_int(a, v, 1, 100000, &x) && (o->reps = (int) x);
+    if (!strcmp(a, "--images")) return parse_int(a, v, 1, 4096, &x) && (o->images = (int) x);
+    fprintf(stderr, "test_backend_ops: unknown option '%s' (see --help)\n", a);
+    return 0;
+}
+
 /* 0 ok, 2 usage error, -1 --help */
 static int parse(int argc, char **argv, options *o)
 {
     *o = (options){"all", "all", NULL, BO_CHECK, 1, 0, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long long x;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) return -1;
-        if (!strcmp(a, "--grad")) o->mode = BO_GRAD;
-        else if (!strcmp(a, "--perf")) o->mode = BO_PERF;
-        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v")) o->verbose = 1;
-        else if (!strcmp(a, "--list")) o->list = 1;
-        else if (!strcmp(a, "--backend") && v && (!strcmp(v, "cpu") || !strcmp(v, "cuda") || !strcmp(v, "all")))
-            o->backend = argv[++i];
-        else if (!strcmp(a, "--dtype") && v && (!strcmp(v, "fp32") || !strcmp(v, "bf16") || !strcmp(v, "all")))
-            o->dtype = argv[++i];
-        else if (!strcmp(a, "--op") && v) o->op = argv[++i];
-        else if (!strcmp(a, "--seed") && parse_int(a, v, 0, INT64_MAX, &x)) o->seed = (uint64_t) x, i++;
-        else if (!strcmp(a, "--reps") && parse_int(a, v, 1, 100000, &x)) o->reps = (int) x, i++;
-        else if (!strcmp(a, "--images") && parse_int(a, v, 1, 4096, &x)) o->images = (int) x, i++;
-        else {
-            fprintf(stderr, "test_backend_ops: bad argument '%s'%s%s (see --help)\n", a,
-                    v ? " before " : "", v ? v : "");
+        if (!strcmp(a, "--grad"))
+            o->mode = BO_GRAD;
+        else if (!strcmp(a, "--perf"))
+            o->mode = BO_PERF;
+        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
+            o->verbose = 1;
+        else if (!strcmp(a, "--list"))
+            o->list = 1;
+        else if (!parse_valued(a, i + 1 < argc ? argv[i + 1] : NULL, o))
             return 2;
-        }
+        else
+            i++;
     }
     return 0;
 }
@@ -306,15 +327,32 @@ static int run_backend(const options *o, const char *name, poa_dtype dt, int *ra
     }
     *ran = 1;
     const int cuda = strcmp(name, "cuda") == 0;
-    bo_ctx c = {be, name, opts, o->mode, o->seed, o->verbose, o->reps ? o->reps : cuda ? 20 : 5,
-                o->images ? o->images : cuda ? 64 : 4, NULL, 0, 0, 0, 0, 0};
+    bo_ctx c = {be,
+                name,
+                opts,
+                o->mode,
+                o->seed,
+                o->verbose,
+                o->reps ? o->reps
+                : cuda  ? 20
+                        : 5,
+                o->images ? o->images
+                : cuda    ? 64
+                          : 4,
+                NULL,
+                0,
+                0,
+                0,
+                0,
+                0};
     char desc[512];
     be->iface->describe(be, desc, sizeof desc);
     printf("== %s/%s: %s\n", name, poa_dtype_name(dt), desc);
     const char *missing[MAX_OPS];
     const int nmissing = poa_backend_missing_ops(be, missing, MAX_OPS);
     int failures = 0;
-    for (int i = 0; i < nmissing; i++) printf("FAIL %s/%s: op %s is not implemented\n", name, poa_dtype_name(dt), missing[i]);
+    for (int i = 0; i < nmissing; i++)
+        printf("FAIL %s/%s: op %s is not implemented\n", name, poa_dtype_name(dt), missing[i]);
     failures += nmissing;
     for (size_t i = 0; i < sizeof basic_ops / sizeof *basic_ops; i++)
         for (int j = 0; j < nmissing; j++)
@@ -326,11 +364,14 @@ static int run_backend(const options *o, const char *name, poa_dtype dt, int *ra
             }
     for (int i = 0; i < N_TESTS; i++) {
         const bo_op_test *t = &tests[i];
-        const bo_test_fn fn = o->mode == BO_PERF ? t->perf : o->mode == BO_GRAD ? t->grad : t->check;
+        const bo_test_fn fn = o->mode == BO_PERF   ? t->perf
+                              : o->mode == BO_GRAD ? t->grad
+                                                   : t->check;
         if (!fn || !matches(t, o->op)) continue;
         char which[256];
         if (lacks(t, missing, nmissing, which, sizeof which)) {
-            printf("SKIP %s/%s %s: the backend lacks %s\n", name, poa_dtype_name(dt), t->ops, which);
+            printf("SKIP %s/%s %s: the backend lacks %s\n", name, poa_dtype_name(dt), t->ops,
+                   which);
             c.skipped++;
             continue;
         }
@@ -379,7 +420,9 @@ int main(int argc, char **argv)
         for (int d = 0; d < 2; d++) {
             if (strcmp(o.dtype, "all") && strcmp(o.dtype, poa_dtype_name(dtypes[d]))) continue;
             if (!supports(name, dtypes[d])) {
-                if (strcmp(o.dtype, "all")) printf("SKIP %s/%s: not a compute dtype of %s\n", name, poa_dtype_name(dtypes[d]), name);
+                if (strcmp(o.dtype, "all"))
+                    printf("SKIP %s/%s: not a compute dtype of %s\n", name,
+                           poa_dtype_name(dtypes[d]), name);
                 continue;
             }
             failures += run_backend(&o, name, dtypes[d], &ran);

@@ -86,8 +86,8 @@ double poa_naive_xent(double *ds, int ldds, const double *s, int lds, const doub
                       int t_period, int t_shift, const double *w, int n, int K, double inv_tau,
                       double loss_scale, double grad_scale);
 void poa_naive_col_max(double *mx, const double *x, int ldx, int n, int K);
-void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx,
-                      const double *mx, int n, int K, double inv_tau);
+void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx, const double *mx,
+                      int n, int K, double inv_tau);
 void poa_naive_sk_normalize(double *q, int ldq, double *psum_next, const double *psum, int n,
                             int K);
 /* The official Sinkhorn-Knopp of the R × K logits L (contiguous): no max subtraction, the

@@ -67,8 +67,8 @@ void poa_naive_col_max(double *mx, const double *x, int ldx, int n, int K)
     }
 }
 
-void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx,
-                      const double *mx, int n, int K, double inv_tau)
+void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx, const double *mx,
+                      int n, int K, double inv_tau)
 {
     for (int k = 0; k < K; k++) {
         psum[k] = 0;
@@ -80,8 +80,7 @@ void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx
     }
 }
 
-void poa_naive_sk_normalize(double *q, int ldq, double *psum_next, const double *psum, int n,
-                            int K)
+void poa_naive_sk_normalize(double *q, int ldq, double *psum_next, const double *psum, int n, int K)
 {
     for (int i = 0; i < n; i++) {
         double *qi = q + (size_t) i * ldq, rs = 0;
@@ -102,7 +101,8 @@ void poa_naive_sinkhorn(double *T, const double *L, int R, int K, double inv_tau
 {
     double *Q = poa_xmalloc(sizeof(double) * (size_t) R * K), tot = 0; /* Q[k·R + r] */
     for (int r = 0; r < R; r++)
-        for (int k = 0; k < K; k++) tot += Q[(size_t) k * R + r] = exp(L[(size_t) r * K + k] * inv_tau);
+        for (int k = 0; k < K; k++)
+            tot += Q[(size_t) k * R + r] = exp(L[(size_t) r * K + k] * inv_tau);
     for (size_t i = 0; i < (size_t) R * K; i++) Q[i] /= tot;
     for (int it = 0; it < iters; it++) {
         for (int k = 0; k < K; k++) {
@@ -179,9 +179,9 @@ double poa_naive_koleo(double *dz, int lddz, const double *z, int ldz, int n, in
         double dot = 0;
         for (int k = 0; k < c; k++) dot += xi[k] * gi[k];
         for (int k = 0; k < c; k++)
-            dz[(size_t) i * lddz + k] += grad_scale * (norm[i] > KOLEO_EPS
-                                                           ? (gi[k] - xi[k] * dot) / norm[i]
-                                                           : gi[k] / KOLEO_EPS);
+            dz[(size_t) i * lddz + k] +=
+                grad_scale *
+                (norm[i] > KOLEO_EPS ? (gi[k] - xi[k] * dot) / norm[i] : gi[k] / KOLEO_EPS);
     }
     free(x), free(dx), free(norm);
     return loss_scale * total / n;
@@ -193,7 +193,8 @@ double poa_naive_koleo(double *dz, int lddz, const double *z, int ldz, int n, in
 void poa_naive_adamw(double *param, double *m, double *v, const double *grad,
                      const poa_optim_seg *segs, int nseg, const poa_adamw_args *a)
 {
-    const double bc1 = 1 - pow(a->beta1, (double) a->step), bc2 = 1 - pow(a->beta2, (double) a->step);
+    const double bc1 = 1 - pow(a->beta1, (double) a->step),
+                 bc2 = 1 - pow(a->beta2, (double) a->step);
     for (int s = 0; s < nseg; s++) {
         const poa_optim_seg *sg = &segs[s];
         const double lr = (sg->last_layer ? a->last_layer_lr : a->lr) * sg->lr_mult;
