@@ -174,15 +174,29 @@ static int check_coverage(void)
     return bad;
 }
 
+/* Whether backend `name`'s tables fill `op` (without creating it: no device needed). */
+static const char *implemented(const char *name, const char *op, int total)
+{
+    const char *missing[MAX_OPS];
+    const int n = poa_backend_missing_ops_of(name, missing, MAX_OPS);
+    if (n == total) return "not built";
+    for (int i = 0; i < n; i++)
+        if (!strcmp(missing[i], op)) return "NULL";
+    return "yes";
+}
+
 static void list_tests(void)
 {
     const char *names[MAX_OPS];
     const int n = table_op_names(names);
-    printf("%-24s %-6s %-6s %-6s %s\n", "op", "check", "grad", "perf", "tested with");
+    printf("%-24s %-6s %-6s %-6s %-10s %-10s %s\n", "op", "check", "grad", "perf", "cpu", "cuda",
+           "tested with");
     for (int i = 0; i < n; i++) {
         const bo_op_test *t = test_of(names[i]);
-        printf("%-24s %-6s %-6s %-6s %s\n", names[i], t && t->check ? "yes" : "-",
-               t && t->grad ? "yes" : "-", t && t->perf ? "yes" : "-", t ? t->ops : "NO TEST");
+        printf("%-24s %-6s %-6s %-6s %-10s %-10s %s\n", names[i], t && t->check ? "yes" : "-",
+               t && t->grad ? "yes" : "-", t && t->perf ? "yes" : "-",
+               implemented("cpu", names[i], n), implemented("cuda", names[i], n),
+               t ? t->ops : "NO TEST");
     }
 }
 
@@ -407,13 +421,16 @@ int main(int argc, char **argv)
         return check_coverage() ? 1 : 0;
     }
     int failures = check_coverage(), ran = 0, unavailable = 0;
+    const char *all_ops[MAX_OPS];
+    const int n_ops = table_op_names(all_ops);
     const char *backends[] = {"cpu", "cuda"};
     const poa_dtype dtypes[] = {POA_DT_F32, POA_DT_BF16};
     for (int b = 0; b < 2; b++) {
         const char *name = backends[b];
         if (strcmp(o.backend, "all") && strcmp(o.backend, name)) continue;
         if (poa_backend_device_count(name) < 1) {
-            printf("SKIP %s: not built or no device visible\n", name);
+            const int built = poa_backend_missing_ops_of(name, NULL, 0) < n_ops;
+            printf("SKIP %s: %s\n", name, built ? "no device visible" : "not built");
             unavailable++;
             continue;
         }
