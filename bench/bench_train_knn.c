@@ -96,7 +96,7 @@ static void features(poa_backend *be, const poa_model *m, const float *w, int si
     f->label = poa_xmalloc(sizeof(int) * (size_t) n);
     poa_vit_acts a;
     if (!raw) poa_vit_acts_create(be, m, &a, BATCH, S, 0);
-    float *img = be->nn->alloc(be, sizeof(float) * (size_t) BATCH * 3 * S * S);
+    float *img = be->iface->alloc(be, sizeof(float) * (size_t) BATCH * 3 * S * S);
     float *host = poa_xmalloc(sizeof(float) * (size_t) BATCH * 3 * S * S);
     float *out = poa_xmalloc(sizeof(float) * (size_t) BATCH * T * D);
     poa_jpeg_decoder dec;
@@ -116,10 +116,11 @@ static void features(poa_backend *be, const poa_model *m, const float *w, int si
             for (int j = 0; j < b; j++) put_normalised(f, at + j, host + (size_t) j * D, D);
             continue;
         }
-        be->nn->upload(be, img, host, sizeof(float) * (size_t) b * 3 * S * S);
+        be->iface->upload(be, img, host, sizeof(float) * (size_t) b * 3 * S * S);
         poa_vit_input in = {img, b, S, S, NULL, NULL};
-        poa_vit_forward(be, m, w, &intact, &in, &a);
-        be->nn->download(be, out, a.out, sizeof(float) * (size_t) b * T * D);
+        const poa_weights wt = poa_weights_f32(be, w);
+        poa_vit_forward(be, m, &wt, &intact, &in, &a);
+        be->iface->act_download(be, out, a.out, (size_t) b * T * D);
         for (int j = 0; j < b; j++) /* the cls token row */
             put_normalised(f, at + j, out + (size_t) j * T * D, D);
     }
@@ -129,7 +130,7 @@ static void features(poa_backend *be, const poa_model *m, const float *w, int si
     poa_image_scratch_free(&sc);
     free(host);
     free(out);
-    be->nn->free(be, img);
+    be->iface->free(be, img);
     if (!raw) poa_vit_acts_destroy(be, &a);
     poa_dataset_close(&ds);
 }
@@ -226,10 +227,10 @@ int main(int argc, char **argv)
     poa_model *m = poa_xcalloc(1, sizeof *m);
     poa_model_build(m, &mc);
     char msg[256];
-    poa_backend *be = poa_backend_create("cpu", msg, sizeof msg);
-    float *w = be->nn->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
+    poa_backend *be = poa_backend_create("cpu", NULL, msg, sizeof msg);
+    float *w = be->iface->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
     poa_model_init_params(be, m, w, (uint64_t) cfg->train.seed);
-    float *wt = be->nn->alloc(be, sizeof(float) * m->table.total);
+    float *wt = be->iface->alloc(be, sizeof(float) * m->table.total);
     poa_ckpt_tensors x = {wt, NULL, NULL, NULL};
     poa_ckpt_load_opts lo = {0, 0};
     if (poa_ckpt_load(ckpt, &m->table, &x, NULL, &lo, &err) != POA_OK) {
@@ -247,8 +248,8 @@ int main(int argc, char **argv)
     printf("KNN pixels=%.4f init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", ap, a0, a1,
            cos0, cos1);
     rc = 0;
-    be->nn->free(be, w);
-    be->nn->free(be, wt);
+    be->iface->free(be, w);
+    be->iface->free(be, wt);
     poa_backend_destroy(be);
     poa_model_free(m);
     free(m);

@@ -1,8 +1,10 @@
-# backend/: the op table (backend.h), the CPU reference backend and the CUDA backend.
+# backend/: the device interface (backend.h, README.md), the CPU reference backend and the CUDA
+# backend.
 # The CPU archive's sources come from two fragments with separate owners:
 #   src/backend/cpu/nn.mk     layer ops        (CPU_NN_SOURCES)
 #   src/backend/cpu/train.mk  loss/optim ops   (CPU_TRAIN_SOURCES)
 noinst_HEADERS += src/backend/backend.h
+EXTRA_DIST += src/backend/README.md
 include src/backend/cpu/nn.mk
 include src/backend/cpu/train.mk
 noinst_LIBRARIES += src/backend/cpu/libpoa_backend_cpu.a

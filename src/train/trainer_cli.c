@@ -110,9 +110,25 @@ int poa_train_cli_setup(int argc, char **argv, poa_train_args *a)
     return -1;
 }
 
+/* train.backend = cuda where it cannot run: say why before the NCCL layer would fail on it. */
+static int cuda_unavailable(const poa_train_args *a)
+{
+    const char *why = NULL;
+    if (!dist_kind_available(POA_DIST_NCCL))
+        why = "this build has no CUDA backend with NCCL (reconfigure with --with-cuda --with-nccl)";
+    else if (poa_backend_device_count("cuda") < 1)
+        why = "no CUDA device is visible (no GPU or no driver on this node)";
+    if (!why) return 0;
+    if (a->rank == 0)
+        fprintf(stderr, "%s: error: train.backend = cuda: %s; use train.backend = cpu or auto\n",
+                spec.program, why);
+    return 1;
+}
+
 static int train(poa_train_args *a)
 {
     const int cuda = poa_trainer_backend_kind(&a->cfg) == POA_BACKEND_CUDA;
+    if (cuda && cuda_unavailable(a)) return POA_EXIT_USAGE;
     poa_dist_kind kind = cuda ? POA_DIST_NCCL : POA_DIST_MPI;
     poa_dist *d = dist_init(NULL, NULL, kind);
     poa_trainer *t = NULL;

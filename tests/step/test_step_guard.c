@@ -21,7 +21,7 @@ static int setup(void **state)
 {
     (void) state;
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     if (poa_model_config_from_arch(&mc, "tiny", NULL) != POA_OK) return -1;
     poa_model_build(&model, &mc);
@@ -54,7 +54,7 @@ typedef struct snapshot {
 static float *host_copy(const float *dev, size_t n)
 {
     float *h = malloc(sizeof(float) * n);
-    be->nn->download(be, h, dev, sizeof(float) * n);
+    be->iface->download(be, h, dev, sizeof(float) * n);
     return h;
 }
 
@@ -143,7 +143,7 @@ static void poison_grads(void *ctx, float *grads, size_t n)
 {
     poison *p = ctx;
     assert_true(p->at < n);
-    if (armed) be->nn->upload(be, grads + p->at, &p->value, sizeof(float));
+    if (armed) be->iface->upload(be, grads + p->at, &p->value, sizeof(float));
 }
 
 static int other_rank_bad(void *ctx, int flag)
@@ -165,7 +165,7 @@ static void run_failing(poa_step_hooks *hooks, int nan_input, const char *expect
     assert_int_equal(poa_step_run(st, &tb.b, &r), POA_OK); /* moments are non-zero now */
     if (nan_input) {
         float bad = NAN;
-        be->nn->upload(be, tb.glob + 7, &bad, sizeof bad);
+        be->iface->upload(be, tb.glob + 7, &bad, sizeof bad);
     }
     snapshot before;
     take(&before, st);

@@ -155,8 +155,10 @@ static void cpu_describe(poa_backend *be, char *buf, size_t n)
     char kernels[160];
     poa_cpu_describe_kernels(kernels, sizeof kernels);
     const char *warning = poa_cpu_blas_core_warning();
-    snprintf(buf, n, "cpu: %d threads, compute fp32, kernels %s%s%s", poa_cpu_get_threads(),
-             kernels, warning ? "\nwarning: " : "", warning ? warning : "");
+    const int threads = poa_cpu_get_threads();
+    snprintf(buf, n, "cpu: %d thread%s, compute fp32, kernels %s%s%s", threads,
+             threads == 1 ? "" : "s", kernels, warning ? "\nwarning: " : "",
+             warning ? warning : "");
 }
 
 static void cpu_destroy(poa_backend *be)
