@@ -30,6 +30,7 @@ static int vit_rows(const bo_ctx *c)
 /* ------------------------------------------------------------------------ LayerNorm */
 typedef struct ln_args {
     bo_buf *x, *y, *mean, *rstd, *w, *b, *dy, *dx, *dw, *db;
+    bo_buf *dx_eq; /* dx_beta 1 cases: the same call with dx_beta 0, NULL dw/db */
     int rows, d;
     float eps, dx_beta;
 } ln_args;
@@ -48,6 +49,10 @@ static void ln_bwd_run(poa_backend *be, void *p)
                           a->dw ? BO_F(a->dw) : NULL, a->db ? BO_F(a->db) : NULL, BO_A(a->dy),
                           a->dy->ld, BO_A(a->x), a->x->ld, BO_F(a->mean), BO_F(a->rstd), BO_F(a->w),
                           a->rows, a->d);
+    if (a->dx_eq)
+        be->nn->layernorm_bwd(be, BO_A(a->dx_eq), a->dx_eq->ld, 0.0f, NULL, NULL, BO_A(a->dy),
+                              a->dy->ld, BO_A(a->x), a->x->ld, BO_F(a->mean), BO_F(a->rstd),
+                              BO_F(a->w), a->rows, a->d);
 }
 
 typedef struct ln_shape {
@@ -152,7 +157,20 @@ static void ln_bwd_case(bo_ctx *c, const ln_shape *s, float dx_beta, int outs)
     ln_args a = {0};
     a.rows = s->rows, a.d = s->d, a.eps = 1e-6f, a.dx_beta = dx_beta;
     ln_bwd_setup(&k, &a, s, outs);
+    if (dx_beta != 0 && a.dx)
+        a.dx_eq = bo_new(&k, "dx (dx_beta 0)", BO_ACT, BO_OUT, s->rows, s->d, s->d + 1, 0);
     bo_run(&k, ln_bwd_run, &a);
+    if (a.dx_eq) { /* += adds what = stores, up to the add's rounding (an FMA may fuse it) */
+        double *want = bo_want(&k, a.dx);
+        for (int r = 0; r < s->rows; r++)
+            for (int j = 0; j < s->d; j++)
+                BO_WV(want, a.dx)
+                [(size_t) r * a.dx->ld + j] += BO_GV(a.dx_eq)[(size_t) r * a.dx_eq->ld + j];
+        const char *name = a.dx->name;
+        a.dx->name = "dx (dx_beta 1) vs its initial values + dx (dx_beta 0)";
+        bo_expect(&k, a.dx, want, NULL, (bo_tol){1e-6, 1e-6 + bf16_r(c, 1), 0});
+        a.dx->name = name;
+    }
     double *ngx = bo_tmpd(&k, (size_t) s->rows * (s->d + 1));
     double *wdw = a.dw ? bo_want(&k, a.dw) : NULL, *wdb = a.db ? bo_want(&k, a.db) : NULL;
     poa_naive_layernorm_bwd(ngx, s->d + 1, wdw ? BO_WV(wdw, a.dw) : NULL,
@@ -903,6 +921,7 @@ typedef struct gs_args {
     gs_op op;
     bo_buf *dst, *src, *idx;
     int n, cols;
+    bo_buf *twin; /* fp32 compute dtype: the same rows through the act (non-f32) op */
 } gs_args;
 
 static void gs_run(poa_backend *be, void *p)
@@ -927,6 +946,13 @@ static void gs_run(poa_backend *be, void *p)
                                          idx, a->n, a->cols);
         break;
     }
+    if (!a->twin) return; /* fp32 activations: an fp32 buffer is an activation buffer */
+    if (a->op == GS_GATHER_F32)
+        be->nn->act_gather_rows(be, BO_A(a->twin), a->twin->ld, BO_A(a->src), a->src->ld, idx, a->n,
+                                a->cols);
+    else
+        be->nn->act_scatter_add_rows(be, BO_A(a->twin), a->twin->ld, (const poa_act *) BO_F(a->src),
+                                     a->src->ld, idx, a->n, a->cols);
 }
 
 typedef struct gs_shape {
@@ -951,7 +977,7 @@ static void gs_case(bo_ctx *c, gs_op op, const gs_shape *sh)
     bo_case_begin(&k, c, "%s rows=%d n=%d cols=%d ld(act)=%d ld(rows)=%d off=%zu indices %s",
                   gs_name(op), sh->rows, sh->n, sh->cols, sh->cols + 3, sh->cols + 1, sh->off,
                   scatter ? "distinct" : "with repeats");
-    gs_args a = {op, NULL, NULL, NULL, sh->n, sh->cols};
+    gs_args a = {op, NULL, NULL, NULL, sh->n, sh->cols, NULL};
     /* the activation side [rows, cols] (ld cols + 3) and the row side [n, cols] (ld cols + 1) */
     bo_buf *act = bo_new(&k, scatter ? "dst" : "src", BO_ACT, scatter ? BO_OUT : BO_IN, sh->rows,
                          sh->cols, sh->cols + 3, sh->off);
@@ -962,7 +988,15 @@ static void gs_case(bo_ctx *c, gs_op op, const gs_shape *sh)
     for (int i = 0; i < sh->n; i++) /* a permutation's prefix (distinct), or repeats */
         BO_HV(a.idx)[i] = scatter ? (i * 7919 + 3) % sh->rows : (i * 4 + 1) % sh->rows;
     if (scatter && sh->rows % 7919 == 0) POA_ASSERT(!"7919 must be coprime with rows");
+    bo_buf *twin = NULL; /* fp32 compute dtype: the fp32 crossing gives the act op's bits */
+    if (f32 && c->be->act_dtype == POA_DT_F32) {
+        twin = bo_new(&k, scatter ? "dst (act_scatter_add_rows)" : "dst (act_gather_rows)", BO_ACT,
+                      BO_OUT, a.dst->rows, a.dst->cols, a.dst->ld, a.dst->off);
+        memcpy(twin->h, a.dst->h, sizeof(double) * a.dst->n);
+        a.twin = twin;
+    }
     bo_run(&k, gs_run, &a);
+    if (twin) bo_expect_same_bytes(&k, a.dst, twin);
     double *want = bo_want(&k, a.dst);
     if (scatter) {
         double *mag = bo_tmpd(&k, a.dst->n);
@@ -970,10 +1004,9 @@ static void gs_case(bo_ctx *c, gs_op op, const gs_shape *sh)
         poa_naive_scatter_add_rows(BO_WV(want, a.dst), a.dst->ld, BO_HV(a.src), a.src->ld,
                                    bo_i32(a.idx), sh->n, sh->cols);
         for (int i = 0; i < sh->n; i++)
-            for (int j = 0; j < sh->cols; j++)
-                BO_WV(mag, a.dst)
-                [(size_t) bo_i32(a.idx)[i] * a.dst->ld + j] +=
-                    fabs(BO_HV(a.src)[(size_t) i * a.src->ld + j]);
+            for (int j = 0; j < sh->cols; j++) BO_WV(mag, a.dst)
+        [(size_t) bo_i32(a.idx)[i] * a.dst->ld + j] +=
+            fabs(BO_HV(a.src)[(size_t) i * a.src->ld + j]);
         bo_expect(&k, a.dst, want, mag, (bo_tol){0, bf16_r(c, 1), BO_U32});
     } else {
         poa_naive_gather_rows(BO_WV(want, a.dst), a.dst->ld, BO_HV(a.src), a.src->ld, bo_i32(a.idx),
@@ -1030,7 +1063,7 @@ static void gs_fd_case(bo_ctx *c, gs_op op)
     bo_case k;
     bo_case_begin(&k, c, "%s vs finite differences of the gather: rows=%d n=%d cols=%d",
                   gs_name(op), SROWS, N, COLS);
-    gs_args a = {op, NULL, NULL, NULL, N, COLS};
+    gs_args a = {op, NULL, NULL, NULL, N, COLS, NULL};
     a.dst = bo_new(&k, "dst", BO_ACT, BO_OUT, SROWS, COLS, LDS, 0);
     a.src = bo_new(&k, "src", op == GS_SCATTER_F32 ? BO_F32 : BO_ACT, BO_IN, N, COLS, LDD, 0);
     a.idx = bo_vec(&k, "idx", BO_I32, BO_IN, N);

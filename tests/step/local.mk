@@ -1,5 +1,5 @@
 # tests/step/: tests of issue #4 (losses, sampler, schedules, optimizer, the POA step).
-# The backend-op test test_train_ops is declared in src/backend/cpu/train.mk.
+# The training ops of the backend are tested by tests/ops/test_backend_ops (src/backend/cpu/nn.mk).
 EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h
 
 if HAVE_CMOCKA
