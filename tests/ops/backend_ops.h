@@ -45,6 +45,12 @@ typedef struct bo_ctx {
     int perf_lines;
 } bo_ctx;
 
+/* poa_backend_create, and the test fixture "emu" (backend_ops_emu.c: the CPU backend with
+ * bf16 activations). */
+poa_backend *bo_backend_create(const char *name, const poa_backend_opts *opts, char *err,
+                               size_t errlen);
+poa_backend *bo_emu_create(char *err, size_t errlen);
+
 /* The unit roundoff of the compute dtype (BO_U32 or BO_U16). */
 double bo_u_act(const bo_ctx *c);
 /* x rounded to the compute dtype, as the backend's conversions round (nearest even). */
@@ -226,6 +232,7 @@ void bo_check_async(bo_ctx *c);
 void bo_check_events(bo_ctx *c);
 void bo_check_native_stream(bo_ctx *c);
 void bo_perf_copies(bo_ctx *c);
+void bo_perf_act_transfer(bo_ctx *c);
 
 /* backend_ops_gemm.c */
 void bo_check_gemm(bo_ctx *c);

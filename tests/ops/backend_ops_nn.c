@@ -543,9 +543,9 @@ void bo_check_scale(bo_ctx *c)
 }
 
 /* ------------------------------------------------------------------------ pos resampling */
-/* The naive op is the real-number formula (docs/algorithm.md, "Position embeddings"); an fp32
- * op rounds the coordinate ratio to fp32 as torch does, which moves samples by ~1e-6 of a
- * grid step: 4e-6 absolute + 1e-5 relative, both directions. */
+/* The naive op is the real-number formula (docs/algorithm.md, "Position-embedding resampling"); an
+ * fp32 op rounds the coordinate ratio to fp32 as torch does, which moves samples by ~1e-6 of a grid
+ * step: 4e-6 absolute + 1e-5 relative, both directions. */
 typedef struct pos_args {
     bo_buf *src, *dst;
     int M, h0, w0, d;

@@ -2,9 +2,12 @@
  * the build has, in every compute dtype the backend supports, against the naive double
  * references (backend/cpu/cpu_naive.h), through alloc / upload / download only.
  *
- *   test_backend_ops [--backend cpu|cuda|all] [--dtype fp32|bf16|all] [--op NAME]
+ *   test_backend_ops [--backend cpu|cuda|emu|all] [--dtype fp32|bf16|all] [--op NAME]
  *                    [--grad | --perf] [--seed N] [--reps N] [--images N] [--verbose]
  *                    [--list] [--help]
+ *
+ * Backends: cpu always, cuda where built and a device is visible; emu (only when named) is a
+ * fixture, the CPU backend with bf16 activations (backend_ops_emu.c).
  *
  * Modes: the default checks each op's results (views with ld > cols, unaligned starts, edge
  * shapes, NULL optional outputs), that it writes nothing outside its outputs' views, and that
@@ -48,7 +51,7 @@ static const bo_op_test tests[] = {
     {"alloc free", "", bo_check_alloc, NULL, NULL},
     {"host_alloc host_free", "", bo_check_host_alloc, NULL, NULL},
     {"upload download copy zero", "", bo_check_copies, NULL, bo_perf_copies},
-    {"act_upload act_download", "", bo_check_act_transfer, NULL, NULL},
+    {"act_upload act_download", "", bo_check_act_transfer, NULL, bo_perf_act_transfer},
     {"upload_async download_async stream_wait", "host_alloc host_free scale axpy copy zero",
      bo_check_async, NULL, NULL},
     {"event_create event_destroy event_record event_synchronize event_elapsed synchronize",
@@ -211,13 +214,14 @@ typedef struct options {
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: test_backend_ops [--backend cpu|cuda|all] [--dtype fp32|bf16|all] [--op NAME]\n"
-           "                        [--grad | --perf] [--seed N] [--reps N] [--images N]\n"
-           "                        [--verbose] [--list] [--help]\n"
+        f, "usage: test_backend_ops [--backend cpu|cuda|emu|all] [--dtype fp32|bf16|all]\n"
+           "                        [--op NAME] [--grad | --perf] [--seed N] [--reps N]\n"
+           "                        [--images N] [--verbose] [--list] [--help]\n"
            "Runs every op of the backend tables on every backend of the build (cuda where a\n"
            "device is visible) in every compute dtype the backend supports, against naive\n"
            "double references.\n"
-           "  --backend B   cpu, cuda or all (default all)\n"
+           "  --backend B   cpu, cuda or all (default all); emu: the CPU backend with bf16\n"
+           "                activations (a fixture that runs this program's bf16 paths)\n"
            "  --dtype D     compute dtype: fp32, bf16 or all (default all; cpu: fp32 only)\n"
            "  --op NAME     only the tests of ops whose name contains NAME\n"
            "  --grad        backward ops against central finite differences\n"
@@ -260,7 +264,7 @@ static int parse_choice(const char *opt, const char *v, const char *choices)
 static int parse_valued(const char *a, const char *v, options *o)
 {
     long long x = 0;
-    if (!strcmp(a, "--backend")) return parse_choice(a, v, "cpu|cuda|all") && (o->backend = v);
+    if (!strcmp(a, "--backend")) return parse_choice(a, v, "cpu|cuda|emu|all") && (o->backend = v);
     if (!strcmp(a, "--dtype")) return parse_choice(a, v, "fp32|bf16|all") && (o->dtype = v);
     if (!strcmp(a, "--op")) {
         if (!v) fprintf(stderr, "test_backend_ops: --op needs a name\n");
@@ -298,10 +302,18 @@ static int parse(int argc, char **argv, options *o)
 }
 
 /* ------------------------------------------------------------------------ running */
-/* The compute dtypes each backend must support. */
+/* The compute dtypes each backend must support (emu: bf16 only). */
 static int supports(const char *backend, poa_dtype dt)
 {
+    if (!strcmp(backend, "emu")) return dt == POA_DT_BF16;
     return dt == POA_DT_F32 || strcmp(backend, "cuda") == 0;
+}
+
+poa_backend *bo_backend_create(const char *name, const poa_backend_opts *opts, char *err,
+                               size_t errlen)
+{
+    if (!strcmp(name, "emu")) return bo_emu_create(err, errlen);
+    return poa_backend_create(name, opts, err, errlen);
 }
 
 /* The test's ops and needs that the backend lacks (into `which`); 0 if none. */
@@ -334,7 +346,7 @@ static int run_backend(const options *o, const char *name, poa_dtype dt, int *ra
 {
     poa_backend_opts opts = {dt, 0, 0};
     char err[512];
-    poa_backend *be = poa_backend_create(name, &opts, err, sizeof err);
+    poa_backend *be = bo_backend_create(name, &opts, err, sizeof err);
     if (!be) {
         printf("FAIL %s/%s: the backend could not be created: %s\n", name, poa_dtype_name(dt), err);
         return 1;
@@ -423,12 +435,12 @@ int main(int argc, char **argv)
     int failures = check_coverage(), ran = 0, unavailable = 0;
     const char *all_ops[MAX_OPS];
     const int n_ops = table_op_names(all_ops);
-    const char *backends[] = {"cpu", "cuda"};
+    const char *backends[] = {"cpu", "cuda", "emu"}; /* emu only when asked for */
     const poa_dtype dtypes[] = {POA_DT_F32, POA_DT_BF16};
-    for (int b = 0; b < 2; b++) {
+    for (int b = 0; b < 3; b++) {
         const char *name = backends[b];
-        if (strcmp(o.backend, "all") && strcmp(o.backend, name)) continue;
-        if (poa_backend_device_count(name) < 1) {
+        if (strcmp(o.backend, name) && (strcmp(o.backend, "all") || !strcmp(name, "emu"))) continue;
+        if (strcmp(name, "emu") && poa_backend_device_count(name) < 1) {
             const int built = poa_backend_missing_ops_of(name, NULL, 0) < n_ops;
             printf("SKIP %s: %s\n", name, built ? "no device visible" : "not built");
             unavailable++;

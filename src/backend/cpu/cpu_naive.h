@@ -1,10 +1,13 @@
-/* cpu_naive.h — naive, obviously-correct double-precision versions of the CPU layer ops, for
- * tests only (architecture note: "the CPU backend keeps a naive version of each optimised op").
+/* cpu_naive.h — naive, obviously-correct double-precision versions of the backend ops, for
+ * tests only (architecture note: "the CPU backend keeps a naive version of each optimised op"):
+ * the layer ops (cpu_naive.c) and the training ops (cpu_naive_train.c).
  *
- * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X (same views, leading
- * dimensions, = / += rules) minus the backend, on double arrays: plain loops, straight from the
- * formulas of the spec, no threads, no BLAS.  Tests convert their float inputs to double, run
- * both, and also differentiate the naive forwards by central finite differences in double.
+ * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X / poa_train_ops.X (same
+ * views, leading dimensions, = / += rules) minus the backend, on double arrays: plain loops,
+ * straight from the formulas, no threads, no BLAS.  Activation ops have one reference whatever
+ * the compute dtype (the tests give it the values the backend holds).  tests/ops/test_backend_ops
+ * compares every backend with them, and differentiates the naive forwards by central finite
+ * differences in double.
  */
 #ifndef POA_BACKEND_CPU_NAIVE_H
 #define POA_BACKEND_CPU_NAIVE_H

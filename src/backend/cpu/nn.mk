@@ -33,7 +33,8 @@ tests_ops_test_ops_threads_LDADD = $(TEST_LDADD)
 # (tests/ops/README.md); the script runs its check, gradient and fallback-kernel passes.
 BACKEND_OPS_SOURCES = tests/ops/test_backend_ops.c tests/ops/backend_ops.h \
 	tests/ops/backend_ops_harness.c tests/ops/backend_ops_iface.c tests/ops/backend_ops_gemm.c \
-	tests/ops/backend_ops_nn.c tests/ops/backend_ops_vit.c tests/ops/backend_ops_train.c
+	tests/ops/backend_ops_nn.c tests/ops/backend_ops_vit.c tests/ops/backend_ops_train.c \
+	tests/ops/backend_ops_emu.c
 check_PROGRAMS += tests/ops/test_backend_ops
 tests_ops_test_backend_ops_SOURCES = $(BACKEND_OPS_SOURCES)
 tests_ops_test_backend_ops_CFLAGS = $(TEST_CFLAGS)
