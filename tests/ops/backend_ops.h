@@ -37,6 +37,7 @@ typedef struct bo_ctx {
     bo_mode mode;
     uint64_t seed;
     int verbose;
+    int small;      /* --small: no case over BO_SMALL_ELEMENTS, no repeat runs         */
     int reps;       /* --perf: timed repetitions per op (the median is printed)      */
     int images;     /* --perf: images per batch (rows = images × tokens)              */
     const char *op; /* the op under test (set by the driver)                           */
@@ -61,6 +62,9 @@ typedef enum { BO_F32, BO_ACT, BO_F64, BO_I32, BO_U8, BO_BYTES } bo_kind;
 typedef enum { BO_IN = 0, BO_OUT = 1, BO_SCRATCH = 2 } bo_role;
 
 #define BO_GUARD 8
+/* --small (for compute-sanitizer): cases whose largest buffer exceeds this are skipped, and
+ * no case runs twice. */
+#define BO_SMALL_ELEMENTS 131072
 
 struct bo_case;
 typedef struct bo_buf {
@@ -93,6 +97,7 @@ typedef struct bo_case {
     int ntmp;
     int failed;
     int runs;
+    int skip;   /* --small and a buffer too large: nothing runs, nothing is compared */
     char *msgs; /* lines printed under the case's line */
 } bo_case;
 

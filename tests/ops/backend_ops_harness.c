@@ -32,6 +32,7 @@ const char *bo_dtype(const bo_ctx *c)
 /* Lines under a case's line: failures always, notes with --verbose. */
 static void case_msg(bo_case *k, int failure, const char *fmt, va_list ap)
 {
+    if (k->skip) return;
     if (failure) k->failed = 1;
     if (!failure && !k->c->verbose) return;
     char line[768];
@@ -79,6 +80,13 @@ int bo_case_end(bo_case *k)
     bo_ctx *c = k->c;
     for (int i = 0; i < k->nbuf; i++) buf_release(k, &k->buf[i]);
     for (int i = 0; i < k->ntmp; i++) free(k->tmp[i]);
+    if (k->skip) {
+        c->skipped++;
+        printf("skip %s/%s %s (--small)\n", c->be->name, bo_dtype(c), k->desc);
+        free(k->msgs);
+        memset(k, 0, sizeof *k);
+        return 1;
+    }
     c->cases++;
     if (k->failed) c->failed++;
     printf("%-4s %s/%s %s\n", k->failed ? "FAIL" : "ok", c->be->name, bo_dtype(c), k->desc);
@@ -154,6 +162,7 @@ bo_buf *bo_new_batched(bo_case *k, const char *name, bo_kind kind, bo_role role,
     POA_ASSERT(batch == 1 || stride >= span);
     bo_buf *b = &k->buf[k->nbuf++];
     memset(b, 0, sizeof *b);
+    if (k->c->small && (size_t) batch * rows * cols > BO_SMALL_ELEMENTS) k->skip = 1;
     b->owner = k;
     b->name = name;
     b->kind = kind;
@@ -201,13 +210,13 @@ void *bo_dev(const bo_buf *b)
 
 const int32_t *bo_i32(const bo_buf *b)
 {
-    POA_ASSERT(b->kind == BO_I32 && b->prepared);
+    POA_ASSERT(b->kind == BO_I32 && (b->prepared || b->owner->skip));
     return (const int32_t *) b->init + b->off;
 }
 
 const uint8_t *bo_u8(const bo_buf *b)
 {
-    POA_ASSERT(b->kind == BO_U8 && b->prepared);
+    POA_ASSERT(b->kind == BO_U8 && (b->prepared || b->owner->skip));
     return b->init + b->off;
 }
 
@@ -399,18 +408,20 @@ static void check_repeat(bo_case *k, bo_fn fn, void *args)
 
 void bo_run(bo_case *k, bo_fn fn, void *args)
 {
+    k->runs++;
+    if (k->skip) return;
     poa_backend *be = k->c->be;
     upload_all(k);
     fn(be, args);
     for (int i = 0; i < k->nbuf; i++) buf_fetch(k, &k->buf[i]);
     for (int i = 0; i < k->nbuf; i++) check_untouched(k, &k->buf[i]);
-    if (k->c->mode == BO_CHECK) check_repeat(k, fn, args);
-    k->runs++;
+    if (k->c->mode == BO_CHECK && !k->c->small) check_repeat(k, fn, args);
 }
 
 /* ------------------------------------------------------------------------ comparisons */
 void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *mag, bo_tol tol)
 {
+    if (k->skip) return;
     POA_ASSERT(k->runs > 0);
     size_t bad = 0, count = 0, worst = 0;
     double worst_ratio = -1;
@@ -451,6 +462,7 @@ void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *ma
 
 void bo_expect_norm(bo_case *k, const bo_buf *b, const double *want, double ntol)
 {
+    if (k->skip) return;
     POA_ASSERT(k->runs > 0);
     double num = 0, den = 0, wd = -1;
     size_t worst = b->off;
@@ -476,6 +488,7 @@ void bo_expect_norm(bo_case *k, const bo_buf *b, const double *want, double ntol
 void bo_expect_norm_values(bo_case *k, const char *what, const double *got, const double *want,
                            size_t n, double ntol)
 {
+    if (k->skip) return;
     double num = 0, den = 0, wd = -1;
     size_t worst = 0;
     for (size_t i = 0; i < n; i++) {
@@ -506,6 +519,7 @@ double *bo_view_copy(bo_case *k, const bo_buf *b, const double *full)
 void bo_expect_scalar(bo_case *k, const char *what, double got, double want, double atol,
                       double rtol)
 {
+    if (k->skip) return;
     const double bound = atol + rtol * fabs(want);
     if (!(fabs(got - want) <= bound) && !(isnan(want) && isnan(got)))
         bo_fail(k, "%s: got %.12g want %.12g |diff| %.3g > tol %.3g", what, got, want,
@@ -517,6 +531,7 @@ void bo_expect_scalar(bo_case *k, const char *what, double got, double want, dou
 
 void bo_expect_same_bytes(bo_case *k, const bo_buf *a, const bo_buf *b)
 {
+    if (k->skip) return;
     POA_ASSERT(a->rows == b->rows && a->cols == b->cols && a->esize == b->esize);
     for (int r = 0; r < a->rows; r++)
         for (int cc = 0; cc < a->cols; cc++) {
@@ -533,6 +548,7 @@ void bo_expect_same_bytes(bo_case *k, const bo_buf *a, const bo_buf *b)
 
 void bo_expect_unchanged(bo_case *k, const bo_buf *b)
 {
+    if (k->skip) return;
     size_t first = 0;
     const size_t bad = bytes_differ(b, b->init, b->got, 0, &first);
     if (!bad) return;
@@ -563,7 +579,7 @@ void bo_fd(bo_case *k, const char *what, bo_objective L, void *ctx, double *para
            double h, double tol_naive, double tol_got)
 {
     const long total = (long) rows * cols;
-    if (total == 0) return;
+    if (total == 0 || k->skip) return;
     const long step = total > max_checks ? (total + max_checks - 1) / max_checks : 1;
     const int n = (int) ((total + step - 1) / step);
     double *fd = poa_xmalloc(sizeof(double) * (size_t) n);
