@@ -75,7 +75,8 @@ typedef struct bo_buf {
     int batch, rows, cols, ld; /* the view: batch blocks of rows × cols, ld apart rows,  */
     size_t stride;             /* blocks `stride` elements apart                         */
     size_t off;                /* elements before the view                                   */
-    size_t n;                  /* elements allocated: off + view span + BO_GUARD              */
+    size_t n;                  /* elements allocated: off + view span + guard                 */
+    size_t guard;              /* elements after the view: BO_GUARD (bytes: 8 · BO_GUARD)     */
     size_t esize;              /* bytes per element in backend memory                         */
     void *dev;                 /* the allocation                                              */
     double *h;                 /* initial values of all n elements, as the backend holds them */

@@ -169,7 +169,8 @@ bo_buf *bo_new_batched(bo_case *k, const char *name, bo_kind kind, bo_role role,
     b->role = role;
     b->batch = batch, b->rows = rows, b->cols = cols, b->ld = ld, b->stride = stride;
     b->off = off;
-    b->n = off + (span ? (size_t) (batch - 1) * stride + span : 0) + BO_GUARD;
+    b->guard = kind == BO_BYTES ? 8 * BO_GUARD : BO_GUARD; /* bytes: 64 */
+    b->n = off + (span ? (size_t) (batch - 1) * stride + span : 0) + b->guard;
     b->esize = kind_size(k->c, kind);
     b->init = poa_xcalloc(b->n, b->esize);
     b->got = poa_xcalloc(b->n, b->esize);
@@ -308,7 +309,7 @@ static void where(const bo_buf *b, size_t e, char *s, size_t n)
         snprintf(s, n, "element %zu before the view (offset %zu)", e, b->off);
         return;
     }
-    const size_t rel = e - b->off, span = b->n - BO_GUARD - b->off;
+    const size_t rel = e - b->off, span = b->n - b->guard - b->off;
     if (rel >= span) {
         snprintf(s, n, "guard element %zu after the view", rel - span);
         return;
@@ -354,9 +355,9 @@ static void check_untouched(bo_case *k, const bo_buf *b)
         bo_fail(k, "%s written outside its view: %zu elements, the first at %s", b->name, bad, at);
         return;
     case BO_SCRATCH: /* only the guard after the declared size */
-        for (size_t e = b->n - BO_GUARD; e < b->n; e++)
+        for (size_t e = b->n - b->guard; e < b->n; e++)
             if (b->init[e] != b->got[e]) {
-                bo_fail(k, "scratch %s written past its %zu bytes", b->name, b->n - BO_GUARD);
+                bo_fail(k, "%s (scratch) written past its %zu bytes", b->name, b->n - b->guard);
                 return;
             }
         return;
