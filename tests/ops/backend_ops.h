@@ -252,6 +252,7 @@ void bo_check_act_bias_grad(bo_ctx *c);
 void bo_grad_bias_grad(bo_ctx *c);
 void bo_grad_act_bias_grad(bo_ctx *c);
 void bo_grad_act_gemm(bo_ctx *c);
+void bo_grad_gemm(bo_ctx *c);
 void bo_perf_gemm(bo_ctx *c);
 void bo_perf_gemm_strided_batched(bo_ctx *c);
 void bo_perf_gemm_bias(bo_ctx *c);

@@ -406,41 +406,51 @@ static double linear_objective(void *p)
 
 typedef struct linear_args {
     bo_buf *x, *W, *b, *dy, *dx, *dW, *db;
-    int M, N, K;
+    int M, N, K, act;
 } linear_args;
 
+/* The backward of y = x Wᵀ + b: dx = dy W, dW += dyᵀ x, db += Σ dy (activations: act_gemm,
+ * act_gemm_wgrad, act_bias_grad; fp32, the heads: gemm with beta 0 and 1, bias_grad). */
 static void linear_bwd_run(poa_backend *be, void *p)
 {
     const linear_args *a = p;
-    be->nn->act_gemm(be, POA_NO_TRANS, POA_NO_TRANS, a->M, a->K, a->N, 1.0f, BO_A(a->dy), a->N,
-                     BO_A(a->W), a->K, 0.0f, BO_A(a->dx), a->K);
-    be->nn->act_gemm_wgrad(be, POA_TRANS, POA_NO_TRANS, a->N, a->K, a->M, 1.0f, BO_A(a->dy), a->N,
-                           BO_A(a->x), a->K, BO_F(a->dW), a->K);
-    be->nn->act_bias_grad(be, BO_F(a->db), BO_A(a->dy), a->N, a->M, a->N);
+    if (a->act) {
+        be->nn->act_gemm(be, POA_NO_TRANS, POA_NO_TRANS, a->M, a->K, a->N, 1.0f, BO_A(a->dy), a->N,
+                         BO_A(a->W), a->K, 0.0f, BO_A(a->dx), a->K);
+        be->nn->act_gemm_wgrad(be, POA_TRANS, POA_NO_TRANS, a->N, a->K, a->M, 1.0f, BO_A(a->dy),
+                               a->N, BO_A(a->x), a->K, BO_F(a->dW), a->K);
+        be->nn->act_bias_grad(be, BO_F(a->db), BO_A(a->dy), a->N, a->M, a->N);
+        return;
+    }
+    be->nn->gemm(be, POA_NO_TRANS, POA_NO_TRANS, a->M, a->K, a->N, 1.0f, BO_F(a->dy), a->N,
+                 BO_F(a->W), a->K, 0.0f, BO_F(a->dx), a->K);
+    be->nn->gemm(be, POA_TRANS, POA_NO_TRANS, a->N, a->K, a->M, 1.0f, BO_F(a->dy), a->N, BO_F(a->x),
+                 a->K, 1.0f, BO_F(a->dW), a->K);
+    be->nn->bias_grad(be, BO_F(a->db), BO_F(a->dy), a->N, a->M, a->N);
 }
 
-/* FD of the double forward vs the backend's gradients: fp32 1e-4 of the largest FD (the
- * fp32 GEMMs' own error is ~K·2^-24 of it); bf16 adds one rounding of dx (2^-8). */
-void bo_grad_act_gemm(bo_ctx *c)
+/* FD of the double forward vs the backend's gradients: 1e-4 of the largest FD (the fp32
+ * GEMMs' own error is ~K·2^-24 of it); bf16 adds the rounding of dx (2^-8). */
+static void linear_fd_case(bo_ctx *c, int act)
 {
     const int M = 9, N = 7, K = 11;
+    const bo_kind kind = act ? BO_ACT : BO_F32;
     bo_case k;
-    bo_case_begin(&k, c,
-                  "act_gemm/act_gemm_wgrad/act_bias_grad: linear layer M=%d N=%d K=%d vs "
-                  "finite differences",
-                  M, N, K);
-    linear_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, M, N, K};
-    a.x = bo_new(&k, "x", BO_ACT, BO_IN, M, K, K, 0);
-    a.W = bo_new(&k, "W", BO_ACT, BO_IN, N, K, K, 0);
+    bo_case_begin(&k, c, "%s: linear layer M=%d N=%d K=%d vs finite differences",
+                  act ? "act_gemm/act_gemm_wgrad/act_bias_grad" : "gemm (dx, dW += )/bias_grad", M,
+                  N, K);
+    linear_args a = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, M, N, K, act};
+    a.x = bo_new(&k, "x", kind, BO_IN, M, K, K, 0);
+    a.W = bo_new(&k, "W", kind, BO_IN, N, K, K, 0);
     a.b = bo_vec(&k, "b", BO_F32, BO_IN, (size_t) N);
-    a.dy = bo_new(&k, "dy", BO_ACT, BO_IN, M, N, N, 0);
-    a.dx = bo_new(&k, "dx", BO_ACT, BO_OUT, M, K, K, 0);
+    a.dy = bo_new(&k, "dy", kind, BO_IN, M, N, N, 0);
+    a.dx = bo_new(&k, "dx", kind, BO_OUT, M, K, K, 0);
     a.dW = bo_new(&k, "dW", BO_F32, BO_OUT, N, K, K, 0);
     a.db = bo_vec(&k, "db", BO_F32, BO_OUT, (size_t) N);
     bo_run(&k, linear_bwd_run, &a);
     double *y = bo_tmpd(&k, (size_t) M * N);
     linear_fd f = {M, N, K, BO_HV(a.x), BO_HV(a.W), BO_HV(a.b), y, BO_HV(a.dy)};
-    const double tol = 1e-4 + (c->be->act_dtype == POA_DT_F32 ? 0 : 2 * BO_U16);
+    const double tol = 1e-4 + (act && c->be->act_dtype != POA_DT_F32 ? 2 * BO_U16 : 0);
     bo_fd(&k, "dx", linear_objective, &f, BO_HV(a.x), M, K, K, NULL, BO_GV(a.dx), K, 99, 1e-3, 0,
           tol);
     bo_fd(&k, "dW", linear_objective, &f, BO_HV(a.W), N, K, K, NULL,
@@ -448,6 +458,16 @@ void bo_grad_act_gemm(bo_ctx *c)
     bo_fd(&k, "db", linear_objective, &f, BO_HV(a.b), 1, N, N, NULL,
           BO_WV(bo_delta(&k, a.db), a.db), N, 7, 1e-3, 0, 1e-4);
     bo_case_end(&k);
+}
+
+void bo_grad_act_gemm(bo_ctx *c)
+{
+    linear_fd_case(c, 1);
+}
+
+void bo_grad_gemm(bo_ctx *c)
+{
+    linear_fd_case(c, 0);
 }
 
 /* ------------------------------------------------------------------------ perf */

@@ -58,7 +58,7 @@ static const bo_op_test tests[] = {
      "gemm zero", bo_check_events, NULL, NULL},
     {"native_stream is_host", "", bo_check_native_stream, NULL, NULL},
     /* fp32 layer ops (heads) */
-    {"gemm", "", bo_check_gemm, NULL, bo_perf_gemm},
+    {"gemm", "bias_grad", bo_check_gemm, bo_grad_gemm, bo_perf_gemm},
     {"gemm_strided_batched", "", bo_check_gemm_strided_batched, NULL, bo_perf_gemm_strided_batched},
     {"gemm_bias", "", bo_check_gemm_bias, NULL, bo_perf_gemm_bias},
     {"bias_grad", "", bo_check_bias_grad, bo_grad_bias_grad, bo_perf_bias_grad},
@@ -345,6 +345,10 @@ static int matches(const bo_op_test *t, const char *filter)
     return 0;
 }
 
+/* --perf: lines printed and the sum of their medians, over the backends run. */
+static int perf_lines;
+static double perf_total_s;
+
 /* All selected tests on one backend in one dtype; returns failures. */
 static int run_backend(const options *o, const char *name, poa_dtype dt, int *ran)
 {
@@ -399,6 +403,7 @@ static int run_backend(const options *o, const char *name, poa_dtype dt, int *ra
         fn(&c);
     }
     failures += c.failed;
+    perf_lines += c.perf_lines, perf_total_s += c.perf_total_s;
     if (o->mode == BO_PERF)
         printf("== %s/%s: %d ops timed, sum of medians %.3f ms\n", name, poa_dtype_name(dt),
                c.perf_lines, c.perf_total_s * 1e3);
@@ -454,7 +459,10 @@ int main(int argc, char **argv)
                unavailable ? "backend not available" : "dtype not supported");
         return 77;
     }
-    printf("RESULT %s mode=%s backend=%s dtype=%s failures=%d\n", failures ? "FAIL" : "PASS", mode,
+    printf("RESULT %s mode=%s backend=%s dtype=%s failures=%d", failures ? "FAIL" : "PASS", mode,
            o.backend, o.dtype, failures);
+    if (o.mode == BO_PERF)
+        printf(" timed=%d sum_of_medians_ms=%.3f", perf_lines, perf_total_s * 1e3);
+    printf("\n");
     return failures ? 1 : 0;
 }
