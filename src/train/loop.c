@@ -410,14 +410,12 @@ static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa
     if ((st = poa_trainer_agree(t, st, err)) != POA_OK) return st;
     inject_nonfinite(t, it);
     t->be->iface->stream_wait(t->be, sl->uploaded);
-    poa_step_batch b = {it,
-                        sl->dev_global,
-                        t->n_local ? sl->dev_local : NULL,
-                        sl->has_masks ? sl->masks : NULL,
-                        NULL,
-                        NULL,
-                        stage_next,
-                        t};
+    poa_step_batch b = {.it = it,
+                        .global_crops = sl->dev_global,
+                        .local_crops = t->n_local ? sl->dev_local : NULL,
+                        .masks = sl->has_masks ? sl->masks : NULL,
+                        .enqueued = stage_next, /* stages it + 1 while this step computes */
+                        .enqueued_ctx = t};
     t->stage_next_it = last_of_run(t, it) ? -1 : it + 1;
     t->stage_in_step_s = 0;
     double t1 = poa_now();

@@ -62,8 +62,9 @@ struct poa_step {
     float *loss_scratch;
     void *koleo_scratch;
     /* Phase boundaries on the compute stream: start, teacher, per group (student forward,
-     * heads and losses, backward), reduce, optimizer. */
-    poa_event *ev_start, *ev_teacher, *ev_reduce, *ev_end;
+     * heads and losses, backward), reduce, optimizer; around the batch's enqueued hook, whose
+     * host time (staging the next batch) is no phase of the step. */
+    poa_event *ev_start, *ev_teacher, *ev_reduce, *ev_end, *ev_hook[2];
     poa_event *ev_group[POA_STEP_MAX_GROUPS][3];
     float *dp_host[N_CALLS];
     size_t dp_floats;
@@ -182,6 +183,8 @@ static void create_workspaces(poa_step *s)
     s->ev_teacher = be->iface->event_create(be);
     s->ev_reduce = be->iface->event_create(be);
     s->ev_end = be->iface->event_create(be);
+    s->ev_hook[0] = be->iface->event_create(be);
+    s->ev_hook[1] = be->iface->event_create(be);
     for (int g = 0; g < G; g++)
         for (int k = 0; k < 3; k++) s->ev_group[g][k] = be->iface->event_create(be);
     int n_max = 2 * B > V * B ? 2 * B : V * B;
@@ -259,7 +262,8 @@ void poa_step_destroy(poa_step *s)
                     s->loss_scratch, s->koleo_scratch, s->param_sumsq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->iface->free(be, bufs[i]);
     if (s->own_act) be->iface->free(be, s->params_act), be->iface->free(be, s->teacher_act);
-    poa_event *evs[] = {s->ev_start, s->ev_teacher, s->ev_reduce, s->ev_end};
+    poa_event *evs[] = {s->ev_start, s->ev_teacher, s->ev_reduce,
+                        s->ev_end,   s->ev_hook[0], s->ev_hook[1]};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) be->iface->event_destroy(be, evs[i]);
     for (int g = 0; g < s->cfg.G; g++)
         for (int k = 0; k < 3; k++) be->iface->event_destroy(be, s->ev_group[g][k]);
@@ -648,8 +652,9 @@ static void phase_times(poa_step *s, int reached_end, poa_step_report *r)
         prev = s->ev_group[g][2];
     }
     r->seconds[POA_PHASE_REDUCE] = el(be, prev, s->ev_reduce);
-    if (reached_end) r->seconds[POA_PHASE_OPTIM] = el(be, s->ev_reduce, s->ev_end);
-    r->seconds[POA_PHASE_TOTAL] = el(be, s->ev_start, s->ev_end);
+    const double hook = el(be, s->ev_hook[0], s->ev_hook[1]);
+    if (reached_end) r->seconds[POA_PHASE_OPTIM] = el(be, s->ev_reduce, s->ev_end) - hook;
+    r->seconds[POA_PHASE_TOTAL] = el(be, s->ev_start, s->ev_end) - hook;
 }
 
 /* Enqueue the forward and backward passes of every group (the host waits for nothing here
@@ -699,7 +704,9 @@ poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r
     /* The clip groups' Σ g² land next to the loss slots: one download brings both. */
     double *sumsq = s->slots + r->n_slots;
     poa_optim_sum_squares(&s->optim, s->grads, sumsq);
+    be->iface->event_record(be, s->ev_hook[0]);
     if (b->enqueued) b->enqueued(b->enqueued_ctx);
+    be->iface->event_record(be, s->ev_hook[1]);
     double host[POA_MODEL_MAX_HEADS * POA_N_HEAD_TERMS + 2 + POA_N_CLIP_GROUPS];
     be->iface->download(be, host, s->slots,
                         sizeof(double) * (size_t) (r->n_slots + POA_N_CLIP_GROUPS));
