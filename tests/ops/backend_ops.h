@@ -174,6 +174,9 @@ void bo_run(bo_case *k, bo_fn fn, void *args);
 
 /* Compare b's view after the run with want (whole-allocation layout); mag may be NULL. */
 void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *mag, bo_tol tol);
+/* The same for what a += op added: got − initial values against `added` (whole layout). */
+void bo_expect_added(bo_case *k, const bo_buf *b, const double *added, const double *mag,
+                     bo_tol tol);
 /* Norm-wise: ||got − want|| / ||want|| ≤ ntol over the view (the worst element printed). */
 void bo_expect_norm(bo_case *k, const bo_buf *b, const double *want, double ntol);
 /* The same over two arrays of n values (e.g. a += op's delta, from bo_view_copy). */

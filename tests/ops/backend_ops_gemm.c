@@ -300,8 +300,10 @@ static void bias_grad_run(poa_backend *be, void *p)
         be->nn->bias_grad(be, BO_F(a->db), BO_F(a->dy), a->dy->ld, a->dy->rows, a->dy->cols);
 }
 
-/* db[:cols] += Σ_r dy[r, :cols] onto junk: fp32 sums of `rows` terms (of exact activation
- * values): γ_{rows+1} · (Σ|dy| + |db0|), the GEMM bound's argument. */
+/* db[:cols] += Σ_r dy[r, :cols] onto junk: within 1e-5 + 1e-5 relative (the CPU tests'
+ * tolerance: a sum of `rows` terms in any order carries ~sqrt(rows)·2^-24 of the terms'
+ * magnitude, 2e-6 at 1003 rows; the rigorous worst case, rows·2^-24, would be 100 times
+ * looser). */
 static void bias_case(bo_ctx *c, int act, int rows, int cols, size_t off)
 {
     bo_case k;
@@ -311,14 +313,9 @@ static void bias_case(bo_ctx *c, int act, int rows, int cols, size_t off)
     a.dy = bo_new(&k, "dy", act ? BO_ACT : BO_F32, BO_IN, rows, cols, cols + 3, off);
     a.db = bo_vec(&k, "db", BO_F32, BO_OUT, (size_t) cols);
     bo_run(&k, bias_grad_run, &a);
-    double *want = bo_want(&k, a.db), *mag = bo_tmpd(&k, a.db->n);
+    double *want = bo_want(&k, a.db);
     poa_naive_bias_grad(BO_WV(want, a.db), BO_HV(a.dy), a.dy->ld, rows, cols);
-    for (int j = 0; j < cols; j++) {
-        double m = fabs(BO_HV(a.db)[j]);
-        for (int r = 0; r < rows; r++) m += fabs(BO_HV(a.dy)[(size_t) r * a.dy->ld + j]);
-        BO_WV(mag, a.db)[j] = m;
-    }
-    bo_expect(&k, a.db, want, mag, (bo_tol){0, 0, (rows + 1) * BO_U32});
+    bo_expect(&k, a.db, want, NULL, (bo_tol){1e-5, 1e-5, 0});
     bo_case_end(&k);
 }
 

@@ -420,7 +420,9 @@ void bo_run(bo_case *k, bo_fn fn, void *args)
 }
 
 /* ------------------------------------------------------------------------ comparisons */
-void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *mag, bo_tol tol)
+/* The view's values `vals` (whole-allocation layout) against want; `what` names them. */
+static void expect_values(bo_case *k, const bo_buf *b, const char *what, const double *vals,
+                          const double *want, const double *mag, bo_tol tol)
 {
     if (k->skip) return;
     POA_ASSERT(k->runs > 0);
@@ -430,7 +432,7 @@ void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *ma
         for (int r = 0; r < b->rows; r++)
             for (int cc = 0; cc < b->cols; cc++) {
                 const size_t e = bo_index(b, bt, r, cc);
-                const double got = b->g[e], w = want[e];
+                const double got = vals[e], w = want[e];
                 const double bound = tol.atol + tol.rtol * fabs(w) + (mag ? tol.mtol * mag[e] : 0);
                 double ratio;
                 if (isnan(w))
@@ -447,7 +449,7 @@ void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *ma
                 if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = e;
             }
     if (!count) return;
-    const double got = b->g[worst], w = want[worst];
+    const double got = vals[worst], w = want[worst];
     const double bound = tol.atol + tol.rtol * fabs(w) + (mag ? tol.mtol * mag[worst] : 0);
     char at[96];
     where(b, worst, at, sizeof at);
@@ -455,10 +457,24 @@ void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *ma
         bo_fail(k,
                 "%s: %zu of %zu elements beyond tolerance; worst at %s: got %.9g want %.9g "
                 "|diff| %.3g > tol %.3g",
-                b->name, bad, count, at, got, w, fabs(got - w), bound);
+                what, bad, count, at, got, w, fabs(got - w), bound);
     else
-        bo_note(k, "%s: worst at %s: got %.9g want %.9g |diff| %.3g, tol %.3g (%zu elements)",
-                b->name, at, got, w, fabs(got - w), bound, count);
+        bo_note(k, "%s: worst at %s: got %.9g want %.9g |diff| %.3g, tol %.3g (%zu elements)", what,
+                at, got, w, fabs(got - w), bound, count);
+}
+
+void bo_expect(bo_case *k, const bo_buf *b, const double *want, const double *mag, bo_tol tol)
+{
+    expect_values(k, b, b->name, b->g, want, mag, tol);
+}
+
+void bo_expect_added(bo_case *k, const bo_buf *b, const double *added, const double *mag,
+                     bo_tol tol)
+{
+    if (k->skip) return;
+    char what[96];
+    snprintf(what, sizeof what, "%s (what the op added)", b->name);
+    expect_values(k, b, what, bo_delta(k, b), added, mag, tol);
 }
 
 void bo_expect_norm(bo_case *k, const bo_buf *b, const double *want, double ntol)

@@ -627,7 +627,11 @@ static void res_bwd_case(bo_ctx *c, const res_shape *sh, int which)
                               a.y->ld, BO_HV(a.gamma), sh->sp == S_NONE ? NULL : sd, sh->B, sh->T,
                               sh->d);
     if (a.dy) bo_expect(&k, a.dy, wdy, NULL, (bo_tol){1e-6, 1e-5 + bf16_r(c, 1), 0});
-    if (a.dgamma) bo_expect(&k, a.dgamma, wdg, NULL, (bo_tol){1e-5, 1e-5, 0});
+    if (a.dgamma) {
+        double *added = bo_tmpd(&k, a.dgamma->n);
+        for (size_t j = 0; j < a.dgamma->n; j++) added[j] = wdg[j] - a.dgamma->h[j];
+        bo_expect_added(&k, a.dgamma, added, NULL, (bo_tol){1e-5, 1e-5, 0});
+    }
     bo_case_end(&k);
 }
 
@@ -822,8 +826,9 @@ static void tok_bwd_setup(bo_case *k, tok_args *a, int which)
     if (which & 8) a->dmtok = bo_vec(k, "dmask_token", BO_F32, BO_OUT, (size_t) s->d);
 }
 
-/* demb: a copy of dx or 0, exact; dcls, dpos, dmask_token (+= onto junk): fp32 sums of up to
- * B·N + 1 terms, γ_{B·N+2} of the terms' magnitude.  No mask: dmask_token unchanged. */
+/* demb: a copy of dx or 0, exact; dcls, dpos (+= onto junk): sums over the B images,
+ * γ_{B+2} of the terms' magnitude; dmask_token: a sum over the masked positions (up to B·N),
+ * γ_{B·N+2} of theirs.  No mask: dmask_token unchanged. */
 static void tok_bwd_case(bo_ctx *c, const tok_shape *s, int which)
 {
     bo_case k;
@@ -840,14 +845,37 @@ static void tok_bwd_case(bo_ctx *c, const tok_shape *s, int which)
     poa_naive_tokens_bwd(we ? BO_WV(we, a.demb) : NULL, s->ldemb, wc ? BO_WV(wc, a.dcls) : NULL,
                          wp ? BO_WV(wp, a.dpos) : NULL, s->ldpos, wm ? BO_WV(wm, a.dmtok) : NULL,
                          BO_HV(a.x), s->ldx, mask, s->B, s->N, s->d);
-    /* magnitudes: Σ|dx| of the terms (at most all rows) plus |junk| */
-    const double m = bo_max_abs(BO_HV(a.x), s->B * (s->N + 1), s->d, s->ldx);
-    const double terms = (double) s->B * s->N + 2;
-    const bo_tol sum_tol = {terms * BO_U32 * (terms * m + 1), 0, 0};
+    /* magnitudes: |junk| + Σ|dx| of the terms each value sums (B images for dcls and dpos, the
+     * masked positions for dmask_token) */
+    const int T = s->N + 1;
+    const double *dx = BO_HV(a.x);
+    double *mc = bo_tmpd(&k, (size_t) s->d), *mp = bo_tmpd(&k, (size_t) T * s->ldpos);
+    double *mm = bo_tmpd(&k, (size_t) s->d);
+    for (int b = 0; b < s->B; b++)
+        for (int t = 0; t < T; t++)
+            for (int j = 0; j < s->d; j++) {
+                const double g = fabs(dx[((size_t) b * T + t) * s->ldx + j]);
+                mp[(size_t) t * s->ldpos + j] += g;
+                if (t == 0) mc[j] += g;
+                if (t > 0 && mask && mask[(size_t) b * s->N + t - 1]) mm[j] += g;
+            }
+    const bo_tol img_tol = {0, 0, (s->B + 2) * BO_U32};
+    const bo_tol all_tol = {0, 0, ((double) s->B * s->N + 2) * BO_U32};
+    double *magc = a.dcls ? bo_tmpd(&k, a.dcls->n) : NULL,
+           *magp = a.dpos ? bo_tmpd(&k, a.dpos->n) : NULL;
+    double *magm = a.dmtok ? bo_tmpd(&k, a.dmtok->n) : NULL;
+    for (int j = 0; magc && j < s->d; j++) BO_WV(magc, a.dcls)[j] = mc[j] + fabs(BO_HV(a.dcls)[j]);
+    for (int j = 0; magm && j < s->d; j++)
+        BO_WV(magm, a.dmtok)[j] = mm[j] + fabs(BO_HV(a.dmtok)[j]);
+    for (int t = 0; magp && t < T; t++)
+        for (int j = 0; j < s->d; j++) {
+            const size_t e = (size_t) t * s->ldpos + j;
+            BO_WV(magp, a.dpos)[e] = mp[e] + fabs(BO_HV(a.dpos)[e]);
+        }
     if (a.demb) bo_expect(&k, a.demb, we, NULL, (bo_tol){0, 0, 0});
-    if (a.dcls) bo_expect(&k, a.dcls, wc, NULL, sum_tol);
-    if (a.dpos) bo_expect(&k, a.dpos, wp, NULL, sum_tol);
-    if (a.dmtok && mask) bo_expect(&k, a.dmtok, wm, NULL, sum_tol);
+    if (a.dcls) bo_expect(&k, a.dcls, wc, magc, img_tol);
+    if (a.dpos) bo_expect(&k, a.dpos, wp, magp, img_tol);
+    if (a.dmtok && mask) bo_expect(&k, a.dmtok, wm, magm, all_tol);
     if (a.dmtok && !mask) bo_expect_unchanged(&k, a.dmtok);
     bo_case_end(&k);
 }
