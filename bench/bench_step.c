@@ -1,14 +1,17 @@
-/* bench_step.c — throughput of the complete POA training step (src/train/step.h) on the CPU
- * backend: teacher, intact and elastic students on 2 global + V_l local crops per image, heads,
- * all losses (iBOT on), backward, clipping, AdamW, EMA; next to the BLAS sgemm GFLOP/s
- * measured in the same run (make bench-step; bench_step.py runs it next to PyTorch).
+/* bench_step.c — throughput of the complete POA training step (src/train/step.h) on a backend
+ * (the CPU by default): teacher, intact and elastic students on 2 global + V_l local crops per
+ * image, heads, all losses (iBOT on), backward, clipping, AdamW, EMA; on the CPU next to the
+ * BLAS sgemm GFLOP/s measured in the same run (make bench-step; bench_step.py runs it next to
+ * PyTorch), on a GPU next to PyTorch's step (make bench-step-gpu, bench/bench_step_gpu.py).
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
  *                   [--reps N] [--warmup N] [--torch-img-s X] [--serve]
+ *                   [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]
  * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
  * that both sides run the same work.  Prints the per-phase times of the median step and one
- * `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=… frac_sgemm=…`
- * line.  Threads: OMP_NUM_THREADS.
+ * `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=… frac_sgemm=…
+ * backend=… dtype=… tflops=…` line (tflops: FLOPs per wall-clock second of the median step).
+ * Threads: OMP_NUM_THREADS.
  *
  * --serve: after the set-up (and --warmup steps) read commands from stdin, so that a driver can
  * interleave our steps with PyTorch's on a shared machine: "step" runs one timed step and
@@ -27,8 +30,8 @@
 #include <time.h>
 
 typedef struct options {
-    const char *config;
-    int batch, groups, local, width, depth, reps, warmup, serve;
+    const char *config, *backend, *dtype;
+    int batch, groups, local, width, depth, reps, warmup, serve, tf32;
     double torch_img_s;
 } options;
 
@@ -53,15 +56,17 @@ static int cmp_double(const void *a, const void *b)
 static const char usage[] =
     "usage: bench_step [--config NAME] [--batch B] [--groups G] [--local V] [--width W --depth L]\n"
     "                  [--reps N] [--warmup N] [--torch-img-s X] [--serve]\n"
-    "Throughput of the complete POA training step on the CPU backend (default: demo, 32 images,\n"
-    "8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; the last line is RESULT\n"
-    "config=... (see make bench-step).  --serve: read \"step\" / \"result <torch img/s>\" commands "
-    "from\n"
-    "stdin after the set-up.  Threads: OMP_NUM_THREADS.\n";
+    "                  [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]\n"
+    "Throughput of the complete POA training step on a backend (default: cpu, demo, 32 images,\n"
+    "8 local crops, 3 timed steps after 1 warm-up), on the CPU next to a BLAS sgemm; the last line\n"
+    "is RESULT config=... (see make bench-step, make bench-step-gpu).  --serve: read \"step\" /\n"
+    "\"result <torch img/s>\" commands from stdin after the set-up.  --dtype: the compute dtype of\n"
+    "the backbone; --tf32: TF32 for the fp32 GEMMs (CUDA).  Threads: OMP_NUM_THREADS.\n"
+    "Exit codes: 0 done, 1 step failed, 2 bad option or backend unavailable.\n";
 
 static void parse(int argc, char **argv, options *o)
 {
-    *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
+    *o = (options){"demo", "cpu", "fp32", 32, 1, 8, 0, 0, 3, 1, 0, 1, NAN};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -92,11 +97,45 @@ static void parse(int argc, char **argv, options *o)
             o->warmup = atoi(v);
         else if (!strcmp(a, "--torch-img-s"))
             o->torch_img_s = atof(v);
+        else if (!strcmp(a, "--backend"))
+            o->backend = v;
+        else if (!strcmp(a, "--dtype"))
+            o->dtype = v;
+        else if (!strcmp(a, "--tf32"))
+            o->tf32 = atoi(v);
         else
             fprintf(stderr, "bench_step: unknown option %s\n%s", a, usage), exit(2);
     }
     if (o->reps < 1) o->reps = 1;
     if (o->reps > 64) o->reps = 64;
+    if (strcmp(o->dtype, "fp32") && strcmp(o->dtype, "bf16"))
+        fprintf(stderr, "bench_step: --dtype %s: expected fp32 or bf16\n", o->dtype), exit(2);
+}
+
+/* The backend of the run, or exit 2 naming why it cannot run the step.  The backend contract
+ * of this build computes in fp32 only; with the device contract (compute dtype and TF32 in
+ * poa_backend_opts) --dtype and --tf32 go to poa_backend_create. */
+static poa_backend *create_backend(const options *o)
+{
+    char ebuf[256];
+    if (strcmp(o->dtype, "fp32") != 0) {
+        fprintf(stderr, "bench_step: --dtype %s: the backends of this build compute in fp32 only\n",
+                o->dtype);
+        exit(2);
+    }
+    poa_backend *be = poa_backend_create(o->backend, ebuf, sizeof ebuf);
+    if (!be) fprintf(stderr, "bench_step: backend %s: %s\n", o->backend, ebuf), exit(2);
+    const char *names[6];
+    const int n = poa_backend_missing_ops(be->nn, be->train, names, 6);
+    if (n > 0) {
+        fprintf(stderr, "bench_step: the %s backend does not implement %d of the ops the step needs "
+                        "yet:",
+                o->backend, n);
+        for (int i = 0; i < n && i < 6; i++) fprintf(stderr, " %s", names[i]);
+        fprintf(stderr, "%s\n", n > 6 ? " ..." : "");
+        exit(2);
+    }
+    return be;
 }
 
 /* GFLOP per CPU-second (process CPU time) of BLAS sgemm on an n×n×n product (median of
@@ -176,8 +215,8 @@ int main(int argc, char **argv)
         nd = poa_model_depths(&cfg, depths, POA_MODEL_MAX_DEPTH);
     if (!o.width) o.width = widths[nw / 2];
     if (!o.depth) o.depth = depths[nd / 2];
-    char ebuf[256];
-    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    poa_backend *be = create_backend(&o);
+    const int on_cpu = strcmp(o.backend, "cpu") == 0;
     poa_model m;
     poa_model_build(&m, &cfg);
     poa_subnet es;
@@ -185,7 +224,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_step: %s\n", err.msg);
         return 2;
     }
-    double sgemm = sgemm_gflops(be, 1024, 5);
+    double sgemm = on_cpu ? sgemm_gflops(be, 1024, 5) : NAN;
 
     const int B = o.batch, G = o.groups, V = o.local, C = cfg.in_chans;
     const int Sg = cfg.global_crops_size, Sl = cfg.local_crops_size;
@@ -228,7 +267,7 @@ int main(int argc, char **argv)
                 break;
             }
             if (n == MAX_REPS) break;
-            sg[n] = sgemm_gflops(be, 1024, 3); /* under the same load as this step */
+            sg[n] = on_cpu ? sgemm_gflops(be, 1024, 3) : NAN; /* same load as this step */
         }
         double t0 = poa_now(), c0 = cpu_now();
         if (poa_step_run(st, &b, &r) != POA_OK) {
@@ -271,8 +310,9 @@ int main(int argc, char **argv)
         printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);
     printf("\n");
     printf("RESULT config=%s img_s=%.3f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.3f "
-           "ratio_torch=%.3f frac_sgemm=%.3f\n",
-           o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm);
+           "ratio_torch=%.3f frac_sgemm=%.3f backend=%s dtype=%s tflops=%.3f\n",
+           o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm,
+           o.backend, o.dtype, flops / med * 1e-12);
     free(masks);
     be->nn->free(be, glob), be->nn->free(be, loc);
     poa_step_destroy(st);
