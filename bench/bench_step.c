@@ -58,10 +58,10 @@ static const char usage[] =
     "                  [--reps N] [--warmup N] [--torch-img-s X] [--serve]\n"
     "                  [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]\n"
     "Throughput of the complete POA training step on a backend (default: cpu, demo, 32 images,\n"
-    "8 local crops, 3 timed steps after 1 warm-up), on the CPU next to a BLAS sgemm; the last line\n"
-    "is RESULT config=... (see make bench-step, make bench-step-gpu).  --serve: read \"step\" /\n"
-    "\"result <torch img/s>\" commands from stdin after the set-up.  --dtype: the compute dtype of\n"
-    "the backbone; --tf32: TF32 for the fp32 GEMMs (CUDA).  Threads: OMP_NUM_THREADS.\n"
+    "8 local crops, 3 timed steps after 1 warm-up), on the CPU next to a BLAS sgemm; the last\n"
+    "line is RESULT config=... (see make bench-step, make bench-step-gpu).  --serve: read\n"
+    "\"step\" / \"result <torch img/s>\" commands from stdin after the set-up.  --dtype: the\n"
+    "backbone's compute dtype; --tf32: TF32 for the fp32 GEMMs (CUDA).  Threads: OMP_NUM_THREADS.\n"
     "Exit codes: 0 done, 1 step failed, 2 bad option or backend unavailable.\n";
 
 static void parse(int argc, char **argv, options *o)
@@ -128,9 +128,8 @@ static poa_backend *create_backend(const options *o)
     const char *names[6];
     const int n = poa_backend_missing_ops(be->nn, be->train, names, 6);
     if (n > 0) {
-        fprintf(stderr, "bench_step: the %s backend does not implement %d of the ops the step needs "
-                        "yet:",
-                o->backend, n);
+        fprintf(stderr,
+                "bench_step: the %s backend lacks %d of the ops the step needs:", o->backend, n);
         for (int i = 0; i < n && i < 6; i++) fprintf(stderr, " %s", names[i]);
         fprintf(stderr, "%s\n", n > 6 ? " ..." : "");
         exit(2);
