@@ -301,7 +301,7 @@ int main(int argc, char **argv)
     /* img/s from wall time; GFLOP per CPU-second for the fraction of sgemm (see sgemm_gflops) */
     const double img_s = B * G / med, gflops = flops / cpu_med * 1e-9;
     printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d steps=%d step=%.3fs "
-           "cpu=%.3fs gflop=%.1f loss=%.4f blas_core=%s\n",
+           "cpu=%.3fs gflop=%.6g loss=%.4f blas_core=%s\n",
            o.config, B, G, V, es.width, es.depth, n_masked, n, med, cpu_med, flops * 1e-9, r.loss,
            openblas_get_corename ? openblas_get_corename() : "n/a");
     printf("phases:");
