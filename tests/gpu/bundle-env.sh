@@ -75,6 +75,9 @@ OMPI_MCA_btl=self,vader
 OMPI_MCA_btl_vader_single_copy_mechanism=none
 OMPI_MCA_btl_base_warn_component_unused=0
 OMPI_MCA_rmaps_base_oversubscribe=1
+# launch on this machine only: no ssh/rsh needed (a GPU machine may have neither)
+OMPI_MCA_plm=isolated
+export OMPI_MCA_plm
 export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM OMPI_MCA_btl
 export OMPI_MCA_btl_vader_single_copy_mechanism OMPI_MCA_btl_base_warn_component_unused
 export OMPI_MCA_rmaps_base_oversubscribe
