@@ -76,6 +76,15 @@ log=$out/device-check.log
 summary=$out/device-check-summary.md
 : >"$log"
 work=$(mktemp -d "${TMPDIR:-/tmp}/poa-devcheck.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+# stopped from outside (the device call's time limit): say so in the summary before leaving
+on_signal() {
+    rows="$rows| ${_s_name:-?} | INTERRUPTED | $(($(now) - ${_s_t0:-$start}))s | - | stopped by a signal |
+"
+    write_summary
+    exit 130
+}
+trap on_signal INT TERM
 start=$(date +%s)
 deadline=$((start + budget))
 
@@ -436,7 +445,11 @@ stage_train() {
     _spit=$(grep -o '[0-9.]*s/it' "$last_out" | tail -n 1)
     _mem=$(sort -n "$work/train-mem.txt" 2>/dev/null | tail -n 1)
     fig "img/s ${_imgs:-?} (last log line), ${_spit:-? s/it}, peak GPU memory $(awk -v m="${_mem:-0}" 'BEGIN { printf "%.1f GiB", m / 1024 }')"
-    grep -q 'does not implement' "$last_out" && fig "CUDA backend incomplete (see log)"
+    if [ $last_rc -eq 2 ] && grep -q 'does not implement' "$last_out"; then
+        n_fail=$((n_fail - 1)) # not a failure of what exists: the backend is not finished
+        stage_note="NOT READY"
+        fig "the CUDA backend does not implement every op yet: $(grep -o 'does not implement.*' "$last_out" | head -n 1)"
+    fi
 }
 
 stage_bench() {
@@ -466,7 +479,6 @@ if [ $dry = yes ]; then
     else
         say "bundle: INCOMPLETE; remake it with: sh tools/gpu-bundle.sh"
         write_summary
-        rm -rf "$work"
         exit 3
     fi
 fi
@@ -475,5 +487,4 @@ for st in $all_stages; do stage "$st"; done
 say ""
 say "device-check: done in $(($(now) - start))s; summary $summary"
 cat "$summary"
-rm -rf "$work"
 exit $failed

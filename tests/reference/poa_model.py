@@ -80,6 +80,9 @@ class DynamicLinear(nn.Module):
     def forward(self, x):
         if self.active_in == self.max_in and self.active_out == self.max_out:
             w, b = self.linear.weight, self.linear.bias  # intact: no slicing (as official)
+        elif self.groups == 1:  # the first rows and columns: a view, no copy
+            w = self.linear.weight[:self.active_out, :self.active_in]
+            b = self.linear.bias[:self.active_out] if self.linear.bias is not None else None
         else:
             rows = self._rows()
             w = self.linear.weight[rows][:, :self.active_in]
