@@ -7,6 +7,10 @@
 #
 # usage: sh tools/gpu-bundle.sh [--out DIR] [--build-dir DIR] [--arch LIST] [--jobs N]
 #                               [--all] [--with PATH]... [--no-build] [--reconfigure]
+#                               [--pack | --no-pack]
+#   --pack     leave the bundle as DIR/bundle.tar.gz (about a third of the size: the kernels and
+#              libraries compress well); tests/gpu/device-check.sh unpacks it on the machine.
+#              Default: packed when the folder and the tracked files together pass 48 MiB.
 #
 # What the GPU machine is expected to have (not bundled): glibc (>= the version here), libstdc++,
 # libgcc_s, the NVIDIA driver (libcuda), and CUDA's libcudart, libcublas, libcublasLt and
@@ -29,6 +33,7 @@ all=no
 extra=
 do_build=yes
 reconfigure=no
+pack=auto
 
 usage() {
     sed -n '/^# usage:/,/^# Exit codes/p' "$0" | sed 's/^# \{0,1\}//'
@@ -48,6 +53,8 @@ while [ $# -gt 0 ]; do
     --with) extra="$extra ${2:?--with needs a program path relative to the build folder}"; shift ;;
     --no-build) do_build=no ;;
     --reconfigure) reconfigure=yes ;;
+    --pack) pack=yes ;;
+    --no-pack) pack=no ;;
     -h | --help) usage; exit 0 ;;
     *) echo "gpu-bundle: unknown option '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -57,7 +64,7 @@ case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 
 [ "$(uname -m)" = x86_64 ] || die "the GPU machines are x86-64; this machine is $(uname -m)"
-for tool in ldd readelf strip sha256sum ompi_info; do
+for tool in ldd readelf strip sha256sum ompi_info tar gzip; do
     command -v $tool >/dev/null 2>&1 || die "'$tool' not found"
 done
 
@@ -219,7 +226,8 @@ dirty=$(cd "$srcdir" && git status --porcelain --untracked-files=no 2>/dev/null 
     echo "commit: $commit${dirty:+ (with uncommitted changes)}"
     echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
     echo "configure: $want_config"
-    echo "nvcc: $(sed -n 's/^NVCC = //p' "$build/Makefile") ($("$(sed -n 's/^NVCC = //p' "$build/Makefile")" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
+    nvcc=$(sed -n 's/^NVCC = //p' "$build/Makefile")
+    echo "nvcc: $nvcc ($("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'))"
     echo "cuda_arch: $arch"
     echo "glibc: $(ldd --version | sed -n '1s/.* //p')"
     echo "open_mpi: $(ompi_info --parsable 2>/dev/null | sed -n 's/^ompi:version:full://p') (prefix $ompi_prefix, relocated with OPAL_PREFIX=<bundle>/mpi)"
@@ -243,9 +251,26 @@ done
 
 bundle_bytes=$(du -sb "$out" | cut -f1)
 repo_bytes=$(cd "$srcdir" && git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+n_libs=$(ls "$out/lib" | wc -l)
+if [ $pack = auto ]; then
+    pack=no
+    [ $((bundle_bytes + repo_bytes)) -gt $((48 * 1048576)) ] && pack=yes
+fi
+if [ $pack = yes ]; then
+    tar -C "$out" -czf "$out.tar.gz.tmp" . || die "tar failed"
+    rm -rf "$out"
+    mkdir -p "$out"
+    mv "$out.tar.gz.tmp" "$out/bundle.tar.gz"
+    tar -xzf "$out/bundle.tar.gz" -O ./BUILD-INFO >"$out/BUILD-INFO"
+    unpacked_bytes=$bundle_bytes
+    bundle_bytes=$(du -sb "$out" | cut -f1)
+fi
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-echo "gpu-bundle: $out: $(echo $programs | wc -w) programs, $(ls "$out/lib" | wc -l) libraries, $n_plugins Open MPI plugins"
-echo "gpu-bundle: size $(mib "$bundle_bytes"); tracked files $(mib "$repo_bytes"); together $(mib $((bundle_bytes + repo_bytes))) of the 64 MiB a device call may carry"
+echo "gpu-bundle: $out: $(echo $programs | wc -w) programs, $n_libs libraries, $n_plugins Open MPI plugins"
+[ $pack = yes ] && echo "gpu-bundle: packed into $out/bundle.tar.gz ($(mib "$unpacked_bytes") unpacked)"
+echo "gpu-bundle: size $(mib "$bundle_bytes"); tracked files $(mib "$repo_bytes");" \
+    "together $(mib $((bundle_bytes + repo_bytes))) of the 64 MiB a device call may carry"
 if [ $((bundle_bytes + repo_bytes)) -gt $((56 * 1048576)) ]; then
-    echo "gpu-bundle: warning: over 56 MiB together; leave programs out (no --all) or untracked files may push a call over the limit" >&2
+    echo "gpu-bundle: warning: over 56 MiB together: use --pack, or fewer programs (no --all," \
+        "one --arch); untracked files could push a call over the limit" >&2
 fi

@@ -54,7 +54,13 @@ for s in $stages; do
     case " $all_stages " in *" $s "*) ;; *) echo "device-check: unknown stage '$s' (stages: $all_stages)" >&2; exit 2 ;; esac
 done
 case $bundle in /*) ;; *) bundle=$(pwd)/$bundle ;; esac
-case $budget in "") [ $quick = yes ] && budget=270 || budget=450 ;; *[!0-9]*) echo "device-check: --budget $budget: not a number of seconds" >&2; exit 2 ;; esac
+case $budget in
+"") [ $quick = yes ] && budget=270 || budget=450 ;;
+*[!0-9]*) echo "device-check: --budget $budget: not a number of seconds" >&2; exit 2 ;;
+esac
+mode=full
+[ $quick = yes ] && mode=quick
+[ $dry = yes ] && mode="$mode, dry run"
 
 # Stage table: name, budget (full), budget (quick), minimum worth starting with (seconds).
 stage_budget() {
@@ -109,6 +115,15 @@ if [ ! -d "$bundle" ]; then
     say "device-check: no bundle at $bundle (make it with: sh tools/gpu-bundle.sh, then carry _gpu)"
     exit 3
 fi
+# A packed bundle (tools/gpu-bundle.sh --pack) is unpacked into the scratch folder first.
+if [ -f "$bundle/bundle.tar.gz" ]; then
+    mkdir -p "$work/bundle" && tar -C "$work/bundle" -xzf "$bundle/bundle.tar.gz" || {
+        say "device-check: cannot unpack $bundle/bundle.tar.gz"
+        exit 3
+    }
+    say "device-check: unpacked $bundle/bundle.tar.gz into $work/bundle"
+    bundle=$work/bundle
+fi
 POA_BUNDLE=$bundle
 . "$here/bundle-env.sh"
 
@@ -154,7 +169,8 @@ find_tool() { # NAME [FALLBACK...]: the first that exists
 nvcc=$(find_tool nvcc /usr/local/cuda/bin/nvcc) || nvcc=
 sanitizer=$(find_tool compute-sanitizer /usr/local/cuda/bin/compute-sanitizer \
     /usr/local/cuda/compute-sanitizer/compute-sanitizer) || sanitizer=
-bundle_programs=$(sed -n 's/^programs: //p' "$bundle/BUILD-INFO" 2>/dev/null)
+info() { sed -n "s/^$1: //p" "$bundle/BUILD-INFO" 2>/dev/null; } # a BUILD-INFO field
+bundle_programs=$(info programs)
 # The bundle's program PATH, if it is there; in a dry run its path all the same.
 prog() {
     if [ -x "$bundle/$1" ]; then echo "$bundle/$1"; return 0; fi
@@ -226,9 +242,10 @@ write_summary() {
     {
         echo "# poa device check"
         echo
-        echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); mode: $([ $quick = yes ] && echo quick || echo full)$([ $dry = yes ] && echo ', dry run'); stages: $stages; budget ${budget}s; elapsed $(($(now) - start))s"
+        echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC'); mode: $mode; stages: $stages;" \
+            "budget ${budget}s; elapsed $(($(now) - start))s"
         echo "- GPU: $gpu_name; driver $gpu_driver; nvcc $nvcc_version; PyTorch $torch_version"
-        echo "- bundle: $(sed -n 's/^commit: //p' "$bundle/BUILD-INFO" 2>/dev/null) built $(sed -n 's/^date: //p' "$bundle/BUILD-INFO" 2>/dev/null) ($(sed -n 's/^cuda_arch: /sm_/p' "$bundle/BUILD-INFO" 2>/dev/null))"
+        echo "- bundle: $(info commit) built $(info date) (sm_$(info cuda_arch))"
         echo "- CUDA libraries:$bundle_cuda_libs"
         echo
         echo "| stage | status | time | limit | key figures |"
@@ -326,10 +343,13 @@ stage_env() {
         nvcc_version=$(sed -n 's/.*release \([0-9.]*\).*/\1/p' "$last_out")
         [ $dry = yes ] && nvcc_version=$("$nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
     fi
-    run 30 torch "$pyclean" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
+    run 30 torch "$pyclean" -c 'import torch; c = torch.cuda.is_available()
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", c,
+      torch.cuda.get_device_name(0) if c else "")'
     torch_version=$(sed -n 's/^torch \([^ ]*\).*/\1/p' "$last_out")
     [ -n "$sanitizer" ] && run 10 compute-sanitizer "$sanitizer" --version
-    fig "nvcc ${nvcc_version:-?}, torch ${torch_version:-?}, glibc $(ldd --version 2>/dev/null | sed -n '1s/.* //p') (bundle built with $(sed -n 's/^glibc: //p' "$bundle/BUILD-INFO"))"
+    _glibc=$(ldd --version 2>/dev/null | sed -n '1s/.* //p')
+    fig "nvcc ${nvcc_version:-?}, torch ${torch_version:-?}, glibc $_glibc (bundle: $(info glibc))"
     say "  CUDA libraries:$bundle_cuda_libs"
     if [ $dry = no ]; then
         if check_bundle; then fig "bundle complete"; else n_fail=$((n_fail + 1)); fig "bundle INCOMPLETE"; fi
@@ -472,7 +492,7 @@ stage_bench() {
 }
 
 # --------------------------------------------------------------------------------- main
-say "device-check: bundle $bundle, output $out, stages: $stages, budget ${budget}s$([ $quick = yes ] && echo ', quick')$([ $dry = yes ] && echo ', dry run')"
+say "device-check: bundle $bundle, output $out, stages: $stages, budget ${budget}s, $mode"
 if [ $dry = yes ]; then
     if check_bundle; then
         say "bundle: complete ($(echo $bundle_programs | wc -w) programs, $(ls "$bundle/lib" | wc -l) libraries, $(du -sh "$bundle" | cut -f1))"
