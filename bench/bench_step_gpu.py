@@ -20,7 +20,9 @@ The last lines are one RESULT line per model, ViT-L last:
   RESULT model=vit_large batch=50 img_s=… torch_img_s=… torch_setting=… ratio_torch=…
          mfu=… torch_mfu=… mem_gb=… torch_mem_gb=… tflop_per_img=… peak_tflops=… gpu=…
 (ratio_torch = poa img/s over the best PyTorch img/s).  Where poa's CUDA backend cannot run
-the step yet, poa's figures are nan and the reason is printed.
+the step yet (bench_step exits 2), poa's figures are nan, the line ends in poa=unavailable and
+the reason is printed.  Exit status 1 when a model has no PyTorch figure or poa's run failed
+otherwise (poa=failed), else 0.
 
 usage: bench_step_gpu.py --c-bench "CMD" [--models vit_large,vit_small] [--batch M=B,...]
                          [--local 8] [--steps 8] [--warmup 2] [--settings S,...]
@@ -244,10 +246,12 @@ def poa_side(a, model, B, w, d, deadline):
         tail = " | ".join(out.strip().splitlines()[-3:])
         if rc is None:
             return dict(img_s=float("nan"), batch=b, mem=mem, gflop=float("nan"),
-                        note=f"timed out ({left:.0f}s left)")
+                        note=f"timed out ({left:.0f}s left)", failed=True)
         if "out of memory" not in out.lower():
+            # exit 2: bad option or backend unavailable (not built for CUDA, no GPU, ops
+            # missing, dtype not supported): poa cannot run the step yet, nothing broke
             return dict(img_s=float("nan"), batch=b, mem=mem, gflop=float("nan"),
-                        note=f"exit {rc}: {tail}")
+                        note=f"exit {rc}: {tail}", failed=rc != 2)
         print(f"  poa: out of memory at batch {b}", flush=True)
     return dict(img_s=float("nan"), batch=0, mem=float("nan"), gflop=float("nan"),
                 note="out of memory at every batch")
@@ -263,6 +267,7 @@ def torch_side(a, model, B, deadline):
         if deadline - time.time() < est:
             res[s] = dict(img_s=float("nan"), batch=0, mem=float("nan"),
                           note=f"not run: under {est}s left")
+            print(f"  torch {s}: {res[s]['note']}", flush=True)
             continue
         for b in batches(B):
             cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--model", model,
@@ -310,6 +315,7 @@ def main(argv):
     models = a.models.split(",")
     weights = {"vit_large": 3.0}
     results = []
+    ok = True
     for i, model in enumerate(models):
         cfg = CONFIGS[model]
         B = int(user_batch.get(model, DEFAULT_BATCH.get(model, 32)))
@@ -344,6 +350,7 @@ def main(argv):
         mfu = poa["img_s"] * f_poa / (peak * 1e12)
         t_mfu = bt["img_s"] * flops_per_img(bt["batch"]) / (peak * 1e12)
         gpu = re.sub(r"\s+", "_", name)
+        ok = ok and best is not None and not poa.get("failed")
         results.append(
             f"RESULT model={model} batch={poa['batch']} img_s={fmt(poa['img_s'])} "
             f"torch_img_s={fmt(bt['img_s'])} torch_setting={best or 'none'} "
@@ -352,11 +359,11 @@ def main(argv):
             f"torch_mem_gb={fmt(bt['mem'], '.1f')} "
             f"tflop_per_img={fmt(flops_per_img(B) / 1e12, '.4f')} "
             f"peak_tflops={fmt(peak, '.0f')} gpu={gpu}"
-            + (" poa=unavailable" if poa["note"] else ""))
+            + ((" poa=failed" if poa.get("failed") else " poa=unavailable") if poa["note"] else ""))
     print(f"\nbench_step_gpu: done in {time.time() - t_start:.0f}s", flush=True)
     for line in sorted(results, key=lambda r: "model=vit_large" in r):
         print(line, flush=True)
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

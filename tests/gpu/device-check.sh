@@ -464,7 +464,9 @@ stage_train() {
     _imgs=$(grep -o 'img/s [0-9.]*' "$last_out" | tail -n 1 | cut -d' ' -f2)
     _spit=$(grep -o '[0-9.]*s/it' "$last_out" | tail -n 1)
     _mem=$(sort -n "$work/train-mem.txt" 2>/dev/null | tail -n 1)
-    fig "img/s ${_imgs:-?} (last log line), ${_spit:-? s/it}, peak GPU memory $(awk -v m="${_mem:-0}" 'BEGIN { printf "%.1f GiB", m / 1024 }')"
+    _mem=$([ -n "$_mem" ] && awk -v m="$_mem" 'BEGIN { printf "%.1f GiB", m / 1024 }' || echo ?)
+    fig "img/s ${_imgs:-?} (last log line), ${_spit:-? s/it}, peak GPU memory $_mem"
+    [ $last_rc -eq 0 ] || fig "exit $last_rc: $(grep -m 1 -i 'error' "$last_out" | cut -c 1-200)"
     if [ $last_rc -eq 2 ] && grep -q 'does not implement' "$last_out"; then
         n_fail=$((n_fail - 1)) # not a failure of what exists: the backend is not finished
         stage_note="NOT READY"
