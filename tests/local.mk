@@ -49,7 +49,8 @@ endif
 # The GPU check (tests/gpu/README.md): tools/gpu-bundle.sh gathers the CUDA build for a GPU machine,
 # tests/gpu/device-check.sh runs there.  What runs without a GPU is tested here.
 dist_noinst_SCRIPTS += tools/gpu-bundle.sh tests/gpu/device-check.sh
-EXTRA_DIST += tests/gpu/bundle-env.sh tests/gpu/README.md tests/gpu/test_bench_step_gpu_cpu.sh
+EXTRA_DIST += tests/gpu/bundle-env.sh tests/gpu/bundle-chroot-check.sh tests/gpu/README.md \
+	tests/gpu/test_bench_step_gpu_cpu.sh src/backend/cuda/README.md
 if HAVE_TORCH
 TESTS += tests/gpu/test_bench_step_gpu_cpu.sh
 endif

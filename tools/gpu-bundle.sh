@@ -8,8 +8,9 @@
 # usage: sh tools/gpu-bundle.sh [--out DIR] [--build-dir DIR] [--arch LIST] [--jobs N]
 #                               [--all] [--with PATH]... [--no-build] [--reconfigure]
 #                               [--pack | --no-pack]
-#   --pack     leave the bundle as DIR/bundle.tar.gz (about a third of the size: the kernels and
-#              libraries compress well); tests/gpu/device-check.sh unpacks it on the machine.
+#   --pack     leave the bundle as DIR/bundle.tar.xz (xz -9: the libraries compress about
+#              threefold, the programs' identical copies of the CUDA kernels to about one);
+#              tests/gpu/device-check.sh unpacks it on the machine.
 #              Default: packed when the folder and the tracked files together pass 48 MiB.
 #
 # What the GPU machine is expected to have (not bundled): glibc (>= the version here), libstdc++,
@@ -64,7 +65,7 @@ case $out in /*) ;; *) out=$(pwd)/$out ;; esac
 case $build in /*) ;; *) build=$(pwd)/$build ;; esac
 
 [ "$(uname -m)" = x86_64 ] || die "the GPU machines are x86-64; this machine is $(uname -m)"
-for tool in ldd readelf strip sha256sum ompi_info tar gzip; do
+for tool in ldd readelf strip sha256sum ompi_info tar xz; do
     command -v $tool >/dev/null 2>&1 || die "'$tool' not found"
 done
 
@@ -257,17 +258,18 @@ if [ $pack = auto ]; then
     [ $((bundle_bytes + repo_bytes)) -gt $((48 * 1048576)) ] && pack=yes
 fi
 if [ $pack = yes ]; then
-    tar -C "$out" -czf "$out.tar.gz.tmp" . || die "tar failed"
+    # one xz stream with a 64 MiB dictionary: each program's copy of the kernels is stored once
+    tar -C "$out" -cf - . | xz -9 >"$out.tar.xz.tmp" || die "tar | xz failed"
     rm -rf "$out"
     mkdir -p "$out"
-    mv "$out.tar.gz.tmp" "$out/bundle.tar.gz"
-    tar -xzf "$out/bundle.tar.gz" -O ./BUILD-INFO >"$out/BUILD-INFO"
+    mv "$out.tar.xz.tmp" "$out/bundle.tar.xz"
+    xz -dc "$out/bundle.tar.xz" | tar -xf - -O ./BUILD-INFO >"$out/BUILD-INFO"
     unpacked_bytes=$bundle_bytes
     bundle_bytes=$(du -sb "$out" | cut -f1)
 fi
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 echo "gpu-bundle: $out: $(echo $programs | wc -w) programs, $n_libs libraries, $n_plugins Open MPI plugins"
-[ $pack = yes ] && echo "gpu-bundle: packed into $out/bundle.tar.gz ($(mib "$unpacked_bytes") unpacked)"
+[ $pack = yes ] && echo "gpu-bundle: packed into $out/bundle.tar.xz ($(mib "$unpacked_bytes") unpacked)"
 echo "gpu-bundle: size $(mib "$bundle_bytes"); tracked files $(mib "$repo_bytes");" \
     "together $(mib $((bundle_bytes + repo_bytes))) of the 64 MiB a device call may carry"
 if [ $((bundle_bytes + repo_bytes)) -gt $((56 * 1048576)) ]; then

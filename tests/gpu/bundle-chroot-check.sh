@@ -36,7 +36,7 @@ chmod 1777 "$root/tmp"
 # The tools, and the libraries they need (none of them is one the bundle carries).
 tools="sh bash env timeout cat ls mkdir rm sed grep awk date tee dirname basename head tail sort
 find du wc od tr cut sleep sha256sum mktemp chmod uname xargs true false nproc id readlink ldd
-printf tar gzip"
+printf tar xz"
 for t in $tools; do
     p=$(command -v "$t") || { echo "bundle-chroot-check: '$t' not found" >&2; exit 2; }
     case $p in /*) ;; *) continue ;; esac # a shell builtin
@@ -82,8 +82,8 @@ ok() { echo "ok: \$1"; }
 bad() { echo "FAIL: \$1"; fail=1; }
 sh tests/gpu/device-check.sh --dry-run --bundle "\$B" --out /tmp/dc >/tmp/dc.txt 2>&1 &&
     ok "device-check --dry-run: bundle complete" || { cat /tmp/dc.txt; bad "device-check --dry-run"; }
-if [ -f "\$B/bundle.tar.gz" ]; then # packed (gpu-bundle.sh --pack)
-    mkdir -p /tmp/bundle && tar -C /tmp/bundle -xzf "\$B/bundle.tar.gz" && B=/tmp/bundle
+if [ -f "\$B/bundle.tar.xz" ]; then # packed (gpu-bundle.sh --pack)
+    mkdir -p /tmp/bundle && xz -dc "\$B/bundle.tar.xz" | tar -C /tmp/bundle -xf - && B=/tmp/bundle
 fi
 POA_BUNDLE=\$B
 . tests/gpu/bundle-env.sh

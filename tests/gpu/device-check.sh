@@ -116,12 +116,19 @@ if [ ! -d "$bundle" ]; then
     exit 3
 fi
 # A packed bundle (tools/gpu-bundle.sh --pack) is unpacked into the scratch folder first.
-if [ -f "$bundle/bundle.tar.gz" ]; then
-    mkdir -p "$work/bundle" && tar -C "$work/bundle" -xzf "$bundle/bundle.tar.gz" || {
-        say "device-check: cannot unpack $bundle/bundle.tar.gz"
+# (xz, or Python's lzma where the machine has no xz)
+if [ -f "$bundle/bundle.tar.xz" ]; then
+    mkdir -p "$work/bundle"
+    if command -v xz >/dev/null 2>&1; then
+        xz -dc "$bundle/bundle.tar.xz" | tar -C "$work/bundle" -xf -
+    else
+        "$py" -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+            "$bundle/bundle.tar.xz" "$work/bundle"
+    fi || {
+        say "device-check: cannot unpack $bundle/bundle.tar.xz"
         exit 3
     }
-    say "device-check: unpacked $bundle/bundle.tar.gz into $work/bundle"
+    say "device-check: unpacked $bundle/bundle.tar.xz into $work/bundle"
     bundle=$work/bundle
 fi
 POA_BUNDLE=$bundle
