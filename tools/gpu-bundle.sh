@@ -8,10 +8,17 @@
 # usage: sh tools/gpu-bundle.sh [--out DIR] [--build-dir DIR] [--arch LIST] [--jobs N]
 #                               [--all] [--with PATH]... [--no-build] [--reconfigure]
 #                               [--pack | --no-pack]
-#   --pack     leave the bundle as DIR/bundle.tar.xz (xz -9: the libraries compress about
-#              threefold, the programs' identical copies of the CUDA kernels to about one);
-#              tests/gpu/device-check.sh unpacks it on the machine.
-#              Default: packed when the folder and the tracked files together pass 48 MiB.
+#   --out DIR        the bundle folder (default _gpu; git-ignored)
+#   --build-dir DIR  the out-of-tree CUDA build (default _gpubuild; configured when needed)
+#   --arch LIST      SM architectures (default 90: H100/H200; 80,90 adds A100 code)
+#   --jobs N         make -jN (default 2)
+#   --all            every program the build made, not only those the device check runs
+#   --with PATH      one more program (path in the build folder, e.g. tests/ops/test_ops_dense)
+#   --no-build       gather what is built; --reconfigure: configure again
+#   --pack           leave the bundle as DIR/bundle.tar.xz (xz -9: the libraries compress about
+#                    threefold, the programs' identical copies of the CUDA kernels to about
+#                    one); tests/gpu/device-check.sh unpacks it on the machine.  Default:
+#                    packed when the folder and the tracked files together pass 48 MiB
 #
 # What the GPU machine is expected to have (not bundled): glibc (>= the version here), libstdc++,
 # libgcc_s, the NVIDIA driver (libcuda), and CUDA's libcudart, libcublas, libcublasLt and
