@@ -107,6 +107,25 @@ if [ $do_build = yes ]; then
     echo "gpu-bundle: make -j$jobs (programs, test programs) in $build"
     (cd "$build" && make -j"$jobs" >make.out 2>&1 && make -j"$jobs" check TESTS= >>make.out 2>&1) ||
         die "build failed: see $build/make.out"
+    # The standalone check of the norm, loss and optimizer kernels (not built by make: it links
+    # the three kernel files alone; the command is the one in its header), when out of date.
+    norm_check=$build/tests/gpu/cuda_norm_loss_check
+    norm_srcs="tests/gpu/cuda_norm_loss_check.cu src/backend/cuda/cuda_norm.cu
+        src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu src/backend/cuda/cuda_chunks.cuh
+        src/backend/cuda/cuda_common.cuh src/backend/cuda/cuda_impl.h src/backend/cuda/cuda_ops.h
+        src/backend/backend.h"
+    stale=no
+    [ -x "$norm_check" ] || stale=yes
+    for f in $norm_srcs; do [ "$srcdir/$f" -nt "$norm_check" ] && stale=yes; done
+    if [ $stale = yes ]; then
+        echo "gpu-bundle: nvcc tests/gpu/cuda_norm_loss_check"
+        mkdir -p "$build/tests/gpu"
+        (cd "$srcdir" && $(sed -n 's/^NVCC = //p' "$build/Makefile") -std=c++17 -O2 \
+            -Xcompiler -ffp-contract=off $(sed -n 's/^NVCC_GENCODE = //p' "$build/Makefile") \
+            -I src -o "$norm_check" tests/gpu/cuda_norm_loss_check.cu src/backend/cuda/cuda_norm.cu \
+            src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu) >>"$build/make.out" 2>&1 ||
+            die "nvcc of tests/gpu/cuda_norm_loss_check failed: see $build/make.out"
+    fi
 fi
 [ -f "$build/config.status" ] || die "$build is not a configured build folder"
 grep -q '^#define POA_HAVE_CUDA 1' "$build/poa_config.h" ||
@@ -117,13 +136,15 @@ is_elf() { [ -f "$1" ] && [ "$(head -c 4 "$1" | od -An -c | tr -d ' \n')" = 177E
 
 # Every executable the build made (relative paths), and the subset the device check runs:
 # poa-train, poa-config, the step benchmark, every test_gpu_* program, the backend op test,
-# and the programs that the GPU test scripts (tests/**/test_gpu_*.sh) name.
+# the standalone norm/loss kernel check, and the programs that the GPU test scripts
+# (tests/**/test_gpu_*.sh) name.
 programs_all=$(cd "$build" && find src tools bench tests -type f -perm -u+x 2>/dev/null |
     while read -r f; do is_elf "$f" && echo "$f"; done | sort)
 gpu_scripts=$(cd "$srcdir" && find tests -name 'test_gpu_*.sh' 2>/dev/null | sort)
 select_program() {
     case $(basename "$1") in
-    poa-train | poa-config | bench_step | bench_step_gpu | test_gpu_* | test_backend_ops) return 0 ;;
+    poa-train | poa-config | bench_step | bench_step_gpu | test_gpu_* | test_backend_ops | \
+        cuda_norm_loss_check) return 0 ;;
     esac
     for s in $gpu_scripts; do
         grep -q "[/\"]$(basename "$1")\\b" "$srcdir/$s" && return 0

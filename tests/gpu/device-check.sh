@@ -3,8 +3,10 @@
 # tools/gpu-bundle.sh made (default ./_gpu), stage after stage under one time budget,
 #
 #   env       GPU, driver, nvcc and PyTorch versions; the bundle's files and libraries resolve
-#   ops       the backend op tests on CUDA (tests/ops/test_backend_ops, fp32 and bf16; --perf)
-#   memcheck  compute-sanitizer memcheck on the op tests (small shapes; racecheck if time is left)
+#   ops       the norm/loss kernel check, then the backend op tests on CUDA
+#             (tests/ops/test_backend_ops: fp32, bf16, --grad, simple attention, --perf)
+#   memcheck  compute-sanitizer memcheck on the norm/loss check and the op tests (small shapes;
+#             racecheck if time is left)
 #   parity    every test_gpu_* program of the bundle and tests/**/test_gpu_*.sh (run-test.sh)
 #   train     poa-train, 20 steps of the ViT-L recipe on synthetic data in bf16: img/s, memory
 #   bench     bench/bench_step_gpu.py: poa's step next to PyTorch's, ViT-S/16 and ViT-L/16
@@ -66,9 +68,9 @@ mode=full
 stage_budget() {
     case $1 in
     env) [ $quick = yes ] && echo 30 || echo 40 ;;
-    ops) [ $quick = yes ] && echo 40 || echo 60 ;;
+    ops) [ $quick = yes ] && echo 40 || echo 90 ;;
     memcheck) [ $quick = yes ] && echo 50 || echo 90 ;;
-    parity) [ $quick = yes ] && echo 60 || echo 110 ;;
+    parity) [ $quick = yes ] && echo 60 || echo 80 ;;
     train) [ $quick = yes ] && echo 45 || echo 80 ;;
     bench) [ $quick = yes ] && echo 90 || echo 160 ;;
     esac
@@ -369,21 +371,36 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", c,
 }
 
 ops_prog=tests/ops/test_backend_ops
+norm_check_prog=tests/gpu/cuda_norm_loss_check
 stage_ops() {
+    # the norm, loss and optimizer kernels alone first: its failures are the most specific
+    _n=$(prog $norm_check_prog)
+    if [ -n "$_n" ]; then
+        run 30 norm-loss-check "$_n"
+        fig "norm/loss check rc=$last_rc"
+    fi
     _p=$(prog $ops_prog)
     if [ -z "$_p" ]; then
         stage_note="NOT BUILT"
-        fig "$ops_prog is not in the bundle (not written yet, or rebuild the bundle)"
+        fig "$ops_prog is not in the bundle (rebuild the bundle)"
         return 0
     fi
-    run $(($(stage_left) / 3)) ops-fp32 "$_p" --backend cuda --dtype fp32
-    fig "fp32 rc=$last_rc"
     if [ $quick = yes ]; then
+        run $(($(stage_left) / 2)) ops-fp32 "$_p" --backend cuda --dtype fp32
+        fig "fp32 rc=$last_rc"
         run - ops-bf16 "$_p" --backend cuda --dtype bf16
         fig "bf16 rc=$last_rc"
     else
-        run $(($(stage_left) / 2)) ops-bf16 "$_p" --backend cuda --dtype bf16
+        run $(($(stage_left) / 5)) ops-fp32 "$_p" --backend cuda --dtype fp32
+        fig "fp32 rc=$last_rc"
+        run $(($(stage_left) / 4)) ops-bf16 "$_p" --backend cuda --dtype bf16
         fig "bf16 rc=$last_rc"
+        run $(($(stage_left) / 3)) ops-grad "$_p" --backend cuda --dtype all --grad
+        fig "grad rc=$last_rc"
+        # the attention's FFMA kernels, which bf16 uses only when asked (tc is the default)
+        run $(($(stage_left) / 2)) ops-attn-simple env POA_CUDA_ATTN=simple "$_p" --backend cuda \
+            --dtype bf16 --op attention
+        fig "attention simple rc=$last_rc"
         run - ops-perf "$_p" --backend cuda --dtype bf16 --perf
         fig "perf rc=$last_rc (table in the log)"
     fi
@@ -404,6 +421,11 @@ stage_memcheck() {
             run - memcheck-fp32 $_cs --tool memcheck "$_p" --backend cuda --dtype fp32 $_small
             fig "memcheck fp32 rc=$last_rc"
         else
+            _n=$(prog $norm_check_prog)
+            if [ -n "$_n" ]; then
+                run $(($(stage_left) / 5)) memcheck-norm-loss $_cs --tool memcheck "$_n"
+                fig "memcheck norm/loss check rc=$last_rc"
+            fi
             run $(($(stage_left) * 2 / 5)) memcheck-fp32 $_cs --tool memcheck "$_p" --backend cuda --dtype fp32 $_small
             fig "memcheck fp32 rc=$last_rc"
             run $(($(stage_left) * 2 / 3)) memcheck-bf16 $_cs --tool memcheck "$_p" --backend cuda --dtype bf16 $_small
