@@ -450,10 +450,11 @@ poa_backend *poa_cuda_backend_create(const poa_backend_opts *opts, char *errbuf,
     CREATE_CUDA(cudaMalloc(&im->lt_workspace, POA_CUDA_LT_WORKSPACE_BYTES));
     CREATE_CUBLAS(cublasCreate(&im->cublas));
     CREATE_CUBLAS(cublasSetStream(im->cublas, im->stream));
-    /* The cuBLAS fallback GEMMs name their compute type explicitly; the math mode only keeps
-     * the handle's own choices consistent with it. */
-    CREATE_CUBLAS(cublasSetMathMode(im->cublas, im->allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                               : CUBLAS_DEFAULT_MATH));
+    /* The cuBLAS fallback GEMMs name their compute type explicitly (COMPUTE_32F_FAST_TF32 for
+     * the fp32 GEMMs when allow_tf32).  The handle stays in the default math mode: in TF32 mode
+     * cuBLAS may also run COMPUTE_32F products on TF32 tensor cores, which the activation
+     * GEMMs of an fp32 run must never do (cuda_gemm.cu, "Types"). */
+    CREATE_CUBLAS(cublasSetMathMode(im->cublas, CUBLAS_DEFAULT_MATH));
     CREATE_CUBLAS(cublasLtCreate(&im->lt));
     im->gemm_cache = poa_cuda_gemm_cache_create();
 
