@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 static void test_factory(void **state)
@@ -196,9 +197,12 @@ static void test_missing_ops(void **state)
         (int) ((sizeof(poa_backend_iface) + sizeof(poa_nn_ops) + sizeof(poa_train_ops)) /
                sizeof(any_op));
     assert_int_equal(poa_backend_missing_ops_of("tpu", NULL, 0), n_all);
-    const int n_cuda = poa_backend_missing_ops_of("cuda", NULL, 0);
+    const char *cuda_missing[4] = {NULL};
+    const int n_cuda = poa_backend_missing_ops_of("cuda", cuda_missing, 4);
 #ifdef POA_HAVE_CUDA
-    assert_true(n_cuda >= 0 && n_cuda < n_all);
+    /* the CUDA backend fills every entry of the three tables (no device needed to see it) */
+    if (n_cuda != 0) fprintf(stderr, "cuda lacks %d ops, first %s\n", n_cuda, cuda_missing[0]);
+    assert_int_equal(n_cuda, 0);
 #else
     assert_int_equal(n_cuda, n_all);
 #endif
