@@ -12,7 +12,7 @@
 //
 // GELU: exact erf form, GELU(x) = x·Φ(x) with Φ(x) = ½·erfc(−x/√2): equal to ½(1 + erf(x/√2)) but
 // without its cancellation for x ≪ 0, so the negative tail keeps its relative accuracy (as the
-// double reference in cpu_naive.c).  gelu_bwd's optional y is computed by the same device
+// double reference in tests/lib/cpu_naive.c).  gelu_bwd's optional y is computed by the same device
 // function as gelu_fwd, so the two are bit-identical.
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_core.cuh"

@@ -15,6 +15,19 @@ EXTRA_DIST += src/backend/cuda/README.md
 if HAVE_CUDA
 noinst_LIBRARIES += src/backend/cuda/libpoa_backend_cuda.a
 src_backend_cuda_libpoa_backend_cuda_a_SOURCES = $(CUDA_BACKEND_SOURCES)
+# Makefile.am's .cu rule tracks no header dependencies (automake's depfiles cover C only): the
+# kernel objects depend on every header their .cu files include, so that editing one of them
+# rebuilds the kernels instead of linking stale objects.
+CUDA_KERNEL_OBJECTS = \
+	src/backend/cuda/cuda_gemm.$(OBJEXT) src/backend/cuda/cuda_elementwise.$(OBJEXT) \
+	src/backend/cuda/cuda_tokens.$(OBJEXT) src/backend/cuda/cuda_attention.$(OBJEXT) \
+	src/backend/cuda/cuda_norm.$(OBJEXT) src/backend/cuda/cuda_loss.$(OBJEXT) \
+	src/backend/cuda/cuda_optim.$(OBJEXT)
+$(CUDA_KERNEL_OBJECTS): $(top_srcdir)/src/backend/backend.h $(top_srcdir)/src/common/poa_error.h \
+	$(top_srcdir)/src/backend/cuda/cuda_impl.h $(top_srcdir)/src/backend/cuda/cuda_ops.h \
+	$(top_srcdir)/src/backend/cuda/cuda_helpers.h $(top_srcdir)/src/backend/cuda/cuda_sizes.h \
+	$(top_srcdir)/src/backend/cuda/cuda_common.cuh $(top_srcdir)/src/backend/cuda/cuda_core.cuh \
+	$(top_srcdir)/src/backend/cuda/cuda_chunks.cuh
 else
 EXTRA_DIST += $(CUDA_BACKEND_SOURCES)
 endif
