@@ -8,8 +8,11 @@
 #include <cmocka.h>
 
 #include "common/config.h"
+#include "common/rng.h"
+#include "data/mask.h"
 #include "train/metrics.h"
 #include "train/trainer_config.h"
+#include "train/trainer_data.h"
 
 #include <errno.h>
 #include <math.h>
@@ -226,17 +229,49 @@ static void test_unsupported(void **state)
     free(q);
 }
 
-/* The bound covers the official mask counts: int(2B·p) crops of at most int(N·r_max). */
+/* The bound covers the official stratified mask counts (int(2B·p) masked crops, crop k with at
+ * most int(N·r_{k+1}) patches: the loader's poa_mask_batch and its "upperbound", and the
+ * synthetic source), with at most one patch of margin per masked crop; it is far below every
+ * masked crop at r_max (the bound this replaced: 50 × 98 + 99 for ViT-L). */
 static void test_max_masked(void **state)
 {
     (void) state;
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
-    const int N = 196, B = 50;
-    int bound = poa_trainer_max_masked(c, N);
-    int official = (int) (2 * B * 0.5) * (int) (N * 0.5);
-    assert_true(bound >= official);
+    const int N = 196, B = 50, n_crops = (int) (2 * B * 0.5);
+    const int bound = poa_trainer_max_masked(c, N);
     assert_true(bound <= 2 * B * N);
-    assert_true(bound < 2 * official); /* and it is not the wasteful 2B·N */
+    assert_true(bound < n_crops * (int) (N * 0.5) * 2 / 3);
+    poa_mask_params mp;
+    poa_mask_params_default(&mp, 224, 16);
+    mp.mask_probability = c->ibot.mask_sample_probability;
+    mp.ratio_min = c->ibot.mask_ratio_min_max.v[0];
+    mp.ratio_max = c->ibot.mask_ratio_min_max.v[1];
+    uint8_t *masks = malloc((size_t) 2 * B * N);
+    poa_rng r;
+    poa_rng_init(&r, 7, 0, POA_RNG_MASK, 0);
+    int64_t ub = 0;
+    for (int i = 0; i < 50; i++) {
+        const int total = poa_mask_batch(&mp, &r, 2 * B, masks, &ub);
+        assert_true(total <= ub);
+        assert_true(ub <= bound);
+    }
+    assert_true(bound <= ub + n_crops); /* at most one patch of margin per masked crop */
+    free(masks);
+    /* the synthetic source's masks of a few groups and iterations */
+    poa_data_params p = poa_data_params_of(c, 0, 32);
+    p.G = 2;
+    poa_batch_source *src = poa_batch_source_synthetic(&p);
+    for (long long it = 0; it < 20; it++) {
+        poa_host_batch hb;
+        poa_err err;
+        assert_int_equal(src->next(src, it, &hb, &err), POA_OK);
+        for (int g = 0; g < p.G; g++) {
+            int total = 0;
+            for (size_t k = 0; k < (size_t) 2 * B * N; k++) total += hb.masks[g * 2 * B * N + k];
+            assert_true(total <= bound);
+        }
+    }
+    poa_batch_source_destroy(src);
     free(c);
 }
 
