@@ -17,8 +17,13 @@
 #include "model/vit.h"
 #include "train/step.h"
 
-enum { POA_STEP_CALL_IS_GLOBAL, POA_STEP_CALL_IS_LOCAL, POA_STEP_CALL_ES_GLOBAL,
-       POA_STEP_CALL_ES_LOCAL, POA_STEP_N_CALLS };
+enum {
+    POA_STEP_CALL_IS_GLOBAL,
+    POA_STEP_CALL_IS_LOCAL,
+    POA_STEP_CALL_ES_GLOBAL,
+    POA_STEP_CALL_ES_LOCAL,
+    POA_STEP_N_CALLS
+};
 
 typedef struct poa_step_layout {
     poa_step_memory mem;
@@ -32,8 +37,8 @@ typedef struct poa_step_layout {
     int (*es_shapes)[2]; /* the elastic candidates (NULL: intact network)    */
     int n_es_shapes;
     /* byte offsets in the shared region */
-    size_t t_z, t_zp;                         /* teacher phase (workspaces at 0)   */
-    size_t lg_a, lg_b, lg_cls, ha;            /* heads phase                       */
+    size_t t_z, t_zp;              /* teacher phase (workspaces at 0)   */
+    size_t lg_a, lg_b, lg_cls, ha; /* heads phase                       */
     size_t z_is, z_es, dz_is, dz_es, loss_scratch, koleo;
 } poa_step_layout;
 

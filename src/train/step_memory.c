@@ -59,7 +59,7 @@ static void largest_shape(const poa_backend *be, const poa_model *m, const poa_s
     size_t best = 0;
     for (int i = 0; i < L->n_es_shapes; i++) {
         poa_vit_plan one = *p;
-        one.shapes = (const int (*)[2]) & L->es_shapes[i];
+        one.shapes = (const int(*)[2]) & L->es_shapes[i];
         one.n_shapes = 1;
         poa_vit_sizes z = poa_vit_acts_sizes(be, m, &one);
         if (z.arena > best) best = z.arena, *w = L->es_shapes[i][0], *d = L->es_shapes[i][1];
@@ -81,18 +81,18 @@ static void plan_backbone(const poa_backend *be, const poa_model *m, const poa_s
     for (int c = 0; c < POA_STEP_N_CALLS; c++) {
         const int local = c == POA_STEP_CALL_IS_LOCAL || c == POA_STEP_CALL_ES_LOCAL;
         const int elastic = c >= POA_STEP_CALL_ES_GLOBAL;
-        L->call[c] = (poa_vit_plan){n[local], L->mem.kept[local],
+        L->call[c] = (poa_vit_plan){n[local],
+                                    L->mem.kept[local],
                                     local ? cfg->local_size : cfg->global_size,
                                     1,
-                                    elastic ? (const int (*)[2]) L->es_shapes : NULL,
+                                    elastic ? (const int(*)[2]) L->es_shapes : NULL,
                                     elastic ? L->n_es_shapes : 0};
         if (local && V == 0) continue;
         poa_vit_sizes z = poa_vit_acts_sizes(be, m, &L->call[c]);
         L->mem.student[c] = align_up(z.arena);
         L->mem.shared_backbone = max2(L->mem.shared_backbone, z.scratch);
     }
-    largest_shape(be, m, L, &L->call[POA_STEP_CALL_ES_GLOBAL], &L->mem.es_width,
-                  &L->mem.es_depth);
+    largest_shape(be, m, L, &L->call[POA_STEP_CALL_ES_GLOBAL], &L->mem.es_width, &L->mem.es_depth);
 }
 
 /* Teacher phase: its backbone workspace, later its head workspace, at offset 0; the gathered
@@ -143,14 +143,14 @@ static size_t small_bytes(const poa_model *m, const poa_step_config *cfg, const 
     const size_t Ng = (size_t) poa_model_n_patches(&m->cfg, cfg->global_size, cfg->global_size);
     const size_t n_slots = (size_t) poa_loss_n_slots(m->cfg.n_heads) + POA_N_CLIP_GROUPS;
     const size_t sizes[] = {
-        sizeof(int32_t) * 2 * B,              /* idx_cls_g   */
-        sizeof(int32_t) * nl,                 /* idx_cls_l   */
-        sizeof(int32_t) * G * L->nm_max,      /* idx_mask    */
-        sizeof(float) * G * L->nm_max,        /* mask_w      */
-        G * 2 * B * Ng,                       /* masks_dev   */
-        sizeof(double) * n_slots,             /* slots       */
+        sizeof(int32_t) * 2 * B,               /* idx_cls_g   */
+        sizeof(int32_t) * nl,                  /* idx_cls_l   */
+        sizeof(int32_t) * G * L->nm_max,       /* idx_mask    */
+        sizeof(float) * G * L->nm_max,         /* mask_w      */
+        G * 2 * B * Ng,                        /* masks_dev   */
+        sizeof(double) * n_slots,              /* slots       */
         sizeof(double) * 2 * (size_t) L->Kmax, /* sk_ws      */
-        sizeof(double) * (size_t) m->table.n, /* param_sumsq */
+        sizeof(double) * (size_t) m->table.n,  /* param_sumsq */
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
@@ -179,8 +179,7 @@ void poa_step_layout_make(const poa_backend *be, const poa_model *m, const poa_s
     const size_t flat = sizeof(float) * m->table.total;
     L->mem.params = L->mem.grads = L->mem.teacher = flat;
     L->mem.moments = 2 * flat;
-    L->mem.compute_copies =
-        be->act_dtype == POA_DT_F32 ? 0 : 2 * poa_act_bytes(be, m->table.total);
+    L->mem.compute_copies = be->act_dtype == POA_DT_F32 ? 0 : 2 * poa_act_bytes(be, m->table.total);
     L->mem.optim_table = sizeof(poa_optim_seg) * (size_t) m->table.n;
     L->mem.head_weights = poa_head_weights_bytes(m, 1) + poa_head_weights_bytes(m, 0);
 
@@ -195,9 +194,8 @@ void poa_step_layout_make(const poa_backend *be, const poa_model *m, const poa_s
         x->targets += poa_step_alloc_size(sizeof(float) * (size_t) G * L->nm_max * K);
     }
     x->small = small_bytes(m, cfg, L);
-    x->total = x->params + x->grads + x->teacher + x->moments + x->compute_copies +
-               x->optim_table + x->head_weights + x->targets + poa_step_alloc_size(x->shared) +
-               x->small;
+    x->total = x->params + x->grads + x->teacher + x->moments + x->compute_copies + x->optim_table +
+               x->head_weights + x->targets + poa_step_alloc_size(x->shared) + x->small;
     for (int c = 0; c < POA_STEP_N_CALLS; c++) x->total += x->student[c];
 }
 
