@@ -10,7 +10,10 @@
 #include "common/config.h"
 #include "common/rng.h"
 #include "data/mask.h"
+#include "backend/backend.h"
+#include "model/model.h"
 #include "train/metrics.h"
+#include "train/step.h"
 #include "train/trainer_config.h"
 #include "train/trainer_data.h"
 
@@ -399,18 +402,45 @@ static void test_metrics_resume_truncation(void **state)
     assert_int_equal(count_lines(path), 0);
 }
 
+/* ViT-L with the official recipe (configs/vitl_poa.yaml: B = 50, 2 global + 8 local crops, four
+ * heads, iBOT rows up to the stratified bound) planned for a bf16 CUDA device, on a machine
+ * without one: the step's memory within the 45 GB budget of docs/performance.md ("Memory of
+ * the step"), with the decisions the figure rests on. */
+static void test_vitl_memory_budget(void **state)
+{
+    (void) state;
+    poa_config *c = load("vitl_poa.yaml", NULL, 32);
+    poa_model_config mc;
+    poa_err err;
+    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    poa_model *m = calloc(1, sizeof *m);
+    poa_model_build(m, &mc);
+    poa_step_config sc;
+    assert_int_equal(poa_trainer_step_config(c, m, 0, 32, &sc, &err), POA_OK);
+    poa_backend storage;
+    const poa_backend *plan = poa_backend_planner("cuda", POA_DT_BF16, &storage);
+    assert_non_null(plan);
+    poa_step_memory x;
+    poa_step_memory_plan(plan, m, &sc, &x);
+    assert_int_equal(x.masked, poa_trainer_max_masked(c, 196));
+    assert_int_equal(x.images[0], 100);
+    assert_int_equal(x.kept[0], 80); /* drop path 0.2: batch subsets keep 80 of 100 crops */
+    assert_int_equal(x.kept[1], 320);
+    assert_true(x.compute_copies > 0);
+    assert_true(x.total <= (size_t) 45e9);
+    poa_model_free(m);
+    free(m);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_config_demo),
-        cmocka_unit_test(test_model_config_official),
-        cmocka_unit_test(test_rank_groups_offset),
-        cmocka_unit_test(test_unsupported),
-        cmocka_unit_test(test_drop_path_mode),
-        cmocka_unit_test(test_max_masked),
-        cmocka_unit_test(test_periods),
-        cmocka_unit_test(test_metrics_format),
-        cmocka_unit_test(test_metrics_resume_truncation),
+        cmocka_unit_test(test_model_config_demo),  cmocka_unit_test(test_model_config_official),
+        cmocka_unit_test(test_rank_groups_offset), cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_drop_path_mode),     cmocka_unit_test(test_max_masked),
+        cmocka_unit_test(test_vitl_memory_budget), cmocka_unit_test(test_periods),
+        cmocka_unit_test(test_metrics_format),     cmocka_unit_test(test_metrics_resume_truncation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
