@@ -101,8 +101,8 @@ static poa_step_config tiny_config(int G, int V)
 /* The sum of the plan's parts (the shared region counted once). */
 static size_t parts(const poa_step_memory *x)
 {
-    size_t t = x->params + x->grads + x->teacher + x->moments + x->compute_copies +
-               x->optim_table + x->head_weights + x->targets + x->shared + x->small;
+    size_t t = x->params + x->grads + x->teacher + x->moments + x->compute_copies + x->optim_table +
+               x->head_weights + x->targets + x->shared + x->small;
     for (int c = 0; c < 4; c++) t += x->student[c];
     return t;
 }
