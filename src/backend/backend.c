@@ -173,11 +173,15 @@ int poa_backend_missing_ops_of(const char *name, const char **names, int max)
 
 /* ------------------------------------------------------------------ planning backends */
 
-/* The CUDA attention's sizes from the header its entries use (no device, no CUDA needed), so a
- * build without CUDA and a machine without a GPU plan what a GPU run will ask for. */
+/* The CUDA attention's and KoLeo's sizes from the header their entries use (no device, no CUDA
+ * needed), so a build without CUDA and a machine without a GPU plan what a GPU run will ask for. */
 static const poa_nn_ops cuda_plan_nn = {
     .attention_saved_bytes = poa_cuda_attention_saved_size,
     .attention_scratch_bytes = poa_cuda_attention_scratch_size,
+};
+
+static const poa_train_ops cuda_plan_train = {
+    .koleo_scratch_bytes = poa_cuda_koleo_scratch_size,
 };
 
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage)
@@ -193,6 +197,7 @@ const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, po
     }
     if (strcmp(name, "cuda") == 0) {
         storage->nn = &cuda_plan_nn;
+        storage->train = &cuda_plan_train;
         return storage;
     }
     return NULL;

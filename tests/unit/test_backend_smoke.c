@@ -7,6 +7,9 @@
 
 #include "poa_config.h"
 #include "backend/backend.h"
+#ifdef POA_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 #include <math.h>
 #include <stdint.h>
@@ -101,6 +104,25 @@ static void test_planner(void **state)
     assert_int_equal(cuda->act_size, 2);
     assert_int_equal(cuda->nn->attention_saved_bytes(cuda, 2, 5, 3, 4), 2 * 3 * 5 * 4);
     assert_int_equal(cuda->nn->attention_scratch_bytes(cuda, 2, 5, 3, 4), 2 * 3 * 5 * 4);
+    /* KoLeo: eight sections (row losses in double, rows and their gradient, norms, coefficients,
+     * neighbours, n + 1 starts, n indices), each rounded up to 256 bytes */
+    assert_int_equal(cuda->train->koleo_scratch_bytes(cuda, 3, 5), 8 * 256);
+    assert_int_equal(cuda->train->koleo_scratch_bytes(cuda, 100, 256), 1024 + 2 * 102400 + 5 * 512);
+#ifdef POA_HAVE_CUDA
+    /* the plan is what the CUDA op asks for (no device needed to ask) */
+    const poa_backend_iface *iface;
+    const poa_nn_ops *nn;
+    const poa_train_ops *train;
+    poa_cuda_backend_tables(&iface, &nn, &train);
+    for (int n = 0; n < 70; n += 7)
+        for (int c = 1; c < 300; c += 37)
+            assert_int_equal(train->koleo_scratch_bytes(cuda, n, c),
+                             cuda->train->koleo_scratch_bytes(cuda, n, c));
+    assert_int_equal(nn->attention_saved_bytes(cuda, 2, 5, 3, 4),
+                     cuda->nn->attention_saved_bytes(cuda, 2, 5, 3, 4));
+    assert_int_equal(nn->attention_scratch_bytes(cuda, 2, 5, 3, 4),
+                     cuda->nn->attention_scratch_bytes(cuda, 2, 5, 3, 4));
+#endif
     assert_null(poa_backend_planner("tpu", POA_DT_F32, &storage));
 }
 

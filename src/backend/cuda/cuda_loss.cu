@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_chunks.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/cuda/cuda_sizes.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -352,31 +353,13 @@ __global__ void sk_normalize_rows_kernel(float *q, int ldq, const double *rinv, 
 
 #define KOLEO_EPS 1e-8f // F.normalize eps, PairwiseDistance eps and the log eps (as the CPU)
 
-// Sections of the caller's KoLeo scratch (each 256-byte aligned from the scratch's start).
-struct koleo_layout {
-    size_t rowloss, x, dx, norm, coef, nn, inv_start, inv_idx, total;
-};
+// Sections of the caller's KoLeo scratch: cuda_sizes.h, whose layout the planning backend of a
+// build without CUDA sizes too.
+typedef poa_cuda_koleo_layout koleo_layout;
 
 koleo_layout koleo_layout_of(int n, int c)
 {
-    koleo_layout L;
-    size_t at = 0;
-    auto take = [&at](size_t bytes) {
-        const size_t o = at;
-        at += (bytes + 255) / 256 * 256;
-        return o;
-    };
-    const size_t nz = (size_t) (n > 0 ? n : 0), nc = nz * (size_t) (c > 0 ? c : 0);
-    L.rowloss = take(sizeof(double) * nz);          // −log(d_i + eps)
-    L.x = take(sizeof(float) * nc);                 // normalised rows [n, c]
-    L.dx = take(sizeof(float) * nc);                // dL/dx [n, c]
-    L.norm = take(sizeof(float) * nz);              // ||z_i||
-    L.coef = take(sizeof(float) * nz);              // c_i
-    L.nn = take(sizeof(int32_t) * nz);              // nearest neighbour
-    L.inv_start = take(sizeof(int32_t) * (nz + 1)); // rows i with nn(i) = r: inv_idx[start[r] ..
-    L.inv_idx = take(sizeof(int32_t) * nz);         // start[r + 1]), increasing
-    L.total = at;
-    return L;
+    return poa_cuda_koleo_layout_of(n, c);
 }
 
 // Row i (one warp): norm[i] = (float) ||z_i|| (double sum), x_i = z_i / max(norm, eps).
