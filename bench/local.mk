@@ -55,6 +55,19 @@ bench-step: bench/bench_step$(EXEEXT)
 	  OMP_NUM_THREADS=$(BENCH_STEP_THREADS) ./bench/bench_step$(EXEEXT) --config vit_base --batch 2 --reps $(BENCH_STEP_REPS); \
 	fi
 
+# bench-step-gpu (bench/bench_step_gpu.py; tests/gpu/README.md, "The GPU benchmark"): the complete
+# POA step on one GPU, poa (bench/bench_step --backend cuda --dtype bf16) next to the same step in
+# PyTorch 2.x at its best setting, ViT-L/16 and ViT-S/16 at the official crops: img/s, model FLOP
+# utilisation, memory.  Needs the CUDA build, a GPU and a Python with PyTorch (BENCH_PYTHON,
+# default PYTHON_REF).  Never run by make check; tests/gpu/test_bench_step_gpu_cpu.sh runs the
+# script on the CPU with a tiny model.
+BENCH_PYTHON ?= $(PYTHON_REF)
+BENCH_STEP_GPU_ARGS ?=
+EXTRA_DIST += bench/bench_step_gpu.py
+bench-step-gpu: bench/bench_step$(EXEEXT)
+	$(BENCH_PYTHON) $(top_srcdir)/bench/bench_step_gpu.py \
+	  --c-bench ./bench/bench_step$(EXEEXT) $(BENCH_STEP_GPU_ARGS)
+
 # bench-loader (data-prep/README.md, "Loader performance"): the poa loader (decode, 2 global + V
 # local crops, masks, batches; bench_loader.c) next to torchvision/PIL's DINOv2 transform on the
 # same JPEGs, 1 and 2 threads, and poa-pack throughput (bench_loader.py).  Needs python3-skimage
@@ -108,4 +121,4 @@ bench-gelu: bench/bench_gelu$(EXEEXT)
 	./bench/bench_gelu$(EXEEXT) --rounds $(BENCH_GELU_ROUNDS)
 	./bench/bench_gelu$(EXEEXT) --n 262144 --rounds 41
 
-.PHONY: bench-model bench-step bench-loader bench-train bench-loss-ops bench-gelu
+.PHONY: bench-model bench-step bench-step-gpu bench-loader bench-train bench-loss-ops bench-gelu

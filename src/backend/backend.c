@@ -3,6 +3,7 @@
 #include "poa_config.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_sizes.h"
 #ifdef POA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -172,46 +173,15 @@ int poa_backend_missing_ops_of(const char *name, const char **names, int max)
 
 /* ------------------------------------------------------------------ planning backends */
 
-/* CUDA attention keeps the rows' log-sum-exps (fp32) and needs no scratch; src/backend/README.md,
- * "Memory".  Written here rather than taken from the CUDA backend so that a build without CUDA
- * and a machine without a GPU can plan a CUDA run. */
-static size_t cuda_plan_attention_saved(const poa_backend *be, int B, int T, int H, int Dh)
-{
-    (void) be, (void) Dh;
-    return (size_t) B * H * T * sizeof(float);
-}
-
-static size_t cuda_plan_attention_scratch(const poa_backend *be, int B, int T, int H, int Dh)
-{
-    (void) be, (void) B, (void) T, (void) H, (void) Dh;
-    return 0;
-}
-
+/* The CUDA attention's and KoLeo's sizes from the header their entries use (no device, no CUDA
+ * needed), so a build without CUDA and a machine without a GPU plan what a GPU run will ask for. */
 static const poa_nn_ops cuda_plan_nn = {
-    .attention_saved_bytes = cuda_plan_attention_saved,
-    .attention_scratch_bytes = cuda_plan_attention_scratch,
+    .attention_saved_bytes = poa_cuda_attention_saved_size,
+    .attention_scratch_bytes = poa_cuda_attention_scratch_size,
 };
 
-/* CUDA KoLeo's scratch for n rows of c features: per-row losses (double), the normalised rows
- * and their gradient [n, c] fp32, norms, coefficients, neighbours and the inverse neighbour lists
- * (n + 1 start offsets, n indices), each section 256-byte aligned (src/backend/README.md,
- * "Memory"). */
-static size_t cuda_plan_koleo_scratch(const poa_backend *be, int n, int c)
-{
-    (void) be;
-    const size_t nz = (size_t) (n > 0 ? n : 0), nc = nz * (size_t) (c > 0 ? c : 0);
-    const size_t sections[] = {sizeof(double) * nz,        sizeof(float) * nc,
-                               sizeof(float) * nc,         sizeof(float) * nz,
-                               sizeof(float) * nz,         sizeof(int32_t) * nz,
-                               sizeof(int32_t) * (nz + 1), sizeof(int32_t) * nz};
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
-        total += (sections[i] + 255) / 256 * 256;
-    return total;
-}
-
 static const poa_train_ops cuda_plan_train = {
-    .koleo_scratch_bytes = cuda_plan_koleo_scratch,
+    .koleo_scratch_bytes = poa_cuda_koleo_scratch_size,
 };
 
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage)

@@ -42,6 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* C linkage for the CUDA backend's .cu files too (poa_dtype_name, poa_backend_*). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct poa_backend poa_backend;
 
 typedef enum { POA_NO_TRANS = 0, POA_TRANS = 1 } poa_trans;
@@ -403,5 +408,9 @@ int poa_backend_missing_ops_of(const char *name, const char **names, int max);
  * (train); every other table entry is NULL.  Filled into *storage and returned; NULL for an unknown
  * name.  The CUDA sizes are the documented ones (src/backend/README.md, "Memory"). */
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -131,7 +131,7 @@ int poa_trainer_backend_kind(const poa_config *cfg)
     const int b = cfg->train.backend;
     if (b != POA_BACKEND_AUTO) return b;
 #ifdef POA_HAVE_NCCL
-    /* The CUDA backend can train once it implements every op: until then auto stays on the CPU */
+    /* CUDA only where it can train: NCCL built, a GPU visible, no op missing */
     if (poa_backend_device_count("cuda") > 0 && poa_backend_missing_ops_of("cuda", NULL, 0) == 0)
         return POA_BACKEND_CUDA;
 #endif
