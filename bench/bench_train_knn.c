@@ -303,7 +303,7 @@ int main(int argc, char **argv)
         goto done;
     }
     poa_model_config mc;
-    if (poa_trainer_model_config(cfg, &mc, &err) != POA_OK) {
+    if (poa_model_config_from_config(cfg, &mc, &err) != POA_OK) {
         fprintf(stderr, "bench_train_knn: %s\n", err.msg);
         goto done;
     }

@@ -109,7 +109,7 @@ poa_status poa_train_dry_run(const poa_config *cfg, int world_size, const char *
                              poa_err *err)
 {
     poa_model_config mc;
-    poa_status st = poa_trainer_model_config(cfg, &mc, err);
+    poa_status st = poa_model_config_from_config(cfg, &mc, err);
     if (st == POA_OK) st = poa_trainer_check_supported(cfg, backend, err);
     if (st != POA_OK) return st;
     poa_model *m = poa_xcalloc(1, sizeof *m);
