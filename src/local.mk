@@ -1,6 +1,12 @@
-# src/: the programs built from src/ (poa-train; later poa-extract and the evaluation tools).
+# src/: the programs built from src/ (poa-train, poa-extract; later the evaluation tools).
 
 # poa-train: the pretraining rank loop (src/train/loop.h, src/train/README-train.md).
 bin_PROGRAMS += src/poa-train
 src_poa_train_SOURCES = src/poa_train.c
 src_poa_train_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
+
+# poa-extract: sub-networks of a checkpoint as standalone ViT files (src/modelio/README.md).
+# Links the layers below train/ only.
+bin_PROGRAMS += src/poa-extract
+src_poa_extract_SOURCES = src/poa_extract.c
+src_poa_extract_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
