@@ -245,7 +245,7 @@ static int resolve(const extract_args *a, const poa_model_source *src, job *jobs
                                 : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
         if (st) {
             if (rank_of() == 0)
-                poa_cli_usage_error(&spec, "%s %s in %s", r->name ? "--arch" : "--subnet", err.msg,
+                poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet", err.msg,
                                     src->path);
             return -POA_EXIT_USAGE;
         }
@@ -294,23 +294,24 @@ static int run_job(const extract_args *a, const poa_model_source *src, const job
         return st == POA_ERR_IO ? POA_EXIT_IO : st == POA_ERR_ARG ? POA_EXIT_USAGE : POA_EXIT_DATA;
     }
     int nf = __builtin_popcount(a->formats);
-    char line[3 * POA_IO_PATH_MAX];
-    size_t k = 0;
+    char files[3 * POA_IO_PATH_MAX], blocks[POA_ARCH_MAX_DEPTH * 5];
+    size_t k = 0, b = 0;
     for (int f = 0; f < nf; f++)
-        k += (size_t) snprintf(line + k, sizeof line - k, " %s (%.2f MiB)", paths[f],
-                               file_mib(paths[f]));
-    poa_info("[%d/%d] %dx%d blocks", i + 1, n, jb->sn.width, jb->sn.depth);
-    poa_info("  wrote%s in %.2f s", line, poa_now() - t0);
+        k += (size_t) snprintf(files + k, sizeof files - k, "%s%s %.2f MiB", f ? ", " : "",
+                               paths[f], file_mib(paths[f]));
+    for (int j = 0; j < jb->sn.depth; j++)
+        b += (size_t) snprintf(blocks + b, sizeof blocks - b, j ? ",%d" : "%d", jb->sn.blocks[j]);
+    poa_info("[%d/%d] %dx%d (blocks %s): %s (%.2f s)", i + 1, n, jb->sn.width, jb->sn.depth,
+             blocks, files, poa_now() - t0);
     return 0;
 }
 
 /* Jobs round-robin over the ranks; after each round the ranks agree on the errors so far and
- * rank 0 reports progress.  Returns the agreed exit code. */
+ * rank 0 reports how many sub-networks all ranks have written.  Returns the agreed exit code. */
 static int run_jobs(const extract_args *a, const poa_model_source *src, const job *jobs, int n)
 {
     const int rank = rank_of(), world = poa_log_world_size();
-    poa_progress p;
-    poa_progress_begin(&p, "poa-extract", n, 10.0);
+    const double t0 = poa_now();
     int code = 0;
     for (int round = 0; round * world < n; round++) {
         const int i = round * world + rank;
@@ -318,9 +319,10 @@ static int run_jobs(const extract_args *a, const poa_model_source *src, const jo
         code = agree(code);
         if (code) break;
         int done = (round + 1) * world < n ? (round + 1) * world : n;
-        if (world > 1) poa_progress_update(&p, done, "sub-networks");
+        if (world > 1)
+            poa_info("%d/%d sub-networks written by the %d ranks (%.1f s)", done, n, world,
+                     poa_now() - t0);
     }
-    if (!code) poa_progress_end(&p, n, "sub-networks");
     return code;
 }
 
