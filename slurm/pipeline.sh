@@ -114,7 +114,7 @@ case "$after" in *[!0-9]*) die "--after wants a job id, got '$after'" ;; esac
 
 for s in "${selected[@]}"; do
     [ -f "$here/$s.sbatch" ] || die "stage '$s' needs $here/$s.sbatch, which does not exist$(
-        case $s in extract | eval) echo " (the $s stage's Slurm script is not written yet; submit the stages before it, e.g. --stages pack,pretrain)" ;; esac)"
+        case $s in eval) echo " (the eval stage's Slurm script is not written yet; submit the stages before it, e.g. --stages pack,pretrain,extract)" ;; esac)"
 done
 POA_BIN=${POA_BIN:-$here/../bin}
 case "$POA_BIN" in /*) ;; *) POA_BIN=$PWD/$POA_BIN ;; esac

@@ -94,8 +94,8 @@ refuse() { # WHAT TEXT ARGS...
     fi
 }
 before=$(cat "$out/fake/count")
-if [ ! -f "$top_src/slurm/extract.sbatch" ]; then
-    refuse "default stages, no extract.sbatch yet" "extract.sbatch, which does not exist" $base
+if [ ! -f "$top_src/slurm/eval.sbatch" ]; then
+    refuse "default stages, no eval.sbatch yet" "eval.sbatch, which does not exist" $base
 fi
 refuse "unknown option" "unknown option '--frobnicate'" $base --frobnicate
 refuse "no --work" "--work DIR is required" --images "$out/images"
