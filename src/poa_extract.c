@@ -301,8 +301,8 @@ static int run_job(const extract_args *a, const poa_model_source *src, const job
                                paths[f], file_mib(paths[f]));
     for (int j = 0; j < jb->sn.depth; j++)
         b += (size_t) snprintf(blocks + b, sizeof blocks - b, j ? ",%d" : "%d", jb->sn.blocks[j]);
-    poa_info("[%d/%d] %dx%d (blocks %s): %s (%.2f s)", i + 1, n, jb->sn.width, jb->sn.depth,
-             blocks, files, poa_now() - t0);
+    poa_info("[%d/%d] %dx%d (blocks %s): %s (%.2f s)", i + 1, n, jb->sn.width, jb->sn.depth, blocks,
+             files, poa_now() - t0);
     return 0;
 }
 

@@ -209,9 +209,9 @@ static void test_export_round_trip(void **state)
     poa_model_source src = open_ok(dir, POA_FROM_STUDENT);
     char paths[2][POA_IO_PATH_MAX];
     poa_err err;
-    assert_int_equal(poa_export_subnet(&src, 32, 2, xdir, POA_FILE_H5 | POA_FILE_SAFETENSORS,
-                                       paths, &err),
-                     POA_OK);
+    assert_int_equal(
+        poa_export_subnet(&src, 32, 2, xdir, POA_FILE_H5 | POA_FILE_SAFETENSORS, paths, &err),
+        POA_OK);
     assert_non_null(strstr(paths[0], "/vit_32x2.h5"));
     assert_non_null(strstr(paths[1], "/vit_32x2.safetensors"));
     poa_model want;
