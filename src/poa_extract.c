@@ -260,7 +260,7 @@ static void print_list(const poa_model_source *src)
 {
     if (rank_of() != 0) return;
     const poa_model_config *c = &src->model.cfg;
-    poa_subnet all[MAX_REQUESTS];
+    poa_subnet *all = poa_xmalloc(sizeof *all * MAX_REQUESTS);
     int n = poa_model_source_subnets(src, all, MAX_REQUESTS);
     char named[512];
     poa_model_source_named_list(src, named, sizeof named);
@@ -268,9 +268,9 @@ static void print_list(const poa_model_source *src)
            poa_weights_from_name(src->from), (long long) src->iteration, src->program_version,
            c->arch, c->patch_size, c->head_dim);
     printf("sub-networks (%d):", n);
-    for (int i = 0; i < n && i < MAX_REQUESTS; i++)
-        printf("%s%dx%d", i ? " " : " ", all[i].width, all[i].depth);
+    for (int i = 0; i < n && i < MAX_REQUESTS; i++) printf(" %dx%d", all[i].width, all[i].depth);
     printf("\nnamed sizes: %s\n", named);
+    free(all);
 }
 
 /* ------------------------------------------------------------------ writing */

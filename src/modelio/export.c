@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void poa_export_basename(int width, int depth, char *buf, size_t n)
 {
@@ -39,6 +40,11 @@ void poa_export_meta(const poa_model_source *src, const poa_subnet *sn, poa_extr
     meta->source_depth = c->max_depth;
     meta->alpha = poa_subnet_alpha(c, sn);
     snprintf(meta->program_version, sizeof meta->program_version, "%s", PACKAGE_VERSION);
+    /* one time for the whole set of files of this sub-network, so its formats agree */
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(meta->created, sizeof meta->created, "%Y-%m-%dT%H:%M:%SZ", &tm);
     meta->config_yaml = src->config_yaml;
 }
 

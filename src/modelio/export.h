@@ -17,7 +17,8 @@
 
 /* "vit_<width>x<depth>" */
 void poa_export_basename(int width, int depth, char *buf, size_t n);
-/* The metadata of sub-network sn of src (a checkpoint source); config_yaml points into src. */
+/* The metadata of sub-network sn of src (a checkpoint source), created now; config_yaml points
+ * into src. */
 void poa_export_meta(const poa_model_source *src, const poa_subnet *sn, poa_extracted_meta *meta);
 
 /* Extract sub-network (width, depth) of src (a checkpoint source; the pair must be one of its
