@@ -1,6 +1,6 @@
 /* backend.h — the table of ops that model/ and train/ call; CPU and CUDA implement it.
  *
- * Rules (architecture note):
+ * Rules (docs/architecture.md §3.1):
  *  - memory is allocated by the backend; callers hold pointers and never dereference them;
  *  - all matrices are row-major views (pointer, rows, cols, leading dimension);
  *  - backward ops `+=` into parameter gradients (several branches share parameters) and `=`
@@ -52,7 +52,7 @@ typedef struct poa_nn_ops {
     /* db[:cols] += sum_r dy[r, :cols]                                                        */
     void (*bias_grad)(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols);
 
-    /* LayerNorm over the first d features of each row (biased variance, spec §1.4):
+    /* LayerNorm over the first d features of each row (biased variance, docs/algorithm.md §2.4):
      * y = (x − mean) · rstd · w + b, rstd = 1/sqrt(var + eps).  Saves mean[rows], rstd[rows].
      * Columns d … ld−1 of y are not touched.                                                 */
     void (*layernorm_fwd)(poa_backend *be, float *y, int ldy, float *mean, float *rstd,
@@ -85,7 +85,7 @@ typedef struct poa_nn_ops {
                           int Dh, float scale, float *scratch);
     size_t (*attention_scratch)(int B, int T, int H, int Dh);
 
-    /* LayerScale residual with per-image drop-path scale (spec §1.4):
+    /* LayerScale residual with per-image drop-path scale (docs/algorithm.md §2.4, §2.5):
      * x[b,t,:d] = base[b,t,:d] + s[b] * gamma[:d] ⊙ y[b,t,:d]; s == NULL means 1 for every
      * image; base may be x itself (+=) or NULL (zero).  An image with s[b] == 0 (dropped) gets
      * its base row only: its rows of y are never read.                                        */
@@ -100,13 +100,15 @@ typedef struct poa_nn_ops {
                             int B, int T, int d);
 
     /* Patch unfolding: img [B, C, Hi, Wi] → cols [B*(Hi/P)*(Wi/P), C*P*P], patch order
-     * row-major over the grid, within a patch (channel, row, col) order (spec §1.2).         */
+     * row-major over the grid, within a patch (channel, row, col) order
+     * (docs/algorithm.md §2.2).                                                              */
     void (*patch_unfold)(poa_backend *be, float *cols, const float *img, int B, int C, int Hi,
                          int Wi, int P);
 
-    /* Bicubic resampling of the position-embedding grid (spec §1.3): src [M*M, d] (ld lds)
-     * → dst [h0*w0, d] (ld ldd), scale factors (h0+0.1)/M, (w0+0.1)/M, A = -0.75, no clamp of
-     * the source coordinate, taps clamped.  bwd is the exact adjoint of fwd: dsrc (+=).
+    /* Bicubic resampling of the position-embedding grid (docs/algorithm.md §2.3):
+     * src [M*M, d] (ld lds) → dst [h0*w0, d] (ld ldd), scale factors (h0+0.1)/M, (w0+0.1)/M,
+     * A = -0.75, no clamp of the source coordinate, taps clamped.  bwd is the exact adjoint of
+     * fwd: dsrc (+=).
      * The CPU backend's tap weights are bit-identical to torch's fp32 CPU F.interpolate
      * (ratio 1/s rounded to fp32, as torch does); outputs agree to a few ulp.                */
     void (*pos_resample_fwd)(poa_backend *be, float *dst, int ldd, const float *src, int lds, int M,
@@ -114,8 +116,9 @@ typedef struct poa_nn_ops {
     void (*pos_resample_bwd)(poa_backend *be, float *dsrc, int lds, const float *ddst, int ldd,
                              int M, int h0, int w0, int d);
 
-    /* Token assembly (spec §1.2): x[b,0,:d] = cls + pos[0]; x[b,1+n,:d] = (mask[b*N+n] ?
-     * mask_token : emb[b*N+n]) + pos[1+n].  mask may be NULL (uint8, backend memory).        */
+    /* Token assembly (docs/algorithm.md §2.2): x[b,0,:d] = cls + pos[0];
+     * x[b,1+n,:d] = (mask[b*N+n] ? mask_token : emb[b*N+n]) + pos[1+n].  mask may be NULL
+     * (uint8, backend memory).                                                               */
     void (*tokens_fwd)(poa_backend *be, float *x, int ldx, const float *emb, int ldemb,
                        const float *cls, const float *pos, int ldpos, const float *mask_token,
                        const uint8_t *mask, int B, int N, int d);
@@ -139,8 +142,9 @@ typedef struct poa_nn_ops {
     void (*l2norm_bwd)(poa_backend *be, float *dx, int lddx, const float *dy, int lddy,
                        const float *x, int ldx, const float *norms, int rows, int cols, float eps);
 
-    /* Weight normalisation (spec §3.1): W[k,:] = v[k,:] * (g[k] / ||v[k,:]||), W and v [K, C]
-     * contiguous; vnorm[K] = ||v[k,:]|| saved.  bwd: dg, dv (+=); either may be NULL.        */
+    /* Weight normalisation (docs/algorithm.md §5.1): W[k,:] = v[k,:] * (g[k] / ||v[k,:]||),
+     * W and v [K, C] contiguous; vnorm[K] = ||v[k,:]|| saved.  bwd: dg, dv (+=); either may be
+     * NULL.                                                                                  */
     void (*weightnorm_fwd)(poa_backend *be, float *W, float *vnorm, const float *g, const float *v,
                            int K, int C);
     void (*weightnorm_bwd)(poa_backend *be, float *dg, float *dv, const float *dW, const float *g,
@@ -155,8 +159,8 @@ typedef struct poa_nn_ops {
 /* Loss, optimizer and reduction ops.  Conventions of this part:
  *  - loss values are accumulated (+=) into double scalars in backend memory ("loss slots"), so a
  *    step downloads all of them once at its end; `loss_scale` scales the value written there and
- *    `grad_scale` the gradient, so a slot can hold the spec's unweighted term while the gradient
- *    carries its weight (λ, 1/H, 1/G ...);
+ *    `grad_scale` the gradient, so a slot can hold the unweighted term of docs/algorithm.md
+ *    §6.9 while the gradient carries its weight (λ, 1/H, 1/G ...);
  *  - gradients w.r.t. logits/features are accumulated (+=): several loss terms share them;
  *  - Sinkhorn-Knopp is split into local pieces; the cross-rank sums/max between the pieces are
  *    done by the caller (model/loss_collective.h), so the backend never talks to MPI/NCCL.     */
@@ -164,20 +168,21 @@ typedef struct poa_nn_ops {
 /* One parameter tensor for the optimizer (backend memory, built once from the param table).   */
 typedef struct poa_optim_seg {
     uint64_t offset, numel; /* floats, in every flat buffer (params, grads, moments, teacher)  */
-    float lr_mult, wd_mult; /* spec §6.2                                                     */
+    float lr_mult, wd_mult; /* docs/algorithm.md §8.2                                        */
     int32_t last_layer;     /* 1: lr from the last-layer schedule (frozen in epoch 0)         */
     int32_t clip_group;     /* index into poa_adamw_args.grad_scale (0 backbone, 1 dino_head) */
 } poa_optim_seg;
 
 #define POA_MAX_CLIP_GROUPS 4
 
-/* Scalars of one AdamW step (spec §6.1); host memory.                                         */
+/* Scalars of one AdamW step (docs/algorithm.md §8.1); host memory.                            */
 typedef struct poa_adamw_args {
-    double lr, last_layer_lr, wd; /* schedule values of this iteration (spec §6.4)          */
+    double lr, last_layer_lr, wd; /* schedule values of this iteration (docs/algorithm.md §8.4) */
     double beta1, beta2, eps;
     long long step; /* 1 at the first step                                                     */
-    /* gradient clip coefficient min(1, max_norm / (norm + 1e-6)) per clip group (spec §6.3);
-     * folded into the update so that the gradient buffer keeps the unclipped gradients.       */
+    /* gradient clip coefficient min(1, max_norm / (norm + 1e-6)) per clip group
+     * (docs/algorithm.md §8.3); folded into the update so that the gradient buffer keeps the
+     * unclipped gradients.                                                                    */
     float grad_scale[POA_MAX_CLIP_GROUPS];
 } poa_adamw_args;
 
@@ -191,7 +196,7 @@ typedef struct poa_train_ops {
     void (*softmax_rows)(poa_backend *be, float *y, int ldy, const float *x, int ldx, int n, int K,
                          float inv_tau);
 
-    /* Soft-target cross-entropy ("CE" of the spec's conventions) of n student rows s [n, K]:
+    /* Soft-target cross-entropy ("CE" of docs/algorithm.md §1.1) of n student rows s [n, K]:
      *   t_i  = t[(i + t_shift) mod t_period]              (target row; t_period ≥ 1)
      *   ce_i = −Σ_k t_ik · log_softmax(s_i · inv_tau)_k
      *   *loss += loss_scale · Σ_i w_i ce_i                 (loss may be NULL)
@@ -202,7 +207,8 @@ typedef struct poa_train_ops {
                  const float *t, int ldt, int t_period, int t_shift, const float *w, int n, int K,
                  float inv_tau, float loss_scale, float grad_scale);
 
-    /* Sinkhorn-Knopp pieces (spec §4.1) on the local rows x [n, K] (n samples, K prototypes).
+    /* Sinkhorn-Knopp pieces (docs/algorithm.md §6.2; docs/architecture.md §3.1) on the local
+     * rows x [n, K] (n samples, K prototypes).
      * col_max: mx[k] = max_i x[i, k] (=, double).  The caller max-reduces mx over ranks.     */
     void (*col_max)(poa_backend *be, double *mx, const float *x, int ldx, int n, int K);
     /* q[i, k] = exp((x[i, k] − mx[k]) · inv_tau); psum[k] = Σ_i q[i, k] (=, double).
@@ -218,19 +224,19 @@ typedef struct poa_train_ops {
     void (*sk_normalize)(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
                          double *scratch, int n, int K);
 
-    /* KoLeo (spec §4.6) of n ≥ 2 rows z [n, c]:  *loss += loss_scale · KoLeo(z);
+    /* KoLeo (docs/algorithm.md §6.7) of n ≥ 2 rows z [n, c]:  *loss += loss_scale · KoLeo(z);
      * dz (+=) grad_scale · ∂KoLeo/∂z.  scratch: koleo_scratch(n, c) floats.                 */
     void (*koleo)(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
                   int n, int c, float loss_scale, float grad_scale, float *scratch);
     size_t (*koleo_scratch)(int n, int c);
 
-    /* AdamW over the flat buffers (spec §6.1), one loop over nseg tensors; segs in backend
-     * memory.  param, m, v are updated in place; grad is read (scaled by the clip coefficient
-     * of the segment's group).  Arithmetic follows torch.optim.AdamW.                       */
+    /* AdamW over the flat buffers (docs/algorithm.md §8.1), one loop over nseg tensors; segs in
+     * backend memory.  param, m, v are updated in place; grad is read (scaled by the clip
+     * coefficient of the segment's group).  Arithmetic follows torch.optim.AdamW.           */
     void (*adamw)(poa_backend *be, float *param, float *m, float *v, const float *grad,
                   const poa_optim_seg *segs, int nseg, const poa_adamw_args *a);
 
-    /* EMA teacher update (spec §2.6): t = m·t + (1 − m)·s over n floats.                      */
+    /* EMA teacher update (docs/algorithm.md §4): t = m·t + (1 − m)·s over n floats.           */
     void (*ema)(poa_backend *be, float *t, const float *s, size_t n, double m);
 } poa_train_ops;
 

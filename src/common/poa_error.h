@@ -1,6 +1,6 @@
 /* poa_error.h — fatal errors, always-on asserts and recoverable status codes.
  *
- * Two kinds of failure (architecture note, "Errors"):
+ * Two kinds of failure (docs/architecture.md §11):
  *  - library failures in backends/comm and broken invariants are fatal: POA_CHECK / POA_ASSERT
  *    print "[rank r/N host] file:line func: expr -> message", run the abort hooks (NCCL
  *    communicators), then MPI_Abort when MPI is up;

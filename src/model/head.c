@@ -1,4 +1,5 @@
-/* head.c — projection heads with the elastic first layer (spec §2.2, §3).  See head.h. */
+/* head.c — projection heads with the elastic first layer (docs/algorithm.md §3.2, §5).
+ * See head.h. */
 #include "model/head.h"
 #include "common/poa_error.h"
 #include "model/layers.h"
@@ -6,7 +7,7 @@
 #include <string.h>
 
 #define ALIGN_FLOATS 64
-#define L2_EPS       1e-12f /* F.normalize eps for fp32 tensors (spec §3.1) */
+#define L2_EPS       1e-12f /* F.normalize eps for fp32 tensors (docs/algorithm.md §5.1) */
 
 static size_t round_up(size_t n)
 {
@@ -151,7 +152,7 @@ void poa_head_forward(poa_backend *be, const poa_model *m, const float *params,
     a->ldz = ldz;
     if (rows == 0) return;
 
-    /* first layer: W1[:, :width] × α (spec §2.2); all hidden outputs kept */
+    /* first layer: W1[:, :width] × α (docs/algorithm.md §3.2); all hidden outputs kept */
     poa_linear_forward(be, a->h1, hid, z, ldz, params + o->w1, D, params + o->b1, rows, hid, width,
                        a->alpha);
     be->nn->gelu_fwd(be, a->g1, a->h1, (size_t) rows * hid);

@@ -1,4 +1,5 @@
-/* memplan.c — memory plan of a model config (spec §5), for the trainer's --dry-run. */
+/* memplan.c — memory plan of a model config (docs/algorithm.md §5.4), for the trainer's
+ * --dry-run. */
 #include "model/head.h"
 #include "model/model.h"
 #include "model/vit.h"

@@ -1,5 +1,5 @@
-/* vit.c — ViT backbone forward/backward on views of the intact parameters (spec §1, §2.2–§2.4).
- * See vit.h for the API and the workspace. */
+/* vit.c — ViT backbone forward/backward on views of the intact parameters (docs/algorithm.md §2,
+ * §3.2–3.4). See vit.h for the API and the workspace. */
 #include "model/vit.h"
 #include "common/poa_error.h"
 #include "common/rng.h"
@@ -146,7 +146,8 @@ void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a)
 
 /* ---------------------------------------------------------------- forward */
 
-/* Patch embedding, masking, cls token and position embedding (spec §1.2, §1.3) → x [B·T, d]. */
+/* Patch embedding, masking, cls token and position embedding (docs/algorithm.md §2.2, §2.3) → x
+ * [B·T, d]. */
 static void embed_forward(poa_backend *be, const poa_model *m, const float *P, poa_vit_acts *a,
                           const poa_vit_input *in, float *x)
 {
@@ -155,7 +156,7 @@ static void embed_forward(poa_backend *be, const poa_model *m, const float *P, p
     const poa_vit_offsets *o = &m->vit;
     be->nn->patch_unfold(be, a->cols, in->images, a->B, c->in_chans, a->H, a->W, c->patch_size);
     /* conv as GEMM: all output channels are computed by the official code, then the first d are
-     * kept; computing only the first d is the same (no α, spec §2.2). */
+     * kept; computing only the first d is the same (no α, docs/algorithm.md §3.2). */
     poa_linear_forward(be, a->emb, d, a->cols, cpp, P + o->pe_w, cpp, P + o->pe_b, a->B * a->N, d,
                        cpp, 1.0f);
     const float *pos = P + o->pos_embed;
@@ -201,7 +202,8 @@ static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_bran
     be->nn->scatter_add_rows(be, x_out, d, a->xs, d, br->idx, rows, d);
 }
 
-/* Attention branch of block i (spec §1.4): x_mid = x_in + s γ1 ⊙ proj(Attn(qkv(LN1(x_in)))). */
+/* Attention branch of block i (docs/algorithm.md §2.4): x_mid = x_in + s γ1 ⊙
+ * proj(Attn(qkv(LN1(x_in)))). */
 static void attn_forward(poa_backend *be, const poa_model *m, const float *P, int i,
                          poa_vit_acts *a, poa_vit_block_acts *b)
 {
@@ -220,7 +222,7 @@ static void attn_forward(poa_backend *be, const poa_model *m, const float *P, in
     if (d == D) { /* intact: q, k, v chunks are adjacent, one GEMM */
         poa_linear_forward(be, b->qkv, 3 * d, b->ln1, d, P + o->qkv_w, D, P + o->qkv_b, R, 3 * d, d,
                            al);
-    } else { /* elastic: chunk t uses rows t·D_max + [0, d) (spec §2.2) */
+    } else { /* elastic: chunk t uses rows t·D_max + [0, d) (docs/algorithm.md §3.2) */
         for (int t = 0; t < 3; t++)
             poa_linear_forward(be, b->qkv + t * d, 3 * d, b->ln1, d,
                                P + o->qkv_w + (size_t) t * D * D, D, P + o->qkv_b + (size_t) t * D,

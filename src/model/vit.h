@@ -1,18 +1,19 @@
-/* vit.h — forward and backward of the ViT backbone for any sub-network (spec §1, §2.2–§2.4).
+/* vit.h — forward and backward of the ViT backbone for any sub-network (docs/algorithm.md §2,
+ * §3.2–3.4).
  *
  * A sub-network (width d, blocks) runs directly on the intact parameters: every weight is a
  * strided view of the intact tensor (pointer, rows, cols, leading dimension D_max), the α of
- * spec §2.2 is the GEMM scalar, and backward accumulates α-scaled gradients into the same
- * slices of the intact gradient buffer.  Nothing is copied.
+ * docs/algorithm.md §3.2 is the GEMM scalar, and backward accumulates α-scaled gradients into the
+ * same slices of the intact gradient buffer.  Nothing is copied.
  *
  * Usage (one backbone call of the trainer):
  *     poa_vit_acts a;  poa_vit_acts_create(be, m, &a, B_max, crop_size, 1);   // once
  *     poa_vit_forward(be, m, params, &sn, &input, &a);                          // per step
  *     ... heads/losses read a.out and accumulate into a.d_out (see below) ...
  *     poa_vit_backward(be, m, params, grads, &a, a.d_out);
- * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (spec §1.5); row b·T is image b's cls
- * token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The cls
- * rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
+ * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (docs/algorithm.md §2.6); row b·T is image
+ * b's cls token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The
+ * cls rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
  * with poa_vit_zero_dout() and accumulate (+=) the gradient of every consumer into it.
  *
  * Memory: all buffers come from one arena allocated by poa_vit_acts_create() for (B_max,
@@ -28,9 +29,9 @@
 #include <stdint.h>
 
 /* The images one residual branch runs on.  Without drop path: all B images.  With drop path
- * (spec §1.4, batch-subset variant) only the kept images are computed: their rows are gathered
+ * (docs/algorithm.md §2.5) only the kept images are computed: their rows are gathered
  * from the residual stream (idx), the branch runs on n_img·T rows, and its output is added back
- * with the per-image scales s (n/k). */
+ * with the per-image scales s (n/k for batch subsets, 1/(1 − rate) for per-sample masks). */
 typedef struct poa_vit_branch {
     int n_img;          /* images computed (k ≤ B)                                   */
     const int32_t *idx; /* [n_img·T] stream rows of the kept images (backend), or NULL */
@@ -126,9 +127,9 @@ void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a);
 typedef struct poa_vit_input {
     const float *images;  /* [B, C, H, W] backend memory (normalised pixels)               */
     int B, H, W;          /* H, W multiples of the patch size                             */
-    const uint8_t *masks; /* [B, N] backend memory, 1 = masked patch (spec §1.2), or NULL */
-    /* Drop path (spec §1.4): host array [n_blocks][2][B] of per-image residual scales for
-     * executed block k (in order) and branch j (0 attention, 1 MLP): n/k for the k kept images,
+    const uint8_t *masks; /* [B, N] backend memory, 1 = masked (docs/algorithm.md §2.2), or NULL */
+    /* Drop path (docs/algorithm.md §2.5): host array [n_blocks][2][B] of per-image residual scales
+     * for executed block k (in order) and branch j (0 attention, 1 MLP): n/k for the k kept images,
      * 0 for the others (poa_droppath_draw), or 1/(1 − rate) and 0 per image
      * (poa_droppath_draw_bernoulli).  A branch is computed for its kept images only; any
      * non-negative scales work (0 = dropped).
@@ -148,11 +149,12 @@ void poa_vit_backward(poa_backend *be, const poa_model *m, const float *params, 
 /* a->d_out = 0 for the current call's shape. */
 void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a);
 
-/* Batch-subset drop path decisions (spec §1.4) for one backbone call: for every executed block
- * and branch, a uniformly random subset of k = max(floor(n·(1 − rate)), 1) of the n images is
- * kept with scale n/k; the others get 0.  scale[(blk·2 + branch)·n + b].  Drawn sequentially
- * from the stream (seed, rank, POA_RNG_DROPPATH) starting at counter `stream_index` (give every
- * backbone call its own, well separated start, e.g. call_id << 32).  rate ≤ 0 → all ones. */
+/* Batch-subset drop path decisions (docs/algorithm.md §2.5) for one backbone call: for every
+ * executed block and branch, a uniformly random subset of k = max(floor(n·(1 − rate)), 1) of the n
+ * images is kept with scale n/k; the others get 0.  scale[(blk·2 + branch)·n + b].  Drawn
+ * sequentially from the stream (seed, rank, POA_RNG_DROPPATH) starting at counter `stream_index`
+ * (give every backbone call its own, well separated start, e.g. call_id << 32).  rate ≤ 0 → all
+ * ones. */
 void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t seed, uint32_t rank,
                        uint64_t stream_index);
 /* Per-sample (Bernoulli) drop path decisions, the official variant for rates ≤ 0.1: every

@@ -1,10 +1,12 @@
-/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (spec §4.9):
+/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration
+ * (docs/algorithm.md §7, docs/architecture.md §6):
  *   1. this rank's batch of G rank groups from the source (time blocked = data wait);
  *   2. upload; poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students,
  *      losses, backward with the bucketed all-reduce, non-finite guard, AdamW, EMA);
  *   3. loss slots averaged over the ranks (one small all-reduce) and the signal agreement
  *      (another), so every rank takes the same decisions;
- *   4. log line + metrics record, checkpoints (spec §12.1 periods), stop on signal / max steps.
+ *   4. log line + metrics record, checkpoints (periods: docs/algorithm.md §14), stop on
+ *      signal / max steps.
  */
 #include "poa_config.h"
 #include "train/loop.h"

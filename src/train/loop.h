@@ -1,4 +1,5 @@
-/* loop.h — the POA pretraining rank loop (spec §4.9, §6.5, §12.1).
+/* loop.h — the POA pretraining rank loop (docs/algorithm.md §7, §8.5, §14;
+ * docs/architecture.md §6).
  *
  * One process per rank (one GPU, or a group of cores with the CPU backend).  Every iteration:
  *   batch of this rank's G rank groups (loader) → upload → poa_step_run (teacher, students,

@@ -1,4 +1,4 @@
-/* step.c — see step.h.  Order of one step (spec §4.9):
+/* step.c — see step.h.  Order of one step (docs/algorithm.md §7):
  *   1. schedules; sub-network and drop-path draws of every group;
  *   2. teacher backbone on every group's global crops, its cls rows (and the rows of the patches
  *      masked in the student's crops) gathered group-major;
@@ -271,7 +271,7 @@ const poa_schedules *poa_step_schedules(const poa_step *s)
 
 /* ------------------------------------------------------------------ per-step inputs */
 
-/* Sub-network of every group (spec §2.5) unless the batch gives them. */
+/* Sub-network of every group (docs/algorithm.md §3.5) unless the batch gives them. */
 static void choose_subnets(poa_step *s, const poa_step_batch *b, poa_step_report *r)
 {
     for (int g = 0; g < s->cfg.G; g++) {
@@ -288,7 +288,8 @@ static void choose_subnets(poa_step *s, const poa_step_batch *b, poa_step_report
     }
 }
 
-/* iBOT masks of every group → masked token rows, weights 1/n_c (spec §4.7), device masks. */
+/* iBOT masks of every group → masked token rows, weights 1/n_c (docs/algorithm.md §6.8), device
+ * masks. */
 static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa_step_report *r)
 {
     const int G = s->cfg.G, B = s->cfg.B, N = s->Ng;
@@ -326,8 +327,8 @@ static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa
         s->be->nn->upload(s->be, s->masks_dev, b->masks, (size_t) G * 2 * B * N);
 }
 
-/* Drop-path scales of one backbone call (spec §1.4), or NULL when off: batch subsets or
- * per-sample Bernoulli masks.  Stream index: four calls per group and iteration, each consuming
+/* Drop-path scales of one backbone call (docs/algorithm.md §2.5), or NULL when off: batch subsets
+ * or per-sample Bernoulli masks.  Stream index: four calls per group and iteration, each consuming
  * fewer than 2^24 Philox blocks. */
 static const float *droppath_of(poa_step *s, const poa_step_batch *b, int g, int call, int n_blocks,
                                 int n)
@@ -526,7 +527,7 @@ static void buckets_ready(poa_step *s, int heads)
 
 /* ------------------------------------------------------------------ guard, update */
 
-/* Spec §6.5 with §13 item 6: NaN or Inf in any loss term or gradient fails the step. */
+/* docs/algorithm.md §8.6: NaN or Inf in any loss term or gradient fails the step. */
 static int find_nonfinite(poa_step *s, poa_step_report *r)
 {
     for (int i = 0; i < r->n_slots; i++) {

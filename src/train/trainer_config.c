@@ -11,7 +11,8 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
     if (cfg->train.centering != POA_CENTERING_SINKHORN_KNOPP)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.centering = centering (softmax centering) is not implemented by "
-                           "poa-train; use sinkhorn_knopp (the POA recipe, spec §4.1)");
+                           "poa-train; use sinkhorn_knopp (the POA recipe, "
+                           "docs/algorithm.md §6.2)");
     int dt = cfg->compute_precision.compute_dtype;
     if (strcmp(backend_name, "cpu") == 0 && (dt == POA_DTYPE_BF16 || dt == POA_DTYPE_FP16))
         return poa_err_set(err, POA_ERR_CONFIG,
@@ -50,7 +51,7 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     if (B < 2)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.batch_size_per_gpu = %d: KoLeo needs at least 2 images per rank "
-                           "group (spec §4.6)",
+                           "group (docs/algorithm.md §6.7)",
                            B);
     if (world_size < 1 || rank < 0 || rank >= world_size)
         return poa_err_set(err, POA_ERR_ARG, "rank %d of %d", rank, world_size);
@@ -62,17 +63,17 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     sc->drop_path_bernoulli = poa_trainer_drop_path_bernoulli(cfg);
     sc->net_select_scale = cfg->student.net_select_scale;
     sc->seed = (uint64_t) cfg->train.seed;
-    /* losses (spec §4.2–4.8) */
+    /* losses (docs/algorithm.md §6.3–6.9) */
     sc->loss.lambda_ie = (float) cfg->dino.lambda_ie;
     sc->loss.dino_weight = (float) cfg->dino.loss_weight;
     sc->loss.koleo_weight = (float) cfg->dino.koleo_loss_weight;
     sc->loss.ibot_weight = (float) cfg->ibot.loss_weight;
-    /* AdamW and clipping (spec §6.1, §6.3) */
+    /* AdamW and clipping (docs/algorithm.md §8.1, §8.3) */
     sc->beta1 = cfg->optim.adamw_beta1;
     sc->beta2 = cfg->optim.adamw_beta2;
     sc->eps = 1e-8;
     sc->clip_grad = cfg->optim.clip_grad;
-    /* schedules (spec §6.4) */
+    /* schedules (docs/algorithm.md §8.4) */
     poa_schedule_hparams *h = &sc->sched;
     h->epoch_length = cfg->train.OFFICIAL_EPOCH_LENGTH;
     h->epochs = cfg->optim.epochs;

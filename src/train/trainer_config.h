@@ -1,6 +1,6 @@
 /* trainer_config.h — from the run configuration (common/config.h, official key names) to the
- * struct of the step, poa_step_config (spec §4, §6), plus the checks of the values poa-train
- * does not implement.  (The model's struct comes from poa_model_config_from_config,
+ * struct of the step, poa_step_config (docs/algorithm.md §6, §8), plus the checks of the values
+ * poa-train does not implement.  (The model's struct comes from poa_model_config_from_config,
  * src/model/model_config.h.)
  *
  * Nothing here depends on MPI: the rank layout is passed in (rank, world size), so the dry run
@@ -30,17 +30,18 @@ int poa_trainer_drop_path_bernoulli(const poa_config *cfg);
 poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, int rank,
                                    int world_size, poa_step_config *sc, poa_err *err);
 
-/* Upper bound of the masked patches of one rank group (spec §7.2: int(2B·p) masked crops, each
- * at most ratio_max·N patches), used to size the step's iBOT buffers; 2B·N when unsure. */
+/* Upper bound of the masked patches of one rank group (docs/algorithm.md §9.2: int(2B·p) masked
+ * crops, each at most ratio_max·N patches), used to size the step's iBOT buffers; 2B·N when
+ * unsure. */
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches);
 
-/* Iterations of the run: optim.epochs × train.OFFICIAL_EPOCH_LENGTH (spec §6.5). */
+/* Iterations of the run: optim.epochs × train.OFFICIAL_EPOCH_LENGTH (docs/algorithm.md §8.5). */
 long long poa_trainer_total_iterations(const poa_config *cfg);
 /* Resumable checkpoint after iteration `it` (0-based) — the fvcore PeriodicCheckpointer rule
  * of the official code: (it + 1) % period == 0, and the last iteration. */
 int poa_trainer_is_checkpoint_iteration(const poa_config *cfg, long long it);
-/* Evaluation (teacher) checkpoint after iteration `it`: (it + 1) % eval_period == 0 (spec
- * §12.1, upstream do_test), never when evaluation.eval_period_iterations is 0. */
+/* Evaluation (teacher) checkpoint after iteration `it`: (it + 1) % eval_period == 0
+ * (docs/algorithm.md §14, upstream do_test), never when evaluation.eval_period_iterations is 0. */
 int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it);
 
 #endif

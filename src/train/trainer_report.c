@@ -1,5 +1,6 @@
 /* trainer_report.c — what poa-train prints before training: the startup table and --dry-run
- * (the model, the sub-network set of spec §2.5 and the memory plan per rank, spec §5). */
+ * (the model, the sub-network set of docs/algorithm.md §3.5 and the memory plan per rank,
+ * docs/algorithm.md §5.4). */
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
 #include "common/log.h"
@@ -16,7 +17,7 @@ static double mib(size_t bytes)
     return (double) bytes / (1024.0 * 1024.0);
 }
 
-/* The candidate counts of spec §2.5 as a table (rows = depth, columns = width). */
+/* The candidate counts of docs/algorithm.md §3.5 as a table (rows = depth, columns = width). */
 static void print_subnets(const poa_model_config *mc, double scale, FILE *f)
 {
     int widths[MAX_W], depths[POA_MODEL_MAX_DEPTH];
@@ -29,8 +30,9 @@ static void print_subnets(const poa_model_config *mc, double scale, FILE *f)
     int *counts = poa_xcalloc((size_t) nw * nd, sizeof(int));
     int total = poa_model_candidate_counts(mc, scale, counts, nw * nd);
     fprintf(f,
-            "sub-networks (spec §2.5): %d widths x %d depths = %d, candidate list of %d, cycle "
-            "of %d per rank group (intact excluded); counts (rows depth, columns width):\n",
+            "sub-networks (docs/algorithm.md §3.5): %d widths x %d depths = %d, candidate list "
+            "of %d, cycle of %d per rank group (intact excluded); counts (rows depth, columns "
+            "width):\n",
             nw, nd, nw * nd, total, total - 1);
     fprintf(f, "  %5s |", "L\\D");
     for (int u = 0; u < nw; u++) fprintf(f, " %5d", widths[u]);

@@ -1,11 +1,13 @@
-/* test_model_engine.c — invariants of the model engine that need no PyTorch (spec §2.7, §11.3):
+/* test_model_engine.c — invariants of the model engine that need no PyTorch
+ * (docs/algorithm.md §10, §12.4):
  *  - extraction: the elastic forward (d, L) on the full weights equals the forward of the
  *    standalone ViT written by poa_extract_subnet (official extracted names, final norm kept);
  *    the elastic gradient of every α-scaled slice is α × the standalone gradient, and nothing
- *    outside the slices is touched (§11.3 items 2, 3);
+ *    outside the slices is touched (docs/algorithm.md §12.4);
  *  - the inference workspace (teacher) gives the training workspace's outputs; one workspace
  *    serves calls of several sub-networks and batch sizes;
- *  - drop-path decisions (§1.4): k = max(floor(n(1−p)), 1) kept with scale n/k, deterministic;
+ *  - drop-path decisions (docs/algorithm.md §2.5): k = max(floor(n(1−p)), 1) kept with scale
+ *    n/k, deterministic;
  *  - the memory plan. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -221,7 +223,7 @@ static void test_extracted_names(void **state)
     float *sp;
     poa_err err;
     assert_int_equal(poa_extract_subnet(&m, full, 48, 3, &std, &sp, &err), POA_OK);
-    /* spec §12.2 keys, blocks renumbered; the final norm is written (spec §2.7 item 4) */
+    /* docs/algorithm.md §10: extracted key names, blocks renumbered, the final norm written */
     assert_true(poa_params_find(&std.table, "blocks.2.attn.qkv.weight") >= 0);
     assert_true(poa_params_find(&std.table, "blocks.2.mlp.fc2.bias") >= 0);
     assert_true(poa_params_find(&std.table, "blocks.1.norm2.weight") >= 0);
@@ -240,7 +242,7 @@ static void test_extracted_names(void **state)
         assert_true(sp[q->offset + (48 + 5) * 48 + c] == intact[(64 + 5) * 64 + c] * alpha);
     const poa_param_desc *b = &std.table.p[poa_params_find(&std.table, "blocks.2.attn.qkv.bias")];
     assert_true(sp[b->offset + 2 * 48 + 7] == full[m.blocks[3].qkv_b + 2 * 64 + 7]);
-    /* ViT-S/16 from the official ViT-L (spec §2.7, "≈21.7M"): 384·968 embeddings +
+    /* ViT-S/16 from the official ViT-L (docs/algorithm.md §10, "≈21.7M"): 384·968 embeddings +
      * 12 · 384·(12·384 + 15) blocks + 768 final norm = 21,675,264 values */
     poa_model big = build("vit_large");
     poa_model_config sc;

@@ -108,7 +108,7 @@ static void test_attention_t197(void **state)
 }
 
 /* Elastic width: the first H = 3 of 5 heads of Dh = 4; qkv rows laid out for the active width
- * inside a buffer whose ld is the intact 3·D_max (spec §2.2). */
+ * inside a buffer whose ld is the intact 3·D_max (docs/algorithm.md §3.2). */
 static void test_attention_elastic_and_fd(void **state)
 {
     (void) state;

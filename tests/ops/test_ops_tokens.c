@@ -1,8 +1,8 @@
-/* test_ops_tokens.c — token preparation ops of the CPU backend (spec §1.2–1.3): patch_unfold,
- * tokens_fwd/bwd (cls, mask token, position embedding), pos_resample_fwd/bwd against the naive
- * double reference, against PyTorch's F.interpolate (values from
+/* test_ops_tokens.c — token preparation ops of the CPU backend (docs/algorithm.md §2.2–2.3):
+ * patch_unfold, tokens_fwd/bwd (cls, mask token, position embedding), pos_resample_fwd/bwd against
+ * the naive double reference, against PyTorch's F.interpolate (values from
  * tests/reference/pos_resample_ref.py, in pos_resample_ref.h), the constant-in/constant-out
- * invariant (spec §11.3 item 6), the adjoint identity and finite differences. */
+ * invariant (docs/algorithm.md §12.4), the adjoint identity and finite differences. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,8 +148,8 @@ static void check_pos_resample(int M, int h0, int w0, int d, int fd_checks, uint
     poa_naive_pos_resample_fwd(ddst, ldd, dsrc, lds, M, h0, w0, d);
     char what[96];
     snprintf(what, sizeof what, "pos_resample_fwd %d -> %dx%d", M, h0, w0);
-    /* the naive op is the real-number formula of spec §1.3; the fp32 op rounds the coordinate
-     * ratio to fp32 as torch does, which moves samples by up to ~1e-6 of a grid step */
+    /* the naive op is the real-number formula of docs/algorithm.md §2.3; the fp32 op rounds the
+     * coordinate ratio to fp32 as torch does, which moves samples by up to ~1e-6 of a grid step */
     assert_true(close_all(what, dst, ddst, nd, 4e-6, 1e-5));
 
     float *g = rand_floats(nd, -1, 1, seed + 2), *gs = rand_floats(ns, -1, 1, seed + 3);
@@ -232,7 +232,7 @@ static void test_pos_resample_vs_torch(void **state)
     check_vs_torch(3, 5, 4, 2, ref_out_m3_5x4_d2, ref_grad_m3_5x4_d2);
 }
 
-/* Spec §11.3 item 6: a constant grid resamples to the same constant (the weights of every
+/* docs/algorithm.md §12.4: a constant grid resamples to the same constant (the weights of every
  * output sum to one, clamped taps included; in fp32 to within a few ulp, as in torch). */
 static void test_pos_resample_constant(void **state)
 {

@@ -1,6 +1,7 @@
 /* test_mpi_sinkhorn.c — Sinkhorn-Knopp over two MPI ranks through the collective interface
- * (model/loss_collective.h) equals Sinkhorn-Knopp over the union batch on one rank (spec §4.1),
- * also with an uneven split and with a rank that holds no rows (iBOT without masked patches). */
+ * (model/loss_collective.h) equals Sinkhorn-Knopp over the union batch on one rank
+ * (docs/algorithm.md §6.2, docs/architecture.md §7.2), also with an uneven split and with a rank
+ * that holds no rows (iBOT without masked patches). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* test_mpi_step_groups.c — rank groups (spec §2.5, §6.5, §10 item 16): two MPI ranks with one
+/* test_mpi_step_groups.c — rank groups (docs/algorithm.md §1.2, §3.5, §8.5): two MPI ranks with one
  * rank group each (SK through MPI collectives, gradients averaged over the ranks) compute the
  * same step as one process holding both groups: same sub-networks, drop-path draws (batch
  * subsets and per-sample Bernoulli masks), masks, loss values, parameters, moments and teacher

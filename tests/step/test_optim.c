@@ -1,5 +1,5 @@
 /* test_optim.c — parameter groups from the table flags, per-module gradient norms and clipping
- * (spec §6.3), AdamW with the last-layer freeze (§6.1, §6.2, §10 items 21 and 27) and EMA (§2.6).
+ * (docs/algorithm.md §8.3), AdamW with the last-layer freeze (§8.1, §8.2) and EMA (§4).
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* test_step_guard.c — the POA step on the TINY model without a reference: the report (schedule
- * values, sampled sub-networks of each rank group, timings), and the non-finite guard (spec §6.5,
- * §13 item 6): a NaN/Inf in a loss term, in a gradient, or on another rank skips the update and
- * leaves parameters, AdamW moments, step counter and teacher bit-identical; the step's
+ * values, sampled sub-networks of each rank group, timings), and the non-finite guard
+ * (docs/algorithm.md §8.6): a NaN/Inf in a loss term, in a gradient, or on another rank skips the
+ * update and leaves parameters, AdamW moments, step counter and teacher bit-identical; the step's
  * drop-path draws of both variants. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -249,14 +249,14 @@ static void test_sinkhorn_knopp(void **state)
     /* over three "ranks" = over the union batch */
     pieces_sk(T3, L, R, K, 1 / 0.04f, 3, 3);
     assert_true(check_close("SK three ranks vs official algorithm", T3, want, R * K, 1e-5));
-    /* every sample row sums to 1; prototype sums ≈ R/K when R ≥ K (spec §11.3 item 4, §13.4) */
+    /* every sample row sums to 1; prototype sums ≈ R/K when R ≥ K (docs/algorithm.md §12.4) */
     for (int r = 0; r < R; r++) {
         double s = 0;
         for (int k = 0; k < K; k++) s += T1[r * K + k];
         assert_true(fabs(s - 1) < 1e-5);
     }
     /* ... and the prototype sums approach R/K with the iterations (logits of a realistic spread:
-     * with |logit/τ| up to 25 three iterations are far from converged, spec §13.4) */
+     * with |logit/τ| up to 25 three iterations are far from converged, docs/algorithm.md §12.4) */
     double dev1 = 0, dev3 = 0;
     for (int i = 0; i < R * K; i++) Ls[i] = 0.1f * L[i];
     pieces_sk(T3, Ls, R, K, 1 / 0.04f, 1, 1);
@@ -356,7 +356,7 @@ static void test_koleo(void **state)
         got[i] = dz[(i / C) * LD + i % C];
     }
     assert_true(check_close("koleo dz vs finite differences", got, fd, N * C, 1e-4));
-    /* identical rows: finite (eps terms) and large (spec §11.3 item 8) */
+    /* identical rows: finite (eps terms) and large (docs/algorithm.md §12.4) */
     for (int i = 0; i < N; i++)
         for (int k = 0; k < C; k++) z[i * LD + k] = (float) (k + 1);
     *loss = 0;

@@ -107,7 +107,8 @@ static void test_model_config_official(void **state)
     assert_int_equal(sc.G, 1);
     assert_int_equal(sc.first_group, 5);
     assert_int_equal(sc.n_local, 8);
-    assert_true(fabs(sc.sched.lr - 0.005) < 1e-12); /* sqrt rule at 1600 images (spec §6.4) */
+    /* sqrt rule at 1600 images (docs/algorithm.md §8.4) */
+    assert_true(fabs(sc.sched.lr - 0.005) < 1e-12);
     assert_int_equal(sc.sched.epoch_length, 800);
     assert_int_equal(sc.sched.epochs, 346);
     assert_true(fabs(sc.drop_path_rate - 0.2) < 1e-12);
@@ -228,7 +229,7 @@ static void test_periods(void **state)
     (void) state;
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
     /* fvcore PeriodicCheckpointer: every 3 epochs (2,400 its) after (it + 1) % period, and the
-     * last iteration; do_test: (it + 1) % 27,680 (spec §12.1) */
+     * last iteration; do_test: (it + 1) % 27,680 (docs/algorithm.md §14) */
     assert_int_equal(c->train.checkpoint_period_iterations, 2400);
     assert_false(poa_trainer_is_checkpoint_iteration(c, 2398));
     assert_true(poa_trainer_is_checkpoint_iteration(c, 2399));

@@ -1,6 +1,7 @@
-/* cpu_train_optim.c — AdamW (spec §6.1) and the EMA teacher update (spec §2.6) of the CPU
- * backend.  The element arithmetic mirrors torch.optim.AdamW (single-tensor path, fp32 tensors,
- * Python-float scalars) so that parity tests can compare moments and parameters closely.
+/* cpu_train_optim.c — AdamW (docs/algorithm.md §8.1) and the EMA teacher update (docs/algorithm.md
+ * §4) of the CPU backend.  The element arithmetic mirrors torch.optim.AdamW (single-tensor path,
+ * fp32 tensors, Python-float scalars) so that parity tests can compare moments and parameters
+ * closely.
  *
  * The optimizer touches every parameter every step, so its loops are explicitly vectorised with
  * SSE (the x86-64 baseline; plain C elsewhere): the compiler will not vectorise sqrtf under the

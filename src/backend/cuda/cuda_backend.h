@@ -10,7 +10,7 @@
 poa_backend *poa_cuda_backend_create(char *errbuf, size_t errlen);
 void poa_cuda_backend_destroy(poa_backend *be);
 /* The backend's compute stream (a cudaStream_t), for poa_comm_set_compute_stream(): NCCL
- * collectives must be ordered after the backend's kernels (architecture note, "CUDA"). */
+ * collectives must be ordered after the backend's kernels (docs/architecture.md §7.3). */
 void *poa_cuda_backend_stream(poa_backend *be);
 /* Number of visible CUDA devices (0 without a driver or device). */
 int poa_cuda_devices(void);
