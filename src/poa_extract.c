@@ -95,11 +95,23 @@ static int add_request(extract_args *a, int width, int depth, const char *name)
     return 0;
 }
 
+/* A positive decimal of at most 6 digits in [s, end), or 0. */
+static int positive(const char *s, const char *end)
+{
+    if (end - s < 1 || end - s > 6) return 0;
+    int v = 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9') return 0;
+        v = 10 * v + (*s - '0');
+    }
+    return v;
+}
+
 static int parse_subnet(extract_args *a, const char *t)
 {
-    int w = 0, d = 0, used = 0;
-    if (sscanf(t, "%d%*[xX]%d%n", &w, &d, &used) != 2 || t[used] != '\0' || w < 1 || d < 1 ||
-        strspn(t, "0123456789xX") != strlen(t))
+    const char *x = strpbrk(t, "xX");
+    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
+    if (w < 1 || d < 1)
         return poa_cli_usage_error(&spec,
                                    "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
                                    "e.g. 384x12",

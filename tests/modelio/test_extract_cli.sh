@@ -91,6 +91,9 @@ expect syntax2 2 "--subnet 'abc': expected WIDTHxDEPTH" --checkpoint "$ck" --out
 expect syntax3 2 "--subnet '64\*3': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet '64*3'
 expect syntax4 2 "--subnet '0x3': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet 0x3
 expect syntax5 2 "--subnet '64x3x2': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet 64x3x2
+expect syntax6 2 "--subnet '64xx3': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet 64xx3
+expect syntax7 2 "--subnet '+64x3': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet +64x3
+expect syntax8 2 "--subnet '99999999999x3': expected WIDTHxDEPTH" --checkpoint "$ck" --output "$out/no" --subnet 99999999999x3
 expect width 2 "width 160 is not an elastic width of this model (widths 64, 96, 128; depths 3, 4, 5, 6)" \
     --checkpoint "$ck" --output "$out/no" --subnet 160x3
 expect depth 2 "depth 7 is not an elastic depth" --checkpoint "$ck" --output "$out/no" --subnet 64x7
