@@ -28,7 +28,7 @@ void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weigh
         total += round_up(K * c->head_bottleneck_dim) * (with_grad ? 2 : 1) + round_up(K);
     }
     if (total == 0) return;
-    hw->arena = be->nn->alloc(be, total * sizeof(float));
+    hw->arena = be->iface->alloc(be, total * sizeof(float));
     float *p = hw->arena;
     for (int h = 0; h < c->n_heads; h++) {
         size_t K = (size_t) c->head_n_prototypes[h];
@@ -45,7 +45,7 @@ void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weigh
 
 void poa_head_weights_destroy(poa_backend *be, poa_head_weights *hw)
 {
-    if (hw->arena) be->nn->free(be, hw->arena);
+    if (hw->arena) be->iface->free(be, hw->arena);
     memset(hw, 0, sizeof *hw);
 }
 
@@ -57,7 +57,7 @@ void poa_head_weights_forward(poa_backend *be, const poa_model *m, const float *
         const int K = c->head_n_prototypes[h], bn = c->head_bottleneck_dim;
         be->nn->weightnorm_fwd(be, hw->W[h], hw->vnorm[h], params + m->heads[h].g,
                                params + m->heads[h].v, K, bn);
-        if (hw->with_grad) be->nn->zero(be, hw->dW[h], (size_t) K * bn * sizeof(float));
+        if (hw->with_grad) be->iface->zero(be, hw->dW[h], (size_t) K * bn * sizeof(float));
     }
 }
 
@@ -119,12 +119,12 @@ void poa_head_acts_create(poa_backend *be, const poa_model *m, poa_head_acts *a,
     memset(a, 0, sizeof *a);
     a->train = train;
     a->max_rows = max_rows;
-    a->arena = be->nn->alloc(be, poa_head_acts_floats(m, max_rows, train) * sizeof(float));
+    a->arena = be->iface->alloc(be, poa_head_acts_floats(m, max_rows, train) * sizeof(float));
 }
 
 void poa_head_acts_destroy(poa_backend *be, poa_head_acts *a)
 {
-    if (a->arena) be->nn->free(be, a->arena);
+    if (a->arena) be->iface->free(be, a->arena);
     memset(a, 0, sizeof *a);
 }
 

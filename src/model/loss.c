@@ -84,7 +84,7 @@ static void sum_crop_targets(poa_backend *be, float *t_sum, const float *t_cls, 
                              int K)
 {
     for (int b = 0; b < B; b++) {
-        be->nn->copy(be, t_sum + (size_t) b * K, t_cls + (size_t) b * ldt, sizeof(float) * K);
+        be->iface->copy(be, t_sum + (size_t) b * K, t_cls + (size_t) b * ldt, sizeof(float) * K);
         be->nn->axpy(be, t_sum + (size_t) b * K, 1.0f, t_cls + (size_t) (B + b) * ldt, (size_t) K);
     }
 }
@@ -192,16 +192,16 @@ void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, doub
 
 /* ---------------------------------------------------------------------------------- KoLeo */
 
-size_t poa_loss_koleo_scratch(poa_backend *be, const poa_loss_cfg *c, int d_max)
+size_t poa_loss_koleo_scratch_bytes(const poa_backend *be, const poa_loss_cfg *c, int d_max)
 {
-    return be->train->koleo_scratch(c->B, d_max);
+    return be->train->koleo_scratch_bytes(be, c->B, d_max);
 }
 
 /* docs/algorithm.md §6.7: per global crop over the group's B images (never mixing the two crops of
  * an image), both branches, γ·½·(Σ_g KoLeo(Z^IS_g) + Σ_g KoLeo(Z^ES_g)); not λ-weighted. */
 void poa_loss_koleo(poa_backend *be, const poa_loss_cfg *c, double *slots, const float *z_is,
                     int ldz_is, int d_is, float *dz_is, int lddz_is, const float *z_es, int ldz_es,
-                    int d_es, float *dz_es, int lddz_es, float *scratch)
+                    int d_es, float *dz_es, int lddz_es, void *scratch)
 {
     if (!(c->dino_weight > 0 && c->koleo_weight > 0)) return;
     POA_CHECK(c->B >= 2, "KoLeo needs at least 2 images per rank group (B = %d)", c->B);

@@ -98,14 +98,14 @@ void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, doub
                    int n_masked, const float *s_is, const float *s_es, int lds, float *ds_is,
                    float *ds_es, int ldds, float *scratch);
 
-/* Floats of scratch that poa_loss_koleo needs for features of width ≤ d_max. */
-size_t poa_loss_koleo_scratch(poa_backend *be, const poa_loss_cfg *c, int d_max);
+/* Bytes of scratch that poa_loss_koleo needs for features of width ≤ d_max. */
+size_t poa_loss_koleo_scratch_bytes(const poa_backend *be, const poa_loss_cfg *c, int d_max);
 
 /* KoLeo of one rank group (docs/algorithm.md §6.7): z_is [2B, d_is] and z_es [2B, d_es] are the
  * backbone cls outputs of the global crops (crop 0 rows, crop 1 rows); dz_* (+=). */
 void poa_loss_koleo(poa_backend *be, const poa_loss_cfg *c, double *slots, const float *z_is,
                     int ldz_is, int d_is, float *dz_is, int lddz_is, const float *z_es, int ldz_es,
-                    int d_es, float *dz_es, int lddz_es, float *scratch);
+                    int d_es, float *dz_es, int lddz_es, void *scratch);
 
 /* The back-propagated total loss of this rank (mean over its groups) from downloaded slots:
  * (1/H)Σ_h[w_d(λ L_IS + (1−λ) L_ES1) + (1−λ) L_ES2] + (γ/2)(KoLeo_IS + KoLeo_ES)

@@ -274,11 +274,11 @@ void poa_model_init_params(poa_backend *be, const poa_model *m, float *params, u
     for (int i = 0; i < m->table.n; i++)
         if (m->table.p[i].numel > max_numel) max_numel = m->table.p[i].numel;
     float *stage = poa_xmalloc(max_numel * sizeof(float));
-    be->nn->zero(be, params, m->table.total * sizeof(float));
+    be->iface->zero(be, params, m->table.total * sizeof(float));
     for (int i = 0; i < m->table.n; i++) {
         const poa_param_desc *d = &m->table.p[i];
         init_one(d, i, stage, seed);
-        be->nn->upload(be, params + d->offset, stage, d->numel * sizeof(float));
+        be->iface->upload(be, params + d->offset, stage, d->numel * sizeof(float));
     }
     free(stage);
 }

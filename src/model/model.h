@@ -142,24 +142,30 @@ void poa_model_init_params(poa_backend *be, const poa_model *m, float *params, u
 /* The same on a host buffer (used by the above and by tests). */
 void poa_model_init_params_host(const poa_model *m, float *host, uint64_t seed);
 
-/* Memory plan of a config (docs/algorithm.md §5.4 sizes), in bytes, for the trainer's --dry-run. */
+/* Memory plan of a config (docs/algorithm.md §5.4 sizes), in bytes, for the trainer's --dry-run and start-up
+ * report.  Master copies are fp32; activations are in the backend's compute dtype. */
 typedef struct poa_model_memplan {
     size_t n_params; /* parameter values (no padding) */
     size_t n_backbone, n_heads_params;
+    poa_dtype compute_dtype;          /* the backend's activation dtype                       */
     size_t params_bytes;              /* one flat fp32 buffer incl. padding (student)         */
     size_t grads_bytes;               /* gradients                                            */
     size_t adam_bytes;                /* AdamW m and v                                        */
     size_t teacher_bytes;             /* EMA teacher                                          */
+    size_t compute_copy_bytes;        /* GEMM weights' compute copies (student + teacher; 0
+                                         when the compute dtype is fp32: they alias the masters) */
     size_t head_weights_bytes;        /* weight-normalised prototypes (student + teacher), dW */
     size_t head_logits_bytes_per_row; /* logits of all heads for one input row        */
     size_t head_acts_bytes_per_row;   /* saved head activations of one row            */
     /* backbone workspace per image for one training call of the intact network
-     * (poa_vit_acts_floats with train = 1), and for the teacher (train = 0) */
+     * (poa_vit_acts_bytes with train = 1), and for the teacher (train = 0) */
     size_t act_global_per_image;
     size_t act_local_per_image;
     size_t teacher_act_per_image;
 } poa_model_memplan;
-void poa_model_memory_plan(const poa_model *m, poa_model_memplan *plan);
+/* be: the backend that will run the model, or a planning backend (poa_backend_planner): its
+ * compute dtype and attention sizes. */
+void poa_model_memory_plan(const poa_backend *be, const poa_model *m, poa_model_memplan *plan);
 /* Rough total of one training step on one device: fixed buffers + `images` images with 2 global
  * and `local_crops` local crops through both student branches and the teacher, plus the head
  * rows of their cls tokens (iBOT patch rows excluded). */

@@ -9,23 +9,28 @@ struct poa_features {
     poa_backend *be;
     const poa_model *m;
     int max_images, max_size;
-    float *params; /* backend memory: the source's weights         */
-    float *images; /* backend memory: [max_images, C, S, S]          */
-    float *out;    /* host: [max_images · T, d_max] tokens            */
+    float *params;       /* backend memory: the source's fp32 weights                 */
+    poa_act *params_act; /* backend memory: their compute copy (bf16), or NULL (fp32) */
+    poa_weights w;       /* what the forward reads                                     */
+    float *images;       /* backend memory: [max_images, C, S, S]                      */
+    float *out;          /* host: [max_images · T, d_max] tokens                        */
     poa_vit_acts acts;
 };
 
-/* The backend by name; NULL with the reason in err. */
-static poa_backend *create_backend(const char *name, poa_err *err)
+/* The backend by name and compute dtype; NULL with the reason in err. */
+static poa_backend *create_backend(const poa_features_opts *opts, poa_err *err)
 {
+    const char *name = opts->backend ? opts->backend : "cpu";
+    const poa_backend_opts bo = {.act_dtype = opts->compute_dtype, .device = opts->device};
     char why[512] = "";
-    poa_backend *be = poa_backend_create(name, why, sizeof why);
+    poa_backend *be = poa_backend_create(name, &bo, why, sizeof why);
     if (!be) {
-        poa_err_set(err, POA_ERR_ARG, "backend '%s' is not available: %s", name, why);
+        poa_err_set(err, POA_ERR_ARG, "backend '%s' (%s) is not available: %s", name,
+                    poa_dtype_name(opts->compute_dtype), why);
         return NULL;
     }
     const char *missing[4];
-    int n = poa_backend_missing_ops(be->nn, be->train, missing, 4);
+    int n = poa_backend_missing_ops(be, missing, 4);
     if (n > 0) {
         poa_err_set(err, POA_ERR_ARG,
                     "backend '%s' cannot run the model yet (%d ops missing: %s%s)", name, n,
@@ -36,14 +41,31 @@ static poa_backend *create_backend(const char *name, poa_err *err)
     return be;
 }
 
-/* One inference forward of sub-network sn on the B images uploaded; tokens to f->out. */
+/* The source's weights on the backend: fp32 masters, and their compute copy when the backend
+ * computes in bf16. */
+static void upload_weights(poa_features *f, const float *host)
+{
+    poa_backend *be = f->be;
+    const size_t n = f->m->table.total;
+    f->params = be->iface->alloc(be, sizeof(float) * n);
+    be->iface->upload(be, f->params, host, sizeof(float) * n);
+    if (be->act_dtype == POA_DT_F32) {
+        f->w = poa_weights_f32(be, f->params);
+        return;
+    }
+    f->params_act = be->iface->alloc(be, poa_act_bytes(be, n));
+    be->nn->act_from_f32(be, f->params_act, f->params, n);
+    f->w = (poa_weights){f->params, f->params_act};
+}
+
+/* One inference forward of sub-network sn on the B images uploaded; tokens to f->out (fp32). */
 static void forward(poa_features *f, const poa_subnet *sn, int B, int H, int W)
 {
     poa_backend *be = f->be;
     poa_vit_input in = {f->images, B, H, W, NULL, NULL};
-    poa_vit_forward(be, f->m, f->params, sn, &in, &f->acts);
+    poa_vit_forward(be, f->m, &f->w, sn, &in, &f->acts);
     const size_t T = 1 + (size_t) poa_model_n_patches(&f->m->cfg, H, W);
-    be->nn->download(be, f->out, f->acts.out, sizeof(float) * (size_t) B * T * sn->width);
+    be->iface->act_download(be, f->out, f->acts.out, (size_t) B * T * sn->width);
 }
 
 poa_status poa_features_create(poa_features **out, const poa_model_source *src,
@@ -57,7 +79,7 @@ poa_status poa_features_create(poa_features **out, const poa_model_source *src,
                            "features: %d images of at most %d px (a multiple of the patch size "
                            "%d)",
                            opts->max_images, max_size, m->cfg.patch_size);
-    poa_backend *be = create_backend(opts->backend ? opts->backend : "cpu", err);
+    poa_backend *be = create_backend(opts, err);
     if (!be) return POA_ERR_ARG;
     poa_features *f = poa_xcalloc(1, sizeof *f);
     f->be = be;
@@ -67,9 +89,8 @@ poa_status poa_features_create(poa_features **out, const poa_model_source *src,
     const size_t pixels = (size_t) opts->max_images * m->cfg.in_chans * max_size * max_size;
     const size_t tokens =
         (size_t) opts->max_images * (1 + poa_model_n_patches(&m->cfg, max_size, max_size));
-    f->params = be->nn->alloc(be, sizeof(float) * m->table.total);
-    be->nn->upload(be, f->params, src->params, sizeof(float) * m->table.total);
-    f->images = be->nn->alloc(be, sizeof(float) * pixels);
+    upload_weights(f, src->params);
+    f->images = be->iface->alloc(be, sizeof(float) * pixels);
     f->out = poa_xmalloc(sizeof(float) * tokens * m->cfg.max_embed_dim);
     poa_vit_acts_create(be, m, &f->acts, opts->max_images, max_size, 0);
     *out = f;
@@ -89,8 +110,8 @@ poa_status poa_features_run(poa_features *f, const poa_subnet *sn, const float *
     poa_subnet check;
     poa_status st = poa_subnet_make(c, sn->width, sn->depth, &check, err);
     if (st) return st;
-    f->be->nn->upload(f->be, f->images, images,
-                      sizeof(float) * (size_t) B * c->in_chans * (size_t) H * W);
+    f->be->iface->upload(f->be, f->images, images,
+                         sizeof(float) * (size_t) B * c->in_chans * (size_t) H * W);
     forward(f, sn, B, H, W);
     const int d = sn->width, N = poa_model_n_patches(c, H, W), T = N + 1;
     for (int b = 0; b < B; b++) {
@@ -105,8 +126,9 @@ void poa_features_destroy(poa_features *f)
 {
     if (!f) return;
     poa_vit_acts_destroy(f->be, &f->acts);
-    f->be->nn->free(f->be, f->images);
-    f->be->nn->free(f->be, f->params);
+    f->be->iface->free(f->be, f->images);
+    if (f->params_act) f->be->iface->free(f->be, f->params_act);
+    f->be->iface->free(f->be, f->params);
     free(f->out);
     poa_backend_destroy(f->be);
     free(f);

@@ -18,9 +18,10 @@
  * GEMMs); an extracted source runs its one sub-network (poa_subnet_intact).  No drop path, no
  * masks: the inference forward of the teacher.
  *
- * This is the only file of the layer that talks to a backend: it creates it, uploads the
- * weights once, plans one activation workspace for (max_images, max_size) and the intact
- * width and depth, and reuses it for every call and every sub-network.
+ * This is the only file of the layer that talks to a backend: it creates it
+ * (poa_backend_create with the compute dtype), uploads the fp32 weights once and, for a bf16
+ * run, makes their compute copy, plans one activation workspace for (max_images, max_size) and
+ * the intact width and depth, and reuses it for every call and every sub-network.
  */
 #ifndef POA_MODELIO_FEATURES_H
 #define POA_MODELIO_FEATURES_H
@@ -30,9 +31,13 @@
 typedef struct poa_features poa_features;
 
 typedef struct poa_features_opts {
-    const char *backend; /* "cpu" (default when NULL) or "cuda"           */
-    int max_images;      /* B of the largest call                          */
-    int max_size;        /* largest image side (0: the model's img_size)   */
+    const char *backend;     /* "cpu" (default when NULL) or "cuda"                         */
+    int max_images;          /* B of the largest call                                        */
+    int max_size;            /* largest image side (0: the model's img_size)                 */
+    poa_dtype compute_dtype; /* backbone activations and GEMM weights: POA_DT_F32 (default,
+                                the only one on the CPU) or POA_DT_BF16 (CUDA); the weights
+                                stay fp32 masters and the features come back as fp32         */
+    int device;              /* CUDA device index                                            */
 } poa_features_opts;
 
 /* A runner for src (which must outlive it).  POA_ERR_ARG when the backend is not available

@@ -88,6 +88,12 @@ typedef struct poa_step_batch {
     /* [G][4] host arrays of drop-path scales [n_blocks][2][n] for the calls intact-global,
      * intact-local, elastic-global, elastic-local (poa_vit_input.droppath).                */
     const float *const *droppath;
+    /* Optional: called once the step's forward and backward passes are enqueued, before the
+     * host first waits for them (the download of the loss slots).  The rank loop stages the
+     * next batch there, so that its upload overlaps this step's compute.  The batch's host
+     * arrays (masks) are no longer read when it is called.                                  */
+    void (*enqueued)(void *ctx);
+    void *enqueued_ctx;
 } poa_step_batch;
 
 enum {
@@ -101,7 +107,9 @@ enum {
     POA_N_PHASES
 };
 
-/* Everything a log line needs. */
+/* Everything a log line needs.  Phase times come from events recorded on the backend's compute
+ * stream at the phase boundaries (device time on a GPU, wall time on the CPU) and are read after
+ * the step's final synchronisation. */
 typedef struct poa_step_report {
     long long it;
     int ok;             /* 0: a loss term or gradient was NaN/Inf; nothing was updated     */
@@ -129,8 +137,12 @@ void poa_step_destroy(poa_step *s);
 
 /* Student from the model's seeded initialisation, teacher = copy (docs/algorithm.md §2.7). */
 void poa_step_init_params(poa_step *s, uint64_t seed);
-/* Flat buffers (backend memory, m->table.total floats): student parameters, gradients of the
- * last step (unclipped), teacher, AdamW moments. */
+/* The caller wrote the student or teacher flat buffers (resume, broadcast, tests): refresh the
+ * compute copies of the GEMM weights (nothing to do when the compute dtype is fp32). */
+void poa_step_params_written(poa_step *s);
+/* Flat buffers (backend memory, m->table.total floats, fp32 master copies): student
+ * parameters, gradients of the last step (unclipped), teacher, AdamW moments.  After writing
+ * parameters or teacher, call poa_step_params_written. */
 float *poa_step_params(poa_step *s);
 float *poa_step_grads(poa_step *s);
 float *poa_step_teacher(poa_step *s);

@@ -5,8 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err)
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err)
 {
     if (cfg->train.centering != POA_CENTERING_SINKHORN_KNOPP)
         return poa_err_set(err, POA_ERR_CONFIG,
@@ -14,11 +13,15 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
                            "poa-train; use sinkhorn_knopp (the POA recipe, "
                            "docs/algorithm.md §6.2)");
     int dt = cfg->compute_precision.compute_dtype;
-    if (strcmp(backend_name, "cpu") == 0 && (dt == POA_DTYPE_BF16 || dt == POA_DTYPE_FP16))
+    if (dt == POA_DTYPE_FP16)
         return poa_err_set(err, POA_ERR_CONFIG,
-                           "compute_precision.compute_dtype = %s: the CPU backend computes in "
-                           "fp32 only; use fp32 or auto",
-                           poa_config_enum_text(POA_CFG_KEY_compute_precision_compute_dtype, dt));
+                           "compute_precision.compute_dtype = fp16 is not supported: poa computes "
+                           "in bf16 (fp32's exponent range, so no loss scaling is needed) or "
+                           "fp32; use auto, bf16 or fp32");
+    if (backend_kind == POA_BACKEND_CPU && dt == POA_DTYPE_BF16)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "compute_precision.compute_dtype = bf16: the CPU backend computes in "
+                           "fp32 only; use fp32 or auto");
     if (cfg->student.pretrained_weights[0])
         return poa_err_set(err, POA_ERR_CONFIG,
                            "student.pretrained_weights is not supported by poa-train; use "
@@ -31,6 +34,18 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
         return poa_err_set(err, POA_ERR_CONFIG, "train.rank_groups = %d: at most %d per rank",
                            cfg->train.rank_groups, POA_STEP_MAX_GROUPS);
     return POA_OK;
+}
+
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind)
+{
+    switch (cfg->compute_precision.compute_dtype) {
+    case POA_DTYPE_FP32:
+        return POA_DT_F32;
+    case POA_DTYPE_BF16:
+        return POA_DT_BF16;
+    default: /* auto */
+        return backend_kind == POA_BACKEND_CUDA ? POA_DT_BF16 : POA_DT_F32;
+    }
 }
 
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches)

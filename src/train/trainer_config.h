@@ -14,10 +14,15 @@
 #include "model/model.h"
 #include "train/step.h"
 
-/* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16
- * on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS. */
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err);
+/* Values poa-train does not implement (with the key to change): softmax centering, fp16
+ * compute, bf16 on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS.  backend_kind:
+ * POA_BACKEND_CPU or POA_BACKEND_CUDA (poa_trainer_backend_kind). */
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err);
+
+/* The run's compute dtype (backend.h, "Precision"): compute_precision.compute_dtype, with auto
+ * = bf16 on CUDA and fp32 on the CPU.  Call after poa_trainer_check_supported (fp16 is
+ * rejected there). */
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind);
 
 /* 1 when the student's drop path runs per-sample Bernoulli masks, 0 for batch subsets:
  * train.drop_path_mode, where auto is the official rule (Bernoulli for rates ≤ 0.1). */

@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     poa_rng_init(&r, strtoull(argv[4], NULL, 10), 0, POA_RNG_TEST, 0);
     for (size_t i = 0; i < len; i++) img[i] = (float) poa_rng_normal(&r);
     poa_features *fe;
-    poa_features_opts o = {"cpu", n, S};
+    poa_features_opts o = {.backend = "cpu", .max_images = n, .max_size = S};
     if (poa_features_create(&fe, &src, &o, &e)) return fail("backend", &e);
     hid_t f = H5Fcreate(argv[2], H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     int64_t di[4] = {n, c->in_chans, S, S};

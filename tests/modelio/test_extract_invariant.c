@@ -94,7 +94,7 @@ static double compare_file(const char *path, const poa_subnet *sn, poa_features 
     assert_int_equal(x.model.cfg.n_heads, 0);
     for (int j = 0; j < sn->depth; j++) assert_int_equal(x.extracted.blocks[j], sn->blocks[j]);
     poa_features *f;
-    poa_features_opts o = {"cpu", B, sizes[0]};
+    poa_features_opts o = {.backend = "cpu", .max_images = B, .max_size = sizes[0]};
     assert_int_equal(poa_features_create(&f, &x, &o, &err), POA_OK);
     poa_subnet intact = poa_subnet_intact(&x.model.cfg);
     double worst = 0;
@@ -145,7 +145,7 @@ static void test_every_demo_subnet(void **state)
         random_images(img[s], len, 100 + (uint64_t) s);
     }
     poa_features *full;
-    poa_features_opts o = {"cpu", B, sizes[0]};
+    poa_features_opts o = {.backend = "cpu", .max_images = B, .max_size = sizes[0]};
     assert_int_equal(poa_features_create(&full, &src, &o, &err), POA_OK);
 
     double worst = 0;

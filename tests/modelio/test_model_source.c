@@ -9,7 +9,9 @@
  *  - an exported sub-network reads back (HDF5 and safetensors) with every metadata field and
  *    exactly the weights of poa_extract_subnet;
  *  - sub-networks outside the elastic grid and named sizes the run does not have are refused
- *    with messages that list the valid ones. */
+ *    with messages that list the valid ones;
+ *  - the features runner refuses an unknown backend, bf16 on the CPU, and sizes outside its
+ *    plan. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 #include "io/h5util.h"
 #include "model/extract.h"
 #include "modelio/export.h"
+#include "modelio/features.h"
 #include "seeded_ckpt.h"
 
 #include <hdf5.h>
@@ -282,6 +285,36 @@ static void test_subnets_and_names(void **state)
     poa_model_source_close(&src);
 }
 
+/* The features runner refuses what it cannot do, with the reason. */
+static void test_features_refusals(void **state)
+{
+    (void) state;
+    char dir[4200];
+    dir_of(dir, sizeof dir, "features");
+    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 4, 2, NULL, NULL), 0);
+    poa_model_source src = open_ok(dir, POA_FROM_TEACHER);
+    poa_features *f;
+    poa_err err;
+    poa_features_opts o = {.backend = "tpu", .max_images = 2};
+    assert_int_equal(poa_features_create(&f, &src, &o, &err), POA_ERR_ARG);
+    assert_non_null(strstr(err.msg, "backend 'tpu'"));
+    o = (poa_features_opts){.backend = "cpu", .max_images = 2, .compute_dtype = POA_DT_BF16};
+    assert_int_equal(poa_features_create(&f, &src, &o, &err), POA_ERR_ARG);
+    assert_non_null(strstr(err.msg, "bf16"));
+    o = (poa_features_opts){.backend = "cpu", .max_images = 2, .max_size = 20};
+    assert_int_equal(poa_features_create(&f, &src, &o, &err), POA_ERR_ARG);
+    o.max_size = 0; /* the model's image size, 32 */
+    assert_int_equal(poa_features_create(&f, &src, &o, &err), POA_OK);
+    float img[3 * 3 * 32 * 32] = {0}, cls[3 * 64];
+    poa_subnet sn = poa_subnet_intact(&src.model.cfg);
+    assert_int_equal(poa_features_run(f, &sn, img, 3, 32, 32, cls, NULL, &err), POA_ERR_ARG);
+    assert_int_equal(poa_features_run(f, &sn, img, 2, 40, 40, cls, NULL, &err), POA_ERR_ARG);
+    assert_non_null(strstr(err.msg, "planned: at most 2 of at most 32 px"));
+    assert_int_equal(poa_features_run(f, &sn, img, 2, 32, 32, cls, NULL, &err), POA_OK);
+    poa_features_destroy(f);
+    poa_model_source_close(&src);
+}
+
 int main(void)
 {
     const char *top = getenv("POA_TOP_BUILDDIR"), *src = getenv("POA_TOP_SRCDIR");
@@ -297,7 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_weights), cmocka_unit_test(test_run_directory),
         cmocka_unit_test(test_mismatch),           cmocka_unit_test(test_export_round_trip),
-        cmocka_unit_test(test_subnets_and_names),
+        cmocka_unit_test(test_subnets_and_names),  cmocka_unit_test(test_features_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,7 +28,7 @@ static void test_patch_unfold(void **state)
         const size_t nimg = (size_t) B * C * Hi * Wi, ncols = (size_t) n * len;
         float *img = rand_floats(nimg, -1, 1, 2000 + s), *cols = rand_floats(ncols, 5, 6, 2002);
         double *dimg = to_double(img, nimg), *dcols = to_double(cols, ncols);
-        be->nn->patch_unfold(be, cols, img, B, C, Hi, Wi, P);
+        be->nn->patch_unfold(be, ACT(cols), img, B, C, Hi, Wi, P);
         poa_naive_patch_unfold(dcols, dimg, B, C, Hi, Wi, P);
         assert_true(close_all("patch_unfold", cols, dcols, ncols, 0, 0));
         /* spot check of the layout: image 1, patch (row 2, col 1), channel 2, pixel (3, 1) */
@@ -77,7 +77,8 @@ static void check_tokens(const tok_case *k, int use_mask, uint64_t seed)
     const uint8_t *mp = use_mask ? mask : NULL;
     double *dx = to_double(x, nx), *demb = to_double(emb, nemb), *dcls = to_double(cls, (size_t) d);
     double *dpos = to_double(pos, npos), *dmtok = to_double(mtok, (size_t) d);
-    be->nn->tokens_fwd(be, x, k->ldx, emb, k->ldemb, cls, pos, k->ldpos, mtok, mp, B, N, d);
+    be->nn->tokens_fwd(be, ACT(x), k->ldx, ACT(emb), k->ldemb, cls, pos, k->ldpos, mtok, mp, B, N,
+                       d);
     poa_naive_tokens_fwd(dx, k->ldx, demb, k->ldemb, dcls, dpos, k->ldpos, dmtok, mp, B, N, d);
     assert_true(close_all("tokens_fwd", x, dx, nx, 1e-7, 1e-7));
 
@@ -90,7 +91,7 @@ static void check_tokens(const tok_case *k, int use_mask, uint64_t seed)
     double *dg = to_double(g, nx), *nge = to_double(ge, nemb);
     double *ngc = poa_xcalloc((size_t) d, 8), *ngp = poa_xcalloc(npos, 8),
            *ngm = poa_xcalloc((size_t) d, 8);
-    be->nn->tokens_bwd(be, ge, k->ldemb, gc, gp, k->ldpos, gm, g, k->ldx, mp, B, N, d);
+    be->nn->tokens_bwd(be, ACT(ge), k->ldemb, gc, gp, k->ldpos, gm, ACT(g), k->ldx, mp, B, N, d);
     poa_naive_tokens_bwd(nge, k->ldemb, ngc, ngp, k->ldpos, ngm, dg, k->ldx, mp, B, N, d);
     assert_true(close_all("tokens_bwd demb", ge, nge, nemb, 0, 0));
     tok_ctx c = {k, dx, demb, dcls, dpos, dmtok, dg, mp};

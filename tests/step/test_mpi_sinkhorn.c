@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     int rc = 0;
     if (nranks != 2) {
         if (rank == 0) fprintf(stderr, "test_mpi_sinkhorn needs 2 ranks\n");

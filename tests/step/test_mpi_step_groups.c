@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);

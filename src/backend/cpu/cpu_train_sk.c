@@ -165,9 +165,10 @@ void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next,
 
 #define KOLEO_EPS 1e-8f /* F.normalize, PairwiseDistance and log eps (docs/algorithm.md §6.7) */
 
-size_t poa_cpu_koleo_scratch(int n, int c)
+size_t poa_cpu_koleo_scratch_bytes(const poa_backend *be, int n, int c)
 {
-    return (size_t) n * c * 2 + (size_t) n * 4;
+    (void) be;
+    return ((size_t) n * c * 2 + (size_t) n * 4) * sizeof(float);
 }
 
 /* Nearest neighbour by cosine: argmax_{j≠i} <x_i, x_j>, ties → smallest j.  Starts from the
@@ -187,10 +188,11 @@ static int nearest_other(const float *x, int n, int c, int i)
 }
 
 void poa_cpu_koleo(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
-                   int n, int c, float loss_scale, float grad_scale, float *scratch)
+                   int n, int c, float loss_scale, float grad_scale, void *scratch_bytes)
 {
     (void) be;
     POA_ASSERT(n >= 2);
+    float *scratch = scratch_bytes;
     float *x = scratch;                   /* [n, c] normalised rows          */
     float *dx = x + (size_t) n * c;       /* [n, c] gradient w.r.t. x        */
     float *norm = dx + (size_t) n * c;    /* [n] ||z_i||                     */
