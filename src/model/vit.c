@@ -170,7 +170,8 @@ void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a)
 
 /* ---------------------------------------------------------------- forward */
 
-/* Patch embedding, masking, cls token and position embedding (docs/algorithm.md §2.2, §2.3) → x [B·T, d]. */
+/* Patch embedding, masking, cls token and position embedding (docs/algorithm.md §2.2, §2.3) → x
+ * [B·T, d]. */
 static void embed_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
                           poa_vit_acts *a, const poa_vit_input *in, poa_act *x)
 {
@@ -227,7 +228,8 @@ static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_bran
     be->nn->act_scatter_add_rows(be, x_out, d, a->xs, d, br->idx, rows, d);
 }
 
-/* Attention branch of block i (docs/algorithm.md §2.4): x_mid = x_in + s γ1 ⊙ proj(Attn(qkv(LN1(x_in)))). */
+/* Attention branch of block i (docs/algorithm.md §2.4): x_mid = x_in + s γ1 ⊙
+ * proj(Attn(qkv(LN1(x_in)))). */
 static void attn_forward(poa_backend *be, const poa_model *m, const poa_weights *w, int i,
                          poa_vit_acts *a, poa_vit_block_acts *b)
 {

@@ -16,9 +16,9 @@
  *     poa_vit_forward(be, m, &w, &sn, &input, &a);                              // per step
  *     ... heads/losses read a.out and accumulate into a.d_out (see below) ...
  *     poa_vit_backward(be, m, &w, grads, &a, a.d_out);
- * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (docs/algorithm.md §2.6); row b·T is image b's cls
- * token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The cls
- * rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
+ * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (docs/algorithm.md §2.6); row b·T is image
+ * b's cls token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The
+ * cls rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
  * with poa_vit_zero_dout() and accumulate (+=) the gradient of every consumer into it.
  *
  * Memory: all buffers come from one arena allocated by poa_vit_acts_create() for (B_max,
