@@ -10,3 +10,13 @@ src_poa_train_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
 bin_PROGRAMS += src/poa-extract
 src_poa_extract_SOURCES = src/poa_extract.c
 src_poa_extract_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
+
+# poa-eval-knn: the k-NN evaluation (src/eval/README.md).  Links the layers below train/ only;
+# tools/plot_knn.py (the --all-subnets heatmap) is installed next to the data and found there or
+# in the source tree.
+bin_PROGRAMS += src/poa-eval-knn
+src_poa_eval_knn_SOURCES = src/poa_eval_knn.c
+src_poa_eval_knn_CPPFLAGS = $(AM_CPPFLAGS) -DPOA_PYTHON_DEFAULT='"$(PYTHON_REF)"' \
+	-DPOA_PKGDATADIR='"$(pkgdatadir)"' -DPOA_SRCDIR='"$(abs_top_srcdir)"'
+src_poa_eval_knn_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
+dist_pkgdata_DATA = tools/plot_knn.py
