@@ -65,7 +65,9 @@ static const poa_cli_option options[] = {
      "shorter side before the centre crop (default: the crop below 224 px,\n"
      "crop x 256/224 from 224 px up)"},
     {"crop", 0, "N", "centre crop = model input side (default: the checkpoint's crop size)"},
-    {"batch", 'b', "N", "images per forward (default 64)"},
+    {"batch", 'b', "N",
+     "images per forward (default: 8192 tokens, 8..256 images: 126 for\n"
+     "32 px at patch 4, 41 for 224 px at patch 16)"},
     {"bank-block", 0, "N",
      "train images per similarity block, the unit the ranks share\n"
      "(default 2048, rounded up to whole batches)"},
@@ -183,7 +185,7 @@ static int parse_numbers(knn_args *a)
     poa_err err;
     if (poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
         poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
-        poa_cli_int(&a->cli, &spec, "batch", 64, 1, 4096, &a->batch, &err) ||
+        poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
         poa_cli_int(&a->cli, &spec, "bank-block", BANK_BLOCK, 1, 1 << 20, &a->bank_block, &err) ||
         poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
         poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err) ||
@@ -305,6 +307,7 @@ typedef struct eval_state {
     poa_eval_reader *train, *val;
     int n_classes;
     int64_t n_tr, n_va;   /* images used */
+    int batch;            /* images per forward */
     int64_t block;        /* train images per block (a multiple of the batch) */
     int64_t tr_lo, tr_hi; /* this rank's train images */
     int64_t va_lo, va_hi; /* this rank's val images (before the gather) */
@@ -418,6 +421,17 @@ static int choose_transform(eval_state *s)
                                        s->src[i].path, c->in_chans);
     }
     poa_eval_transform_default(crop, s->a->resize, &s->t);
+    /* the batch: about 8192 tokens per forward (the activation workspace grows with it) */
+    int tokens = 1;
+    for (int i = 0; i < s->n_src; i++) {
+        const int g = crop / s->src[i].model.cfg.patch_size;
+        tokens = 1 + g * g > tokens ? 1 + g * g : tokens;
+    }
+    s->batch = s->a->batch;
+    if (!s->batch) {
+        s->batch = s->n_src ? 8192 / tokens : 256;
+        s->batch = s->batch < 8 ? 8 : s->batch > 256 ? 256 : s->batch;
+    }
     return -1;
 }
 
@@ -449,7 +463,7 @@ static int open_models(eval_state *s)
     code = 0;
     for (int i = 0; i < s->n_src && !code; i++) {
         poa_features_opts o = {.backend = a->backend,
-                               .max_images = a->batch,
+                               .max_images = s->batch,
                                .max_size = s->t.crop,
                                .compute_dtype = a->dtype,
                                .device = dev};
@@ -483,14 +497,14 @@ static int open_data(eval_state *s)
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
-    s->block = ((a->bank_block + a->batch - 1) / a->batch) * (int64_t) a->batch;
+    s->block = ((a->bank_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
-    const int64_t n_vb = (s->n_va + a->batch - 1) / a->batch;
+    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
     int64_t lo, hi;
     share(n_blocks, rank_of(), world(), &lo, &hi);
     s->tr_lo = lo * s->block, s->tr_hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
     share(n_vb, rank_of(), world(), &lo, &hi);
-    s->va_lo = lo * a->batch, s->va_hi = hi * a->batch < s->n_va ? hi * a->batch : s->n_va;
+    s->va_lo = lo * s->batch, s->va_hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
     return 0;
 }
 
@@ -532,7 +546,7 @@ static int batch_features(eval_state *s, const float *pixels, int b, int train, 
 /* This rank's share of both splits through every network, one batch of images at a time. */
 static int extract_features(eval_state *s)
 {
-    const int B = s->a->batch;
+    const int B = s->batch;
     const int64_t n_tr = s->tr_hi - s->tr_lo, n_va = s->va_hi - s->va_lo;
     int max_dim = 1;
     for (int i = 0; i < s->n_net; i++) {
@@ -586,13 +600,13 @@ static void gather_val_and_labels(eval_state *s)
               err.msg);
     POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
               err.msg);
-    const int64_t n_vb = (s->n_va + s->a->batch - 1) / s->a->batch;
+    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
             share(n_vb, r, P, &lo, &hi);
-            lo *= s->a->batch, hi = hi * s->a->batch < s->n_va ? hi * s->a->batch : s->n_va;
+            lo *= s->batch, hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
             const int64_t c = (hi - lo) * n->dim, d = lo * n->dim;
             POA_CHECK(c <= INT32_MAX && d <= INT32_MAX,
                       "val features of %s too large for one MPI call", n->name);
@@ -929,9 +943,10 @@ static int make_output_dir(const knn_args *a)
 static void print_plan(const eval_state *s)
 {
     poa_info("poa-eval-knn %s: %d network(s) on %s (%lld train / %lld val images, %d classes), "
-             "crop %d resize %d, k %d..%d, %d rank(s)",
+             "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
              PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
-             s->n_classes, s->t.crop, s->t.resize, s->a->ks[0], s->a->ks[s->a->nk - 1], world());
+             s->n_classes, s->t.crop, s->t.resize, s->batch, s->a->ks[0], s->a->ks[s->a->nk - 1],
+             world());
     for (int i = 0; i < s->n_src; i++)
         poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);

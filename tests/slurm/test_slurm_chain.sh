@@ -7,8 +7,7 @@
 # checkpoints).  Also: pack.sbatch with its ranks started by mpirun inside the allocation
 # (POA_LAUNCH=mpirun) instead of srun --mpi=pmix; a chain whose pack job fails leaves the pretrain
 # job waiting forever (DependencyNeverSatisfied) instead of running it; the extract stage
-# (extract.sbatch, 2 ranks) after the finished run; and the full default chain stops with exit 2
-# while slurm/eval.sbatch does not exist.
+# (extract.sbatch, 2 ranks) after the finished run.
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh
@@ -111,13 +110,4 @@ done
     ok "broken input: the pretrain job never starts (DependencyNeverSatisfied)" ||
     { bad "pretrain job after a failed pack: $(job_field "$train" JobState) $(job_field "$train" Reason)"; dump "$train"; }
 scancel "$train"
-
-# The full chain needs slurm/eval.sbatch.
-if [ ! -f "$top_src/slurm/eval.sbatch" ]; then
-    bash "$pipeline" --work "$out/work-all" --images "$out/images" --config "$tiny" >"$out/all.out" 2>&1
-    rc=$?
-    [ $rc -eq 2 ] && grep -q "eval.sbatch, which does not exist" "$out/all.out" && [ ! -d "$out/work-all" ] &&
-        ok "default stages without eval.sbatch: exit 2, nothing submitted" ||
-        { cat "$out/all.out"; bad "default stages without eval.sbatch: exit $rc"; }
-fi
 finish
