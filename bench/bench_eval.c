@@ -86,8 +86,8 @@ int main(int argc, char **argv)
     }
     qsort(ms, (size_t) reps, sizeof *ms, cmp_double);
     const double med = ms[reps / 2];
-    printf("C model=%dx%d size=%d batch=%d threads=%d ms=%.1f img_s=%.2f\n", sn.width, sn.depth,
-           S, B, omp_get_max_threads(), med, 1e3 * B / med);
+    printf("C model=%dx%d size=%d batch=%d threads=%d ms=%.1f img_s=%.2f\n", sn.width, sn.depth, S,
+           B, omp_get_max_threads(), med, 1e3 * B / med);
     free(images), free(cls), free(ms);
     poa_features_destroy(f);
     poa_model_source_close(&src);
