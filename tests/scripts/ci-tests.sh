@@ -41,7 +41,7 @@ build() { # name, configure flags...
 check() { # name
     if ! make -C "_ci/$1" -j"$jobs" check; then
         for f in $(find "_ci/$1/tests" -name '*.log' 2>/dev/null); do
-            if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
+            if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
         done
         echo "ci: make check ($1) failed"; exit 1
     fi
@@ -61,7 +61,7 @@ elif ! sh tools/install-deps.sh slurm; then
     echo "ci: check-slurm SKIPPED: cannot install slurm-wlm and munge (tools/install-deps.sh slurm failed above)"
 elif ! make -C _ci/cpu check-slurm; then
     for f in _ci/cpu/tests/slurm/*.log; do
-        if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
+        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
     done
     echo "ci: make check-slurm failed"; exit 1
 fi
