@@ -412,7 +412,7 @@ static void test_vitl_memory_budget(void **state)
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
     poa_model_config mc;
     poa_err err;
-    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
     poa_model *m = calloc(1, sizeof *m);
     poa_model_build(m, &mc);
     poa_step_config sc;
