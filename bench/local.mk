@@ -122,3 +122,24 @@ bench-gelu: bench/bench_gelu$(EXEEXT)
 	./bench/bench_gelu$(EXEEXT) --n 262144 --rounds 41
 
 .PHONY: bench-model bench-step bench-step-gpu bench-loader bench-train bench-loss-ops bench-gelu
+
+# bench-eval (src/eval/README.md, "Performance"): feature extraction of the evaluation programs,
+# poa's inference forward (bench_eval.c: poa_features_run) next to a PyTorch forward of the same
+# extracted ViT (bench_eval.py, tests/reference/vit_ref.py), each at its best of 1 and 2
+# threads: the demo's 128x6 at 32 px and ViT-S/16 at 224 px (seeded checkpoints, poa-extract).
+EXTRA_PROGRAMS += bench/bench_eval
+bench_bench_eval_SOURCES = bench/bench_eval.c
+bench_bench_eval_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
+EXTRA_DIST += bench/bench_eval.py
+CLEANFILES += bench/bench_eval$(EXEEXT)
+BENCH_EVAL_REPS ?= 5
+BENCH_EVAL_ROUNDS ?= 3
+bench-eval: bench/bench_eval$(EXEEXT) src/poa-extract$(EXEEXT) tests/modelio/ckpt_write_seeded$(EXEEXT)
+	@$(BENCH_CORETYPE); \
+	if test "$(HAVE_TORCH)" = yes; then \
+	  $(PYTHON_REF) $(top_srcdir)/bench/bench_eval.py --build . --src $(top_srcdir) \
+	    --reps $(BENCH_EVAL_REPS) --rounds $(BENCH_EVAL_ROUNDS); \
+	else \
+	  echo "bench-eval: PyTorch not available (configure --enable-parity-tests)"; exit 1; \
+	fi
+.PHONY: bench-eval

@@ -1,6 +1,7 @@
 /* checkpoint.c — see checkpoint.h and hdf5-schemas/checkpoint.md. */
 #include "poa_config.h"
 #include "io/checkpoint.h"
+#include "io/atomic.h"
 #include "io/h5util.h"
 #include "common/log.h"
 #include "common/timer.h"
@@ -102,39 +103,6 @@ void poa_ckpt_path(const char *dir, int64_t iteration, char *path, size_t len)
 static void eval_dir_path(const char *dir, int64_t iteration, char *path, size_t len)
 {
     snprintf(path, len, "%s/eval/training_%" PRId64, dir, iteration);
-}
-
-/* mkdir -p */
-static poa_status make_dirs(const char *dir, poa_err *err)
-{
-    char p[PATH_MAX_LEN];
-    if (snprintf(p, sizeof p, "%s", dir) >= (int) sizeof p)
-        return poa_err_set(err, POA_ERR_ARG, "path too long: %s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            return poa_err_set(err, POA_ERR_IO, "cannot create directory %s: %s", p,
-                               strerror(errno));
-        *s = '/';
-    }
-    if (mkdir(p, 0777) != 0 && errno != EEXIST)
-        return poa_err_set(err, POA_ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
-    return POA_OK;
-}
-
-/* fsync a file or a directory by path (the directory makes the rename itself durable). */
-static poa_status fsync_path(const char *path, int is_dir, poa_err *err)
-{
-    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return poa_err_set(err, POA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    /* Some file systems refuse fsync on directories (EINVAL); the rename is still atomic. */
-    if (rc != 0 && !(is_dir && (e == EINVAL || e == EBADF)))
-        return poa_err_set(err, POA_ERR_IO, "fsync %s: %s", path, strerror(e));
-    return POA_OK;
 }
 
 static void utc_now(char *buf, size_t n)
@@ -290,11 +258,11 @@ static poa_status write_atomically(const char *dir, const char *tmp, const char 
     if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
     if (H5Fclose(f) < 0 && !st) st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
     poa_h5_quiet_end(&q);
-    if (!st) st = fsync_path(tmp, 0, err);
+    if (!st) st = poa_io_fsync_path(tmp, 0, err);
     if (!st && rename(tmp, final) != 0)
         st =
             poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    if (!st) st = fsync_path(dir, 1, err);
+    if (!st) st = poa_io_fsync_path(dir, 1, err);
     if (st) {
         unlink(tmp);
         poa_err_prefix(err, "writing checkpoint %s", final);
@@ -428,7 +396,7 @@ poa_status poa_ckpt_write(const char *dir, const poa_param_table *t, const poa_c
     if (!dir || !t || !x || !h || h->iteration < 0)
         return poa_err_set(err, POA_ERR_ARG, "poa_ckpt_write: bad arguments");
     int keep = opts && opts->keep > 0 ? opts->keep : POA_CKPT_KEEP_DEFAULT;
-    poa_status st = make_dirs(dir, err);
+    poa_status st = poa_io_make_dirs(dir, err);
     if (!st) st = poa_ckpt_clean_temp(dir, err);
     if (st) return st;
     char final[PATH_MAX_LEN], tmp[PATH_MAX_LEN + 64];
@@ -451,7 +419,7 @@ poa_status poa_ckpt_write_eval(const char *dir, const poa_param_table *t, const 
         return poa_err_set(err, POA_ERR_ARG, "poa_ckpt_write_eval: bad arguments");
     char edir[PATH_MAX_LEN], final[PATH_MAX_LEN + 32], tmp[PATH_MAX_LEN + 64];
     eval_dir_path(dir, h->iteration, edir, sizeof edir);
-    poa_status st = make_dirs(edir, err);
+    poa_status st = poa_io_make_dirs(edir, err);
     if (st) return st;
     snprintf(final, sizeof final, "%s/teacher_checkpoint.h5", edir);
     snprintf(tmp, sizeof tmp, "%s/.teacher_checkpoint.h5.tmp.%ld", edir, (long) getpid());
@@ -620,6 +588,7 @@ static poa_status read_header_from(hid_t f, poa_ckpt_header *h, poa_err *err)
     if (!st)
         st = poa_h5_attr_read_string(f, "program_version", h->program_version,
                                      sizeof h->program_version, err);
+    if (!st) st = poa_h5_attr_read_string(f, "content", h->content, sizeof h->content, err);
     if (!st && poa_h5_exists(f, GROUP_OPTIM)) {
         hid_t g = H5Gopen2(f, GROUP_OPTIM, H5P_DEFAULT);
         st = poa_h5_attr_read_i64(g, "step", &h->adam_step, err);

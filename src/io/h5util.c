@@ -145,6 +145,14 @@ poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_
     return st;
 }
 
+poa_status poa_h5_attr_write_f64(hid_t obj, const char *name, double value, poa_err *err)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    poa_status st = write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s, &value, err);
+    H5Sclose(s);
+    return st;
+}
+
 static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
 {
     if (H5Aexists(obj, name) <= 0) {
@@ -245,6 +253,28 @@ poa_status poa_h5_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa
     if (n != 1) return poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a scalar", name);
     *value = v[0];
     return POA_OK;
+}
+
+poa_status poa_h5_attr_read_f64(hid_t obj, const char *name, double *value, poa_err *err)
+{
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t a = -1, ft = -1, sp = -1;
+    poa_status st = open_attr(obj, name, &a, err);
+    if (st == POA_OK) {
+        ft = H5Aget_type(a);
+        sp = H5Aget_space(a);
+        H5T_class_t c = H5Tget_class(ft);
+        if ((c != H5T_FLOAT && c != H5T_INTEGER) || H5Sget_simple_extent_npoints(sp) != 1)
+            st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a number", name);
+        else if (H5Aread(a, H5T_NATIVE_DOUBLE, value) < 0)
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read attribute");
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    if (a >= 0) H5Aclose(a);
+    poa_h5_quiet_end(&q);
+    return st;
 }
 
 /* ------------------------------------------------------------------ datasets */

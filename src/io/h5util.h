@@ -53,6 +53,10 @@ poa_status poa_h5_attr_write_string(hid_t obj, const char *name, const char *val
 poa_status poa_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err);
 poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
                                        poa_err *err);
+/* IEEE float64 scalar (LayerNorm eps, α of an extracted model). */
+poa_status poa_h5_attr_write_f64(hid_t obj, const char *name, double value, poa_err *err);
+/* Read a scalar number attribute (float or integer) as a double. */
+poa_status poa_h5_attr_read_f64(hid_t obj, const char *name, double *value, poa_err *err);
 /* Read a string attribute into buf (truncated to n-1 chars). */
 poa_status poa_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err);
 /* Read a scalar integer attribute (any integer type) as int64. */

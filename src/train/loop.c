@@ -188,7 +188,7 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
 static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
 {
     poa_model_config mc;
-    poa_status st = poa_trainer_model_config(t->cfg, &mc, err);
+    poa_status st = poa_model_config_from_config(t->cfg, &mc, err);
     if (st != POA_OK) return st;
     poa_model_build(&t->model, &mc);
     st = poa_trainer_step_config(t->cfg, &t->model, t->rank, t->world, &t->scfg, err);

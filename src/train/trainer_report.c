@@ -137,7 +137,7 @@ poa_status poa_train_dry_run(const poa_config *cfg, int world_size, FILE *f, poa
     const int kind = poa_trainer_backend_kind(cfg);
     const char *backend = poa_trainer_backend_name(cfg);
     poa_model_config mc;
-    poa_status st = poa_trainer_model_config(cfg, &mc, err);
+    poa_status st = poa_model_config_from_config(cfg, &mc, err);
     if (st == POA_OK) st = poa_trainer_check_supported(cfg, kind, err);
     if (st != POA_OK) return st;
     /* the backend's sizes without its device: a GPU-less login node can plan a GPU job */

@@ -71,7 +71,7 @@ static void test_model_config_demo(void **state)
     poa_config *c = load("demo.yaml", NULL, 2);
     poa_model_config mc, want;
     poa_err err;
-    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
     assert_int_equal(poa_model_config_from_arch(&want, "demo", &err), POA_OK);
     /* the demo file spells out the preset: the mapping must give the preset's model */
     assert_int_equal(mc.max_embed_dim, want.max_embed_dim);
@@ -97,7 +97,7 @@ static void test_model_config_official(void **state)
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
     poa_model_config mc;
     poa_err err;
-    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
     assert_int_equal(mc.max_embed_dim, 1024);
     assert_int_equal(mc.min_embed_dim, 384);
     assert_int_equal(mc.max_depth, 24);
@@ -132,7 +132,7 @@ static void test_rank_groups_offset(void **state)
     poa_config *c = load("tiny.yaml", ov, 4);
     poa_model_config mc;
     poa_err err;
-    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
     poa_model *m = calloc(1, sizeof *m);
     poa_model_build(m, &mc);
     poa_step_config sc;
@@ -168,7 +168,7 @@ static void test_drop_path_mode(void **state)
         assert_int_equal(poa_trainer_drop_path_bernoulli(c), cases[i].bernoulli);
         poa_model_config mc;
         poa_err err;
-        assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+        assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
         poa_model *m = calloc(1, sizeof *m);
         poa_model_build(m, &mc);
         poa_step_config sc;
@@ -412,7 +412,7 @@ static void test_vitl_memory_budget(void **state)
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
     poa_model_config mc;
     poa_err err;
-    assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+    assert_int_equal(poa_model_config_from_config(c, &mc, &err), POA_OK);
     poa_model *m = calloc(1, sizeof *m);
     poa_model_build(m, &mc);
     poa_step_config sc;
