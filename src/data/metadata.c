@@ -131,6 +131,21 @@ poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *
 }
 
 /* ------------------------------------------------------------------ read */
+/* Every entry's class index names a class of its split (test: none, 4294967295). */
+static poa_status check_classes(const poa_meta_split *s, poa_err *err)
+{
+    int labeled = strcmp(s->name, "test") != 0;
+    for (int64_t i = 0; i < s->num_images; i++) {
+        uint32_t ci = s->class_index[i];
+        if (labeled ? ci >= s->class_ids.n : ci != UINT32_MAX)
+            return poa_err_set(err, POA_ERR_FORMAT,
+                               "split '%s': entry %lld has class index %u (%s)", s->name,
+                               (long long) i, ci,
+                               labeled ? "past its class list" : "the test split has no classes");
+    }
+    return POA_OK;
+}
+
 static poa_status read_split(hid_t f, poa_meta_split *s, unsigned flags, poa_err *err)
 {
     poa_dh5_lock();
@@ -159,9 +174,12 @@ static poa_status read_split(hid_t f, poa_meta_split *s, unsigned flags, poa_err
         if (st == POA_OK) st = poa_dh5_read_strtab(g, "skipped/file_name", &s->skipped_names, err);
         if (st == POA_OK) st = poa_dh5_read_strtab(g, "skipped/reason", &s->skipped_reasons, err);
     }
+    if (st == POA_OK && (flags & POA_META_LOAD_ENTRIES)) st = check_classes(s, err);
     if (st == POA_OK) {
         uint64_t total = 0;
-        for (size_t i = 0; i < s->shard_files.n; i++) total += s->shard_num_images[i];
+        for (size_t i = 0; i < s->shard_files.n && total <= (uint64_t) INT64_MAX; i++)
+            total += s->shard_num_images[i] < (uint64_t) INT64_MAX ? s->shard_num_images[i]
+                                                                   : (uint64_t) INT64_MAX;
         if (total != (uint64_t) s->num_images)
             st = poa_err_set(err, POA_ERR_FORMAT,
                              "split '%s': shards hold %llu images, num_images = %lld", s->name,

@@ -571,8 +571,12 @@ static poa_status read_rank_states(hid_t f, poa_ckpt_header *h, poa_err *err)
     if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open /rank_state");
     int64_t n = 0;
     poa_status st = poa_h5_attr_read_i64(g, "n_ranks", &n, err);
-    if (!st && (n < 0 || n > (1 << 24)))
-        st = poa_err_set(err, POA_ERR_FORMAT, "/rank_state: bad n_ranks %" PRId64, n);
+    H5G_info_t gi;
+    memset(&gi, 0, sizeof gi);
+    if (!st && (n < 0 || n > (1 << 24) || H5Gget_info(g, &gi) < 0 || (hsize_t) n > gi.nlinks))
+        st = poa_err_set(err, POA_ERR_FORMAT,
+                         "/rank_state: n_ranks %" PRId64 " but the group holds %llu states", n,
+                         (unsigned long long) gi.nlinks);
     if (!st && n > 0) {
         h->rank_state = poa_xcalloc((size_t) n, sizeof *h->rank_state);
         h->rank_state_len = poa_xcalloc((size_t) n, sizeof *h->rank_state_len);
