@@ -135,24 +135,28 @@ void poa_tmp_path(char *buf, size_t n, const char *final_path)
     snprintf(buf, n, "%s.tmp.%s.%ld", final_path, host, (long) getpid());
 }
 
-static void fsync_path(const char *path, int flags)
+/* fsync by name; the errno of a failure (0 on success; directories that refuse fsync count as
+ * success: the rename is atomic either way). */
+static int fsync_path(const char *path, int flags)
 {
     int fd = open(path, flags | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0) return errno;
+    int e = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return (flags & O_DIRECTORY) && (e == EINVAL || e == EBADF) ? 0 : e;
 }
 
 poa_status poa_commit_file(const char *tmp_path, const char *final_path, poa_err *err)
 {
-    fsync_path(tmp_path, O_RDONLY);
+    int e = fsync_path(tmp_path, O_RDONLY);
+    if (e)
+        return poa_err_set(err, POA_ERR_IO, "cannot write %s (fsync): %s", tmp_path, strerror(e));
     if (rename(tmp_path, final_path) != 0)
         return poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp_path, final_path,
                            strerror(errno));
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", final_path);
-    fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
+    (void) fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY); /* best effort: the rename is done */
     return POA_OK;
 }
 

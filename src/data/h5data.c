@@ -3,6 +3,8 @@
 
 #include "data/h5data.h"
 
+#include "common/h5check.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,6 +140,7 @@ hid_t poa_dh5_create(const char *path, poa_err *err)
 
 hid_t poa_dh5_open_ro(const char *path, poa_err *err)
 {
+    if (poa_hdf5_precheck(path, err) != POA_OK) return H5I_INVALID_HID;
     dh5_scope s;
     scope_enter(&s);
     hid_t f = H5I_INVALID_HID;
@@ -152,6 +155,20 @@ hid_t poa_dh5_open_ro(const char *path, poa_err *err)
     }
     scope_leave(&s);
     return f;
+}
+
+poa_status poa_dh5_finish(hid_t f, poa_status st, const char *path, poa_err *err)
+{
+    dh5_scope s;
+    scope_enter(&s);
+    if (st == POA_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot write (flush)", path);
+    if (st != POA_OK)
+        poa_hdf5_close_discarding(f);
+    else if (H5Fclose(f) < 0)
+        st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot close", path);
+    scope_leave(&s);
+    return st;
 }
 
 void poa_dh5_close(hid_t id)

@@ -3,6 +3,8 @@
 #include "data/h5data.h"
 #include "data/schema.h"
 
+#include "common/h5check.h"
+
 #include "poa_config.h"
 
 #include <errno.h>
@@ -87,6 +89,24 @@ static poa_status write_tables(hid_t f, const poa_shard_record *recs, size_t n,
     return st;
 }
 
+/* An upper bound of the shard file's size (reserved before HDF5 writes, common/h5check.h): the
+ * images, the per-image tables (offsets, label, id, size, CRC: 32 bytes) and names at the width
+ * of the longest, the skipped lists, and 64 KiB + 1 % for HDF5's own structures (about 10 KB
+ * measured). */
+static uint64_t size_bound(const poa_shard_record *recs, size_t n, uint64_t nbytes,
+                           const poa_strtab *skipped_names, const poa_strtab *skipped_reasons)
+{
+    size_t width = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = recs[i].file_name ? strlen(recs[i].file_name) : 0;
+        if (l > width) width = l;
+    }
+    return nbytes + (uint64_t) n * (32 + width) +
+           (uint64_t) skipped_names->n *
+               (poa_strtab_max_len(skipped_names) + poa_strtab_max_len(skipped_reasons) + 2) +
+           (uint64_t) 65536 + nbytes / 100;
+}
+
 poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
                            const poa_shard_record *recs, size_t n, const poa_strtab *skipped_names,
                            const poa_strtab *skipped_reasons, poa_err *err)
@@ -119,19 +139,18 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
     poa_tmp_path(tmp, sizeof tmp, final_path);
     hid_t f = poa_dh5_create(tmp, err);
     poa_status st = f < 0 ? POA_ERR_IO : POA_OK;
+    if (st == POA_OK)
+        st =
+            poa_hdf5_reserve(tmp, size_bound(recs, n, nbytes, skipped_names, skipped_reasons), err);
     if (st == POA_OK) st = write_attrs(f, info, n, nbytes, skipped_names->n, crc, err);
     if (st == POA_OK)
         st = write_tables(f, recs, n, images, nbytes, offsets, skipped_names, skipped_reasons, err);
-    if (f >= 0) {
-        poa_dh5_lock();
-        if (H5Fclose(f) < 0 && st == POA_OK)
-            st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot close", tmp);
-        poa_dh5_unlock();
-    }
+    if (f >= 0) st = poa_dh5_finish(f, st, tmp, err);
+    if (st == POA_OK) poa_hdf5_release_reserve(tmp);
     if (st == POA_OK) st = poa_commit_file(tmp, final_path, err);
     if (st != POA_OK) {
         unlink(tmp);
-        poa_err_prefix(err, "writing %s: ", final_path);
+        poa_err_prefix(err, "writing %s", final_path);
     }
     free(gathered);
     free(offsets);
@@ -267,7 +286,7 @@ poa_status poa_shard_open(poa_shard *s, const char *path, unsigned flags, poa_er
     }
     if (st == POA_OK) st = check_extent(s, err);
     if (st != POA_OK) {
-        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s: ", path);
+        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s", path);
         poa_shard_close(s);
     }
     return st;
