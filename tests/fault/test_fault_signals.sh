@@ -1,6 +1,6 @@
 #!/bin/sh
-# test_fault_signals.sh — SIGTERM or SIGUSR1 at a random time during each of RUNS short runs
-# (default 20; tiny config, one rank, 4 iterations): from the moment the rank catches the
+# test_fault_signals.sh — SIGTERM or SIGUSR1 at a random time during each of POA_SIGNAL_RUNS
+# short runs (default 20; tiny config, one rank, 4 iterations): from the moment the rank catches the
 # signal (its handlers are installed first thing in main, before MPI starts) to its exit, i.e.
 # during MPI start-up, data and model set-up, a step, a checkpoint write or the teardown.  Every
 # run must either finish (exit 0) or exit 75 with a loadable checkpoint, and the run resumed from
@@ -10,7 +10,7 @@
 setup_out signals_random
 need_python
 make_data "$out" 64
-runs=${RUNS:-20}
+runs=${POA_SIGNAL_RUNS:-20}
 seed=${SEED:-$(($(date +%s) % 100000))}
 echo "seed $seed, $runs runs"
 common="--config $tiny --data $out/packed train.batch_size_per_gpu=4 train.log_period_iterations=1

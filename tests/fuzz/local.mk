@@ -15,32 +15,38 @@ FUZZ_HDF5 += tests/fuzz/fuzz_h5mutate.c
 else
 FUZZ_COMMON += tests/fuzz/fuzz_replay.c
 endif
-FUZZ_LDADD = $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS)
+# Each target links only the archives of its reader (a fuzzing tree builds nothing else).
+FUZZ_COMMON_LDADD = src/common/libpoa_common.a $(YAML_LIBS) -lm
+FUZZ_DATA_LDADD = $(POA_DATA_A) src/common/libpoa_common.a $(HDF5_LIBS) $(TURBOJPEG_LIBS) \
+	$(ZLIB_LIBS) $(YAML_LIBS) -lm
+FUZZ_IO_LDADD = $(POA_IO_A) src/tensor/libpoa_tensor.a src/common/libpoa_common.a $(HDF5_LIBS) \
+	$(YAML_LIBS) -lm
 tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz_config.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_config_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_config_LDADD = $(FUZZ_COMMON_LDADD)
 tests_fuzz_fuzz_config_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_cli_SOURCES = tests/fuzz/fuzz_cli.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_cli_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_cli_LDADD = $(FUZZ_COMMON_LDADD)
 tests_fuzz_fuzz_cli_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_jpeg_SOURCES = tests/fuzz/fuzz_jpeg.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_jpeg_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_jpeg_LDADD = $(FUZZ_DATA_LDADD)
 tests_fuzz_fuzz_jpeg_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_labels_SOURCES = tests/fuzz/fuzz_labels.c $(FUZZ_COMMON)
-tests_fuzz_fuzz_labels_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_labels_LDADD = $(FUZZ_DATA_LDADD)
 tests_fuzz_fuzz_labels_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_shard_SOURCES = tests/fuzz/fuzz_shard.c $(FUZZ_COMMON) $(FUZZ_HDF5)
-tests_fuzz_fuzz_shard_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_shard_LDADD = $(FUZZ_DATA_LDADD)
 tests_fuzz_fuzz_shard_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_metadata_SOURCES = tests/fuzz/fuzz_metadata.c $(FUZZ_COMMON) $(FUZZ_HDF5)
-tests_fuzz_fuzz_metadata_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_metadata_LDADD = $(FUZZ_DATA_LDADD)
 tests_fuzz_fuzz_metadata_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_checkpoint_SOURCES = tests/fuzz/fuzz_checkpoint.c tests/fuzz/fuzz_tables.h \
 	$(FUZZ_COMMON) $(FUZZ_HDF5)
-tests_fuzz_fuzz_checkpoint_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_checkpoint_LDADD = $(FUZZ_IO_LDADD)
 tests_fuzz_fuzz_checkpoint_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 # the seeds' writer (tests/fuzz/make-seeds.sh): an ordinary program in every build
 tests_fuzz_fuzz_seeds_SOURCES = tests/fuzz/fuzz_seeds.c tests/fuzz/fuzz_tables.h
-tests_fuzz_fuzz_seeds_LDADD = $(FUZZ_LDADD)
+tests_fuzz_fuzz_seeds_LDADD = $(POA_DATA_A) $(POA_IO_A) src/tensor/libpoa_tensor.a \
+	src/common/libpoa_common.a $(HDF5_LIBS) $(TURBOJPEG_LIBS) $(ZLIB_LIBS) $(YAML_LIBS) -lm
 
 TESTS += tests/fuzz/test_fuzz_replay.sh
 EXTRA_DIST += tests/fuzz/test_fuzz_replay.sh tests/fuzz/run-fuzz.sh tests/fuzz/make-seeds.sh \

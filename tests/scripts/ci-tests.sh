@@ -4,10 +4,17 @@
 # Installs the Debian packages, then in separate build trees under ./_ci/:
 #   cpu    ./configure --without-cuda                 make && make check (PyTorch parity required)
 #   cuda   ./configure --with-cuda --with-nccl        make && make check (GPU tests skip w/o GPU)
-#   asan   ./configure --without-cuda --enable-sanitizers   unit tests under ASan + UBSan
+#   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
+#          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
+#   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default
+#          20) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
+#   tsan   CC=clang ./configure --enable-tsan         the loader's threads and the OpenMP regions
+#          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
 #   dist   make distcheck (from the cpu tree)
 #   style  make format-check
 # --quick runs only the cpu phase.  Exit status is non-zero if any phase fails.
+# The cuda and asan trees run the random-signal test with 5 runs instead of 20 (it exercises the
+# CPU backend there too: the 20 runs of the cpu tree are the test).
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -51,14 +58,50 @@ check cpu
 if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
     phase "cuda configuration: build + check"
     build cuda --with-cuda${CUDA_HOME:+=$CUDA_HOME} --with-nccl --with-cmocka --enable-parity-tests
-    check cuda
+    POA_SIGNAL_RUNS=5 check cuda
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
 
-phase "sanitizers (ASan + UBSan): build + unit tests"
+phase "sanitizers (ASan + UBSan): build + make check"
 build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tests
-check asan
+POA_SIGNAL_RUNS=5 check asan
+
+# clang for the fuzzing and ThreadSanitizer trees: installed here (an optional package group);
+# without it both phases are skipped with the reason.
+clang_reason=
+sh tools/install-deps.sh fuzz || clang_reason="tools/install-deps.sh fuzz failed"
+if [ -z "$clang_reason" ] && ! command -v clang >/dev/null 2>&1; then clang_reason="no clang"; fi
+
+phase "fuzz: every reader, ${FUZZ_SECONDS:-20} s each (libFuzzer, ASan + UBSan)"
+if [ -n "$clang_reason" ]; then
+    echo "ci: fuzz phase SKIPPED: $clang_reason"
+else
+    mkdir -p _ci/fuzz
+    (cd _ci/fuzz && CC=clang "$top/configure" --without-cuda --enable-fuzzing \
+        --disable-parity-tests >configure.out 2>&1) || {
+        tail -30 _ci/fuzz/configure.out; echo "ci: configure (fuzz) failed"; exit 1; }
+    make -C _ci/fuzz fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
+        tail -80 _ci/fuzz/fuzz.out; echo "ci: fuzzing found something (or failed to build)"; exit 1; }
+    sed -n '/^target /,$p' _ci/fuzz/fuzz.out
+fi
+
+phase "ThreadSanitizer: the loader's threads, the OpenMP regions"
+if [ -n "$clang_reason" ]; then
+    echo "ci: tsan phase SKIPPED: $clang_reason"
+else
+    mkdir -p _ci/tsan
+    (cd _ci/tsan && CC=clang "$top/configure" --without-cuda --with-cmocka --enable-tsan \
+        --disable-parity-tests >configure.out 2>&1) || {
+        tail -30 _ci/tsan/configure.out; echo "ci: configure (tsan) failed"; exit 1; }
+    if ! make -C _ci/tsan -j"$jobs" check TESTS="$(cat tests/scripts/tsan-tests.txt)" \
+        >_ci/tsan/check.out 2>&1; then
+        tail -60 _ci/tsan/check.out
+        for f in $(find _ci/tsan/tests -name '*.log'); do tail -40 "$f"; done
+        echo "ci: ThreadSanitizer found a race (or the tree failed to build)"; exit 1
+    fi
+    grep -E '^(PASS|FAIL|# )' _ci/tsan/check.out
+fi
 
 phase "distcheck"
 make -C _ci/cpu -j"$jobs" distcheck \
