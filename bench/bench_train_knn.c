@@ -1,17 +1,23 @@
-/* bench_train_knn.c — did the run learn anything?  A quick k-NN probe of teacher features
- * (spec §8.1 protocol: cosine similarity of L2-normalised cls features, k nearest training
- * images, votes weighted by exp(sim / 0.07)) on a packed data set, for a checkpoint and for the
- * same model at its random initialisation, next to the raw-pixel baseline (the same k-NN on the
- * L2-normalised evaluation images themselves), which a trained model must beat.  Spec §13 item 8:
- * k-NN accuracy of an early checkpoint is meaningless (LayerScale 1e-5 makes every cls feature
- * nearly the same), so the probe also reports the spread of the features (mean pairwise cosine
- * similarity).
+/* bench_train_knn.c — did the run learn anything?  A k-NN probe of teacher features (the
+ * DINO/POA evaluation protocol: cosine similarity of L2-normalised cls features after the final
+ * norm, k nearest training images, votes weighted by exp(sim / 0.07)) on a packed data set, for
+ * checkpoints, for the same model at its random initialisation, and for the raw-pixel baseline
+ * (the same k-NN on the L2-normalised evaluation images themselves), which a trained model must
+ * beat.  Every elastic sub-network of the teacher (width x depth, the model's own views) can be
+ * probed too.  The k-NN accuracy of a checkpoint that trained only a few steps with a small
+ * LayerScale says little (every cls feature is nearly the same), so the probe also reports the
+ * spread of the features (mean pairwise cosine similarity of the first 500 memory images).
  *
- *   bench_train_knn --config FILE [key=value...] --data PACKED --checkpoint CKPT
- *                   [--train N] [--val N] [--k K]
+ *   bench_train_knn --config FILE [key=value...] --data PACKED [--checkpoint CKPT] [CKPT...]
+ *                   [--train N] [--val N] [--k K] [--subnets LIST] [--no-pixels] [--no-init]
  * Evaluation transform: the whole image resized (Pillow bicubic) to crops.global_crops_size,
- * ImageNet mean/std.  Prints one line per feature set and
- * "KNN pixels=… init=… trained=… cos_init=… cos_trained=…" last.
+ * ImageNet mean/std.  The images are decoded once and kept in memory for every model and
+ * sub-network (3·S·S floats per image).  --subnets: teacher (default; the intact network),
+ * all (the intact network and every elastic width x depth), or a list such as 64x3,128x6.
+ * Output: a line per feature set and one machine-readable line per result,
+ *   KNN_RESULT ckpt=FILE net=WxD top1=0.xxxx cos=0.xxxx
+ * (ckpt=pixels / ckpt=init for the baselines), and for the intact network of each checkpoint
+ *   KNN pixels=… init=… trained=… cos_init=… cos_trained=…
  */
 #include "common/cli.h"
 #include "common/config.h"
@@ -23,6 +29,7 @@
 #include "model/vit.h"
 #include "train/trainer_config.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -31,24 +38,35 @@
 
 static const poa_cli_option options[] = {
     {"data", 'd', "DIR", "packed data set with train and val splits"},
-    {"checkpoint", 0, "FILE", "poa checkpoint (its /teacher is probed)"},
-    {"train", 0, "N", "training images used as the k-NN memory (default 5000)"},
-    {"val", 0, "N", "validation images classified (default 2000)"},
+    {"checkpoint", 0, "FILE", "poa checkpoint (its /teacher is probed); more as positional args"},
+    {"train", 0, "N", "training images used as the k-NN memory (default 5000; 60000 = all)"},
+    {"val", 0, "N", "validation images classified (default 2000; 10000 = all)"},
     {"k", 0, "K", "neighbours (default 20)"},
+    {"subnets", 0, "LIST", "teacher (default), all, or WxD,WxD,...: sub-networks probed"},
+    {"no-pixels", 0, NULL, "skip the raw-pixel baseline"},
+    {"no-init", 0, NULL, "skip the random-initialisation baseline"},
 };
 static const poa_cli_spec spec = {
     .program = "bench_train_knn",
-    .summary = "k-NN probe of teacher features: a checkpoint vs its random initialisation",
+    .summary = "k-NN probe of teacher features (and of its sub-networks): checkpoints vs baselines",
     .options = options,
     .n_options = (int) (sizeof options / sizeof options[0]),
     .uses_config = true,
+    .positional = "CKPT...",
 };
 
 typedef struct feats {
     int n, d;
     float *x; /* [n, d] L2-normalised */
-    int *label;
+    const int *label;
 } feats;
+
+/* Images of one split, decoded and normalised once. */
+typedef struct split_images {
+    int n, S;
+    float *x; /* [n, 3, S, S] */
+    int *label;
+} split_images;
 
 /* Whole image → S×S bicubic → normalised CHW. */
 static void load_image(const poa_dataset *ds, int64_t i, int S, float *out, int *label,
@@ -77,93 +95,106 @@ static void put_normalised(feats *f, int at, const float *v, int d)
     for (int k = 0; k < d; k++) f->x[(size_t) at * d + k] = v[k] * inv;
 }
 
-/* Teacher cls features of n evenly spaced images of a split; with m == NULL the evaluation
- * images themselves (3·S·S raw-pixel features, S = size). */
-static void features(poa_backend *be, const poa_model *m, const float *w, int size, const char *dir,
-                     const char *split, int n, feats *f)
+/* n evenly spaced images of a split, resized and normalised. */
+static void load_split(const char *dir, const char *split, int n, int S, split_images *out)
 {
     poa_dataset ds;
     poa_err err;
     memset(&ds, 0, sizeof ds);
     POA_CHECK(poa_dataset_open(&ds, dir, split, &err) == POA_OK, "%s", err.msg);
     if (n > ds.num_images) n = (int) ds.num_images;
-    const int S = size, BATCH = 64, raw = m == NULL;
-    const int D = raw ? 3 * S * S : m->cfg.max_embed_dim;
-    const int T = raw ? 1 : 1 + poa_model_n_patches(&m->cfg, S, S);
-    f->n = n, f->d = D;
-    f->x = poa_xmalloc(sizeof(float) * (size_t) n * D);
-    f->label = poa_xmalloc(sizeof(int) * (size_t) n);
-    poa_vit_acts a;
-    if (!raw) poa_vit_acts_create(be, m, &a, BATCH, S, 0);
-    float *img = be->nn->alloc(be, sizeof(float) * (size_t) BATCH * 3 * S * S);
-    float *host = poa_xmalloc(sizeof(float) * (size_t) BATCH * 3 * S * S);
-    float *out = poa_xmalloc(sizeof(float) * (size_t) BATCH * T * D);
+    const size_t per = (size_t) 3 * S * S;
+    out->n = n, out->S = S;
+    out->x = poa_xmalloc(sizeof(float) * per * (size_t) n);
+    out->label = poa_xmalloc(sizeof(int) * (size_t) n);
     poa_jpeg_decoder dec;
     poa_jpeg_decoder_init(&dec);
     poa_image im = {0}, rs = {0};
     poa_image_scratch sc;
     memset(&sc, 0, sizeof sc);
-    const poa_subnet intact = raw ? (poa_subnet){0} : poa_subnet_intact(&m->cfg);
-    for (int at = 0; at < n; at += BATCH) {
-        int b = n - at < BATCH ? n - at : BATCH;
-        for (int j = 0; j < b; j++) {
-            int64_t idx = (int64_t) (at + j) * ds.num_images / n;
-            load_image(&ds, idx, S, host + (size_t) j * 3 * S * S, &f->label[at + j], &dec, &im,
-                       &rs, &sc);
-        }
-        if (raw) {
-            for (int j = 0; j < b; j++) put_normalised(f, at + j, host + (size_t) j * D, D);
-            continue;
-        }
-        be->nn->upload(be, img, host, sizeof(float) * (size_t) b * 3 * S * S);
-        poa_vit_input in = {img, b, S, S, NULL, NULL};
-        poa_vit_forward(be, m, w, &intact, &in, &a);
-        be->nn->download(be, out, a.out, sizeof(float) * (size_t) b * T * D);
-        for (int j = 0; j < b; j++) /* the cls token row */
-            put_normalised(f, at + j, out + (size_t) j * T * D, D);
+    for (int j = 0; j < n; j++) {
+        int64_t idx = (int64_t) j * ds.num_images / n;
+        load_image(&ds, idx, S, out->x + per * (size_t) j, &out->label[j], &dec, &im, &rs, &sc);
     }
     poa_jpeg_decoder_free(&dec);
     poa_image_free(&im);
     poa_image_free(&rs);
     poa_image_scratch_free(&sc);
-    free(host);
-    free(out);
-    be->nn->free(be, img);
-    if (!raw) poa_vit_acts_destroy(be, &a);
     poa_dataset_close(&ds);
 }
 
-/* Top-1 accuracy of weighted k-NN (T = 0.07) and the mean pairwise cosine of the memory. */
+/* Raw-pixel features: the evaluation images themselves. */
+static void pixel_features(const split_images *im, feats *f)
+{
+    const int D = 3 * im->S * im->S;
+    f->n = im->n, f->d = D, f->label = im->label;
+    f->x = poa_xmalloc(sizeof(float) * (size_t) im->n * D);
+    for (int j = 0; j < im->n; j++) put_normalised(f, j, im->x + (size_t) j * D, D);
+}
+
+/* Cls features after the final norm of sub-network sn of the model with weights w. */
+static void model_features(poa_backend *be, const poa_model *m, const float *w,
+                           const poa_subnet *sn, const split_images *im, feats *f)
+{
+    const int S = im->S, BATCH = 128, d = sn->width;
+    const int T = 1 + poa_model_n_patches(&m->cfg, S, S);
+    const size_t per = (size_t) 3 * S * S;
+    f->n = im->n, f->d = d, f->label = im->label;
+    f->x = poa_xmalloc(sizeof(float) * (size_t) im->n * d);
+    poa_vit_acts a;
+    poa_vit_acts_create(be, m, &a, BATCH, S, 0);
+    float *img = be->nn->alloc(be, sizeof(float) * (size_t) BATCH * per);
+    float *out = poa_xmalloc(sizeof(float) * (size_t) BATCH * T * d);
+    for (int at = 0; at < im->n; at += BATCH) {
+        int b = im->n - at < BATCH ? im->n - at : BATCH;
+        be->nn->upload(be, img, im->x + per * (size_t) at, sizeof(float) * (size_t) b * per);
+        poa_vit_input in = {img, b, S, S, NULL, NULL};
+        poa_vit_forward(be, m, w, sn, &in, &a);
+        be->nn->download(be, out, a.out, sizeof(float) * (size_t) b * T * d);
+        for (int j = 0; j < b; j++) /* the cls token row */
+            put_normalised(f, at + j, out + (size_t) j * T * d, d);
+    }
+    free(out);
+    be->nn->free(be, img);
+    poa_vit_acts_destroy(be, &a);
+}
+
+/* Top-1 accuracy of weighted k-NN (T = 0.07) and the mean pairwise cosine of the first 500
+ * memory images.  Similarities by blocks of queries with one GEMM each; the k largest of a row
+ * by insertion (ties: the lower memory index first). */
 static double knn(const feats *tr, const feats *va, int k, double *mean_cos)
 {
+    enum { QB = 256 };
     int correct = 0, nc = 0;
     for (int i = 0; i < tr->n; i++) nc = tr->label[i] + 1 > nc ? tr->label[i] + 1 : nc;
-    float *sim = poa_xmalloc(sizeof(float) * (size_t) tr->n);
-    int *top = poa_xmalloc(sizeof(int) * (size_t) k);
+    const int kk = k < tr->n ? k : tr->n;
+    float *sim = poa_xmalloc(sizeof(float) * (size_t) QB * tr->n);
+    float *top_s = poa_xmalloc(sizeof(float) * (size_t) kk);
+    int *top_i = poa_xmalloc(sizeof(int) * (size_t) kk);
     double *votes = poa_xcalloc((size_t) nc + 1, sizeof(double));
-    for (int q = 0; q < va->n; q++) {
-        const float *x = va->x + (size_t) q * va->d;
-        for (int i = 0; i < tr->n; i++) {
-            const float *y = tr->x + (size_t) i * tr->d;
-            double s = 0;
-            for (int j = 0; j < tr->d; j++) s += (double) x[j] * y[j];
-            sim[i] = (float) s;
-        }
-        int kk = k < tr->n ? k : tr->n;
-        for (int t = 0; t < kk; t++) { /* partial selection: the kk largest, ties by index */
-            int best = -1;
+    for (int q0 = 0; q0 < va->n; q0 += QB) {
+        const int nq = va->n - q0 < QB ? va->n - q0 : QB;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, tr->n, tr->d, 1.0f,
+                    va->x + (size_t) q0 * va->d, va->d, tr->x, tr->d, 0.0f, sim, tr->n);
+        for (int q = 0; q < nq; q++) {
+            const float *row = sim + (size_t) q * tr->n;
+            int filled = 0;
             for (int i = 0; i < tr->n; i++) {
-                int used = 0;
-                for (int u = 0; u < t; u++) used |= top[u] == i;
-                if (!used && (best < 0 || sim[i] > sim[best])) best = i;
+                const float v = row[i];
+                if (filled == kk && v <= top_s[kk - 1]) continue;
+                int pos = filled < kk ? filled++ : kk - 1;
+                while (pos > 0 && top_s[pos - 1] < v) {
+                    top_s[pos] = top_s[pos - 1], top_i[pos] = top_i[pos - 1];
+                    pos--;
+                }
+                top_s[pos] = v, top_i[pos] = i;
             }
-            top[t] = best;
+            memset(votes, 0, sizeof(double) * (size_t) nc);
+            for (int t = 0; t < kk; t++) votes[tr->label[top_i[t]]] += exp(top_s[t] / 0.07);
+            int arg = 0;
+            for (int c = 1; c < nc; c++) arg = votes[c] > votes[arg] ? c : arg;
+            correct += arg == va->label[q0 + q];
         }
-        memset(votes, 0, sizeof(double) * (size_t) nc);
-        for (int t = 0; t < kk; t++) votes[tr->label[top[t]]] += exp(sim[top[t]] / 0.07);
-        int arg = 0;
-        for (int c = 1; c < nc; c++) arg = votes[c] > votes[arg] ? c : arg;
-        correct += arg == va->label[q];
     }
     double s = 0;
     long pairs = 0;
@@ -176,24 +207,77 @@ static double knn(const feats *tr, const feats *va, int k, double *mean_cos)
         }
     *mean_cos = pairs ? s / pairs : 0;
     free(sim);
-    free(top);
+    free(top_s);
+    free(top_i);
     free(votes);
     return (double) correct / va->n;
 }
 
-static double probe(poa_backend *be, const poa_model *m, const float *w, int size, const char *dir,
-                    int ntr, int nva, int k, const char *what, double *cos)
+/* k-NN of one feature set (model == NULL: raw pixels); prints a line and a KNN_RESULT line. */
+static double probe(poa_backend *be, const poa_model *m, const float *w, const poa_subnet *sn,
+                    const split_images *tr_im, const split_images *va_im, int k, const char *what,
+                    double *cos)
 {
     feats tr, va;
     double t0 = poa_now();
-    features(be, m, w, size, dir, "train", ntr, &tr);
-    features(be, m, w, size, dir, "val", nva, &va);
+    if (m) {
+        model_features(be, m, w, sn, tr_im, &tr);
+        model_features(be, m, w, sn, va_im, &va);
+    } else {
+        pixel_features(tr_im, &tr);
+        pixel_features(va_im, &va);
+    }
     double acc = knn(&tr, &va, k, cos);
-    printf("%-10s k-NN top-1 %.2f%% (k %d, %d train / %d val images), mean pairwise cosine of the "
-           "features %.4f (%.1fs)\n",
-           what, 100 * acc, k, tr.n, va.n, *cos, poa_now() - t0);
-    free(tr.x), free(tr.label), free(va.x), free(va.label);
+    char net[32] = "pixels";
+    if (m) snprintf(net, sizeof net, "%dx%d", sn->width, sn->depth);
+    printf("%s %s: k-NN top-1 %.2f%% (k %d, %d train / %d val images), mean pairwise cosine of "
+           "the features %.4f (%.1fs)\n",
+           what, net, 100 * acc, k, tr.n, va.n, *cos, poa_now() - t0);
+    printf("KNN_RESULT ckpt=%s net=%s top1=%.4f cos=%.4f\n", what, net, acc, *cos);
+    fflush(stdout);
+    free(tr.x), free(va.x);
     return acc;
+}
+
+/* The sub-networks to probe: the intact network first, then the requested elastic ones. */
+static int parse_subnets(const poa_model_config *mc, const char *list, poa_subnet *out, int cap,
+                         poa_err *err)
+{
+    int n = 0;
+    out[n++] = poa_subnet_intact(mc);
+    if (!list || strcmp(list, "teacher") == 0) return n;
+    if (strcmp(list, "all") == 0) {
+        int widths[64], depths[POA_MODEL_MAX_DEPTH];
+        int nw = poa_model_widths(mc, widths, 64),
+            nd = poa_model_depths(mc, depths, POA_MODEL_MAX_DEPTH);
+        for (int i = 0; i < nw; i++)
+            for (int j = 0; j < nd; j++) {
+                if (widths[i] == mc->max_embed_dim && depths[j] == mc->max_depth) continue;
+                if (n == cap) return poa_err_set(err, POA_ERR_ARG, "too many sub-networks"), -1;
+                if (poa_subnet_make(mc, widths[i], depths[j], &out[n], err) != POA_OK) return -1;
+                n++;
+            }
+        return n;
+    }
+    const char *p = list;
+    while (*p) {
+        int w, d, used;
+        if (sscanf(p, "%dx%d%n", &w, &d, &used) != 2)
+            return poa_err_set(err, POA_ERR_ARG, "--subnets: '%s' is not WxD[,WxD...]", p), -1;
+        if (w == mc->max_embed_dim && d == mc->max_depth) {
+            p += used;
+        } else {
+            if (n == cap) return poa_err_set(err, POA_ERR_ARG, "too many sub-networks"), -1;
+            if (poa_subnet_make(mc, w, d, &out[n], err) != POA_OK) return -1;
+            n++;
+            p += used;
+        }
+        if (*p == ',')
+            p++;
+        else if (*p)
+            return poa_err_set(err, POA_ERR_ARG, "--subnets: unexpected '%s'", p), -1;
+    }
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -207,18 +291,25 @@ int main(int argc, char **argv)
     if (rc >= 0) goto done;
     rc = 2;
     const char *data = poa_cli_value(&cli, &spec, "data");
-    const char *ckpt = poa_cli_value(&cli, &spec, "checkpoint");
+    const char *ckpt1 = poa_cli_value(&cli, &spec, "checkpoint");
+    const int n_ckpt = (ckpt1 != NULL) + cli.n_positional;
     int ntr, nva, k;
-    if (!data || !ckpt || poa_cli_build_config(&cli, cfg, 1, &err) != POA_OK ||
+    if (!data || n_ckpt == 0 || poa_cli_build_config(&cli, cfg, 1, &err) != POA_OK ||
         poa_cli_int(&cli, &spec, "train", 5000, 1, 1 << 24, &ntr, &err) != POA_OK ||
         poa_cli_int(&cli, &spec, "val", 2000, 1, 1 << 24, &nva, &err) != POA_OK ||
         poa_cli_int(&cli, &spec, "k", 20, 1, 1000, &k, &err) != POA_OK) {
         fprintf(stderr, "bench_train_knn: %s\n",
-                data && ckpt ? err.msg : "--data and --checkpoint are required");
+                data && n_ckpt ? err.msg : "--data and a checkpoint are required");
         goto done;
     }
     poa_model_config mc;
     if (poa_trainer_model_config(cfg, &mc, &err) != POA_OK) {
+        fprintf(stderr, "bench_train_knn: %s\n", err.msg);
+        goto done;
+    }
+    poa_subnet nets[256];
+    const int n_nets = parse_subnets(&mc, poa_cli_value(&cli, &spec, "subnets"), nets, 256, &err);
+    if (n_nets < 0) {
         fprintf(stderr, "bench_train_knn: %s\n", err.msg);
         goto done;
     }
@@ -227,27 +318,46 @@ int main(int argc, char **argv)
     char msg[256];
     poa_backend *be = poa_backend_create("cpu", msg, sizeof msg);
     float *w = be->nn->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
-    poa_model_init_params(be, m, w, (uint64_t) cfg->train.seed);
-    float *wt = be->nn->alloc(be, sizeof(float) * m->table.total);
-    poa_ckpt_tensors x = {wt, NULL, NULL, NULL};
-    poa_ckpt_load_opts lo = {0, 0};
-    if (poa_ckpt_load(ckpt, &m->table, &x, NULL, &lo, &err) != POA_OK) {
-        fprintf(stderr, "bench_train_knn: %s\n", err.msg);
-        rc = 3;
-        goto done;
-    }
-    double cos0, cos1, cosp;
     const int S = m->cfg.global_crops_size;
-    double ap = probe(be, NULL, NULL, S, data, ntr, nva, k, "pixels", &cosp);
-    double a0 = probe(be, m, w, S, data, ntr, nva, k, "init", &cos0);
-    double a1 = probe(be, m, wt, S, data, ntr, nva, k, "trained", &cos1);
-    printf("trained features %s the raw-pixel baseline (%.2f%% vs %.2f%%)\n",
-           a1 > ap ? "beat" : "do NOT beat", 100 * a1, 100 * ap);
-    printf("KNN pixels=%.4f init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", ap, a0, a1,
-           cos0, cos1);
+    split_images tr_im, va_im;
+    double t0 = poa_now();
+    load_split(data, "train", ntr, S, &tr_im);
+    load_split(data, "val", nva, S, &va_im);
+    printf("images: %d train / %d val, %dx%d (%.1fs)\n", tr_im.n, va_im.n, S, S, poa_now() - t0);
+    double ap = -1, a0 = -1, cos0 = 0, cosp;
+    if (!poa_cli_flag(&cli, &spec, "no-pixels"))
+        ap = probe(be, NULL, NULL, NULL, &tr_im, &va_im, k, "pixels", &cosp);
+    if (!poa_cli_flag(&cli, &spec, "no-init")) {
+        poa_model_init_params(be, m, w, (uint64_t) cfg->train.seed);
+        for (int j = 0; j < n_nets; j++) {
+            double c, a = probe(be, m, w, &nets[j], &tr_im, &va_im, k, "init", &c);
+            if (j == 0) a0 = a, cos0 = c;
+        }
+    }
     rc = 0;
+    for (int c = 0; c < n_ckpt; c++) {
+        const char *ckpt = c == 0 && ckpt1 ? ckpt1 : cli.positional[c - (ckpt1 != NULL)];
+        poa_ckpt_tensors x = {w, NULL, NULL, NULL};
+        poa_ckpt_load_opts lo = {0, 0};
+        if (poa_ckpt_load(ckpt, &m->table, &x, NULL, &lo, &err) != POA_OK) {
+            fprintf(stderr, "bench_train_knn: %s\n", err.msg);
+            rc = 3;
+            continue;
+        }
+        double cos1 = 0, a1 = 0;
+        for (int j = 0; j < n_nets; j++) {
+            double cj, a = probe(be, m, w, &nets[j], &tr_im, &va_im, k, ckpt, &cj);
+            if (j == 0) a1 = a, cos1 = cj;
+        }
+        if (ap >= 0)
+            printf("%s: trained features %s the raw-pixel baseline (%.2f%% vs %.2f%%)\n", ckpt,
+                   a1 > ap ? "beat" : "do NOT beat", 100 * a1, 100 * ap);
+        printf("KNN pixels=%.4f init=%.4f trained=%.4f cos_init=%.4f cos_trained=%.4f\n", ap, a0,
+               a1, cos0, cos1);
+        fflush(stdout);
+    }
+    free(tr_im.x), free(tr_im.label), free(va_im.x), free(va_im.label);
     be->nn->free(be, w);
-    be->nn->free(be, wt);
     poa_backend_destroy(be);
     poa_model_free(m);
     free(m);

@@ -530,3 +530,20 @@ void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t 
     }
     free(perm);
 }
+
+void poa_droppath_draw_bernoulli(float *scale, int n_blocks, int n, double rate, uint64_t seed,
+                                 uint32_t rank, uint64_t stream_index)
+{
+    const size_t total = (size_t) n_blocks * 2 * n;
+    if (rate <= 0.0) {
+        for (size_t i = 0; i < total; i++) scale[i] = 1.0f;
+        return;
+    }
+    /* Official per-sample drop path: keep with probability 1 − rate, kept scaled by
+     * 1 / (1 − rate); one fresh draw per (block, branch, image). */
+    const double keep = 1.0 - rate;
+    const float keep_scale = keep > 0.0 ? (float) (1.0 / keep) : 0.0f;
+    poa_rng r;
+    poa_rng_init(&r, seed, rank, POA_RNG_DROPPATH, stream_index);
+    for (size_t i = 0; i < total; i++) scale[i] = poa_rng_uniform(&r) < keep ? keep_scale : 0.0f;
+}

@@ -129,8 +129,9 @@ typedef struct poa_vit_input {
     const uint8_t *masks; /* [B, N] backend memory, 1 = masked patch (spec §1.2), or NULL */
     /* Drop path (spec §1.4): host array [n_blocks][2][B] of per-image residual scales for
      * executed block k (in order) and branch j (0 attention, 1 MLP): n/k for the k kept images,
-     * 0 for the others (poa_droppath_draw).  A branch is computed for its kept images only; any
-     * non-negative scales work (0 = dropped), e.g. a per-sample Bernoulli variant.
+     * 0 for the others (poa_droppath_draw), or 1/(1 − rate) and 0 per image
+     * (poa_droppath_draw_bernoulli).  A branch is computed for its kept images only; any
+     * non-negative scales work (0 = dropped).
      * NULL: no drop path.  Ignored by inference workspaces (train = 0: teacher, evaluation). */
     const float *droppath;
 } poa_vit_input;
@@ -154,5 +155,12 @@ void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a);
  * backbone call its own, well separated start, e.g. call_id << 32).  rate ≤ 0 → all ones. */
 void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t seed, uint32_t rank,
                        uint64_t stream_index);
+/* Per-sample (Bernoulli) drop path decisions, the official variant for rates ≤ 0.1: every
+ * (executed block, branch, image) is kept independently with probability 1 − rate and scale
+ * 1 / (1 − rate), else 0, so the attention and MLP branches get independent masks and a branch
+ * may keep every image or none.  Same layout and stream as poa_droppath_draw; rate ≤ 0 → all
+ * ones. */
+void poa_droppath_draw_bernoulli(float *scale, int n_blocks, int n, double rate, uint64_t seed,
+                                 uint32_t rank, uint64_t stream_index);
 
 #endif

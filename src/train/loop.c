@@ -257,8 +257,6 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trai
         poa_trainer_print_startup(t, stdout);
         poa_trainer_print_startup(t, t->log_file);
     }
-    char note[512];
-    if (t->rank == 0 && poa_trainer_config_notes(cfg, note, sizeof note)) poa_warn("%s", note);
     return POA_OK;
 }
 

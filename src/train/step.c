@@ -326,8 +326,9 @@ static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa
         s->be->nn->upload(s->be, s->masks_dev, b->masks, (size_t) G * 2 * B * N);
 }
 
-/* Drop-path scales of one backbone call (spec §1.4), or NULL when off.  Stream index: four
- * calls per group and iteration, each consuming fewer than 2^24 Philox blocks. */
+/* Drop-path scales of one backbone call (spec §1.4), or NULL when off: batch subsets or
+ * per-sample Bernoulli masks.  Stream index: four calls per group and iteration, each consuming
+ * fewer than 2^24 Philox blocks. */
 static const float *droppath_of(poa_step *s, const poa_step_batch *b, int g, int call, int n_blocks,
                                 int n)
 {
@@ -335,8 +336,13 @@ static const float *droppath_of(poa_step *s, const poa_step_batch *b, int g, int
     if (s->cfg.drop_path_rate <= 0) return NULL;
     POA_ASSERT((size_t) n_blocks * 2 * n <= s->dp_floats);
     uint64_t stream = ((uint64_t) b->it * N_CALLS + (uint64_t) call) << 24;
-    poa_droppath_draw(s->dp_host[call], n_blocks, n, s->cfg.drop_path_rate, s->cfg.seed,
-                      s->cfg.first_group + (uint32_t) g, stream);
+    const uint32_t group = s->cfg.first_group + (uint32_t) g;
+    if (s->cfg.drop_path_bernoulli)
+        poa_droppath_draw_bernoulli(s->dp_host[call], n_blocks, n, s->cfg.drop_path_rate,
+                                    s->cfg.seed, group, stream);
+    else
+        poa_droppath_draw(s->dp_host[call], n_blocks, n, s->cfg.drop_path_rate, s->cfg.seed, group,
+                          stream);
     return s->dp_host[call];
 }
 

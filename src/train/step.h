@@ -40,6 +40,7 @@ typedef struct poa_step_config {
     int local_size;           /* crops.local_crops_size                                          */
     int max_masked;           /* masked patches per group the workspaces hold (0: all patches)    */
     double drop_path_rate;    /* student.drop_path_rate (0.2); 0 = off                     */
+    int drop_path_bernoulli;  /* 1: per-sample Bernoulli masks, 0: batch subsets (official 0.2) */
     double net_select_scale;  /* student.net_select_scale (3)                              */
     uint64_t seed;            /* train.seed: sub-network cycles and drop path                     */
     poa_loss_cfg loss;        /* weights and temperatures (B, n_local, n_heads, groups: set here) */

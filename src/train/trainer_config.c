@@ -97,6 +97,7 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     sc->max_masked = poa_trainer_max_masked(
         cfg, poa_model_n_patches(&m->cfg, m->cfg.global_crops_size, m->cfg.global_crops_size));
     sc->drop_path_rate = cfg->student.drop_path_rate;
+    sc->drop_path_bernoulli = poa_trainer_drop_path_bernoulli(cfg);
     sc->net_select_scale = cfg->student.net_select_scale;
     sc->seed = (uint64_t) cfg->train.seed;
     /* losses (spec §4.2–4.8) */
@@ -147,17 +148,9 @@ int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it)
     return period > 0 && (it + 1) % period == 0;
 }
 
-int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n)
+int poa_trainer_drop_path_bernoulli(const poa_config *cfg)
 {
-    const double rate = cfg->student.drop_path_rate;
     const int mode = cfg->train.drop_path_mode;
-    const int bernoulli = rate > 0 && (mode == POA_DROP_PATH_BERNOULLI ||
-                                       (mode == POA_DROP_PATH_AUTO && rate <= 0.1));
-    if (!bernoulli) return 0;
-    snprintf(buf, n,
-             "train.drop_path_mode = %s with student.drop_path_rate = %g selects per-sample "
-             "(Bernoulli) drop path, but the step implements the batch-subset variant only "
-             "(spec §1.4): batch subsets are used",
-             poa_config_enum_text(POA_CFG_KEY_train_drop_path_mode, mode), rate);
-    return 1;
+    if (mode == POA_DROP_PATH_AUTO) return cfg->student.drop_path_rate <= 0.1;
+    return mode == POA_DROP_PATH_BERNOULLI;
 }

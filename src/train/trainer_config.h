@@ -24,9 +24,9 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
 poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
                                        poa_err *err);
 
-/* A note about a value that poa-train runs differently from what it asks for (today: per-sample
- * drop path, spec §1.4, runs as batch subsets).  1 and the text in buf when there is one. */
-int poa_trainer_config_notes(const poa_config *cfg, char *buf, size_t n);
+/* 1 when the student's drop path runs per-sample Bernoulli masks, 0 for batch subsets:
+ * train.drop_path_mode, where auto is the official rule (Bernoulli for rates ≤ 0.1). */
+int poa_trainer_drop_path_bernoulli(const poa_config *cfg);
 
 /* Step configuration of rank `rank` of `world_size`: B = train.batch_size_per_gpu,
  * G = train.rank_groups, first global rank group = rank·G, losses, AdamW, clipping, schedules

@@ -341,6 +341,54 @@ static void test_droppath_draw(void **state)
     for (int b = 0; b < 6; b++) assert_true(s[b] == 1.0f);
 }
 
+/* Per-sample drop path: every (block, branch, image) an independent Bernoulli(1 − rate) keep
+ * with scale 1 / (1 − rate); rates, independence of the two branches and of the images, the
+ * scale, determinism and stream separation. */
+static void test_droppath_draw_bernoulli(void **state)
+{
+    (void) state;
+    enum { L = 50, n = 200, total = L * 2 * n };
+    float *s = malloc(sizeof(float) * total), *t = malloc(sizeof(float) * total);
+    const double rates[] = {0.1, 0.5};
+    for (int ri = 0; ri < 2; ri++) {
+        const double rate = rates[ri];
+        const float scale = (float) (1.0 / (1.0 - rate));
+        poa_droppath_draw_bernoulli(s, L, n, rate, 42, 1, 1u << 24);
+        poa_droppath_draw_bernoulli(t, L, n, rate, 42, 1, 1u << 24);
+        assert_memory_equal(s, t, sizeof(float) * total);
+        long kept = 0, both_dropped = 0, counts_differ = 0;
+        for (int blk = 0; blk < L; blk++) {
+            const float *attn = s + (size_t) blk * 2 * n, *mlp = attn + n;
+            int k_attn = 0, k_mlp = 0;
+            for (int b = 0; b < n; b++) {
+                assert_true(attn[b] == 0.0f || attn[b] == scale);
+                assert_true(mlp[b] == 0.0f || mlp[b] == scale);
+                k_attn += attn[b] != 0.0f, k_mlp += mlp[b] != 0.0f;
+                both_dropped += attn[b] == 0.0f && mlp[b] == 0.0f;
+            }
+            kept += k_attn + k_mlp;
+            counts_differ += k_attn != k_mlp; /* no fixed subset size */
+        }
+        /* kept fraction 1 − rate (binomial sd <= 0.0036 here: 5 sd) */
+        assert_true(fabs((double) kept / total - (1.0 - rate)) < 0.018);
+        /* the attention and MLP masks of an image are independent: P(both dropped) = rate² */
+        assert_true(fabs((double) both_dropped / (L * n) - rate * rate) < 0.025);
+        assert_true(counts_differ > L / 2);
+        poa_droppath_draw_bernoulli(t, L, n, rate, 42, 2, 1u << 24);
+        assert_true(memcmp(s, t, sizeof(float) * total) != 0); /* another group, another draw */
+        poa_droppath_draw_bernoulli(t, L, n, rate, 42, 1, 2u << 24);
+        assert_true(memcmp(s, t, sizeof(float) * total) != 0); /* another call */
+    }
+    /* the same stream gives the same prefix whatever the number of blocks drawn */
+    poa_droppath_draw_bernoulli(s, 2, 5, 0.3, 7, 0, 0);
+    poa_droppath_draw_bernoulli(t, 3, 5, 0.3, 7, 0, 0);
+    assert_memory_equal(s, t, sizeof(float) * 2 * 2 * 5);
+    poa_droppath_draw_bernoulli(s, 1, 3, 0.0, 1, 0, 0);
+    for (int b = 0; b < 6; b++) assert_true(s[b] == 1.0f);
+    free(s);
+    free(t);
+}
+
 static void test_memory_plan(void **state)
 {
     (void) state;
@@ -372,8 +420,11 @@ static void test_memory_plan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_extraction_invariant), cmocka_unit_test(test_extracted_names),
-        cmocka_unit_test(test_workspaces),           cmocka_unit_test(test_droppath_draw),
+        cmocka_unit_test(test_extraction_invariant),
+        cmocka_unit_test(test_extracted_names),
+        cmocka_unit_test(test_workspaces),
+        cmocka_unit_test(test_droppath_draw),
+        cmocka_unit_test(test_droppath_draw_bernoulli),
         cmocka_unit_test(test_memory_plan),
     };
     return cmocka_run_group_tests_name("model_engine", tests, setup, teardown);

@@ -10,9 +10,11 @@ Semantics follow docs spec §1–§3: a sub-network (width d, depth L) uses the 
 every tensor, the q/k/v row chunks t·D_max + [0, d), block indices from numpy.linspace
 truncation, and every sliceable linear layer multiplies its input by α = max_in / active_in.
 
-Drop path (spec §1.4, batch-subset variant) takes explicit decisions so that another
-implementation can be compared with it: for each executed block, a pair (keep_attn, keep_mlp) of
-index lists (or None for "no drop path").
+Drop path takes explicit decisions so that another implementation can be compared with it: for
+each executed block, a pair (keep_attn, keep_mlp), each an index list (batch-subset variant: the
+kept images, scaled n/k), a float tensor [n] (per-sample variant: the official DropPath's mask
+already divided by the keep probability, multiplying the branch of every image), or None (no
+drop path).
 
 Other reference scripts import this module; it depends only on torch and numpy.
 """
@@ -147,9 +149,12 @@ class Mlp(nn.Module):
 
 
 def _add_subset_residual(x, branch, keep):
-    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (spec §1.4)."""
+    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (spec §1.4); per-sample drop
+    path (keep: a tensor of scales): x + branch(x)·scale[b], the branch run on every image."""
     if keep is None:
         return x + branch(x)
+    if torch.is_tensor(keep):
+        return x + branch(x) * keep.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
     n, k = x.shape[0], len(keep)
     keep_t = torch.as_tensor(keep, dtype=torch.long)
     res = branch(x[keep_t])

@@ -20,7 +20,8 @@ HDF5 layout (keys are the official checkpoint keys, backbone./dino_head.):
   /cases/<name> (attrs G, B, V, it0, n_steps)
      step<k>/global_crops [G,2B,3,32,32], local_crops [G,VB,3,16,16], masks u8 [G,2B,16],
              subnets i32 [G,2], droppath_g<g>_c<c> f32 [L,2,n] (c: intact-global, intact-local,
-             elastic-global, elastic-local; absent = no drop path)
+             elastic-global, elastic-local; batch subsets or per-sample Bernoulli scales; absent =
+             no drop path)
              slots f64 (src/model/loss.h layout, mean over groups), attrs total, lr, last_layer_lr,
              wd, momentum, teacher_temp, grad_norm_backbone, grad_norm_head
              grads/<key> f64 (before clipping)
@@ -60,6 +61,8 @@ CASES = [
     ("intact_as_elastic", 1, 6, 1, [[(64, 4)]], True),
     ("two_groups", 2, 10, 1, [[(48, 2), (32, 4)]], True),
     ("five_steps", 1, 2, 5, [[(48, 3)], [(32, 2)], [(64, 2)], [(32, 4)], [(48, 4)]], True),
+    # per-sample (Bernoulli) drop path (rate 0.4; see droppath_bernoulli)
+    ("bernoulli_droppath", 2, 5, 2, [[(48, 3), (32, 2)], [(64, 4), (48, 2)]], "bernoulli"),
 ]
 
 
@@ -161,6 +164,19 @@ def droppath_keep(gen, n_blocks, n, rate=0.2):
     return keeps, scale
 
 
+def droppath_bernoulli(gen, n_blocks, n, rate=0.4):
+    """The official per-sample DropPath: per block, branch and image a Bernoulli(1 - rate) keep,
+    divided by 1 - rate; the scales in float32 as the C step receives them."""
+    keep_p = 1 - rate
+    scale = (torch.rand((n_blocks, 2, n), generator=gen, dtype=DT) < keep_p).to(DT) / keep_p
+    # the rare outcomes, made certain: the last block's attention branch keeps every image, its
+    # MLP branch none
+    scale[-1, 0] = 1 / keep_p
+    scale[-1, 1] = 0
+    scale = scale.float()
+    return [(scale[b, 0], scale[b, 1]) for b in range(n_blocks)], scale.numpy()
+
+
 def random_masks(gen, n_crops, N):
     masks = torch.zeros(n_crops, N, dtype=torch.bool)
     for c in torch.randperm(n_crops, generator=gen)[: n_crops // 2].tolist():
@@ -229,7 +245,10 @@ def one_step(st, cfg, it, G, subnets, use_dp, gen, out):
                                 ("local", loc[g], None)):
                 c_idx = {"is": 0, "es": 2}[br] + (kind == "local")
                 keeps = None
-                if use_dp:
+                if use_dp == "bernoulli":
+                    keeps, scale = droppath_bernoulli(gen, d, x.shape[0])
+                    out.create_dataset(f"droppath_g{g}_c{c_idx}", data=scale)
+                elif use_dp:
                     keeps, scale = droppath_keep(gen, d, x.shape[0])
                     out.create_dataset(f"droppath_g{g}_c{c_idx}", data=scale)
                 calls[kind] = vit(x, m_, keeps)
@@ -308,7 +327,7 @@ def main():
             opt = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
             st = (vit, head, t_vit, t_head, opt, groups)
             grp = f.create_group("cases/" + name)
-            grp.attrs.update(G=G, B=B, V=V, it0=it0, n_steps=n_steps, droppath=int(use_dp))
+            grp.attrs.update(G=G, B=B, V=V, it0=it0, n_steps=n_steps, droppath=int(bool(use_dp)))
             for k in range(n_steps):
                 one_step(st, cfg, it0 + k, G, subnets[k], use_dp, gen,
                          grp.create_group(f"step{k}"))

@@ -3,6 +3,10 @@
 #   sh tests/scripts/ci-tests.sh [--quick]
 # Installs the Debian packages, then in separate build trees under ./_ci/:
 #   cpu    ./configure --without-cuda                 make && make check (PyTorch parity required)
+#   slurm  make check-slurm in the cpu tree: a private single-node Slurm cluster (slurmctld,
+#          slurmd, munged under _ci/cpu/tests/out), the job chain, a job array and preemption /
+#          requeue / time limit with exact resume; needs root and installs slurm-wlm and munge
+#          (tools/install-deps.sh slurm), reported SKIPPED with the reason otherwise
 #   cuda   ./configure --with-cuda --with-nccl        make && make check (GPU tests skip w/o GPU)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
 #          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
@@ -12,7 +16,7 @@
 #          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
 #   dist   make distcheck (from the cpu tree)
 #   style  make format-check
-# --quick runs only the cpu phase.  Exit status is non-zero if any phase fails.
+# --quick runs only the cpu phase.  POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
 # The cuda and asan trees run the random-signal test with 5 runs instead of 20 (it exercises the
 # CPU backend there too: the 20 runs of the cpu tree are the test).
 set -eu
@@ -55,17 +59,31 @@ build cpu --without-cuda --with-cmocka --enable-parity-tests
 check cpu
 [ "$quick" = yes ] && { echo "ci: quick run done in $(( $(date +%s) - t_start ))s"; exit 0; }
 
+phase "slurm: make check-slurm (real slurmctld/slurmd, single node)"
+if [ "${POA_SKIP_SLURM:-0}" = 1 ]; then
+    echo "ci: check-slurm SKIPPED: POA_SKIP_SLURM=1"
+elif [ "$(id -u)" -ne 0 ]; then
+    echo "ci: check-slurm SKIPPED: not root (the test cluster's munged and slurmd need root)"
+elif ! sh tools/install-deps.sh slurm; then
+    echo "ci: check-slurm SKIPPED: cannot install slurm-wlm and munge (tools/install-deps.sh slurm failed above)"
+elif ! make -C _ci/cpu check-slurm; then
+    for f in _ci/cpu/tests/slurm/*.log; do
+        if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
+    done
+    echo "ci: make check-slurm failed"; exit 1
+fi
+
 if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
     phase "cuda configuration: build + check"
     build cuda --with-cuda${CUDA_HOME:+=$CUDA_HOME} --with-nccl --with-cmocka --enable-parity-tests
-    POA_SIGNAL_RUNS=5 check cuda
+    (export POA_SIGNAL_RUNS=5; check cuda)
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
 
 phase "sanitizers (ASan + UBSan): build + make check"
 build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tests
-POA_SIGNAL_RUNS=5 check asan
+(export POA_SIGNAL_RUNS=5; check asan)
 
 # clang for the fuzzing and ThreadSanitizer trees: installed here (an optional package group);
 # without it both phases are skipped with the reason.
@@ -81,7 +99,7 @@ else
     (cd _ci/fuzz && CC=clang "$top/configure" --without-cuda --enable-fuzzing \
         --disable-parity-tests >configure.out 2>&1) || {
         tail -30 _ci/fuzz/configure.out; echo "ci: configure (fuzz) failed"; exit 1; }
-    make -C _ci/fuzz fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
+    make -C _ci/fuzz -j"$jobs" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
         tail -80 _ci/fuzz/fuzz.out; echo "ci: fuzzing found something (or failed to build)"; exit 1; }
     sed -n '/^target /,$p' _ci/fuzz/fuzz.out
 fi

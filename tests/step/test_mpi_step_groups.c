@@ -1,7 +1,8 @@
 /* test_mpi_step_groups.c — rank groups (spec §2.5, §6.5, §10 item 16): two MPI ranks with one
  * rank group each (SK through MPI collectives, gradients averaged over the ranks) compute the
- * same step as one process holding both groups: same sub-networks, drop-path draws, masks, loss
- * values, parameters, moments and teacher (up to the order of float additions). */
+ * same step as one process holding both groups: same sub-networks, drop-path draws (batch
+ * subsets and per-sample Bernoulli masks), masks, loss values, parameters, moments and teacher
+ * (up to the order of float additions). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,9 +48,10 @@ static int mpi_any(void *ctx, int flag)
     return out;
 }
 
-static poa_step_config config(int G, uint32_t first_group)
+static poa_step_config config(int G, uint32_t first_group, int bernoulli)
 {
     poa_step_config cfg = poa_step_config_official(&model, 2, G, 1);
+    if (bernoulli) cfg.drop_path_rate = 0.1, cfg.drop_path_bernoulli = 1;
     cfg.sched.epoch_length = 2, cfg.sched.epochs = 8, cfg.sched.warmup_epochs = 1;
     cfg.sched.ibot_activate_epochs = 1; /* iBOT from it = 2: patch SK pooled too */
     cfg.first_group = first_group;
@@ -65,17 +67,18 @@ static double max_rel(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* *state: 0 batch-subset drop path (rate 0.2), 1 per-sample Bernoulli drop path (rate 0.1). */
 static void test_two_ranks_equal_two_groups(void **state)
 {
-    (void) state;
+    const int bernoulli = *(const int *) *state;
     /* one process, both groups */
-    poa_step_config c2 = config(2, 0);
+    poa_step_config c2 = config(2, 0, bernoulli);
     poa_step *both = poa_step_create(be, &model, &c2, NULL, NULL);
     poa_step_init_params(both, 9);
     test_batch tb2;
     test_batch_make(&tb2, be, &model, 2, 0, 2, 1, 17);
     /* this rank's group, ranks communicating */
-    poa_step_config c1 = config(1, (uint32_t) rank);
+    poa_step_config c1 = config(1, (uint32_t) rank, bernoulli);
     poa_collective coll = {NULL, mpi_sum, mpi_max};
     poa_step_hooks hooks = {.reduce_grads = mpi_average, .any = mpi_any};
     poa_step *mine = poa_step_create(be, &model, &c1, &coll, &hooks);
@@ -149,7 +152,11 @@ int main(int argc, char **argv)
     poa_model_build(&model, &mc);
     int rc = 1;
     if (nranks == 2) {
-        const struct CMUnitTest tests[] = {cmocka_unit_test(test_two_ranks_equal_two_groups)};
+        static int subset = 0, bernoulli = 1;
+        const struct CMUnitTest tests[] = {
+            cmocka_unit_test_prestate(test_two_ranks_equal_two_groups, &subset),
+            cmocka_unit_test_prestate(test_two_ranks_equal_two_groups, &bernoulli),
+        };
         rc = cmocka_run_group_tests(tests, NULL, NULL);
     } else if (rank == 0) {
         fprintf(stderr, "test_mpi_step_groups needs 2 ranks\n");

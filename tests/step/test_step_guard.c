@@ -1,7 +1,8 @@
 /* test_step_guard.c — the POA step on the TINY model without a reference: the report (schedule
  * values, sampled sub-networks of each rank group, timings), and the non-finite guard (spec §6.5,
  * §13 item 6): a NaN/Inf in a loss term, in a gradient, or on another rank skips the update and
- * leaves parameters, AdamW moments, step counter and teacher bit-identical. */
+ * leaves parameters, AdamW moments, step counter and teacher bit-identical; the step's
+ * drop-path draws of both variants. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -259,12 +260,73 @@ static void test_bucket_hooks(void **state)
     poa_step_destroy(st);
 }
 
+/* The step's own drop-path draws: batch subsets (poa_droppath_draw) or, with
+ * drop_path_bernoulli, per-sample masks (poa_droppath_draw_bernoulli), from the stream of the
+ * global group at counter (4·it + call) << 24 (src/train/README.md, "Drop path").  Two steps
+ * from the same start, one drawing, one given those decisions, end bit-identical; the two
+ * variants do not. */
+static void run_droppath_steps(int bernoulli, int explicit_decisions, float *params_out)
+{
+    poa_step_config cfg = tiny_config(2);
+    cfg.first_group = 4;
+    cfg.drop_path_rate = 0.1;
+    cfg.drop_path_bernoulli = bernoulli;
+    poa_step *st = poa_step_create(be, &model, &cfg, NULL, NULL);
+    poa_step_init_params(st, 5);
+    test_batch tb;
+    test_batch_make(&tb, be, &model, 2, 0, 2, 1, 3);
+    poa_subnet sn[2];
+    assert_int_equal(poa_subnet_make(&model.cfg, 48, 3, &sn[0], NULL), POA_OK);
+    assert_int_equal(poa_subnet_make(&model.cfg, 32, 2, &sn[1], NULL), POA_OK);
+    tb.b.subnets = sn;
+    const int B = cfg.B, L = model.cfg.max_depth;
+    float *dp[2 * 4];
+    for (int i = 0; i < 8; i++) dp[i] = malloc(sizeof(float) * (size_t) L * 2 * 2 * B);
+    poa_step_report r;
+    for (long long it = 0; it < 3; it++) {
+        tb.b.it = it;
+        tb.b.droppath = NULL;
+        if (explicit_decisions) {
+            for (int g = 0; g < 2; g++)
+                for (int call = 0; call < 4;
+                     call++) { /* IS-global, IS-local, ES-global, ES-local */
+                    const int depth = call < 2 ? L : sn[g].depth, n = call % 2 ? B : 2 * B;
+                    const uint64_t stream = ((uint64_t) it * 4 + (uint64_t) call) << 24;
+                    (bernoulli ? poa_droppath_draw_bernoulli
+                               : poa_droppath_draw)(dp[g * 4 + call], depth, n, cfg.drop_path_rate,
+                                                    cfg.seed, 4 + (uint32_t) g, stream);
+                }
+            tb.b.droppath = (const float *const *) dp;
+        }
+        assert_int_equal(poa_step_run(st, &tb.b, &r), POA_OK);
+    }
+    be->nn->download(be, params_out, poa_step_params(st), sizeof(float) * model.table.total);
+    for (int i = 0; i < 8; i++) free(dp[i]);
+    test_batch_free(&tb, be);
+    poa_step_destroy(st);
+}
+
+static void test_droppath_variants(void **state)
+{
+    (void) state;
+    const size_t n = model.table.total;
+    float *drawn[2], *given = malloc(sizeof(float) * n);
+    for (int bernoulli = 0; bernoulli < 2; bernoulli++) {
+        drawn[bernoulli] = malloc(sizeof(float) * n);
+        run_droppath_steps(bernoulli, 0, drawn[bernoulli]);
+        run_droppath_steps(bernoulli, 1, given);
+        assert_memory_equal(drawn[bernoulli], given, sizeof(float) * n);
+    }
+    assert_true(memcmp(drawn[0], drawn[1], sizeof(float) * n) != 0);
+    free(drawn[0]), free(drawn[1]), free(given);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_report_and_groups),   cmocka_unit_test(test_bucket_hooks),
         cmocka_unit_test(test_nonfinite_gradient),  cmocka_unit_test(test_nonfinite_loss),
-        cmocka_unit_test(test_nonfinite_elsewhere),
+        cmocka_unit_test(test_nonfinite_elsewhere), cmocka_unit_test(test_droppath_variants),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -139,6 +139,41 @@ static void test_rank_groups_offset(void **state)
     free(c);
 }
 
+/* train.drop_path_mode: auto is the official rule (per-sample Bernoulli masks for rates <= 0.1,
+ * batch subsets above), subset and bernoulli force a variant; the step configuration gets it. */
+static void test_drop_path_mode(void **state)
+{
+    (void) state;
+    const struct {
+        const char *file, *mode, *rate;
+        int bernoulli;
+    } cases[] = {
+        {"demo.yaml", NULL, NULL, 1},     /* auto, 0.1 */
+        {"vitl_poa.yaml", NULL, NULL, 0}, /* auto, 0.2 */
+        {"tiny.yaml", "train.drop_path_mode=auto", "student.drop_path_rate=0.1", 1},
+        {"tiny.yaml", "train.drop_path_mode=auto", "student.drop_path_rate=0.1001", 0},
+        {"tiny.yaml", "train.drop_path_mode=subset", "student.drop_path_rate=0.05", 0},
+        {"tiny.yaml", "train.drop_path_mode=bernoulli", "student.drop_path_rate=0.3", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *ov[] = {cases[i].mode, cases[i].rate, NULL};
+        poa_config *c = load(cases[i].file, cases[i].mode ? ov : NULL, 2);
+        assert_int_equal(poa_trainer_drop_path_bernoulli(c), cases[i].bernoulli);
+        poa_model_config mc;
+        poa_err err;
+        assert_int_equal(poa_trainer_model_config(c, &mc, &err), POA_OK);
+        poa_model *m = calloc(1, sizeof *m);
+        poa_model_build(m, &mc);
+        poa_step_config sc;
+        assert_int_equal(poa_trainer_step_config(c, m, 0, 2, &sc, &err), POA_OK);
+        assert_int_equal(sc.drop_path_bernoulli, cases[i].bernoulli);
+        assert_true(sc.drop_path_rate == c->student.drop_path_rate);
+        poa_model_free(m);
+        free(m);
+        free(c);
+    }
+}
+
 static void test_unsupported(void **state)
 {
     (void) state;
@@ -158,15 +193,6 @@ static void test_unsupported(void **state)
     c = load("tiny.yaml", ov4, 1);
     assert_int_equal(poa_trainer_check_supported(c, "cpu", &err), POA_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "MODEL.WEIGHTS"));
-    free(c);
-    /* per-sample drop path (auto with rate <= 0.1) runs as batch subsets: a note says so */
-    char note[512];
-    c = load("demo.yaml", NULL, 2);
-    assert_int_equal(poa_trainer_config_notes(c, note, sizeof note), 1);
-    assert_non_null(strstr(note, "batch-subset"));
-    free(c);
-    c = load("vitl_poa.yaml", NULL, 32);
-    assert_int_equal(poa_trainer_config_notes(c, note, sizeof note), 0);
     free(c);
     /* biases switched off: the model check rejects the configuration itself (poa-config too) */
     poa_config *q = malloc(sizeof *q);
@@ -322,10 +348,15 @@ static void test_metrics_resume_truncation(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_model_config_demo),  cmocka_unit_test(test_model_config_official),
-        cmocka_unit_test(test_rank_groups_offset), cmocka_unit_test(test_unsupported),
-        cmocka_unit_test(test_max_masked),         cmocka_unit_test(test_periods),
-        cmocka_unit_test(test_metrics_format),     cmocka_unit_test(test_metrics_resume_truncation),
+        cmocka_unit_test(test_model_config_demo),
+        cmocka_unit_test(test_model_config_official),
+        cmocka_unit_test(test_rank_groups_offset),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_drop_path_mode),
+        cmocka_unit_test(test_max_masked),
+        cmocka_unit_test(test_periods),
+        cmocka_unit_test(test_metrics_format),
+        cmocka_unit_test(test_metrics_resume_truncation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
