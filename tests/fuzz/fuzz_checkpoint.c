@@ -2,6 +2,8 @@
  * resume and the tools read it), then a full load of a small table (fuzz_tables.h) with every
  * tensor group, the optimizer step, the per-rank states, the model meta and a state array.
  * Mutations: fuzz_h5mutate.h (data flips inside the Fletcher-32 chunks included). */
+#include "poa_config.h"
+
 #include "fuzz_util.h"
 #include "fuzz_h5mutate.h"
 #include "fuzz_tables.h"

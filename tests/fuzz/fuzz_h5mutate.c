@@ -108,13 +108,14 @@ static const int64_t boundary[] = {0,
 
 static int64_t interesting(rng *r, int64_t old)
 {
+    uint64_t u = (uint64_t) old; /* wrapping arithmetic, on purpose */
     switch (below(r, 4)) {
     case 0:
-        return old + 1;
+        return (int64_t) (u + 1);
     case 1:
-        return old - 1;
+        return (int64_t) (u - 1);
     case 2:
-        return old * 2;
+        return (int64_t) (u * 2);
     default:
         return boundary[below(r, sizeof boundary / sizeof boundary[0])];
     }
@@ -294,6 +295,13 @@ static void data_region(hid_t f, const item *it, haddr_t *addr, hsize_t *size)
     *size = 0;
     hid_t d = H5Dopen2(f, it->obj, H5P_DEFAULT);
     if (d < 0) return;
+    hid_t t = H5Dget_type(d);
+    int vlen = H5Tis_variable_str(t) > 0 || H5Tget_class(t) == H5T_VLEN;
+    H5Tclose(t);
+    if (vlen) { /* its stored data are references into HDF5's heap: metadata, not data */
+        H5Dclose(d);
+        return;
+    }
     hid_t dcpl = H5Dget_create_plist(d);
     if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
         hsize_t nchunks = 0;

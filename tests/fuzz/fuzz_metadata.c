@@ -2,6 +2,8 @@
  * with every entry as poa-pack --verify and --export-extra read it) and what is made from it:
  * the official .npy files (data/npy.c, written to a scratch folder).  poa has no .npy reader:
  * it only writes them, from this file.  Mutations: fuzz_h5mutate.h. */
+#include "poa_config.h"
+
 #include "fuzz_util.h"
 #include "fuzz_h5mutate.h"
 

@@ -1,6 +1,8 @@
 /* fuzz_shard.c — a dataset shard (data/shard.c): the HDF5 file is opened as the loader opens it
  * (offsets, labels, CRCs) and as poa-pack --verify opens it (every table and the name lists), and
  * every record is read back through the CRC check.  Mutations: fuzz_h5mutate.h. */
+#include "poa_config.h"
+
 #include "fuzz_util.h"
 #include "fuzz_h5mutate.h"
 
