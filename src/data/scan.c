@@ -21,12 +21,12 @@ void poa_labels_free(poa_labels *l)
 
 /* Split one CSV record (Python csv, default dialect) into fields; returns the field count or -1
  * on an unterminated quote.  Fields are copied into f[0..1] (at most 2 kept). */
-static int csv_fields(const char *line, char f[2][1024])
+static int csv_fields(const char *line, char f[2][POA_LABELS_MAX_LINE + 1])
 {
     int nf = 0;
     const char *p = line;
     for (;;) {
-        char buf[1024];
+        char buf[POA_LABELS_MAX_LINE + 1]; /* a field is never longer than its line */
         size_t k = 0;
         if (*p == '"') {
             p++;
@@ -54,7 +54,7 @@ static int csv_fields(const char *line, char f[2][1024])
             }
         }
         buf[k] = '\0';
-        if (nf < 2) snprintf(f[nf], 1024, "%s", buf);
+        if (nf < 2) snprintf(f[nf], POA_LABELS_MAX_LINE + 1, "%s", buf);
         nf++;
         if (*p != ',') break;
         p++;
@@ -97,7 +97,7 @@ static poa_status index_rows(poa_labels *l, const int *lines, const char *path, 
 static poa_status parse_row(poa_labels *l, const char *p, const char *path, int lineno,
                             poa_err *err)
 {
-    char fields[2][1024];
+    char fields[2][POA_LABELS_MAX_LINE + 1];
     int nf = csv_fields(p, fields);
     if (nf != 2)
         return poa_err_set(err, POA_ERR_FORMAT,
