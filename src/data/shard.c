@@ -347,13 +347,14 @@ poa_status poa_shard_read(const poa_shard *s, int64_t i, uint8_t **buf, size_t *
     if (st != POA_OK || !s->crc) return st;
     uint32_t c = poa_crc32(0, *buf, n);
     if (c != s->crc[i])
-        return poa_err_set(err, POA_ERR_CORRUPT,
-                           "%s: sample %lld%s%s%s has CRC-32 %08x, stored %08x: its bytes changed "
-                           "after packing (run poa-pack --verify on the packed folder, then pack "
-                           "this shard again)",
-                           s->path, (long long) i, s->file_names.n ? " (" : "",
-                           s->file_names.n ? poa_strtab_get(&s->file_names, (size_t) i) : "",
-                           s->file_names.n ? ")" : "", c, s->crc[i]);
+        return poa_err_set(
+            err, POA_ERR_CORRUPT,
+            "%s: record %lld%s%s%s has CRC-32 %08x, expected %08x (corrupt data): its "
+            "bytes changed after packing (run poa-pack --verify on the packed "
+            "folder, then pack this shard again)",
+            s->path, (long long) i, s->file_names.n ? " (" : "",
+            s->file_names.n ? poa_strtab_get(&s->file_names, (size_t) i) : "",
+            s->file_names.n ? ")" : "", c, s->crc[i]);
     return POA_OK;
 }
 

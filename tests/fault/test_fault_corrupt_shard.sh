@@ -30,11 +30,11 @@ with open(p, "r+b") as f:
 PY
 $pack --verify "$out/flipped" >"$out/verify1.log" 2>&1
 rc=$?
-[ $rc -eq 3 ] && grep -q "$shard: sample 5 (.*) has CRC-32 [0-9a-f]*, stored [0-9a-f]*" "$out/verify1.log" &&
+[ $rc -eq 3 ] && grep -q "$shard: record 5 (.*) has CRC-32 [0-9a-f]*, expected [0-9a-f]* (corrupt data)" "$out/verify1.log" &&
     ok "poa-pack --verify names the shard and the sample (exit 3)" || { cat "$out/verify1.log"; bad "verify of a flipped shard: exit $rc"; }
 run_ranks 1 $common --data "$out/flipped" --output "$out/t1" --max-steps 16 >"$out/train1.log" 2>&1
 rc=$?
-[ $rc -eq 3 ] && grep -q "error: reading data: .*$shard: sample 5 has CRC-32 .*changed after packing" "$out/train1.log" &&
+[ $rc -eq 3 ] && grep -q "error: reading data: .*$shard: record 5 has CRC-32 .*changed after packing" "$out/train1.log" &&
     ok "poa-train stops with exit 3 naming the shard and the sample" || { tail -5 "$out/train1.log"; bad "training on a flipped shard: exit $rc (want 3)"; }
 
 # ---- 2. the shard cut short
