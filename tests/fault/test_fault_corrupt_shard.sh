@@ -6,6 +6,7 @@
 #      training on the damaged image (before the check it trained to exit 0);
 #   2. the shard truncated: --verify and poa-train stop with exit 3 naming it.
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
+fault_test
 setup_out corrupt_shard
 need_python
 make_data "$out" 64

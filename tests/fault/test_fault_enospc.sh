@@ -10,6 +10,7 @@
 #      kept, no metadata.h5; the rerun with space keeps the complete shard, packs the rest, and
 #      the result equals an undisturbed pack (same_packed.py).
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
+fault_test
 setup_out enospc
 need_python
 make_data "$out" 64

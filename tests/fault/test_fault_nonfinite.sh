@@ -5,6 +5,7 @@
 # the last good checkpoint, and nothing is written after it.  (A NaN in the weights,
 # --debug-nonfinite-at, is tested by tests/train/test_train_failures.sh.)
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
+fault_test
 setup_out nonfinite
 need_python
 make_data "$out" 64

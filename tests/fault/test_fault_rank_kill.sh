@@ -4,6 +4,7 @@
 # left behind, no checkpoint file is half-written, and the job resumed from the last checkpoint
 # ends bit-identical to an uninterrupted run.
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
+fault_test
 setup_out rank_kill
 need_python
 make_data "$out" 64

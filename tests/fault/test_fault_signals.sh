@@ -1,12 +1,15 @@
 #!/bin/sh
 # test_fault_signals.sh — SIGTERM or SIGUSR1 at a random time during each of POA_SIGNAL_RUNS
 # short runs (default 20; tiny config, one rank, 4 iterations): from the moment the rank catches the
-# signal (its handlers are installed first thing in main, before MPI starts) to its exit, i.e.
-# during MPI start-up, data and model set-up, a step, a checkpoint write or the teardown.  Every
-# run must either finish (exit 0) or exit 75 with a loadable checkpoint, and the run resumed from
-# that checkpoint must end bit-identical to an undisturbed run.  The random delays come from
+# signal (its handlers are installed first thing in main, before MPI starts: checked, the median
+# time from the rank's start to its catching them must be under half the run's time) to its exit, i.e. during
+# MPI start-up, data and model set-up, a step, a checkpoint write or the teardown; the delays are
+# stratified over the run's time.  Every run must either finish (exit 0) or exit 75 with a
+# loadable checkpoint, and the run resumed from that checkpoint must end bit-identical to an
+# undisturbed run.  The random delays come from
 # SEED (printed; rerun with SEED=... to replay a failure).
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
+fault_test
 setup_out signals_random
 need_python
 make_data "$out" 64
@@ -22,12 +25,16 @@ run_ranks 1 $common --output "$out/ref" --max-steps $((last + 1)) >"$out/ref.log
 ref_ms=$((($(date +%s%N) - t0) / 1000000))
 ref=$(printf '%s/ref/checkpoint_%07d.h5' "$out" $last)
 echo "undisturbed run: ${ref_ms} ms"
+catches=
 
 # catching PID SIG: whether process PID has a handler for signal SIG (SigCgt in /proc)
 catching() {
     mask=$(sed -n 's/^SigCgt:\t*//p' "/proc/$1/status" 2>/dev/null)
     [ -n "$mask" ] && [ $((0x$mask >> ($2 - 1) & 1)) -eq 1 ]
 }
+
+# now_ms: a monotonic clock in milliseconds
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 finished=0 stopped=0
 i=0
@@ -38,19 +45,26 @@ while [ $i -lt "$runs" ]; do
     [ $((i % 2)) -eq 0 ] && sig=USR1
     signo=15
     [ $sig = USR1 ] && signo=10
-    # a delay in [0, the undisturbed run's time) in ms, from SEED and the run number
-    delay=$(awk -v s="$seed" -v i="$i" -v m="$ref_ms" 'BEGIN { srand(s * 100 + i); printf "%d", rand() * m }')
+    # delays stratified over [0, the undisturbed run's time): run i draws from the i-th slice
+    # (SEED), so the start-up, the steps, the checkpoint and the teardown all get signals
+    delay=$(awk -v s="$seed" -v i="$i" -v n="$runs" -v m="$ref_ms" \
+        'BEGIN { srand(s * 100 + i); printf "%d", (i - 1 + rand()) / n * m }')
     "$mpiexec" -n 1 --oversubscribe -x OMP_NUM_THREADS=1 -x POA_PROGRESS "$train" $common \
         --output "$dir" --max-steps $((last + 1)) >"$dir.log" 2>&1 &
     mpid=$!
-    rank= w=0
+    rank= spawn= w=0
     while [ $w -lt 2000 ] && kill -0 $mpid 2>/dev/null; do # the rank, once it catches the signal
         rank=$(pgrep -P $mpid | head -1)
+        [ -n "$rank" ] && [ -z "$spawn" ] && spawn=$(now_ms)
         [ -n "$rank" ] && catching "$rank" $signo && break
         rank=
         sleep 0.005
         w=$((w + 1))
     done
+    # the handlers must be in place from the start of main(), before MPI starts: a stop signal
+    # during start-up must not kill the process
+    catch_ms=$([ -n "$rank" ] && echo $(($(now_ms) - spawn)) || echo "$ref_ms")
+    catches="$catches $catch_ms"
     [ -n "$rank" ] && sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')" &&
         kill -$sig "$rank" 2>/dev/null
     wait $mpid
@@ -79,9 +93,15 @@ while [ $i -lt "$runs" ]; do
         bad "run $i (SIG$sig after ${delay} ms): exit $rc (want 0 or 75)"
         ;;
     esac
-    echo "run $i: SIG$sig after ${delay} ms -> exit $rc${k:+, checkpoint $k}"
+    echo "run $i: handlers after ${catch_ms} ms; SIG$sig after ${delay} ms -> exit $rc${k:+, checkpoint $k}"
     k=
 done
+# Start-up: the handlers appear when main() starts (after the dynamic loading, a few hundred ms
+# on a loaded machine); installed only around the loop they would appear near the run's end.
+median=$(printf '%s\n' $catches | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+[ "$median" -le $((ref_ms / 2)) ] &&
+    ok "the rank catches stop signals from the start of main (median ${median} ms after it started, run ${ref_ms} ms)" ||
+    bad "the rank catches stop signals only ${median} ms (median) after it started, of ${ref_ms} ms: not from the start of main"
 [ $fail -eq 0 ] && ok "$runs runs: $finished finished, $stopped stopped with a checkpoint and resumed exactly"
 [ $stopped -gt 0 ] || echo "note: no run was stopped (delays all past the end?)"
 finish
