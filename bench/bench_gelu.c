@@ -120,14 +120,14 @@ int main(int argc, char **argv)
     poa_cli_free(&cli);
     if (rc >= 0) return rc;
     char err[256];
-    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) {
         fprintf(stderr, "bench_gelu: %s\n", err);
         return 1;
     }
     gelu_bufs b = {NULL, NULL, NULL, NULL, (size_t) n};
     float **bufs[4] = {&b.x, &b.y, &b.g, &b.g0};
-    for (int k = 0; k < 4; k++) *bufs[k] = be->nn->alloc(be, sizeof(float) * b.n);
+    for (int k = 0; k < 4; k++) *bufs[k] = be->iface->alloc(be, sizeof(float) * b.n);
     for (size_t i = 0; i < b.n; i++) {
         b.x[i] = uniform(-5, 5);
         b.g0[i] = uniform(-1, 1);
@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     use_impl(1);
     printf("bench_gelu: n=%zu rounds=%d, kernels libm and %s\n", b.n, rounds, poa_cpu_gelu_impl());
     for (int threads = 1; threads <= 2; threads++) bench_threads(be, &b, threads, rounds);
-    for (int k = 0; k < 4; k++) be->nn->free(be, *bufs[k]);
+    for (int k = 0; k < 4; k++) be->iface->free(be, *bufs[k]);
     poa_backend_destroy(be);
     return 0;
 }

@@ -88,17 +88,20 @@ int main(int argc, char **argv)
     poa_cli_free(&cli);
     if (rc >= 0) return rc;
     char err[256];
-    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) {
         fprintf(stderr, "bench_loss_ops: %s\n", err);
         return 1;
     }
     const size_t sz = (size_t) n * K;
-    float *s = be->nn->alloc(be, sizeof(float) * sz), *t = be->nn->alloc(be, sizeof(float) * sz);
-    float *ds = be->nn->alloc(be, sizeof(float) * sz), *q = be->nn->alloc(be, sizeof(float) * sz);
-    float *x = be->nn->alloc(be, sizeof(float) * sz);
-    double *loss = be->nn->alloc(be, sizeof(double)), *mx = be->nn->alloc(be, sizeof(double) * K),
-           *psum = be->nn->alloc(be, sizeof(double) * K);
+    float *s = be->iface->alloc(be, sizeof(float) * sz),
+          *t = be->iface->alloc(be, sizeof(float) * sz);
+    float *ds = be->iface->alloc(be, sizeof(float) * sz),
+          *q = be->iface->alloc(be, sizeof(float) * sz);
+    float *x = be->iface->alloc(be, sizeof(float) * sz);
+    double *loss = be->iface->alloc(be, sizeof(double)),
+           *mx = be->iface->alloc(be, sizeof(double) * K),
+           *psum = be->iface->alloc(be, sizeof(double) * K);
     for (int i = 0; i < n; i++) {
         double rs = 0;
         for (int k = 0; k < K; k++) {
@@ -136,14 +139,14 @@ int main(int argc, char **argv)
            "sk_ms=%.2f xent_rel_err=%.2e\n",
            n, K, reps, median_ms(t_grad, reps), median_ms(t_loss, reps), median_ms(t_soft, reps),
            median_ms(t_sk, reps), fabs(value - ref) / fabs(ref));
-    be->nn->free(be, s);
-    be->nn->free(be, t);
-    be->nn->free(be, ds);
-    be->nn->free(be, q);
-    be->nn->free(be, x);
-    be->nn->free(be, loss);
-    be->nn->free(be, mx);
-    be->nn->free(be, psum);
+    be->iface->free(be, s);
+    be->iface->free(be, t);
+    be->iface->free(be, ds);
+    be->iface->free(be, q);
+    be->iface->free(be, x);
+    be->iface->free(be, loss);
+    be->iface->free(be, mx);
+    be->iface->free(be, psum);
     poa_backend_destroy(be);
     return 0;
 }

@@ -110,10 +110,10 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
     size_t bytes = (size_t) n * n * sizeof(float);
     float *h = malloc(bytes);
     for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
-    float *A = be->nn->alloc(be, bytes), *B = be->nn->alloc(be, bytes),
-          *C = be->nn->alloc(be, bytes);
-    be->nn->upload(be, A, h, bytes);
-    be->nn->upload(be, B, h, bytes);
+    float *A = be->iface->alloc(be, bytes), *B = be->iface->alloc(be, bytes),
+          *C = be->iface->alloc(be, bytes);
+    be->iface->upload(be, A, h, bytes);
+    be->iface->upload(be, B, h, bytes);
     double t[5];
     if (reps > 5) reps = 5;
     for (int r = -1; r < reps; r++) {
@@ -121,7 +121,7 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
         poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         if (r >= 0) t[r] = cpu_now() - t0;
     }
-    be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
+    be->iface->free(be, A), be->iface->free(be, B), be->iface->free(be, C);
     free(h);
     qsort(t, (size_t) reps, sizeof t[0], cmp_double);
     return 2.0 * n * n * (double) n / t[reps / 2] * 1e-9;
@@ -181,7 +181,7 @@ int main(int argc, char **argv)
     if (!o.width) o.width = widths[nw / 2];
     if (!o.depth) o.depth = depths[nd / 2];
     char ebuf[256];
-    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    poa_backend *be = poa_backend_create("cpu", NULL, ebuf, sizeof ebuf);
     poa_model m;
     poa_model_build(&m, &cfg);
     poa_subnet es;
@@ -201,12 +201,12 @@ int main(int argc, char **argv)
     /* crops; iBOT masks on every other global crop (every third patch) */
     const size_t ng = (size_t) G * 2 * B * C * Sg * Sg, nl = (size_t) G * V * B * C * Sl * Sl;
     float *h = malloc(sizeof(float) * (ng > nl ? ng : nl));
-    float *glob = be->nn->alloc(be, sizeof(float) * ng),
-          *loc = be->nn->alloc(be, sizeof(float) * (nl + 1));
+    float *glob = be->iface->alloc(be, sizeof(float) * ng),
+          *loc = be->iface->alloc(be, sizeof(float) * (nl + 1));
     for (size_t i = 0; i < ng; i++) h[i] = (float) sin(0.001 * (double) i);
-    be->nn->upload(be, glob, h, sizeof(float) * ng);
+    be->iface->upload(be, glob, h, sizeof(float) * ng);
     for (size_t i = 0; i < nl; i++) h[i] = (float) cos(0.002 * (double) i);
-    if (nl) be->nn->upload(be, loc, h, sizeof(float) * nl);
+    if (nl) be->iface->upload(be, loc, h, sizeof(float) * nl);
     free(h);
     uint8_t *masks = calloc((size_t) G * 2 * B * N, 1);
     int n_masked = 0;
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
         for (int p = c % 3; p < N; p += 3) masks[(size_t) c * N + p] = 1, n_masked++;
     poa_subnet subnets[POA_STEP_MAX_GROUPS];
     for (int g = 0; g < G; g++) subnets[g] = es;
-    poa_step_batch b = {0, glob, loc, masks, subnets, NULL};
+    poa_step_batch b = {0, glob, loc, masks, subnets, NULL, NULL, NULL};
     const long long it0 = sc.sched.ibot_activate_epochs * sc.sched.epoch_length; /* iBOT on */
 
     enum { MAX_REPS = 64 };
@@ -240,7 +240,7 @@ int main(int argc, char **argv)
             return 1;
         }
         b.it = ++it;
-        be->nn->sync(be);
+        be->iface->synchronize(be);
         if (k >= 0) {
             t[n] = poa_now() - t0;
             cpu[n] = cpu_now() - c0;
@@ -278,7 +278,7 @@ int main(int argc, char **argv)
            "ratio_torch=%.3f frac_sgemm=%.3f\n",
            o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm);
     free(masks);
-    be->nn->free(be, glob), be->nn->free(be, loc);
+    be->iface->free(be, glob), be->iface->free(be, loc);
     poa_step_destroy(st);
     poa_model_free(&m);
     poa_backend_destroy(be);

@@ -1,5 +1,5 @@
 /* poa-pack — pack an ImageNet-layout folder into sharded HDF5 files plus metadata.h5
- * (hdf5-schemas/dataset-shard.md, dataset-metadata.md), or check a packed folder (--verify).
+ * (formats: hdf5-schemas/dataset.md), or check a packed folder (--verify).
  * Usage and examples: data-prep/README.md.
  *
  * Parallelism: MPI ranks (srun -n 32 poa-pack …) and Slurm array tasks (--shard-range) take

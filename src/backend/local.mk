@@ -1,7 +1,8 @@
-# backend/: the op table (backend.h) and backend creation by name (backend.c).  The backends
-# have their own fragments (cpu/local.mk, cuda/local.mk); backend.c goes into the CPU archive,
-# which every build has.
+# backend/: the device interface (backend.h; src/backend/README.md) and backend creation by
+# name (backend.c).  The backends have their own fragments (cpu/local.mk, cuda/local.mk);
+# backend.c goes into the CPU archive, which every build has.
 noinst_HEADERS += src/backend/backend.h
+EXTRA_DIST += src/backend/README.md
 src_backend_cpu_libpoa_backend_cpu_a_SOURCES = src/backend/backend.c
 if HAVE_CUDA
 POA_BACKEND_ARCHIVES = src/backend/cpu/libpoa_backend_cpu.a src/backend/cuda/libpoa_backend_cuda.a

@@ -11,8 +11,8 @@
  *   poa_comm_buckets_wait_all(s);   // the optimizer may now read the reduced gradients
  *
  * A bucket may be started only after the last backward pass that touches it in the step
- * (architecture note).  Starting a bucket twice in one step is fatal; wait_all starts buckets
- * that were never started (counted in late_starts) so that no rank skips a reduce.
+ * (docs/architecture.md §6, §7.3).  Starting a bucket twice in one step is fatal; wait_all starts
+ * buckets that were never started (counted in late_starts) so that no rank skips a reduce.
  *
  * MPI: MPI_Iallreduce(MPI_IN_PLACE, SUM) per chunk of at most max_chunk_floats floats (chunking
  *      bounds the int count and lets the first chunks finish while later ones are in flight);

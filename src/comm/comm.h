@@ -1,6 +1,6 @@
 /* comm.h — the distributed layer: process setup and collectives (gradient buckets: buckets.h).
  *
- * One interface for both kinds (architecture note, "Distributed rules"):
+ * One interface for both kinds (docs/architecture.md §7):
  *  - POA_COMM_MPI:  buffers are host memory (CPU backend); collectives are MPI on a private
  *                   duplicate of MPI_COMM_WORLD; bucket reduces are MPI_Iallreduce.
  *  - POA_COMM_NCCL: buffers are device memory (CUDA backend); collectives are NCCL calls on the
@@ -13,9 +13,11 @@
  * Library failures are fatal (POA_CHECK with the MPI/NCCL/CUDA error string); the NCCL
  * communicator is aborted by a hook on the fatal path so that no rank hangs in a collective.
  *
- * Rank groups (spec, "Rank group"; G groups of B images on one rank): the Sinkhorn-Knopp sums of
- * spec §4.1 run over the union of all groups of all ranks.  The caller adds its G local partial
- * sums into one buffer and calls poa_comm_allreduce_sum_f32 once; nothing else is needed here.
+ * Rank groups (docs/algorithm.md §1.2; G groups of B images on one rank): Sinkhorn-Knopp
+ * (docs/algorithm.md §6.2) runs over the rows of all groups of all ranks.  The caller pools its
+ * G groups' rows into one call, whose per-prototype maxima and sums are reduced with
+ * poa_comm_allreduce_max_f64 / poa_comm_allreduce_sum_f64 (docs/architecture.md §7.2); nothing
+ * else is needed here.
  */
 #ifndef POA_COMM_COMM_H
 #define POA_COMM_COMM_H
@@ -57,12 +59,13 @@ void poa_comm_set_compute_stream(poa_comm *d, void *stream);
 /* ------------------------------------------------------------------ backend-memory collectives */
 /* In-place sums/max over all ranks of n values in backend memory (host for MPI, device for
  * NCCL).  NCCL: enqueued on the compute stream, so later kernels on that stream see the result
- * without a host synchronisation.  Used for the Sinkhorn-Knopp sums (spec §4.1) and counts. */
+ * without a host synchronisation.  Used for the Sinkhorn-Knopp sums (docs/algorithm.md §6.2;
+ * docs/architecture.md §7.2) and counts. */
 void poa_comm_allreduce_sum_f32(poa_comm *d, float *buf, size_t n);
 void poa_comm_allreduce_sum_f64(poa_comm *d, double *buf, size_t n);
 void poa_comm_allreduce_max_f32(poa_comm *d, float *buf, size_t n);
 void poa_comm_allreduce_max_f64(poa_comm *d, double *buf, size_t n);
-/* Broadcast n floats from root (the initial parameters from rank 0, spec §1.6). */
+/* Broadcast n floats from root (the initial parameters from rank 0, docs/algorithm.md §2.7). */
 void poa_comm_broadcast_f32(poa_comm *d, float *buf, size_t n, int root);
 
 /* 64-bit hash of `bytes` bytes of backend memory, compared across ranks: returns 1 when every
@@ -77,7 +80,7 @@ void poa_comm_host_allreduce_sum_i64(poa_comm *d, int64_t *buf, size_t n);
 void poa_comm_host_allreduce_max_f64(poa_comm *d, double *buf, size_t n);
 void poa_comm_host_broadcast(poa_comm *d, void *buf, size_t bytes, int root);
 /* 1 on every rank if flag != 0 on any rank (e.g. a NaN loss anywhere skips the step
- * everywhere, spec §6.5). */
+ * everywhere, docs/algorithm.md §8.6). */
 int poa_comm_any(poa_comm *d, int flag);
 /* Largest value of v over all ranks. */
 int poa_comm_max_int(poa_comm *d, int v);

@@ -1,6 +1,6 @@
 /* comm_nccl.c — NCCL communicator, small collectives on the compute stream, and the bucket
- * reduces on a communication stream with events both ways (architecture note, "Distributed
- * rules": no device-wide synchronisation inside a step).  Built only with NCCL. */
+ * reduces on a communication stream with events both ways (docs/architecture.md
+ * §7.3: no device-wide synchronisation inside a step).  Built only with NCCL. */
 #include "poa_config.h"
 #include "comm/comm_nccl.h"
 #include "comm/comm_internal.h"

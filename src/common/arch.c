@@ -6,15 +6,15 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Official heads (spec §3.2): 4 heads, hidden 2048, bottleneck 256. */
+/* Official heads (docs/algorithm.md §5.2): 4 heads, hidden 2048, bottleneck 256. */
 #define OFFICIAL_HEADS                                                                             \
     .n_heads = 4, .head_n_prototypes = {8192, 16384, 32768, 65536}, .head_hidden_dim = 2048,       \
     .head_bottleneck_dim = 256
 
-/* Backbone sizes of the named architectures (spec §1.1, §11.1, §11.2; demo: configs/README.md),
- * with the heads and crops each one is planned for. */
+/* Backbone sizes of the named architectures (docs/algorithm.md §2.1, §12.1, §12.3; demo:
+ * configs/README.md), with the heads and crops each one is planned for. */
 static const poa_arch_preset presets[] = {
-    /* spec §11.1: D 64, 4 blocks, 4 heads of 16, patch 8, 32/16 px, widths {32,48,64},
+    /* docs/algorithm.md §12.1: D 64, 4 blocks, 4 heads of 16, patch 8, 32/16 px, widths {32,48,64},
      * depths {2,3,4}, MPH K = {64, 128}, hidden 128, bottleneck 32. */
     {.name = "tiny",
      .img_size = 32,
@@ -46,7 +46,8 @@ static const poa_arch_preset presets[] = {
      .head_bottleneck_dim = 64,
      .global_crops_size = 32,
      .local_crops_size = 16},
-    /* spec §11.2: intact ViT-S/16, widths 192..384, depths 6..12, K = {2048,...,16384}. */
+    /* docs/algorithm.md §12.3: intact ViT-S/16, widths 192..384, depths 6..12,
+     * K = {2048,...,16384}. */
     {.name = "vit_small",
      .img_size = 224,
      .patch_size = 16,
@@ -74,7 +75,7 @@ static const poa_arch_preset presets[] = {
      OFFICIAL_HEADS,
      .global_crops_size = 224,
      .local_crops_size = 96},
-    /* The official POA teacher (spec §1.1, §2.1): 11 widths × 13 depths. */
+    /* The official POA teacher (docs/algorithm.md §2.1, §3.1): 11 widths × 13 depths. */
     {.name = "vit_large",
      .img_size = 224,
      .patch_size = 16,
@@ -220,7 +221,7 @@ static bool check_biases(const poa_arch_shape *s, poa_arch_fault *f)
                                     : "student.ffn_bias",
                     NULL,
                     "student.qkv_bias, student.proj_bias and student.ffn_bias must be true: "
-                    "the POA ViT has biases in every linear layer (spec §1.4)");
+                    "the POA ViT has biases in every linear layer (docs/algorithm.md §2.1)");
 }
 
 /* The global crops, the local crops and the position-embedding grid are whole patches. */

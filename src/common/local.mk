@@ -7,6 +7,7 @@ src_common_libpoa_common_a_SOURCES = \
 	src/common/log.c src/common/log.h \
 	src/common/timer.c src/common/timer.h \
 	src/common/rng.c src/common/rng.h \
+	src/common/bf16.h \
 	src/common/arch.c src/common/arch.h \
 	src/common/config.h src/common/config_keys.def src/common/config_internal.h \
 	src/common/config_keys.c src/common/config_set.c src/common/config_yaml.c \

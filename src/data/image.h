@@ -1,7 +1,7 @@
-/* image.h — 8-bit RGB images and the pixel operations of the multi-crop augmentation (spec §7.1),
- * each with the arithmetic of the library the official pipeline runs it in (Pillow 9 on PIL
- * images, torchvision 0.14 for the Gaussian blur and ToTensor/Normalize), so that the C results
- * match torchvision's bit for bit (blur: within one grey level on a few pixels):
+/* image.h — 8-bit RGB images and the pixel operations of the multi-crop augmentation
+ * (docs/algorithm.md §9.1), each with the arithmetic of the library the official pipeline runs it
+ * in (Pillow 9 on PIL images, torchvision 0.14 for the Gaussian blur and ToTensor/Normalize), so
+ * that the C results match torchvision's bit for bit (blur: within one grey level on a few pixels):
  *
  *   resize   Pillow ImagingResample, BICUBIC (a = -0.5, support stretched when down-scaling,
  *            22-bit fixed-point coefficients, horizontal pass then vertical, uint8 in between);

@@ -511,7 +511,7 @@ static poa_status open_checkpoint(const char *path, hid_t *f, poa_err *err)
     return POA_OK;
 }
 
-/* Format name and version; a mismatch says what to run (architecture note, "Errors"). */
+/* Format name and version; a mismatch says what to run (docs/architecture.md §10). */
 static poa_status check_format(hid_t f, const char *path, poa_err *err)
 {
     char name[128] = "", wrote[64] = "an unknown version";

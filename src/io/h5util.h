@@ -1,7 +1,7 @@
 /* h5util.h — small HDF5 helpers shared by the checkpoint code (and usable by data/, tools/).
  *
  * Every function returns a poa_status and fills a poa_err with a message that names the object
- * and, when HDF5 failed, the innermost HDF5 error description (architecture note, "Errors").
+ * and, when HDF5 failed, the innermost HDF5 error description (docs/architecture.md §11).
  * HDF5's automatic error printing is switched off around each call (poa_h5_quiet_*), so a failed
  * open of a truncated file does not spill a stack dump on stderr; the message goes to poa_err.
  *
@@ -53,7 +53,7 @@ poa_status poa_h5_check_claim(hid_t loc, const char *what, uint64_t count, size_
 int poa_h5_exists(hid_t loc, const char *name);
 
 /* Create a group that remembers the creation order of its links and attributes, so that
- * h5py iterates datasets in the order they were written (model order, spec §12.5). */
+ * h5py iterates datasets in the order they were written (model order, docs/algorithm.md §2.8). */
 hid_t poa_h5_create_group(hid_t loc, const char *name);
 
 /* ------------------------------------------------------------------ attributes (on any object) */

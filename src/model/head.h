@@ -1,7 +1,8 @@
-/* head.h — the projection heads (MPH, spec §3.1–§3.3) with the elastic first layer (§2.2).
+/* head.h — the projection heads (MPH, docs/algorithm.md §5.1–5.3) with the elastic first layer
+ * (§3.2).
  *
  * Head h maps rows z [R, d] (cls tokens, or masked patch tokens for iBOT — the heads are shared,
- * spec §3.3) to logits [R, K_h]:
+ * docs/algorithm.md §5.3) to logits [R, K_h]:
  *     h1 = GELU(α·z·W1[:, :d]ᵀ + b1)   α = D_max/d  (1 for the intact student and the teacher)
  *     h2 = GELU(h1·W2ᵀ + b2)
  *     u  = h2·W3ᵀ + b3;   û = u / max(||u||, 1e-12)

@@ -1,4 +1,5 @@
-/* loss_collective.h — the small collective interface of the losses (spec §4.1).
+/* loss_collective.h — the small collective interface of the losses (docs/algorithm.md §6.2;
+ * docs/architecture.md §2 and §7.2).
  *
  * Sinkhorn-Knopp pools its statistics over every rank group of the iteration.  model/ stays
  * free of MPI/NCCL: the caller passes these callbacks (train/ wires them to src/comm; tests use

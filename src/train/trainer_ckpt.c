@@ -31,7 +31,7 @@
 
 static int backend_is_host(const poa_trainer *t)
 {
-    return strcmp(t->be->name, "cpu") == 0;
+    return t->be->iface->is_host(t->be);
 }
 
 /* Host view of a backend buffer: the buffer itself on the CPU backend, else a download. */
@@ -40,7 +40,7 @@ static float *host_copy(poa_trainer *t, float *dev, float **scratch)
     const size_t bytes = sizeof(float) * t->model.table.total;
     if (backend_is_host(t)) return dev;
     *scratch = poa_xmalloc(bytes);
-    t->be->nn->download(t->be, *scratch, dev, bytes);
+    t->be->iface->download(t->be, *scratch, dev, bytes);
     return *scratch;
 }
 
@@ -97,7 +97,7 @@ static uint64_t *rank_state(poa_trainer *t, long long it, size_t *n)
     w[3] = (uint64_t) t->scfg.G;
     w[4] = (uint64_t) t->scfg.first_group;
     w[5] = (uint64_t) ns;
-    if (ns) t->src->get_state(t->src, w + STATE_HEADER);
+    if (ns) poa_trainer_source_state(t, it, w + STATE_HEADER);
     *n = STATE_HEADER + ns;
     return w;
 }
@@ -223,7 +223,7 @@ static poa_status load_rank0(poa_trainer *t, poa_ckpt_header *h, char *path, siz
         poa_ckpt_load_latest(t->cfg->train.output_dir, &t->model.table, &x, h, &lo, path, len, err);
     for (int i = 0; i < 4; i++) {
         if (backend_is_host(t)) continue;
-        if (st == POA_OK) t->be->nn->upload(t->be, bufs[i], host[i], sizeof(float) * total);
+        if (st == POA_OK) t->be->iface->upload(t->be, bufs[i], host[i], sizeof(float) * total);
         free(host[i]);
     }
     return st;
@@ -290,6 +290,7 @@ poa_status poa_trainer_resume(poa_trainer *t, int *found, poa_err *err)
     poa_comm_broadcast_f32(t->d, poa_step_params(t->step), total, 0);
     poa_comm_broadcast_f32(t->d, o->m, total, 0);
     poa_comm_broadcast_f32(t->d, o->v, total, 0);
+    poa_step_params_written(t->step);
     o->step = header[2];
     t->start_it = header[1] + 1;
     t->last_ckpt = header[1];

@@ -103,9 +103,25 @@ int poa_train_cli_setup(int argc, char **argv, poa_train_args *a)
     return -1;
 }
 
+/* train.backend = cuda where it cannot run: say why before the NCCL layer would fail on it. */
+static int cuda_unavailable(const poa_train_args *a)
+{
+    const char *why = NULL;
+    if (!poa_comm_kind_available(POA_COMM_NCCL))
+        why = "this build has no CUDA backend with NCCL (reconfigure with --with-cuda --with-nccl)";
+    else if (poa_backend_device_count("cuda") < 1)
+        why = "no CUDA device is visible (no GPU or no driver on this node)";
+    if (!why) return 0;
+    if (a->rank == 0)
+        fprintf(stderr, "%s: error: train.backend = cuda: %s; use train.backend = cpu or auto\n",
+                spec.program, why);
+    return 1;
+}
+
 static int train(poa_train_args *a)
 {
-    const int cuda = strcmp(poa_trainer_backend_name(&a->cfg), "cuda") == 0;
+    const int cuda = poa_trainer_backend_kind(&a->cfg) == POA_BACKEND_CUDA;
+    if (cuda && cuda_unavailable(a)) return POA_EXIT_USAGE;
     poa_comm_kind kind = cuda ? POA_COMM_NCCL : POA_COMM_MPI;
     poa_comm *d = poa_comm_init(NULL, NULL, kind);
     poa_trainer *t = NULL;
@@ -135,7 +151,7 @@ int poa_train_cli_run(poa_train_args *a)
     poa_err err;
     poa_status st = POA_OK;
     if (a->rank == 0) {
-        st = poa_train_dry_run(&a->cfg, a->ranks, poa_trainer_backend_name(&a->cfg), stdout, &err);
+        st = poa_train_dry_run(&a->cfg, a->ranks, stdout, &err);
         if (st != POA_OK) fprintf(stderr, "%s: error: %s\n", spec.program, err.msg);
     }
     int code = poa_status_exit_code(st);

@@ -13,7 +13,7 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     /* The biases (student.*_bias) and every size are checked by the one model check
      * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
      * the result. */
-    /* student.* (after the preset of poa_config_finalize, spec §1.1, §2.1) */
+    /* student.* (after the preset of poa_config_finalize, docs/algorithm.md §2.1, §3.1) */
     mc->patch_size = cfg->student.patch_size;
     mc->max_embed_dim = cfg->student.max_embed_dim;
     mc->min_embed_dim = cfg->student.min_embed_dim;
@@ -23,11 +23,11 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     mc->width_interval = cfg->student.width_interval;
     mc->depth_interval = cfg->student.depth_interval;
     mc->layerscale = (float) cfg->student.layerscale;
-    /* crops.*: the position-embedding grid is the global crop's (spec §1.3) */
+    /* crops.*: the position-embedding grid is the global crop's (docs/algorithm.md §2.3) */
     mc->img_size = cfg->crops.global_crops_size;
     mc->global_crops_size = cfg->crops.global_crops_size;
     mc->local_crops_size = cfg->crops.local_crops_size;
-    /* dino.* heads, shared by iBOT (spec §3.2, §3.3) */
+    /* dino.* heads, shared by iBOT (docs/algorithm.md §5.2, §5.3) */
     _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
     mc->n_heads = cfg->dino.head_n_prototypes.n;
     for (int h = 0; h < mc->n_heads; h++)
@@ -35,7 +35,7 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     mc->head_hidden_dim = cfg->dino.head_hidden_dim;
     mc->head_bottleneck_dim = cfg->dino.head_bottleneck_dim;
     mc->head_nlayers = cfg->dino.head_nlayers;
-    /* parameter groups (spec §6.2) */
+    /* parameter groups (docs/algorithm.md §8.2) */
     mc->layerwise_decay = cfg->optim.layerwise_decay;
     mc->patch_embed_lr_mult = cfg->optim.patch_embed_lr_mult;
     if ((st = poa_model_config_validate(mc, err)) != POA_OK)
@@ -43,19 +43,23 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     return POA_OK;
 }
 
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err)
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err)
 {
     if (cfg->train.centering != POA_CENTERING_SINKHORN_KNOPP)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.centering = centering (softmax centering) is not implemented by "
-                           "poa-train; use sinkhorn_knopp (the POA recipe, spec §4.1)");
+                           "poa-train; use sinkhorn_knopp (the POA recipe, "
+                           "docs/algorithm.md §6.2)");
     int dt = cfg->compute_precision.compute_dtype;
-    if (strcmp(backend_name, "cpu") == 0 && (dt == POA_DTYPE_BF16 || dt == POA_DTYPE_FP16))
+    if (dt == POA_DTYPE_FP16)
         return poa_err_set(err, POA_ERR_CONFIG,
-                           "compute_precision.compute_dtype = %s: the CPU backend computes in "
-                           "fp32 only; use fp32 or auto",
-                           poa_config_enum_text(POA_CFG_KEY_compute_precision_compute_dtype, dt));
+                           "compute_precision.compute_dtype = fp16 is not supported: poa computes "
+                           "in bf16 (fp32's exponent range, so no loss scaling is needed) or "
+                           "fp32; use auto, bf16 or fp32");
+    if (backend_kind == POA_BACKEND_CPU && dt == POA_DTYPE_BF16)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "compute_precision.compute_dtype = bf16: the CPU backend computes in "
+                           "fp32 only; use fp32 or auto");
     if (cfg->student.pretrained_weights[0])
         return poa_err_set(err, POA_ERR_CONFIG,
                            "student.pretrained_weights is not supported by poa-train; use "
@@ -68,6 +72,18 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
         return poa_err_set(err, POA_ERR_CONFIG, "train.rank_groups = %d: at most %d per rank",
                            cfg->train.rank_groups, POA_STEP_MAX_GROUPS);
     return POA_OK;
+}
+
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind)
+{
+    switch (cfg->compute_precision.compute_dtype) {
+    case POA_DTYPE_FP32:
+        return POA_DT_F32;
+    case POA_DTYPE_BF16:
+        return POA_DT_BF16;
+    default: /* auto */
+        return backend_kind == POA_BACKEND_CUDA ? POA_DT_BF16 : POA_DT_F32;
+    }
 }
 
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches)
@@ -88,7 +104,7 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     if (B < 2)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.batch_size_per_gpu = %d: KoLeo needs at least 2 images per rank "
-                           "group (spec §4.6)",
+                           "group (docs/algorithm.md §6.7)",
                            B);
     if (world_size < 1 || rank < 0 || rank >= world_size)
         return poa_err_set(err, POA_ERR_ARG, "rank %d of %d", rank, world_size);
@@ -100,17 +116,17 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     sc->drop_path_bernoulli = poa_trainer_drop_path_bernoulli(cfg);
     sc->net_select_scale = cfg->student.net_select_scale;
     sc->seed = (uint64_t) cfg->train.seed;
-    /* losses (spec §4.2–4.8) */
+    /* losses (docs/algorithm.md §6.3–6.9) */
     sc->loss.lambda_ie = (float) cfg->dino.lambda_ie;
     sc->loss.dino_weight = (float) cfg->dino.loss_weight;
     sc->loss.koleo_weight = (float) cfg->dino.koleo_loss_weight;
     sc->loss.ibot_weight = (float) cfg->ibot.loss_weight;
-    /* AdamW and clipping (spec §6.1, §6.3) */
+    /* AdamW and clipping (docs/algorithm.md §8.1, §8.3) */
     sc->beta1 = cfg->optim.adamw_beta1;
     sc->beta2 = cfg->optim.adamw_beta2;
     sc->eps = 1e-8;
     sc->clip_grad = cfg->optim.clip_grad;
-    /* schedules (spec §6.4) */
+    /* schedules (docs/algorithm.md §8.4) */
     poa_schedule_hparams *h = &sc->sched;
     h->epoch_length = cfg->train.OFFICIAL_EPOCH_LENGTH;
     h->epochs = cfg->optim.epochs;

@@ -1,6 +1,6 @@
 /* cpu_naive.c — naive double-precision reference of every CPU layer op (tests only; see
  * cpu_naive.h).  Written for obviousness, not speed: one output element at a time, straight
- * from the formulas in the spec. */
+ * from the formulas of docs/algorithm.md §2 (docs/architecture.md §3.2). */
 #include "tests/lib/cpu_naive.h"
 #include "common/poa_error.h"
 
@@ -235,7 +235,7 @@ void poa_naive_patch_unfold(double *cols, const double *img, int B, int C, int H
                         }
 }
 
-/* Keys cubic kernel, A = −0.75 (spec §1.3). */
+/* Keys cubic kernel, A = −0.75 (docs/algorithm.md §2.3). */
 static double keys_cubic(double dist)
 {
     const double A = -0.75, a = fabs(dist);

@@ -1,12 +1,13 @@
 /* cpu_naive.h — naive, obviously-correct double-precision versions of the CPU layer ops, for
- * tests only (architecture note: "the CPU backend keeps a naive version of each optimised op").
+ * tests only (docs/architecture.md §3.2, "Naive twins for tests").
  * Built into tests/lib/libpoa_testutil.a (make check), never into the backend archive or the
  * programs.
  *
  * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X (same views, leading
  * dimensions, = / += rules) minus the backend, on double arrays: plain loops, straight from the
- * formulas of the spec, no threads, no BLAS.  Tests convert their float inputs to double, run
- * both, and also differentiate the naive forwards by central finite differences in double.
+ * formulas of docs/algorithm.md §2, no threads, no BLAS.  Tests convert their float inputs to
+ * double, run both, and also differentiate the naive forwards by central finite differences in
+ * double.
  */
 #ifndef POA_TESTS_LIB_CPU_NAIVE_H
 #define POA_TESTS_LIB_CPU_NAIVE_H
@@ -49,7 +50,7 @@ void poa_naive_residual_ls_bwd(double *dy, int lddy, double *dgamma, const doubl
                                int B, int T, int d);
 
 void poa_naive_patch_unfold(double *cols, const double *img, int B, int C, int Hi, int Wi, int P);
-/* Spec §1.3 in double: src = (o + 0.5)/s − 0.5 with s = (n_out + 0.1)/n_in. */
+/* docs/algorithm.md §2.3 in double: src = (o + 0.5)/s − 0.5 with s = (n_out + 0.1)/n_in. */
 void poa_naive_pos_resample_fwd(double *dst, int ldd, const double *src, int lds, int M, int h0,
                                 int w0, int d);
 void poa_naive_pos_resample_bwd(double *dsrc, int lds, const double *ddst, int ldd, int M, int h0,

@@ -65,8 +65,8 @@ static void rec_bucket_ready(void *ctx, int b)
     size_t begin, end;
     bucket_range(b, &begin, &end);
     if (end > begin)
-        be->nn->download(be, r->snap[b], poa_step_grads(r->step) + begin,
-                         sizeof(float) * (end - begin));
+        be->iface->download(be, r->snap[b], poa_step_grads(r->step) + begin,
+                            sizeof(float) * (end - begin));
     if (r->inner.bucket_ready) r->inner.bucket_ready(r->inner.ctx, b);
 }
 
@@ -206,7 +206,7 @@ static poa_step_config config(int G, uint32_t first_group)
 static float *download_all(const float *dev)
 {
     float *h = malloc(sizeof(float) * model.table.total);
-    be->nn->download(be, h, dev, sizeof(float) * model.table.total);
+    be->iface->download(be, h, dev, sizeof(float) * model.table.total);
     return h;
 }
 
@@ -249,7 +249,7 @@ typedef struct ref_reduce {
 static void ref_reduce_grads(void *ctx, float *g, size_t n)
 {
     ref_reduce *r = ctx;
-    be->nn->download(be, r->local, g, sizeof(float) * n);
+    be->iface->download(be, r->local, g, sizeof(float) * n);
     MPI_Allreduce(MPI_IN_PLACE, g, (int) n, MPI_FLOAT, MPI_SUM, poa_comm_mpi_comm(d));
     for (size_t i = 0; i < n; i++) g[i] *= 1.0f / (float) poa_comm_world_size(d);
 }
@@ -328,7 +328,7 @@ int main(int argc, char **argv)
     d = poa_comm_init(&argc, &argv, POA_COMM_MPI);
     rank = poa_comm_rank(d);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);

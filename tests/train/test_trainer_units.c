@@ -107,7 +107,8 @@ static void test_model_config_official(void **state)
     assert_int_equal(sc.G, 1);
     assert_int_equal(sc.first_group, 5);
     assert_int_equal(sc.n_local, 8);
-    assert_true(fabs(sc.sched.lr - 0.005) < 1e-12); /* sqrt rule at 1600 images (spec §6.4) */
+    /* sqrt rule at 1600 images (docs/algorithm.md §8.4) */
+    assert_true(fabs(sc.sched.lr - 0.005) < 1e-12);
     assert_int_equal(sc.sched.epoch_length, 800);
     assert_int_equal(sc.sched.epochs, 346);
     assert_true(fabs(sc.drop_path_rate - 0.2) < 1e-12);
@@ -180,18 +181,36 @@ static void test_unsupported(void **state)
     poa_err err;
     const char *ov1[] = {"train.centering=centering", NULL};
     poa_config *c = load("tiny.yaml", ov1, 1);
-    assert_int_equal(poa_trainer_check_supported(c, "cpu", &err), POA_ERR_CONFIG);
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CPU, &err), POA_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "train.centering"));
     free(c);
     const char *ov2[] = {"compute_precision.compute_dtype=bf16", NULL};
     c = load("tiny.yaml", ov2, 1);
-    assert_int_equal(poa_trainer_check_supported(c, "cpu", &err), POA_ERR_CONFIG);
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CPU, &err), POA_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "compute_precision.compute_dtype"));
-    assert_int_equal(poa_trainer_check_supported(c, "cuda", &err), POA_OK);
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CUDA, &err), POA_OK);
+    assert_int_equal(poa_trainer_compute_dtype(c, POA_BACKEND_CUDA), POA_DT_BF16);
+    free(c);
+    /* fp16 is refused on every backend (bf16 needs no loss scaling) */
+    const char *ov6[] = {"compute_precision.compute_dtype=fp16", NULL};
+    c = load("tiny.yaml", ov6, 1);
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CUDA, &err), POA_ERR_CONFIG);
+    assert_non_null(strstr(err.msg, "compute_precision.compute_dtype = fp16"));
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CPU, &err), POA_ERR_CONFIG);
+    free(c);
+    /* auto: bf16 on CUDA, fp32 on the CPU; fp32 everywhere when asked */
+    const char *ov7[] = {"compute_precision.compute_dtype=auto", NULL};
+    c = load("tiny.yaml", ov7, 1);
+    assert_int_equal(poa_trainer_compute_dtype(c, POA_BACKEND_CUDA), POA_DT_BF16);
+    assert_int_equal(poa_trainer_compute_dtype(c, POA_BACKEND_CPU), POA_DT_F32);
+    free(c);
+    const char *ov5[] = {"compute_precision.compute_dtype=fp32", NULL};
+    c = load("tiny.yaml", ov5, 1);
+    assert_int_equal(poa_trainer_compute_dtype(c, POA_BACKEND_CUDA), POA_DT_F32);
     free(c);
     const char *ov4[] = {"MODEL.WEIGHTS=/some/checkpoint.h5", NULL};
     c = load("tiny.yaml", ov4, 1);
-    assert_int_equal(poa_trainer_check_supported(c, "cpu", &err), POA_ERR_CONFIG);
+    assert_int_equal(poa_trainer_check_supported(c, POA_BACKEND_CPU, &err), POA_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "MODEL.WEIGHTS"));
     free(c);
     /* biases switched off: the model check rejects the configuration itself (poa-config too) */
@@ -228,7 +247,7 @@ static void test_periods(void **state)
     (void) state;
     poa_config *c = load("vitl_poa.yaml", NULL, 32);
     /* fvcore PeriodicCheckpointer: every 3 epochs (2,400 its) after (it + 1) % period, and the
-     * last iteration; do_test: (it + 1) % 27,680 (spec §12.1) */
+     * last iteration; do_test: (it + 1) % 27,680 (docs/algorithm.md §14) */
     assert_int_equal(c->train.checkpoint_period_iterations, 2400);
     assert_false(poa_trainer_is_checkpoint_iteration(c, 2398));
     assert_true(poa_trainer_is_checkpoint_iteration(c, 2399));

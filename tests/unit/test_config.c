@@ -87,7 +87,7 @@ static void test_defaults_are_the_official_vitl_recipe(void **state)
     (void) state;
     poa_config c;
     poa_config_defaults(&c);
-    /* spec §6.4, §6.5, §1.1, §3, §4, §7 */
+    /* docs/algorithm.md §8.4, §8.5, §2.1, §5, §6, §9 */
     assert_int_equal(c.train.batch_size_per_gpu, 50);
     assert_int_equal(c.train.OFFICIAL_EPOCH_LENGTH, 800);
     assert_int_equal(c.optim.epochs, 346);
@@ -160,7 +160,7 @@ static void test_finalize_derives_the_official_values(void **state)
     poa_err err = {0};
     poa_config_defaults(&c);
     assert_ok(poa_config_finalize(&c, 32, &err), err);
-    /* spec §6.4: 0.004 x sqrt(1600/1024) = 5.0e-3 */
+    /* docs/algorithm.md §8.4: 0.004 x sqrt(1600/1024) = 5.0e-3 */
     if (fabs(c.optim.lr - 5.0e-3) > 1e-15) fail_msg("optim.lr = %.17g, want 0.005", c.optim.lr);
     assert_int_equal(poa_config_global_batch(&c, 32), 1600);
     assert_int_equal(c.train.checkpoint_period_iterations, 2400);
@@ -608,7 +608,7 @@ static void test_shipped_configs_load_and_validate(void **state)
     assert_ok(poa_config_finalize(&d, 32, &err), err);
     const char *diff = poa_config_first_difference(&c, &d);
     if (diff) fail_msg("configs/vitl_poa.yaml differs from the built-in defaults at %s", diff);
-    /* tiny.yaml: spec §11.1, and its sizes agree with the tiny preset */
+    /* tiny.yaml: docs/algorithm.md §12.1, and its sizes agree with the tiny preset */
     load_shipped("tiny.yaml", &c, 1);
     assert_int_equal(c.crops.global_crops_size, 32);
     assert_int_equal(c.crops.local_crops_size, 16);
