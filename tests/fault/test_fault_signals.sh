@@ -1,10 +1,12 @@
 #!/bin/sh
 # test_fault_signals.sh — SIGTERM or SIGUSR1 at a random time during each of POA_SIGNAL_RUNS
 # short runs (default 20; tiny config, one rank, 4 iterations): from the moment the rank catches the
-# signal (its handlers are installed first thing in main, before MPI starts: checked, the median
-# time from the rank's start to its catching them must be under half the run's time) to its exit, i.e. during
-# MPI start-up, data and model set-up, a step, a checkpoint write or the teardown; the delays are
-# stratified over the run's time.  Every run must either finish (exit 0) or exit 75 with a
+# signal to its exit, i.e. during MPI start-up, data and model set-up, a step, a checkpoint write
+# or the teardown; the delays are stratified over the run's time.  The handlers must be installed
+# first thing in main, before MPI starts: checked by order, not by time (a loaded machine
+# stretches every time) -- at least one run must be seen catching the signals before the rank
+# creates its output directory, which it does after MPI start-up and the model set-up; with the
+# handlers installed only around the training loop no run can be.  Every run must either finish (exit 0) or exit 75 with a
 # loadable checkpoint, and the run resumed from that checkpoint must end bit-identical to an
 # undisturbed run.  The random delays come from
 # SEED (printed; rerun with SEED=... to replay a failure).
@@ -25,7 +27,7 @@ run_ranks 1 $common --output "$out/ref" --max-steps $((last + 1)) >"$out/ref.log
 ref_ms=$((($(date +%s%N) - t0) / 1000000))
 ref=$(printf '%s/ref/checkpoint_%07d.h5' "$out" $last)
 echo "undisturbed run: ${ref_ms} ms"
-catches=
+early=0 # runs seen catching the signals before the output directory existed
 
 # catching PID SIG: whether process PID has a handler for signal SIG (SigCgt in /proc)
 catching() {
@@ -52,19 +54,22 @@ while [ $i -lt "$runs" ]; do
     "$mpiexec" -n 1 --oversubscribe -x OMP_NUM_THREADS=1 -x POA_PROGRESS "$train" $common \
         --output "$dir" --max-steps $((last + 1)) >"$dir.log" 2>&1 &
     mpid=$!
-    rank= spawn= w=0
+    rank= spawn= w=0 order=
     while [ $w -lt 2000 ] && kill -0 $mpid 2>/dev/null; do # the rank, once it catches the signal
         rank=$(pgrep -P $mpid | head -1)
         [ -n "$rank" ] && [ -z "$spawn" ] && spawn=$(now_ms)
-        [ -n "$rank" ] && catching "$rank" $signo && break
+        # the handlers first, then the directory: seen in this order, the handlers were in
+        # place before the rank created its output directory
+        if [ -n "$rank" ] && catching "$rank" $signo; then
+            [ -d "$dir" ] && order="after its output directory" ||
+                { order="before its output directory"; early=$((early + 1)); }
+            break
+        fi
         rank=
         sleep 0.005
         w=$((w + 1))
     done
-    # the handlers must be in place from the start of main(), before MPI starts: a stop signal
-    # during start-up must not kill the process
-    catch_ms=$([ -n "$rank" ] && echo $(($(now_ms) - spawn)) || echo "$ref_ms")
-    catches="$catches $catch_ms"
+    catch_ms=$([ -n "$rank" ] && echo $(($(now_ms) - spawn)) || echo "?")
     [ -n "$rank" ] && sleep "$(awk -v d="$delay" 'BEGIN { printf "%.3f", d / 1000 }')" &&
         kill -$sig "$rank" 2>/dev/null
     wait $mpid
@@ -93,15 +98,15 @@ while [ $i -lt "$runs" ]; do
         bad "run $i (SIG$sig after ${delay} ms): exit $rc (want 0 or 75)"
         ;;
     esac
-    echo "run $i: handlers after ${catch_ms} ms; SIG$sig after ${delay} ms -> exit $rc${k:+, checkpoint $k}"
+    echo "run $i: handlers after ${catch_ms} ms (${order:-not seen}); SIG$sig after ${delay} ms -> exit $rc${k:+, checkpoint $k}"
     k=
 done
-# Start-up: the handlers appear when main() starts (after the dynamic loading, a few hundred ms
-# on a loaded machine); installed only around the loop they would appear near the run's end.
-median=$(printf '%s\n' $catches | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-[ "$median" -le $((ref_ms / 2)) ] &&
-    ok "the rank catches stop signals from the start of main (median ${median} ms after it started, run ${ref_ms} ms)" ||
-    bad "the rank catches stop signals only ${median} ms (median) after it started, of ${ref_ms} ms: not from the start of main"
+# Start-up: a stop signal during MPI start-up or the set-up must be caught, not kill the rank.
+# One observation suffices (the program's order is fixed); none in every run means the handlers
+# come late (or the machine was too slow for the 5 ms polling in all runs: printed above).
+[ $early -gt 0 ] &&
+    ok "the rank catches stop signals before MPI start-up and set-up end ($early of $runs runs seen catching them before the output directory existed)" ||
+    bad "no run was seen catching stop signals before it created its output directory: the handlers are not installed at the start of main"
 [ $fail -eq 0 ] && ok "$runs runs: $finished finished, $stopped stopped with a checkpoint and resumed exactly"
 [ $stopped -gt 0 ] || echo "note: no run was stopped (delays all past the end?)"
 finish
