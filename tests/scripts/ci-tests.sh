@@ -27,8 +27,24 @@ quick=no
 [ "${1:-}" = "--quick" ] && quick=yes
 jobs=${POA_JOBS:-2}
 
-phase() { echo; echo "=== ci: $* ($(date -u +%H:%M:%S))"; }
+# Every phase's wall time is printed when it ends, and all of them at the end (or at a failure).
 t_start=$(date +%s)
+cur= cur_t0=$t_start phase_times=
+phase_end() {
+    [ -n "$cur" ] || return 0
+    dt=$(($(date +%s) - cur_t0))
+    echo "=== ci: $cur: ${dt}s"
+    phase_times="$phase_times$(printf '%6ss  %s' "$dt" "$cur")
+"
+    cur=
+}
+phase() { phase_end; cur=$*; cur_t0=$(date +%s); echo; echo "=== ci: $* ($(date -u +%H:%M:%S))"; }
+phase_summary() {
+    phase_end
+    printf '\nci: phase times (load average at the end: %s)\n%s%6ss  total\n' \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$phase_times" "$(($(date +%s) - t_start))"
+}
+trap phase_summary EXIT
 
 phase "install Debian packages"
 sh tools/install-deps.sh
@@ -49,7 +65,7 @@ build() { # name, configure flags...
 check() { # name
     if ! make -C "_ci/$1" -j"$jobs" check; then
         for f in $(find "_ci/$1/tests" -name '*.log' 2>/dev/null); do
-            if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
+            if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
         done
         echo "ci: make check ($1) failed"; exit 1
     fi
@@ -58,7 +74,7 @@ check() { # name
 phase "cpu configuration: build + check"
 build cpu --without-cuda --with-cmocka --enable-parity-tests
 check cpu
-[ "$quick" = yes ] && { echo "ci: quick run done in $(( $(date +%s) - t_start ))s"; exit 0; }
+[ "$quick" = yes ] && { echo "ci: quick run done"; exit 0; }
 
 phase "slurm: make check-slurm (real slurmctld/slurmd, single node)"
 if [ "${POA_SKIP_SLURM:-0}" = 1 ]; then
@@ -69,7 +85,7 @@ elif ! sh tools/install-deps.sh slurm; then
     echo "ci: check-slurm SKIPPED: cannot install slurm-wlm and munge (tools/install-deps.sh slurm failed above)"
 elif ! make -C _ci/cpu check-slurm; then
     for f in _ci/cpu/tests/slurm/*.log; do
-        if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
+        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
     done
     echo "ci: make check-slurm failed"; exit 1
 fi
@@ -87,14 +103,33 @@ build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tes
 (export POA_SIGNAL_RUNS=5; check asan)
 
 # clang for the fuzzing and ThreadSanitizer trees: installed here (an optional package group);
-# without it both phases are skipped with the reason.
-clang_reason=
+# without it, or when clang cannot link libFuzzer / ThreadSanitizer programs, the phase is
+# skipped with the reason.
+clang_reason= fuzz_reason= tsan_reason=
 sh tools/install-deps.sh fuzz || clang_reason="tools/install-deps.sh fuzz failed"
 if [ -z "$clang_reason" ] && ! command -v clang >/dev/null 2>&1; then clang_reason="no clang"; fi
+# probe NAME FLAGS SOURCE: whether clang compiles and links SOURCE with FLAGS
+probe() {
+    mkdir -p _ci/probe
+    printf '%s\n' "$3" >"_ci/probe/$1.c"
+    clang $2 "_ci/probe/$1.c" -o "_ci/probe/$1" >"_ci/probe/$1.out" 2>&1
+}
+if [ -n "$clang_reason" ]; then
+    fuzz_reason=$clang_reason tsan_reason=$clang_reason
+else
+    probe fuzz "-fsanitize=fuzzer,address,undefined" \
+        'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return (void) d, (void) n, 0; }' ||
+        fuzz_reason="clang cannot link libFuzzer with ASan + UBSan (-fsanitize=fuzzer,address,undefined: $(head -1 _ci/probe/fuzz.out); tools/install-deps.sh fuzz installs libclang-rt-14-dev)"
+    probe tsan "-fsanitize=thread -fopenmp" 'int main(void) { int s = 0;
+#pragma omp parallel for reduction(+ : s)
+for (int i = 0; i < 4; i++) s += i;
+return s != 6; }' ||
+        tsan_reason="clang cannot link ThreadSanitizer with OpenMP (-fsanitize=thread -fopenmp: $(head -1 _ci/probe/tsan.out); tools/install-deps.sh fuzz installs libclang-rt-14-dev and libomp-14-dev)"
+fi
 
 phase "fuzz: every reader, ${FUZZ_SECONDS:-20} s each (libFuzzer, ASan + UBSan)"
-if [ -n "$clang_reason" ]; then
-    echo "ci: fuzz phase SKIPPED: $clang_reason"
+if [ -n "$fuzz_reason" ]; then
+    echo "ci: fuzz phase SKIPPED: $fuzz_reason"
 else
     mkdir -p _ci/fuzz
     (cd _ci/fuzz && CC=clang "$top/configure" --without-cuda --enable-fuzzing \
@@ -106,20 +141,27 @@ else
 fi
 
 phase "ThreadSanitizer: the loader's threads, the OpenMP regions"
-if [ -n "$clang_reason" ]; then
-    echo "ci: tsan phase SKIPPED: $clang_reason"
+if [ -n "$tsan_reason" ]; then
+    echo "ci: tsan phase SKIPPED: $tsan_reason"
 else
     mkdir -p _ci/tsan
     (cd _ci/tsan && CC=clang "$top/configure" --without-cuda --with-cmocka --enable-tsan \
         --disable-parity-tests >configure.out 2>&1) || {
         tail -30 _ci/tsan/configure.out; echo "ci: configure (tsan) failed"; exit 1; }
-    if ! make -C _ci/tsan -j"$jobs" check TESTS="$(cat tests/scripts/tsan-tests.txt)" \
-        >_ci/tsan/check.out 2>&1; then
-        tail -60 _ci/tsan/check.out
-        for f in $(find _ci/tsan/tests -name '*.log'); do tail -40 "$f"; done
-        echo "ci: ThreadSanitizer found a race (or the tree failed to build)"; exit 1
-    fi
-    grep -E '^(PASS|FAIL|# )' _ci/tsan/check.out
+    # only the listed test programs are built (not the programs nor the other tests), and run
+    # through the harness as make check would (run-test.sh sets TSAN_OPTIONS and archer)
+    tsan_tests=$(cat tests/scripts/tsan-tests.txt)
+    make -C _ci/tsan -j"$jobs" $tsan_tests >_ci/tsan/make.out 2>&1 || {
+        tail -50 _ci/tsan/make.out; echo "ci: build (tsan) failed"; exit 1; }
+    for t in $tsan_tests; do
+        if (cd _ci/tsan && POA_TOP_BUILDDIR="$PWD" sh "$top/tests/scripts/run-test.sh" "./$t" \
+            >"$t.tsan.log" 2>&1); then
+            echo "PASS: $t (ThreadSanitizer)"
+        else
+            tail -60 "_ci/tsan/$t.tsan.log"
+            echo "ci: ThreadSanitizer found a race in $t"; exit 1
+        fi
+    done
 fi
 
 phase "distcheck"
@@ -131,4 +173,4 @@ grep -E 'archives ready|^# (TOTAL|PASS|FAIL)' _ci/distcheck.out || true
 phase "format-check"
 make -C _ci/cpu format-check
 
-echo "ci: all phases passed in $(( $(date +%s) - t_start ))s"
+echo "ci: all phases passed"
