@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,23 @@ void poa_hdf5_release_reserve(const char *path)
     if (stat(path, &st) == 0) (void) truncate(path, st.st_size); /* frees blocks past the end */
 }
 
+/* Registered (once) when libhdf5 could not close a file: runs before libhdf5's own atexit
+ * cleanup (exit handlers run in reverse order of registration; libhdf5 registered its handler
+ * when it started) and ends the process with the same status without it.  stdio is flushed;
+ * MPI is finalized by then (poa's programs return from main after MPI_Finalize). */
+static void exit_without_hdf5_cleanup(int status, void *arg)
+{
+    (void) arg;
+    fflush(NULL);
+    _exit(status);
+}
+
+static void skip_hdf5_cleanup_at_exit(void)
+{
+    static atomic_flag registered = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&registered)) (void) on_exit(exit_without_hdf5_cleanup, NULL);
+}
+
 int poa_hdf5_close_discarding(long long file_id)
 {
     hid_t f = (hid_t) file_id;
@@ -110,7 +128,24 @@ int poa_hdf5_close_discarding(long long file_id)
     if (fapl >= 0) H5Pclose(fapl);
     herr_t r = H5Fclose(f);
     if (r < 0 && getenv("POA_DEBUG_H5")) H5Eprint2(H5E_DEFAULT, stderr);
+    if (r < 0) skip_hdf5_cleanup_at_exit(); /* the file stays half-closed inside libhdf5 */
     H5Eclear2(H5E_DEFAULT);
     H5Eset_auto2(H5E_DEFAULT, func, data);
     return r;
+}
+
+void poa_hdf5_tidy_message(const char *desc, char *out, size_t n)
+{
+    static const char key[] = "error message = '";
+    const char *m = strstr(desc, key), *colon = strchr(desc, ':');
+    if (m && colon && colon < m) {
+        m += sizeof key - 1;
+        const char *end = strchr(m, '\'');
+        snprintf(out, n, "%.*s: %.*s", (int) (colon - desc), desc,
+                 end ? (int) (end - m) : (int) strlen(m), m);
+    } else {
+        snprintf(out, n, "%s", desc);
+    }
+    for (char *p = out; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
 }

@@ -28,13 +28,22 @@ poa_status poa_hdf5_precheck(const char *path, poa_err *err);
  *   2. on any error, poa_hdf5_close_discarding: HDF5's descriptor is first pointed at an
  *      anonymous in-memory file, so the closing flush cannot fail; the caller unlinks the file;
  *   3. after a successful close, poa_hdf5_release_reserve gives back the reserved blocks past
- *      the end of the file.
- * File systems without fallocate (some NFS and Lustre versions) skip step 1; there a full disk
- * is still reported, but HDF5 may crash at exit afterwards (README.md, "Reliability"). */
+ *      the end of the file;
+ *   4. on file systems without fallocate (some NFS and Lustre versions) step 1 is skipped and
+ *      HDF5 can meet the full disk in its flush; H5Fclose then fails even with step 2, and the
+ *      file's ID can never be released.  poa_hdf5_close_discarding then registers an exit
+ *      handler that runs before libhdf5's atexit cleanup and ends the process with the same exit
+ *      status without it (stdio flushed): the full disk is reported with exit 4, not a SIGSEGV
+ *      at exit (README.md, "Reliability"). */
 poa_status poa_hdf5_reserve(const char *path, unsigned long long bytes, poa_err *err);
 void poa_hdf5_release_reserve(const char *path);
-/* Close file f after an error (step 2 above): nothing is left open.  Returns H5Fclose's
- * result. */
+/* Close file f after an error (steps 2 and 4 above): its descriptor no longer refers to the
+ * file.  Returns H5Fclose's result. */
 int poa_hdf5_close_discarding(long long file_id);
+
+/* An HDF5 error description on one line: the sec2 driver's read and write errors span two
+ * lines (time, file name, descriptor, errno, buffer address, sizes); their first words and the
+ * system's text are kept, e.g. "file write failed: No space left on device". */
+void poa_hdf5_tidy_message(const char *desc, char *out, size_t n);
 
 #endif

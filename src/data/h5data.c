@@ -62,7 +62,7 @@ static void scope_leave(const dh5_scope *s)
 
 static herr_t innermost_cb(unsigned n, const H5E_error2_t *e, void *client)
 {
-    if (n == 0 && e->desc) snprintf((char *) client, 256, "%s", e->desc);
+    if (n == 0 && e->desc) poa_hdf5_tidy_message(e->desc, (char *) client, 256);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* h5util.c — see h5util.h. */
 #include "io/h5util.h"
+#include "common/h5check.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,10 @@ static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *ctx)
 {
     innermost *out = ctx;
     if (n != 0) return 0;
-    char minor[128] = "";
+    char minor[128] = "", desc[384];
     H5Eget_msg(e->min_num, NULL, minor, sizeof minor);
-    snprintf(out->buf, out->n, "%s%s%s%s", e->desc ? e->desc : "", minor[0] ? " (" : "", minor,
-             minor[0] ? ")" : "");
+    poa_hdf5_tidy_message(e->desc ? e->desc : "", desc, sizeof desc);
+    snprintf(out->buf, out->n, "%s%s%s%s", desc, minor[0] ? " (" : "", minor, minor[0] ? ")" : "");
     return 0;
 }
 

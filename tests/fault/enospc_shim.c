@@ -10,6 +10,9 @@
  *   POA_FAULT_FSYNC=1           once the budget is spent, fsync/fdatasync of those files fail
  *                               with ENOSPC too (what NFS or Lustre report when the data did not
  *                               fit)
+ *   POA_FAULT_NO_FALLOCATE=1    fallocate / posix_fallocate of those files fail with EOPNOTSUPP
+ *                               (file systems without it): the full disk is then met by libhdf5's
+ *                               own writes
  *
  * Space reserved with fallocate / posix_fallocate is taken from the budget at once (ENOSPC when
  * it does not fit, as a real file system does); writes inside a file's reserved range then cost
@@ -32,7 +35,7 @@
 
 static atomic_llong budget = -1; /* bytes left; -1: not initialised */
 static const char *pattern;
-static int fail_fsync;
+static int fail_fsync, no_fallocate;
 
 static void init(void)
 {
@@ -43,6 +46,8 @@ static void init(void)
     const char *after = getenv("POA_FAULT_ENOSPC_AFTER");
     const char *f = getenv("POA_FAULT_FSYNC");
     fail_fsync = f && f[0] == '1';
+    const char *nf = getenv("POA_FAULT_NO_FALLOCATE");
+    no_fallocate = nf && nf[0] == '1';
     atomic_store(&budget, after ? atoll(after) : (long long) 1 << 62);
 }
 
@@ -179,7 +184,7 @@ int fallocate(int fd, int mode, off_t off, off_t len)
 {
     REAL(fallocate, fallocate_fn);
     if (affected(fd) && len > 0) {
-        int e = reserve(fd, off, len);
+        int e = no_fallocate ? EOPNOTSUPP : reserve(fd, off, len);
         if (e) return errno = e, -1;
     }
     return real_fallocate(fd, mode, off, len);
@@ -196,7 +201,7 @@ int posix_fallocate(int fd, off_t off, off_t len)
 {
     REAL(posix_fallocate, posix_fallocate_fn);
     if (affected(fd) && len > 0) {
-        int e = reserve(fd, off, len);
+        int e = no_fallocate ? EOPNOTSUPP : reserve(fd, off, len);
         if (e) return e;
     }
     return real_posix_fallocate(fd, off, len);
