@@ -11,8 +11,8 @@
 static poa_status open_shards(poa_dataset *d, const poa_meta_split *m, poa_err *err)
 {
     if (m->shard_files.n > (size_t) INT_MAX)
-        return poa_err_set(err, POA_ERR_FORMAT, "split '%s' lists %zu shards (at most %d)", d->split,
-                           m->shard_files.n, INT_MAX);
+        return poa_err_set(err, POA_ERR_FORMAT, "split '%s' lists %zu shards (at most %d)",
+                           d->split, m->shard_files.n, INT_MAX);
     d->num_shards = (int) m->shard_files.n;
     d->shards = poa_xcalloc((size_t) (d->num_shards ? d->num_shards : 1), sizeof *d->shards);
     d->first = poa_xcalloc((size_t) d->num_shards + 1, sizeof *d->first);
