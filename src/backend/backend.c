@@ -192,6 +192,28 @@ static const poa_nn_ops cuda_plan_nn = {
     .attention_scratch_bytes = cuda_plan_attention_scratch,
 };
 
+/* CUDA KoLeo's scratch for n rows of c features: per-row losses (double), the normalised rows
+ * and their gradient [n, c] fp32, norms, coefficients, neighbours and the inverse neighbour lists
+ * (n + 1 start offsets, n indices), each section 256-byte aligned (src/backend/README.md,
+ * "Memory"). */
+static size_t cuda_plan_koleo_scratch(const poa_backend *be, int n, int c)
+{
+    (void) be;
+    const size_t nz = (size_t) (n > 0 ? n : 0), nc = nz * (size_t) (c > 0 ? c : 0);
+    const size_t sections[] = {sizeof(double) * nz,        sizeof(float) * nc,
+                               sizeof(float) * nc,         sizeof(float) * nz,
+                               sizeof(float) * nz,         sizeof(int32_t) * nz,
+                               sizeof(int32_t) * (nz + 1), sizeof(int32_t) * nz};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
+        total += (sections[i] + 255) / 256 * 256;
+    return total;
+}
+
+static const poa_train_ops cuda_plan_train = {
+    .koleo_scratch_bytes = cuda_plan_koleo_scratch,
+};
+
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage)
 {
     memset(storage, 0, sizeof *storage);
@@ -205,6 +227,7 @@ const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, po
     }
     if (strcmp(name, "cuda") == 0) {
         storage->nn = &cuda_plan_nn;
+        storage->train = &cuda_plan_train;
         return storage;
     }
     return NULL;

@@ -1,4 +1,5 @@
-/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (docs/algorithm.md §7):
+/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (docs/algorithm.md
+ * §7):
  *   1. this rank's batch of G rank groups, fetched from the source and uploaded during the
  *      previous iteration's step (see "Batches" below);
  *   2. poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students, losses,

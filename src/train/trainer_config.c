@@ -1,5 +1,6 @@
 /* trainer_config.c — see trainer_config.h. */
 #include "train/trainer_config.h"
+#include "data/mask.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -86,13 +87,24 @@ poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind)
     }
 }
 
+/* The stratified iBOT masks (docs/algorithm.md §9.2; src/data/mask.h and the synthetic source):
+ * int(2B·p) crops are masked, crop k with at most int(N·r_{k+1}) patches for the ratios
+ * r = linspace(r_min, r_max, n + 1) — the official "upperbound".  Each crop's bound is taken from
+ * the float32 linspace the loader uses and the double one of the synthetic source, whichever is
+ * larger, plus one patch for rounding; the step checks every batch against it. */
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches)
 {
     const int B = cfg->train.batch_size_per_gpu;
     const long long all = 2LL * B * n_patches;
-    const int crops = (int) (2.0 * B * cfg->ibot.mask_sample_probability) + 1;
-    const int per_crop = (int) ceil(cfg->ibot.mask_ratio_min_max.v[1] * n_patches) + 1;
-    long long bound = (long long) crops * per_crop;
+    const int n = (int) (2 * B * cfg->ibot.mask_sample_probability);
+    const double lo = cfg->ibot.mask_ratio_min_max.v[0], hi = cfg->ibot.mask_ratio_min_max.v[1];
+    long long bound = 0;
+    for (int k = 0; k < n; k++) {
+        double r = (double) poa_linspace_f32(lo, hi, n + 1, k + 1);
+        const double r_synth = lo + (hi - lo) * (k + 1) / n;
+        if (r_synth > r) r = r_synth;
+        bound += (long long) ((double) n_patches * r) + 1;
+    }
     return (int) (bound < all ? bound : all);
 }
 
