@@ -41,6 +41,14 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what);
  * mounts), instead of failing every open with "unable to lock file". */
 hid_t poa_h5_fapl(void);
 
+/* Bytes of the file that holds loc (0 when unknown). */
+uint64_t poa_h5_file_bytes(hid_t loc);
+/* A header that claims count elements of elem bytes: POA_ERR_FORMAT when the file cannot hold
+ * them (checked before anything is allocated, so a corrupt header cannot make a reader allocate
+ * more than the file justifies). */
+poa_status poa_h5_check_claim(hid_t loc, const char *what, uint64_t count, size_t elem,
+                              poa_err *err);
+
 /* Whether `name` (one link, no '/') exists in loc. */
 int poa_h5_exists(hid_t loc, const char *name);
 
