@@ -12,6 +12,7 @@ Reads what the poa programs wrote (nothing is recomputed here):
                                         checkpoints before the final one (TRAIN_DIR/eval/
                                         training_N), optional; the final teacher's point
                                         comes from KNN_DIR
+  KNN_DIR/knn_subnets.png (or .csv)     the heatmap poa-eval-knn drew (tools/plot_knn.py)
   EXTRACT_DIR/vit_<W>x<D>.h5            poa-extract --all (parameter counts)
 and writes REPORT_DIR/loss.png (every loss term over the iterations), knn_heatmap.png (k-NN
 top-1 of every sub-network, widths x depths), knn_over_time.png (teacher top-1 at each
@@ -23,6 +24,8 @@ Exit status: 0, 1 when an input is missing or malformed (the message names it).
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 
 LOSS_TERMS = ["total_loss", "dino_is", "dino_es1", "dino_es2", "distill_global", "distill_local",
@@ -107,33 +110,25 @@ def plot_losses(plt, metrics, path):
     plt.close(fig)
 
 
-def plot_heatmap(plt, subnets, k, path):
-    widths = sorted({w for (w, _) in subnets})
-    depths = sorted({d for (_, d) in subnets})
-    grid = [[subnets.get((w, d), float("nan")) * 100 for w in widths] for d in depths]
-    fig, ax = plt.subplots(figsize=(1.2 * len(widths) + 2.5, 0.8 * len(depths) + 2))
-    im = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(widths)), [str(w) for w in widths])
-    ax.set_yticks(range(len(depths)), [str(d) for d in depths])
-    ax.set_xlabel("width (embedding dimension)")
-    ax.set_ylabel("depth (blocks)")
-    ax.set_title("k-NN top-1 (%%), k = %d, every sub-network" % k)
-    for i, row in enumerate(grid):
-        for j, v in enumerate(row):
-            if v == v:
-                ax.text(j, i, "%.1f" % v, ha="center", va="center", color="white", fontsize=9)
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+def heatmap(knn_dir, path):
+    """poa-eval-knn --all-subnets draws the heatmap itself (tools/plot_knn.py): knn_subnets.png,
+    or, when it could not, its CSV is drawn here with the same script."""
+    png, csv = os.path.join(knn_dir, "knn_subnets.png"), os.path.join(knn_dir, "knn_subnets.csv")
+    if os.path.isfile(png):
+        shutil.copyfile(png, path)
+        return True
+    if os.path.isfile(csv):
+        plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot_knn.py")
+        return subprocess.run([sys.executable, plot, csv, path]).returncode == 0
+    return False
 
 
 def plot_over_time(plt, points, pixels, k, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if points:
-        ax.plot([p[0] for p in points], [p[1] * 100 for p in points], "o-", label="teacher")
+        ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label="teacher")
     if pixels is not None:
-        ax.axhline(pixels * 100, color="gray", linestyle="--", label="raw pixels")
+        ax.axhline(pixels, color="gray", linestyle="--", label="raw pixels")
     ax.set_xlabel("iteration")
     ax.set_ylabel("k-NN top-1 (%)")
     ax.set_title("teacher k-NN top-1 over training (k = %d)" % k)
@@ -157,6 +152,14 @@ def over_time_points(path, k):
     return sorted(pts.items())
 
 
+def final_teacher(rows):
+    """The intact teacher's record: 'teacher', or with --all-subnets the widest, deepest WxD."""
+    if "teacher" in rows:
+        return rows["teacher"]
+    shaped = [n for n in rows if subnet_shape(n)]
+    return rows[max(shaped, key=subnet_shape)] if shaped else None
+
+
 def summary_table(rows, extracted):
     """Markdown lines: the teacher, every sub-network (largest first), the pixel baseline."""
     lines = ["| network | width | depth | parameters | top-1 (%) | top-5 (%) |",
@@ -171,8 +174,8 @@ def summary_table(rows, extracted):
         lines.append("| %s | %s | %s | %s | %.2f | %s |" % (
             name, r.get("width", shape[0] if shape else "–") if name != "pixels" else "–",
             r.get("depth", shape[1] if shape else "–") if name != "pixels" else "–",
-            "{:,}".format(params) if params else "–", 100 * float(r["top1"]),
-            "%.2f" % (100 * float(r["top5"])) if "top5" in r else "–"))
+            "{:,}".format(params) if params else "–", float(r["top1"]),
+            "%.2f" % float(r["top5"]) if "top5" in r else "–"))
     return lines
 
 
@@ -193,8 +196,9 @@ def main():
     pixels = float(rows["pixels"]["top1"]) if "pixels" in rows else None
     ot = os.path.join(a.over_time, "results_eval_knn.json") if a.over_time else None
     points = dict(over_time_points(ot if ot and os.path.isfile(ot) else None, a.k))
-    if "teacher" in rows and "iteration" in rows["teacher"]:  # the final teacher, measured above
-        points[int(rows["teacher"]["iteration"])] = float(rows["teacher"]["top1"])
+    final = final_teacher(rows)
+    if final and "iteration" in final:  # the final teacher, measured with the sub-networks
+        points[int(final["iteration"])] = float(final["top1"])
     points = sorted(points.items())
     os.makedirs(a.output, exist_ok=True)
 
@@ -210,8 +214,7 @@ def main():
     if plt:
         plot_losses(plt, metrics, os.path.join(a.output, "loss.png"))
         pngs.append(("loss.png", "every loss term over the iterations"))
-        if subnets:
-            plot_heatmap(plt, subnets, a.k, os.path.join(a.output, "knn_heatmap.png"))
+        if subnets and heatmap(a.knn, os.path.join(a.output, "knn_heatmap.png")):
             pngs.append(("knn_heatmap.png", "k-NN top-1 of every sub-network, widths x depths"))
         plot_over_time(plt, points, pixels, a.k, os.path.join(a.output, "knn_over_time.png"))
         pngs.append(("knn_over_time.png",
@@ -231,10 +234,10 @@ def main():
     if pixels is not None and subnets:
         above = sum(1 for v in subnets.values() if v > pixels)
         md += ["", "%d of %d sub-networks above the raw-pixel baseline (%.2f %%)." % (
-            above, len(subnets), 100 * pixels)]
+            above, len(subnets), pixels)]
     if points:
         md += ["", "Teacher top-1 over training: " + ", ".join(
-            "%.2f %% at iteration %d" % (100 * t, it) for it, t in points) + "."]
+            "%.2f %% at iteration %d" % (t, it) for it, t in points) + "."]
     with open(os.path.join(a.output, "summary.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("\n".join(table))
