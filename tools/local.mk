@@ -1,6 +1,6 @@
 # tools/: small operator programs and the install/demo scripts.  Tests of poa-config:
 # tests/config/.
-dist_noinst_SCRIPTS += tools/install-deps.sh tools/run-demo.sh tools/openblas-coretype.sh
+dist_noinst_SCRIPTS += tools/install-deps.sh tools/run-demo.sh tools/openblas-coretype.sh tools/demo-report.py
 # gpu-bundle.sh: gathers the CUDA build for a GPU machine (tests/gpu/README.md).
 dist_noinst_SCRIPTS += tools/gpu-bundle.sh
 
