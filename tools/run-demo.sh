@@ -3,7 +3,7 @@
 # embedded default data (Fashion-MNIST from Debian's dataset-fashion-mnist), on this machine.
 #   sh tools/run-demo.sh [WORKDIR]        (default WORKDIR: ./demo-run)
 # Stages: install deps → build (CPU) → poa-prep-fmnist → poa-pack (+ --verify) → poa-train
-# (2 MPI ranks, configs/demo.yaml: 400 iterations, 8 minutes on 2 idle cores) → report
+# (2 MPI ranks, configs/demo.yaml: 1,200 iterations, about 6 minutes on 2 idle cores) → report
 # (loss curve from training_metrics.json, the final checkpoint read back with h5py and checked
 # against hdf5-schemas/checkpoint.md).  Re-running it skips what is done and resumes training.
 # Environment: POA_JOBS (make -j, default 2), POA_DEMO_RANKS (default 2), PYTHON (the Python
