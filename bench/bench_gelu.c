@@ -13,8 +13,10 @@
  * thread whatever the count. */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "common/cli.h"
 #include "common/timer.h"
 
+#include <limits.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -94,44 +96,38 @@ static void bench_threads(poa_backend *be, const gelu_bufs *b, int threads, int 
     unsetenv("POA_CPU_GELU");
 }
 
+static const poa_cli_option options[] = {
+    {"n", 0, "N", "values per kernel call (default 29000000: one ViT-S/16 step's MLPs)"},
+    {"rounds", 0, "R", "alternating rounds of the two kernels (default 7, at most 64)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_gelu",
+    .summary = "Wall time of the libm and AVX-512 GELU kernels, 1 and 2 threads; make bench-gelu.",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+};
+
 int main(int argc, char **argv)
 {
-    long n = 29 * 1000 * 1000;
-    int rounds = 7;
-    static const char usage[] = "usage: bench_gelu [--n N] [--rounds R]\n"
-                                "Wall time of the libm and AVX-512 GELU kernels, 1 and 2 threads "
-                                "(defaults: 29000000 values, 7 rounds); make bench-gelu.\n";
-    for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_gelu: %s needs a value\n%s", argv[i], usage);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--n"))
-            n = atol(argv[i + 1]);
-        else if (!strcmp(argv[i], "--rounds"))
-            rounds = atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "bench_gelu: unknown option %s\n%s", argv[i], usage);
-            return 2;
-        }
-    }
-    if (n < 1 || rounds < 1 || rounds > MAX_ROUNDS) {
-        fprintf(stderr, "bench_gelu: need n ≥ 1 and 1 ≤ rounds ≤ %d\n", MAX_ROUNDS);
-        return 2;
-    }
+    poa_cli cli;
+    poa_err cli_err = {0};
+    int n, rounds;
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &cli_err);
+    if (rc < 0 &&
+        (poa_cli_int(&cli, &spec, "n", 29 * 1000 * 1000, 1, INT_MAX, &n, &cli_err) != POA_OK ||
+         poa_cli_int(&cli, &spec, "rounds", 7, 1, MAX_ROUNDS, &rounds, &cli_err) != POA_OK))
+        rc = poa_cli_usage_error(&spec, "%s", cli_err.msg);
+    poa_cli_free(&cli);
+    if (rc >= 0) return rc;
     char err[256];
-    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) {
         fprintf(stderr, "bench_gelu: %s\n", err);
         return 1;
     }
     gelu_bufs b = {NULL, NULL, NULL, NULL, (size_t) n};
     float **bufs[4] = {&b.x, &b.y, &b.g, &b.g0};
-    for (int k = 0; k < 4; k++) *bufs[k] = be->nn->alloc(be, sizeof(float) * b.n);
+    for (int k = 0; k < 4; k++) *bufs[k] = be->iface->alloc(be, sizeof(float) * b.n);
     for (size_t i = 0; i < b.n; i++) {
         b.x[i] = uniform(-5, 5);
         b.g0[i] = uniform(-1, 1);
@@ -139,7 +135,7 @@ int main(int argc, char **argv)
     use_impl(1);
     printf("bench_gelu: n=%zu rounds=%d, kernels libm and %s\n", b.n, rounds, poa_cpu_gelu_impl());
     for (int threads = 1; threads <= 2; threads++) bench_threads(be, &b, threads, rounds);
-    for (int k = 0; k < 4; k++) be->nn->free(be, *bufs[k]);
+    for (int k = 0; k < 4; k++) be->iface->free(be, *bufs[k]);
     poa_backend_destroy(be);
     return 0;
 }

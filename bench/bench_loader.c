@@ -3,14 +3,14 @@
  * torchvision/PIL figures next to these.
  *
  *   bench_loader --data DIR [--threads T] [--batch B] [--batches N] [--rounds R]
- *                [--global S] [--local s] [--nlocal V] [--patch P]
+ *                [--global S] [--local s] [--nlocal V] [--patch P] [--split NAME]
  *
  * Prints one line per round and a final "BENCH threads=T img_s=… per_core=…" (best round). */
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "data/loader.h"
 
-#include <getopt.h>
 #include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,68 +25,59 @@ static double cpu_seconds(void)
     return u.ru_utime.tv_sec + u.ru_stime.tv_sec + 1e-6 * (u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
-static int usage(FILE *f, int rc)
+static const poa_cli_option options[] = {
+    {"data", 0, "DIR", "packed folder (poa-pack output)"},
+    {"split", 0, "NAME", "split to read (default train)"},
+    {"threads", 0, "T", "loader threads (default: the loader's default)"},
+    {"batch", 0, "B", "images per batch (default 32)"},
+    {"batches", 0, "N", "timed batches per round (default 8)"},
+    {"rounds", 0, "R", "rounds; the best one is reported (default 2)"},
+    {"global", 0, "S", "global crop side (default: the loader's default)"},
+    {"local", 0, "s", "local crop side (default: the loader's default)"},
+    {"nlocal", 0, "V", "local crops per image (default: the loader's default)"},
+    {"patch", 0, "P", "patch size of the masks (default: the loader's default)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_loader",
+    .summary = "Images/s of the poa data loader on a packed folder (make bench-loader).",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+};
+
+/* The numeric options into p, batches and rounds; a usage error's exit code or -1. */
+static int numeric_options(const poa_cli *cli, poa_loader_params *p, int *batches, int *rounds)
 {
-    fprintf(
-        f,
-        "Usage: bench_loader --data DIR [--threads T] [--batch B] [--batches N] [--rounds R]\n"
-        "                    [--global S] [--local s] [--nlocal V] [--patch P] [--split NAME]\n");
-    return rc;
+    poa_err err = {0};
+    if (poa_cli_int(cli, &spec, "threads", p->threads, 1, 1024, &p->threads, &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "batch", 32, 1, 1 << 20, &p->batch_size, &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "batches", 8, 1, 1 << 20, batches, &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "rounds", 2, 1, 1000, rounds, &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "global", p->global_crops_size, 1, 1 << 14, &p->global_crops_size,
+                    &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "local", p->local_crops_size, 1, 1 << 14, &p->local_crops_size,
+                    &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "nlocal", p->local_crops_number, 0, 256, &p->local_crops_number,
+                    &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "patch", p->patch_size, 1, 1024, &p->patch_size, &err) != POA_OK)
+        return poa_cli_usage_error(&spec, "%s", err.msg);
+    return -1;
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"data", required_argument, 0, 'd'},   {"threads", required_argument, 0, 't'},
-        {"batch", required_argument, 0, 'b'},  {"batches", required_argument, 0, 'n'},
-        {"rounds", required_argument, 0, 'r'}, {"global", required_argument, 0, 'G'},
-        {"local", required_argument, 0, 'L'},  {"nlocal", required_argument, 0, 'V'},
-        {"patch", required_argument, 0, 'P'},  {"split", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     poa_loader_params p;
     poa_loader_params_default(&p);
-    p.batch_size = 32;
-    const char *data = NULL, *split = "train";
-    int batches = 8, rounds = 2, c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            data = optarg;
-            break;
-        case 't':
-            p.threads = atoi(optarg);
-            break;
-        case 'b':
-            p.batch_size = atoi(optarg);
-            break;
-        case 'n':
-            batches = atoi(optarg);
-            break;
-        case 'r':
-            rounds = atoi(optarg);
-            break;
-        case 'G':
-            p.global_crops_size = atoi(optarg);
-            break;
-        case 'L':
-            p.local_crops_size = atoi(optarg);
-            break;
-        case 'V':
-            p.local_crops_number = atoi(optarg);
-            break;
-        case 'P':
-            p.patch_size = atoi(optarg);
-            break;
-        case 's':
-            split = optarg;
-            break;
-        case 'h':
-            return usage(stdout, 0);
-        default:
-            return usage(stderr, 2);
-        }
-    }
-    if (!data) return usage(stderr, 2);
+    poa_cli cli;
+    poa_err cli_err = {0};
+    int batches, rounds;
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &cli_err);
+    if (rc < 0) rc = numeric_options(&cli, &p, &batches, &rounds);
+    const char *data = poa_cli_value(&cli, &spec, "data");
+    const char *split = poa_cli_value(&cli, &spec, "split");
+    if (!split) split = "train";
+    if (rc < 0 && !data) rc = poa_cli_usage_error(&spec, "--data DIR is required");
+    poa_cli_free(&cli); /* the values point into argv */
+    if (rc >= 0) return rc;
     p.prefetch = p.threads + 2;
     double best = 0, best_cpu = 0;
     for (int round = 0; round < rounds; round++) {

@@ -90,7 +90,7 @@ def torchvision_rate(files, gsize, lsize, nlocal, n):
     color = [T.RandomHorizontalFlip(0.5),
              T.RandomApply([T.ColorJitter(0.4, 0.4, 0.2, 0.1)], p=0.8), T.RandomGrayscale(0.2)]
     blur = T.GaussianBlur(9, (0.1, 2.0))
-    # Spec §7.1, blur probabilities as executed by the official code: 0.0 / 0.9 / 0.5.
+    # docs/algorithm.md §9.1, blur probabilities as executed by the official code: 0.0 / 0.9 / 0.5.
     g1 = T.Compose([T.RandomResizedCrop(gsize, scale=(0.32, 1.0), interpolation=bic), *color, norm])
     g2 = T.Compose([T.RandomResizedCrop(gsize, scale=(0.32, 1.0), interpolation=bic), *color,
                     T.RandomApply([blur], p=0.9), T.RandomSolarize(128, p=0.2), norm])

@@ -13,8 +13,10 @@
  * [−1, 1] (τ = 0.07).  Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
+#include "common/cli.h"
 #include "common/timer.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,48 +63,45 @@ static double reference_xent(const float *s, const float *t, int n, int K, doubl
     return total;
 }
 
+static const poa_cli_option options[] = {
+    {"rows", 0, "N", "rows of the score matrix (default 151)"},
+    {"k", 0, "K", "prototypes (default 65536)"},
+    {"reps", 0, "R", "timed repetitions (default 7, at most 64)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_loss_ops",
+    .summary = "Wall time of the loss ops at one ViT-B head's sizes; make bench-loss-ops.",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+};
+
 int main(int argc, char **argv)
 {
-    int n = 151, K = 65536, reps = 7;
-    static const char usage[] = "usage: bench_loss_ops [--rows N] [--k K] [--reps R]\n"
-                                "Wall time of the loss ops at one ViT-B head's sizes (defaults: "
-                                "151 rows, K 65536, 7 reps); make bench-loss-ops.\n";
-    for (int i = 1; i < argc; i += 2) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_loss_ops: %s needs a value\n%s", argv[i], usage);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--rows"))
-            n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--k"))
-            K = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--reps"))
-            reps = atoi(argv[i + 1]);
-        else {
-            fprintf(stderr, "bench_loss_ops: unknown option %s\n%s", argv[i], usage);
-            return 2;
-        }
-    }
-    if (n < 1 || K < 1 || reps < 1 || reps > MAX_REPS) {
-        fprintf(stderr, "bench_loss_ops: need rows, k ≥ 1 and 1 ≤ reps ≤ %d\n", MAX_REPS);
-        return 2;
-    }
+    poa_cli cli;
+    poa_err cli_err = {0};
+    int n, K, reps;
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &cli_err);
+    if (rc < 0 && (poa_cli_int(&cli, &spec, "rows", 151, 1, INT_MAX, &n, &cli_err) != POA_OK ||
+                   poa_cli_int(&cli, &spec, "k", 65536, 1, INT_MAX, &K, &cli_err) != POA_OK ||
+                   poa_cli_int(&cli, &spec, "reps", 7, 1, MAX_REPS, &reps, &cli_err) != POA_OK))
+        rc = poa_cli_usage_error(&spec, "%s", cli_err.msg);
+    poa_cli_free(&cli);
+    if (rc >= 0) return rc;
     char err[256];
-    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) {
         fprintf(stderr, "bench_loss_ops: %s\n", err);
         return 1;
     }
     const size_t sz = (size_t) n * K;
-    float *s = be->nn->alloc(be, sizeof(float) * sz), *t = be->nn->alloc(be, sizeof(float) * sz);
-    float *ds = be->nn->alloc(be, sizeof(float) * sz), *q = be->nn->alloc(be, sizeof(float) * sz);
-    float *x = be->nn->alloc(be, sizeof(float) * sz);
-    double *loss = be->nn->alloc(be, sizeof(double)), *mx = be->nn->alloc(be, sizeof(double) * K),
-           *psum = be->nn->alloc(be, sizeof(double) * K);
+    float *s = be->iface->alloc(be, sizeof(float) * sz),
+          *t = be->iface->alloc(be, sizeof(float) * sz);
+    float *ds = be->iface->alloc(be, sizeof(float) * sz),
+          *q = be->iface->alloc(be, sizeof(float) * sz);
+    float *x = be->iface->alloc(be, sizeof(float) * sz);
+    double *loss = be->iface->alloc(be, sizeof(double)),
+           *mx = be->iface->alloc(be, sizeof(double) * K),
+           *psum = be->iface->alloc(be, sizeof(double) * K);
     for (int i = 0; i < n; i++) {
         double rs = 0;
         for (int k = 0; k < K; k++) {
@@ -140,14 +139,14 @@ int main(int argc, char **argv)
            "sk_ms=%.2f xent_rel_err=%.2e\n",
            n, K, reps, median_ms(t_grad, reps), median_ms(t_loss, reps), median_ms(t_soft, reps),
            median_ms(t_sk, reps), fabs(value - ref) / fabs(ref));
-    be->nn->free(be, s);
-    be->nn->free(be, t);
-    be->nn->free(be, ds);
-    be->nn->free(be, q);
-    be->nn->free(be, x);
-    be->nn->free(be, loss);
-    be->nn->free(be, mx);
-    be->nn->free(be, psum);
+    be->iface->free(be, s);
+    be->iface->free(be, t);
+    be->iface->free(be, ds);
+    be->iface->free(be, q);
+    be->iface->free(be, x);
+    be->iface->free(be, loss);
+    be->iface->free(be, mx);
+    be->iface->free(be, psum);
     poa_backend_destroy(be);
     return 0;
 }

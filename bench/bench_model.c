@@ -17,6 +17,7 @@
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "common/cli.h"
 #include "common/timer.h"
 #include "model/vit.h"
 
@@ -33,6 +34,7 @@ static const char *prof_name[P_N] = {"gemm",      "bias",     "layernorm",      
                                      "attention", "residual", "tokens/patches", "copy/zero/axpy"};
 static double prof_t[P_N];
 static poa_nn_ops real, wrapped;
+static poa_backend_iface real_iface, wrapped_iface;
 /* With --profile-cpu: this thread's CPU time (meaningful with one thread on a busy machine). */
 static int prof_cpu;
 static double prof_clock(void)
@@ -57,99 +59,109 @@ static void gemm_timed(double dt, poa_trans ta, poa_trans tb, int M, int N, int 
                M, N, K, c, dt * 1e3, 2.0 * M * N * K / dt * 1e-9);
 }
 static void w_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
-                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
+                   const poa_act *A, int lda, const poa_act *B, int ldb, float beta, poa_act *C,
+                   int ldc)
 {
     double t0 = prof_clock();
-    real.gemm(be, ta, tb, M, N, K, al, A, lda, B, ldb, beta, C, ldc);
+    real.act_gemm(be, ta, tb, M, N, K, al, A, lda, B, ldb, beta, C, ldc);
     char what[32];
     snprintf(what, sizeof what, "beta=%g", beta);
     gemm_timed(prof_clock() - t0, ta, tb, M, N, K, what);
 }
 /* a linear layer's forward: the bias is added where the GEMM stores C, so it counts as GEMM */
 static void w_gemm_bias(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
-                        const float *A, int lda, const float *B, int ldb, const float *bias,
-                        float *C, int ldc)
+                        const poa_act *A, int lda, const poa_act *B, int ldb, const float *bias,
+                        poa_act *C, int ldc)
 {
     double t0 = prof_clock();
-    real.gemm_bias(be, ta, tb, M, N, K, al, A, lda, B, ldb, bias, C, ldc);
+    real.act_gemm_bias(be, ta, tb, M, N, K, al, A, lda, B, ldb, bias, C, ldc);
     gemm_timed(prof_clock() - t0, ta, tb, M, N, K, bias ? "bias" : "beta=0");
 }
-static void w_bias_grad(poa_backend *be, float *db, const float *dy, int lddy, int rows, int cols)
+/* a weight gradient: C (fp32) += op(A) op(B) */
+static void w_gemm_wgrad(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
+                         const poa_act *A, int lda, const poa_act *B, int ldb, float *C, int ldc)
 {
-    TIMED(P_BIAS, real.bias_grad(be, db, dy, lddy, rows, cols));
+    double t0 = prof_clock();
+    real.act_gemm_wgrad(be, ta, tb, M, N, K, al, A, lda, B, ldb, C, ldc);
+    gemm_timed(prof_clock() - t0, ta, tb, M, N, K, "beta=1");
 }
-static void w_ln_fwd(poa_backend *be, float *y, int ldy, float *mean, float *rstd, const float *x,
-                     int ldx, const float *w, const float *b, int rows, int d, float eps)
+static void w_bias_grad(poa_backend *be, float *db, const poa_act *dy, int lddy, int rows, int cols)
+{
+    TIMED(P_BIAS, real.act_bias_grad(be, db, dy, lddy, rows, cols));
+}
+static void w_ln_fwd(poa_backend *be, poa_act *y, int ldy, float *mean, float *rstd,
+                     const poa_act *x, int ldx, const float *w, const float *b, int rows, int d,
+                     float eps)
 {
     TIMED(P_LN, real.layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, eps));
 }
-static void w_ln_bwd(poa_backend *be, float *dx, int lddx, float dx_beta, float *dw, float *db,
-                     const float *dy, int lddy, const float *x, int ldx, const float *mean,
+static void w_ln_bwd(poa_backend *be, poa_act *dx, int lddx, float dx_beta, float *dw, float *db,
+                     const poa_act *dy, int lddy, const poa_act *x, int ldx, const float *mean,
                      const float *rstd, const float *w, int rows, int d)
 {
     TIMED(P_LN, real.layernorm_bwd(be, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w,
                                    rows, d));
 }
-static void w_gelu_fwd(poa_backend *be, float *y, const float *x, size_t n)
+static void w_gelu_fwd(poa_backend *be, poa_act *y, const poa_act *x, size_t n)
 {
-    TIMED(P_GELU, real.gelu_fwd(be, y, x, n));
+    TIMED(P_GELU, real.act_gelu_fwd(be, y, x, n));
 }
-static void w_gelu_bwd(poa_backend *be, float *dx, float *y, const float *dy, const float *x,
-                       size_t n)
+static void w_gelu_bwd(poa_backend *be, poa_act *dx, poa_act *y, const poa_act *dy,
+                       const poa_act *x, size_t n)
 {
-    TIMED(P_GELU, real.gelu_bwd(be, dx, y, dy, x, n));
+    TIMED(P_GELU, real.act_gelu_bwd(be, dx, y, dy, x, n));
 }
-static void w_attn_fwd(poa_backend *be, float *out, int ldout, float *probs, const float *qkv,
-                       int ldqkv, int B, int T, int H, int Dh, float scale, float *scratch)
+static void w_attn_fwd(poa_backend *be, poa_act *out, int ldout, void *saved, const poa_act *qkv,
+                       int ldqkv, int B, int T, int H, int Dh, float scale, void *scratch)
 {
     TIMED(P_ATTN,
-          real.attention_fwd(be, out, ldout, probs, qkv, ldqkv, B, T, H, Dh, scale, scratch));
+          real.attention_fwd(be, out, ldout, saved, qkv, ldqkv, B, T, H, Dh, scale, scratch));
 }
-static void w_attn_bwd(poa_backend *be, float *dqkv, int lddqkv, const float *dout, int lddout,
-                       const float *qkv, int ldqkv, const float *probs, int B, int T, int H, int Dh,
-                       float scale, float *scratch)
+static void w_attn_bwd(poa_backend *be, poa_act *dqkv, int lddqkv, const poa_act *dout, int lddout,
+                       const poa_act *qkv, int ldqkv, const void *saved, int B, int T, int H,
+                       int Dh, float scale, void *scratch)
 {
-    TIMED(P_ATTN, real.attention_bwd(be, dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, B, T, H, Dh,
+    TIMED(P_ATTN, real.attention_bwd(be, dqkv, lddqkv, dout, lddout, qkv, ldqkv, saved, B, T, H, Dh,
                                      scale, scratch));
 }
-static void w_res_fwd(poa_backend *be, float *x, int ldx, const float *base, int ldbase,
-                      const float *y, int ldy, const float *gamma, const float *s, int B, int T,
+static void w_res_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *base, int ldbase,
+                      const poa_act *y, int ldy, const float *gamma, const float *s, int B, int T,
                       int d)
 {
     TIMED(P_RESID, real.residual_ls_fwd(be, x, ldx, base, ldbase, y, ldy, gamma, s, B, T, d));
 }
-static void w_res_bwd(poa_backend *be, float *dy, int lddy, float *dgamma, const float *dx,
-                      int lddx, const float *y, int ldy, const float *gamma, const float *s, int B,
-                      int T, int d)
+static void w_res_bwd(poa_backend *be, poa_act *dy, int lddy, float *dgamma, const poa_act *dx,
+                      int lddx, const poa_act *y, int ldy, const float *gamma, const float *s,
+                      int B, int T, int d)
 {
     TIMED(P_RESID, real.residual_ls_bwd(be, dy, lddy, dgamma, dx, lddx, y, ldy, gamma, s, B, T, d));
 }
-static void w_unfold(poa_backend *be, float *cols, const float *img, int B, int C, int Hi, int Wi,
+static void w_unfold(poa_backend *be, poa_act *cols, const float *img, int B, int C, int Hi, int Wi,
                      int P)
 {
     TIMED(P_TOKENS, real.patch_unfold(be, cols, img, B, C, Hi, Wi, P));
 }
-static void w_tok_fwd(poa_backend *be, float *x, int ldx, const float *emb, int ldemb,
+static void w_tok_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *emb, int ldemb,
                       const float *cls, const float *pos, int ldpos, const float *mask_token,
                       const uint8_t *mask, int B, int N, int d)
 {
     TIMED(P_TOKENS,
           real.tokens_fwd(be, x, ldx, emb, ldemb, cls, pos, ldpos, mask_token, mask, B, N, d));
 }
-static void w_tok_bwd(poa_backend *be, float *demb, int lddemb, float *dcls, float *dpos, int ldpos,
-                      float *dmask, const float *dx, int lddx, const uint8_t *mask, int B, int N,
-                      int d)
+static void w_tok_bwd(poa_backend *be, poa_act *demb, int lddemb, float *dcls, float *dpos,
+                      int ldpos, float *dmask, const poa_act *dx, int lddx, const uint8_t *mask,
+                      int B, int N, int d)
 {
     TIMED(P_TOKENS,
           real.tokens_bwd(be, demb, lddemb, dcls, dpos, ldpos, dmask, dx, lddx, mask, B, N, d));
 }
 static void w_copy(poa_backend *be, void *dst, const void *src, size_t bytes)
 {
-    TIMED(P_MEM, real.copy(be, dst, src, bytes));
+    TIMED(P_MEM, real_iface.copy(be, dst, src, bytes));
 }
 static void w_zero(poa_backend *be, void *dst, size_t bytes)
 {
-    TIMED(P_MEM, real.zero(be, dst, bytes));
+    TIMED(P_MEM, real_iface.zero(be, dst, bytes));
 }
 static void w_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
 {
@@ -161,14 +173,19 @@ static void profile_install(poa_backend *be)
     prof_gemm_shapes = getenv("POA_BENCH_GEMM_SHAPES") != NULL;
     real = *be->nn;
     wrapped = real;
-    wrapped.gemm = w_gemm, wrapped.gemm_bias = w_gemm_bias, wrapped.bias_grad = w_bias_grad;
+    wrapped.act_gemm = w_gemm, wrapped.act_gemm_bias = w_gemm_bias;
+    wrapped.act_gemm_wgrad = w_gemm_wgrad, wrapped.act_bias_grad = w_bias_grad;
     wrapped.layernorm_fwd = w_ln_fwd, wrapped.layernorm_bwd = w_ln_bwd;
-    wrapped.gelu_fwd = w_gelu_fwd, wrapped.gelu_bwd = w_gelu_bwd;
+    wrapped.act_gelu_fwd = w_gelu_fwd, wrapped.act_gelu_bwd = w_gelu_bwd;
     wrapped.attention_fwd = w_attn_fwd, wrapped.attention_bwd = w_attn_bwd;
     wrapped.residual_ls_fwd = w_res_fwd, wrapped.residual_ls_bwd = w_res_bwd;
     wrapped.patch_unfold = w_unfold, wrapped.tokens_fwd = w_tok_fwd, wrapped.tokens_bwd = w_tok_bwd;
-    wrapped.copy = w_copy, wrapped.zero = w_zero, wrapped.axpy = w_axpy;
+    wrapped.axpy = w_axpy;
     be->nn = &wrapped;
+    real_iface = *be->iface;
+    wrapped_iface = real_iface;
+    wrapped_iface.copy = w_copy, wrapped_iface.zero = w_zero;
+    be->iface = &wrapped_iface;
 }
 
 static void profile_report(double total, int iters)
@@ -221,14 +238,14 @@ static double cpu_now(void)
  * model's GEMMs use) timed right after every timed model step, so that the sgemm reference sees
  * the same machine load as the model (the machine may be shared). */
 typedef struct sgemm_probe {
-    const poa_nn_ops *ops;
+    const poa_backend_iface *ops;
     float *A, *B, *C;
     int n;
 } sgemm_probe;
 
 static sgemm_probe probe_create(poa_backend *be, int n)
 {
-    sgemm_probe p = {be->nn, NULL, NULL, NULL, n};
+    sgemm_probe p = {be->iface, NULL, NULL, NULL, n};
     size_t bytes = (size_t) n * n * sizeof(float);
     float *h = malloc(bytes);
     for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
@@ -243,10 +260,10 @@ static sgemm_probe probe_create(poa_backend *be, int n)
 static double probe_run(poa_backend *be, const sgemm_probe *p)
 {
     const int n = p->n;
-    p->ops->sync(be);
+    p->ops->synchronize(be);
     double t0 = now();
     poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
-    p->ops->sync(be);
+    p->ops->synchronize(be);
     return 2.0 * n * n * (double) n / (now() - t0) * 1e-9;
 }
 
@@ -269,62 +286,59 @@ static double flops_per_image(const poa_model_config *c, int size, int d, int L)
     return fwd + (2.0 * L * block + pe);
 }
 
-static const char usage[] =
-    "usage: bench_model [--config NAME] [--size S] [--batch B] [--reps N] [--warmup N]\n"
-    "                   [--width W --depth L] [--torch-img-s X] [--profile | --profile-cpu]\n"
-    "                   [--ab VAR=VALUE]\n"
-    "Forward + backward of the ViT backbone on the CPU backend (default: demo, its global crop\n"
-    "size, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 BLAS sgemm; the last\n"
-    "line is RESULT config=... img_s=... gflops=... sgemm_gflops=... (see make bench-model).\n"
-    "--profile times every backend op (per op family), --profile-cpu in thread CPU time;\n"
-    "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  --ab VAR=VALUE alternates the timed steps\n"
-    "between the environment as given and VAR=VALUE (e.g. POA_CPU_GEMM=blas) and prints an AB\n"
-    "line with both medians.  Threads: OMP_NUM_THREADS.\n";
+static const poa_cli_option cli_options[] = {
+    {"config", 0, "NAME", "architecture preset (default demo)"},
+    {"size", 0, "S", "crop side (default: the preset's global crop)"},
+    {"batch", 0, "B", "images per step (default 8)"},
+    {"reps", 0, "N", "timed steps (default 5, at most 64)"},
+    {"warmup", 0, "N", "untimed steps first (default 1)"},
+    {"width", 0, "W", "sub-network width (default: the intact width)"},
+    {"depth", 0, "L", "sub-network depth (default: the intact depth)"},
+    {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
+    {"profile", 0, NULL, "time every backend op (per op family)"},
+    {"profile-cpu", 0, NULL, "the same in thread CPU time"},
+    {"ab", 0, "VAR=VALUE",
+     "alternate the timed steps between the environment as given and\n"
+     "VAR=VALUE (e.g. POA_CPU_GEMM=blas); prints an AB line with both medians"},
+};
+static const poa_cli_spec cli_spec = {
+    .program = "bench_model",
+    .summary = "Forward + backward of the ViT backbone on the CPU backend (default: demo, its "
+               "global crop\nsize, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 "
+               "BLAS sgemm; the last\nline is RESULT config=... img_s=... gflops=... "
+               "sgemm_gflops=... (see make bench-model).",
+    .options = cli_options,
+    .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
+    .epilog = "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  Threads: OMP_NUM_THREADS.",
+};
 
-static void parse(int argc, char **argv, options *o)
+/* The command line into o: -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 0, 0, 5, 1, 0, 0, 0, NAN, NULL};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--profile") || !strcmp(a, "--profile-cpu")) {
-            o->profile = 1;
-            prof_cpu = !strcmp(a, "--profile-cpu");
-            continue;
-        }
-        if (!v || strncmp(a, "--", 2) != 0) {
-            fprintf(stderr, "bench_model: %s %s\n%s", a, v ? "is not an option" : "needs a value",
-                    usage);
-            exit(2);
-        }
-        if (!strcmp(a, "--config"))
-            o->config = v, i++;
-        else if (!strcmp(a, "--size"))
-            o->size = atoi(v), i++;
-        else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v), i++;
-        else if (!strcmp(a, "--reps"))
-            o->reps = atoi(v), i++;
-        else if (!strcmp(a, "--warmup"))
-            o->warmup = atoi(v), i++;
-        else if (!strcmp(a, "--width"))
-            o->width = atoi(v), i++;
-        else if (!strcmp(a, "--depth"))
-            o->depth = atoi(v), i++;
-        else if (!strcmp(a, "--torch-img-s"))
-            o->torch_img_s = atof(v), i++;
-        else if (!strcmp(a, "--ab") && strchr(v, '=') && v[0] != '=')
-            o->ab = v, i++;
-        else {
-            fprintf(stderr, "bench_model: unknown option %s\n%s", a, usage);
-            exit(2);
-        }
+    poa_cli cli;
+    poa_err err = {0};
+    int rc = poa_cli_main_setup(&cli_spec, argc, argv, &cli, NULL, 1, &err);
+    if (rc < 0) {
+        const char *config = poa_cli_value(&cli, &cli_spec, "config");
+        if (config) o->config = config;
+        o->ab = poa_cli_value(&cli, &cli_spec, "ab");
+        prof_cpu = poa_cli_flag(&cli, &cli_spec, "profile-cpu");
+        o->profile = prof_cpu || poa_cli_flag(&cli, &cli_spec, "profile");
+        if (poa_cli_int(&cli, &cli_spec, "size", 0, 1, 1 << 14, &o->size, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "batch", 0, 1, 1 << 20, &o->batch, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "reps", 5, 1, MAX_REPS, &o->reps, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "width", 0, 1, 1 << 16, &o->width, &err) != POA_OK ||
+            poa_cli_int(&cli, &cli_spec, "depth", 0, 1, 1024, &o->depth, &err) != POA_OK ||
+            poa_cli_double(&cli, &cli_spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s,
+                           &err) != POA_OK)
+            rc = poa_cli_usage_error(&cli_spec, "%s", err.msg);
+        else if (o->ab && (!strchr(o->ab, '=') || o->ab[0] == '='))
+            rc = poa_cli_usage_error(&cli_spec, "--ab wants VAR=VALUE, got '%s'", o->ab);
     }
-    if (o->reps < 1) o->reps = 1;
-    if (o->reps > MAX_REPS) o->reps = MAX_REPS;
+    poa_cli_free(&cli); /* the values point into argv */
+    return rc;
 }
 
 /* --ab: the variable's original value (NULL: unset) and the B value. */
@@ -382,7 +396,8 @@ static void ab_report(const ab_switch *s, const double *t, int reps)
 int main(int argc, char **argv)
 {
     options o;
-    parse(argc, argv, &o);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     poa_model_config cfg;
     poa_err err;
     if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {
@@ -394,7 +409,7 @@ int main(int argc, char **argv)
     if (!o.width) o.width = cfg.max_embed_dim;
     if (!o.depth) o.depth = cfg.max_depth;
     char ebuf[256];
-    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    poa_backend *be = poa_backend_create("cpu", NULL, ebuf, sizeof ebuf);
     if (!be) {
         fprintf(stderr, "bench_model: %s\n", ebuf);
         return 1;
@@ -407,15 +422,16 @@ int main(int argc, char **argv)
         return 2;
     }
     const size_t P = m.table.total * sizeof(float);
-    float *params = be->nn->alloc(be, P), *grads = be->nn->alloc(be, P);
+    float *params = be->iface->alloc(be, P), *grads = be->iface->alloc(be, P);
     poa_model_init_params(be, &m, params, 0);
+    const poa_weights w = poa_weights_f32(be, params);
 
     const int B = o.batch, S = o.size, T = 1 + poa_model_n_patches(&cfg, S, S);
     const size_t n_img = (size_t) B * 3 * S * S, n_out = (size_t) B * T * sn.width;
     float *h = malloc((n_img > n_out ? n_img : n_out) * sizeof(float));
     for (size_t i = 0; i < n_img; i++) h[i] = (float) sin(0.001 * (double) i);
-    float *images = be->nn->alloc(be, n_img * sizeof(float));
-    be->nn->upload(be, images, h, n_img * sizeof(float));
+    float *images = be->iface->alloc(be, n_img * sizeof(float));
+    be->iface->upload(be, images, h, n_img * sizeof(float));
     poa_vit_acts a;
     poa_vit_acts_create(be, &m, &a, B, S, 1);
     poa_vit_input in = {images, B, S, S, NULL, NULL};
@@ -431,13 +447,13 @@ int main(int argc, char **argv)
             profile_install(be);
             cpu0 = prof_clock();
         }
-        be->nn->sync(be);
+        be->iface->synchronize(be);
         double t0 = now(), c0 = cpu_now();
-        be->nn->zero(be, grads, P);
-        poa_vit_forward(be, &m, params, &sn, &in, &a);
-        if (r == -o.warmup) be->nn->upload(be, a.d_out, h, n_out * sizeof(float));
-        poa_vit_backward(be, &m, params, grads, &a, a.d_out);
-        be->nn->sync(be);
+        be->iface->zero(be, grads, P);
+        poa_vit_forward(be, &m, &w, &sn, &in, &a);
+        if (r == -o.warmup) be->iface->act_upload(be, a.d_out, h, n_out);
+        poa_vit_backward(be, &m, &w, grads, &a, a.d_out);
+        be->iface->synchronize(be);
         if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
         if (r >= 0) sg[r] = probe_run(be, &probe);
     }
@@ -454,6 +470,7 @@ int main(int argc, char **argv)
         if (prof_cpu) total = prof_clock() - cpu0;
         profile_report(total, o.reps);
         be->nn = &real;
+        be->iface = &real_iface;
     }
     const double img_s = B / step;
     const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;
@@ -469,7 +486,7 @@ int main(int argc, char **argv)
            o.torch_img_s, img_s / o.torch_img_s, gflops / peak);
 
     poa_vit_acts_destroy(be, &a);
-    be->nn->free(be, images), be->nn->free(be, params), be->nn->free(be, grads);
+    be->iface->free(be, images), be->iface->free(be, params), be->iface->free(be, grads);
     free(h);
     poa_model_free(&m);
     poa_backend_destroy(be);

@@ -13,7 +13,7 @@ Each measurement is the median of --reps timed iterations after one warm-up iter
 figures printed are medians over the rounds.  Because wall-clock figures depend on what else
 runs on the machine, every round also measures the process CPU time of a single-threaded step
 on both sides (CPUTIME lines: the work each side does, independent of waiting for a core).  Both sides use the same BLAS library, so the
-OPENBLAS_CORETYPE of the environment (see model.mk) applies to both.
+OPENBLAS_CORETYPE of the environment (see bench/local.mk) applies to both.
 
 usage: bench_model.py --c-bench PATH [--threads 2] [--reps 3] [--rounds 3]
                       [--configs demo,vit_small]

@@ -17,6 +17,7 @@
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
+#include "common/cli.h"
 #include "common/timer.h"
 #include "train/step.h"
 
@@ -50,53 +51,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const char usage[] =
-    "usage: bench_step [--config NAME] [--batch B] [--groups G] [--local V] [--width W --depth L]\n"
-    "                  [--reps N] [--warmup N] [--torch-img-s X] [--serve]\n"
-    "Throughput of the complete POA training step on the CPU backend (default: demo, 32 images,\n"
-    "8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; the last line is RESULT\n"
-    "config=... (see make bench-step).  --serve: read \"step\" / \"result <torch img/s>\" commands "
-    "from\n"
-    "stdin after the set-up.  Threads: OMP_NUM_THREADS.\n";
+static const poa_cli_option cli_options[] = {
+    {"config", 0, "NAME", "architecture preset (default demo)"},
+    {"batch", 0, "B", "images per rank group (default 32)"},
+    {"groups", 0, "G", "rank groups (default 1)"},
+    {"local", 0, "V", "local crops per image (default 8)"},
+    {"width", 0, "W", "width of the elastic student (default: the middle width)"},
+    {"depth", 0, "L", "depth of the elastic student (default: the middle depth)"},
+    {"reps", 0, "N", "timed steps (default 3, at most 64)"},
+    {"warmup", 0, "N", "untimed steps first (default 1)"},
+    {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
+    {"serve", 0, NULL,
+     "after the set-up, read \"step\" / \"result <torch img/s>\" commands\n"
+     "from stdin (bench/bench_step.py)"},
+};
+static const poa_cli_spec spec = {
+    .program = "bench_step",
+    .summary = "Throughput of the complete POA training step on the CPU backend (default: demo, "
+               "32 images,\n8 local crops, 3 timed steps after 1 warm-up) next to a BLAS sgemm; "
+               "the last line is RESULT\nconfig=... (see make bench-step).",
+    .options = cli_options,
+    .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
+    .epilog = "Threads: OMP_NUM_THREADS.",
+};
 
-static void parse(int argc, char **argv, options *o)
+/* The command line into o: -1 to go on, else the exit code. */
+static int parse(int argc, char **argv, options *o)
 {
     *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            exit(0);
-        }
-        if (!strcmp(a, "--serve")) {
-            o->serve = 1;
-            continue;
-        }
-        if (i + 1 >= argc) fprintf(stderr, "bench_step: %s needs a value\n%s", a, usage), exit(2);
-        i++;
-        if (!strcmp(a, "--config"))
-            o->config = v;
-        else if (!strcmp(a, "--batch"))
-            o->batch = atoi(v);
-        else if (!strcmp(a, "--groups"))
-            o->groups = atoi(v);
-        else if (!strcmp(a, "--local"))
-            o->local = atoi(v);
-        else if (!strcmp(a, "--width"))
-            o->width = atoi(v);
-        else if (!strcmp(a, "--depth"))
-            o->depth = atoi(v);
-        else if (!strcmp(a, "--reps"))
-            o->reps = atoi(v);
-        else if (!strcmp(a, "--warmup"))
-            o->warmup = atoi(v);
-        else if (!strcmp(a, "--torch-img-s"))
-            o->torch_img_s = atof(v);
-        else
-            fprintf(stderr, "bench_step: unknown option %s\n%s", a, usage), exit(2);
+    poa_cli cli;
+    poa_err err = {0};
+    int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &err);
+    if (rc < 0) {
+        const char *config = poa_cli_value(&cli, &spec, "config");
+        if (config) o->config = config;
+        o->serve = poa_cli_flag(&cli, &spec, "serve");
+        if (poa_cli_int(&cli, &spec, "batch", 32, 1, 1 << 20, &o->batch, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "groups", 1, 1, POA_STEP_MAX_GROUPS, &o->groups, &err) !=
+                POA_OK ||
+            poa_cli_int(&cli, &spec, "local", 8, 0, 256, &o->local, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "width", 0, 1, 1 << 16, &o->width, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "depth", 0, 1, 1024, &o->depth, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "reps", 3, 1, 64, &o->reps, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
+            poa_cli_double(&cli, &spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s, &err) !=
+                POA_OK)
+            rc = poa_cli_usage_error(&spec, "%s", err.msg);
     }
-    if (o->reps < 1) o->reps = 1;
-    if (o->reps > 64) o->reps = 64;
+    poa_cli_free(&cli); /* the values point into argv */
+    return rc;
 }
 
 /* GFLOP per CPU-second (process CPU time) of BLAS sgemm on an n×n×n product (median of
@@ -107,10 +110,10 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
     size_t bytes = (size_t) n * n * sizeof(float);
     float *h = malloc(bytes);
     for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
-    float *A = be->nn->alloc(be, bytes), *B = be->nn->alloc(be, bytes),
-          *C = be->nn->alloc(be, bytes);
-    be->nn->upload(be, A, h, bytes);
-    be->nn->upload(be, B, h, bytes);
+    float *A = be->iface->alloc(be, bytes), *B = be->iface->alloc(be, bytes),
+          *C = be->iface->alloc(be, bytes);
+    be->iface->upload(be, A, h, bytes);
+    be->iface->upload(be, B, h, bytes);
     double t[5];
     if (reps > 5) reps = 5;
     for (int r = -1; r < reps; r++) {
@@ -118,7 +121,7 @@ static double sgemm_gflops(poa_backend *be, int n, int reps)
         poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
         if (r >= 0) t[r] = cpu_now() - t0;
     }
-    be->nn->free(be, A), be->nn->free(be, B), be->nn->free(be, C);
+    be->iface->free(be, A), be->iface->free(be, B), be->iface->free(be, C);
     free(h);
     qsort(t, (size_t) reps, sizeof t[0], cmp_double);
     return 2.0 * n * n * (double) n / t[reps / 2] * 1e-9;
@@ -164,7 +167,8 @@ static double step_flops(const poa_model_config *c, int B, int V, int n_masked,
 int main(int argc, char **argv)
 {
     options o;
-    parse(argc, argv, &o);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0) return rc;
     poa_model_config cfg;
     poa_err err;
     if (poa_model_config_from_arch(&cfg, o.config, &err) != POA_OK) {
@@ -177,7 +181,7 @@ int main(int argc, char **argv)
     if (!o.width) o.width = widths[nw / 2];
     if (!o.depth) o.depth = depths[nd / 2];
     char ebuf[256];
-    poa_backend *be = poa_backend_create("cpu", ebuf, sizeof ebuf);
+    poa_backend *be = poa_backend_create("cpu", NULL, ebuf, sizeof ebuf);
     poa_model m;
     poa_model_build(&m, &cfg);
     poa_subnet es;
@@ -197,12 +201,12 @@ int main(int argc, char **argv)
     /* crops; iBOT masks on every other global crop (every third patch) */
     const size_t ng = (size_t) G * 2 * B * C * Sg * Sg, nl = (size_t) G * V * B * C * Sl * Sl;
     float *h = malloc(sizeof(float) * (ng > nl ? ng : nl));
-    float *glob = be->nn->alloc(be, sizeof(float) * ng),
-          *loc = be->nn->alloc(be, sizeof(float) * (nl + 1));
+    float *glob = be->iface->alloc(be, sizeof(float) * ng),
+          *loc = be->iface->alloc(be, sizeof(float) * (nl + 1));
     for (size_t i = 0; i < ng; i++) h[i] = (float) sin(0.001 * (double) i);
-    be->nn->upload(be, glob, h, sizeof(float) * ng);
+    be->iface->upload(be, glob, h, sizeof(float) * ng);
     for (size_t i = 0; i < nl; i++) h[i] = (float) cos(0.002 * (double) i);
-    if (nl) be->nn->upload(be, loc, h, sizeof(float) * nl);
+    if (nl) be->iface->upload(be, loc, h, sizeof(float) * nl);
     free(h);
     uint8_t *masks = calloc((size_t) G * 2 * B * N, 1);
     int n_masked = 0;
@@ -210,7 +214,7 @@ int main(int argc, char **argv)
         for (int p = c % 3; p < N; p += 3) masks[(size_t) c * N + p] = 1, n_masked++;
     poa_subnet subnets[POA_STEP_MAX_GROUPS];
     for (int g = 0; g < G; g++) subnets[g] = es;
-    poa_step_batch b = {0, glob, loc, masks, subnets, NULL};
+    poa_step_batch b = {0, glob, loc, masks, subnets, NULL, NULL, NULL};
     const long long it0 = sc.sched.ibot_activate_epochs * sc.sched.epoch_length; /* iBOT on */
 
     enum { MAX_REPS = 64 };
@@ -236,7 +240,7 @@ int main(int argc, char **argv)
             return 1;
         }
         b.it = ++it;
-        be->nn->sync(be);
+        be->iface->synchronize(be);
         if (k >= 0) {
             t[n] = poa_now() - t0;
             cpu[n] = cpu_now() - c0;
@@ -274,7 +278,7 @@ int main(int argc, char **argv)
            "ratio_torch=%.3f frac_sgemm=%.3f\n",
            o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm);
     free(masks);
-    be->nn->free(be, glob), be->nn->free(be, loc);
+    be->iface->free(be, glob), be->iface->free(be, loc);
     poa_step_destroy(st);
     poa_model_free(&m);
     poa_backend_destroy(be);

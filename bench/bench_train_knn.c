@@ -47,13 +47,13 @@ static const poa_cli_option options[] = {
     {"no-init", 0, NULL, "skip the random-initialisation baseline"},
 };
 static const poa_cli_spec spec = {
-    "bench_train_knn",
-    "k-NN probe of teacher features (and of its sub-networks): checkpoints vs baselines",
-    options,
-    8,
-    true,
-    "CKPT...",
-    NULL};
+    .program = "bench_train_knn",
+    .summary = "k-NN probe of teacher features (and of its sub-networks): checkpoints vs baselines",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+    .uses_config = true,
+    .positional = "CKPT...",
+};
 
 typedef struct feats {
     int n, d;
@@ -143,19 +143,20 @@ static void model_features(poa_backend *be, const poa_model *m, const float *w,
     f->x = poa_xmalloc(sizeof(float) * (size_t) im->n * d);
     poa_vit_acts a;
     poa_vit_acts_create(be, m, &a, BATCH, S, 0);
-    float *img = be->nn->alloc(be, sizeof(float) * (size_t) BATCH * per);
+    float *img = be->iface->alloc(be, sizeof(float) * (size_t) BATCH * per);
+    const poa_weights wt = poa_weights_f32(be, w); /* the CPU backend computes in fp32 */
     float *out = poa_xmalloc(sizeof(float) * (size_t) BATCH * T * d);
     for (int at = 0; at < im->n; at += BATCH) {
         int b = im->n - at < BATCH ? im->n - at : BATCH;
-        be->nn->upload(be, img, im->x + per * (size_t) at, sizeof(float) * (size_t) b * per);
+        be->iface->upload(be, img, im->x + per * (size_t) at, sizeof(float) * (size_t) b * per);
         poa_vit_input in = {img, b, S, S, NULL, NULL};
-        poa_vit_forward(be, m, w, sn, &in, &a);
-        be->nn->download(be, out, a.out, sizeof(float) * (size_t) b * T * d);
+        poa_vit_forward(be, m, &wt, sn, &in, &a);
+        be->iface->act_download(be, out, a.out, (size_t) b * T * d);
         for (int j = 0; j < b; j++) /* the cls token row */
             put_normalised(f, at + j, out + (size_t) j * T * d, d);
     }
     free(out);
-    be->nn->free(be, img);
+    be->iface->free(be, img);
     poa_vit_acts_destroy(be, &a);
 }
 
@@ -316,8 +317,8 @@ int main(int argc, char **argv)
     poa_model *m = poa_xcalloc(1, sizeof *m);
     poa_model_build(m, &mc);
     char msg[256];
-    poa_backend *be = poa_backend_create("cpu", msg, sizeof msg);
-    float *w = be->nn->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
+    poa_backend *be = poa_backend_create("cpu", NULL, msg, sizeof msg);
+    float *w = be->iface->alloc(be, sizeof(float) * m->table.total); /* CPU: host memory */
     const int S = m->cfg.global_crops_size;
     split_images tr_im, va_im;
     double t0 = poa_now();
@@ -357,7 +358,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     free(tr_im.x), free(tr_im.label), free(va_im.x), free(va_im.label);
-    be->nn->free(be, w);
+    be->iface->free(be, w);
     poa_backend_destroy(be);
     poa_model_free(m);
     free(m);

@@ -1,5 +1,5 @@
 /* poa-pack — pack an ImageNet-layout folder into sharded HDF5 files plus metadata.h5
- * (hdf5-schemas/dataset-shard.md, dataset-metadata.md), or check a packed folder (--verify).
+ * (formats: hdf5-schemas/dataset.md), or check a packed folder (--verify).
  * Usage and examples: data-prep/README.md.
  *
  * Parallelism: MPI ranks (srun -n 32 poa-pack …) and Slurm array tasks (--shard-range) take
@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "pack.h"
 
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "data/schema.h"
@@ -16,7 +17,6 @@
 #include "poa_config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <mpi.h>
 #include <sched.h>
 #include <stdio.h>
@@ -24,46 +24,46 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "Usage: poa-pack --root ROOT --output DIR [options]\n"
-        "       poa-pack --verify DIR [--decode]\n"
-        "Pack ROOT/{train,val}/<wnid>/*.JPEG + ROOT/labels.txt into DIR/<split>-KKKKK-of-NNNNN.h5\n"
-        "shards and DIR/" POA_METADATA_FILE
-        ".  Run under srun/mpiexec to pack shards in parallel.\n\n"
-        "  -r, --root ROOT          ImageNet-layout input folder\n"
-        "  -o, --output DIR         output folder (created)\n"
-        "  -s, --splits LIST        comma-separated splits (default train,val; test allowed)\n"
-        "      --shard-images N     images per shard\n"
-        "      --shard-mb MB        input megabytes per shard (default 512)\n"
-        "      --max-side PX        re-encode images whose longest side exceeds PX to that side\n"
-        "      --quality Q          JPEG quality of re-encoded images (default 90)\n"
-        "  -j, --threads N          decoding threads per rank (default: CPUs of the rank)\n"
-        "      --shard-range A:B    only shards A..B-1 of each split (Slurm array tasks)\n"
-        "      --shard-range I/N    only shards k with k %% N == I; 'auto' takes I and N from\n"
-        "                           SLURM_ARRAY_TASK_ID/_MIN and SLURM_ARRAY_TASK_COUNT\n"
-        "      --strict             fail (exit 3) on any file that cannot be packed and on class\n"
-        "                           folders missing from labels.txt, instead of skipping them\n"
-        "      --verify DIR         re-read DIR: schema, counts, entries and CRC-32 of every "
-        "shard\n"
-        "      --decode             with --verify: also decode every image\n"
-        "      --print-schema NAME  print the format table of 'shard' or 'metadata' (the rows of\n"
-        "                           hdf5-schemas/dataset-NAME.md) and exit\n"
-        "  -v, --verbose            every rank speaks\n"
-        "  -h, --help               this help\n\n"
-        "Exit codes: 0 ok, 2 usage, 3 bad or missing input / verification failed (or --strict\n"
-        "and a file could not be packed), 4 cannot write the output.\n");
-}
+static const poa_cli_option options[] = {
+    {"root", 'r', "ROOT", "ImageNet-layout input folder"},
+    {"output", 'o', "DIR", "output folder (created)"},
+    {"splits", 's', "LIST", "comma-separated splits (default train,val; test allowed)"},
+    {"shard-images", 0, "N", "images per shard"},
+    {"shard-mb", 0, "MB", "input megabytes per shard (default 512)"},
+    {"max-side", 0, "PX", "re-encode images whose longest side exceeds PX to that side"},
+    {"quality", 0, "Q", "JPEG quality of re-encoded images (default 90)"},
+    {"threads", 'j', "N", "decoding threads per rank (default: CPUs of the rank)"},
+    {"shard-range", 0, "SPEC",
+     "only some shards of each split (Slurm array tasks): A:B = shards\n"
+     "A..B-1; I/N = shards k with k % N == I; auto = I and N from\n"
+     "SLURM_ARRAY_TASK_ID/_MIN and SLURM_ARRAY_TASK_COUNT"},
+    {"strict", 0, NULL,
+     "fail (exit 3) on any file that cannot be packed and on class\n"
+     "folders missing from labels.txt, instead of skipping them"},
+    {"verify", 0, "DIR", "re-read DIR: schema, counts, entries and CRC-32 of every shard"},
+    {"decode", 0, NULL, "with --verify: also decode every image"},
+    {"export-extra", 0, "EXTRA",
+     "also write the official dump_extra() .npy files (entries-,\n"
+     "class-ids-, class-names-<SPLIT>.npy) of the packed folder to\n"
+     "EXTRA; with packing or with --verify"},
+    {"print-schema", 0, "NAME",
+     "print the format table of 'shard' or 'metadata' (the rows of\n"
+     "hdf5-schemas/dataset-NAME.md) and exit"},
+};
 
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "poa-pack: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see poa-pack --help)\n");
-    return POA_EXIT_USAGE;
-}
+static const poa_cli_spec spec = {
+    .program = "poa-pack",
+    .summary = "       poa-pack --root ROOT --output DIR [options]\n"
+               "       poa-pack --verify DIR [--decode]\n"
+               "Pack ROOT/{train,val}/<wnid>/*.JPEG + ROOT/labels.txt into "
+               "DIR/<split>-KKKKK-of-NNNNN.h5\nshards and DIR/" POA_METADATA_FILE
+               ", or check a packed folder (--verify).  Run under srun/mpiexec\n"
+               "to pack shards in parallel (data-prep/README.md).",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+    .epilog = "Exit codes: 0 ok, 2 usage, 3 bad or missing input / verification failed (or "
+              "--strict\nand a file could not be packed), 4 cannot write the output.",
+};
 
 static int parse_splits(pack_options *o, const char *list)
 {
@@ -73,13 +73,16 @@ static int parse_splits(pack_options *o, const char *list)
     char *save = NULL;
     for (char *s = strtok_r(buf, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
         if (strcmp(s, "train") && strcmp(s, "val") && strcmp(s, "test"))
-            return usage_error("unknown split '%s' (train, val or test)", s);
+            return poa_cli_usage_error(&spec, "unknown split '%s' (train, val or test)", s);
         for (int i = 0; i < o->n_splits; i++)
-            if (strcmp(o->splits[i], s) == 0) return usage_error("split '%s' given twice", s);
-        if (o->n_splits == POA_MAX_SPLITS) return usage_error("too many splits in '%s'", list);
+            if (strcmp(o->splits[i], s) == 0)
+                return poa_cli_usage_error(&spec, "split '%s' given twice", s);
+        if (o->n_splits == POA_MAX_SPLITS)
+            return poa_cli_usage_error(&spec, "too many splits in '%s'", list);
         snprintf(o->splits[o->n_splits++], sizeof o->splits[0], "%s", s);
     }
-    return o->n_splits ? POA_EXIT_OK : usage_error("--splits '%s' names no split", list);
+    return o->n_splits ? POA_EXIT_OK
+                       : poa_cli_usage_error(&spec, "--splits '%s' names no split", list);
 }
 
 static int parse_range(pack_options *o, const char *arg)
@@ -88,18 +91,20 @@ static int parse_range(pack_options *o, const char *arg)
     if (strcmp(arg, "auto") == 0) {
         const char *id = getenv("SLURM_ARRAY_TASK_ID"), *mn = getenv("SLURM_ARRAY_TASK_MIN"),
                    *cnt = getenv("SLURM_ARRAY_TASK_COUNT");
-        if (!id || !cnt) return usage_error("--shard-range %s: not inside a Slurm array job", arg);
+        if (!id || !cnt)
+            return poa_cli_usage_error(&spec, "--shard-range %s: not inside a Slurm array job",
+                                       arg);
         snprintf(tmp, sizeof tmp, "%ld/%ld", atol(id) - (mn ? atol(mn) : 0), atol(cnt));
         arg = tmp;
     }
     char sep;
     long a, b;
     if (sscanf(arg, "%ld%c%ld", &a, &sep, &b) != 3 || (sep != ':' && sep != '/'))
-        return usage_error("--shard-range wants A:B, I/N or auto, got '%s'", arg);
+        return poa_cli_usage_error(&spec, "--shard-range wants A:B, I/N or auto, got '%s'", arg);
     if (sep == ':' && (a < 0 || b <= a))
-        return usage_error("--shard-range %s: need 0 <= A < B", arg);
+        return poa_cli_usage_error(&spec, "--shard-range %s: need 0 <= A < B", arg);
     if (sep == '/' && (b < 1 || a < 0 || a >= b))
-        return usage_error("--shard-range %s: need 0 <= I < N", arg);
+        return poa_cli_usage_error(&spec, "--shard-range %s: need 0 <= I < N", arg);
     o->range_kind = sep == ':' ? 1 : 2;
     o->r0 = a;
     o->r1 = b;
@@ -113,122 +118,58 @@ static int default_threads(void)
     return 1;
 }
 
-static int parse_long(const char *opt, const char *arg, long lo, long hi, long *v)
+/* A numeric option, or the usage error. */
+static int cli_number(poa_status st, const poa_err *err)
 {
-    char *end = NULL;
-    errno = 0;
-    *v = strtol(arg, &end, 10);
-    if (errno || *end || *v < lo || *v > hi) {
-        fprintf(stderr, "poa-pack: %s wants an integer in [%ld, %ld], got '%s'\n", opt, lo, hi,
-                arg);
-        return POA_EXIT_USAGE;
-    }
-    return POA_EXIT_OK;
+    return st == POA_OK ? POA_EXIT_OK : poa_cli_usage_error(&spec, "%s", err->msg);
 }
 
-static int parse_options(int argc, char **argv, pack_options *o)
+/* The command line into o.  Returns POA_EXIT_OK to go on, -1 when done (--help, --version,
+ * --print-schema), else the exit code of a usage error. */
+static int parse_options(int argc, char **argv, poa_cli *cli, pack_options *o)
 {
-    enum {
-        O_SHARD_IMAGES = 256,
-        O_SHARD_MB,
-        O_MAX_SIDE,
-        O_QUALITY,
-        O_RANGE,
-        O_STRICT,
-        O_VERIFY,
-        O_DECODE,
-        O_SCHEMA,
-        O_EXTRA
-    };
-    static const struct option lo[] = {{"root", required_argument, 0, 'r'},
-                                       {"output", required_argument, 0, 'o'},
-                                       {"splits", required_argument, 0, 's'},
-                                       {"shard-images", required_argument, 0, O_SHARD_IMAGES},
-                                       {"shard-mb", required_argument, 0, O_SHARD_MB},
-                                       {"max-side", required_argument, 0, O_MAX_SIDE},
-                                       {"quality", required_argument, 0, O_QUALITY},
-                                       {"threads", required_argument, 0, 'j'},
-                                       {"shard-range", required_argument, 0, O_RANGE},
-                                       {"strict", no_argument, 0, O_STRICT},
-                                       {"verify", required_argument, 0, O_VERIFY},
-                                       {"decode", no_argument, 0, O_DECODE},
-                                       {"print-schema", required_argument, 0, O_SCHEMA},
-                                       {"export-extra", required_argument, 0, O_EXTRA},
-                                       {"verbose", no_argument, 0, 'v'},
-                                       {"help", no_argument, 0, 'h'},
-                                       {0, 0, 0, 0}};
     memset(o, 0, sizeof *o);
-    o->shard_mb = 512;
-    o->quality = 90;
-    o->threads = default_threads();
-    int rc = parse_splits(o, "train,val"), c;
-    long v;
-    while (rc == POA_EXIT_OK && (c = getopt_long(argc, argv, "r:o:s:j:vh", lo, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            o->root = optarg;
-            break;
-        case 'o':
-            o->output = optarg;
-            break;
-        case 's':
-            rc = parse_splits(o, optarg);
-            break;
-        case O_SHARD_IMAGES:
-            rc = parse_long("--shard-images", optarg, 1, 1L << 40, &o->shard_images);
-            break;
-        case O_SHARD_MB: {
-            char *end;
-            o->shard_mb = strtod(optarg, &end);
-            if (*end || !(o->shard_mb > 0))
-                rc = usage_error("--shard-mb wants a size > 0, got '%s'", optarg);
-            break;
-        }
-        case O_MAX_SIDE:
-            rc = parse_long("--max-side", optarg, 16, 65535, &v), o->max_side = (int) v;
-            break;
-        case O_QUALITY:
-            rc = parse_long("--quality", optarg, 1, 100, &v), o->quality = (int) v;
-            break;
-        case 'j':
-            rc = parse_long("--threads", optarg, 1, 1024, &v), o->threads = (int) v;
-            break;
-        case O_RANGE:
-            rc = parse_range(o, optarg);
-            break;
-        case O_STRICT:
-            o->strict = 1;
-            break;
-        case O_VERIFY:
-            o->verify_dir = optarg;
-            break;
-        case O_DECODE:
-            o->decode = 1;
-            break;
-        case O_EXTRA:
-            o->export_extra = optarg;
-            break;
-        case O_SCHEMA:
-            if (strcmp(optarg, "shard") && strcmp(optarg, "metadata"))
-                return usage_error("--print-schema wants 'shard' or 'metadata', got '%s'", optarg);
-            poa_schema_print(stdout,
-                             strcmp(optarg, "shard") ? &poa_metadata_schema : &poa_shard_schema);
-            return -1;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            return POA_EXIT_USAGE;
-        }
+    int rc = poa_cli_main_setup(&spec, argc, argv, cli, NULL, 1, &(poa_err){0});
+    if (rc >= 0) return rc == POA_EXIT_OK ? -1 : rc;
+    const char *schema = poa_cli_value(cli, &spec, "print-schema");
+    if (schema) {
+        if (strcmp(schema, "shard") && strcmp(schema, "metadata"))
+            return poa_cli_usage_error(
+                &spec, "--print-schema wants 'shard' or 'metadata', got '%s'", schema);
+        poa_schema_print(stdout,
+                         strcmp(schema, "shard") ? &poa_metadata_schema : &poa_shard_schema);
+        return -1;
     }
-    if (rc != POA_EXIT_OK) return rc;
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
+    o->root = poa_cli_value(cli, &spec, "root");
+    o->output = poa_cli_value(cli, &spec, "output");
+    o->verify_dir = poa_cli_value(cli, &spec, "verify");
+    o->export_extra = poa_cli_value(cli, &spec, "export-extra");
+    o->strict = poa_cli_flag(cli, &spec, "strict");
+    o->decode = poa_cli_flag(cli, &spec, "decode");
+    o->verbose = cli->verbose;
+    const char *splits = poa_cli_value(cli, &spec, "splits");
+    const char *range = poa_cli_value(cli, &spec, "shard-range");
+    poa_err err = {0};
+    if ((rc = parse_splits(o, splits ? splits : "train,val")) != POA_EXIT_OK ||
+        (range && (rc = parse_range(o, range)) != POA_EXIT_OK))
+        return rc;
+    if ((rc = cli_number(
+             poa_cli_long(cli, &spec, "shard-images", 0, 1, 1L << 40, &o->shard_images, &err),
+             &err)) != POA_EXIT_OK ||
+        (rc = cli_number(
+             poa_cli_double(cli, &spec, "shard-mb", 512, 1e-6, 1e12, false, &o->shard_mb, &err),
+             &err)) != POA_EXIT_OK ||
+        (rc = cli_number(poa_cli_int(cli, &spec, "max-side", 0, 16, 65535, &o->max_side, &err),
+                         &err)) != POA_EXIT_OK ||
+        (rc = cli_number(poa_cli_int(cli, &spec, "quality", 90, 1, 100, &o->quality, &err),
+                         &err)) != POA_EXIT_OK ||
+        (rc = cli_number(
+             poa_cli_int(cli, &spec, "threads", default_threads(), 1, 1024, &o->threads, &err),
+             &err)) != POA_EXIT_OK)
+        return rc;
     if (o->verify_dir) return POA_EXIT_OK;
-    if (!o->root) return usage_error("%s", "--root ROOT is required");
-    if (!o->output) return usage_error("%s", "--output DIR is required");
+    if (!o->root) return poa_cli_usage_error(&spec, "%s", "--root ROOT is required");
+    if (!o->output) return poa_cli_usage_error(&spec, "%s", "--output DIR is required");
     return POA_EXIT_OK;
 }
 
@@ -350,8 +291,12 @@ static int run_pack(const pack_options *o, int rank, int size)
 int main(int argc, char **argv)
 {
     pack_options o;
-    int rc = parse_options(argc, argv, &o);
-    if (rc != POA_EXIT_OK) return rc < 0 ? POA_EXIT_OK : rc;
+    poa_cli cli;
+    int rc = parse_options(argc, argv, &cli, &o);
+    if (rc != POA_EXIT_OK) {
+        poa_cli_free(&cli);
+        return rc < 0 ? POA_EXIT_OK : rc;
+    }
     MPI_Init(&argc, &argv);
     int rank, size;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -359,5 +304,6 @@ int main(int argc, char **argv)
     poa_log_init(rank, size, o.verbose);
     rc = o.verify_dir ? pack_verify(&o, rank, size) : run_pack(&o, rank, size);
     MPI_Finalize();
+    poa_cli_free(&cli);
     return rc;
 }

@@ -9,6 +9,7 @@
  * Images are 28×28 JPEGs, grayscale by default (the loader's convert("RGB") replicates the
  * channel, exactly as PIL would; a third of the size and decode work of RGB), RGB with --rgb.
  */
+#include "common/cli.h"
 #include "common/log.h"
 #include "common/poa_error.h"
 #include "data/data_util.h"
@@ -17,7 +18,7 @@
 #include "poa_config.h"
 
 #include <errno.h>
-#include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,22 +41,26 @@ typedef struct options {
     int rgb, quality, verbose;
 } options;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: poa-prep-fmnist --output DIR [options]\n"
-            "Convert Fashion-MNIST (idx files) to the ImageNet folder layout read by poa-pack.\n\n"
-            "  -o, --output DIR    output ROOT (created): labels.txt, train/, val/\n"
-            "  -s, --source DIR    folder with the four *-idx*-ubyte.gz files\n"
-            "                      (default " DEFAULT_SOURCE ",\n"
-            "                      Debian package dataset-fashion-mnist)\n"
-            "  -n, --limit N       convert only the first N images of each split (default: all)\n"
-            "      --rgb           write 3-channel RGB JPEGs (default: 1-channel grayscale)\n"
-            "  -q, --quality Q     JPEG quality 1..100 (default 95)\n"
-            "  -v, --verbose       more output\n"
-            "  -h, --help          this help\n\n"
-            "Exit codes: 0 ok, 2 usage, 3 missing/corrupt idx files, 4 cannot write output.\n");
-}
+static const poa_cli_option cli_options[] = {
+    {"output", 'o', "DIR", "output ROOT (created): labels.txt, train/, val/"},
+    {"source", 's', "DIR",
+     "folder with the four *-idx*-ubyte.gz files\n"
+     "(default " DEFAULT_SOURCE ",\n"
+     "Debian package dataset-fashion-mnist)"},
+    {"limit", 'n', "N", "convert only the first N images of each split (default: all)"},
+    {"rgb", 0, NULL, "write 3-channel RGB JPEGs (default: 1-channel grayscale)"},
+    {"quality", 'q', "Q", "JPEG quality 1..100 (default 95)"},
+};
+
+static const poa_cli_spec spec = {
+    .program = "poa-prep-fmnist",
+    .summary = "       poa-prep-fmnist --output DIR [options]\n"
+               "Convert Fashion-MNIST (idx files) to the ImageNet folder layout read by poa-pack.",
+    .options = cli_options,
+    .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
+    .epilog = "Exit codes: 0 ok, 2 usage, 3 missing/corrupt idx files, 4 cannot write output.",
+    .verbose_help = "more output (debug messages)",
+};
 
 /* Whole gzip-compressed idx file. */
 static poa_status read_gz(const char *path, uint8_t **data, size_t *n, poa_err *err)
@@ -202,68 +207,33 @@ static poa_status convert_split(const options *o, const idx_split *s, const char
     return st;
 }
 
-static int parse_options(int argc, char **argv, options *o)
+/* The command line into o.  Returns POA_EXIT_OK to go on, -1 after --help/--version, else the
+ * exit code of a usage error. */
+static int parse_options(int argc, char **argv, poa_cli *cli, options *o)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, 0, 'o'},  {"source", required_argument, 0, 's'},
-        {"limit", required_argument, 0, 'n'},   {"rgb", no_argument, 0, 'r'},
-        {"quality", required_argument, 0, 'q'}, {"verbose", no_argument, 0, 'v'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     *o = (options){NULL, DEFAULT_SOURCE, 0, 0, 95, 0};
-    int c;
-    while ((c = getopt_long(argc, argv, "o:s:n:q:vh", longopts, NULL)) != -1) {
-        char *end = NULL;
-        switch (c) {
-        case 'o':
-            o->output = optarg;
-            break;
-        case 's':
-            o->source = optarg;
-            break;
-        case 'n':
-            o->limit = strtol(optarg, &end, 10);
-            if (*end || o->limit < 0) {
-                fprintf(stderr, "poa-prep-fmnist: --limit wants a count >= 0, got '%s'\n", optarg);
-                return POA_EXIT_USAGE;
-            }
-            break;
-        case 'r':
-            o->rgb = 1;
-            break;
-        case 'q':
-            o->quality = (int) strtol(optarg, &end, 10);
-            if (*end || o->quality < 1 || o->quality > 100) {
-                fprintf(stderr, "poa-prep-fmnist: --quality wants 1..100, got '%s'\n", optarg);
-                return POA_EXIT_USAGE;
-            }
-            break;
-        case 'v':
-            o->verbose = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(POA_EXIT_OK);
-        default:
-            usage(stderr);
-            return POA_EXIT_USAGE;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "poa-prep-fmnist: unexpected argument '%s'\n", argv[optind]);
-        return POA_EXIT_USAGE;
-    }
-    if (!o->output) {
-        fprintf(stderr, "poa-prep-fmnist: --output DIR is required (see --help)\n");
-        return POA_EXIT_USAGE;
-    }
+    poa_err err = {0};
+    int rc = poa_cli_main_setup(&spec, argc, argv, cli, NULL, 1, &err);
+    if (rc >= 0) return rc == POA_EXIT_OK ? -1 : rc;
+    o->output = poa_cli_value(cli, &spec, "output");
+    const char *source = poa_cli_value(cli, &spec, "source");
+    if (source) o->source = source;
+    o->rgb = poa_cli_flag(cli, &spec, "rgb");
+    o->verbose = cli->verbose;
+    if (poa_cli_long(cli, &spec, "limit", 0, 0, INT_MAX, &o->limit, &err) != POA_OK ||
+        poa_cli_int(cli, &spec, "quality", 95, 1, 100, &o->quality, &err) != POA_OK)
+        return poa_cli_usage_error(&spec, "%s", err.msg);
+    if (!o->output) return poa_cli_usage_error(&spec, "--output DIR is required");
     return POA_EXIT_OK;
 }
 
 int main(int argc, char **argv)
 {
     options o;
-    int rc = parse_options(argc, argv, &o);
-    if (rc != POA_EXIT_OK) return rc;
+    poa_cli cli;
+    int rc = parse_options(argc, argv, &cli, &o);
+    poa_cli_free(&cli);
+    if (rc != POA_EXIT_OK) return rc < 0 ? POA_EXIT_OK : rc;
     if (o.verbose) poa_log_set_level(POA_LOG_DEBUG);
     poa_err err = {0};
     idx_split train, val;

@@ -19,10 +19,12 @@ As a program:
                                     [--standard-vit OUT.pth]
 
     --to-pth        writes {"teacher": state_dict} exactly like upstream's
-                    eval/training_<it>/teacher_checkpoint.pth (spec §12.5), so the official
-                    tools (tools/extract_elastic_net.py, the eval scripts) read it unchanged;
+                    eval/training_<it>/teacher_checkpoint.pth (docs/algorithm.md §14), so the
+                    official tools (tools/extract_elastic_net.py, the eval scripts) read it
+                    unchanged;
     --standard-vit  writes the intact backbone as a bare standard-ViT state dict (the
-                    ".linear." / ".norm." wrapper levels of spec §12.2 dropped, no heads).
+                    ".linear." / ".norm." wrapper levels of docs/algorithm.md §2.8 dropped,
+                    no heads).
 """
 import argparse
 import sys
@@ -54,7 +56,8 @@ def read_state_dict(path, group="teacher"):
 
 
 def model_meta(path):
-    """The /model attributes: head_dim, patch_size, img_size, elastic sets, ... (spec §13.9)."""
+    """The /model attributes: head_dim, patch_size, img_size, elastic sets, ...
+    (docs/algorithm.md §2.8, docs/architecture.md §10)."""
     with h5py.File(path, "r") as f:
         _check_format(f, path)
         return {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in f["model"].attrs.items()}

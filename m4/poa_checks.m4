@@ -129,7 +129,8 @@ AC_DEFUN([POA_CHECK_CUDA], [
     AS_IF([test "x$NVCC" = x], [NVCC="$poa_cuda_dir/bin/nvcc"])
     AC_MSG_CHECKING([for nvcc ($NVCC)])
     AS_IF([test -x "$NVCC"], [AC_MSG_RESULT([yes]); poa_nvcc_ok=yes], [AC_MSG_RESULT([no]); poa_nvcc_ok=no])
-    CUDA_CFLAGS="-I$poa_cuda_dir/include"
+    # -isystem: warnings of the CUDA headers (cublasLt.h) are not ours
+    CUDA_CFLAGS="-isystem $poa_cuda_dir/include"
     poa_cuda_libdir="$poa_cuda_dir/lib64"
     AS_IF([test -d "$poa_cuda_dir/targets/x86_64-linux/lib"], [poa_cuda_libdir="$poa_cuda_dir/targets/x86_64-linux/lib"])
     CUDA_LIBS="-L$poa_cuda_libdir -Wl,-rpath,$poa_cuda_libdir -lcublas -lcudart -lstdc++"

@@ -1,7 +1,13 @@
 #!/bin/sh
 # install-deps.sh — install the Debian 12 packages poa needs to build, test and run the demo.
+#   sh tools/install-deps.sh [slurm]
 # Run as root (or with sudo).  The CUDA toolkit (nvcc, cuBLAS, NCCL) is expected in its standard
 # prefix /usr/local/cuda when the CUDA configuration is wanted; it is not a Debian package.
+# Optional groups (named on the command line, added to the base packages):
+#   slurm   Slurm 22.05 (slurmctld, slurmd, client commands, their plugins) and munge, for the
+#           single-node test cluster of `make check-slurm` (tests/slurm/slurm-up.sh).  Installing
+#           them starts no daemon: Debian's packages leave that to the init system, and the tests
+#           run their own private slurmctld/slurmd/munged.
 set -eu
 PACKAGES="build-essential autoconf automake pkg-config
   libopenmpi-dev openmpi-bin
@@ -9,6 +15,13 @@ PACKAGES="build-essential autoconf automake pkg-config
   python3-torch python3-torchvision python3-h5py python3-numpy python3-pil python3-skimage
   dataset-fashion-mnist
   clang-format gdb procps"
+SLURM_PACKAGES="slurm-wlm slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge"
+for group in "$@"; do
+    case "$group" in
+    slurm) PACKAGES="$PACKAGES $SLURM_PACKAGES" ;;
+    *) echo "install-deps: unknown package group '$group' (known: slurm)" >&2; exit 2 ;;
+    esac
+done
 if [ "$(id -u)" -ne 0 ]; then
     SUDO=sudo
 else

@@ -31,7 +31,7 @@ sh "$top/tools/install-deps.sh"
 
 # OpenBLAS picks its kernels from the CPU model; when a hypervisor hides it (as on many VMs),
 # OpenBLAS falls back to its generic Prescott (SSE3) kernels, 3-5x slower GEMMs.  Unless the
-# user set OPENBLAS_CORETYPE, choose the kernel set from the CPU flags, as bench/model.mk does
+# user set OPENBLAS_CORETYPE, choose the kernel set from the CPU flags, as bench/local.mk does
 # (poa-train warns at start when the fallback is in use).
 OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-$(sh "$top/tools/openblas-coretype.sh")}
 if [ -n "${OPENBLAS_CORETYPE:-}" ]; then

@@ -5,6 +5,8 @@
 #include "poa_config.h" /* PACKAGE_VERSION */
 
 #include <errno.h>
+#include <math.h>
+#include <stdarg.h>
 #include <mpi.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -214,8 +216,8 @@ bool poa_cli_flag(const poa_cli *cli, const poa_cli_spec *spec, const char *name
     return cli->count[i] > 0;
 }
 
-poa_status poa_cli_int(const poa_cli *cli, const poa_cli_spec *spec, const char *name, int dflt,
-                       int lo, int hi, int *out, poa_err *err)
+poa_status poa_cli_long(const poa_cli *cli, const poa_cli_spec *spec, const char *name, long dflt,
+                        long lo, long hi, long *out, poa_err *err)
 {
     const char *v = poa_cli_value(cli, spec, name);
     if (!v) return *out = dflt, POA_OK;
@@ -224,13 +226,51 @@ poa_status poa_cli_int(const poa_cli *cli, const poa_cli_spec *spec, const char 
     long x = strtol(v, &end, 10);
     if (!*v || *end || errno || x < lo || x > hi)
         return poa_err_set(err, POA_ERR_ARG,
-                           "option --%s: expected an integer in [%d, %d], got '%s'", name, lo, hi,
+                           "option --%s: expected an integer in [%ld, %ld], got '%s'", name, lo, hi,
                            v);
-    *out = (int) x;
+    *out = x;
     return POA_OK;
 }
 
-static void print_option(FILE *out, const poa_cli_option *o)
+poa_status poa_cli_int(const poa_cli *cli, const poa_cli_spec *spec, const char *name, int dflt,
+                       int lo, int hi, int *out, poa_err *err)
+{
+    long x;
+    poa_status st = poa_cli_long(cli, spec, name, dflt, lo, hi, &x, err);
+    if (st == POA_OK) *out = (int) x;
+    return st;
+}
+
+poa_status poa_cli_double(const poa_cli *cli, const poa_cli_spec *spec, const char *name,
+                          double dflt, double lo, double hi, bool nan_ok, double *out, poa_err *err)
+{
+    const char *v = poa_cli_value(cli, spec, name);
+    if (!v) return *out = dflt, POA_OK;
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    bool ok = *v && !*end && !errno && (isnan(x) ? nan_ok : x >= lo && x <= hi);
+    if (!ok)
+        return poa_err_set(err, POA_ERR_ARG,
+                           "option --%s: expected a number in [%g, %g]%s, got '%s'", name, lo, hi,
+                           nan_ok ? " or nan" : "", v);
+    *out = x;
+    return POA_OK;
+}
+
+int poa_cli_usage_error(const poa_cli_spec *spec, const char *fmt, ...)
+{
+    if (poa_log_rank() != 0) return POA_EXIT_USAGE;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", spec->program, msg, spec->program);
+    return POA_EXIT_USAGE;
+}
+
+static void print_option(FILE *out, const poa_cli_option *o, const char *help)
 {
     char left[96];
     if (o->short_name)
@@ -239,7 +279,13 @@ static void print_option(FILE *out, const poa_cli_option *o)
     else
         snprintf(left, sizeof left, "    --%s%s%s", o->name, o->arg_name ? " " : "",
                  o->arg_name ? o->arg_name : "");
-    fprintf(out, "  %-26s %s\n", left, o->help);
+    const char *nl = strchr(help, '\n');
+    fprintf(out, "  %-26s %.*s\n", left, nl ? (int) (nl - help) : (int) strlen(help), help);
+    for (const char *line = nl; line; line = nl) { /* continuation lines, under the text */
+        line++;
+        nl = strchr(line, '\n');
+        fprintf(out, "  %-26s %.*s\n", "", nl ? (int) (nl - line) : (int) strlen(line), line);
+    }
 }
 
 void poa_cli_usage(const poa_cli_spec *spec, FILE *out)
@@ -248,15 +294,20 @@ void poa_cli_usage(const poa_cli_spec *spec, FILE *out)
             spec->uses_config ? " [--config FILE]..." : "", spec->positional ? " " : "",
             spec->positional ? spec->positional : "", spec->uses_config ? " [key=value ...]" : "",
             spec->summary);
-    for (int i = 0; i < N_COMMON; i++)
-        if (i != 0 || spec->uses_config) print_option(out, &common_options[i]);
-    for (int i = 0; i < spec->n_options; i++) print_option(out, &spec->options[i]);
+    for (int i = 0; i < N_COMMON; i++) {
+        const char *help = common_options[i].help;
+        if (i == 1 && !spec->uses_config) help = "print this help and exit";
+        if (i == 2 && spec->verbose_help) help = spec->verbose_help;
+        if (i != 0 || spec->uses_config) print_option(out, &common_options[i], help);
+    }
+    for (int i = 0; i < spec->n_options; i++)
+        print_option(out, &spec->options[i], spec->options[i].help);
     if (spec->uses_config)
         fprintf(out, "\nConfiguration: defaults (the official ViT-L recipe) <- each --config file "
                      "<- each key=value\nargument (dotted keys as in the official code, e.g. "
                      "optim.epochs=10 'crops.global_crops_scale=[0.4,1]').\n"
                      "Check a configuration with poa-config before submitting a job.\n\n");
-    if (spec->epilog) fprintf(out, "%s\n\n", spec->epilog);
+    if (spec->epilog) fprintf(out, "%s%s\n\n", spec->uses_config ? "" : "\n", spec->epilog);
     if (spec->uses_config) poa_config_help(out);
 }
 

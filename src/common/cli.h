@@ -34,7 +34,7 @@ typedef struct poa_cli_option {
     const char *name;     /* long name without "--", e.g. "output-dir"         */
     char short_name;      /* e.g. 'o', or 0                                     */
     const char *arg_name; /* NULL: a flag; else the argument's name ("DIR")    */
-    const char *help;
+    const char *help;     /* '\n' starts a continuation line (indented under the text) */
 } poa_cli_option;
 
 typedef struct poa_cli_spec {
@@ -42,9 +42,11 @@ typedef struct poa_cli_spec {
     const char *summary; /* one line: what the program does             */
     const poa_cli_option *options;
     int n_options;
-    bool uses_config;       /* accepts --config and key=value; --help lists the config keys */
-    const char *positional; /* name of positional arguments ("FILE..."), or NULL: none */
-    const char *epilog;     /* extra text at the end of --help, or NULL */
+    bool uses_config;         /* accepts --config and key=value; --help lists the config keys */
+    const char *positional;   /* name of positional arguments ("FILE..."), or NULL: none */
+    const char *epilog;       /* extra text at the end of --help, or NULL */
+    const char *verbose_help; /* --help text of --verbose when it means more than "every MPI
+                                 rank prints" (e.g. debug output), or NULL */
 } poa_cli_spec;
 
 typedef struct poa_cli {
@@ -68,9 +70,21 @@ void poa_cli_free(poa_cli *cli);
 /* A program option's argument (NULL if not given) / whether a flag was given. */
 const char *poa_cli_value(const poa_cli *cli, const poa_cli_spec *spec, const char *name);
 bool poa_cli_flag(const poa_cli *cli, const poa_cli_spec *spec, const char *name);
-/* An option's argument as an int in [lo, hi]; *out = dflt when the option was not given. */
+/* An option's argument as an int / a long in [lo, hi] (decimal), or a finite double in
+ * [lo, hi] ("nan" too when nan_ok); *out = dflt when the option was not given.  POA_ERR_ARG
+ * with "option --NAME: expected ..., got '...'" otherwise. */
 poa_status poa_cli_int(const poa_cli *cli, const poa_cli_spec *spec, const char *name, int dflt,
                        int lo, int hi, int *out, poa_err *err);
+poa_status poa_cli_long(const poa_cli *cli, const poa_cli_spec *spec, const char *name, long dflt,
+                        long lo, long hi, long *out, poa_err *err);
+poa_status poa_cli_double(const poa_cli *cli, const poa_cli_spec *spec, const char *name,
+                          double dflt, double lo, double hi, bool nan_ok, double *out,
+                          poa_err *err);
+
+/* A usage error found after parsing (a missing option, a bad value): on rank 0,
+ * "PROGRAM: error: MESSAGE" and "Try 'PROGRAM --help'." on stderr.  Returns POA_EXIT_USAGE. */
+int poa_cli_usage_error(const poa_cli_spec *spec, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Usage, options and (when spec->uses_config) the configuration key reference. */
 void poa_cli_usage(const poa_cli_spec *spec, FILE *out);

@@ -14,6 +14,10 @@
  * Every value remembers where it came from (default, file:line:column, command line, preset,
  * derived), so validation errors cite the place to fix.  Errors return POA_ERR_CONFIG (or
  * POA_ERR_NOTFOUND / POA_ERR_IO for files) with a message in the poa_err.
+ *
+ * Implementation, by concern (config_internal.h): config_keys.c (key table, lookups, defaults),
+ * config_set.c (text -> values, overrides), config_yaml.c (YAML files), config_validate.c
+ * (finalize, checks), config_print.c (printing, saving, --help, the key reference).
  */
 #ifndef POA_COMMON_CONFIG_H
 #define POA_COMMON_CONFIG_H

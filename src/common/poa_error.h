@@ -1,7 +1,7 @@
 /* poa_error.h — fatal errors, always-on asserts and recoverable status codes.
  *
- * Two kinds of failure (architecture note, "Errors"):
- *  - library failures in backends/dist and broken invariants are fatal: POA_CHECK / POA_ASSERT
+ * Two kinds of failure (docs/architecture.md §11):
+ *  - library failures in backends/comm and broken invariants are fatal: POA_CHECK / POA_ASSERT
  *    print "[rank r/N host] file:line func: expr -> message", run the abort hooks (NCCL
  *    communicators), then MPI_Abort when MPI is up;
  *  - io, data, config and checkpoint functions return a poa_status and fill a poa_err with a
@@ -12,6 +12,14 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+
+/* C++ (the CUDA backend's .cu files) sees the same declarations with C linkage. */
+#ifdef __cplusplus
+#define POA_NORETURN [[noreturn]]
+extern "C" {
+#else
+#define POA_NORETURN _Noreturn
+#endif
 
 /* Process exit codes of every poa program (documented in README.md, "Exit codes"). */
 enum poa_exit_code {
@@ -60,15 +68,16 @@ poa_status poa_err_prefix(poa_err *err, const char *fmt, ...) __attribute__((for
 void poa_err_clear(poa_err *err);
 
 /* Fatal path.  Never returns. */
-_Noreturn void poa_fatal_at(const char *file, int line, const char *func, const char *expr,
-                            const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+POA_NORETURN void poa_fatal_at(const char *file, int line, const char *func, const char *expr,
+                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Hooks run by the fatal path before MPI_Abort (e.g. ncclCommAbort).  At most 8. */
 typedef void (*poa_abort_hook)(void *ctx);
 void poa_register_abort_hook(poa_abort_hook fn, void *ctx);
 
 /* Print "message" the same way as the fatal path, run hooks, exit/MPI_Abort with code. */
-_Noreturn void poa_die(int exit_code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+POA_NORETURN void poa_die(int exit_code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define POA_FATAL(...) poa_fatal_at(__FILE__, __LINE__, __func__, NULL, __VA_ARGS__)
 /* Always-on check of a library call or invariant; never put side effects you rely on being
@@ -88,4 +97,7 @@ void *poa_xcalloc(size_t count, size_t size);
 void *poa_xrealloc(void *p, size_t n);
 char *poa_xstrdup(const char *s);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

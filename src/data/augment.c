@@ -21,7 +21,7 @@ void poa_view_params_official(poa_view_params *v, int k, int global_size, int lo
     v->flip_p = 0.5;
     v->jitter_p = 0.8;
     v->gray_p = 0.2;
-    /* Spec §7.1 / §10 item 6: the official GaussianBlur wrapper passes 1 - p to RandomApply. */
+    /* docs/algorithm.md §9.1: the official GaussianBlur wrapper passes 1 - p to RandomApply. */
     static const double official[3] = {0.0, 0.9, 0.5}, paper[3] = {1.0, 0.1, 0.5};
     v->blur_p = (blur == POA_BLUR_PAPER ? paper : official)[is_global ? k : 2];
     v->solarize_p = k == 1 ? 0.2 : 0.0;

@@ -1,4 +1,4 @@
-/* augment.h — the DINOv2/POA multi-crop augmentation (spec §7.1), per crop:
+/* augment.h — the DINOv2/POA multi-crop augmentation (docs/algorithm.md §9.1), per crop:
  *
  *   RandomResizedCrop(size, scale, ratio (3/4, 4/3), BICUBIC) → RandomHorizontalFlip(0.5)
  *   → RandomApply(ColorJitter(0.4, 0.4, 0.2, 0.1), 0.8) → RandomGrayscale(0.2)

@@ -1,6 +1,6 @@
 /* h5data.h — the HDF5 helpers of the data layer (dataset shards and the metadata file).
  *
- * Conventions of the data files (hdf5-schemas/dataset-shard.md, dataset-metadata.md):
+ * Conventions of the data files (hdf5-schemas/dataset.md):
  *  - attributes: integers are little-endian int64 (uint64 for hashes), strings variable-length
  *    UTF-8 (h5py returns them as str);
  *  - string *datasets* (file names, class names) are fixed-length, NUL-padded UTF-8 of the width

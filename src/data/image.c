@@ -272,7 +272,7 @@ static inline int clip8i(int v)
 }
 
 /* Pillow rgb2hsv_row (types as there: float locals, double constants). */
-static void rgb_to_hsv(const uint8_t *in, uint8_t *out)
+void poa_rgb_to_hsv(const uint8_t *in, uint8_t *out)
 {
     uint8_t r = in[0], g = in[1], b = in[2];
     uint8_t maxc = r > g ? (r > b ? r : b) : (g > b ? g : b);
@@ -300,44 +300,7 @@ static void rgb_to_hsv(const uint8_t *in, uint8_t *out)
     out[2] = maxc;
 }
 
-/* Pillow hsv2rgb. */
-static void hsv_to_rgb(const uint8_t *in, uint8_t *out)
-{
-    uint8_t h = in[0], s = in[1], v = in[2];
-    if (s == 0) {
-        out[0] = out[1] = out[2] = v;
-        return;
-    }
-    int i = (int) floor((float) h * 6.0 / 255.0);
-    float f = (float) h * 6.0 / 255.0 - (float) i;
-    float fs = ((float) s) / 255.0;
-    int p = (int) round((float) v * (1.0 - fs));
-    int q = (int) round((float) v * (1.0 - fs * f));
-    int t = (int) round((float) v * (1.0 - fs * (1.0 - f)));
-    uint8_t up = (uint8_t) clip8i(p), uq = (uint8_t) clip8i(q), ut = (uint8_t) clip8i(t);
-    switch (i % 6) {
-    case 0:
-        out[0] = v, out[1] = ut, out[2] = up;
-        break;
-    case 1:
-        out[0] = uq, out[1] = v, out[2] = up;
-        break;
-    case 2:
-        out[0] = up, out[1] = v, out[2] = ut;
-        break;
-    case 3:
-        out[0] = up, out[1] = uq, out[2] = v;
-        break;
-    case 4:
-        out[0] = ut, out[1] = up, out[2] = v;
-        break;
-    default:
-        out[0] = v, out[1] = up, out[2] = uq;
-        break;
-    }
-}
-
-/* Tables that give exactly what rgb_to_hsv / hsv_to_rgb compute, without their divisions:
+/* Tables that give exactly what poa_rgb_to_hsv / Pillow's hsv2rgb compute, without their divisions:
  *  - hue: with cr = max - min, one of the two non-max channels equals min, so Pillow's h depends
  *    only on which channel is the max (in Pillow's test order r, g, b), which other channel is the
  *    min, cr and x = max - (the remaining channel): 3 · 2 · 256 · 256 entries;
@@ -369,13 +332,13 @@ static void hsv_tables_init(void)
                     rgb[c] = (uint8_t) cr;
                     rgb[sub ? o2 : o1] = 0;
                     rgb[sub ? o1 : o2] = (uint8_t) (cr - x);
-                    rgb_to_hsv(rgb, hsv);
+                    poa_rgb_to_hsv(rgb, hsv);
                     hue_lut[c][sub][cr][x] = hsv[0];
                 }
     for (int mx = 0; mx < 256; mx++)
         for (int cr = 0; cr <= mx; cr++) {
             uint8_t rgb[3] = {(uint8_t) mx, (uint8_t) (mx - cr), (uint8_t) (mx - cr)}, hsv[3];
-            rgb_to_hsv(rgb, hsv);
+            poa_rgb_to_hsv(rgb, hsv);
             sat_lut[mx][cr] = hsv[1];
         }
     for (int h = 0; h < 256; h++) {
@@ -461,20 +424,6 @@ void poa_adjust_hue(poa_image *im, double hue_factor)
     pthread_once(&hsv_once, hsv_tables_init);
     size_t npix = (size_t) im->w * im->h;
     for (size_t i = 0; i < npix; i++) hue_shift_pixel(im->p + 3 * i, shift);
-}
-
-/* The direct evaluation (Pillow's functions one after the other), kept as the reference of the
- * table-driven version for the unit tests. */
-void poa_adjust_hue_reference(poa_image *im, double hue_factor)
-{
-    uint8_t shift = (uint8_t) (int) (hue_factor * 255);
-    size_t npix = (size_t) im->w * im->h;
-    for (size_t i = 0; i < npix; i++) {
-        uint8_t hsv[3];
-        rgb_to_hsv(im->p + 3 * i, hsv);
-        hsv[0] = (uint8_t) (hsv[0] + shift);
-        hsv_to_rgb(hsv, im->p + 3 * i);
-    }
 }
 
 void poa_grayscale(poa_image *im)

@@ -1,7 +1,7 @@
-/* image.h — 8-bit RGB images and the pixel operations of the multi-crop augmentation (spec §7.1),
- * each with the arithmetic of the library the official pipeline runs it in (Pillow 9 on PIL
- * images, torchvision 0.14 for the Gaussian blur and ToTensor/Normalize), so that the C results
- * match torchvision's bit for bit (blur: within one grey level on a few pixels):
+/* image.h — 8-bit RGB images and the pixel operations of the multi-crop augmentation
+ * (docs/algorithm.md §9.1), each with the arithmetic of the library the official pipeline runs it
+ * in (Pillow 9 on PIL images, torchvision 0.14 for the Gaussian blur and ToTensor/Normalize), so
+ * that the C results match torchvision's bit for bit (blur: within one grey level on a few pixels):
  *
  *   resize   Pillow ImagingResample, BICUBIC (a = -0.5, support stretched when down-scaling,
  *            22-bit fixed-point coefficients, horizontal pass then vertical, uint8 in between);
@@ -62,8 +62,8 @@ void poa_adjust_contrast(poa_image *im, float factor);
 void poa_adjust_saturation(poa_image *im, float factor);
 /* torchvision F_pil.adjust_hue: H channel of convert("HSV") += uint8(hue_factor * 255). */
 void poa_adjust_hue(poa_image *im, double hue_factor);
-/* The same computed pixel by pixel with Pillow's conversions (slow; the tests' reference). */
-void poa_adjust_hue_reference(poa_image *im, double hue_factor);
+/* Pillow's per-pixel convert("HSV") (the tables of poa_adjust_hue are built from it). */
+void poa_rgb_to_hsv(const uint8_t *rgb, uint8_t *hsv);
 /* convert("L") copied to the three channels (RandomGrayscale with 3 output channels). */
 void poa_grayscale(poa_image *im);
 /* torchvision GaussianBlur(kernel_size, sigma) on the float32 tensor of the image. */

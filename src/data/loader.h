@@ -51,7 +51,8 @@ typedef struct poa_loader_params {
                              than its box (default 2; 0 = never, exact torchvision) */
 } poa_loader_params;
 
-/* The official values (spec §7.1, §7.2) with B = 50, seed 0, 1 rank, 2 threads, ring of 4. */
+/* The official values (docs/algorithm.md §9.1, §9.2) with B = 50, seed 0, 1 rank, 2 threads,
+ * ring of 4. */
 void poa_loader_params_default(poa_loader_params *p);
 
 typedef struct poa_batch {

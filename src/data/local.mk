@@ -1,14 +1,8 @@
 # data/: dataset shards (HDF5), JPEG decoding, multi-crop augmentation, iBOT masks, loader.
-# See README.md, "Source layout", and hdf5-schemas/dataset-*.md for the file formats.
+# See README.md, "Source layout", and hdf5-schemas/dataset.md for the file formats.
+# Tests: tests/data/.
 noinst_LIBRARIES += src/data/libpoa_data.a
-src_data_libpoa_data_a_SOURCES = $(DATA_SOURCES)
-# No FMA contraction: the augmentation reproduces torchvision's float32 arithmetic exactly.
-# Vectorisation with the dynamic cost model (not only -O2's "very cheap" one) for the pixel loops;
-# neither flag changes a result.
-src_data_libpoa_data_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off -ftree-vectorize \
-	-fvect-cost-model=dynamic
-POA_DATA_A = src/data/libpoa_data.a
-DATA_SOURCES = \
+src_data_libpoa_data_a_SOURCES = \
 	src/data/data_util.c src/data/data_util.h \
 	src/data/h5data.c src/data/h5data.h \
 	src/data/schema.c src/data/schema.h \
@@ -23,4 +17,9 @@ DATA_SOURCES = \
 	src/data/sampler.c src/data/sampler.h \
 	src/data/dataset.c src/data/dataset.h \
 	src/data/loader.c src/data/loader.h
-include tests/data/local.mk
+# No FMA contraction: the augmentation reproduces torchvision's float32 arithmetic exactly.
+# Vectorisation with the dynamic cost model (not only -O2's "very cheap" one) for the pixel loops;
+# neither flag changes a result.
+src_data_libpoa_data_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off -ftree-vectorize \
+	-fvect-cost-model=dynamic
+POA_DATA_A = src/data/libpoa_data.a

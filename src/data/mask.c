@@ -74,7 +74,8 @@ float poa_linspace_f32(double a, double b, int steps, int i)
      * 8-lane vectors, each lane j = base + j·step with base = fma(step, i0, start) (or
      * fma(-step, steps - i0 - 1, end) once i0 reaches steps / 2), and the remaining
      * steps % 16 values one by one as fma(step, i, start) / fma(-step, steps - i - 1, end).  The
-     * masked-patch counts of collate_data_and_cast depend on these float32 values (§13 item 7). */
+     * masked-patch counts of collate_data_and_cast depend on these float32 values
+     * (docs/algorithm.md §9.2). */
     float start = (float) a, end = (float) b;
     if (steps == 1) return start;
     float step = (end - start) / (float) (steps - 1);

@@ -1,4 +1,4 @@
-/* mask.h — iBOT block-wise masks (spec §7.2, §13 item 7), as dinov2's MaskingGenerator and
+/* mask.h — iBOT block-wise masks (docs/algorithm.md §9.2), as dinov2's MaskingGenerator and
  * collate_data_and_cast compute them, drawing from a Philox stream instead of Python's random.
  *
  * Arithmetic as in the official code: Python round() (half to even) for block sides, uniform(a, b)

@@ -1,10 +1,10 @@
 /* metadata.h — the dataset metadata file `metadata.h5` of a packed directory
- * (format: hdf5-schemas/dataset-metadata.md).
+ * (format: hdf5-schemas/dataset.md, "Dataset metadata").
  *
- * It holds what the official `ImageNet.dump_extra()` writes into EXTRA (spec §12.4), one HDF5
- * group per split instead of one .npy file per array: class ids and names per class index, and
- * per packed image its actual_index, class_index and file name — plus the shard list that maps an
- * entry index to (shard, record), and the files that could not be packed. */
+ * It holds what the official `ImageNet.dump_extra()` writes into EXTRA (docs/algorithm.md §9.3),
+ * one HDF5 group per split instead of one .npy file per array: class ids and names per class index,
+ * and per packed image its actual_index, class_index and file name — plus the shard list that maps
+ * an entry index to (shard, record), and the files that could not be packed. */
 #ifndef POA_DATA_METADATA_H
 #define POA_DATA_METADATA_H
 

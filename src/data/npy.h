@@ -1,5 +1,6 @@
-/* npy.h — the official dataset metadata files (spec §12.4, ImageNet.dump_extra()) written from
- * a packed folder's metadata.h5, so that the official PyTorch code can read the same data set:
+/* npy.h — the official dataset metadata files (docs/algorithm.md §9.3, ImageNet.dump_extra())
+ * written from a packed folder's metadata.h5, so that the official PyTorch code can read the same
+ * data set:
  *
  *   entries-<SPLIT>.npy      structured (actual_index <u4, class_index <u4, class_id <U…,
  *                            class_name <U…), one record per packed image

@@ -1,11 +1,12 @@
-/* sampler.h — the per-rank, deterministic, resumable order of training images (spec §6.5).
+/* sampler.h — the per-rank, deterministic, resumable order of training images (docs/algorithm.md
+ * §8.5).
  *
  * Pass e (e = 0, 1, …) is a permutation of the whole dataset drawn from the Philox stream
  * (seed, POA_RNG_SAMPLER, e) — identical on every rank; rank r reads entries r, r + W, r + 2W, …
  * of it, floor(N / W) per pass, so the ranks' images are disjoint within a pass (as the official
  * ShardedInfiniteSampler; the last N mod W entries of each pass are not used when W does not
- * divide N).  With W = 1 this is the spec's single-device rule: an infinite stream of
- * independently reshuffled passes, cut into batches across pass boundaries.
+ * divide N).  With W = 1 this is one device reading an infinite stream of independently
+ * reshuffled passes, cut into batches across pass boundaries (docs/algorithm.md §8.5).
  *
  * The whole state is the position in the rank's stream (plus the values that must match to
  * resume): poa_sampler_state, six integers a checkpoint stores as they are.

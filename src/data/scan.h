@@ -1,4 +1,4 @@
-/* scan.h — reading the upstream ImageNet layout (spec §7.3, upstream README):
+/* scan.h — reading the upstream ImageNet layout (docs/algorithm.md §9.3, upstream README):
  *
  *   ROOT/labels.txt                  one CSV line "wnid,class name" per class
  *   ROOT/train/<wnid>/<file>.JPEG    class folders (train, val)

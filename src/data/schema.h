@@ -1,10 +1,10 @@
 /* schema.h — the two data file formats as tables, and the validator that poa-pack --verify, the
  * loader and the tests share.
  *
- * The tables are the machine-checkable form of hdf5-schemas/dataset-shard.md and
- * hdf5-schemas/dataset-metadata.md: each document holds the rows printed by poa_schema_print()
- * between "<!-- schema:begin -->" and "<!-- schema:end -->", and tests/data/test_data_schema
- * fails when the document and the table differ.
+ * The tables are the machine-checkable form of the two sections of hdf5-schemas/dataset.md:
+ * each section holds the rows printed by poa_schema_print() between "<!-- schema:NAME:begin -->"
+ * and "<!-- schema:NAME:end -->" (NAME = shard or metadata), and tests/data/test_data_schema fails
+ * when the document and the table differ.
  *
  * Paths: "/group/dataset" for datasets and groups, "/group@name" for an attribute of a group
  * ("@name" alone: of the root).  "{split}" stands for every split listed in the root attribute

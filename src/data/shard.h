@@ -1,4 +1,4 @@
-/* shard.h — one dataset shard file (format: hdf5-schemas/dataset-shard.md).
+/* shard.h — one dataset shard file (format: hdf5-schemas/dataset.md, "Dataset shard").
  *
  * Writing: poa_shard_write() builds the whole file under a temporary name and renames it, so a
  * final name never holds a half-written shard.  Reading: poa_shard_open() validates the file

@@ -158,14 +158,14 @@ static void full_key(const poa_param_desc *d, char *key, size_t n)
 static poa_status write_tensor_group(hid_t f, const char *group, const poa_param_table *t,
                                      const float *buf, poa_err *err)
 {
-    hid_t g = h5u_create_group(f, group);
-    if (g < 0) return h5u_fail(err, POA_ERR_IO, "cannot create a tensor group");
+    hid_t g = poa_h5_create_group(f, group);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a tensor group");
     poa_status st = POA_OK;
     for (int i = 0; i < t->n && st == POA_OK; i++) {
         const poa_param_desc *d = &t->p[i];
         char key[KEY_MAX];
         full_key(d, key, sizeof key);
-        st = h5u_write_f32(g, key, d->ndim, d->shape, buf + d->offset, err);
+        st = poa_h5_write_f32(g, key, d->ndim, d->shape, buf + d->offset, err);
     }
     H5Gclose(g);
     if (st != POA_OK) poa_err_prefix(err, "/%s", group);
@@ -177,35 +177,35 @@ static poa_status write_root_attrs(hid_t f, const poa_ckpt_header *h, const char
 {
     char created[32];
     utc_now(created, sizeof created);
-    poa_status st = h5u_attr_write_string(f, "format", POA_CKPT_FORMAT_NAME, err);
-    if (!st) st = h5u_attr_write_i64(f, "format_version", POA_CKPT_FORMAT_VERSION, err);
-    if (!st) st = h5u_attr_write_string(f, "content", content, err);
-    if (!st) st = h5u_attr_write_string(f, "program", PACKAGE_NAME, err);
-    if (!st) st = h5u_attr_write_string(f, "program_version", version, err);
-    if (!st) st = h5u_attr_write_string(f, "created", created, err);
-    if (!st) st = h5u_attr_write_i64(f, "iteration", h->iteration, err);
-    if (!st) st = h5u_attr_write_i64(f, "epoch", h->epoch, err);
-    if (!st) st = h5u_attr_write_i64(f, "world_size", h->world_size, err);
-    if (!st) st = h5u_attr_write_i64(f, "rank_groups_per_rank", h->rank_groups_per_rank, err);
+    poa_status st = poa_h5_attr_write_string(f, "format", POA_CKPT_FORMAT_NAME, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "format_version", POA_CKPT_FORMAT_VERSION, err);
+    if (!st) st = poa_h5_attr_write_string(f, "content", content, err);
+    if (!st) st = poa_h5_attr_write_string(f, "program", PACKAGE_NAME, err);
+    if (!st) st = poa_h5_attr_write_string(f, "program_version", version, err);
+    if (!st) st = poa_h5_attr_write_string(f, "created", created, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "iteration", h->iteration, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "epoch", h->epoch, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "world_size", h->world_size, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "rank_groups_per_rank", h->rank_groups_per_rank, err);
     if (!st)
-        st = h5u_attr_write_i64(f, "rank_groups", h->world_size * h->rank_groups_per_rank, err);
-    if (!st) st = h5u_attr_write_i64(f, "num_tensors", n_tensors, err);
+        st = poa_h5_attr_write_i64(f, "rank_groups", h->world_size * h->rank_groups_per_rank, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "num_tensors", n_tensors, err);
     return st;
 }
 
 static poa_status write_meta(hid_t f, const poa_ckpt_meta *m, poa_err *err)
 {
-    hid_t g = h5u_create_group(f, GROUP_MODEL);
-    if (g < 0) return h5u_fail(err, POA_ERR_IO, "cannot create /model");
+    hid_t g = poa_h5_create_group(f, GROUP_MODEL);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /model");
     poa_status st = POA_OK;
     for (int i = 0; i < m->n && st == POA_OK; i++) {
         const poa_meta_item *it = &m->item[i];
         if (it->type == POA_META_STRING)
-            st = h5u_attr_write_string(g, it->key, it->s, err);
+            st = poa_h5_attr_write_string(g, it->key, it->s, err);
         else if (it->type == POA_META_INT)
-            st = h5u_attr_write_i64(g, it->key, it->v[0], err);
+            st = poa_h5_attr_write_i64(g, it->key, it->v[0], err);
         else
-            st = h5u_attr_write_i64_array(g, it->key, it->v, (size_t) it->n, err);
+            st = poa_h5_attr_write_i64_array(g, it->key, it->v, (size_t) it->n, err);
     }
     H5Gclose(g);
     return st;
@@ -213,13 +213,13 @@ static poa_status write_meta(hid_t f, const poa_ckpt_meta *m, poa_err *err)
 
 static poa_status write_rank_states(hid_t f, const poa_ckpt_header *h, poa_err *err)
 {
-    hid_t g = h5u_create_group(f, GROUP_RANK_STATE);
-    if (g < 0) return h5u_fail(err, POA_ERR_IO, "cannot create /rank_state");
-    poa_status st = h5u_attr_write_i64(g, "n_ranks", h->n_rank_states, err);
+    hid_t g = poa_h5_create_group(f, GROUP_RANK_STATE);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /rank_state");
+    poa_status st = poa_h5_attr_write_i64(g, "n_ranks", h->n_rank_states, err);
     for (int r = 0; r < h->n_rank_states && st == POA_OK; r++) {
         char name[32];
         snprintf(name, sizeof name, "%05d", r);
-        st = h5u_write_u64(g, name, h->rank_state[r], h->rank_state_len[r], err);
+        st = poa_h5_write_u64(g, name, h->rank_state[r], h->rank_state_len[r], err);
     }
     H5Gclose(g);
     return st;
@@ -227,12 +227,12 @@ static poa_status write_rank_states(hid_t f, const poa_ckpt_header *h, poa_err *
 
 static poa_status write_arrays(hid_t f, const poa_ckpt_header *h, poa_err *err)
 {
-    hid_t g = h5u_create_group(f, GROUP_STATE);
-    if (g < 0) return h5u_fail(err, POA_ERR_IO, "cannot create /state");
+    hid_t g = poa_h5_create_group(f, GROUP_STATE);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /state");
     poa_status st = POA_OK;
     for (int i = 0; i < h->n_arrays && st == POA_OK; i++) {
         int64_t n = (int64_t) h->arrays[i].n;
-        st = h5u_write_f32(g, h->arrays[i].name, 1, &n, h->arrays[i].data, err);
+        st = poa_h5_write_f32(g, h->arrays[i].name, 1, &n, h->arrays[i].data, err);
     }
     H5Gclose(g);
     return st;
@@ -241,10 +241,10 @@ static poa_status write_arrays(hid_t f, const poa_ckpt_header *h, poa_err *err)
 static poa_status write_optimizer(hid_t f, const poa_param_table *t, const poa_ckpt_tensors *x,
                                   const poa_ckpt_header *h, poa_err *err)
 {
-    hid_t g = h5u_create_group(f, GROUP_OPTIM);
-    if (g < 0) return h5u_fail(err, POA_ERR_IO, "cannot create /optimizer");
-    poa_status st = h5u_attr_write_i64(g, "step", h->adam_step, err);
-    if (!st) st = h5u_attr_write_string(g, "algorithm", "adamw", err);
+    hid_t g = poa_h5_create_group(f, GROUP_OPTIM);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /optimizer");
+    poa_status st = poa_h5_attr_write_i64(g, "step", h->adam_step, err);
+    if (!st) st = poa_h5_attr_write_string(g, "algorithm", "adamw", err);
     H5Gclose(g);
     if (!st && x->adam_m) st = write_tensor_group(f, GROUP_EXP_AVG, t, x->adam_m, err);
     if (!st && x->adam_v) st = write_tensor_group(f, GROUP_EXP_AVG_SQ, t, x->adam_v, err);
@@ -258,7 +258,7 @@ static poa_status write_contents(hid_t f, const poa_param_table *t, const poa_ck
 {
     poa_status st = write_root_attrs(f, h, content, version, t->n, err);
     if (!st) st = write_meta(f, &h->meta, err);
-    if (!st) st = h5u_write_string(f, DATASET_CONFIG, h->config_yaml ? h->config_yaml : "", err);
+    if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, h->config_yaml ? h->config_yaml : "", err);
     if (!st && x->teacher) st = write_tensor_group(f, GROUP_TEACHER, t, x->teacher, err);
     if (strcmp(content, "full") != 0) return st;
     if (!st && x->student) st = write_tensor_group(f, GROUP_STUDENT, t, x->student, err);
@@ -274,22 +274,22 @@ static poa_status write_atomically(const char *dir, const char *tmp, const char 
                                    const poa_ckpt_header *h, const char *content,
                                    const char *version, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
-    hid_t fapl = h5u_fapl();
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     if (f < 0) {
         char what[PATH_MAX_LEN + 64];
         snprintf(what, sizeof what, "cannot create %s", tmp);
-        return h5u_fail(err, POA_ERR_IO, what);
+        return poa_h5_fail(err, POA_ERR_IO, what);
     }
     poa_status st = write_contents(f, t, x, h, content, version, err);
-    h5u_quiet_begin(&q);
-    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = h5u_fail(err, POA_ERR_IO, "H5Fflush");
-    if (H5Fclose(f) < 0 && !st) st = h5u_fail(err, POA_ERR_IO, "H5Fclose");
-    h5u_quiet_end(&q);
+    poa_h5_quiet_begin(&q);
+    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
+    if (H5Fclose(f) < 0 && !st) st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
+    poa_h5_quiet_end(&q);
     if (!st) st = fsync_path(tmp, 0, err);
     if (!st && rename(tmp, final) != 0)
         st =
@@ -471,27 +471,27 @@ static poa_status open_checkpoint(const char *path, hid_t *f, poa_err *err)
     if (access(path, R_OK) != 0)
         return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO, "%s: %s", path,
                            strerror(errno));
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
-    hid_t fapl = h5u_fapl();
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
     *f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     if (*f < 0) {
         char what[PATH_MAX_LEN + 64];
         snprintf(what, sizeof what, "cannot open %s (truncated or not an HDF5 file)", path);
-        return h5u_fail(err, POA_ERR_FORMAT, what);
+        return poa_h5_fail(err, POA_ERR_FORMAT, what);
     }
     return POA_OK;
 }
 
-/* Format name and version; a mismatch says what to run (architecture note, "Errors"). */
+/* Format name and version; a mismatch says what to run (docs/architecture.md §10). */
 static poa_status check_format(hid_t f, const char *path, poa_err *err)
 {
     char name[128] = "", wrote[64] = "an unknown version";
     int64_t version = -1;
     poa_err local;
-    if (h5u_attr_read_string(f, "format", name, sizeof name, &local) != POA_OK)
+    if (poa_h5_attr_read_string(f, "format", name, sizeof name, &local) != POA_OK)
         return poa_err_set(err, POA_ERR_VERSION,
                            "%s is not a poa checkpoint (no 'format' attribute): pass a file "
                            "written by poa-train",
@@ -500,8 +500,8 @@ static poa_status check_format(hid_t f, const char *path, poa_err *err)
         return poa_err_set(err, POA_ERR_VERSION,
                            "%s is a '%s' file, not a '%s': pass a checkpoint written by poa-train",
                            path, name, POA_CKPT_FORMAT_NAME);
-    h5u_attr_read_string(f, "program_version", wrote, sizeof wrote, &local);
-    if (h5u_attr_read_i64(f, "format_version", &version, &local) != POA_OK ||
+    poa_h5_attr_read_string(f, "program_version", wrote, sizeof wrote, &local);
+    if (poa_h5_attr_read_i64(f, "format_version", &version, &local) != POA_OK ||
         version != POA_CKPT_FORMAT_VERSION)
         return poa_err_set(err, POA_ERR_VERSION,
                            "%s has %s format version %" PRId64 " (written by poa %s), but this "
@@ -530,9 +530,9 @@ static herr_t read_meta_attr(hid_t g, const char *name, const H5A_info_t *info, 
     int64_t v[POA_META_MAX_INTS];
     size_t n = 0;
     int rank = 0;
-    if (h5u_attr_read_string(g, name, s, sizeof s, &e) == POA_OK)
+    if (poa_h5_attr_read_string(g, name, s, sizeof s, &e) == POA_OK)
         poa_meta_set_string(m, name, s);
-    else if (h5u_attr_read_i64_array(g, name, v, POA_META_MAX_INTS, &n, &rank, &e) == POA_OK) {
+    else if (poa_h5_attr_read_i64_array(g, name, v, POA_META_MAX_INTS, &n, &rank, &e) == POA_OK) {
         if (rank == 0)
             poa_meta_set_int(m, name, v[0]);
         else
@@ -545,12 +545,12 @@ static herr_t read_meta_attr(hid_t g, const char *name, const H5A_info_t *info, 
 static poa_status read_meta(hid_t f, poa_ckpt_meta *m, poa_err *err)
 {
     memset(m, 0, sizeof *m);
-    if (!h5u_exists(f, GROUP_MODEL)) return POA_OK;
+    if (!poa_h5_exists(f, GROUP_MODEL)) return POA_OK;
     hid_t g = H5Gopen2(f, GROUP_MODEL, H5P_DEFAULT);
-    if (g < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open /model");
+    if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open /model");
     meta_iter it = {m};
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     hsize_t idx = 0;
     /* Creation order when the group tracks it (poa files do), name order otherwise. */
     if (H5Aiterate2(g, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, read_meta_attr, &it) < 0) {
@@ -559,18 +559,18 @@ static poa_status read_meta(hid_t f, poa_ckpt_meta *m, poa_err *err)
         memset(m, 0, sizeof *m);
         H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, read_meta_attr, &it);
     }
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     H5Gclose(g);
     return POA_OK;
 }
 
 static poa_status read_rank_states(hid_t f, poa_ckpt_header *h, poa_err *err)
 {
-    if (!h5u_exists(f, GROUP_RANK_STATE)) return POA_OK;
+    if (!poa_h5_exists(f, GROUP_RANK_STATE)) return POA_OK;
     hid_t g = H5Gopen2(f, GROUP_RANK_STATE, H5P_DEFAULT);
-    if (g < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open /rank_state");
+    if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open /rank_state");
     int64_t n = 0;
-    poa_status st = h5u_attr_read_i64(g, "n_ranks", &n, err);
+    poa_status st = poa_h5_attr_read_i64(g, "n_ranks", &n, err);
     if (!st && (n < 0 || n > (1 << 24)))
         st = poa_err_set(err, POA_ERR_FORMAT, "/rank_state: bad n_ranks %" PRId64, n);
     if (!st && n > 0) {
@@ -581,7 +581,7 @@ static poa_status read_rank_states(hid_t f, poa_ckpt_header *h, poa_err *err)
     for (int r = 0; r < h->n_rank_states && st == POA_OK; r++) {
         char name[32];
         snprintf(name, sizeof name, "%05d", r);
-        st = h5u_read_u64_alloc(g, name, &h->rank_state[r], &h->rank_state_len[r], err);
+        st = poa_h5_read_u64_alloc(g, name, &h->rank_state[r], &h->rank_state_len[r], err);
     }
     H5Gclose(g);
     if (st) poa_err_prefix(err, "/rank_state");
@@ -591,14 +591,14 @@ static poa_status read_rank_states(hid_t f, poa_ckpt_header *h, poa_err *err)
 static poa_status read_arrays(hid_t f, poa_ckpt_header *h, poa_err *err)
 {
     if (h->n_arrays == 0) return POA_OK;
-    if (!h5u_exists(f, GROUP_STATE))
+    if (!poa_h5_exists(f, GROUP_STATE))
         return poa_err_set(err, POA_ERR_NOTFOUND, "group /state is missing");
     hid_t g = H5Gopen2(f, GROUP_STATE, H5P_DEFAULT);
-    if (g < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open /state");
+    if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open /state");
     poa_status st = POA_OK;
     for (int i = 0; i < h->n_arrays && st == POA_OK; i++) {
         int64_t n = (int64_t) h->arrays[i].n;
-        st = h5u_read_f32(g, h->arrays[i].name, 1, &n, h->arrays[i].data, err);
+        st = poa_h5_read_f32(g, h->arrays[i].name, 1, &n, h->arrays[i].data, err);
     }
     H5Gclose(g);
     if (st) poa_err_prefix(err, "/state");
@@ -613,19 +613,19 @@ static poa_status read_header_from(hid_t f, poa_ckpt_header *h, poa_err *err)
     memset(h, 0, sizeof *h);
     h->n_arrays = n_arrays;
     h->arrays = arrays;
-    poa_status st = h5u_attr_read_i64(f, "iteration", &h->iteration, err);
-    if (!st) st = h5u_attr_read_i64(f, "epoch", &h->epoch, err);
-    if (!st) st = h5u_attr_read_i64(f, "world_size", &h->world_size, err);
-    if (!st) st = h5u_attr_read_i64(f, "rank_groups_per_rank", &h->rank_groups_per_rank, err);
+    poa_status st = poa_h5_attr_read_i64(f, "iteration", &h->iteration, err);
+    if (!st) st = poa_h5_attr_read_i64(f, "epoch", &h->epoch, err);
+    if (!st) st = poa_h5_attr_read_i64(f, "world_size", &h->world_size, err);
+    if (!st) st = poa_h5_attr_read_i64(f, "rank_groups_per_rank", &h->rank_groups_per_rank, err);
     if (!st)
-        st = h5u_attr_read_string(f, "program_version", h->program_version,
-                                  sizeof h->program_version, err);
-    if (!st && h5u_exists(f, GROUP_OPTIM)) {
+        st = poa_h5_attr_read_string(f, "program_version", h->program_version,
+                                     sizeof h->program_version, err);
+    if (!st && poa_h5_exists(f, GROUP_OPTIM)) {
         hid_t g = H5Gopen2(f, GROUP_OPTIM, H5P_DEFAULT);
-        st = h5u_attr_read_i64(g, "step", &h->adam_step, err);
+        st = poa_h5_attr_read_i64(g, "step", &h->adam_step, err);
         H5Gclose(g);
     }
-    if (!st) st = h5u_read_string_alloc(f, DATASET_CONFIG, &h->config_yaml, err);
+    if (!st) st = poa_h5_read_string_alloc(f, DATASET_CONFIG, &h->config_yaml, err);
     if (!st) st = read_meta(f, &h->meta, err);
     if (!st) st = read_rank_states(f, h, err);
     if (!st) st = read_arrays(f, h, err);
@@ -693,15 +693,15 @@ static herr_t find_extra(hid_t g, const char *name, const H5L_info_t *info, void
 static poa_status validate_group(hid_t f, const char *group, const poa_param_table *t,
                                  int allow_extra, poa_err *err)
 {
-    if (!h5u_exists(f, group))
+    if (!poa_h5_exists(f, group))
         return poa_err_set(err, POA_ERR_NOTFOUND, "group /%s is missing", group);
     hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-    if (g < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open a tensor group");
+    if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open a tensor group");
     poa_status st = POA_OK;
     for (int i = 0; i < t->n && st == POA_OK; i++) {
         char key[KEY_MAX];
         full_key(&t->p[i], key, sizeof key);
-        st = h5u_check_shape(g, key, t->p[i].ndim, t->p[i].shape, err);
+        st = poa_h5_check_shape(g, key, t->p[i].ndim, t->p[i].shape, err);
         if (st) poa_err_prefix(err, "/%s", group);
     }
     if (!st && !allow_extra) {
@@ -722,13 +722,13 @@ static poa_status read_group(hid_t f, const char *group, const poa_param_table *
                              poa_err *err)
 {
     hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
-    if (g < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open a tensor group");
+    if (g < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open a tensor group");
     poa_status st = POA_OK;
     for (int i = 0; i < t->n && st == POA_OK; i++) {
         const poa_param_desc *d = &t->p[i];
         char key[KEY_MAX];
         full_key(d, key, sizeof key);
-        st = h5u_read_f32(g, key, d->ndim, d->shape, buf + d->offset, err);
+        st = poa_h5_read_f32(g, key, d->ndim, d->shape, buf + d->offset, err);
         if (st) poa_err_prefix(err, "/%s", group);
     }
     H5Gclose(g);

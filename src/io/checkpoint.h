@@ -3,15 +3,16 @@
  * A checkpoint holds everything needed to resume a run bit for bit: teacher, student (backbone +
  * all heads), AdamW moments and step, iteration and epoch, per-rank RNG/sampler states (opaque
  * uint64 blobs), optional named float32 state arrays (e.g. softmax centers), the effective
- * configuration (YAML text) and the model meta of spec §13 item 9.  Tensors are stored under
- * their official state-dict keys ("backbone.blocks.0.attn.qkv.linear.weight") with PyTorch
- * shapes (spec §12.5), so `h5py` + `torch.from_numpy` load them into the official model code
+ * configuration (YAML text) and the model meta of docs/algorithm.md §2.8, docs/architecture.md §10.
+ * Tensors are stored under their official state-dict keys
+ * ("backbone.blocks.0.attn.qkv.linear.weight") with PyTorch shapes (docs/algorithm.md §2.8), so
+ * `h5py` + `torch.from_numpy` load them into the official model code
  * (hdf5-schemas/load_checkpoint_example.py).
  *
  * Names, shapes and offsets come from the parameter table (tensor/params.h); data come from and
  * go to flat host buffers laid out by that table (parameter i at buf + p[i].offset).
  *
- * Writing (rank 0 only; the caller gathers the per-rank blobs with dist_gather_blobs):
+ * Writing (rank 0 only; the caller gathers the per-rank blobs with poa_comm_gather_blobs):
  *   write to "<dir>/.checkpoint_NNNNNNN.h5.tmp.<pid>", H5Fflush, close, fsync, rename to
  *   "<dir>/checkpoint_NNNNNNN.h5" (atomic on POSIX file systems), fsync the directory, then
  *   delete all but the newest `keep` checkpoints.  A crash or SIGKILL at any point leaves either
@@ -21,12 +22,12 @@
  *   warning, past files that are truncated, corrupt (checksum) or incomplete; a format name or
  *   version mismatch stops with POA_ERR_VERSION and says what to run.
  *
- * Resuming on many ranks: let rank 0 load, then dist_broadcast_f32 the buffers and
- * dist_scatter_blobs the per-rank states, rather than every rank reading the same file.
+ * Resuming on many ranks: let rank 0 load, then poa_comm_broadcast_f32 the buffers and
+ * poa_comm_scatter_blobs the per-rank states, rather than every rank reading the same file.
  * HDF5: when the library is not thread-safe (POA_HDF5_THREADSAFE undefined) no other thread
  * (e.g. the data loader) may call HDF5 during these functions.
  *
- * All functions return a poa_status and fill err (architecture note, "Errors").
+ * All functions return a poa_status and fill err (docs/architecture.md §11).
  */
 #ifndef POA_IO_CHECKPOINT_H
 #define POA_IO_CHECKPOINT_H
@@ -39,10 +40,10 @@
 
 #define POA_CKPT_FORMAT_NAME    "poa-checkpoint"
 #define POA_CKPT_FORMAT_VERSION 1
-/* Default number of resumable checkpoints kept (upstream keeps 3, spec §12.1). */
+/* Default number of resumable checkpoints kept (upstream keeps 3, docs/algorithm.md §14). */
 #define POA_CKPT_KEEP_DEFAULT 3
 
-/* ------------------------------------------------------------------ model meta (spec §13.9) */
+/* ---------------------------------------------------------- model meta (docs/algorithm.md §2.8) */
 /* Small key → value list written as attributes of the /model group: head_dim, patch_size,
  * img_size, embed_dim, depth, elastic_widths, elastic_depths, arch, ...  Keys are free-form
  * identifiers; a value is one int64 (scalar attribute), an int64 vector (1-D attribute, even
@@ -96,9 +97,9 @@ typedef struct poa_ckpt_array {
 typedef struct poa_ckpt_header {
     int64_t iteration; /* last completed iteration, 0-based (resume at iteration + 1)     */
     int64_t epoch;     /* epoch of that iteration (iteration / OFFICIAL_EPOCH_LENGTH)     */
-    int64_t adam_step; /* AdamW step counter t of the last update (spec §6.1)             */
+    int64_t adam_step; /* AdamW step counter t of the last update (docs/algorithm.md §8.1) */
     int64_t world_size;
-    int64_t rank_groups_per_rank; /* G per rank (spec, "Rank group")                      */
+    int64_t rank_groups_per_rank; /* G per rank (docs/algorithm.md §1.2)                  */
     char program_version[64];     /* on load: the version that wrote the file             */
     char *config_yaml;            /* effective configuration                              */
     /* Per-rank opaque state (RNG, sampler), one uint64 blob per writing rank. */
@@ -126,7 +127,8 @@ poa_status poa_ckpt_write(const char *dir, const poa_param_table *t, const poa_c
                           size_t path_len, poa_err *err);
 
 /* Write the teacher-only evaluation checkpoint "<dir>/eval/training_<iteration>/
- * teacher_checkpoint.h5" (like upstream's teacher_checkpoint.pth, spec §12.5).  Never rotated. */
+ * teacher_checkpoint.h5" (like upstream's teacher_checkpoint.pth, docs/algorithm.md §14).  Never
+ * rotated. */
 poa_status poa_ckpt_write_eval(const char *dir, const poa_param_table *t, const float *teacher,
                                const poa_ckpt_header *h, const poa_ckpt_write_opts *opts,
                                char *path_out, size_t path_len, poa_err *err);

@@ -8,13 +8,13 @@
  * the Fletcher-32 filter needs a chunk-sized staging buffer on read and write. */
 #define H5U_MAX_CHUNK_BYTES ((size_t) 16 << 20)
 
-void h5u_quiet_begin(h5u_quiet *saved)
+void poa_h5_quiet_begin(poa_h5_quiet *saved)
 {
     H5Eget_auto2(H5E_DEFAULT, &saved->func, &saved->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-void h5u_quiet_end(const h5u_quiet *saved)
+void poa_h5_quiet_end(const poa_h5_quiet *saved)
 {
     H5Eset_auto2(H5E_DEFAULT, saved->func, saved->data);
 }
@@ -36,17 +36,17 @@ static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *ctx)
     return 0;
 }
 
-void h5u_last_error(char *buf, size_t n)
+void poa_h5_last_error(char *buf, size_t n)
 {
     innermost out = {buf, n};
     buf[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, &out);
 }
 
-poa_status h5u_fail(poa_err *err, poa_status code, const char *what)
+poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what)
 {
     char h5msg[512];
-    h5u_last_error(h5msg, sizeof h5msg);
+    poa_h5_last_error(h5msg, sizeof h5msg);
     H5Eclear2(H5E_DEFAULT);
     if (h5msg[0]) return poa_err_set(err, code, "%s: %s", what, h5msg);
     return poa_err_set(err, code, "%s", what);
@@ -57,7 +57,7 @@ poa_status h5u_fail(poa_err *err, poa_status code, const char *what)
 #define H5U_HAVE_FILE_LOCKING_PROP 1
 #endif
 
-hid_t h5u_fapl(void)
+hid_t poa_h5_fapl(void)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 #ifdef H5U_HAVE_FILE_LOCKING_PROP
@@ -66,18 +66,18 @@ hid_t h5u_fapl(void)
     return fapl;
 }
 
-int h5u_exists(hid_t loc, const char *name)
+int poa_h5_exists(hid_t loc, const char *name)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     htri_t r = H5Lexists(loc, name, H5P_DEFAULT);
     if (r > 0) r = H5Oexists_by_name(loc, name, H5P_DEFAULT);
     H5Eclear2(H5E_DEFAULT);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return r > 0;
 }
 
-hid_t h5u_create_group(hid_t loc, const char *name)
+hid_t poa_h5_create_group(hid_t loc, const char *name)
 {
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     if (gcpl < 0) return -1;
@@ -102,22 +102,22 @@ static hid_t utf8_string_type(void)
 static poa_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, hid_t space,
                              const void *buf, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     if (H5Aexists(obj, name) > 0) H5Adelete(obj, name);
     hid_t a = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
     if (a < 0 || H5Awrite(a, mtype, buf) < 0) {
         char what[160];
         snprintf(what, sizeof what, "cannot write attribute '%s'", name);
-        st = h5u_fail(err, POA_ERR_IO, what);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
     }
     if (a >= 0) H5Aclose(a);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err)
+poa_status poa_h5_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err)
 {
     hid_t t = utf8_string_type();
     hid_t s = H5Screate(H5S_SCALAR);
@@ -127,7 +127,7 @@ poa_status h5u_attr_write_string(hid_t obj, const char *name, const char *value,
     return st;
 }
 
-poa_status h5u_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err)
+poa_status poa_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err)
 {
     hid_t s = H5Screate(H5S_SCALAR);
     poa_status st = write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, s, &value, err);
@@ -135,8 +135,8 @@ poa_status h5u_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_er
     return st;
 }
 
-poa_status h5u_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
-                                    poa_err *err)
+poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
+                                       poa_err *err)
 {
     hsize_t dim = n;
     hid_t s = H5Screate_simple(1, &dim, NULL);
@@ -152,7 +152,7 @@ static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
         return poa_err_set(err, POA_ERR_NOTFOUND, "attribute '%s' is missing", name);
     }
     *a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (*a < 0) return h5u_fail(err, POA_ERR_FORMAT, "cannot open attribute");
+    if (*a < 0) return poa_h5_fail(err, POA_ERR_FORMAT, "cannot open attribute");
     return POA_OK;
 }
 
@@ -168,7 +168,7 @@ static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t 
         H5Tset_cset(mt, H5Tget_cset(ft));
         char *s = NULL;
         if (H5Aread(a, mt, &s) < 0) {
-            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
         } else {
             snprintf(buf, n, "%s", s ? s : "");
             H5free_memory(s);
@@ -181,7 +181,7 @@ static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t 
         H5Tset_size(mt, len + 1);
         H5Tset_cset(mt, H5Tget_cset(ft));
         if (H5Aread(a, mt, tmp) < 0)
-            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read string attribute");
         else
             snprintf(buf, n, "%s", tmp);
         H5Tclose(mt);
@@ -191,23 +191,23 @@ static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t 
     return st;
 }
 
-poa_status h5u_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err)
+poa_status poa_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     hid_t a = -1;
     poa_status st = open_attr(obj, name, &a, err);
     if (st == POA_OK) st = read_string_attr(a, name, buf, n, err);
     if (a >= 0) H5Aclose(a);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size_t cap, size_t *n,
-                                   int *rank, poa_err *err)
+poa_status poa_h5_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size_t cap,
+                                      size_t *n, int *rank, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     hid_t a = -1, ft = -1, sp = -1;
     poa_status st = open_attr(obj, name, &a, err);
     if (st == POA_OK) {
@@ -222,7 +222,7 @@ poa_status h5u_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size
             st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' has %lld values (at most %zu)",
                              name, (long long) count, cap);
         else if (count > 0 && H5Aread(a, H5T_NATIVE_INT64, v) < 0)
-            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read integer attribute");
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read integer attribute");
         if (st == POA_OK) {
             *n = (size_t) count;
             if (rank) *rank = r;
@@ -231,16 +231,16 @@ poa_status h5u_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size
     if (sp >= 0) H5Sclose(sp);
     if (ft >= 0) H5Tclose(ft);
     if (a >= 0) H5Aclose(a);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa_err *err)
+poa_status poa_h5_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa_err *err)
 {
     int64_t v[1];
     size_t n = 0;
     int rank = 0;
-    poa_status st = h5u_attr_read_i64_array(obj, name, v, 1, &n, &rank, err);
+    poa_status st = poa_h5_attr_read_i64_array(obj, name, v, 1, &n, &rank, err);
     if (st != POA_OK) return st;
     if (n != 1) return poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a scalar", name);
     *value = v[0];
@@ -269,14 +269,14 @@ static void choose_chunk(int ndim, const hsize_t *dims, size_t elem, hsize_t *ch
     chunk[0] = dims[0] < rows ? dims[0] : rows;
 }
 
-poa_status h5u_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
-                         const float *data, poa_err *err)
+poa_status poa_h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                            const float *data, poa_err *err)
 {
     hsize_t d[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
     for (int i = 0; i < ndim; i++) d[i] = (hsize_t) dims[i];
     choose_chunk(ndim, d, sizeof(float), chunk);
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(ndim, d, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -286,12 +286,12 @@ poa_status h5u_write_f32(hid_t loc, const char *name, int ndim, const int64_t *d
     if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         char what[200];
         snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = h5u_fail(err, POA_ERR_IO, what);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
     }
     if (ds >= 0) H5Dclose(ds);
     H5Pclose(dcpl);
     H5Sclose(sp);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -299,13 +299,13 @@ poa_status h5u_write_f32(hid_t loc, const char *name, int ndim, const int64_t *d
 static poa_status open_checked(hid_t loc, const char *name, H5T_class_t cls, int ndim,
                                const int64_t *dims, hid_t *ds, poa_err *err)
 {
-    if (!h5u_exists(loc, name))
+    if (!poa_h5_exists(loc, name))
         return poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
     *ds = H5Dopen2(loc, name, H5P_DEFAULT);
     if (*ds < 0) {
         char what[200];
         snprintf(what, sizeof what, "cannot open dataset '%s'", name);
-        return h5u_fail(err, POA_ERR_FORMAT, what);
+        return poa_h5_fail(err, POA_ERR_FORMAT, what);
     }
     hid_t t = H5Dget_type(*ds), sp = H5Dget_space(*ds);
     hsize_t have[H5S_MAX_RANK] = {0}, want[H5S_MAX_RANK] = {0};
@@ -335,40 +335,42 @@ static poa_status open_checked(hid_t loc, const char *name, H5T_class_t cls, int
     return st;
 }
 
-poa_status h5u_check_shape(hid_t loc, const char *name, int ndim, const int64_t *dims, poa_err *err)
+poa_status poa_h5_check_shape(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                              poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     hid_t ds = -1;
     poa_status st = open_checked(loc, name, H5T_FLOAT, ndim, dims, &ds, err);
     if (ds >= 0) H5Dclose(ds);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_read_f32(hid_t loc, const char *name, int ndim, const int64_t *dims, float *data,
-                        poa_err *err)
+poa_status poa_h5_read_f32(hid_t loc, const char *name, int ndim, const int64_t *dims, float *data,
+                           poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     hid_t ds = -1;
     poa_status st = open_checked(loc, name, H5T_FLOAT, ndim, dims, &ds, err);
     if (st == POA_OK && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
         char what[200];
         snprintf(what, sizeof what, "cannot read dataset '%s' (corrupt data or checksum mismatch)",
                  name);
-        st = h5u_fail(err, POA_ERR_FORMAT, what);
+        st = poa_h5_fail(err, POA_ERR_FORMAT, what);
     }
     if (ds >= 0) H5Dclose(ds);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_write_u64(hid_t loc, const char *name, const uint64_t *data, size_t n, poa_err *err)
+poa_status poa_h5_write_u64(hid_t loc, const char *name, const uint64_t *data, size_t n,
+                            poa_err *err)
 {
     hsize_t dim = n;
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
     hid_t ds = H5Dcreate2(loc, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -376,29 +378,30 @@ poa_status h5u_write_u64(hid_t loc, const char *name, const uint64_t *data, size
         (n > 0 && H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) {
         char what[200];
         snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = h5u_fail(err, POA_ERR_IO, what);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
     }
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size_t *n, poa_err *err)
+poa_status poa_h5_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size_t *n,
+                                 poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     *data = NULL;
     *n = 0;
     hid_t ds = -1, sp = -1, t = -1;
-    if (!h5u_exists(loc, name)) {
+    if (!poa_h5_exists(loc, name)) {
         st = poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
         goto done;
     }
     ds = H5Dopen2(loc, name, H5P_DEFAULT);
     if (ds < 0) {
-        st = h5u_fail(err, POA_ERR_FORMAT, "cannot open dataset");
+        st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot open dataset");
         goto done;
     }
     sp = H5Dget_space(ds);
@@ -412,7 +415,7 @@ poa_status h5u_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size
     if (count > 0 && H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) < 0) {
         free(*data);
         *data = NULL;
-        st = h5u_fail(err, POA_ERR_FORMAT, "cannot read dataset");
+        st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read dataset");
         goto done;
     }
     *n = (size_t) count;
@@ -420,14 +423,14 @@ done:
     if (t >= 0) H5Tclose(t);
     if (sp >= 0) H5Sclose(sp);
     if (ds >= 0) H5Dclose(ds);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_write_string(hid_t loc, const char *name, const char *value, poa_err *err)
+poa_status poa_h5_write_string(hid_t loc, const char *name, const char *value, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     hid_t t = utf8_string_type();
     hid_t sp = H5Screate(H5S_SCALAR);
@@ -435,23 +438,23 @@ poa_status h5u_write_string(hid_t loc, const char *name, const char *value, poa_
     if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
         char what[200];
         snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = h5u_fail(err, POA_ERR_IO, what);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
     }
     if (ds >= 0) H5Dclose(ds);
     H5Sclose(sp);
     H5Tclose(t);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }
 
-poa_status h5u_read_string_alloc(hid_t loc, const char *name, char **value, poa_err *err)
+poa_status poa_h5_read_string_alloc(hid_t loc, const char *name, char **value, poa_err *err)
 {
-    h5u_quiet q;
-    h5u_quiet_begin(&q);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
     poa_status st = POA_OK;
     *value = NULL;
     hid_t ds = -1, t = -1, mt = -1;
-    if (!h5u_exists(loc, name)) {
+    if (!poa_h5_exists(loc, name)) {
         st = poa_err_set(err, POA_ERR_NOTFOUND, "dataset '%s' is missing", name);
         goto done;
     }
@@ -466,7 +469,7 @@ poa_status h5u_read_string_alloc(hid_t loc, const char *name, char **value, poa_
         H5Tset_cset(mt, H5Tget_cset(t));
         char *s = NULL;
         if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0) {
-            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
             goto done;
         }
         *value = poa_xstrdup(s ? s : "");
@@ -479,13 +482,13 @@ poa_status h5u_read_string_alloc(hid_t loc, const char *name, char **value, poa_
         if (H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *value) < 0) {
             free(*value);
             *value = NULL;
-            st = h5u_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read string dataset");
         }
     }
 done:
     if (mt >= 0) H5Tclose(mt);
     if (t >= 0) H5Tclose(t);
     if (ds >= 0) H5Dclose(ds);
-    h5u_quiet_end(&q);
+    poa_h5_quiet_end(&q);
     return st;
 }

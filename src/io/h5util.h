@@ -1,8 +1,8 @@
 /* h5util.h — small HDF5 helpers shared by the checkpoint code (and usable by data/, tools/).
  *
  * Every function returns a poa_status and fills a poa_err with a message that names the object
- * and, when HDF5 failed, the innermost HDF5 error description (architecture note, "Errors").
- * HDF5's automatic error printing is switched off around each call (h5u_quiet_*), so a failed
+ * and, when HDF5 failed, the innermost HDF5 error description (docs/architecture.md §11).
+ * HDF5's automatic error printing is switched off around each call (poa_h5_quiet_*), so a failed
  * open of a truncated file does not spill a stack dump on stderr; the message goes to poa_err.
  *
  * Conventions of the files poa writes (hdf5-schemas/):
@@ -20,67 +20,68 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Saved HDF5 automatic error reporting (see h5u_quiet_begin). */
-typedef struct h5u_quiet {
+/* Saved HDF5 automatic error reporting (see poa_h5_quiet_begin). */
+typedef struct poa_h5_quiet {
     H5E_auto2_t func;
     void *data;
-} h5u_quiet;
+} poa_h5_quiet;
 
 /* Switch HDF5's automatic error printing off / back to what it was. */
-void h5u_quiet_begin(h5u_quiet *saved);
-void h5u_quiet_end(const h5u_quiet *saved);
+void poa_h5_quiet_begin(poa_h5_quiet *saved);
+void poa_h5_quiet_end(const poa_h5_quiet *saved);
 
 /* The innermost message of the current HDF5 error stack ("" when the stack is empty). */
-void h5u_last_error(char *buf, size_t n);
+void poa_h5_last_error(char *buf, size_t n);
 
 /* poa_err_set(err, code, "<what>: <innermost HDF5 message>"); returns code. */
-poa_status h5u_fail(poa_err *err, poa_status code, const char *what);
+poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what);
 
 /* A file-access property list for poa's files (close it with H5Pclose): HDF5 ≥ 1.10.7 keeps
  * its file locking but ignores it where the file system has locking disabled (some Lustre/NFS
  * mounts), instead of failing every open with "unable to lock file". */
-hid_t h5u_fapl(void);
+hid_t poa_h5_fapl(void);
 
 /* Whether `name` (one link, no '/') exists in loc. */
-int h5u_exists(hid_t loc, const char *name);
+int poa_h5_exists(hid_t loc, const char *name);
 
 /* Create a group that remembers the creation order of its links and attributes, so that
- * h5py iterates datasets in the order they were written (model order, spec §12.5). */
-hid_t h5u_create_group(hid_t loc, const char *name);
+ * h5py iterates datasets in the order they were written (model order, docs/algorithm.md §2.8). */
+hid_t poa_h5_create_group(hid_t loc, const char *name);
 
 /* ------------------------------------------------------------------ attributes (on any object) */
-poa_status h5u_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err);
-poa_status h5u_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err);
-poa_status h5u_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
-                                    poa_err *err);
+poa_status poa_h5_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err);
+poa_status poa_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err);
+poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
+                                       poa_err *err);
 /* Read a string attribute into buf (truncated to n-1 chars). */
-poa_status h5u_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err);
+poa_status poa_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err);
 /* Read a scalar integer attribute (any integer type) as int64. */
-poa_status h5u_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa_err *err);
+poa_status poa_h5_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa_err *err);
 /* Read a scalar or 1-D integer attribute: up to cap values into v, count in *n; *rank gets the
  * dataspace rank (0 = scalar). */
-poa_status h5u_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size_t cap, size_t *n,
-                                   int *rank, poa_err *err);
+poa_status poa_h5_attr_read_i64_array(hid_t obj, const char *name, int64_t *v, size_t cap,
+                                      size_t *n, int *rank, poa_err *err);
 
 /* ------------------------------------------------------------------ datasets */
 /* A float32 tensor of ndim dims (PyTorch shape), chunked with Fletcher-32. */
-poa_status h5u_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
-                         const float *data, poa_err *err);
+poa_status poa_h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
+                            const float *data, poa_err *err);
 /* Read a float32 tensor after checking that its shape is exactly dims; the message of a shape
  * mismatch gives both shapes.  A checksum failure is POA_ERR_FORMAT. */
-poa_status h5u_read_f32(hid_t loc, const char *name, int ndim, const int64_t *dims, float *data,
-                        poa_err *err);
-/* Check that dataset `name` exists and has shape dims (no data read). */
-poa_status h5u_check_shape(hid_t loc, const char *name, int ndim, const int64_t *dims,
+poa_status poa_h5_read_f32(hid_t loc, const char *name, int ndim, const int64_t *dims, float *data,
                            poa_err *err);
-/* 1-D uint64 array (may be empty). */
-poa_status h5u_write_u64(hid_t loc, const char *name, const uint64_t *data, size_t n, poa_err *err);
-/* Read a 1-D uint64 array into a malloc'ed buffer (*data, *n); free() it. */
-poa_status h5u_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size_t *n,
+/* Check that dataset `name` exists and has shape dims (no data read). */
+poa_status poa_h5_check_shape(hid_t loc, const char *name, int ndim, const int64_t *dims,
                               poa_err *err);
+/* 1-D uint64 array (may be empty). */
+poa_status poa_h5_write_u64(hid_t loc, const char *name, const uint64_t *data, size_t n,
+                            poa_err *err);
+/* Read a 1-D uint64 array into a malloc'ed buffer (*data, *n); free() it. */
+poa_status poa_h5_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, size_t *n,
+                                 poa_err *err);
 /* Scalar variable-length UTF-8 string dataset. */
-poa_status h5u_write_string(hid_t loc, const char *name, const char *value, poa_err *err);
+poa_status poa_h5_write_string(hid_t loc, const char *name, const char *value, poa_err *err);
 /* Read a scalar string dataset into a malloc'ed, NUL-terminated buffer; free() it. */
-poa_status h5u_read_string_alloc(hid_t loc, const char *name, char **value, poa_err *err);
+poa_status poa_h5_read_string_alloc(hid_t loc, const char *name, char **value, poa_err *err);
 
 #endif

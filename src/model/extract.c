@@ -1,4 +1,4 @@
-/* extract.c — standalone sub-network extraction (spec §2.7, §12.2).  See extract.h. */
+/* extract.c — standalone sub-network extraction (docs/algorithm.md §10).  See extract.h. */
 #include "model/extract.h"
 #include "common/poa_error.h"
 
@@ -19,7 +19,7 @@ poa_status poa_extract_config(const poa_model_config *cfg, int width, int depth,
     return poa_model_config_validate(out, err);
 }
 
-/* Slice of one tensor kind for width d (spec §2.2 table). */
+/* Slice of one tensor kind for width d (docs/algorithm.md §3.2 table). */
 static poa_extract_map slice_of(const poa_model_config *c, poa_shape_kind kind, int d, float alpha)
 {
     const int D = c->max_embed_dim, r = c->mlp_ratio;

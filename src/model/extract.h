@@ -1,14 +1,14 @@
-/* extract.h — a sub-network as a standalone ViT (spec §2.7, §12.2).
+/* extract.h — a sub-network as a standalone ViT (docs/algorithm.md §10).
  *
- * For (width d, depth L): blocks selected by spec §2.3 and renumbered 0…L−1, every tensor sliced
- * as in spec §2.2 with α = D_max/d folded into the qkv, proj, fc1 and fc2 weights (W' = α·W in
- * fp32, as the official tool computes it), biases / LayerNorms / LayerScale / tokens / patch
- * embedding only sliced, the final norm kept (sliced; spec §2.7 item 4 — the official tool
- * drops it), heads dropped.  The result is described by a model built from an "extracted"
- * config (official extracted key names of §12.2: `blocks.j.attn.qkv.weight`, `norm.weight`,
- * no module prefix) and runs through the same forward as any model (its only sub-network is
- * the intact one, α = 1).  Invariant (tested): elastic forward on the full weights = forward of
- * the extracted model.
+ * For (width d, depth L): blocks selected by docs/algorithm.md §3.3 and renumbered 0…L−1, every
+ * tensor sliced as in docs/algorithm.md §3.2 with α = D_max/d folded into the qkv, proj, fc1 and
+ * fc2 weights (W' = α·W in fp32, as the official tool computes it), biases / LayerNorms /
+ * LayerScale / tokens / patch embedding only sliced, the final norm kept (sliced; docs/algorithm.md
+ * §10 — the official tool drops it), heads dropped.  The result is described by a model built from
+ * an "extracted" config (official extracted key names of §10: `blocks.j.attn.qkv.weight`,
+ * `norm.weight`, no module prefix) and runs through the same forward as any model (its only
+ * sub-network is the intact one, α = 1).  Invariant (tested): elastic forward on the full weights =
+ * forward of the extracted model.
  *
  * Extraction works on host memory: it is an offline step between a checkpoint read and a
  * checkpoint write.

@@ -1,4 +1,5 @@
-/* head.c — projection heads with the elastic first layer (spec §2.2, §3).  See head.h. */
+/* head.c — projection heads with the elastic first layer (docs/algorithm.md §3.2, §5).
+ * See head.h. */
 #include "model/head.h"
 #include "common/poa_error.h"
 #include "model/layers.h"
@@ -6,7 +7,7 @@
 #include <string.h>
 
 #define ALIGN_FLOATS 64
-#define L2_EPS       1e-12f /* F.normalize eps for fp32 tensors (spec §3.1) */
+#define L2_EPS       1e-12f /* F.normalize eps for fp32 tensors (docs/algorithm.md §5.1) */
 
 static size_t round_up(size_t n)
 {
@@ -15,19 +16,31 @@ static size_t round_up(size_t n)
 
 /* ---------------------------------------------------------------- prototypes */
 
+static size_t weights_floats(const poa_model *m, int with_grad)
+{
+    const poa_model_config *c = &m->cfg;
+    size_t total = 0;
+    for (int h = 0; h < c->n_heads; h++) {
+        size_t K = (size_t) c->head_n_prototypes[h];
+        total += round_up(K * c->head_bottleneck_dim) * (with_grad ? 2 : 1) + round_up(K);
+    }
+    return total;
+}
+
+size_t poa_head_weights_bytes(const poa_model *m, int with_grad)
+{
+    return weights_floats(m, with_grad) * sizeof(float);
+}
+
 void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weights *hw,
                              int with_grad)
 {
     const poa_model_config *c = &m->cfg;
     memset(hw, 0, sizeof *hw);
     hw->with_grad = with_grad;
-    size_t total = 0;
-    for (int h = 0; h < c->n_heads; h++) {
-        size_t K = (size_t) c->head_n_prototypes[h];
-        total += round_up(K * c->head_bottleneck_dim) * (with_grad ? 2 : 1) + round_up(K);
-    }
+    const size_t total = weights_floats(m, with_grad);
     if (total == 0) return;
-    hw->arena = be->nn->alloc(be, total * sizeof(float));
+    hw->arena = be->iface->alloc(be, total * sizeof(float));
     float *p = hw->arena;
     for (int h = 0; h < c->n_heads; h++) {
         size_t K = (size_t) c->head_n_prototypes[h];
@@ -44,7 +57,7 @@ void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weigh
 
 void poa_head_weights_destroy(poa_backend *be, poa_head_weights *hw)
 {
-    if (hw->arena) be->nn->free(be, hw->arena);
+    if (hw->arena) be->iface->free(be, hw->arena);
     memset(hw, 0, sizeof *hw);
 }
 
@@ -56,7 +69,7 @@ void poa_head_weights_forward(poa_backend *be, const poa_model *m, const float *
         const int K = c->head_n_prototypes[h], bn = c->head_bottleneck_dim;
         be->nn->weightnorm_fwd(be, hw->W[h], hw->vnorm[h], params + m->heads[h].g,
                                params + m->heads[h].v, K, bn);
-        if (hw->with_grad) be->nn->zero(be, hw->dW[h], (size_t) K * bn * sizeof(float));
+        if (hw->with_grad) be->iface->zero(be, hw->dW[h], (size_t) K * bn * sizeof(float));
     }
 }
 
@@ -118,12 +131,23 @@ void poa_head_acts_create(poa_backend *be, const poa_model *m, poa_head_acts *a,
     memset(a, 0, sizeof *a);
     a->train = train;
     a->max_rows = max_rows;
-    a->arena = be->nn->alloc(be, poa_head_acts_floats(m, max_rows, train) * sizeof(float));
+    a->arena = be->iface->alloc(be, poa_head_acts_floats(m, max_rows, train) * sizeof(float));
+}
+
+void poa_head_acts_create_at(const poa_model *m, poa_head_acts *a, int max_rows, int train,
+                             float *arena)
+{
+    (void) m;
+    memset(a, 0, sizeof *a);
+    a->train = train;
+    a->max_rows = max_rows;
+    a->arena = arena;
+    a->borrowed = 1;
 }
 
 void poa_head_acts_destroy(poa_backend *be, poa_head_acts *a)
 {
-    if (a->arena) be->nn->free(be, a->arena);
+    if (a->arena && !a->borrowed) be->iface->free(be, a->arena);
     memset(a, 0, sizeof *a);
 }
 
@@ -151,7 +175,7 @@ void poa_head_forward(poa_backend *be, const poa_model *m, const float *params,
     a->ldz = ldz;
     if (rows == 0) return;
 
-    /* first layer: W1[:, :width] × α (spec §2.2); all hidden outputs kept */
+    /* first layer: W1[:, :width] × α (docs/algorithm.md §3.2); all hidden outputs kept */
     poa_linear_forward(be, a->h1, hid, z, ldz, params + o->w1, D, params + o->b1, rows, hid, width,
                        a->alpha);
     be->nn->gelu_fwd(be, a->g1, a->h1, (size_t) rows * hid);

@@ -1,7 +1,8 @@
-/* head.h — the projection heads (MPH, spec §3.1–§3.3) with the elastic first layer (§2.2).
+/* head.h — the projection heads (MPH, docs/algorithm.md §5.1–5.3) with the elastic first layer
+ * (§3.2).
  *
  * Head h maps rows z [R, d] (cls tokens, or masked patch tokens for iBOT — the heads are shared,
- * spec §3.3) to logits [R, K_h]:
+ * docs/algorithm.md §5.3) to logits [R, K_h]:
  *     h1 = GELU(α·z·W1[:, :d]ᵀ + b1)   α = D_max/d  (1 for the intact student and the teacher)
  *     h2 = GELU(h1·W2ᵀ + b2)
  *     u  = h2·W3ᵀ + b3;   û = u / max(||u||, 1e-12)
@@ -31,6 +32,8 @@ typedef struct poa_head_weights {
     float *dW[POA_MODEL_MAX_HEADS];    /* [K_h, bn] accumulated dL/dW (with_grad)   */
 } poa_head_weights;
 
+/* Bytes of the prototypes' arena (poa_head_weights_create). */
+size_t poa_head_weights_bytes(const poa_model *m, int with_grad);
 void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weights *hw,
                              int with_grad);
 void poa_head_weights_destroy(poa_backend *be, poa_head_weights *hw);
@@ -45,6 +48,7 @@ void poa_head_weights_backward(poa_backend *be, const poa_model *m, const float 
 typedef struct poa_head_acts {
     int train, max_rows;
     float *arena;
+    int borrowed; /* arena is the caller's (poa_head_acts_create_at)             */
     /* current call */
     int head, width, rows;
     float alpha;
@@ -60,6 +64,10 @@ typedef struct poa_head_acts {
 size_t poa_head_acts_floats(const poa_model *m, int max_rows, int train);
 void poa_head_acts_create(poa_backend *be, const poa_model *m, poa_head_acts *a, int max_rows,
                           int train);
+/* The same on the caller's backend memory of poa_head_acts_floats(m, max_rows, train) floats
+ * (not freed by destroy): a workspace region shared by calls that never overlap. */
+void poa_head_acts_create_at(const poa_model *m, poa_head_acts *a, int max_rows, int train,
+                             float *arena);
 void poa_head_acts_destroy(poa_backend *be, poa_head_acts *a);
 
 /* logits [rows, K_h] (ld ldl, =) of head `head` for input rows z [rows, width] (ld ldz) of a

@@ -1,5 +1,5 @@
-/* loss.c — see loss.h.  Every term names its spec equation; the scales follow the official
- * forward_backward (alipay/POA poa/train/ssl_meta_arch.py) term by term. */
+/* loss.c — see loss.h.  Every term names its section of docs/algorithm.md; the scales follow the
+ * official forward_backward (alipay/POA poa/train/ssl_meta_arch.py) term by term. */
 #include "model/loss.h"
 #include "common/poa_error.h"
 
@@ -37,11 +37,11 @@ poa_loss_cfg poa_loss_cfg_official(int B, int n_local, int n_heads)
 
 /* ------------------------------------------------------------------------- Sinkhorn-Knopp */
 
-/* Spec §4.1.  Per prototype k the logits are shifted by their maximum over all ranks' rows
- * before exp (no overflow, and no prototype can underflow to an all-zero row, §13 item 5);
- * the shift is a per-prototype factor that the first prototype normalisation removes exactly.
- * The official whole-matrix normalisation and the /K, /R, ·R constants only rescale the
- * matrix and cancel (§4.1), so each iteration is "prototypes to sum 1, samples to sum 1". */
+/* docs/algorithm.md §6.2.  Per prototype k the logits are shifted by their maximum over all ranks'
+ * rows before exp (no overflow, and no prototype can underflow to an all-zero row); the shift is a
+ * per-prototype factor that the first prototype normalisation removes exactly. The official
+ * whole-matrix normalisation and the /K, /R, ·R constants only rescale the matrix and cancel, so
+ * each iteration is "prototypes to sum 1, samples to sum 1". */
 void poa_sinkhorn_knopp(poa_backend *be, const poa_collective *coll, float *t, int ldt,
                         const float *logits, int ldl, int n, int K, float teacher_temp, int iters,
                         double *ws)
@@ -65,7 +65,7 @@ static int enabled(const poa_loss_cfg *c, poa_loss_term t)
     return (c->terms >> t) & 1u;
 }
 
-/* Number of (teacher global, student view) pairs P = 2 + max(2·V_l, 1) (spec §4.2, §13 item 2). */
+/* Number of (teacher global, student view) pairs P = 2 + max(2·V_l, 1) (docs/algorithm.md §6.3). */
 static int n_pairs(const poa_loss_cfg *c)
 {
     int local_pairs = 2 * c->n_local;
@@ -84,17 +84,17 @@ static void sum_crop_targets(poa_backend *be, float *t_sum, const float *t_cls, 
                              int K)
 {
     for (int b = 0; b < B; b++) {
-        be->nn->copy(be, t_sum + (size_t) b * K, t_cls + (size_t) b * ldt, sizeof(float) * K);
+        be->iface->copy(be, t_sum + (size_t) b * K, t_cls + (size_t) b * ldt, sizeof(float) * K);
         be->nn->axpy(be, t_sum + (size_t) b * K, 1.0f, t_cls + (size_t) (B + b) * ldt, (size_t) K);
     }
 }
 
-/* Cross-view terms L_IS (λ) and L_ES1 (1 − λ), spec §4.2/4.3: the mean over the P pairs.
- * Global rows pair with the other crop's target (row (i + B) mod 2B); every local row of image
- * b with both global targets.  Both parts are sums of CE divided by B·P. */
+/* Cross-view terms L_IS (λ) and L_ES1 (1 − λ), docs/algorithm.md §6.3/§6.4: the mean over the P
+ * pairs. Global rows pair with the other crop's target (row (i + B) mod 2B); every local row of
+ * image b with both global targets.  Both parts are sums of CE divided by B·P. */
 static void cross_view_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                              const float *t_cls, int ldt, const float *s_is, const float *s_es,
-                             int lds, float *ds_is, float *ds_es, int ldds, float *t_sum)
+                             int lds, float *ds_is, float *ds_es, int ldds, float *t_sum, int only)
 {
     const int B = c->B, nL = c->n_local * c->B, H = c->n_heads;
     const float inv_ts = 1.0f / c->student_temp;
@@ -109,7 +109,7 @@ static void cross_view_terms(poa_backend *be, const poa_loss_cfg *c, int head, i
                {POA_TERM_DINO_ES1, 1.0 - c->lambda_ie, s_es, ds_es}};
     if (nL > 0) sum_crop_targets(be, t_sum, t_cls, ldt, B, K);
     for (int x = 0; x < 2; x++) {
-        if (!enabled(c, br[x].term)) continue;
+        if (!enabled(c, br[x].term) || (only >= 0 && x != only)) continue;
         double *slot = slots + poa_loss_slot(H, head, br[x].term);
         float grad_scale = (float) (c->dino_weight * br[x].weight / H / c->groups_total * norm);
         be->train->xent(be, slot, br[x].ds, ldds, br[x].s, lds, t_cls, ldt, 2 * B, B, NULL, 2 * B,
@@ -121,9 +121,10 @@ static void cross_view_terms(poa_backend *be, const poa_loss_cfg *c, int head, i
     }
 }
 
-/* Same-view distillation L_ES2 (spec §4.4): targets softmax(S^IS / 0.1) of the same rows,
- * detached (only the elastic logits get a gradient); mean over the 2B global rows plus mean over
- * the V_l·B local rows, weight 1 − λ, not multiplied by dino.loss_weight (§13 item 1). */
+/* Same-view distillation L_ES2 (docs/algorithm.md §6.5): targets softmax(S^IS / 0.1) of the same
+ * rows, detached (only the elastic logits get a gradient); mean over the 2B global rows plus mean
+ * over the V_l·B local rows, weight 1 − λ, not multiplied by dino.loss_weight (docs/algorithm.md
+ * §6.6). */
 static void distill_part(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                          poa_loss_term term, int row0, int n, const float *s_is, const float *s_es,
                          int lds, float *ds_es, int ldds, float *pi)
@@ -139,11 +140,12 @@ static void distill_part(poa_backend *be, const poa_loss_cfg *c, int head, int K
                     1.0f / c->student_temp, value_scale, grad_scale);
 }
 
-/* iBOT (spec §4.7): Σ_q w_q CE(Tp_q, Sp_q) / 2B per branch, weights λ and 1 − λ, × ibot weight. */
+/* iBOT (docs/algorithm.md §6.8): Σ_q w_q CE(Tp_q, Sp_q) / 2B per branch, weights λ and 1 − λ, ×
+ * ibot weight. */
 static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                        const float *t_patch, int ldtp, const float *mask_w, int n_masked,
                        const float *s_is, const float *s_es, int lds, float *ds_is, float *ds_es,
-                       int ldds)
+                       int ldds, int only)
 {
     const int H = c->n_heads, row0 = poa_loss_student_rows(c, 0);
     const double norm = 1.0 / (2.0 * c->B);
@@ -155,7 +157,7 @@ static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, 
     } br[2] = {{POA_TERM_IBOT_IS, c->lambda_ie, s_is, ds_is},
                {POA_TERM_IBOT_ES, 1.0 - c->lambda_ie, s_es, ds_es}};
     for (int x = 0; x < 2; x++) {
-        if (!enabled(c, br[x].term)) continue;
+        if (!enabled(c, br[x].term) || (only >= 0 && x != only)) continue;
         float value_scale = (float) (norm / c->groups_local);
         float grad_scale = (float) (c->ibot_weight * br[x].weight / H / c->groups_total * norm);
         be->train->xent(be, slots + poa_loss_slot(H, head, br[x].term),
@@ -167,39 +169,63 @@ static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, 
 
 /* The official code computes the global-crop DINO and distillation terms (and KoLeo) only when
  * dino.loss_weight > 0, the local-crop ones whenever there are local crops, and iBOT when
- * ibot.loss_weight > 0 and iBOT is active. */
+ * ibot.loss_weight > 0 and iBOT is active.  only: −1 both branches, else POA_LOSS_IS or
+ * POA_LOSS_ES (each term's arithmetic and its accumulation order are the same). */
+static void head_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
+                       const float *t_cls, int ldt, const float *t_patch, int ldtp,
+                       const float *mask_w, int n_masked, const float *s_is, const float *s_es,
+                       int lds, float *ds_is, float *ds_es, int ldds, float *scratch, int only)
+{
+    POA_ASSERT(head >= 0 && head < c->n_heads && c->groups_local >= 1 && c->groups_total >= 1);
+    const int B = c->B, nL = c->n_local * c->B;
+    const int es = only != POA_LOSS_IS;
+    if (c->dino_weight > 0) {
+        cross_view_terms(be, c, head, K, slots, t_cls, ldt, s_is, s_es, lds, ds_is, ds_es, ldds,
+                         scratch, only);
+        if (es)
+            distill_part(be, c, head, K, slots, POA_TERM_DISTILL_GLOBAL, 0, 2 * B, s_is, s_es, lds,
+                         ds_es, ldds, scratch);
+    }
+    if (es)
+        distill_part(be, c, head, K, slots, POA_TERM_DISTILL_LOCAL, 2 * B, nL, s_is, s_es, lds,
+                     ds_es, ldds, scratch);
+    if (t_patch && n_masked > 0 && c->ibot_weight > 0)
+        ibot_terms(be, c, head, K, slots, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds, ds_is,
+                   ds_es, ldds, only);
+}
+
 void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                    const float *t_cls, int ldt, const float *t_patch, int ldtp, const float *mask_w,
                    int n_masked, const float *s_is, const float *s_es, int lds, float *ds_is,
                    float *ds_es, int ldds, float *scratch)
 {
-    POA_ASSERT(head >= 0 && head < c->n_heads && c->groups_local >= 1 && c->groups_total >= 1);
-    const int B = c->B, nL = c->n_local * c->B;
-    if (c->dino_weight > 0) {
-        cross_view_terms(be, c, head, K, slots, t_cls, ldt, s_is, s_es, lds, ds_is, ds_es, ldds,
-                         scratch);
-        distill_part(be, c, head, K, slots, POA_TERM_DISTILL_GLOBAL, 0, 2 * B, s_is, s_es, lds,
-                     ds_es, ldds, scratch);
-    }
-    distill_part(be, c, head, K, slots, POA_TERM_DISTILL_LOCAL, 2 * B, nL, s_is, s_es, lds, ds_es,
-                 ldds, scratch);
-    if (t_patch && n_masked > 0 && c->ibot_weight > 0)
-        ibot_terms(be, c, head, K, slots, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds, ds_is,
-                   ds_es, ldds);
+    head_terms(be, c, head, K, slots, t_cls, ldt, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds,
+               ds_is, ds_es, ldds, scratch, -1);
+}
+
+void poa_loss_head_branch(poa_backend *be, const poa_loss_cfg *c, int head, int K, int branch,
+                          double *slots, const float *t_cls, int ldt, const float *t_patch,
+                          int ldtp, const float *mask_w, int n_masked, const float *s_is,
+                          const float *s_es, int lds, float *ds, int ldds, float *scratch)
+{
+    POA_ASSERT(branch == POA_LOSS_IS || branch == POA_LOSS_ES);
+    head_terms(be, c, head, K, slots, t_cls, ldt, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds,
+               branch == POA_LOSS_IS ? ds : NULL, branch == POA_LOSS_ES ? ds : NULL, ldds, scratch,
+               branch);
 }
 
 /* ---------------------------------------------------------------------------------- KoLeo */
 
-size_t poa_loss_koleo_scratch(poa_backend *be, const poa_loss_cfg *c, int d_max)
+size_t poa_loss_koleo_scratch_bytes(const poa_backend *be, const poa_loss_cfg *c, int d_max)
 {
-    return be->train->koleo_scratch(c->B, d_max);
+    return be->train->koleo_scratch_bytes(be, c->B, d_max);
 }
 
-/* Spec §4.6: per global crop over the group's B images (never mixing the two crops of an
- * image), both branches, γ·½·(Σ_g KoLeo(Z^IS_g) + Σ_g KoLeo(Z^ES_g)); not λ-weighted. */
+/* docs/algorithm.md §6.7: per global crop over the group's B images (never mixing the two crops of
+ * an image), both branches, γ·½·(Σ_g KoLeo(Z^IS_g) + Σ_g KoLeo(Z^ES_g)); not λ-weighted. */
 void poa_loss_koleo(poa_backend *be, const poa_loss_cfg *c, double *slots, const float *z_is,
                     int ldz_is, int d_is, float *dz_is, int lddz_is, const float *z_es, int ldz_es,
-                    int d_es, float *dz_es, int lddz_es, float *scratch)
+                    int d_es, float *dz_es, int lddz_es, void *scratch)
 {
     if (!(c->dino_weight > 0 && c->koleo_weight > 0)) return;
     POA_CHECK(c->B >= 2, "KoLeo needs at least 2 images per rank group (B = %d)", c->B);

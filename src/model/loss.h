@@ -1,4 +1,4 @@
-/* loss.h — the POA loss (spec §4.1–4.8 with the corrections of §13 items 1–3), composed from
+/* loss.h — the POA loss (docs/algorithm.md §6.2–6.9), composed from
  * the backend's training ops.  No MPI here: Sinkhorn-Knopp pools its sums through
  * loss_collective.h.
  *
@@ -8,13 +8,14 @@
  *     | V_l·B local-crop cls tokens (local 0 of every image, local 1, …)
  *     | n_m masked patch tokens (iBOT on) ]                                   ("student rows")
  * and the teacher gives Sinkhorn-Knopp targets for the 2B global crops (same crop order) and for
- * the n_m masked patches.  The loss functions add every term's value (unweighted, as the spec
- * defines it, averaged over this rank's groups) into "loss slots" (doubles in backend memory)
- * and its weighted gradient into the logits/feature gradients (+=).
+ * the n_m masked patches.  The loss functions add every term's value (unweighted, as
+ * docs/algorithm.md §6.9 defines it, averaged over this rank's groups) into "loss slots"
+ * (doubles in backend memory) and its weighted gradient into the logits/feature gradients (+=).
  *
  * Gradient weights: the back-propagated loss is the mean over the rank groups of all ranks
- * (spec §4, §10 item 16), so every gradient is divided by groups_total and the gradient
- * all-reduce over ranks must be a plain sum.
+ * (docs/algorithm.md §6.9, §1.2).  Every gradient is divided by groups_total, which the step
+ * sets to G, the rank groups of this rank; the gradient all-reduce then averages over the ranks
+ * (docs/architecture.md §7.3), which completes the mean over all ranks' groups.
  */
 #ifndef POA_MODEL_LOSS_H
 #define POA_MODEL_LOSS_H
@@ -22,17 +23,17 @@
 #include "backend/backend.h"
 #include "model/loss_collective.h"
 
-/* Loss terms.  Per head: */
+/* Loss terms (sections of docs/algorithm.md).  Per head: */
 typedef enum poa_loss_term {
-    POA_TERM_DINO_IS = 0,    /* L_IS^(h)                          (spec §4.2)           */
-    POA_TERM_DINO_ES1,       /* L_ES1^(h)                         (§4.3)                */
-    POA_TERM_DISTILL_GLOBAL, /* global-crop mean of L_ES2^(h)     (§4.4)                */
+    POA_TERM_DINO_IS = 0,    /* L_IS^(h)                          (§6.3)                */
+    POA_TERM_DINO_ES1,       /* L_ES1^(h)                         (§6.4)                */
+    POA_TERM_DISTILL_GLOBAL, /* global-crop mean of L_ES2^(h)     (§6.5)                */
     POA_TERM_DISTILL_LOCAL,  /* local-crop mean of L_ES2^(h)                            */
-    POA_TERM_IBOT_IS,        /* iBOT^IS_h                         (§4.7)                */
+    POA_TERM_IBOT_IS,        /* iBOT^IS_h                         (§6.8)                */
     POA_TERM_IBOT_ES,        /* iBOT^ES_h                                               */
     POA_N_HEAD_TERMS,
     /* Per rank group (not per head): */
-    POA_TERM_KOLEO_IS = POA_N_HEAD_TERMS, /* Σ_g KoLeo(Z^IS_g)     (§4.6)                */
+    POA_TERM_KOLEO_IS = POA_N_HEAD_TERMS, /* Σ_g KoLeo(Z^IS_g)     (§6.7)                */
     POA_TERM_KOLEO_ES,                    /* Σ_g KoLeo(Z^ES_g)                          */
     POA_N_TERMS
 } poa_loss_term;
@@ -57,18 +58,18 @@ typedef struct poa_loss_cfg {
     int n_local;        /* V_l (crops.local_crops_number)                                */
     int n_heads;        /* H                                                             */
     float lambda_ie;    /* λ (dino.lambda_ie)                                            */
-    float dino_weight;  /* dino.loss_weight: multiplies λ·L_IS + (1−λ)·L_ES1 only (§13.1)  */
+    float dino_weight;  /* dino.loss_weight: multiplies λ·L_IS + (1−λ)·L_ES1 only (§6.6)   */
     float koleo_weight; /* γ (dino.koleo_loss_weight)                                    */
     float ibot_weight;  /* ibot.loss_weight                                              */
     float student_temp; /* τ_s = 0.1                                                     */
     float distill_temp; /* temperature of the L_ES2 targets = 0.1                        */
     int sk_iters;       /* Sinkhorn-Knopp iterations = 3                                 */
     int groups_local;   /* rank groups on this rank (slot values are their mean)         */
-    int groups_total;   /* rank groups over all ranks (gradients are divided by it)      */
+    int groups_total;   /* gradients are divided by it: G (the all-reduce averages ranks) */
     unsigned terms;     /* enabled terms, bit (1 << poa_loss_term); POA_LOSS_ALL_TERMS    */
 } poa_loss_cfg;
 
-/* The official weights and temperatures (spec §4) for one group on one rank. */
+/* The official weights and temperatures (docs/algorithm.md §6) for one group on one rank. */
 poa_loss_cfg poa_loss_cfg_official(int B, int n_local, int n_heads);
 
 /* Rows of a student logits matrix of one rank group with n_masked masked patches. */
@@ -77,8 +78,8 @@ static inline int poa_loss_student_rows(const poa_loss_cfg *c, int n_masked)
     return (2 + c->n_local) * c->B + n_masked;
 }
 
-/* Teacher targets by Sinkhorn-Knopp (spec §4.1) over the n local rows of logits [n, K] and the
- * rows of every other rank (coll): t [n, K] (ldt).  ws: 2·K doubles of backend memory. */
+/* Teacher targets by Sinkhorn-Knopp (docs/algorithm.md §6.2) over the n local rows of logits [n, K]
+ * and the rows of every other rank (coll): t [n, K] (ldt).  ws: 2·K doubles of backend memory. */
 void poa_sinkhorn_knopp(poa_backend *be, const poa_collective *coll, float *t, int ldt,
                         const float *logits, int ldl, int n, int K, float teacher_temp, int iters,
                         double *ws);
@@ -97,18 +98,30 @@ void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, doub
                    int n_masked, const float *s_is, const float *s_es, int lds, float *ds_is,
                    float *ds_es, int ldds, float *scratch);
 
-/* Floats of scratch that poa_loss_koleo needs for features of width ≤ d_max. */
-size_t poa_loss_koleo_scratch(poa_backend *be, const poa_loss_cfg *c, int d_max);
+/* The terms of one student branch only, gradients into ds (+=): POA_LOSS_IS (L_IS, iBOT^IS:
+ * reads s_is) or POA_LOSS_ES (L_ES1, L_ES2, iBOT^ES: reads s_es, and the class-token rows
+ * [0, (2 + V_l)·B) of s_is as the distillation targets).  The two calls give the values and
+ * gradients of poa_loss_head bit for bit (each term's operations and their order are the same),
+ * so a caller can run one branch's backward before the other's logits exist. */
+enum { POA_LOSS_IS = 0, POA_LOSS_ES = 1 };
+void poa_loss_head_branch(poa_backend *be, const poa_loss_cfg *c, int head, int K, int branch,
+                          double *slots, const float *t_cls, int ldt, const float *t_patch,
+                          int ldtp, const float *mask_w, int n_masked, const float *s_is,
+                          const float *s_es, int lds, float *ds, int ldds, float *scratch);
 
-/* KoLeo of one rank group (spec §4.6): z_is [2B, d_is] and z_es [2B, d_es] are the backbone cls
- * outputs of the global crops (crop 0 rows, crop 1 rows); dz_* (+=). */
+/* Bytes of scratch that poa_loss_koleo needs for features of width ≤ d_max. */
+size_t poa_loss_koleo_scratch_bytes(const poa_backend *be, const poa_loss_cfg *c, int d_max);
+
+/* KoLeo of one rank group (docs/algorithm.md §6.7): z_is [2B, d_is] and z_es [2B, d_es] are the
+ * backbone cls outputs of the global crops (crop 0 rows, crop 1 rows); dz_* (+=). */
 void poa_loss_koleo(poa_backend *be, const poa_loss_cfg *c, double *slots, const float *z_is,
                     int ldz_is, int d_is, float *dz_is, int lddz_is, const float *z_es, int ldz_es,
-                    int d_es, float *dz_es, int lddz_es, float *scratch);
+                    int d_es, float *dz_es, int lddz_es, void *scratch);
 
 /* The back-propagated total loss of this rank (mean over its groups) from downloaded slots:
  * (1/H)Σ_h[w_d(λ L_IS + (1−λ) L_ES1) + (1−λ) L_ES2] + (γ/2)(KoLeo_IS + KoLeo_ES)
- * + w_i (1/H) Σ_h [λ iBOT_IS + (1−λ) iBOT_ES] (spec §4.8, §13.1), disabled terms left out. */
+ * + w_i (1/H) Σ_h [λ iBOT_IS + (1−λ) iBOT_ES] (docs/algorithm.md §6.9, §6.6), disabled terms left
+ * out. */
 double poa_loss_total(const poa_loss_cfg *c, const double *slots_host);
 
 #endif

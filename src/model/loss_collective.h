@@ -1,7 +1,8 @@
-/* loss_collective.h — the small collective interface of the losses (spec §4.1).
+/* loss_collective.h — the small collective interface of the losses (docs/algorithm.md §6.2;
+ * docs/architecture.md §2 and §7.2).
  *
  * Sinkhorn-Knopp pools its statistics over every rank group of the iteration.  model/ stays
- * free of MPI/NCCL: the caller passes these callbacks (train/ wires them to src/dist; tests use
+ * free of MPI/NCCL: the caller passes these callbacks (train/ wires them to src/comm; tests use
  * MPI directly or the single-process version).  Buffers are in backend memory and reduced in
  * place; every rank must call them in the same order, also with zero local rows.
  */

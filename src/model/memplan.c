@@ -1,11 +1,12 @@
-/* memplan.c — memory plan of a model config (spec §5), for the trainer's --dry-run. */
+/* memplan.c — memory plan of a model config (docs/algorithm.md §5.4), for the trainer's
+ * --dry-run. */
 #include "model/head.h"
 #include "model/model.h"
 #include "model/vit.h"
 
 #include <stdio.h>
 
-void poa_model_memory_plan(const poa_model *m, poa_model_memplan *plan)
+void poa_model_memory_plan(const poa_backend *be, const poa_model *m, poa_model_memplan *plan)
 {
     const poa_model_config *c = &m->cfg;
     *plan = (poa_model_memplan){0};
@@ -22,6 +23,9 @@ void poa_model_memory_plan(const poa_model *m, poa_model_memplan *plan)
     plan->grads_bytes = flat;
     plan->adam_bytes = 2 * flat;
     plan->teacher_bytes = flat;
+    plan->compute_dtype = be->act_dtype;
+    plan->compute_copy_bytes =
+        be->act_dtype == POA_DT_F32 ? 0 : 2 * poa_act_bytes(be, m->table.total);
     size_t protos = 0, logits_per_row = 0;
     for (int h = 0; h < c->n_heads; h++) {
         protos += (size_t) c->head_n_prototypes[h] * (c->head_bottleneck_dim + 1);
@@ -31,16 +35,16 @@ void poa_model_memory_plan(const poa_model *m, poa_model_memplan *plan)
     plan->head_weights_bytes = (3 * protos + protos) * sizeof(float);
     plan->head_logits_bytes_per_row = logits_per_row * sizeof(float);
     plan->head_acts_bytes_per_row = poa_head_acts_floats(m, 1, 1) * sizeof(float);
-    plan->act_global_per_image = poa_vit_acts_floats(NULL, m, 1, c->global_crops_size, 1) * 4;
-    plan->act_local_per_image = poa_vit_acts_floats(NULL, m, 1, c->local_crops_size, 1) * 4;
-    plan->teacher_act_per_image = poa_vit_acts_floats(NULL, m, 1, c->global_crops_size, 0) * 4;
+    plan->act_global_per_image = poa_vit_acts_bytes(be, m, 1, c->global_crops_size, 1);
+    plan->act_local_per_image = poa_vit_acts_bytes(be, m, 1, c->local_crops_size, 1);
+    plan->teacher_act_per_image = poa_vit_acts_bytes(be, m, 1, c->global_crops_size, 0);
 }
 
 size_t poa_model_memory_step_bytes(const poa_model_memplan *p, int images, int local_crops)
 {
     const size_t B = (size_t) images, V = (size_t) local_crops;
-    size_t fixed =
-        p->params_bytes + p->grads_bytes + p->adam_bytes + p->teacher_bytes + p->head_weights_bytes;
+    size_t fixed = p->params_bytes + p->grads_bytes + p->adam_bytes + p->teacher_bytes +
+                   p->compute_copy_bytes + p->head_weights_bytes;
     /* two student branches (intact, elastic ≤ intact), each 2 global + V local crops; the
      * teacher runs the 2 global crops without saving activations. */
     size_t backbone = B * (2 * (2 * p->act_global_per_image + V * p->act_local_per_image) +
@@ -72,7 +76,9 @@ void poa_model_memory_plan_print(const poa_model *m, const poa_model_memplan *p,
     line(f, "gradients", p->grads_bytes);
     line(f, "AdamW moments", p->adam_bytes);
     line(f, "EMA teacher", p->teacher_bytes);
+    if (p->compute_copy_bytes) line(f, "GEMM weights, compute copies", p->compute_copy_bytes);
     line(f, "weight-normalised prototypes", p->head_weights_bytes);
+    fprintf(f, "  %-34s %10s\n", "compute dtype (activations)", poa_dtype_name(p->compute_dtype));
     line(f, "activations / image, global crop", p->act_global_per_image);
     line(f, "activations / image, local crop", p->act_local_per_image);
     line(f, "teacher workspace / image", p->teacher_act_per_image);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---------------------------------------------------------------- optimizer rules (§6.2) */
+/* ------------------------------------------------ optimizer rules (docs/algorithm.md §8.2) */
 
 /* Layer id of the official get_vit_lr_decay_rate (force_is_backbone for the backbone module,
  * n_blocks = 0 for dino_head, which makes every head tensor's multiplier 1). */
@@ -248,7 +248,8 @@ static void init_one(const poa_param_desc *d, int index, float *dst, uint64_t se
             v = a * (2.0 * uniform_at(seed, init_counter(index, 0, e)) - 1.0);
             break;
         case POA_INIT_TRUNC_NORMAL:
-            /* N(0, a²) truncated at the absolute bounds ±2 (spec §1.6), by redrawing. */
+            /* N(0, a²) truncated at the absolute bounds ±2 (docs/algorithm.md §2.7), by
+             * redrawing. */
             for (int attempt = 0;; attempt++) {
                 POA_CHECK(attempt < 64, "truncated normal of %s: no value in [-2, 2]", d->name);
                 v = a * normal_at(seed, init_counter(index, attempt, e));
@@ -273,11 +274,11 @@ void poa_model_init_params(poa_backend *be, const poa_model *m, float *params, u
     for (int i = 0; i < m->table.n; i++)
         if (m->table.p[i].numel > max_numel) max_numel = m->table.p[i].numel;
     float *stage = poa_xmalloc(max_numel * sizeof(float));
-    be->nn->zero(be, params, m->table.total * sizeof(float));
+    be->iface->zero(be, params, m->table.total * sizeof(float));
     for (int i = 0; i < m->table.n; i++) {
         const poa_param_desc *d = &m->table.p[i];
         init_one(d, i, stage, seed);
-        be->nn->upload(be, params + d->offset, stage, d->numel * sizeof(float));
+        be->iface->upload(be, params + d->offset, stage, d->numel * sizeof(float));
     }
     free(stage);
 }

@@ -1,12 +1,12 @@
-/* model.h — the one model description (architecture note, "One model description").
+/* model.h — the one model description (docs/architecture.md §4).
  *
  * Every parameter of the ViT backbone and of the projection heads is declared once, in the
- * X-macro lists below: official state-dict key (spec §1.7, §12.5; extracted-model key, §12.2),
- * PyTorch shape, init rule (spec §1.6, §3.1).  poa_model_build() turns the lists into a
- * poa_param_table (sizes, aligned block-major offsets, buckets, optimizer flags per spec §6.2)
- * and into the offset structs that forward/backward use.  Parameters, gradients, AdamW moments
- * and the teacher are flat buffers with the same offsets: `params + m->blocks[i].qkv_w` is the
- * intact qkv weight of block i in any of them.
+ * X-macro lists below: official state-dict key (docs/algorithm.md §2.8; extracted-model key, §10),
+ * PyTorch shape, init rule (docs/algorithm.md §2.7).  poa_model_build() turns the lists into a
+ * poa_param_table (sizes, aligned block-major offsets, buckets, optimizer flags per
+ * docs/algorithm.md §8.2) and into the offset structs that forward/backward use.  Parameters,
+ * gradients, AdamW moments and the teacher are flat buffers with the same offsets: `params +
+ * m->blocks[i].qkv_w` is the intact qkv weight of block i in any of them.
  *
  * Flat-buffer order: cls_token, pos_embed, mask_token, patch_embed (bucket 0); block i (bucket
  * 1 + i); final norm (bucket L_max + 1); head h: mlp{h}.*, last_layer{h}.* (bucket L_max + 2 + h).
@@ -44,7 +44,7 @@ typedef enum poa_shape_kind {
     POA_SHAPE_K_BN,    /* [K, bottleneck]    weight_v                      */
 } poa_shape_kind;
 
-/* Init rules of the lists (spec §1.6, §3.1); arguments come from the config. */
+/* Init rules of the lists (docs/algorithm.md §2.7); arguments come from the config. */
 typedef enum poa_init_kind {
     POA_INITK_ZERO,
     POA_INITK_ONE,
@@ -126,15 +126,15 @@ typedef struct poa_model {
 void poa_model_build(poa_model *m, const poa_model_config *cfg);
 void poa_model_free(poa_model *m);
 
-/* Optimizer rules of spec §6.2 evaluated on a name (without module prefix): */
+/* Optimizer rules of docs/algorithm.md §8.2 evaluated on a name (without module prefix): */
 double poa_model_lr_mult(const poa_model_config *cfg, const char *module, const char *name);
 double poa_model_wd_mult(const char *name);
 
 /* "backbone.blocks.0.attn.qkv.linear.weight" (checkpoint dataset name; extracted models have
- * no module prefix, spec §12.2). */
+ * no module prefix, docs/algorithm.md §2.8). */
 void poa_model_param_key(const poa_model *m, int i, char *buf, size_t n);
 
-/* Fill params (backend memory, table.total floats) per spec §1.6/§3.1 from Philox streams
+/* Fill params (backend memory, table.total floats) per docs/algorithm.md §2.7 from Philox streams
  * (seed, rank 0, POA_RNG_INIT): parameter i uses counter indices i·2^40 + ..., so the values
  * of a tensor depend only on (seed, its index in the table, its shape).  Alignment padding is
  * zeroed. */
@@ -142,24 +142,30 @@ void poa_model_init_params(poa_backend *be, const poa_model *m, float *params, u
 /* The same on a host buffer (used by the above and by tests). */
 void poa_model_init_params_host(const poa_model *m, float *host, uint64_t seed);
 
-/* Memory plan of a config (spec §5 sizes), in bytes, for the trainer's --dry-run. */
+/* Memory plan of a config (docs/algorithm.md §5.4 sizes), in bytes, for the trainer's --dry-run and
+ * start-up report.  Master copies are fp32; activations are in the backend's compute dtype. */
 typedef struct poa_model_memplan {
     size_t n_params; /* parameter values (no padding) */
     size_t n_backbone, n_heads_params;
+    poa_dtype compute_dtype;          /* the backend's activation dtype                       */
     size_t params_bytes;              /* one flat fp32 buffer incl. padding (student)         */
     size_t grads_bytes;               /* gradients                                            */
     size_t adam_bytes;                /* AdamW m and v                                        */
     size_t teacher_bytes;             /* EMA teacher                                          */
+    size_t compute_copy_bytes;        /* GEMM weights' compute copies (student + teacher; 0
+                                         when the compute dtype is fp32: they alias the masters) */
     size_t head_weights_bytes;        /* weight-normalised prototypes (student + teacher), dW */
     size_t head_logits_bytes_per_row; /* logits of all heads for one input row        */
     size_t head_acts_bytes_per_row;   /* saved head activations of one row            */
     /* backbone workspace per image for one training call of the intact network
-     * (poa_vit_acts_floats with train = 1), and for the teacher (train = 0) */
+     * (poa_vit_acts_bytes with train = 1), and for the teacher (train = 0) */
     size_t act_global_per_image;
     size_t act_local_per_image;
     size_t teacher_act_per_image;
 } poa_model_memplan;
-void poa_model_memory_plan(const poa_model *m, poa_model_memplan *plan);
+/* be: the backend that will run the model, or a planning backend (poa_backend_planner): its
+ * compute dtype and attention sizes. */
+void poa_model_memory_plan(const poa_backend *be, const poa_model *m, poa_model_memplan *plan);
 /* Rough total of one training step on one device: fixed buffers + `images` images with 2 global
  * and `local_crops` local crops through both student branches and the teacher, plus the head
  * rows of their cls tokens (iBOT patch rows excluded). */

@@ -1,5 +1,5 @@
 /* model_config.h — the model configuration (a plain struct), elastic widths/depths and block
- * selection (spec §1.1, §2.1, §2.3, §11.1).
+ * selection (docs/algorithm.md §2.1, §3.1, §3.3, §12.1).
  *
  * Field names are the official YAML keys (student.*, dino.head_*, crops.*_size, optim.*) so the
  * trainer fills the struct key by key: start from poa_model_config_from_arch(), overwrite what
@@ -8,12 +8,13 @@
 #ifndef POA_MODEL_MODEL_CONFIG_H
 #define POA_MODEL_MODEL_CONFIG_H
 
+#include "common/arch.h"
 #include "common/poa_error.h"
 
 #include <stddef.h>
 
-#define POA_MODEL_MAX_HEADS 8   /* projection heads (MPH) */
-#define POA_MODEL_MAX_DEPTH 128 /* L_max                   */
+#define POA_MODEL_MAX_HEADS POA_ARCH_MAX_HEADS /* projection heads (MPH) */
+#define POA_MODEL_MAX_DEPTH POA_ARCH_MAX_DEPTH /* L_max                   */
 #define POA_MODEL_ARCH_MAX  32
 
 typedef struct poa_model_config {
@@ -34,7 +35,7 @@ typedef struct poa_model_config {
     float layerscale;   /* LayerScale init value (1e-5)                                         */
     float ln_eps;       /* LayerNorm eps (1e-6)                                                 */
 
-    /* projection heads (dino.*); iBOT shares them (spec §3.3) */
+    /* projection heads (dino.*); iBOT shares them (docs/algorithm.md §5.3) */
     int n_heads;                                /* H = length of head_n_prototypes             */
     int head_n_prototypes[POA_MODEL_MAX_HEADS]; /* K_h                                         */
     int head_hidden_dim;                        /* 2048                                        */
@@ -45,20 +46,23 @@ typedef struct poa_model_config {
     int global_crops_size;
     int local_crops_size;
 
-    /* optimizer multipliers written into the parameter table (optim.*, spec §6.2) */
+    /* optimizer multipliers written into the parameter table (optim.*, docs/algorithm.md §8.2) */
     double layerwise_decay;     /* 0.9 */
     double patch_embed_lr_mult; /* 0.2 */
 
-    /* 1: parameter names of a standalone (extracted) ViT, spec §12.2 (no .linear./.norm. wrapper
-     * level, final norm `norm.weight`); such a model has a single sub-network and no heads. */
+    /* 1: parameter names of a standalone (extracted) ViT, docs/algorithm.md §2.8 (no
+     * .linear./.norm. wrapper level, final norm `norm.weight`); such a model has a single
+     * sub-network and no heads. */
     int extracted;
 } poa_model_config;
 
-/* Defaults of an architecture: "tiny" (spec §11.1), "demo" (Fashion-MNIST on CPU, see
- * src/model/README.md), "vit_small", "vit_base" (patch 16, elastic ranges §11.2-style),
- * "vit_large" / "vit_dynamic" (the official POA ViT-L teacher: 11 widths × 13 depths, 4 heads). */
+/* Defaults of an architecture, from the one preset table (common/arch.h): "tiny" (docs/algorithm.md
+ * §12.1), "demo" (Fashion-MNIST on CPU, see src/model/README.md), "vit_small", "vit_base" (patch
+ * 16, elastic ranges as in docs/algorithm.md §12.3), "vit_large" / "vit_dynamic" (the official POA
+ * ViT-L teacher: 11 widths × 13 depths, 4 heads). */
 poa_status poa_model_config_from_arch(poa_model_config *cfg, const char *arch, poa_err *err);
-/* Check the cross-field rules (divisibility, ranges, supported values). */
+/* Check the cross-field rules (divisibility, ranges, supported values) with the one model check
+ * that the configuration uses too (poa_arch_shape_check); the message names the official keys. */
 poa_status poa_model_config_validate(const poa_model_config *cfg, poa_err *err);
 
 /* Attention heads of a width: d / Dh. */
@@ -78,22 +82,23 @@ static inline int poa_model_pos_rows(const poa_model_config *cfg)
 }
 
 /* Elastic widths, ascending: range(min_embed_dim, max_embed_dim + 1, head_dim·width_interval)
- * (spec §2.1, the official Python range).  Writes at most `cap`; returns the count. */
+ * (docs/algorithm.md §3.1, the official Python range).  Writes at most `cap`; returns the count. */
 int poa_model_widths(const poa_model_config *cfg, int *widths, int cap);
 /* Elastic depths, ascending: range(min_depth, max_depth + 1, depth_interval). */
 int poa_model_depths(const poa_model_config *cfg, int *depths, int cap);
 
-/* Intact block indices of depth L (spec §2.3): numpy.linspace(0, L_max-1, L) truncated toward
- * zero, computed exactly as numpy does (float64 k·step, last index forced).  blocks[L]. */
+/* Intact block indices of depth L (docs/algorithm.md §3.3): numpy.linspace(0, L_max-1, L) truncated
+ * toward zero, computed exactly as numpy does (float64 k·step, last index forced).  blocks[L]. */
 void poa_model_block_select(int max_depth, int depth, int *blocks);
 
-/* Candidate counts of the sub-network cycle (spec §2.5): counts[u·N_d + v] =
+/* Candidate counts of the sub-network cycle (docs/algorithm.md §3.5): counts[u·N_d + v] =
  * round_half_even(linspace(S,1,N_w)[u] · linspace(S,1,N_d)[v]) for width u, depth v.
  * Returns the sum (573 for the official ViT-L with S = 3). */
 int poa_model_candidate_counts(const poa_model_config *cfg, double net_select_scale, int *counts,
                                int cap);
 
-/* A sub-network: width d and the intact blocks it runs, in increasing order (spec §2.3). */
+/* A sub-network: width d and the intact blocks it runs, in increasing order (docs/algorithm.md
+ * §3.3). */
 typedef struct poa_subnet {
     int width;                       /* d                      */
     int depth;                       /* L = number of blocks   */
@@ -101,12 +106,12 @@ typedef struct poa_subnet {
 } poa_subnet;
 
 /* Sub-network (width, depth); any width that is a multiple of head_dim in [head_dim, D_max] and
- * any depth in [1, L_max] is accepted (evaluation runs arbitrary pairs, spec §2.7). */
+ * any depth in [1, L_max] is accepted (evaluation runs arbitrary pairs, docs/algorithm.md §10). */
 poa_status poa_subnet_make(const poa_model_config *cfg, int width, int depth, poa_subnet *sn,
                            poa_err *err);
 /* The intact network (D_max, L_max). */
 poa_subnet poa_subnet_intact(const poa_model_config *cfg);
-/* α = D_max / d (spec §2.1). */
+/* α = D_max / d (docs/algorithm.md §3.1). */
 static inline double poa_subnet_alpha(const poa_model_config *cfg, const poa_subnet *sn)
 {
     return (double) cfg->max_embed_dim / (double) sn->width;

@@ -18,7 +18,7 @@
  * loads on both backends). */
 #define POA_PARAM_ALIGN_FLOATS 16
 
-/* Initialisation rules (spec §1.6, §3.1). */
+/* Initialisation rules (docs/algorithm.md §2.7). */
 typedef enum poa_init_rule {
     POA_INIT_ZERO,
     POA_INIT_ONE,
@@ -28,7 +28,7 @@ typedef enum poa_init_rule {
     POA_INIT_UNIFORM,      /* U(-init_arg, +init_arg) (conv default, weight_v)           */
 } poa_init_rule;
 
-/* Optimizer / module flags (spec §6.2, §6.3). */
+/* Optimizer / module flags (docs/algorithm.md §8.2, §8.3). */
 enum poa_param_flags {
     POA_PF_NO_WD = 1u << 0,      /* wd_mult = 0 (.bias, norm, gamma)                    */
     POA_PF_LAST_LAYER = 1u << 1, /* last-layer lr schedule (frozen in the first epoch)  */
@@ -48,7 +48,7 @@ typedef struct poa_param_desc {
     poa_init_rule init;
     double init_arg;
     unsigned flags;
-    float lr_mult; /* layer-wise decay × patch-embed multiplier (spec §6.2)               */
+    float lr_mult; /* layer-wise decay × patch-embed multiplier (docs/algorithm.md §8.2) */
     float wd_mult;
 } poa_param_desc;
 

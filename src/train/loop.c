@@ -1,20 +1,21 @@
-/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (spec §4.9):
- *   1. this rank's batch of G rank groups from the source (time blocked = data wait);
- *   2. upload; poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students,
- *      losses, backward with the bucketed all-reduce, non-finite guard, AdamW, EMA);
+/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (docs/algorithm.md
+ * §7):
+ *   1. this rank's batch of G rank groups, fetched from the source and uploaded during the
+ *      previous iteration's step (see "Batches" below);
+ *   2. poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students, losses,
+ *      backward with the bucketed all-reduce, non-finite guard, AdamW, EMA); once its passes
+ *      are enqueued it stages the next batch;
  *   3. loss slots averaged over the ranks (one small all-reduce) and the signal agreement
  *      (another), so every rank takes the same decisions;
- *   4. log line + metrics record, checkpoints (spec §12.1 periods), stop on signal / max steps.
+ *   4. log line + metrics record, checkpoints (periods: docs/algorithm.md §14), stop on
+ *      signal / max steps.
  */
 #include "poa_config.h"
 #include "train/loop.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "io/checkpoint.h"
-#ifdef POA_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
 #include "train/trainer_config.h"
 #include "train/trainer_internal.h"
 
@@ -57,12 +58,12 @@ double poa_trainer_last_loss(const poa_trainer *t, double terms[])
 
 poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err)
 {
-    int code = dist_max_int(t->d, (int) st);
+    int code = poa_comm_max_int(t->d, (int) st);
     if (code == POA_OK) return POA_OK;
-    int root = t->world - dist_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
+    int root = t->world - poa_comm_max_int(t->d, st != POA_OK ? t->world - t->rank : 0);
     char msg[sizeof err->msg];
     snprintf(msg, sizeof msg, "%s", st != POA_OK ? err->msg : "");
-    dist_host_broadcast(t->d, msg, sizeof msg, root);
+    poa_comm_host_broadcast(t->d, msg, sizeof msg, root);
     err->code = (poa_status) code;
     snprintf(err->msg, sizeof err->msg, "%s", msg);
     return (poa_status) code;
@@ -125,32 +126,28 @@ static poa_status open_outputs(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
-#if defined(POA_HAVE_CUDA) && defined(POA_HAVE_NCCL)
-/* The CUDA backend can train once it implements every op (so far it has only its memory, GEMM
- * and reduction ops): until then "auto" stays on the CPU. */
-static int cuda_can_train(void)
+int poa_trainer_backend_kind(const poa_config *cfg)
 {
-    const poa_nn_ops *nn;
-    const poa_train_ops *train;
-    poa_cuda_backend_ops(&nn, &train);
-    return poa_backend_missing_ops(nn, train, NULL, 0) == 0;
-}
+    const int b = cfg->train.backend;
+    if (b != POA_BACKEND_AUTO) return b;
+#ifdef POA_HAVE_NCCL
+    /* The CUDA backend can train once it implements every op: until then auto stays on the CPU */
+    if (poa_backend_device_count("cuda") > 0 && poa_backend_missing_ops_of("cuda", NULL, 0) == 0)
+        return POA_BACKEND_CUDA;
 #endif
+    return POA_BACKEND_CPU;
+}
 
 const char *poa_trainer_backend_name(const poa_config *cfg)
 {
-    int b = cfg->train.backend;
-#if defined(POA_HAVE_CUDA) && defined(POA_HAVE_NCCL)
-    if (b == POA_BACKEND_AUTO && poa_cuda_devices() > 0 && cuda_can_train()) return "cuda";
-#endif
-    return b == POA_BACKEND_CUDA ? "cuda" : "cpu";
+    return poa_config_enum_text(POA_CFG_KEY_train_backend, poa_trainer_backend_kind(cfg));
 }
 
 /* A backend that lacks ops the step calls would crash on the first one: say so instead. */
-static poa_status check_backend_complete(const poa_backend *be, poa_err *err)
+static poa_status check_backend_complete(const poa_trainer *t, poa_err *err)
 {
     const char *names[6];
-    const int n = poa_backend_missing_ops(be->nn, be->train, names, 6);
+    const int n = poa_backend_missing_ops(t->be, names, 6);
     if (n == 0) return POA_OK;
     char list[256] = "";
     for (int i = 0; i < n && i < 6; i++)
@@ -158,30 +155,40 @@ static poa_status check_backend_complete(const poa_backend *be, poa_err *err)
     return poa_err_set(err, POA_ERR_CONFIG,
                        "train.backend = %s: this backend does not implement %d of the ops "
                        "training needs yet (%s%s); use train.backend = cpu",
-                       be->name, n, list, n > 6 ? ", ..." : "");
+                       poa_trainer_backend_name(t->cfg), n, list, n > 6 ? ", ..." : "");
 }
 
+/* The backend of train.backend in the run's compute dtype, on GPU local rank mod GPUs. */
 static poa_status create_backend(poa_trainer *t, poa_err *err)
 {
-    const char *name = t->opts.backend ? t->opts.backend : poa_trainer_backend_name(t->cfg);
-    char msg[512] = "";
-    t->be = poa_backend_create(name, msg, sizeof msg);
-    if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend: %s", msg);
-    poa_status st = check_backend_complete(t->be, err);
+    t->backend_kind = poa_trainer_backend_kind(t->cfg);
+    const char *name = poa_trainer_backend_name(t->cfg);
+    poa_status st = poa_trainer_check_supported(t->cfg, t->backend_kind, err);
     if (st != POA_OK) return st;
-    if (strcmp(name, "cuda") == 0 && dist_kind(t->d) != POA_DIST_NCCL)
-        return poa_err_set(err, POA_ERR_CONFIG, "the CUDA backend needs the NCCL dist layer");
-#ifdef POA_HAVE_CUDA
-    if (strcmp(name, "cuda") == 0) dist_set_compute_stream(t->d, poa_cuda_backend_stream(t->be));
-#endif
+    const int gpus = poa_backend_device_count(name);
+    poa_backend_opts opts = {
+        .act_dtype = poa_trainer_compute_dtype(t->cfg, t->backend_kind),
+        .device = gpus > 0 ? poa_comm_local_rank(t->d) % gpus : 0,
+    };
+    /* TF32 for the heads' fp32 GEMMs in bf16 runs; fp32 runs (parity) keep full fp32 */
+    opts.allow_tf32 = opts.act_dtype != POA_DT_F32;
+    char msg[512] = "";
+    t->be = poa_backend_create(name, &opts, msg, sizeof msg);
+    if (!t->be) return poa_err_set(err, POA_ERR_CONFIG, "train.backend = %s: %s", name, msg);
+    if ((st = check_backend_complete(t, err)) != POA_OK) return st;
+    if (!t->be->iface->is_host(t->be) && poa_comm_kind_of(t->d) != POA_COMM_NCCL)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "train.backend = %s needs the NCCL comm layer (build with --with-nccl)",
+                           name);
+    void *stream = t->be->iface->native_stream(t->be);
+    if (stream) poa_comm_set_compute_stream(t->d, stream);
     return POA_OK;
 }
 
 static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
 {
     poa_model_config mc;
-    poa_status st = poa_trainer_check_supported(t->cfg, t->be->name, err);
-    if (st == POA_OK) st = poa_trainer_model_config(t->cfg, &mc, err);
+    poa_status st = poa_trainer_model_config(t->cfg, &mc, err);
     if (st != POA_OK) return st;
     poa_model_build(&t->model, &mc);
     st = poa_trainer_step_config(t->cfg, &t->model, t->rank, t->world, &t->scfg, err);
@@ -195,6 +202,107 @@ static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
+/* ------------------------------------------------------------------ batches
+ * A batch reaches the backend through two slots (iteration it uses slot it % 2), each with
+ * pinned host buffers (iface->host_alloc), backend buffers and an event.  The batch of it + 1 is
+ * fetched from the source, copied into its slot's pinned buffers and uploaded on the backend's
+ * transfer stream while step `it` computes (poa_step_batch.enqueued); step it + 1's compute
+ * waits for that upload's event (stream_wait).  Before rewriting a slot's pinned buffers the host
+ * waits for the slot's previous upload (event_synchronize).  A slot's backend buffers are
+ * rewritten two iterations after the step that read them, which synchronised before returning.
+ * On the CPU the copies happen at once and the results are those of a plain upload.
+ *
+ * The source has then handed out one batch more than the iterations run: a checkpoint written
+ * after iteration it saves the source's state as it was after batch it (src_state). */
+
+static void create_slots(poa_trainer *t, const poa_data_params *p)
+{
+    poa_backend *be = t->be;
+    const size_t n_patches =
+        (size_t) (p->global_size / p->patch_size) * (size_t) (p->global_size / p->patch_size);
+    t->n_global = (size_t) p->G * 2 * p->B * p->channels * p->global_size * p->global_size;
+    t->n_local = (size_t) p->G * p->n_local * p->B * p->channels * p->local_size * p->local_size;
+    t->n_masks = (size_t) p->G * 2 * p->B * n_patches;
+    const size_t bg = sizeof(float) * t->n_global,
+                 bl = sizeof(float) * (t->n_local ? t->n_local : 1);
+    for (int k = 0; k < 2; k++) {
+        poa_batch_slot *sl = &t->slot[k];
+        sl->pinned_global = be->iface->host_alloc(be, bg);
+        sl->pinned_local = be->iface->host_alloc(be, bl);
+        sl->dev_global = be->iface->alloc(be, bg);
+        sl->dev_local = be->iface->alloc(be, bl);
+        sl->masks = poa_xmalloc(t->n_masks + 1);
+        sl->uploaded = be->iface->event_create(be);
+        sl->it = -1;
+    }
+    t->src_state_words = t->src->state_words(t->src);
+    t->src_state = poa_xcalloc(t->src_state_words + 1, sizeof(uint64_t));
+    t->src_state_it = -1;
+}
+
+static void destroy_slots(poa_trainer *t)
+{
+    poa_backend *be = t->be;
+    if (!be) return;
+    be->iface->synchronize(be);
+    for (int k = 0; k < 2; k++) {
+        poa_batch_slot *sl = &t->slot[k];
+        if (sl->pinned_global) be->iface->host_free(be, sl->pinned_global);
+        if (sl->pinned_local) be->iface->host_free(be, sl->pinned_local);
+        if (sl->dev_global) be->iface->free(be, sl->dev_global);
+        if (sl->dev_local) be->iface->free(be, sl->dev_local);
+        if (sl->uploaded) be->iface->event_destroy(be, sl->uploaded);
+        free(sl->masks);
+    }
+    free(t->src_state);
+}
+
+/* Fetch the batch of iteration `it` into slot it % 2 and start its upload.  A source error is
+ * kept in the slot for run_one(it), which agrees on it with the other ranks. */
+static void stage_batch(poa_trainer *t, long long it)
+{
+    poa_backend *be = t->be;
+    poa_batch_slot *sl = &t->slot[it % 2];
+    if (t->src_state_words) { /* the source's state after batch it − 1 */
+        t->src->get_state(t->src, t->src_state);
+        t->src_state_it = it - 1;
+    }
+    double t0 = poa_now();
+    poa_host_batch hb;
+    sl->it = it;
+    sl->status = t->src->next(t->src, it, &hb, &sl->err);
+    sl->fetch_s = poa_now() - t0;
+    if (sl->status != POA_OK) return;
+    be->iface->event_synchronize(be, sl->uploaded); /* iteration it − 2 is off the pinned buffers */
+    const size_t bg = sizeof(float) * t->n_global, bl = sizeof(float) * t->n_local;
+    memcpy(sl->pinned_global, hb.global_crops, bg);
+    if (t->n_local) memcpy(sl->pinned_local, hb.local_crops, bl);
+    sl->has_masks = hb.masks != NULL;
+    if (hb.masks) memcpy(sl->masks, hb.masks, t->n_masks);
+    be->iface->upload_async(be, sl->dev_global, sl->pinned_global, bg,
+                            t->n_local ? NULL : sl->uploaded);
+    if (t->n_local) be->iface->upload_async(be, sl->dev_local, sl->pinned_local, bl, sl->uploaded);
+}
+
+/* poa_step_batch.enqueued: the next iteration's batch, unless the run ends with this one. */
+static void stage_next(void *ctx)
+{
+    poa_trainer *t = ctx;
+    if (t->stage_next_it < 0) return;
+    double t0 = poa_now();
+    stage_batch(t, t->stage_next_it);
+    t->stage_in_step_s = poa_now() - t0;
+}
+
+void poa_trainer_source_state(poa_trainer *t, long long it, uint64_t *words)
+{
+    if (!t->src_state_words) return;
+    if (t->src_state_it == it) /* batch it + 1 was fetched already */
+        memcpy(words, t->src_state, sizeof(uint64_t) * t->src_state_words);
+    else
+        t->src->get_state(t->src, words);
+}
+
 static poa_status create_source(poa_trainer *t, poa_err *err)
 {
     poa_data_params p = poa_data_params_of(t->cfg, t->rank, t->world);
@@ -204,14 +312,11 @@ static poa_status create_source(poa_trainer *t, poa_err *err)
     else
         st = poa_batch_source_loader(&p, &t->src, err);
     if (st != POA_OK) return st;
-    t->n_global = (size_t) p.G * 2 * p.B * p.channels * p.global_size * p.global_size;
-    t->n_local = (size_t) p.G * p.n_local * p.B * p.channels * p.local_size * p.local_size;
-    t->dev_global = t->be->nn->alloc(t->be, sizeof(float) * t->n_global);
-    t->dev_local = t->be->nn->alloc(t->be, sizeof(float) * (t->n_local ? t->n_local : 1));
+    create_slots(t, &p);
     return POA_OK;
 }
 
-poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trainer_opts *opts,
                               poa_trainer **out, poa_err *err)
 {
     poa_trainer *t = poa_xcalloc(1, sizeof *t);
@@ -222,8 +327,8 @@ poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trai
         poa_trainer_opts_default(&t->opts);
     t->cfg = cfg;
     t->d = d;
-    t->rank = dist_rank(d);
-    t->world = dist_world_size(d);
+    t->rank = poa_comm_rank(d);
+    t->world = poa_comm_world_size(d);
     t->total_its = poa_trainer_total_iterations(cfg);
     t->images_per_it = poa_config_global_batch(cfg, t->world);
     t->last_done = t->last_ckpt = -1;
@@ -264,10 +369,7 @@ void poa_trainer_destroy(poa_trainer *t)
     if (!t) return;
     if (t->step) poa_step_destroy(t->step);
     poa_trainer_comm_free(&t->comm);
-    if (t->be) {
-        if (t->dev_global) t->be->nn->free(t->be, t->dev_global);
-        if (t->dev_local) t->be->nn->free(t->be, t->dev_local);
-    }
+    destroy_slots(t);
     poa_batch_source_destroy(t->src);
     if (t->model.table.p) poa_model_free(&t->model);
     if (t->be) poa_backend_destroy(t->be);
@@ -285,26 +387,40 @@ static void inject_nonfinite(poa_trainer *t, long long it)
     if (it != t->opts.debug_nonfinite_at || t->rank != t->world - 1) return;
     float nan = NAN;
     float *p = poa_step_params(t->step) + t->model.vit.norm_w;
-    t->be->nn->upload(t->be, p, &nan, sizeof nan);
+    t->be->iface->upload(t->be, p, &nan, sizeof nan);
+    poa_step_params_written(t->step);
     poa_warn("--debug-nonfinite-at: student weight backbone.norm.norm.weight[0] set to NaN");
+}
+
+/* 1 when iteration it is the last one of this invocation (end of the schedule, --max-steps). */
+static int last_of_run(const poa_trainer *t, long long it)
+{
+    return it + 1 >= t->total_its ||
+           (t->opts.max_steps > 0 && it - t->start_it + 1 >= t->opts.max_steps);
 }
 
 static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa_err *err)
 {
-    double t0 = poa_now();
-    poa_host_batch hb;
-    poa_status st = t->src->next(t->src, it, &hb, err);
-    tm->data_s = poa_now() - t0;
+    poa_batch_slot *sl = &t->slot[it % 2];
+    if (sl->it != it) stage_batch(t, it); /* the first iteration of the run */
+    tm->data_s = sl->fetch_s;
+    poa_status st = sl->status;
+    if (st != POA_OK) *err = sl->err;
     /* every rank must leave together: the step's collectives would wait for a missing rank */
     if ((st = poa_trainer_agree(t, st, err)) != POA_OK) return st;
-    t->be->nn->upload(t->be, t->dev_global, hb.global_crops, sizeof(float) * t->n_global);
-    if (t->n_local)
-        t->be->nn->upload(t->be, t->dev_local, hb.local_crops, sizeof(float) * t->n_local);
     inject_nonfinite(t, it);
-    poa_step_batch b = {it, t->dev_global, t->n_local ? t->dev_local : NULL, hb.masks, NULL, NULL};
+    t->be->iface->stream_wait(t->be, sl->uploaded);
+    poa_step_batch b = {.it = it,
+                        .global_crops = sl->dev_global,
+                        .local_crops = t->n_local ? sl->dev_local : NULL,
+                        .masks = sl->has_masks ? sl->masks : NULL,
+                        .enqueued = stage_next, /* stages it + 1 while this step computes */
+                        .enqueued_ctx = t};
+    t->stage_next_it = last_of_run(t, it) ? -1 : it + 1;
+    t->stage_in_step_s = 0;
     double t1 = poa_now();
     st = poa_step_run(t->step, &b, &t->last_report);
-    tm->step_s = poa_now() - t1;
+    tm->step_s = poa_now() - t1 - t->stage_in_step_s;
     memcpy(tm->phase_s, t->last_report.seconds, sizeof tm->phase_s);
     return st;
 }
@@ -318,7 +434,7 @@ static void global_losses(poa_trainer *t)
     const int n = r->n_slots;
     memcpy(v, r->slots, sizeof(double) * (size_t) n);
     v[n] = r->loss;
-    if (t->world > 1) dist_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
+    if (t->world > 1) poa_comm_host_allreduce_sum_f64(t->d, v, (size_t) n + 1);
     for (int i = 0; i <= n; i++) v[i] /= t->world;
     t->last_loss_global = v[n];
     poa_metrics_terms_from_slots(v, t->model.cfg.n_heads, t->last_terms);
@@ -334,7 +450,7 @@ static void gather_subnets(poa_trainer *t, poa_metrics_record *rec)
         v[2 * (t->rank * G + g)] = t->last_report.subnet_width[g];
         v[2 * (t->rank * G + g) + 1] = t->last_report.subnet_depth[g];
     }
-    if (t->world > 1) dist_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
+    if (t->world > 1) poa_comm_host_allreduce_sum_i64(t->d, v, 2 * (size_t) n);
     rec->n_subnets = cap;
     for (int i = 0; i < cap; i++)
         rec->width[i] = (int) v[2 * i], rec->depth[i] = (int) v[2 * i + 1];

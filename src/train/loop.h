@@ -1,4 +1,5 @@
-/* loop.h — the POA pretraining rank loop (issue #6; spec §4.9, §6.5, §12.1).
+/* loop.h — the POA pretraining rank loop (docs/algorithm.md §7, §8.5, §14;
+ * docs/architecture.md §6).
  *
  * One process per rank (one GPU, or a group of cores with the CPU backend).  Every iteration:
  *   batch of this rank's G rank groups (loader) → upload → poa_step_run (teacher, students,
@@ -22,7 +23,7 @@
 
 #include "common/config.h"
 #include "common/poa_error.h"
-#include "dist/dist.h"
+#include "comm/comm.h"
 #include "train/step.h"
 
 #include <stdio.h>
@@ -30,7 +31,6 @@
 typedef struct poa_trainer poa_trainer;
 
 typedef struct poa_trainer_opts {
-    const char *backend;          /* "cpu" / "cuda" (NULL: from train.backend)                 */
     int no_resume;                /* start from scratch even if output_dir holds checkpoints   */
     int synthetic_data;           /* random batches instead of data (benchmarks, tests)        */
     long long max_steps;          /* > 0: stop after this many iterations, with a checkpoint   */
@@ -63,7 +63,7 @@ typedef struct poa_trainer_summary {
  * (POA_ERR_NOTFOUND / FORMAT / VERSION), resumes from the newest loadable checkpoint unless
  * opts->no_resume, opens OUTPUT/training_metrics.json.  cfg must outlive the trainer.  On error
  * every rank returns the same status (the message is on the rank that found it, and rank 0). */
-poa_status poa_trainer_create(const poa_config *cfg, poa_dist *d, const poa_trainer_opts *opts,
+poa_status poa_trainer_create(const poa_config *cfg, poa_comm *d, const poa_trainer_opts *opts,
                               poa_trainer **out, poa_err *err);
 /* Run to the end of the schedule (or --max-steps, a signal, a non-finite step, a write error).
  * Returns the exit code (same on every rank); the summary says why. */
@@ -78,13 +78,17 @@ const poa_step_report *poa_trainer_last_report(const poa_trainer *t);
 double poa_trainer_last_loss(const poa_trainer *t, double terms[]);
 const poa_model *poa_trainer_model(const poa_trainer *t);
 
-/* The backend train.backend selects: "cuda" (auto: when built with CUDA and NCCL and a GPU is
- * visible) or "cpu".  The CUDA backend needs the NCCL dist kind. */
+/* The backend train.backend selects, as the config enum: POA_BACKEND_CUDA (auto: when built with
+ * CUDA and NCCL, a GPU is visible and the CUDA backend implements every op) or POA_BACKEND_CPU.
+ * The CUDA backend needs the NCCL comm kind. */
+int poa_trainer_backend_kind(const poa_config *cfg);
+/* Its name ("cpu", "cuda"), for poa_backend_create and messages. */
 const char *poa_trainer_backend_name(const poa_config *cfg);
 
 /* --dry-run: the model, the sub-network set and the memory plan per rank of a world_size-rank
- * job at the configured batch, for any configuration; no data, no training, no MPI needed. */
-poa_status poa_train_dry_run(const poa_config *cfg, int world_size, const char *backend, FILE *f,
-                             poa_err *err);
+ * job at the configured batch on the backend train.backend selects (its compute dtype and
+ * attention sizes, without its device), for any configuration; no data, no training, no MPI
+ * needed. */
+poa_status poa_train_dry_run(const poa_config *cfg, int world_size, FILE *f, poa_err *err);
 
 #endif

@@ -1,7 +1,7 @@
 /* metrics.h — what poa-train reports per logged iteration: the record, its log line and its
  * JSON line in OUTPUT/training_metrics.json (one object per logged iteration, as the official
- * MetricLogger writes it; spec §12.1), and the timing accumulators behind images/s and the
- * data / compute / communication split.
+ * MetricLogger writes it; docs/algorithm.md §14), and the timing accumulators behind images/s and
+ * the data / compute / communication split.
  *
  * JSON: one object per line, keys in a fixed order; non-finite numbers are written as NaN /
  * Infinity like Python's json module does, so `json.loads` reads every line.

@@ -57,30 +57,38 @@ void poa_optim_init(poa_optim *o, poa_backend *be, const poa_param_table *t, dou
     }
     find_group_ranges(o);
     size_t sb = sizeof *o->segs * (size_t) t->n;
-    o->segs = be->nn->alloc(be, sb);
-    be->nn->upload(be, o->segs, o->segs_host, sb);
-    o->m = be->nn->alloc(be, sizeof(float) * t->total);
-    o->v = be->nn->alloc(be, sizeof(float) * t->total);
-    be->nn->zero(be, o->m, sizeof(float) * t->total);
-    be->nn->zero(be, o->v, sizeof(float) * t->total);
+    o->segs = be->iface->alloc(be, sb);
+    be->iface->upload(be, o->segs, o->segs_host, sb);
+    o->m = be->iface->alloc(be, sizeof(float) * t->total);
+    o->v = be->iface->alloc(be, sizeof(float) * t->total);
+    be->iface->zero(be, o->m, sizeof(float) * t->total);
+    be->iface->zero(be, o->v, sizeof(float) * t->total);
 }
 
 void poa_optim_free(poa_optim *o)
 {
     if (!o->be) return;
-    o->be->nn->free(o->be, o->segs);
-    o->be->nn->free(o->be, o->m);
-    o->be->nn->free(o->be, o->v);
+    o->be->iface->free(o->be, o->segs);
+    o->be->iface->free(o->be, o->m);
+    o->be->iface->free(o->be, o->v);
     free(o->segs_host);
     memset(o, 0, sizeof *o);
 }
 
-void poa_optim_grad_norms(const poa_optim *o, const float *grad, double norm[POA_N_CLIP_GROUPS],
-                          float coef[POA_N_CLIP_GROUPS])
+void poa_optim_sum_squares(const poa_optim *o, const float *grad, double *sumsq)
 {
     for (int g = 0; g < POA_N_CLIP_GROUPS; g++) {
         size_t b = o->group_begin[g], e = o->group_end[g];
-        norm[g] = e > b ? sqrt(o->be->train->sum_squares(o->be, grad + b, e - b)) : 0.0;
+        o->be->train->sum_squares(o->be, sumsq + g, grad + b, e - b); /* an empty group: 0 */
+    }
+}
+
+void poa_optim_grad_norms(const poa_optim *o, const double sumsq[POA_N_CLIP_GROUPS],
+                          double norm[POA_N_CLIP_GROUPS], float coef[POA_N_CLIP_GROUPS])
+{
+    for (int g = 0; g < POA_N_CLIP_GROUPS; g++) {
+        size_t b = o->group_begin[g], e = o->group_end[g];
+        norm[g] = e > b ? sqrt(sumsq[g]) : 0.0;
         coef[g] = 1.0f;
         if (o->clip_grad > 0) {
             float c = (float) o->clip_grad / ((float) norm[g] + 1e-6f);
@@ -90,7 +98,7 @@ void poa_optim_grad_norms(const poa_optim *o, const float *grad, double norm[POA
 }
 
 void poa_optim_step(poa_optim *o, float *params, const float *grad, double lr, double last_layer_lr,
-                    double wd, const float coef[POA_N_CLIP_GROUPS])
+                    double wd, const float coef[POA_N_CLIP_GROUPS], poa_act *params_act)
 {
     o->step++;
     poa_adamw_args a = {.lr = lr,
@@ -102,11 +110,11 @@ void poa_optim_step(poa_optim *o, float *params, const float *grad, double lr, d
                         .step = o->step};
     for (int g = 0; g < POA_MAX_CLIP_GROUPS; g++)
         a.grad_scale[g] = g < POA_N_CLIP_GROUPS ? coef[g] : 1.0f;
-    o->be->train->adamw(o->be, params, o->m, o->v, grad, o->segs, o->nseg, &a);
+    o->be->train->adamw(o->be, params, o->m, o->v, grad, o->segs, o->nseg, &a, params_act);
 }
 
 void poa_ema_update(poa_backend *be, float *teacher, const float *student, size_t total,
-                    double momentum)
+                    double momentum, poa_act *teacher_act)
 {
-    be->train->ema(be, teacher, student, total, momentum);
+    be->train->ema(be, teacher, student, total, momentum, teacher_act);
 }

@@ -1,5 +1,5 @@
-/* schedule.h — per-iteration schedules of the optimizer and the teacher (spec §6.4), as the
- * official CosineScheduler lays them out (numpy float64 arithmetic reproduced exactly).
+/* schedule.h — per-iteration schedules of the optimizer and the teacher (docs/algorithm.md §8.4),
+ * as the official CosineScheduler lays them out (numpy float64 arithmetic reproduced exactly).
  *
  * Cos(base, final, total, warmup, start, scale): for it < warmup the linear warm-up
  * numpy.linspace(start, base, warmup)[it]; for warmup ≤ it < total the cosine
@@ -56,7 +56,7 @@ typedef struct poa_schedule_values {
 void poa_schedules_init(poa_schedules *s, const poa_schedule_hparams *h);
 poa_schedule_values poa_schedules_at(const poa_schedules *s, long long it);
 
-/* optim.lr from optim.base_lr and the global batch (optim.scaling_rule, spec §6.4):
+/* optim.lr from optim.base_lr and the global batch (optim.scaling_rule, docs/algorithm.md §8.4):
  * "sqrt_wrt_1024": base·sqrt(B/1024); "linear_wrt_1024": base·B/1024; "none": base. */
 double poa_scaled_lr(double base_lr, const char *rule, long long global_batch);
 

@@ -1,4 +1,4 @@
-/* step.c — see step.h.  Order of one step (spec §4.9):
+/* step.c — see step.h.  Order of one step (docs/algorithm.md §7):
  *   1. schedules; sub-network and drop-path draws of every group;
  *   2. teacher backbone on every group's global crops, its cls rows (and the rows of the patches
  *      masked in the student's crops) gathered group-major;
@@ -8,14 +8,20 @@
  *   5. composed prototype gradient → weight_g/weight_v; reduce hook; guard; clip; AdamW; EMA. */
 #include "train/step.h"
 #include "common/poa_error.h"
-#include "common/timer.h"
+#include "train/step_layout.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CALL_IS_GLOBAL, CALL_IS_LOCAL, CALL_ES_GLOBAL, CALL_ES_LOCAL, N_CALLS };
+enum {
+    CALL_IS_GLOBAL = POA_STEP_CALL_IS_GLOBAL,
+    CALL_IS_LOCAL = POA_STEP_CALL_IS_LOCAL,
+    CALL_ES_GLOBAL = POA_STEP_CALL_ES_GLOBAL,
+    CALL_ES_LOCAL = POA_STEP_CALL_ES_LOCAL,
+    N_CALLS = POA_STEP_N_CALLS
+};
 
 struct poa_step {
     poa_backend *be;
@@ -28,36 +34,58 @@ struct poa_step {
     int Ng, Tg, Nl, Tl; /* patches / tokens of a global and a local crop */
     int nm_max;         /* masked patches per group the buffers hold      */
     int rows_max;       /* student rows per group (loss.h)                */
+    int n_cls_rows;     /* class-token rows of them: (2 + V)·B            */
 
     float *params, *grads, *teacher;
+    /* Compute copies of the GEMM weights (backend.h, "Precision"): the fp32 buffers themselves
+     * when the compute dtype is fp32, else copies refreshed by AdamW and the EMA. */
+    poa_act *params_act, *teacher_act;
+    int own_act; /* 1: params_act / teacher_act are separate buffers */
     poa_optim optim;
     poa_schedules sched;
     poa_subnet_sampler sampler;
 
+    poa_step_memory mem; /* the plan the buffers below were made from                   */
+    /* The shared working region (poa_step_memory.shared): the teacher's backbone and head
+     * workspaces and gathered rows, the students' backbone transients and the heads' working
+     * set take turns in it (step.h, "Memory"). */
+    void *region;
     poa_vit_acts t_acts, acts[N_CALLS];
     poa_head_weights hw_s, hw_t;
-    poa_head_acts ha_is, ha_es, ha_t;
+    poa_head_acts ha, ha_t; /* student head calls (one at a time), teacher head calls    */
 
-    float *t_z;                             /* [G·2B, D] teacher cls rows, group-major      */
-    float *t_zp;                            /* [G·nm_max, D] teacher masked-patch rows     */
-    float *targets[POA_MODEL_MAX_HEADS];    /* [G·2B, K_h] logits, then SK targets      */
-    float *ptargets[POA_MODEL_MAX_HEADS];   /* [G·nm_max, K_h]                           */
-    float *z_is, *z_es, *dz_is, *dz_es;     /* [rows_max, D] student head inputs        */
-    float *lg_is, *lg_es, *dlg_is, *dlg_es; /* [rows_max, Kmax] logits and gradients  */
-    int32_t *idx_cls_g, *idx_cls_l;         /* backend: cls rows of a global / local call  */
-    int32_t *idx_mask;                      /* backend [G·nm_max] masked token rows         */
-    float *mask_w;                          /* backend [G·nm_max] 1 / masked patches of crop */
-    uint8_t *masks_dev;                     /* backend [G·2B·Ng]                             */
+    float *t_z;                           /* [G·2B, D] teacher cls rows, group-major (region) */
+    float *t_zp;                          /* [G·nm_max, D] teacher masked-patch rows (region) */
+    float *targets[POA_MODEL_MAX_HEADS];  /* [G·2B, K_h] logits, then SK targets      */
+    float *ptargets[POA_MODEL_MAX_HEADS]; /* [G·nm_max, K_h]                           */
+    float *z_is, *z_es, *dz_is, *dz_es;   /* [rows_max, D] student head inputs (region) */
+    /* The heads' working logits (region): two [rows_max, Kmax] buffers and the intact branch's
+     * class-token logits [n_cls, Kmax] (the distillation targets), see heads_and_losses. */
+    float *lg_a, *lg_b, *lg_cls;
+    int32_t *idx_cls_g, *idx_cls_l; /* backend: cls rows of a global / local call  */
+    int32_t *idx_mask;              /* backend [G·nm_max] masked token rows         */
+    float *mask_w;                  /* backend [G·nm_max] 1 / masked patches of crop */
+    uint8_t *masks_dev;             /* backend [G·2B·Ng]                             */
     int32_t *idx_host;
     float *w_host;
     int n_masked[POA_STEP_MAX_GROUPS], mask_at[POA_STEP_MAX_GROUPS + 1];
 
+    /* slots: the loss slots, then the clip groups' Σ g² (sum_squares), one download per step */
     double *slots, *sk_ws;
-    float *loss_scratch, *koleo_scratch;
+    double *param_sumsq; /* [table.n] Σ g² per tensor: names the bad tensor (rare path)      */
+    double *param_sumsq_host;
+    float *loss_scratch;
+    void *koleo_scratch;
+    /* Phase boundaries on the compute stream: start, teacher, per group (student forward,
+     * heads and losses, backward), reduce, optimizer; around the batch's enqueued hook, whose
+     * host time (staging the next batch) is no phase of the step. */
+    poa_event *ev_start, *ev_teacher, *ev_reduce, *ev_end, *ev_hook[2];
+    poa_event *ev_group[POA_STEP_MAX_GROUPS][3];
     float *dp_host[N_CALLS];
     size_t dp_floats;
     poa_subnet subnet[POA_STEP_MAX_GROUPS];
     uint8_t *announced; /* [table.n_buckets] bucket_ready called in the current step */
+    size_t allocated;   /* backend bytes allocated by creation (checked against mem.total)  */
 };
 
 const char *poa_step_phase_name(int phase)
@@ -90,8 +118,10 @@ poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n
 
 static void *balloc(poa_step *s, size_t bytes)
 {
-    void *p = s->be->nn->alloc(s->be, bytes ? bytes : 16);
-    s->be->nn->zero(s->be, p, bytes ? bytes : 16);
+    const size_t n = poa_step_alloc_size(bytes);
+    void *p = s->be->iface->alloc(s->be, n);
+    s->be->iface->zero(s->be, p, n);
+    s->allocated += n;
     return p;
 }
 
@@ -101,10 +131,10 @@ static void upload_cls_indices(poa_step *s)
     int32_t *h = poa_xmalloc(sizeof(int32_t) * (size_t) (2 * B + nl + 1));
     for (int i = 0; i < 2 * B; i++) h[i] = i * s->Tg;
     s->idx_cls_g = balloc(s, sizeof(int32_t) * 2 * B);
-    s->be->nn->upload(s->be, s->idx_cls_g, h, sizeof(int32_t) * 2 * B);
+    s->be->iface->upload(s->be, s->idx_cls_g, h, sizeof(int32_t) * 2 * B);
     for (int i = 0; i < nl; i++) h[i] = i * s->Tl;
     s->idx_cls_l = balloc(s, sizeof(int32_t) * (size_t) nl);
-    if (nl) s->be->nn->upload(s->be, s->idx_cls_l, h, sizeof(int32_t) * (size_t) nl);
+    if (nl) s->be->iface->upload(s->be, s->idx_cls_l, h, sizeof(int32_t) * (size_t) nl);
     free(h);
 }
 
@@ -119,41 +149,52 @@ static void make_sampler(poa_step *s)
     poa_subnet_sampler_init(&s->sampler, widths, nw, depths, nd, counts, s->cfg.seed);
 }
 
-static void create_workspaces(poa_step *s)
+/* The four student calls' workspaces on the shared scratch, the teacher's workspace and both head
+ * workspaces in the shared region (step_layout.h). */
+static void create_backbones(poa_step *s, const poa_step_layout *L)
+{
+    poa_backend *be = s->be;
+    poa_vit_acts_create_plan(be, s->m, &s->t_acts, &L->teacher, s->region);
+    for (int c = 0; c < N_CALLS; c++) {
+        if ((c == CALL_IS_LOCAL || c == CALL_ES_LOCAL) && s->cfg.n_local == 0) continue;
+        poa_vit_acts_create_plan(be, s->m, &s->acts[c], &L->call[c], s->region);
+        s->allocated += s->acts[c].cap ? L->mem.student[c] : 0;
+    }
+}
+
+static float *in_region(poa_step *s, size_t offset)
+{
+    return (float *) ((char *) s->region + offset);
+}
+
+static void create_workspaces(poa_step *s, const poa_step_layout *L)
 {
     poa_backend *be = s->be;
     const poa_model *m = s->m;
-    const int B = s->cfg.B, G = s->cfg.G, V = s->cfg.n_local, D = s->D;
-    poa_vit_acts_create(be, m, &s->t_acts, 2 * B, s->cfg.global_size, 0);
-    poa_vit_acts_create(be, m, &s->acts[CALL_IS_GLOBAL], 2 * B, s->cfg.global_size, 1);
-    poa_vit_acts_create(be, m, &s->acts[CALL_ES_GLOBAL], 2 * B, s->cfg.global_size, 1);
-    if (V > 0) {
-        poa_vit_acts_create(be, m, &s->acts[CALL_IS_LOCAL], V * B, s->cfg.local_size, 1);
-        poa_vit_acts_create(be, m, &s->acts[CALL_ES_LOCAL], V * B, s->cfg.local_size, 1);
-    }
+    const int B = s->cfg.B, G = s->cfg.G, V = s->cfg.n_local;
+    s->region = balloc(s, L->mem.shared);
+    create_backbones(s, L);
     poa_head_weights_create(be, m, &s->hw_s, 1);
     poa_head_weights_create(be, m, &s->hw_t, 0);
-    poa_head_acts_create(be, m, &s->ha_is, s->rows_max, 1);
-    poa_head_acts_create(be, m, &s->ha_es, s->rows_max, 1);
-    int t_rows = G * 2 * B > G * s->nm_max ? G * 2 * B : G * s->nm_max;
-    poa_head_acts_create(be, m, &s->ha_t, t_rows, 0);
-
-    const size_t rows = (size_t) s->rows_max;
-    s->t_z = balloc(s, sizeof(float) * (size_t) G * 2 * B * D);
-    s->t_zp = balloc(s, sizeof(float) * (size_t) G * s->nm_max * D);
+    s->allocated += L->mem.head_weights;
+    poa_head_acts_create_at(m, &s->ha, s->rows_max, 1, in_region(s, L->ha));
+    poa_head_acts_create_at(m, &s->ha_t, L->t_rows, 0, in_region(s, 0));
+    s->t_z = in_region(s, L->t_z);
+    s->t_zp = in_region(s, L->t_zp);
+    s->lg_a = in_region(s, L->lg_a);
+    s->lg_b = in_region(s, L->lg_b);
+    s->lg_cls = in_region(s, L->lg_cls);
+    s->z_is = in_region(s, L->z_is);
+    s->z_es = in_region(s, L->z_es);
+    s->dz_is = in_region(s, L->dz_is);
+    s->dz_es = in_region(s, L->dz_es);
+    s->loss_scratch = in_region(s, L->loss_scratch);
+    s->koleo_scratch = in_region(s, L->koleo);
     for (int h = 0; h < s->H; h++) {
         size_t K = (size_t) m->cfg.head_n_prototypes[h];
         s->targets[h] = balloc(s, sizeof(float) * (size_t) G * 2 * B * K);
         s->ptargets[h] = balloc(s, sizeof(float) * (size_t) G * s->nm_max * K);
     }
-    s->z_is = balloc(s, sizeof(float) * rows * D);
-    s->z_es = balloc(s, sizeof(float) * rows * D);
-    s->dz_is = balloc(s, sizeof(float) * rows * D);
-    s->dz_es = balloc(s, sizeof(float) * rows * D);
-    s->lg_is = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->lg_es = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->dlg_is = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->dlg_es = balloc(s, sizeof(float) * rows * s->Kmax);
     upload_cls_indices(s);
     s->idx_mask = balloc(s, sizeof(int32_t) * (size_t) G * s->nm_max);
     s->mask_w = balloc(s, sizeof(float) * (size_t) G * s->nm_max);
@@ -161,10 +202,18 @@ static void create_workspaces(poa_step *s)
     s->idx_host = poa_xmalloc(sizeof(int32_t) * ((size_t) G * s->nm_max + 1));
     s->w_host = poa_xmalloc(sizeof(float) * ((size_t) G * s->nm_max + 1));
 
-    s->slots = balloc(s, sizeof(double) * (size_t) poa_loss_n_slots(s->H));
+    s->slots = balloc(s, sizeof(double) * (size_t) (poa_loss_n_slots(s->H) + POA_N_CLIP_GROUPS));
     s->sk_ws = balloc(s, sizeof(double) * 2 * (size_t) s->Kmax);
-    s->loss_scratch = balloc(s, sizeof(float) * poa_loss_head_scratch(&s->cfg.loss, s->Kmax));
-    s->koleo_scratch = balloc(s, sizeof(float) * poa_loss_koleo_scratch(be, &s->cfg.loss, D));
+    s->param_sumsq = balloc(s, sizeof(double) * (size_t) m->table.n);
+    s->param_sumsq_host = poa_xcalloc((size_t) m->table.n + 1, sizeof(double));
+    s->ev_start = be->iface->event_create(be);
+    s->ev_teacher = be->iface->event_create(be);
+    s->ev_reduce = be->iface->event_create(be);
+    s->ev_end = be->iface->event_create(be);
+    s->ev_hook[0] = be->iface->event_create(be);
+    s->ev_hook[1] = be->iface->event_create(be);
+    for (int g = 0; g < G; g++)
+        for (int k = 0; k < 3; k++) s->ev_group[g][k] = be->iface->event_create(be);
     int n_max = 2 * B > V * B ? 2 * B : V * B;
     s->dp_floats = (size_t) m->cfg.max_depth * 2 * n_max;
     for (int c = 0; c < N_CALLS; c++) s->dp_host[c] = poa_xmalloc(sizeof(float) * s->dp_floats);
@@ -176,8 +225,8 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
     POA_CHECK(cfg->G >= 1 && cfg->G <= POA_STEP_MAX_GROUPS, "rank groups %d outside [1, %d]",
               cfg->G, POA_STEP_MAX_GROUPS);
     POA_CHECK(cfg->B >= 2, "KoLeo needs at least 2 images per rank group (B = %d)", cfg->B);
-    POA_CHECK(be->train->xent && be->train->adamw && be->nn->gather_rows,
-              "backend '%s' lacks training ops", be->name);
+    POA_CHECK(poa_backend_missing_ops(be, NULL, 0) == 0,
+              "the backend lacks ops the step needs (poa_backend_missing_ops lists them)");
     poa_step *s = poa_xcalloc(1, sizeof *s);
     s->be = be;
     s->m = m;
@@ -200,15 +249,32 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
     s->cfg.loss.n_heads = s->H;
     s->cfg.loss.groups_local = s->cfg.loss.groups_total = cfg->G;
     s->rows_max = poa_loss_student_rows(&s->cfg.loss, s->nm_max);
+    s->n_cls_rows = poa_loss_student_rows(&s->cfg.loss, 0);
 
     size_t bytes = sizeof(float) * m->table.total;
     s->params = balloc(s, bytes);
     s->grads = balloc(s, bytes);
     s->teacher = balloc(s, bytes);
+    s->own_act = be->act_dtype != POA_DT_F32;
+    if (s->own_act) {
+        s->params_act = balloc(s, poa_act_bytes(be, m->table.total));
+        s->teacher_act = balloc(s, poa_act_bytes(be, m->table.total));
+    } else { /* fp32: the GEMMs read the master copies */
+        s->params_act = (poa_act *) s->params;
+        s->teacher_act = (poa_act *) s->teacher;
+    }
     poa_optim_init(&s->optim, be, &m->table, cfg->beta1, cfg->beta2, cfg->eps, cfg->clip_grad);
     poa_schedules_init(&s->sched, &cfg->sched);
     make_sampler(s);
-    create_workspaces(s);
+    poa_step_layout L;
+    poa_step_layout_make(be, m, cfg, &L);
+    s->mem = L.mem;
+    s->allocated += L.mem.moments + L.mem.optim_table; /* poa_optim_init's buffers */
+    create_workspaces(s, &L);
+    poa_step_layout_free(&L);
+    POA_CHECK(s->allocated == s->mem.total,
+              "step memory: %zu bytes allocated, %zu planned (step_memory.c and step.c disagree)",
+              s->allocated, s->mem.total);
     s->announced = poa_xcalloc((size_t) (m->table.n_buckets ? m->table.n_buckets : 1), 1);
     return s;
 }
@@ -218,21 +284,23 @@ void poa_step_destroy(poa_step *s)
     if (!s) return;
     poa_backend *be = s->be;
     poa_vit_acts_destroy(be, &s->t_acts);
-    for (int c = 0; c < N_CALLS; c++)
-        if (s->acts[c].arena) poa_vit_acts_destroy(be, &s->acts[c]);
+    for (int c = 0; c < N_CALLS; c++) poa_vit_acts_destroy(be, &s->acts[c]);
     poa_head_weights_destroy(be, &s->hw_s);
     poa_head_weights_destroy(be, &s->hw_t);
-    poa_head_acts_destroy(be, &s->ha_is);
-    poa_head_acts_destroy(be, &s->ha_es);
+    poa_head_acts_destroy(be, &s->ha);
     poa_head_acts_destroy(be, &s->ha_t);
-    void *bufs[] = {s->params,       s->grads,        s->teacher,   s->t_z,       s->t_zp,
-                    s->z_is,         s->z_es,         s->dz_is,     s->dz_es,     s->lg_is,
-                    s->lg_es,        s->dlg_is,       s->dlg_es,    s->idx_cls_g, s->idx_cls_l,
-                    s->idx_mask,     s->mask_w,       s->masks_dev, s->slots,     s->sk_ws,
-                    s->loss_scratch, s->koleo_scratch};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->nn->free(be, bufs[i]);
+    void *bufs[] = {s->params,   s->grads,  s->teacher,   s->region, s->idx_cls_g, s->idx_cls_l,
+                    s->idx_mask, s->mask_w, s->masks_dev, s->slots,  s->sk_ws,     s->param_sumsq};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->iface->free(be, bufs[i]);
+    if (s->own_act) be->iface->free(be, s->params_act), be->iface->free(be, s->teacher_act);
+    poa_event *evs[] = {s->ev_start, s->ev_teacher, s->ev_reduce,
+                        s->ev_end,   s->ev_hook[0], s->ev_hook[1]};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) be->iface->event_destroy(be, evs[i]);
+    for (int g = 0; g < s->cfg.G; g++)
+        for (int k = 0; k < 3; k++) be->iface->event_destroy(be, s->ev_group[g][k]);
+    free(s->param_sumsq_host);
     for (int h = 0; h < s->H; h++)
-        be->nn->free(be, s->targets[h]), be->nn->free(be, s->ptargets[h]);
+        be->iface->free(be, s->targets[h]), be->iface->free(be, s->ptargets[h]);
     for (int c = 0; c < N_CALLS; c++) free(s->dp_host[c]);
     free(s->idx_host);
     free(s->w_host);
@@ -245,7 +313,27 @@ void poa_step_destroy(poa_step *s)
 void poa_step_init_params(poa_step *s, uint64_t seed)
 {
     poa_model_init_params(s->be, s->m, s->params, seed);
-    s->be->nn->copy(s->be, s->teacher, s->params, sizeof(float) * s->m->table.total);
+    s->be->iface->copy(s->be, s->teacher, s->params, sizeof(float) * s->m->table.total);
+    poa_step_params_written(s);
+}
+
+void poa_step_params_written(poa_step *s)
+{
+    if (!s->own_act) return;
+    const size_t n = s->m->table.total;
+    s->be->nn->act_from_f32(s->be, s->params_act, s->params, n);
+    s->be->nn->act_from_f32(s->be, s->teacher_act, s->teacher, n);
+}
+
+/* The weights of the student's and the teacher's backbone calls. */
+static poa_weights student_weights(const poa_step *s)
+{
+    return (poa_weights){s->params, s->params_act};
+}
+
+static poa_weights teacher_weights(const poa_step *s)
+{
+    return (poa_weights){s->teacher, s->teacher_act};
 }
 
 float *poa_step_params(poa_step *s)
@@ -268,10 +356,14 @@ const poa_schedules *poa_step_schedules(const poa_step *s)
 {
     return &s->sched;
 }
+const poa_step_memory *poa_step_memory_of(const poa_step *s)
+{
+    return &s->mem;
+}
 
 /* ------------------------------------------------------------------ per-step inputs */
 
-/* Sub-network of every group (spec §2.5) unless the batch gives them. */
+/* Sub-network of every group (docs/algorithm.md §3.5) unless the batch gives them. */
 static void choose_subnets(poa_step *s, const poa_step_batch *b, poa_step_report *r)
 {
     for (int g = 0; g < s->cfg.G; g++) {
@@ -288,7 +380,8 @@ static void choose_subnets(poa_step *s, const poa_step_batch *b, poa_step_report
     }
 }
 
-/* iBOT masks of every group → masked token rows, weights 1/n_c (spec §4.7), device masks. */
+/* iBOT masks of every group → masked token rows, weights 1/n_c (docs/algorithm.md §6.8), device
+ * masks. */
 static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa_step_report *r)
 {
     const int G = s->cfg.G, B = s->cfg.B, N = s->Ng;
@@ -312,10 +405,10 @@ static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa
                 }
             }
             if (n) {
-                s->be->nn->upload(s->be, s->idx_mask + (size_t) g * s->nm_max, idx,
-                                  sizeof(int32_t) * (size_t) n);
-                s->be->nn->upload(s->be, s->mask_w + (size_t) g * s->nm_max, w,
-                                  sizeof(float) * (size_t) n);
+                s->be->iface->upload(s->be, s->idx_mask + (size_t) g * s->nm_max, idx,
+                                     sizeof(int32_t) * (size_t) n);
+                s->be->iface->upload(s->be, s->mask_w + (size_t) g * s->nm_max, w,
+                                     sizeof(float) * (size_t) n);
             }
         }
         s->n_masked[g] = n;
@@ -323,11 +416,11 @@ static void prepare_masks(poa_step *s, const poa_step_batch *b, int ibot_on, poa
         s->mask_at[g + 1] = s->mask_at[g] + n;
     }
     if (ibot_on && b->masks)
-        s->be->nn->upload(s->be, s->masks_dev, b->masks, (size_t) G * 2 * B * N);
+        s->be->iface->upload(s->be, s->masks_dev, b->masks, (size_t) G * 2 * B * N);
 }
 
-/* Drop-path scales of one backbone call (spec §1.4), or NULL when off: batch subsets or
- * per-sample Bernoulli masks.  Stream index: four calls per group and iteration, each consuming
+/* Drop-path scales of one backbone call (docs/algorithm.md §2.5), or NULL when off: batch subsets
+ * or per-sample Bernoulli masks.  Stream index: four calls per group and iteration, each consuming
  * fewer than 2^24 Philox blocks. */
 static const float *droppath_of(poa_step *s, const poa_step_batch *b, int g, int call, int n_blocks,
                                 int n)
@@ -353,15 +446,16 @@ static void teacher_targets(poa_step *s, const poa_step_batch *b, float temp, in
     poa_backend *be = s->be;
     const int B = s->cfg.B, G = s->cfg.G, D = s->D, S = s->cfg.global_size;
     const poa_subnet intact = poa_subnet_intact(&s->m->cfg);
+    const poa_weights w = teacher_weights(s);
     for (int g = 0; g < G; g++) {
         poa_vit_input in = {
             b->global_crops + (size_t) g * 2 * B * s->C * S * S, 2 * B, S, S, NULL, NULL};
-        poa_vit_forward(be, s->m, s->teacher, &intact, &in, &s->t_acts);
-        be->nn->gather_rows(be, s->t_z + (size_t) g * 2 * B * D, D, s->t_acts.out, D, s->idx_cls_g,
-                            2 * B, D);
+        poa_vit_forward(be, s->m, &w, &intact, &in, &s->t_acts);
+        be->nn->act_gather_rows_f32(be, s->t_z + (size_t) g * 2 * B * D, D, s->t_acts.out, D,
+                                    s->idx_cls_g, 2 * B, D);
         if (ibot_on && s->n_masked[g])
-            be->nn->gather_rows(be, s->t_zp + (size_t) s->mask_at[g] * D, D, s->t_acts.out, D,
-                                s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], D);
+            be->nn->act_gather_rows_f32(be, s->t_zp + (size_t) s->mask_at[g] * D, D, s->t_acts.out,
+                                        D, s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], D);
     }
     poa_head_weights_forward(be, s->m, s->teacher, &s->hw_t);
     const int n_cls = G * 2 * B, n_p = s->mask_at[G];
@@ -388,6 +482,7 @@ static void student_forward(poa_step *s, const poa_step_batch *b, int g, int ibo
     const uint8_t *masks = ibot_on && b->masks ? s->masks_dev + (size_t) g * 2 * B * s->Ng : NULL;
     const float *glob = b->global_crops + (size_t) g * 2 * B * s->C * Sg * Sg;
     const float *loc = V ? b->local_crops + (size_t) g * V * B * s->C * Sl * Sl : NULL;
+    const poa_weights w = student_weights(s);
     for (int c = 0; c < N_CALLS; c++) {
         const int local = c == CALL_IS_LOCAL || c == CALL_ES_LOCAL;
         const poa_subnet *sn = c < CALL_ES_GLOBAL ? &intact : &s->subnet[g];
@@ -396,22 +491,23 @@ static void student_forward(poa_step *s, const poa_step_batch *b, int g, int ibo
         poa_vit_input in = {local ? loc : glob,   n,
                             local ? Sl : Sg,      local ? Sl : Sg,
                             local ? NULL : masks, droppath_of(s, b, g, c, sn->depth, n)};
-        poa_vit_forward(s->be, s->m, s->params, sn, &in, &s->acts[c]);
+        poa_vit_forward(s->be, s->m, &w, sn, &in, &s->acts[c]);
     }
 }
 
-/* Student rows of one branch (loss.h): global cls, local cls, masked patch tokens. */
+/* Student rows of one branch (loss.h): global cls, local cls, masked patch tokens, from the
+ * backbone's activations into the heads' fp32 inputs. */
 static void gather_rows_of(poa_step *s, int g, int c_glob, int c_loc, float *z, int d)
 {
     poa_backend *be = s->be;
     const int B = s->cfg.B, nl = s->cfg.n_local * B;
-    be->nn->gather_rows(be, z, d, s->acts[c_glob].out, d, s->idx_cls_g, 2 * B, d);
+    be->nn->act_gather_rows_f32(be, z, d, s->acts[c_glob].out, d, s->idx_cls_g, 2 * B, d);
     if (nl)
-        be->nn->gather_rows(be, z + (size_t) 2 * B * d, d, s->acts[c_loc].out, d, s->idx_cls_l, nl,
-                            d);
+        be->nn->act_gather_rows_f32(be, z + (size_t) 2 * B * d, d, s->acts[c_loc].out, d,
+                                    s->idx_cls_l, nl, d);
     if (s->n_masked[g])
-        be->nn->gather_rows(be, z + (size_t) (2 * B + nl) * d, d, s->acts[c_glob].out, d,
-                            s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
+        be->nn->act_gather_rows_f32(be, z + (size_t) (2 * B + nl) * d, d, s->acts[c_glob].out, d,
+                                    s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
 }
 
 static void scatter_rows_of(poa_step *s, int g, int c_glob, int c_loc, const float *dz, int d)
@@ -419,15 +515,49 @@ static void scatter_rows_of(poa_step *s, int g, int c_glob, int c_loc, const flo
     poa_backend *be = s->be;
     const int B = s->cfg.B, nl = s->cfg.n_local * B;
     poa_vit_zero_dout(be, &s->acts[c_glob]);
-    be->nn->scatter_add_rows(be, s->acts[c_glob].d_out, d, dz, d, s->idx_cls_g, 2 * B, d);
+    be->nn->act_scatter_add_rows_f32(be, s->acts[c_glob].d_out, d, dz, d, s->idx_cls_g, 2 * B, d);
     if (nl) {
         poa_vit_zero_dout(be, &s->acts[c_loc]);
-        be->nn->scatter_add_rows(be, s->acts[c_loc].d_out, d, dz + (size_t) 2 * B * d, d,
-                                 s->idx_cls_l, nl, d);
+        be->nn->act_scatter_add_rows_f32(be, s->acts[c_loc].d_out, d, dz + (size_t) 2 * B * d, d,
+                                         s->idx_cls_l, nl, d);
     }
     if (s->n_masked[g])
-        be->nn->scatter_add_rows(be, s->acts[c_glob].d_out, d, dz + (size_t) (2 * B + nl) * d, d,
-                                 s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
+        be->nn->act_scatter_add_rows_f32(be, s->acts[c_glob].d_out, d,
+                                         dz + (size_t) (2 * B + nl) * d, d,
+                                         s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
+}
+
+/* One head's loss terms and backward for group g, in the order of the original two-branch code
+ * (elastic backward first, then intact) but with two [rows, K] buffers instead of four: the
+ * intact logits are computed, their class-token rows kept (the distillation targets), the
+ * elastic logits computed, the elastic terms' gradient and backward done, then the intact
+ * logits computed again (the same op on the same inputs: the same bits) for the intact terms and
+ * backward.  The values are those of one poa_loss_head call over both branches. */
+static void head_loss_backward(poa_step *s, int g, int h, int rows, int ibot_on)
+{
+    poa_backend *be = s->be;
+    const int D = s->D, d = s->subnet[g].width, B = s->cfg.B;
+    const int K = s->m->cfg.head_n_prototypes[h];
+    const float *t_cls = s->targets[h] + (size_t) g * 2 * B * K;
+    const float *tp = ibot_on ? s->ptargets[h] + (size_t) s->mask_at[g] * K : NULL;
+    const float *mw = s->mask_w + (size_t) g * s->nm_max;
+    const size_t all = sizeof(float) * (size_t) rows * K;
+    poa_loss_cfg *lc = &s->cfg.loss;
+    float *A = s->lg_a, *Bf = s->lg_b, *cls = s->lg_cls;
+
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha, A, K);
+    be->iface->copy(be, cls, A, sizeof(float) * (size_t) s->n_cls_rows * K);
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, d, s->z_es, d, rows, &s->ha, Bf, K);
+    be->iface->zero(be, A, all);
+    poa_loss_head_branch(be, lc, h, K, POA_LOSS_ES, s->slots, t_cls, K, tp, K, mw, s->n_masked[g],
+                         cls, Bf, K, A, K, s->loss_scratch);
+    poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha, A, K, s->dz_es, d);
+
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha, Bf, K);
+    be->iface->zero(be, A, all);
+    poa_loss_head_branch(be, lc, h, K, POA_LOSS_IS, s->slots, t_cls, K, tp, K, mw, s->n_masked[g],
+                         Bf, NULL, K, A, K, s->loss_scratch);
+    poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha, A, K, s->dz_is, D);
 }
 
 /* Heads and losses of group g: KoLeo on the global cls rows, then per head forward (both
@@ -435,31 +565,15 @@ static void scatter_rows_of(poa_step *s, int g, int c_glob, int c_loc, const flo
 static void heads_and_losses(poa_step *s, int g, int ibot_on)
 {
     poa_backend *be = s->be;
-    const int D = s->D, d = s->subnet[g].width, B = s->cfg.B;
+    const int D = s->D, d = s->subnet[g].width;
     const int rows = poa_loss_student_rows(&s->cfg.loss, s->n_masked[g]);
     gather_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->z_is, D);
     gather_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->z_es, d);
-    be->nn->zero(be, s->dz_is, sizeof(float) * (size_t) rows * D);
-    be->nn->zero(be, s->dz_es, sizeof(float) * (size_t) rows * d);
+    be->iface->zero(be, s->dz_is, sizeof(float) * (size_t) rows * D);
+    be->iface->zero(be, s->dz_es, sizeof(float) * (size_t) rows * d);
     poa_loss_koleo(be, &s->cfg.loss, s->slots, s->z_is, D, D, s->dz_is, D, s->z_es, d, d, s->dz_es,
                    d, s->koleo_scratch);
-    for (int h = 0; h < s->H; h++) {
-        const int K = s->m->cfg.head_n_prototypes[h];
-        poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha_is, s->lg_is,
-                         K);
-        poa_head_forward(be, s->m, s->params, &s->hw_s, h, d, s->z_es, d, rows, &s->ha_es, s->lg_es,
-                         K);
-        be->nn->zero(be, s->dlg_is, sizeof(float) * (size_t) rows * K);
-        be->nn->zero(be, s->dlg_es, sizeof(float) * (size_t) rows * K);
-        const float *tp = ibot_on ? s->ptargets[h] + (size_t) s->mask_at[g] * K : NULL;
-        poa_loss_head(be, &s->cfg.loss, h, K, s->slots, s->targets[h] + (size_t) g * 2 * B * K, K,
-                      tp, K, s->mask_w + (size_t) g * s->nm_max, s->n_masked[g], s->lg_is, s->lg_es,
-                      K, s->dlg_is, s->dlg_es, K, s->loss_scratch);
-        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_es, s->dlg_es, K,
-                          s->dz_es, d);
-        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_is, s->dlg_is, K,
-                          s->dz_is, D);
-    }
+    for (int h = 0; h < s->H; h++) head_loss_backward(s, g, h, rows, ibot_on);
     scatter_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->dz_es, d);
     scatter_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->dz_is, D);
 }
@@ -492,6 +606,7 @@ static void vit_progress(void *ctx)
 static void backbone_backward(poa_step *s, int last_group)
 {
     poa_step_hooks *hk = &s->hooks;
+    const poa_weights w = student_weights(s);
     static const int order[N_CALLS] = {CALL_ES_LOCAL, CALL_ES_GLOBAL, CALL_IS_LOCAL,
                                        CALL_IS_GLOBAL};
     for (int i = 0; i < N_CALLS; i++) {
@@ -502,7 +617,7 @@ static void backbone_backward(poa_step *s, int last_group)
         a->hook_ctx = s;
         a->grads_done = last && hk->bucket_ready ? vit_grads_done : NULL;
         a->progress = hk->progress ? vit_progress : NULL;
-        poa_vit_backward(s->be, s->m, s->params, s->grads, a, a->d_out);
+        poa_vit_backward(s->be, s->m, &w, s->grads, a, a->d_out);
         a->grads_done = NULL;
         a->progress = NULL;
         if (hk->progress) hk->progress(hk->ctx);
@@ -526,51 +641,108 @@ static void buckets_ready(poa_step *s, int heads)
 
 /* ------------------------------------------------------------------ guard, update */
 
-/* Spec §6.5 with §13 item 6: NaN or Inf in any loss term or gradient fails the step. */
+/* Which loss term a slot holds, for the guard's message. */
+static void name_bad_slot(const poa_step *s, int i, poa_step_report *r)
+{
+    int head = i < s->H * POA_N_HEAD_TERMS ? i / POA_N_HEAD_TERMS : -1;
+    poa_loss_term t = head >= 0 ? (poa_loss_term) (i % POA_N_HEAD_TERMS)
+                                : (poa_loss_term) (POA_N_HEAD_TERMS + i - s->H * POA_N_HEAD_TERMS);
+    if (head >= 0)
+        snprintf(r->bad_what, sizeof r->bad_what, "loss term %s of head %d is %g",
+                 poa_loss_term_name(t), head, r->slots[i]);
+    else
+        snprintf(r->bad_what, sizeof r->bad_what, "loss term %s is %g", poa_loss_term_name(t),
+                 r->slots[i]);
+}
+
+/* The rare path: Σ g² of every tensor into the planned device array, one download, and the
+ * first tensor whose sum is not finite is named. */
+static void name_bad_gradient(poa_step *s, poa_step_report *r)
+{
+    poa_backend *be = s->be;
+    const poa_param_table *t = &s->m->table;
+    for (int i = 0; i < t->n; i++)
+        be->train->sum_squares(be, s->param_sumsq + i, s->grads + t->p[i].offset, t->p[i].numel);
+    be->iface->download(be, s->param_sumsq_host, s->param_sumsq, sizeof(double) * (size_t) t->n);
+    for (int i = 0; i < t->n; i++) {
+        if (isfinite(s->param_sumsq_host[i])) continue;
+        snprintf(r->bad_what, sizeof r->bad_what, "gradient of %s.%s is not finite", t->p[i].module,
+                 t->p[i].name);
+        return;
+    }
+    snprintf(r->bad_what, sizeof r->bad_what, "gradient padding is not finite");
+}
+
+/* docs/algorithm.md §8.6: NaN or Inf in any loss term or gradient fails the step.  Σ g² in
+ * double is finite exactly when every gradient is (no float squares to more than 1.2e77), so
+ * the clipping norms, downloaded with the loss slots, are the guard over the gradients. */
 static int find_nonfinite(poa_step *s, poa_step_report *r)
 {
     for (int i = 0; i < r->n_slots; i++) {
         if (isfinite(r->slots[i])) continue;
-        int head = i < s->H * POA_N_HEAD_TERMS ? i / POA_N_HEAD_TERMS : -1;
-        poa_loss_term t = head >= 0
-                              ? (poa_loss_term) (i % POA_N_HEAD_TERMS)
-                              : (poa_loss_term) (POA_N_HEAD_TERMS + i - s->H * POA_N_HEAD_TERMS);
-        if (head >= 0)
-            snprintf(r->bad_what, sizeof r->bad_what, "loss term %s of head %d is %g",
-                     poa_loss_term_name(t), head, r->slots[i]);
-        else
-            snprintf(r->bad_what, sizeof r->bad_what, "loss term %s is %g", poa_loss_term_name(t),
-                     r->slots[i]);
+        name_bad_slot(s, i, r);
         return 1;
     }
-    /* Σ g² in double is finite exactly when every gradient is (no float squares to more than
-     * 1.2e77), so the clipping norms, computed first, spare a pass over the gradients. */
     if (isfinite(r->grad_norm[0]) && isfinite(r->grad_norm[1])) return 0;
-    for (int i = 0; i < s->m->table.n; i++) {
-        const poa_param_desc *p = &s->m->table.p[i];
-        if (!s->be->train->all_finite(s->be, s->grads + p->offset, p->numel)) {
-            snprintf(r->bad_what, sizeof r->bad_what, "gradient of %s.%s is not finite", p->module,
-                     p->name);
-            return 1;
-        }
-    }
-    snprintf(r->bad_what, sizeof r->bad_what, "gradient padding is not finite");
+    name_bad_gradient(s, r);
     return 1;
 }
 
 static void update(poa_step *s, poa_step_report *r)
 {
+    poa_act *params_act = s->own_act ? s->params_act : NULL;
+    poa_act *teacher_act = s->own_act ? s->teacher_act : NULL;
     poa_optim_step(&s->optim, s->params, s->grads, r->sched.lr, r->sched.last_layer_lr, r->sched.wd,
-                   r->clip_coef);
-    poa_ema_update(s->be, s->teacher, s->params, s->m->table.total, r->sched.momentum);
+                   r->clip_coef, params_act);
+    poa_ema_update(s->be, s->teacher, s->params, s->m->table.total, r->sched.momentum, teacher_act);
 }
 
-static double tick(poa_step *s, double *t0)
+/* Phase times from the step's events, once the step's work is complete. */
+static void phase_times(poa_step *s, int reached_end, poa_step_report *r)
 {
-    s->be->nn->sync(s->be);
-    double now = poa_now(), dt = now - *t0;
-    *t0 = now;
-    return dt;
+    poa_backend *be = s->be;
+    double (*el)(poa_backend *, poa_event *, poa_event *) = be->iface->event_elapsed;
+    r->seconds[POA_PHASE_TEACHER] = el(be, s->ev_start, s->ev_teacher);
+    poa_event *prev = s->ev_teacher;
+    for (int g = 0; g < s->cfg.G; g++) {
+        r->seconds[POA_PHASE_STUDENT_FWD] += el(be, prev, s->ev_group[g][0]);
+        r->seconds[POA_PHASE_HEADS_LOSS] += el(be, s->ev_group[g][0], s->ev_group[g][1]);
+        r->seconds[POA_PHASE_BACKWARD] += el(be, s->ev_group[g][1], s->ev_group[g][2]);
+        prev = s->ev_group[g][2];
+    }
+    r->seconds[POA_PHASE_REDUCE] = el(be, prev, s->ev_reduce);
+    const double hook = el(be, s->ev_hook[0], s->ev_hook[1]);
+    if (reached_end) r->seconds[POA_PHASE_OPTIM] = el(be, s->ev_reduce, s->ev_end) - hook;
+    r->seconds[POA_PHASE_TOTAL] = el(be, s->ev_start, s->ev_end) - hook;
+}
+
+/* Enqueue the forward and backward passes of every group (the host waits for nothing here
+ * except what the collectives and hooks themselves wait for). */
+static void forward_backward(poa_step *s, const poa_step_batch *b, int ibot_on, poa_step_report *r)
+{
+    poa_backend *be = s->be;
+    teacher_targets(s, b, (float) r->sched.teacher_temp, ibot_on);
+    be->iface->event_record(be, s->ev_teacher);
+
+    be->iface->zero(be, s->grads, sizeof(float) * s->m->table.total);
+    memset(s->announced, 0, (size_t) s->m->table.n_buckets);
+    be->iface->zero(be, s->slots, sizeof(double) * (size_t) r->n_slots);
+    poa_head_weights_forward(be, s->m, s->params, &s->hw_s);
+    for (int g = 0; g < s->cfg.G; g++) {
+        student_forward(s, b, g, ibot_on);
+        be->iface->event_record(be, s->ev_group[g][0]);
+        heads_and_losses(s, g, ibot_on);
+        if (g == s->cfg.G - 1) { /* the heads' gradients are final: their reduce can overlap */
+            poa_head_weights_backward(be, s->m, s->params, s->grads, &s->hw_s);
+            buckets_ready(s, 1);
+        }
+        be->iface->event_record(be, s->ev_group[g][1]);
+        backbone_backward(s, g == s->cfg.G - 1);
+        be->iface->event_record(be, s->ev_group[g][2]);
+    }
+    buckets_ready(s, 0); /* normally none left: the last intact pass announced them */
+    if (s->hooks.reduce_grads) s->hooks.reduce_grads(s->hooks.ctx, s->grads, s->m->table.total);
+    be->iface->event_record(be, s->ev_reduce);
 }
 
 poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r)
@@ -582,47 +754,38 @@ poa_status poa_step_run(poa_step *s, const poa_step_batch *b, poa_step_report *r
     r->n_slots = poa_loss_n_slots(s->H);
     r->sched = poa_schedules_at(&s->sched, b->it);
     const int ibot_on = r->sched.ibot_active && s->cfg.loss.ibot_weight > 0;
-    double t_start = poa_now(), t0 = t_start;
 
+    be->iface->event_record(be, s->ev_start);
     choose_subnets(s, b, r);
     prepare_masks(s, b, ibot_on, r);
-    teacher_targets(s, b, (float) r->sched.teacher_temp, ibot_on);
-    r->seconds[POA_PHASE_TEACHER] = tick(s, &t0);
+    forward_backward(s, b, ibot_on, r);
 
-    be->nn->zero(be, s->grads, sizeof(float) * s->m->table.total);
-    memset(s->announced, 0, (size_t) s->m->table.n_buckets);
-    be->nn->zero(be, s->slots, sizeof(double) * (size_t) r->n_slots);
-    poa_head_weights_forward(be, s->m, s->params, &s->hw_s);
-    for (int g = 0; g < s->cfg.G; g++) {
-        student_forward(s, b, g, ibot_on);
-        r->seconds[POA_PHASE_STUDENT_FWD] += tick(s, &t0);
-        heads_and_losses(s, g, ibot_on);
-        if (g == s->cfg.G - 1) { /* the heads' gradients are final: their reduce can overlap */
-            poa_head_weights_backward(be, s->m, s->params, s->grads, &s->hw_s);
-            buckets_ready(s, 1);
-        }
-        r->seconds[POA_PHASE_HEADS_LOSS] += tick(s, &t0);
-        backbone_backward(s, g == s->cfg.G - 1);
-        r->seconds[POA_PHASE_BACKWARD] += tick(s, &t0);
-    }
-    buckets_ready(s, 0); /* normally none left: the last intact pass announced them */
-    if (s->hooks.reduce_grads) s->hooks.reduce_grads(s->hooks.ctx, s->grads, s->m->table.total);
-    r->seconds[POA_PHASE_REDUCE] = tick(s, &t0);
-
-    be->nn->download(be, r->slots, s->slots, sizeof(double) * (size_t) r->n_slots);
+    /* The clip groups' Σ g² land next to the loss slots: one download brings both. */
+    double *sumsq = s->slots + r->n_slots;
+    poa_optim_sum_squares(&s->optim, s->grads, sumsq);
+    be->iface->event_record(be, s->ev_hook[0]);
+    if (b->enqueued) b->enqueued(b->enqueued_ctx);
+    be->iface->event_record(be, s->ev_hook[1]);
+    double host[POA_MODEL_MAX_HEADS * POA_N_HEAD_TERMS + 2 + POA_N_CLIP_GROUPS];
+    be->iface->download(be, host, s->slots,
+                        sizeof(double) * (size_t) (r->n_slots + POA_N_CLIP_GROUPS));
+    memcpy(r->slots, host, sizeof(double) * (size_t) r->n_slots);
     r->loss = poa_loss_total(&s->cfg.loss, r->slots);
-    poa_optim_grad_norms(&s->optim, s->grads, r->grad_norm, r->clip_coef);
+    poa_optim_grad_norms(&s->optim, host + r->n_slots, r->grad_norm, r->clip_coef);
     int bad = find_nonfinite(s, r);
     int any_bad = s->hooks.any ? s->hooks.any(s->hooks.ctx, bad) : bad;
     if (any_bad) {
         if (!bad) snprintf(r->bad_what, sizeof r->bad_what, "a non-finite value on another rank");
         r->ok = 0;
-        r->seconds[POA_PHASE_TOTAL] = poa_now() - t_start;
+        be->iface->event_record(be, s->ev_end);
+        be->iface->synchronize(be);
+        phase_times(s, 0, r);
         return POA_ERR_NONFINITE;
     }
     update(s, r);
-    r->seconds[POA_PHASE_OPTIM] = tick(s, &t0);
-    r->seconds[POA_PHASE_TOTAL] = t0 - t_start;
+    be->iface->event_record(be, s->ev_end);
+    be->iface->synchronize(be);
+    phase_times(s, 1, r);
     r->ok = 1;
     return POA_OK;
 }

@@ -1,4 +1,5 @@
-/* step.h — one POA training iteration on one rank (spec §4.9), for G rank groups of B images.
+/* step.h — one POA training iteration on one rank (docs/algorithm.md §7), for G rank groups of B
+ * images.
  *
  *   teacher forward (no gradient, no drop path, all groups) → Sinkhorn-Knopp targets pooled over
  *   every rank group of every rank → per group: intact student forward, elastic student forward
@@ -7,11 +8,11 @@
  *   backbone bucket as soon as it is final, hooks.bucket_ready) → gradient reduce hook →
  *   non-finite guard → per-module clipping → AdamW with the parameter groups → EMA teacher.
  *
- * G groups on one rank compute exactly what G ranks with one group each compute (spec §2.5,
- * §6.5, §10 item 16): every group has its own sub-network cycle, drop-path draws, masks and
+ * G groups on one rank compute exactly what G ranks with one group each compute (docs/algorithm.md
+ * §1.2, §3.5, §8.5): every group has its own sub-network cycle, drop-path draws, masks and
  * KoLeo batch; SK runs over the union of all groups of all ranks (poa_collective); the
  * back-propagated loss is the mean over the groups, and the gradient reduce hook must average
- * over ranks (dist buckets with average = 1), which together is the official FSDP mean.
+ * over ranks (comm buckets with average = 1), which together is the official FSDP mean.
  *
  * All workspaces are planned by poa_step_create(); a step allocates nothing.
  */
@@ -32,14 +33,19 @@
 #define POA_STEP_MAX_GROUPS 64
 
 typedef struct poa_step_config {
-    int B;                    /* images per rank group (train.batch_size_per_gpu)               */
-    int G;                    /* rank groups on this rank (train.rank_groups)                    */
-    uint32_t first_group;     /* global index of this rank's first group (rank · G)            */
-    int n_local;              /* V_l (crops.local_crops_number)                                  */
-    int global_size;          /* crops.global_crops_size                                         */
-    int local_size;           /* crops.local_crops_size                                          */
-    int max_masked;           /* masked patches per group the workspaces hold (0: all patches)    */
-    double drop_path_rate;    /* student.drop_path_rate (0.2); 0 = off                     */
+    int B;                 /* images per rank group (train.batch_size_per_gpu)               */
+    int G;                 /* rank groups on this rank (train.rank_groups)                    */
+    uint32_t first_group;  /* global index of this rank's first group (rank · G)            */
+    int n_local;           /* V_l (crops.local_crops_number)                                  */
+    int global_size;       /* crops.global_crops_size                                         */
+    int local_size;        /* crops.local_crops_size                                          */
+    int max_masked;        /* masked patches per group the workspaces hold (0: all patches)    */
+    double drop_path_rate; /* student.drop_path_rate (0.2); 0 = off                     */
+    /* 1: batches may bring their own sub-networks and drop-path scales (poa_step_batch.subnets,
+     * .droppath; tests): every workspace is planned for the intact network and every branch for
+     * all images.  0: the step draws them, and the elastic workspaces are planned for the largest
+     * elastic candidate, drop-path branches for the k images batch subsets keep.             */
+    int overrides;
     int drop_path_bernoulli;  /* 1: per-sample Bernoulli masks, 0: batch subsets (official 0.2) */
     double net_select_scale;  /* student.net_select_scale (3)                              */
     uint64_t seed;            /* train.seed: sub-network cycles and drop path                     */
@@ -49,7 +55,45 @@ typedef struct poa_step_config {
     poa_schedule_hparams sched;
 } poa_step_config;
 
-/* Official values (spec §4, §6) for a model, B images per group and G groups. */
+/* The backend memory of a step, by what it holds (bytes; src/train/README.md, "Memory").  The
+ * step allocates exactly this (poa_step_create checks it); a planning backend
+ * (poa_backend_planner) gives the plan of a device this machine does not have. */
+typedef struct poa_step_memory {
+    size_t params, grads, teacher, moments; /* fp32 flat buffers (student, its gradients, the EMA
+                                               teacher, AdamW m and v)                      */
+    size_t compute_copies;                  /* GEMM weights in the compute dtype, student and
+                                               teacher (0 in fp32 runs: the masters serve)   */
+    size_t optim_table;                     /* AdamW's per-tensor segment table            */
+    size_t head_weights;                    /* composed prototypes: student W, ||v||, dW;
+                                               teacher W, ||v||                              */
+    size_t student[4]; /* saved activations of the calls intact-global, intact-local,
+                          elastic-global, elastic-local (kept from forward to backward)     */
+    size_t targets;    /* teacher Sinkhorn-Knopp targets: class-token and iBOT rows of every
+                          group, every head                                                 */
+    /* The shared working region and the three phases that take turns in it. */
+    size_t shared;
+    size_t shared_teacher;  /* teacher backbone (inference) or teacher head, + gathered rows */
+    size_t shared_backbone; /* the students' backbone transients, largest call              */
+    size_t shared_heads;    /* the heads' working set, the sum of the four below            */
+    size_t heads_logits;    /* two [rows, K_max] logits buffers + class-token logits       */
+    size_t heads_acts;      /* one head call's activations (rows)                          */
+    size_t heads_inputs;    /* head inputs and their gradients, both branches              */
+    size_t heads_scratch;   /* loss and KoLeo scratch                                      */
+    size_t small;           /* row indices, masks, loss slots, SK workspace, norms        */
+    size_t total;           /* everything above (shared counted once)                      */
+    /* what the plan was made for */
+    int rows;               /* student rows of a group: (2 + V)·B class tokens + masked patches */
+    int masked;             /* masked patches per group planned for                             */
+    int kept[2];            /* images a drop-path branch computes: global call, local call      */
+    int images[2];          /* images of a call: 2B, V·B                                        */
+    int es_width, es_depth; /* the elastic global call's workspace is planned for this shape */
+} poa_step_memory;
+
+/* The memory poa_step_create(be, m, cfg) allocates; be may be a planning backend. */
+void poa_step_memory_plan(const poa_backend *be, const poa_model *m, const poa_step_config *cfg,
+                          poa_step_memory *out);
+
+/* Official values (docs/algorithm.md §6, §8) for a model, B images per group and G groups. */
 poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n_local);
 
 /* Hooks into the distributed layer (NULL members: one rank). */
@@ -78,15 +122,21 @@ typedef struct poa_step_hooks {
 typedef struct poa_step_batch {
     long long it;              /* 0-based iteration (schedules, sampler, drop path)       */
     const float *global_crops; /* backend [G][2B, C, S_g, S_g]: per group crop 0 of every
-                                  image, then crop 1 (spec §7.2 "crop-major")           */
+                                  image, then crop 1 (docs/algorithm.md §9.2 "crop-major") */
     const float *local_crops;  /* backend [G][V_l·B, C, S_l, S_l]: local 0 of every image… */
     const uint8_t *masks;      /* host [G][2B, N_g] iBOT masks (1 = masked) or NULL; used
-                                  only once iBOT is active (spec §4.7)                   */
+                                  only once iBOT is active (docs/algorithm.md §6.8)        */
     /* Test overrides (NULL: sampled by the step). */
     const poa_subnet *subnets; /* [G] elastic sub-network of each group                   */
     /* [G][4] host arrays of drop-path scales [n_blocks][2][n] for the calls intact-global,
      * intact-local, elastic-global, elastic-local (poa_vit_input.droppath).                */
     const float *const *droppath;
+    /* Optional: called once the step's forward and backward passes are enqueued, before the
+     * host first waits for them (the download of the loss slots).  The rank loop stages the
+     * next batch there, so that its upload overlaps this step's compute.  The batch's host
+     * arrays (masks) are no longer read when it is called.                                  */
+    void (*enqueued)(void *ctx);
+    void *enqueued_ctx;
 } poa_step_batch;
 
 enum {
@@ -100,7 +150,9 @@ enum {
     POA_N_PHASES
 };
 
-/* Everything a log line needs. */
+/* Everything a log line needs.  Phase times come from events recorded on the backend's compute
+ * stream at the phase boundaries (device time on a GPU, wall time on the CPU) and are read after
+ * the step's final synchronisation. */
 typedef struct poa_step_report {
     long long it;
     int ok;             /* 0: a loss term or gradient was NaN/Inf; nothing was updated     */
@@ -126,19 +178,25 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
                           const poa_collective *coll, const poa_step_hooks *hooks);
 void poa_step_destroy(poa_step *s);
 
-/* Student from the model's seeded initialisation (spec §1.6), teacher = copy (§1.6). */
+/* Student from the model's seeded initialisation, teacher = copy (docs/algorithm.md §2.7). */
 void poa_step_init_params(poa_step *s, uint64_t seed);
-/* Flat buffers (backend memory, m->table.total floats): student parameters, gradients of the
- * last step (unclipped), teacher, AdamW moments. */
+/* The caller wrote the student or teacher flat buffers (resume, broadcast, tests): refresh the
+ * compute copies of the GEMM weights (nothing to do when the compute dtype is fp32). */
+void poa_step_params_written(poa_step *s);
+/* Flat buffers (backend memory, m->table.total floats, fp32 master copies): student
+ * parameters, gradients of the last step (unclipped), teacher, AdamW moments.  After writing
+ * parameters or teacher, call poa_step_params_written. */
 float *poa_step_params(poa_step *s);
 float *poa_step_grads(poa_step *s);
 float *poa_step_teacher(poa_step *s);
 poa_optim *poa_step_optim(poa_step *s);
 const poa_schedules *poa_step_schedules(const poa_step *s);
+/* The memory plan the step was created with (what it allocated). */
+const poa_step_memory *poa_step_memory_of(const poa_step *s);
 
 /* One iteration.  Returns POA_ERR_NONFINITE (report->ok = 0, bad_what set, parameters,
  * moments, step counter and teacher untouched) when a loss term or gradient is NaN or Inf
- * (spec §6.5 and §13 item 6), else POA_OK. */
+ * (docs/algorithm.md §8.6), else POA_OK. */
 poa_status poa_step_run(poa_step *s, const poa_step_batch *batch, poa_step_report *report);
 
 /* "it 12 loss 9.8765 dino_is 10.1 … lr 1.2e-04 … sub 48x3,32x2 teacher 0.12s …" */

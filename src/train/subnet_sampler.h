@@ -1,5 +1,5 @@
 /* subnet_sampler.h — which elastic sub-network each rank group trains at each iteration
- * (spec §2.5, §10 items 7 and 16).
+ * (docs/algorithm.md §3.5, §1.2).
  *
  * Candidate list NETS: for every width u (ascending) and depth v (ascending), the pair
  * (width_u, depth_v) appears counts[u·N_d + v] times (the official integer weights, computed by

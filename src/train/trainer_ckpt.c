@@ -1,7 +1,7 @@
 /* trainer_ckpt.c — the rank loop's checkpoints (format: hdf5-schemas/checkpoint.md, written by
  * src/io/checkpoint.c): what goes into them, who writes, and the exact resume.
  *
- * Writing (collective): every rank contributes its state blob (dist_gather_blobs); rank 0
+ * Writing (collective): every rank contributes its state blob (poa_comm_gather_blobs); rank 0
  * downloads teacher, student and AdamW moments and writes the file (temporary file, flush,
  * fsync, rename); the status is broadcast so every rank stops together on a write error.
  * Before writing, the ranks compare hashes of their students and teachers: identical
@@ -31,7 +31,7 @@
 
 static int backend_is_host(const poa_trainer *t)
 {
-    return strcmp(t->be->name, "cpu") == 0;
+    return t->be->iface->is_host(t->be);
 }
 
 /* Host view of a backend buffer: the buffer itself on the CPU backend, else a download. */
@@ -40,7 +40,7 @@ static float *host_copy(poa_trainer *t, float *dev, float **scratch)
     const size_t bytes = sizeof(float) * t->model.table.total;
     if (backend_is_host(t)) return dev;
     *scratch = poa_xmalloc(bytes);
-    t->be->nn->download(t->be, *scratch, dev, bytes);
+    t->be->iface->download(t->be, *scratch, dev, bytes);
     return *scratch;
 }
 
@@ -97,7 +97,7 @@ static uint64_t *rank_state(poa_trainer *t, long long it, size_t *n)
     w[3] = (uint64_t) t->scfg.G;
     w[4] = (uint64_t) t->scfg.first_group;
     w[5] = (uint64_t) ns;
-    if (ns) t->src->get_state(t->src, w + STATE_HEADER);
+    if (ns) poa_trainer_source_state(t, it, w + STATE_HEADER);
     *n = STATE_HEADER + ns;
     return w;
 }
@@ -109,7 +109,7 @@ static uint64_t *rank_state(poa_trainer *t, long long it, size_t *n)
 static void check_identical(poa_trainer *t, const char *what, float *buf)
 {
     int first = -1;
-    int same = dist_check_identical(t->d, buf, sizeof(float) * t->model.table.total, &first);
+    int same = poa_comm_check_identical(t->d, buf, sizeof(float) * t->model.table.total, &first);
     POA_CHECK(same, "the %s of rank %d differs from rank 0's: data-parallel ranks diverged", what,
               first);
 }
@@ -164,7 +164,7 @@ poa_status poa_trainer_write_checkpoint(poa_trainer *t, long long it, int full, 
     uint64_t *mine = rank_state(t, it, &n);
     uint64_t **blobs = NULL;
     size_t *lens = NULL;
-    dist_gather_blobs(t->d, mine, n, 0, &blobs, &lens);
+    poa_comm_gather_blobs(t->d, mine, n, 0, &blobs, &lens);
     free(mine);
     poa_status st = POA_OK;
     if (t->rank == 0) {
@@ -223,7 +223,7 @@ static poa_status load_rank0(poa_trainer *t, poa_ckpt_header *h, char *path, siz
         poa_ckpt_load_latest(t->cfg->train.output_dir, &t->model.table, &x, h, &lo, path, len, err);
     for (int i = 0; i < 4; i++) {
         if (backend_is_host(t)) continue;
-        if (st == POA_OK) t->be->nn->upload(t->be, bufs[i], host[i], sizeof(float) * total);
+        if (st == POA_OK) t->be->iface->upload(t->be, bufs[i], host[i], sizeof(float) * total);
         free(host[i]);
     }
     return st;
@@ -236,16 +236,16 @@ static poa_status restore_rank_state(poa_trainer *t, poa_ckpt_header *h, long lo
 {
     uint64_t *mine = NULL;
     size_t n = 0;
-    dist_scatter_blobs(t->d, t->rank == 0 ? h->rank_state : NULL,
-                       t->rank == 0 ? h->rank_state_len : NULL, t->rank == 0 ? h->n_rank_states : 0,
-                       0, &mine, &n);
+    poa_comm_scatter_blobs(t->d, t->rank == 0 ? h->rank_state : NULL,
+                           t->rank == 0 ? h->rank_state_len : NULL,
+                           t->rank == 0 ? h->n_rank_states : 0, 0, &mine, &n);
     int usable = n >= STATE_HEADER && mine[0] == STATE_MAGIC && mine[1] == STATE_VERSION &&
                  (long long) mine[2] == start - 1 && mine[3] == (uint64_t) t->scfg.G &&
                  mine[4] == (uint64_t) t->scfg.first_group && n == STATE_HEADER + mine[5];
     poa_status st =
         usable ? t->src->set_state(t->src, mine + STATE_HEADER, n - STATE_HEADER, start, err)
                : t->src->set_state(t->src, NULL, 0, start, err);
-    int all_usable = !dist_any(t->d, !usable);
+    int all_usable = !poa_comm_any(t->d, !usable);
     if (!all_usable && t->rank == 0)
         poa_warn("the data order of the checkpoint's rank layout cannot be continued exactly "
                  "with this layout; every rank group restarts its data stream at iteration %lld",
@@ -281,15 +281,16 @@ poa_status poa_trainer_resume(poa_trainer *t, int *found, poa_err *err)
         poa_ckpt_header_free(&h);
         return st;
     }
-    dist_host_broadcast(t->d, header, sizeof header, 0);
+    poa_comm_host_broadcast(t->d, header, sizeof header, 0);
     if (header[1] < 0) return POA_OK; /* nothing to resume from */
     *found = 1;
     const size_t total = t->model.table.total;
     poa_optim *o = poa_step_optim(t->step);
-    dist_broadcast_f32(t->d, poa_step_teacher(t->step), total, 0);
-    dist_broadcast_f32(t->d, poa_step_params(t->step), total, 0);
-    dist_broadcast_f32(t->d, o->m, total, 0);
-    dist_broadcast_f32(t->d, o->v, total, 0);
+    poa_comm_broadcast_f32(t->d, poa_step_teacher(t->step), total, 0);
+    poa_comm_broadcast_f32(t->d, poa_step_params(t->step), total, 0);
+    poa_comm_broadcast_f32(t->d, o->m, total, 0);
+    poa_comm_broadcast_f32(t->d, o->v, total, 0);
+    poa_step_params_written(t->step);
     o->step = header[2];
     t->start_it = header[1] + 1;
     t->last_ckpt = header[1];

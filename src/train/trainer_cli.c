@@ -27,26 +27,19 @@ static const poa_cli_option options[] = {
 };
 
 static const poa_cli_spec spec = {
-    "poa-train",
-    "POA self-supervised pretraining (one MPI rank per GPU, or per group of cores on the CPU)",
-    options,
-    (int) (sizeof options / sizeof options[0]),
-    true,
-    NULL,
-    "Launch with mpiexec or srun, e.g.\n"
-    "  mpiexec -n 2 poa-train --config configs/demo.yaml --data PACKED --output RUN\n"
-    "Exit codes: 0 done, 2 usage/configuration, 3 data or checkpoint format, 4 output not "
-    "writable,\n5 non-finite loss (last good checkpoint kept), 75 stopped by "
-    "SIGUSR1/SIGTERM/SIGINT "
-    "after a\ncheckpoint (requeue: the same command resumes).  See src/train/README-train.md.",
+    .program = "poa-train",
+    .summary = "POA self-supervised pretraining (one MPI rank per GPU, or per group of cores on "
+               "the CPU)",
+    .options = options,
+    .n_options = (int) (sizeof options / sizeof options[0]),
+    .uses_config = true,
+    .epilog = "Launch with mpiexec or srun, e.g.\n"
+              "  mpiexec -n 2 poa-train --config configs/demo.yaml --data PACKED --output RUN\n"
+              "Exit codes: 0 done, 2 usage/configuration, 3 data or checkpoint format, 4 output "
+              "not writable,\n5 non-finite loss (last good checkpoint kept), 75 stopped by "
+              "SIGUSR1/SIGTERM/SIGINT after a\ncheckpoint (requeue: the same command resumes).  "
+              "See src/train/README-train.md.",
 };
-
-static int usage_error(const char *msg)
-{
-    if (poa_log_rank() == 0)
-        fprintf(stderr, "%s: error: %s\nTry '%s --help'.\n", spec.program, msg, spec.program);
-    return POA_EXIT_USAGE;
-}
 
 static long long int_option(const poa_train_args *a, const char *name, long long dflt, int *bad)
 {
@@ -70,15 +63,15 @@ static int apply_options(poa_train_args *a)
     a->opts.debug_nonfinite_at = int_option(a, "debug-nonfinite-at", -1, &bad);
     a->ranks = (int) int_option(a, "ranks", a->world, &bad);
     if (bad || a->ranks < 1)
-        return usage_error("--max-steps, --ranks and --debug-nonfinite-at take a non-negative "
-                           "integer (--ranks at least 1)");
+        return poa_cli_usage_error(&spec, "--max-steps, --ranks and --debug-nonfinite-at take a "
+                                          "non-negative integer (--ranks at least 1)");
     const char *data = poa_cli_value(&a->cli, &spec, "data");
     const char *out = poa_cli_value(&a->cli, &spec, "output");
     if (!out) out = poa_cli_value(&a->cli, &spec, "output-dir");
     poa_cfg_origin cl = {POA_CFG_SRC_CLI, 0, 0, 0};
     if ((data && poa_config_set_text(&a->cfg, "train.dataset_path", data, cl, &err) != POA_OK) ||
         (out && poa_config_set_text(&a->cfg, "train.output_dir", out, cl, &err) != POA_OK))
-        return usage_error(err.msg);
+        return poa_cli_usage_error(&spec, "%s", err.msg);
     return -1;
 }
 
@@ -110,11 +103,27 @@ int poa_train_cli_setup(int argc, char **argv, poa_train_args *a)
     return -1;
 }
 
+/* train.backend = cuda where it cannot run: say why before the NCCL layer would fail on it. */
+static int cuda_unavailable(const poa_train_args *a)
+{
+    const char *why = NULL;
+    if (!poa_comm_kind_available(POA_COMM_NCCL))
+        why = "this build has no CUDA backend with NCCL (reconfigure with --with-cuda --with-nccl)";
+    else if (poa_backend_device_count("cuda") < 1)
+        why = "no CUDA device is visible (no GPU or no driver on this node)";
+    if (!why) return 0;
+    if (a->rank == 0)
+        fprintf(stderr, "%s: error: train.backend = cuda: %s; use train.backend = cpu or auto\n",
+                spec.program, why);
+    return 1;
+}
+
 static int train(poa_train_args *a)
 {
-    const int cuda = strcmp(poa_trainer_backend_name(&a->cfg), "cuda") == 0;
-    poa_dist_kind kind = cuda ? POA_DIST_NCCL : POA_DIST_MPI;
-    poa_dist *d = dist_init(NULL, NULL, kind);
+    const int cuda = poa_trainer_backend_kind(&a->cfg) == POA_BACKEND_CUDA;
+    if (cuda && cuda_unavailable(a)) return POA_EXIT_USAGE;
+    poa_comm_kind kind = cuda ? POA_COMM_NCCL : POA_COMM_MPI;
+    poa_comm *d = poa_comm_init(NULL, NULL, kind);
     poa_trainer *t = NULL;
     poa_err err;
     poa_status st = poa_trainer_create(&a->cfg, d, &a->opts, &t, &err);
@@ -132,7 +141,7 @@ static int train(poa_train_args *a)
                      s->last_loss, 100 * s->data_wait_frac, s->comm_s, s->comm_exposed_s, rc);
     }
     poa_trainer_destroy(t);
-    dist_finalize(d);
+    poa_comm_finalize(d);
     return rc;
 }
 
@@ -142,7 +151,7 @@ int poa_train_cli_run(poa_train_args *a)
     poa_err err;
     poa_status st = POA_OK;
     if (a->rank == 0) {
-        st = poa_train_dry_run(&a->cfg, a->ranks, poa_trainer_backend_name(&a->cfg), stdout, &err);
+        st = poa_train_dry_run(&a->cfg, a->ranks, stdout, &err);
         if (st != POA_OK) fprintf(stderr, "%s: error: %s\n", spec.program, err.msg);
     }
     int code = poa_status_exit_code(st);

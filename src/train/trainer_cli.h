@@ -1,5 +1,5 @@
 /* trainer_cli.h — the poa-train program around the rank loop (src/poa_train.c is its main):
- * command line, MPI start, configuration, the dist layer, and the exit code.
+ * command line, MPI start, configuration, the comm layer, and the exit code.
  *
  *   poa-train --config FILE --data DIR --output DIR [options] [key=value ...]
  *
@@ -26,7 +26,7 @@ typedef struct poa_train_args {
  * train.dataset_path / train.output_dir), print it.  Returns -1 to go on, else the exit code
  * (0 after --help/--version, 2 on a usage or configuration error). */
 int poa_train_cli_setup(int argc, char **argv, poa_train_args *a);
-/* --dry-run, or dist init → trainer → run → summary.  Returns the exit code. */
+/* --dry-run, or comm init → trainer → run → summary.  Returns the exit code. */
 int poa_train_cli_run(poa_train_args *a);
 /* Finalize MPI; returns rc. */
 int poa_train_cli_finish(poa_train_args *a, int rc);

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-void poa_trainer_comm_init(poa_trainer_comm *c, poa_dist *d, poa_backend *be, const poa_model *m)
+void poa_trainer_comm_init(poa_trainer_comm *c, poa_comm *d, poa_backend *be, const poa_model *m)
 {
     memset(c, 0, sizeof *c);
     c->d = d;
     c->be = be;
     c->m = m;
-    c->world = dist_world_size(d);
+    c->world = poa_comm_world_size(d);
 }
 
 /* Backward completion order of the buckets (model.h: embeddings 0, block i 1 + i, final norm
@@ -30,9 +30,9 @@ static void backward_order(poa_trainer_comm *c)
 void poa_trainer_comm_attach(poa_trainer_comm *c, float *grads)
 {
     if (c->world <= 1) return;
-    poa_bucket_opts o = {.average = 1, .max_chunk_floats = 0};
-    c->buckets = dist_buckets_create(c->d, &c->m->table, grads, &o);
-    c->n_buckets = dist_buckets_count(c->buckets);
+    poa_comm_bucket_opts o = {.average = 1, .max_chunk_floats = 0};
+    c->buckets = poa_comm_buckets_create(c->d, &c->m->table, grads, &o);
+    c->n_buckets = poa_comm_buckets_count(c->buckets);
     POA_CHECK(c->n_buckets == c->m->table.n_buckets, "bucket count %d != table's %d", c->n_buckets,
               c->m->table.n_buckets);
     c->order = poa_xcalloc((size_t) c->n_buckets, sizeof(int));
@@ -42,7 +42,7 @@ void poa_trainer_comm_attach(poa_trainer_comm *c, float *grads)
 
 void poa_trainer_comm_free(poa_trainer_comm *c)
 {
-    if (c->buckets) dist_buckets_destroy(c->buckets);
+    if (c->buckets) poa_comm_buckets_destroy(c->buckets);
     free(c->order);
     free(c->started);
     memset(c, 0, sizeof *c);
@@ -53,13 +53,13 @@ void poa_trainer_comm_free(poa_trainer_comm *c)
 static void sum_f64(void *ctx, double *buf, size_t n)
 {
     poa_trainer_comm *c = ctx;
-    dist_allreduce_sum_f64(c->d, buf, n);
+    poa_comm_allreduce_sum_f64(c->d, buf, n);
 }
 
 static void max_f64(void *ctx, double *buf, size_t n)
 {
     poa_trainer_comm *c = ctx;
-    dist_allreduce_max_f64(c->d, buf, n);
+    poa_comm_allreduce_max_f64(c->d, buf, n);
 }
 
 poa_collective poa_trainer_comm_collective(poa_trainer_comm *c)
@@ -79,14 +79,14 @@ void poa_trainer_comm_bucket_ready(void *ctx, int bucket)
     if (c->started[bucket]) return;
     c->started[bucket] = 1;
     c->ready_calls++;
-    dist_bucket_start(c->buckets, bucket);
-    dist_progress(c->buckets);
+    poa_comm_bucket_start(c->buckets, bucket);
+    poa_comm_progress(c->buckets);
 }
 
 void poa_trainer_comm_progress(void *ctx)
 {
     poa_trainer_comm *c = ctx;
-    if (c->buckets) dist_progress(c->buckets);
+    if (c->buckets) poa_comm_progress(c->buckets);
 }
 
 /* End of backward: start what the step did not report (in backward order, the same on every
@@ -102,10 +102,10 @@ static void reduce_grads(void *ctx, float *grads, size_t n)
         int b = c->order[k];
         if (c->started[b]) continue;
         c->started[b] = 1;
-        dist_bucket_start(c->buckets, b);
-        dist_progress(c->buckets);
+        poa_comm_bucket_start(c->buckets, b);
+        poa_comm_progress(c->buckets);
     }
-    dist_buckets_wait_all(c->buckets);
+    poa_comm_buckets_wait_all(c->buckets);
     memset(c->started, 0, (size_t) c->n_buckets * sizeof(int));
     c->reduce_wait_s = poa_now() - t0;
 }
@@ -113,7 +113,7 @@ static void reduce_grads(void *ctx, float *grads, size_t n)
 static int any_rank(void *ctx, int flag)
 {
     poa_trainer_comm *c = ctx;
-    return c->world <= 1 ? flag != 0 : dist_any(c->d, flag);
+    return c->world <= 1 ? flag != 0 : poa_comm_any(c->d, flag);
 }
 
 poa_step_hooks poa_trainer_comm_hooks(poa_trainer_comm *c)
@@ -133,7 +133,7 @@ void poa_trainer_comm_timing(poa_trainer_comm *c, double *comm_s, double *expose
     *comm_s = *exposed_s = 0;
     if (!c->buckets) return;
     poa_comm_timing t;
-    dist_buckets_timing(c->buckets, &t);
+    poa_comm_buckets_timing(c->buckets, &t);
     *comm_s = t.comm_s - c->last.comm_s;
     *exposed_s = t.exposed_s - c->last.exposed_s;
     c->last = t;

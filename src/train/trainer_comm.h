@@ -1,14 +1,14 @@
-/* trainer_comm.h — the step's distributed hooks on top of src/dist (architecture note,
- * "Distributed rules"):
+/* trainer_comm.h — the step's distributed hooks on top of src/comm
+ * (docs/architecture.md §7):
  *  - the Sinkhorn-Knopp collective of the losses (model/loss_collective.h): sums and maxima of
- *    doubles in backend memory over all ranks (spec §4.1);
+ *    doubles in backend memory over all ranks (docs/algorithm.md §6.2, docs/architecture.md §7.2);
  *  - the gradient all-reduce: one bucket per parameter-table bucket (embeddings, each block,
  *    final norm, each head), averaged over ranks (the step divides by its own G groups, step.h),
  *    started as soon as the last backward pass touching the bucket is past it and overlapped
- *    with the rest of the backward (MPI_Iallreduce + dist_progress on the CPU backend, NCCL on a
- *    communication stream on CUDA): the heads' buckets after the last head backward, each
- *    backbone bucket during the last intact pass, right after its block (step.h);
- *  - the "any rank" agreement of the non-finite guard (spec §6.5).
+ *    with the rest of the backward (MPI_Iallreduce + poa_comm_progress on the CPU backend, NCCL on
+ * a communication stream on CUDA): the heads' buckets after the last head backward, each backbone
+ * bucket during the last intact pass, right after its block (step.h);
+ *  - the "any rank" agreement of the non-finite guard (docs/algorithm.md §8.6).
  *
  * Overlap needs the step to say when a bucket is final (poa_trainer_comm_bucket_ready) and to
  * let communication progress between backward ops (poa_trainer_comm_progress).  Buckets that
@@ -20,17 +20,17 @@
 #define POA_TRAIN_TRAINER_COMM_H
 
 #include "backend/backend.h"
-#include "dist/dist.h"
+#include "comm/buckets.h"
 #include "model/loss_collective.h"
 #include "model/model.h"
 #include "train/step.h"
 
 typedef struct poa_trainer_comm {
-    poa_dist *d;
+    poa_comm *d;
     poa_backend *be;
     const poa_model *m;
     int world;
-    poa_bucket_set *buckets; /* NULL with one rank (nothing to reduce)              */
+    poa_comm_bucket_set *buckets; /* NULL with one rank (nothing to reduce)              */
     int n_buckets;
     int *order;           /* [n_buckets] backward completion order                           */
     int *started;         /* [n_buckets] started in the current step                         */
@@ -40,7 +40,7 @@ typedef struct poa_trainer_comm {
 } poa_trainer_comm;
 
 /* Before the step exists: collectives only. */
-void poa_trainer_comm_init(poa_trainer_comm *c, poa_dist *d, poa_backend *be, const poa_model *m);
+void poa_trainer_comm_init(poa_trainer_comm *c, poa_comm *d, poa_backend *be, const poa_model *m);
 /* The bucket set on the step's gradient buffer (collective; nothing with one rank). */
 void poa_trainer_comm_attach(poa_trainer_comm *c, float *grads);
 void poa_trainer_comm_free(poa_trainer_comm *c);

@@ -1,5 +1,6 @@
 /* trainer_config.c — see trainer_config.h. */
 #include "train/trainer_config.h"
+#include "data/mask.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,14 +11,10 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
     poa_status st = poa_model_config_from_arch(mc, arch, err);
     if (st != POA_OK) return st;
-    if (!cfg->student.qkv_bias || !cfg->student.proj_bias || !cfg->student.ffn_bias)
-        return poa_err_set(err, POA_ERR_CONFIG,
-                           "student.qkv_bias, student.proj_bias and student.ffn_bias must be true: "
-                           "the POA ViT has biases in every linear layer (spec §1.4)");
-    if (cfg->dino.head_n_prototypes.n > POA_MODEL_MAX_HEADS)
-        return poa_err_set(err, POA_ERR_CONFIG, "dino.head_n_prototypes: %d heads (at most %d)",
-                           cfg->dino.head_n_prototypes.n, POA_MODEL_MAX_HEADS);
-    /* student.* (after the preset of poa_config_finalize, spec §1.1, §2.1) */
+    /* The biases (student.*_bias) and every size are checked by the one model check
+     * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
+     * the result. */
+    /* student.* (after the preset of poa_config_finalize, docs/algorithm.md §2.1, §3.1) */
     mc->patch_size = cfg->student.patch_size;
     mc->max_embed_dim = cfg->student.max_embed_dim;
     mc->min_embed_dim = cfg->student.min_embed_dim;
@@ -27,18 +24,19 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     mc->width_interval = cfg->student.width_interval;
     mc->depth_interval = cfg->student.depth_interval;
     mc->layerscale = (float) cfg->student.layerscale;
-    /* crops.*: the position-embedding grid is the global crop's (spec §1.3) */
+    /* crops.*: the position-embedding grid is the global crop's (docs/algorithm.md §2.3) */
     mc->img_size = cfg->crops.global_crops_size;
     mc->global_crops_size = cfg->crops.global_crops_size;
     mc->local_crops_size = cfg->crops.local_crops_size;
-    /* dino.* heads, shared by iBOT (spec §3.2, §3.3) */
+    /* dino.* heads, shared by iBOT (docs/algorithm.md §5.2, §5.3) */
+    _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
     mc->n_heads = cfg->dino.head_n_prototypes.n;
     for (int h = 0; h < mc->n_heads; h++)
         mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];
     mc->head_hidden_dim = cfg->dino.head_hidden_dim;
     mc->head_bottleneck_dim = cfg->dino.head_bottleneck_dim;
     mc->head_nlayers = cfg->dino.head_nlayers;
-    /* parameter groups (spec §6.2) */
+    /* parameter groups (docs/algorithm.md §8.2) */
     mc->layerwise_decay = cfg->optim.layerwise_decay;
     mc->patch_embed_lr_mult = cfg->optim.patch_embed_lr_mult;
     if ((st = poa_model_config_validate(mc, err)) != POA_OK)
@@ -46,19 +44,23 @@ poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc,
     return POA_OK;
 }
 
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err)
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err)
 {
     if (cfg->train.centering != POA_CENTERING_SINKHORN_KNOPP)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.centering = centering (softmax centering) is not implemented by "
-                           "poa-train; use sinkhorn_knopp (the POA recipe, spec §4.1)");
+                           "poa-train; use sinkhorn_knopp (the POA recipe, "
+                           "docs/algorithm.md §6.2)");
     int dt = cfg->compute_precision.compute_dtype;
-    if (strcmp(backend_name, "cpu") == 0 && (dt == POA_DTYPE_BF16 || dt == POA_DTYPE_FP16))
+    if (dt == POA_DTYPE_FP16)
         return poa_err_set(err, POA_ERR_CONFIG,
-                           "compute_precision.compute_dtype = %s: the CPU backend computes in "
-                           "fp32 only; use fp32 or auto",
-                           poa_config_enum_text(POA_CFG_KEY_compute_precision_compute_dtype, dt));
+                           "compute_precision.compute_dtype = fp16 is not supported: poa computes "
+                           "in bf16 (fp32's exponent range, so no loss scaling is needed) or "
+                           "fp32; use auto, bf16 or fp32");
+    if (backend_kind == POA_BACKEND_CPU && dt == POA_DTYPE_BF16)
+        return poa_err_set(err, POA_ERR_CONFIG,
+                           "compute_precision.compute_dtype = bf16: the CPU backend computes in "
+                           "fp32 only; use fp32 or auto");
     if (cfg->student.pretrained_weights[0])
         return poa_err_set(err, POA_ERR_CONFIG,
                            "student.pretrained_weights is not supported by poa-train; use "
@@ -73,13 +75,36 @@ poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backen
     return POA_OK;
 }
 
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind)
+{
+    switch (cfg->compute_precision.compute_dtype) {
+    case POA_DTYPE_FP32:
+        return POA_DT_F32;
+    case POA_DTYPE_BF16:
+        return POA_DT_BF16;
+    default: /* auto */
+        return backend_kind == POA_BACKEND_CUDA ? POA_DT_BF16 : POA_DT_F32;
+    }
+}
+
+/* The stratified iBOT masks (docs/algorithm.md §9.2; src/data/mask.h and the synthetic source):
+ * int(2B·p) crops are masked, crop k with at most int(N·r_{k+1}) patches for the ratios
+ * r = linspace(r_min, r_max, n + 1) — the official "upperbound".  Each crop's bound is taken from
+ * the float32 linspace the loader uses and the double one of the synthetic source, whichever is
+ * larger, plus one patch for rounding; the step checks every batch against it. */
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches)
 {
     const int B = cfg->train.batch_size_per_gpu;
     const long long all = 2LL * B * n_patches;
-    const int crops = (int) (2.0 * B * cfg->ibot.mask_sample_probability) + 1;
-    const int per_crop = (int) ceil(cfg->ibot.mask_ratio_min_max.v[1] * n_patches) + 1;
-    long long bound = (long long) crops * per_crop;
+    const int n = (int) (2 * B * cfg->ibot.mask_sample_probability);
+    const double lo = cfg->ibot.mask_ratio_min_max.v[0], hi = cfg->ibot.mask_ratio_min_max.v[1];
+    long long bound = 0;
+    for (int k = 0; k < n; k++) {
+        double r = (double) poa_linspace_f32(lo, hi, n + 1, k + 1);
+        const double r_synth = lo + (hi - lo) * (k + 1) / n;
+        if (r_synth > r) r = r_synth;
+        bound += (long long) ((double) n_patches * r) + 1;
+    }
     return (int) (bound < all ? bound : all);
 }
 
@@ -91,7 +116,7 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     if (B < 2)
         return poa_err_set(err, POA_ERR_CONFIG,
                            "train.batch_size_per_gpu = %d: KoLeo needs at least 2 images per rank "
-                           "group (spec §4.6)",
+                           "group (docs/algorithm.md §6.7)",
                            B);
     if (world_size < 1 || rank < 0 || rank >= world_size)
         return poa_err_set(err, POA_ERR_ARG, "rank %d of %d", rank, world_size);
@@ -103,17 +128,17 @@ poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, in
     sc->drop_path_bernoulli = poa_trainer_drop_path_bernoulli(cfg);
     sc->net_select_scale = cfg->student.net_select_scale;
     sc->seed = (uint64_t) cfg->train.seed;
-    /* losses (spec §4.2–4.8) */
+    /* losses (docs/algorithm.md §6.3–6.9) */
     sc->loss.lambda_ie = (float) cfg->dino.lambda_ie;
     sc->loss.dino_weight = (float) cfg->dino.loss_weight;
     sc->loss.koleo_weight = (float) cfg->dino.koleo_loss_weight;
     sc->loss.ibot_weight = (float) cfg->ibot.loss_weight;
-    /* AdamW and clipping (spec §6.1, §6.3) */
+    /* AdamW and clipping (docs/algorithm.md §8.1, §8.3) */
     sc->beta1 = cfg->optim.adamw_beta1;
     sc->beta2 = cfg->optim.adamw_beta2;
     sc->eps = 1e-8;
     sc->clip_grad = cfg->optim.clip_grad;
-    /* schedules (spec §6.4) */
+    /* schedules (docs/algorithm.md §8.4) */
     poa_schedule_hparams *h = &sc->sched;
     h->epoch_length = cfg->train.OFFICIAL_EPOCH_LENGTH;
     h->epochs = cfg->optim.epochs;

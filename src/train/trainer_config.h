@@ -1,6 +1,7 @@
 /* trainer_config.h — from the run configuration (common/config.h, official key names) to the
- * structs of the model and of the step: poa_model_config (spec §1.1, §2.1, §3.2) and
- * poa_step_config (spec §4, §6), plus the checks of the values poa-train does not implement.
+ * structs of the model and of the step: poa_model_config (docs/algorithm.md §2.1, §3.1, §5.2) and
+ * poa_step_config (docs/algorithm.md §6, §8), plus the checks of the values poa-train does not
+ * implement.
  *
  * Nothing here depends on MPI: the rank layout is passed in (rank, world size), so the dry run
  * can plan an N-rank job from one process.
@@ -15,14 +16,19 @@
 
 /* Model description of the configuration: the student.arch preset's defaults, then every key
  * that describes the model (student.*, dino.head_*, crops.*_size, optim layer decay and
- * patch-embed multiplier).  POA_ERR_CONFIG names the key for values the model cannot run:
- * biases switched off, more heads than POA_MODEL_MAX_HEADS, sizes the model rejects. */
+ * patch-embed multiplier).  cfg must be finalized (poa_config_finalize has checked the model's
+ * shape, biases included); POA_ERR_CONFIG names the key for values the model rejects. */
 poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
-/* Values poa-train does not implement (with the key to change): softmax centering, bf16/fp16
- * on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS. */
-poa_status poa_trainer_check_supported(const poa_config *cfg, const char *backend_name,
-                                       poa_err *err);
+/* Values poa-train does not implement (with the key to change): softmax centering, fp16
+ * compute, bf16 on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS.  backend_kind:
+ * POA_BACKEND_CPU or POA_BACKEND_CUDA (poa_trainer_backend_kind). */
+poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err);
+
+/* The run's compute dtype (backend.h, "Precision"): compute_precision.compute_dtype, with auto
+ * = bf16 on CUDA and fp32 on the CPU.  Call after poa_trainer_check_supported (fp16 is
+ * rejected there). */
+poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind);
 
 /* 1 when the student's drop path runs per-sample Bernoulli masks, 0 for batch subsets:
  * train.drop_path_mode, where auto is the official rule (Bernoulli for rates ≤ 0.1). */
@@ -35,17 +41,18 @@ int poa_trainer_drop_path_bernoulli(const poa_config *cfg);
 poa_status poa_trainer_step_config(const poa_config *cfg, const poa_model *m, int rank,
                                    int world_size, poa_step_config *sc, poa_err *err);
 
-/* Upper bound of the masked patches of one rank group (spec §7.2: int(2B·p) masked crops, each
- * at most ratio_max·N patches), used to size the step's iBOT buffers; 2B·N when unsure. */
+/* Upper bound of the masked patches of one rank group (docs/algorithm.md §9.2: int(2B·p) masked
+ * crops, each at most ratio_max·N patches), used to size the step's iBOT buffers; 2B·N when
+ * unsure. */
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches);
 
-/* Iterations of the run: optim.epochs × train.OFFICIAL_EPOCH_LENGTH (spec §6.5). */
+/* Iterations of the run: optim.epochs × train.OFFICIAL_EPOCH_LENGTH (docs/algorithm.md §8.5). */
 long long poa_trainer_total_iterations(const poa_config *cfg);
 /* Resumable checkpoint after iteration `it` (0-based) — the fvcore PeriodicCheckpointer rule
  * of the official code: (it + 1) % period == 0, and the last iteration. */
 int poa_trainer_is_checkpoint_iteration(const poa_config *cfg, long long it);
-/* Evaluation (teacher) checkpoint after iteration `it`: (it + 1) % eval_period == 0 (spec
- * §12.1, upstream do_test), never when evaluation.eval_period_iterations is 0. */
+/* Evaluation (teacher) checkpoint after iteration `it`: (it + 1) % eval_period == 0
+ * (docs/algorithm.md §14, upstream do_test), never when evaluation.eval_period_iterations is 0. */
 int poa_trainer_is_eval_iteration(const poa_config *cfg, long long it);
 
 #endif

@@ -1,11 +1,11 @@
 /* trainer_data.h — where the rank loop gets its batches: a small interface with two
- * implementations, the packed-data loader (src/data, spec §7) and a synthetic source (random
- * pixels and masks, for benchmarks of the step machinery and for tests that need no data).
+ * implementations, the packed-data loader (src/data, docs/algorithm.md §9) and a synthetic source
+ * (random pixels and masks, for benchmarks of the step machinery and for tests that need no data).
  *
  * A batch holds this rank's G rank groups in the layout of poa_step_batch (host memory):
  *   global [G][2B, C, S_g, S_g]   per group crop 0 of every image, then crop 1
  *   local  [G][V_l·B, C, S_l, S_l] local crop 0 of every image, then local 1, …
- *   masks  [G][2B, N_g]           iBOT masks, 1 = masked (spec §7.2)
+ *   masks  [G][2B, N_g]           iBOT masks, 1 = masked (docs/algorithm.md §9.2)
  * The data of global rank group g (= rank·G + local group) at iteration `it` must not depend on
  * how the groups are spread over ranks, so 2 ranks × 1 group and 1 rank × 2 groups train on the
  * same images (the equivalence test of the rank loop).

@@ -2,8 +2,8 @@
  *
  * One poa_loader per rank group of this rank, opened with rank = global rank group index and
  * world size = rank groups of the iteration: the sampler slice, the augmentation and the mask
- * streams of a rank group are then those of the official GPU it stands for (spec §6.5, §10
- * item 16), whatever the number of MPI ranks.  Each loader hands out B images per iteration, so
+ * streams of a rank group are then those of the official GPU it stands for (docs/algorithm.md §1.2,
+ * §8.5), whatever the number of MPI ranks.  Each loader hands out B images per iteration, so
  * its sampler position before iteration `it` is it·B; the position of every batch is checked
  * against that (the invariant behind the exact resume).
  *

@@ -25,7 +25,8 @@ static int rank, failures;
         }                                                                                          \
     } while (0)
 
-static const poa_cli_spec spec = {"test_mpi_config", "test", NULL, 0, true, NULL, NULL};
+static const poa_cli_spec spec = {
+    .program = "test_mpi_config", .summary = "test", .uses_config = true};
 
 /* Build the configuration from argv on every rank; returns the status. */
 static poa_status build(char **argv, int argc, poa_config *cfg, poa_err *err)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """check_extra.py ROOT EXTRA [--splits train,val] — the .npy files written by
 poa-pack --export-extra equal, byte for byte, what np.save writes for the arrays that the official
-ImageNet(...).dump_extra() builds (spec §12.4), computed here independently from torchvision's
-ImageFolder order and labels.txt."""
+ImageNet(...).dump_extra() builds (docs/algorithm.md §9.3), computed here independently from
+torchvision's ImageFolder order and labels.txt."""
 import argparse, csv, io, os, sys
 
 import numpy as np

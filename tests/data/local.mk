@@ -1,4 +1,4 @@
-# tests/data/: tests of src/data and data-prep/ (included from src/data/local.mk).
+# tests/data/: tests of src/data and data-prep/.
 if HAVE_CMOCKA
 check_PROGRAMS += tests/data/test_data_schema
 tests_data_test_data_schema_SOURCES = tests/data/test_data_schema.c tests/data/data_test_util.h

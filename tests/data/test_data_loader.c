@@ -15,6 +15,7 @@
 #include "data/sampler.h"
 #include "data_test_pack.h"
 #include "data_test_util.h"
+#include "tests/lib/image_ref.h"
 
 #include <math.h>
 

@@ -4,8 +4,8 @@
 Reads checkpoints written by tests/io/ckpt_write_tiny with h5py and checks them against the
 official POA module tree (alipay/POA: DynamicLinear keeps its nn.Linear in `.linear`,
 DynamicLayerNorm its nn.LayerNorm in `.norm`, MDINOHead holds mlp{i} = Sequential(DynamicLinear,
-GELU, Linear, GELU, Linear) and weight-normalised last_layer{i}; spec §1.7, §12.5), rebuilt here
-from the /model attributes.  load_state_dict(strict=True) checks every name and every shape.
+GELU, Linear, GELU, Linear) and weight-normalised last_layer{i}; docs/algorithm.md §2.8), rebuilt
+here from the /model attributes.  load_state_dict(strict=True) checks every name and every shape.
 Then the example loader converts the teacher for the official tools and for a standard ViT.
 Prints what differed and exits 1 on any mismatch."""
 import importlib.util

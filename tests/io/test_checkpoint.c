@@ -10,7 +10,7 @@
 #include "poa_config.h"
 #include "common/log.h"
 #include "common/rng.h"
-#include "dist/signals.h"
+#include "comm/signals.h"
 #include "io/checkpoint.h"
 #include "io/h5util.h"
 #include "tiny_table.h"
@@ -365,9 +365,9 @@ static void set_root_attr(const char *path, const char *name, int64_t v, const c
     assert_true(file >= 0);
     poa_err e;
     if (s)
-        assert_int_equal(h5u_attr_write_string(file, name, s, &e), POA_OK);
+        assert_int_equal(poa_h5_attr_write_string(file, name, s, &e), POA_OK);
     else
-        assert_int_equal(h5u_attr_write_i64(file, name, v, &e), POA_OK);
+        assert_int_equal(poa_h5_attr_write_i64(file, name, v, &e), POA_OK);
     H5Fclose(file);
 }
 

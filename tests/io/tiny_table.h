@@ -1,5 +1,5 @@
-/* tiny_table.h — a tiny POA parameter table for the io/dist tests, built from the official
- * state-dict names of spec §1.7 / §12.5 (independently of src/model/, so these tests do not
+/* tiny_table.h — a tiny POA parameter table for the io/comm tests, built from the official
+ * state-dict names of docs/algorithm.md §2.8 (independently of src/model/, so these tests do not
  * depend on the model code).  Buckets as in the model: embeddings 0, block i → 1 + i, final
  * norm L + 1, head h → L + 2 + h. */
 #ifndef POA_TESTS_TINY_TABLE_H

@@ -1,11 +1,13 @@
-/* test_model_engine.c — invariants of the model engine that need no PyTorch (spec §2.7, §11.3):
+/* test_model_engine.c — invariants of the model engine that need no PyTorch
+ * (docs/algorithm.md §10, §12.4):
  *  - extraction: the elastic forward (d, L) on the full weights equals the forward of the
  *    standalone ViT written by poa_extract_subnet (official extracted names, final norm kept);
  *    the elastic gradient of every α-scaled slice is α × the standalone gradient, and nothing
- *    outside the slices is touched (§11.3 items 2, 3);
+ *    outside the slices is touched (docs/algorithm.md §12.4);
  *  - the inference workspace (teacher) gives the training workspace's outputs; one workspace
  *    serves calls of several sub-networks and batch sizes;
- *  - drop-path decisions (§1.4): k = max(floor(n(1−p)), 1) kept with scale n/k, deterministic;
+ *  - drop-path decisions (docs/algorithm.md §2.5): k = max(floor(n(1−p)), 1) kept with scale
+ *    n/k, deterministic;
  *  - the memory plan. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,7 +30,7 @@ static int setup(void **state)
 {
     (void) state;
     char err[256];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     return be ? 0 : -1;
 }
 
@@ -82,8 +84,8 @@ static void random_fill(float *x, size_t n, uint64_t seed)
 
 static float *dev_copy(const void *host, size_t bytes)
 {
-    float *p = be->nn->alloc(be, bytes);
-    be->nn->upload(be, p, host, bytes);
+    float *p = be->iface->alloc(be, bytes);
+    be->iface->upload(be, p, host, bytes);
     return p;
 }
 
@@ -108,8 +110,8 @@ static void run(const poa_model *m, const float *params_host, int w, int L, cons
     assert_int_equal(poa_subnet_make(&m->cfg, w, L, &sn, &err), POA_OK);
     const size_t P = m->table.total * sizeof(float);
     float *params = dev_copy(params_host, P);
-    float *grads = be->nn->alloc(be, P);
-    be->nn->zero(be, grads, P);
+    float *grads = be->iface->alloc(be, P);
+    be->iface->zero(be, grads, P);
     const int N = poa_model_n_patches(&m->cfg, size, size);
     float *d_img = dev_copy(img, (size_t) B * 3 * size * size * sizeof(float));
     uint8_t *d_mask = NULL;
@@ -117,19 +119,20 @@ static void run(const poa_model *m, const float *params_host, int w, int L, cons
     poa_vit_acts a;
     poa_vit_acts_create(be, m, &a, B, size, 1);
     poa_vit_input in = {d_img, B, size, size, d_mask, NULL};
-    poa_vit_forward(be, m, params, &sn, &in, &a);
+    const poa_weights wt = poa_weights_f32(be, params);
+    poa_vit_forward(be, m, &wt, &sn, &in, &a);
     const size_t n_out = (size_t) B * (N + 1) * w;
     *out = malloc(n_out * sizeof(float));
-    be->nn->download(be, *out, a.out, n_out * sizeof(float));
-    be->nn->upload(be, a.d_out, dout, n_out * sizeof(float));
-    poa_vit_backward(be, m, params, grads, &a, a.d_out);
+    be->iface->act_download(be, *out, a.out, n_out);
+    be->iface->act_upload(be, a.d_out, dout, n_out);
+    poa_vit_backward(be, m, &wt, grads, &a, a.d_out);
     *grads_host = malloc(P);
-    be->nn->download(be, *grads_host, grads, P);
+    be->iface->download(be, *grads_host, grads, P);
     poa_vit_acts_destroy(be, &a);
-    be->nn->free(be, params);
-    be->nn->free(be, grads);
-    be->nn->free(be, d_img);
-    if (d_mask) be->nn->free(be, d_mask);
+    be->iface->free(be, params);
+    be->iface->free(be, grads);
+    be->iface->free(be, d_img);
+    if (d_mask) be->iface->free(be, d_mask);
 }
 
 static void check_extraction(int width, int depth, int size, int masked)
@@ -221,7 +224,7 @@ static void test_extracted_names(void **state)
     float *sp;
     poa_err err;
     assert_int_equal(poa_extract_subnet(&m, full, 48, 3, &std, &sp, &err), POA_OK);
-    /* spec §12.2 keys, blocks renumbered; the final norm is written (spec §2.7 item 4) */
+    /* docs/algorithm.md §10: extracted key names, blocks renumbered, the final norm written */
     assert_true(poa_params_find(&std.table, "blocks.2.attn.qkv.weight") >= 0);
     assert_true(poa_params_find(&std.table, "blocks.2.mlp.fc2.bias") >= 0);
     assert_true(poa_params_find(&std.table, "blocks.1.norm2.weight") >= 0);
@@ -240,7 +243,7 @@ static void test_extracted_names(void **state)
         assert_true(sp[q->offset + (48 + 5) * 48 + c] == intact[(64 + 5) * 64 + c] * alpha);
     const poa_param_desc *b = &std.table.p[poa_params_find(&std.table, "blocks.2.attn.qkv.bias")];
     assert_true(sp[b->offset + 2 * 48 + 7] == full[m.blocks[3].qkv_b + 2 * 64 + 7]);
-    /* ViT-S/16 from the official ViT-L (spec §2.7, "≈21.7M"): 384·968 embeddings +
+    /* ViT-S/16 from the official ViT-L (docs/algorithm.md §10, "≈21.7M"): 384·968 embeddings +
      * 12 · 384·(12·384 + 15) blocks + 768 final norm = 21,675,264 values */
     poa_model big = build("vit_large");
     poa_model_config sc;
@@ -268,6 +271,7 @@ static void test_workspaces(void **state)
     float *host = malloc(m.table.total * sizeof(float));
     random_params(&m, host, 5);
     float *params = dev_copy(host, m.table.total * sizeof(float));
+    const poa_weights wt = poa_weights_f32(be, params);
     const int B = 4, S = 32, N = 16;
     float *img_h = malloc((size_t) B * 3 * S * S * sizeof(float));
     random_fill(img_h, (size_t) B * 3 * S * S, 17);
@@ -282,19 +286,19 @@ static void test_workspaces(void **state)
         poa_err err;
         assert_int_equal(poa_subnet_make(&m.cfg, pairs[k][0], pairs[k][1], &sn, &err), POA_OK);
         poa_vit_input in = {img, pairs[k][2], S, S, NULL, NULL};
-        poa_vit_forward(be, &m, params, &sn, &in, &tr);
-        poa_vit_forward(be, &m, params, &sn, &in, &inf);
+        poa_vit_forward(be, &m, &wt, &sn, &in, &tr);
+        poa_vit_forward(be, &m, &wt, &sn, &in, &inf);
         size_t n = (size_t) in.B * (N + 1) * sn.width;
         float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
-        be->nn->download(be, a, tr.out, n * sizeof(float));
-        be->nn->download(be, b, inf.out, n * sizeof(float));
+        be->iface->act_download(be, a, tr.out, n);
+        be->iface->act_download(be, b, inf.out, n);
         assert_memory_equal(a, b, n * sizeof(float));
         /* the first images do not depend on how many others are in the batch */
         if (k == 3) {
             poa_vit_input in4 = {img, 4, S, S, NULL, NULL};
-            poa_vit_forward(be, &m, params, &sn, &in4, &inf);
+            poa_vit_forward(be, &m, &wt, &sn, &in4, &inf);
             float *c = malloc(4 * n * sizeof(float));
-            be->nn->download(be, c, inf.out, 4 * n * sizeof(float));
+            be->iface->act_download(be, c, inf.out, 4 * n);
             assert_true(rel_err(a, c, n) < 1e-6);
             free(c);
         }
@@ -303,8 +307,8 @@ static void test_workspaces(void **state)
     }
     poa_vit_acts_destroy(be, &tr);
     poa_vit_acts_destroy(be, &inf);
-    be->nn->free(be, img);
-    be->nn->free(be, params);
+    be->iface->free(be, img);
+    be->iface->free(be, params);
     free(img_h);
     free(host);
     poa_model_free(&m);
@@ -394,13 +398,18 @@ static void test_memory_plan(void **state)
     (void) state;
     poa_model m = build("vit_large");
     poa_model_memplan p;
-    poa_model_memory_plan(&m, &p);
+    poa_backend planner;
+    poa_model_memory_plan(poa_backend_planner("cpu", POA_DT_F32, &planner), &m, &p);
+    assert_int_equal(p.compute_dtype, POA_DT_F32);
+    assert_int_equal(p.compute_copy_bytes, 0); /* fp32: the GEMMs read the master copies */
     assert_int_equal(p.n_backbone, 303351808);
     assert_int_equal(p.n_heads_params, 4 * 6820096 + (8192 + 16384 + 32768 + 65536) * 257);
     assert_true(p.params_bytes >= 4 * p.n_params && p.params_bytes < 4 * p.n_params + 65536 * 4);
     assert_int_equal(p.adam_bytes, 2 * p.params_bytes);
-    /* ViT-L global crop: at least 24 blocks × 197 tokens × 14·1024 floats per image */
-    assert_true(p.act_global_per_image > (size_t) 24 * 197 * 14 * 1024 * 4);
+    /* ViT-L global crop: at least 24 blocks × 197 tokens × 11·1024 floats per image (the block
+     * input, q|k|v, attention output, proj output, fc1 output (4), fc2 output; the LayerNorm
+     * outputs and the post-attention stream are recomputed in backward, src/model/vit.h) */
+    assert_true(p.act_global_per_image > (size_t) 24 * 197 * 11 * 1024 * 4);
     assert_true(p.act_local_per_image < p.act_global_per_image / 4);
     assert_true(p.teacher_act_per_image < p.act_global_per_image / 10);
     assert_int_equal(p.head_logits_bytes_per_row, (8192 + 16384 + 32768 + 65536) * 4);
@@ -414,6 +423,18 @@ static void test_memory_plan(void **state)
     assert_non_null(strstr(buf, "AdamW moments"));
     assert_non_null(strstr(buf, "11 widths x 13 depths"));
     free(buf);
+    /* bf16 on CUDA (planned without a device): 2-byte activations, the attention keeps
+     * log-sum-exps instead of probabilities, and compute copies of the weights */
+    poa_model_memplan q;
+    poa_model_memory_plan(poa_backend_planner("cuda", POA_DT_BF16, &planner), &m, &q);
+    assert_int_equal(q.compute_dtype, POA_DT_BF16);
+    assert_int_equal(q.compute_copy_bytes, 2 * 2 * m.table.total);
+    assert_true(q.act_global_per_image < p.act_global_per_image * 6 / 10);
+    assert_true(q.act_global_per_image > (size_t) 24 * 197 * 11 * 1024 * 2);
+    /* and less than the 14 such tensors per block that saving the LayerNorm outputs and the
+     * post-attention stream would need, with every transient of one call on top */
+    assert_true(q.act_global_per_image < (size_t) 24 * 197 * 14 * 1024 * 2);
+    assert_int_equal(q.params_bytes, p.params_bytes);
     poa_model_free(&m);
 }
 

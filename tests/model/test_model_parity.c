@@ -45,8 +45,8 @@ static int verbose = 1;
 
 static float *upload_new(const void *src, size_t bytes)
 {
-    float *p = be->nn->alloc(be, bytes ? bytes : 4);
-    if (bytes) be->nn->upload(be, p, src, bytes);
+    float *p = be->iface->alloc(be, bytes ? bytes : 4);
+    if (bytes) be->iface->upload(be, p, src, bytes);
     return p;
 }
 
@@ -86,7 +86,7 @@ static int compare(const char *what, const float *ours, const double *ref, size_
 /* Every parameter gradient of the table against /cases/<c>/grads/<key>. */
 static int compare_all_grads(const char *cs)
 {
-    be->nn->download(be, host, grads, model.table.total * sizeof(float));
+    be->iface->download(be, host, grads, model.table.total * sizeof(float));
     int fails = 0;
     for (int i = 0; i < model.table.n; i++) {
         const poa_param_desc *p = &model.table.p[i];
@@ -125,7 +125,7 @@ static void load_params(void)
         memcpy(host + p->offset, v, n * sizeof(float));
         free(v);
     }
-    be->nn->upload(be, params, host, model.table.total * sizeof(float));
+    be->iface->upload(be, params, host, model.table.total * sizeof(float));
 }
 
 static int compare_dataset(const char *cs, const char *name, const float *dev, size_t n)
@@ -136,7 +136,7 @@ static int compare_dataset(const char *cs, const char *name, const float *dev, s
     double *ref = h5ref_read_f64(ref_file, path, &nref);
     assert_int_equal(nref, n);
     float *ours = malloc(n * sizeof(float));
-    be->nn->download(be, ours, dev, n * sizeof(float));
+    be->iface->download(be, ours, dev, n * sizeof(float));
     char what[256];
     snprintf(what, sizeof what, "%s (%s)", name, cs);
     int f = compare(what, ours, ref, n);
@@ -180,8 +180,8 @@ static int run_vit_case(const char *cs)
     snprintf(path, sizeof path, "%s/masks", obj);
     if (h5ref_exists(ref_file, path)) {
         uint8_t *h = h5ref_read_u8(ref_file, path, &n);
-        masks = be->nn->alloc(be, n);
-        be->nn->upload(be, masks, h, n);
+        masks = be->iface->alloc(be, n);
+        be->iface->upload(be, masks, h, n);
         free(h);
         in.masks = masks;
     }
@@ -195,23 +195,24 @@ static int run_vit_case(const char *cs)
 
     poa_vit_acts acts;
     poa_vit_acts_create(be, &model, &acts, B, H > W ? H : W, 1);
-    poa_vit_forward(be, &model, params, &sn, &in, &acts);
+    const poa_weights wt = poa_weights_f32(be, params);
+    poa_vit_forward(be, &model, &wt, &sn, &in, &acts);
     const size_t n_out = (size_t) B * acts.T * width;
-    int fails = compare_dataset(cs, "out", acts.out, n_out);
+    int fails = compare_dataset(cs, "out", (const float *) acts.out, n_out);
 
     snprintf(path, sizeof path, "%s/dout", obj);
     float *dout = h5ref_read_f32(ref_file, path, &n);
     assert_int_equal(n, n_out);
-    be->nn->upload(be, acts.d_out, dout, n * sizeof(float));
-    be->nn->zero(be, grads, model.table.total * sizeof(float));
-    poa_vit_backward(be, &model, params, grads, &acts, acts.d_out);
+    be->iface->act_upload(be, acts.d_out, dout, n);
+    be->iface->zero(be, grads, model.table.total * sizeof(float));
+    poa_vit_backward(be, &model, &wt, grads, &acts, acts.d_out);
     fails += compare_all_grads(cs);
 
     free(dout);
     free(dp);
     poa_vit_acts_destroy(be, &acts);
-    be->nn->free(be, images);
-    if (masks) be->nn->free(be, masks);
+    be->iface->free(be, images);
+    if (masks) be->iface->free(be, masks);
     return fails;
 }
 
@@ -228,9 +229,9 @@ static int run_head_case(const char *cs)
     assert_int_equal(n, (size_t) rows * width);
     float *dlogits = read_upload(cs, "dlogits", &n);
     assert_int_equal(n, (size_t) rows * K);
-    float *logits = be->nn->alloc(be, (size_t) rows * K * sizeof(float));
-    float *dz = be->nn->alloc(be, (size_t) rows * width * sizeof(float));
-    be->nn->zero(be, dz, (size_t) rows * width * sizeof(float));
+    float *logits = be->iface->alloc(be, (size_t) rows * K * sizeof(float));
+    float *dz = be->iface->alloc(be, (size_t) rows * width * sizeof(float));
+    be->iface->zero(be, dz, (size_t) rows * width * sizeof(float));
 
     poa_head_weights hw;
     poa_head_acts acts;
@@ -240,7 +241,7 @@ static int run_head_case(const char *cs)
     poa_head_forward(be, &model, params, &hw, h, width, z, width, rows, &acts, logits, K);
     int fails = compare_dataset(cs, "logits", logits, (size_t) rows * K);
 
-    be->nn->zero(be, grads, model.table.total * sizeof(float));
+    be->iface->zero(be, grads, model.table.total * sizeof(float));
     poa_head_backward(be, &model, params, grads, &hw, &acts, dlogits, K, dz, width);
     poa_head_weights_backward(be, &model, params, grads, &hw);
     fails += compare_dataset(cs, "dz", dz, (size_t) rows * width);
@@ -248,10 +249,10 @@ static int run_head_case(const char *cs)
 
     poa_head_acts_destroy(be, &acts);
     poa_head_weights_destroy(be, &hw);
-    be->nn->free(be, z);
-    be->nn->free(be, dlogits);
-    be->nn->free(be, logits);
-    be->nn->free(be, dz);
+    be->iface->free(be, z);
+    be->iface->free(be, dlogits);
+    be->iface->free(be, logits);
+    be->iface->free(be, dz);
     return fails;
 }
 
@@ -276,18 +277,21 @@ static void test_case(void **state)
 static poa_nn_ops orig, mut;
 
 /* Each mutant runs the real op and then spoils its result slightly (0.1 % or a doubled
- * accumulation), which no correct engine produces. */
-static void m_layernorm_bwd(poa_backend *b, float *dx, int lddx, float dx_beta, float *dw,
-                            float *db, const float *dy, int lddy, const float *x, int ldx,
+ * accumulation), which no correct engine produces.  The backbone's ops take activations, fp32
+ * on the CPU backend (F() views them as floats); an op with an fp32 twin used by the heads
+ * (GELU, bias gradient, weight-gradient GEMM) is spoilt in both. */
+#define F(p) ((float *) (p))
+static void m_layernorm_bwd(poa_backend *b, poa_act *dx, int lddx, float dx_beta, float *dw,
+                            float *db, const poa_act *dy, int lddy, const poa_act *x, int ldx,
                             const float *mean, const float *rstd, const float *w, int rows, int d)
 {
     orig.layernorm_bwd(b, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
-    for (int r = 0; r < rows; r++) orig.scale(b, dx + (size_t) r * lddx, 1.001f, (size_t) d);
+    for (int r = 0; r < rows; r++) orig.scale(b, F(dx) + (size_t) r * lddx, 1.001f, (size_t) d);
 }
-static void m_layernorm_bwd_params(poa_backend *b, float *dx, int lddx, float dx_beta, float *dw,
-                                   float *db, const float *dy, int lddy, const float *x, int ldx,
-                                   const float *mean, const float *rstd, const float *w, int rows,
-                                   int d)
+static void m_layernorm_bwd_params(poa_backend *b, poa_act *dx, int lddx, float dx_beta, float *dw,
+                                   float *db, const poa_act *dy, int lddy, const poa_act *x,
+                                   int ldx, const float *mean, const float *rstd, const float *w,
+                                   int rows, int d)
 {
     orig.layernorm_bwd(b, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
     orig.layernorm_bwd(b, NULL, 0, 0.0f, dw, db, dy, lddy, x, ldx, mean, rstd, w, rows, d);
@@ -298,22 +302,28 @@ static void m_gelu_bwd(poa_backend *b, float *dx, float *y, const float *dy, con
     orig.gelu_bwd(b, dx, y, dy, x, n);
     orig.scale(b, dx, 1.001f, n);
 }
-static void m_attention_bwd(poa_backend *b, float *dqkv, int lddqkv, const float *dout, int lddout,
-                            const float *qkv, int ldqkv, const float *probs, int B, int T, int H,
-                            int Dh, float scale, float *scratch)
+static void m_act_gelu_bwd(poa_backend *b, poa_act *dx, poa_act *y, const poa_act *dy,
+                           const poa_act *x, size_t n)
 {
-    orig.attention_bwd(b, dqkv, lddqkv, dout, lddout, qkv, ldqkv, probs, B, T, H, Dh,
+    orig.act_gelu_bwd(b, dx, y, dy, x, n);
+    orig.scale(b, F(dx), 1.001f, n);
+}
+static void m_attention_bwd(poa_backend *b, poa_act *dqkv, int lddqkv, const poa_act *dout,
+                            int lddout, const poa_act *qkv, int ldqkv, const void *saved, int B,
+                            int T, int H, int Dh, float scale, void *scratch)
+{
+    orig.attention_bwd(b, dqkv, lddqkv, dout, lddout, qkv, ldqkv, saved, B, T, H, Dh,
                        scale * 1.001f, scratch);
 }
-static void m_residual_ls_bwd(poa_backend *b, float *dy, int lddy, float *dgamma, const float *dx,
-                              int lddx, const float *y, int ldy, const float *gamma, const float *s,
-                              int B, int T, int d)
+static void m_residual_ls_bwd(poa_backend *b, poa_act *dy, int lddy, float *dgamma,
+                              const poa_act *dx, int lddx, const poa_act *y, int ldy,
+                              const float *gamma, const float *s, int B, int T, int d)
 {
     orig.residual_ls_bwd(b, dy, lddy, dgamma, dx, lddx, y, ldy, gamma, s, B, T, d);
     orig.residual_ls_bwd(b, NULL, lddy, dgamma, dx, lddx, y, ldy, gamma, s, B, T, d);
 }
-static void m_tokens_bwd(poa_backend *b, float *demb, int lddemb, float *dcls, float *dpos,
-                         int ldpos, float *dmask_token, const float *dx, int lddx,
+static void m_tokens_bwd(poa_backend *b, poa_act *demb, int lddemb, float *dcls, float *dpos,
+                         int ldpos, float *dmask_token, const poa_act *dx, int lddx,
                          const uint8_t *mask, int B, int N, int d)
 {
     orig.tokens_bwd(b, demb, lddemb, dcls, dpos, ldpos, dmask_token, dx, lddx, mask, B, N, d);
@@ -330,6 +340,12 @@ static void m_bias_grad(poa_backend *b, float *db, const float *dy, int lddy, in
     orig.bias_grad(b, db, dy, lddy, rows, cols);
     orig.bias_grad(b, db, dy, lddy, rows, cols);
 }
+static void m_act_bias_grad(poa_backend *b, float *db, const poa_act *dy, int lddy, int rows,
+                            int cols)
+{
+    orig.act_bias_grad(b, db, dy, lddy, rows, cols);
+    orig.act_bias_grad(b, db, dy, lddy, rows, cols);
+}
 static void m_l2norm_bwd(poa_backend *b, float *dx, int lddx, const float *dy, int lddy,
                          const float *x, int ldx, const float *norms, int rows, int cols, float eps)
 {
@@ -342,11 +358,11 @@ static void m_weightnorm_bwd(poa_backend *b, float *dg, float *dv, const float *
     orig.weightnorm_bwd(b, dg, dv, dW, g, v, vnorm, K, C);
     orig.weightnorm_bwd(b, dg, dv, dW, g, v, vnorm, K, C);
 }
-static void m_scatter_add_rows(poa_backend *b, float *dst, int ldd, const float *src, int lds,
+static void m_scatter_add_rows(poa_backend *b, poa_act *dst, int ldd, const poa_act *src, int lds,
                                const int32_t *idx, int n, int cols)
 {
-    orig.scatter_add_rows(b, dst, ldd, src, lds, idx, n, cols);
-    orig.scatter_add_rows(b, dst, ldd, src, lds, idx, n, cols);
+    orig.act_scatter_add_rows(b, dst, ldd, src, lds, idx, n, cols);
+    orig.act_scatter_add_rows(b, dst, ldd, src, lds, idx, n, cols);
 }
 /* A weight-gradient GEMM (transposed A, accumulating) that drops the α of elastic slices. */
 static void m_gemm_wgrad(poa_backend *b, poa_trans ta, poa_trans tb, int M, int N, int K,
@@ -356,6 +372,14 @@ static void m_gemm_wgrad(poa_backend *b, poa_trans ta, poa_trans tb, int M, int 
     if (ta == POA_TRANS && beta == 1.0f) alpha *= 1.001f;
     orig.gemm(b, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+static void m_act_gemm_wgrad(poa_backend *b, poa_trans ta, poa_trans tb, int M, int N, int K,
+                             float alpha, const poa_act *A, int lda, const poa_act *B, int ldb,
+                             float *C, int ldc)
+{
+    if (ta == POA_TRANS) alpha *= 1.001f;
+    orig.act_gemm_wgrad(b, ta, tb, M, N, K, alpha, A, lda, B, ldb, C, ldc);
+}
+#undef F
 
 /* Install mutation k into o; returns its name, or NULL past the last one. */
 static const char *apply_mutation(poa_nn_ops *o, int k)
@@ -369,6 +393,7 @@ static const char *apply_mutation(poa_nn_ops *o, int k)
         return "layernorm_bwd: dw, db";
     case 2:
         o->gelu_bwd = m_gelu_bwd;
+        o->act_gelu_bwd = m_act_gelu_bwd;
         return "gelu_bwd";
     case 3:
         o->attention_bwd = m_attention_bwd;
@@ -384,6 +409,7 @@ static const char *apply_mutation(poa_nn_ops *o, int k)
         return "pos_resample_bwd";
     case 7:
         o->bias_grad = m_bias_grad;
+        o->act_bias_grad = m_act_bias_grad;
         return "bias_grad";
     case 8:
         o->l2norm_bwd = m_l2norm_bwd;
@@ -393,9 +419,10 @@ static const char *apply_mutation(poa_nn_ops *o, int k)
         return "weightnorm_bwd";
     case 10:
         o->gemm = m_gemm_wgrad;
+        o->act_gemm_wgrad = m_act_gemm_wgrad;
         return "gemm (weight gradients)";
     case 11:
-        o->scatter_add_rows = m_scatter_add_rows;
+        o->act_scatter_add_rows = m_scatter_add_rows;
         return "scatter_add_rows (drop path)";
     default:
         return NULL;
@@ -447,10 +474,10 @@ int main(int argc, char **argv)
         return 1;
     }
     char errbuf[256];
-    be = poa_backend_create("cpu", errbuf, sizeof errbuf);
+    be = poa_backend_create("cpu", NULL, errbuf, sizeof errbuf);
     poa_model_build(&model, &cfg);
-    params = be->nn->alloc(be, model.table.total * sizeof(float));
-    grads = be->nn->alloc(be, model.table.total * sizeof(float));
+    params = be->iface->alloc(be, model.table.total * sizeof(float));
+    grads = be->iface->alloc(be, model.table.total * sizeof(float));
     host = malloc(model.table.total * sizeof(float));
     load_params();
 
@@ -465,8 +492,8 @@ int main(int argc, char **argv)
     int rc = _cmocka_run_group_tests("model_parity", tests, (size_t) n + 1, NULL, NULL);
 
     free(host);
-    be->nn->free(be, params);
-    be->nn->free(be, grads);
+    be->iface->free(be, params);
+    be->iface->free(be, grads);
     poa_model_free(&model);
     poa_backend_destroy(be);
     H5Fclose(ref_file);

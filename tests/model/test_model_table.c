@@ -1,6 +1,6 @@
 /* test_model_table.c — the one model description: configs, elastic widths/depths, block
- * selection (spec §2.3, §11.1), candidate counts (§2.5), parameter names/shapes/sizes (§1.7,
- * §5, §12.5), optimizer flags (§6.2), buckets, and seeded initialisation (§1.6, §3.1). */
+ * selection (docs/algorithm.md §3.3), candidate counts (§3.5), parameter names/shapes/sizes
+ * (§2.8, §5.4), optimizer flags (§8.2), buckets, and seeded initialisation (§2.7). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,7 +31,7 @@ static void blocks_str(int max_depth, int depth, char *buf, size_t n)
     for (int i = 0; i < depth; i++) k += (size_t) snprintf(buf + k, n - k, i ? " %d" : "%d", b[i]);
 }
 
-/* Spec §2.3 table for L_max = 24. */
+/* Block selection of docs/algorithm.md §3.3 for L_max = 24, every depth. */
 static void test_block_selection_vit_large(void **state)
 {
     (void) state;
@@ -55,7 +55,7 @@ static void test_block_selection_vit_large(void **state)
         blocks_str(24, L, buf, sizeof buf);
         if (strcmp(buf, expected[L - 12]) != 0)
             fail_msg("L=%d: got '%s', expected '%s'", L, buf, expected[L - 12]);
-        /* The integer floor formula agrees for L_max = 24 (spec §2.3). */
+        /* The integer floor formula agrees for L_max = 24 (docs/algorithm.md §3.3). */
         int b[POA_MODEL_MAX_DEPTH];
         poa_model_block_select(24, L, b);
         for (int k = 0; k < L; k++) assert_int_equal(b[k], (23 * k) / (L - 1));
@@ -119,7 +119,8 @@ static void test_widths_depths(void **state)
     assert_int_equal(poa_model_config_validate(&c, &err), POA_ERR_CONFIG);
 }
 
-/* Spec §2.5 table (rows depth 12..24, columns width 384..1024) and §11.1 tiny counts. */
+/* The table of docs/algorithm.md §3.5 (rows depth 12..24, columns width 384..1024) and the tiny
+ * counts given there. */
 static void test_candidate_counts(void **state)
 {
     (void) state;
@@ -165,7 +166,7 @@ static void expect_shape(const poa_model *m, const char *name, int ndim, int64_t
         if (p->shape[i] != s[i]) fail_msg("%s: shape %s differs at dim %d", name, got, i);
 }
 
-/* Spec §12.5: names, shapes, order, backbone size 303,351,808; spec §5 head sizes. */
+/* docs/algorithm.md §2.8: names, shapes, order, backbone size 303,351,808; §5.4: head sizes. */
 static void test_vit_large_table(void **state)
 {
     (void) state;
@@ -180,7 +181,7 @@ static void test_vit_large_table(void **state)
             n_head += m.table.p[i].numel;
     }
     assert_int_equal(n_backbone, 303351808);
-    /* 4 × (1024·2048 + 2048 + 2048² + 2048 + 2048·256 + 256) + Σ K·257 (spec §5). */
+    /* 4 × (1024·2048 + 2048 + 2048² + 2048 + 2048·256 + 256) + Σ K·257 (docs/algorithm.md §5.4). */
     assert_int_equal(n_head, 4 * 6820096 + (8192 + 16384 + 32768 + 65536) * 257);
     assert_int_equal(m.table.n, 5 + 24 * 14 + 2 + 4 * 8);
     expect_shape(&m, "cls_token", 3, 1, 1, 1024, 0);
@@ -244,8 +245,8 @@ static void expect_flags(const poa_model *m, const char *name, double lr, double
     if (p->flags != flags) fail_msg("%s: flags 0x%x, expected 0x%x", name, p->flags, flags);
 }
 
-/* Spec §6.2 for ViT-L: embeddings 0.9^25 (patch-embed × 0.2), block i 0.9^(24-i), norm 1,
- * heads 1; wd 0 for .bias / norm / gamma; last-layer flag. */
+/* docs/algorithm.md §8.2 for ViT-L: embeddings 0.9^25 (patch-embed × 0.2), block i 0.9^(24-i), norm
+ * 1, heads 1; wd 0 for .bias / norm / gamma; last-layer flag. */
 static void test_optimizer_flags(void **state)
 {
     (void) state;
@@ -320,7 +321,7 @@ static double absmax_of(const float *x, size_t n)
     return m;
 }
 
-/* Spec §1.6 / §3.1 rules, determinism for a seed, independence of seeds. */
+/* docs/algorithm.md §2.7 rules, determinism for a seed, independence of seeds. */
 static void test_init(void **state)
 {
     (void) state;

@@ -6,7 +6,7 @@
 #define POA_TESTS_OPS_TEST_UTIL_H
 
 #include "backend/backend.h"
-#include "backend/cpu/cpu_naive.h"
+#include "tests/lib/cpu_naive.h"
 #include "common/poa_error.h"
 #include "common/rng.h"
 
@@ -157,10 +157,14 @@ static inline double weighted_sum(const double *w, const double *y, int rows, in
     return s;
 }
 
+/* The CPU backend computes in fp32 (backend.h, "Precision"): a float buffer is an activation
+ * buffer, and the tests pass their float arrays to the activation ops through these casts. */
+#define ACT(p) _Generic((p), const float * : (const poa_act *) (p), default : (poa_act *) (p))
+
 static inline poa_backend *cpu_backend(void)
 {
     char err[256];
-    poa_backend *be = poa_backend_create("cpu", err, sizeof err);
+    poa_backend *be = poa_backend_create("cpu", NULL, err, sizeof err);
     if (!be) fprintf(stderr, "%s\n", err);
     return be;
 }

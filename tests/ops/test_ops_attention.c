@@ -51,12 +51,14 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
     float *out = rand_floats(nout, -5, 5, seed + 1), *probs = rand_floats(np, -5, 5, seed + 2);
     double *dqkv_ = to_double(qkv, nqkv), *dout_ = to_double(out, nout), *dp = to_double(probs, np);
     /* the scratch (both directions) gets a sentinel tail that must survive */
-    const size_t nscr = be->nn->attention_scratch(B, T, H, Dh);
+    const size_t nscr = be->nn->attention_scratch_bytes(be, B, T, H, Dh) / sizeof(float);
+    assert_int_equal(be->nn->attention_saved_bytes(be, B, T, H, Dh), sizeof(float) * np);
     float *scratch = rand_floats(nscr + 16, 7, 8, seed + 5);
     float tail[16];
     memcpy(tail, scratch + nscr, sizeof tail);
 
-    be->nn->attention_fwd(be, out, k->ldout, probs, qkv, k->ldqkv, B, T, H, Dh, scale, scratch);
+    be->nn->attention_fwd(be, ACT(out), k->ldout, probs, ACT(qkv), k->ldqkv, B, T, H, Dh, scale,
+                          scratch);
     assert_memory_equal(tail, scratch + nscr, sizeof tail);
     poa_naive_attention_fwd(dout_, k->ldout, dp, dqkv_, k->ldqkv, B, T, H, Dh, scale);
     char what[160];
@@ -76,8 +78,8 @@ static void check_attention(const attn_case *k, uint64_t seed, int fd_checks)
     /* backward */
     float *g = rand_floats(ndout, -1, 1, seed + 3), *gq = rand_floats(ndqkv, -5, 5, seed + 4);
     double *dg = to_double(g, ndout), *ngq = to_double(gq, ndqkv);
-    be->nn->attention_bwd(be, gq, k->lddqkv, g, k->lddout, qkv, k->ldqkv, probs, B, T, H, Dh, scale,
-                          scratch);
+    be->nn->attention_bwd(be, ACT(gq), k->lddqkv, ACT(g), k->lddout, ACT(qkv), k->ldqkv, probs, B,
+                          T, H, Dh, scale, scratch);
     assert_memory_equal(tail, scratch + nscr, sizeof tail);
     poa_naive_attention_bwd(ngq, k->lddqkv, dg, k->lddout, dqkv_, k->ldqkv, dp, B, T, H, Dh, scale);
     snprintf(what, sizeof what, "attention_bwd B=%d T=%d H=%d Dh=%d", B, T, H, Dh);
@@ -108,7 +110,7 @@ static void test_attention_t197(void **state)
 }
 
 /* Elastic width: the first H = 3 of 5 heads of Dh = 4; qkv rows laid out for the active width
- * inside a buffer whose ld is the intact 3·D_max (spec §2.2). */
+ * inside a buffer whose ld is the intact 3·D_max (docs/algorithm.md §3.2). */
 static void test_attention_elastic_and_fd(void **state)
 {
     (void) state;

@@ -286,7 +286,7 @@ static void check_layernorm(poa_backend *be, int rows, int d, int ldx, uint64_t 
     double *dy_ = to_double(y, ny), *dmean = to_double(mean, (size_t) rows);
     double *drstd = to_double(rstd, (size_t) rows), *dwgt = to_double(dyw, ny);
 
-    be->nn->layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, 1e-6f);
+    be->nn->layernorm_fwd(be, ACT(y), ldy, mean, rstd, ACT(x), ldx, w, b, rows, d, 1e-6f);
     poa_naive_layernorm_fwd(dy_, ldy, dmean, drstd, dx_, ldx, dw_, db_, rows, d, 1e-6);
     assert_true(close_all("layernorm_fwd y (incl. padding)", y, dy_, ny, FWD_ATOL, FWD_RTOL));
     assert_true(close_all("layernorm_fwd mean", mean, dmean, (size_t) rows, 1e-6, 1e-6));
@@ -298,15 +298,16 @@ static void check_layernorm(poa_backend *be, int rows, int d, int ldx, uint64_t 
     float *gw0 = copy_floats(gw, (size_t) d), *gb0 = copy_floats(gb, (size_t) d);
     double *ngx = to_double(gx, ndx), *ngw = to_double(gw, (size_t) d);
     double *ngb = to_double(gb, (size_t) d);
-    be->nn->layernorm_bwd(be, gx, lddx, 0.0f, gw, gb, dyw, ldy, x, ldx, mean, rstd, w, rows, d);
+    be->nn->layernorm_bwd(be, ACT(gx), lddx, 0.0f, gw, gb, ACT(dyw), ldy, ACT(x), ldx, mean, rstd,
+                          w, rows, d);
     poa_naive_layernorm_bwd(ngx, lddx, ngw, ngb, dwgt, ldy, dx_, ldx, dmean, drstd, dw_, rows, d);
     assert_true(close_all("layernorm_bwd dx (incl. padding)", gx, ngx, ndx, 1e-5, 1e-4));
     /* dx_beta 1 adds the same values onto what dx held (the add may fuse into an FMA, so up to
      * rounding) and leaves the padding alone */
     float *acc = rand_floats(ndx, -9, 9, seed + 10);
     double *want = to_double(acc, ndx);
-    be->nn->layernorm_bwd(be, acc, lddx, 1.0f, NULL, NULL, dyw, ldy, x, ldx, mean, rstd, w, rows,
-                          d);
+    be->nn->layernorm_bwd(be, ACT(acc), lddx, 1.0f, NULL, NULL, ACT(dyw), ldy, ACT(x), ldx, mean,
+                          rstd, w, rows, d);
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < d; c++) want[(size_t) r * lddx + c] += gx[(size_t) r * lddx + c];
     assert_true(close_all("layernorm_bwd dx +=", acc, want, ndx, 1e-6, 1e-6));
@@ -355,7 +356,7 @@ static void test_layernorm_statistics(void **state)
           *y = rand_floats((size_t) rows * ld, 0, 1, 601);
     float w[33], b[33], mean[9], rstd[9];
     for (int c = 0; c < d; c++) w[c] = 1, b[c] = 0;
-    be->nn->layernorm_fwd(be, y, ld, mean, rstd, x, ld, w, b, rows, d, eps);
+    be->nn->layernorm_fwd(be, ACT(y), ld, mean, rstd, ACT(x), ld, w, b, rows, d, eps);
     for (int r = 0; r < rows; r++) {
         double mx = 0, vx = 0, my = 0, vy = 0;
         for (int c = 0; c < d; c++) mx += x[r * ld + c] / d, my += y[r * ld + c] / d;
@@ -628,7 +629,7 @@ static void check_residual(poa_backend *be, int use_s, int B, int T, int d, uint
     double *dx = to_double(x, nx), *dy = to_double(y, ny), *dgamma = to_double(gamma, (size_t) d);
     double *x0 = to_double(x, nx);
     float *base = copy_floats(x, nx);
-    be->nn->residual_ls_fwd(be, x, ldx, x, ldx, y, ldy, gamma, sp, B, T, d);
+    be->nn->residual_ls_fwd(be, ACT(x), ldx, ACT(x), ldx, ACT(y), ldy, gamma, sp, B, T, d);
     poa_naive_residual_ls_fwd(dx, ldx, dy, ldy, dgamma, dsp, B, T, d);
     assert_true(close_all("residual_ls_fwd in place", x, dx, nx, FWD_ATOL, FWD_RTOL));
     /* out of place from a base with another ld: the same rows, the padding untouched */
@@ -637,12 +638,12 @@ static void check_residual(poa_backend *be, int use_s, int B, int T, int d, uint
         const size_t no = (size_t) rows * ldo;
         float *out = rand_floats(no, -1, 1, seed + 6);
         double *want = to_double(out, no), *zero = poa_xcalloc(nx, sizeof(double));
-        be->nn->residual_ls_fwd(be, out, ldo, base, ldx, y, ldy, gamma, sp, B, T, d);
+        be->nn->residual_ls_fwd(be, ACT(out), ldo, ACT(base), ldx, ACT(y), ldy, gamma, sp, B, T, d);
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < d; c++) want[(size_t) r * ldo + c] = dx[(size_t) r * ldx + c];
         assert_true(close_all("residual_ls_fwd from a base", out, want, no, FWD_ATOL, FWD_RTOL));
         /* no base: s γ ⊙ y alone (dropped images: zero rows) */
-        be->nn->residual_ls_fwd(be, out, ldo, NULL, 0, y, ldy, gamma, sp, B, T, d);
+        be->nn->residual_ls_fwd(be, ACT(out), ldo, NULL, 0, ACT(y), ldy, gamma, sp, B, T, d);
         poa_naive_residual_ls_fwd(zero, ldx, dy, ldy, dgamma, dsp, B, T, d);
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < d; c++) want[(size_t) r * ldo + c] = zero[(size_t) r * ldx + c];
@@ -656,7 +657,7 @@ static void check_residual(poa_backend *be, int use_s, int B, int T, int d, uint
     float *gg = rand_floats((size_t) d, -1, 1, seed + 5), *gg0 = copy_floats(gg, (size_t) d);
     double *dw = to_double(w, nx), *ngy = to_double(gy, ndy);
     double *ngg = poa_xcalloc((size_t) d, sizeof(double));
-    be->nn->residual_ls_bwd(be, gy, lddy, gg, w, ldx, y, ldy, gamma, sp, B, T, d);
+    be->nn->residual_ls_bwd(be, ACT(gy), lddy, gg, ACT(w), ldx, ACT(y), ldy, gamma, sp, B, T, d);
     poa_naive_residual_ls_bwd(ngy, lddy, ngg, dw, ldx, dy, ldy, dgamma, dsp, B, T, d);
     assert_true(close_all("residual_ls_bwd dy", gy, ngy, ndy, 1e-6, 1e-5));
     for (int c = 0; c < d; c++) gg[c] -= gg0[c], assert_true(isfinite(gg[c]));
@@ -709,7 +710,7 @@ static void check_gather_fd(poa_backend *be, uint64_t seed)
     float *g0 = copy_floats(g, SROWS * LDS), *src = rand_floats(SROWS * LDS, -1, 1, seed + 2);
     double *dw = to_double(w, N * LDD), *dsrc = to_double(src, SROWS * LDS);
     double *ng = poa_xcalloc(SROWS * LDS, sizeof(double)), *tmp = poa_xcalloc(N * LDD, 8);
-    be->nn->scatter_add_rows(be, g, LDS, w, LDD, idx, N, COLS);
+    be->nn->act_scatter_add_rows(be, ACT(g), LDS, ACT(w), LDD, idx, N, COLS);
     poa_naive_scatter_add_rows(ng, LDS, dw, LDD, idx, N, COLS);
     gather_ctx c = {N, COLS, LDS, LDD, idx, dsrc, tmp, dw};
     assert_true(fd_check("scatter_add_rows vs FD of gather_rows", gather_objective, &c, dsrc, SROWS,
@@ -731,13 +732,20 @@ static void test_gather_scatter(void **state)
         float *dst = rand_floats((size_t) n * ldd, -1, 1, 903 + k);
         double *dsrc = to_double(src, (size_t) srows * lds),
                *ddst = to_double(dst, (size_t) n * ldd);
-        be->nn->gather_rows(be, dst, ldd, src, lds, idx, n, cols);
+        float *dst2 = copy_floats(dst, (size_t) n * ldd);
+        be->nn->act_gather_rows(be, ACT(dst), ldd, ACT(src), lds, idx, n, cols);
         poa_naive_gather_rows(ddst, ldd, dsrc, lds, idx, n, cols);
         assert_true(close_all("gather_rows", dst, ddst, (size_t) n * ldd, 0, 0));
-        be->nn->scatter_add_rows(be, src, lds, dst, ldd, idx, n, cols);
+        /* the backbone → heads crossing: activations are fp32 here, so the same values */
+        be->nn->act_gather_rows_f32(be, dst2, ldd, ACT(src), lds, idx, n, cols);
+        assert_memory_equal(dst2, dst, sizeof(float) * (size_t) n * ldd);
+        float *src2 = copy_floats(src, (size_t) srows * lds);
+        be->nn->act_scatter_add_rows(be, ACT(src), lds, ACT(dst), ldd, idx, n, cols);
         poa_naive_scatter_add_rows(dsrc, lds, ddst, ldd, idx, n, cols);
         assert_true(close_all("scatter_add_rows", src, dsrc, (size_t) srows * lds, 1e-5, 1e-5));
-        free(src), free(dst), free(dsrc), free(ddst);
+        be->nn->act_scatter_add_rows_f32(be, ACT(src2), lds, dst, ldd, idx, n, cols);
+        assert_memory_equal(src2, src, sizeof(float) * (size_t) srows * lds);
+        free(src), free(dst), free(dsrc), free(ddst), free(dst2), free(src2);
     }
     check_gather_fd(be, 950);
     poa_backend_destroy(be);

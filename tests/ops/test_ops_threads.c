@@ -34,32 +34,34 @@ static size_t run_ops(poa_backend *be, float *out)
     float *w = rand_floats(D, 0.5f, 1.5f, 3002), *mean = out, *rstd = out + ROWS;
     size_t used = 2 * ROWS;
     float *y = out + used;
-    be->nn->layernorm_fwd(be, y, D, mean, rstd, x, 3 * D, w, w, ROWS, D, 1e-6f);
+    be->nn->layernorm_fwd(be, ACT(y), D, mean, rstd, ACT(x), 3 * D, w, w, ROWS, D, 1e-6f);
     used += (size_t) ROWS * D;
     float *dx = out + used, *dw = dx + (size_t) ROWS * D, *db = dw + D;
     memset(dw, 0, sizeof(float) * 2 * D);
-    be->nn->layernorm_bwd(be, dx, D, 0.0f, dw, db, dy, 3 * D, x, 3 * D, mean, rstd, w, ROWS, D);
+    be->nn->layernorm_bwd(be, ACT(dx), D, 0.0f, dw, db, ACT(dy), 3 * D, ACT(x), 3 * D, mean, rstd,
+                          w, ROWS, D);
     used += (size_t) ROWS * D + 2 * D;
     float *bg = out + used;
     memset(bg, 0, sizeof(float) * 3 * D);
     be->nn->bias_grad(be, bg, dy, 3 * D, ROWS, 3 * D);
     used += 3 * D;
     float *att = out + used, *probs = att + (size_t) ROWS * D;
-    float *scr = malloc(sizeof(float) * be->nn->attention_scratch(B, T, H, DH));
-    be->nn->attention_fwd(be, att, D, probs, x, 3 * D, B, T, H, DH, 0.17f, scr);
+    float *scr = malloc(be->nn->attention_scratch_bytes(be, B, T, H, DH));
+    be->nn->attention_fwd(be, ACT(att), D, probs, ACT(x), 3 * D, B, T, H, DH, 0.17f, scr);
     used += (size_t) ROWS * D + (size_t) B * H * T * T;
     float *dqkv = out + used;
-    be->nn->attention_bwd(be, dqkv, 3 * D, dy, 3 * D, x, 3 * D, probs, B, T, H, DH, 0.17f, scr);
+    be->nn->attention_bwd(be, ACT(dqkv), 3 * D, ACT(dy), 3 * D, ACT(x), 3 * D, probs, B, T, H, DH,
+                          0.17f, scr);
     used += (size_t) ROWS * 3 * D;
     float *dgam = out + used, *dres = dgam + D, s[B] = {1.25f, 0.0f, 1.25f, 2, 2, 0, 1, 1};
     memset(dgam, 0, sizeof(float) * D);
-    be->nn->residual_ls_bwd(be, dres, D, dgam, dy, 3 * D, x, 3 * D, w, s, B, T, D);
+    be->nn->residual_ls_bwd(be, ACT(dres), D, dgam, ACT(dy), 3 * D, ACT(x), 3 * D, w, s, B, T, D);
     used += D + (size_t) ROWS * D;
     float *dcls = out + used, *dpos = dcls + D, *dmt = dpos + (size_t) T * D, *demb = dmt + D;
     memset(dcls, 0, sizeof(float) * (size_t) (T + 2) * D);
     uint8_t mask[B * N];
     for (int i = 0; i < B * N; i++) mask[i] = (uint8_t) (i % 3 == 0);
-    be->nn->tokens_bwd(be, demb, D, dcls, dpos, D, dmt, dy, 3 * D, mask, B, N, D);
+    be->nn->tokens_bwd(be, ACT(demb), D, dcls, dpos, D, dmt, ACT(dy), 3 * D, mask, B, N, D);
     used += (size_t) (T + 2) * D + (size_t) B * N * D;
     float *dsrc = out + used;
     memset(dsrc, 0, sizeof(float) * 196 * D);
@@ -69,7 +71,7 @@ static size_t run_ops(poa_backend *be, float *out)
     memset(acc, 0, sizeof(float) * 7 * D);
     int32_t idx[ROWS];
     for (int i = 0; i < ROWS; i++) idx[i] = (i * 5) % 7;
-    be->nn->scatter_add_rows(be, acc, D, dy, 3 * D, idx, ROWS, D);
+    be->nn->act_scatter_add_rows(be, ACT(acc), D, ACT(dy), 3 * D, idx, ROWS, D);
     used += (size_t) 7 * D;
     if (avx512_gemm()) {
         float *C = out + used; /* a GEMM large enough to be split over threads */

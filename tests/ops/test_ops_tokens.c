@@ -1,8 +1,8 @@
-/* test_ops_tokens.c — token preparation ops of the CPU backend (spec §1.2–1.3): patch_unfold,
- * tokens_fwd/bwd (cls, mask token, position embedding), pos_resample_fwd/bwd against the naive
- * double reference, against PyTorch's F.interpolate (values from
+/* test_ops_tokens.c — token preparation ops of the CPU backend (docs/algorithm.md §2.2–2.3):
+ * patch_unfold, tokens_fwd/bwd (cls, mask token, position embedding), pos_resample_fwd/bwd against
+ * the naive double reference, against PyTorch's F.interpolate (values from
  * tests/reference/pos_resample_ref.py, in pos_resample_ref.h), the constant-in/constant-out
- * invariant (spec §11.3 item 6), the adjoint identity and finite differences. */
+ * invariant (docs/algorithm.md §12.4), the adjoint identity and finite differences. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,7 +28,7 @@ static void test_patch_unfold(void **state)
         const size_t nimg = (size_t) B * C * Hi * Wi, ncols = (size_t) n * len;
         float *img = rand_floats(nimg, -1, 1, 2000 + s), *cols = rand_floats(ncols, 5, 6, 2002);
         double *dimg = to_double(img, nimg), *dcols = to_double(cols, ncols);
-        be->nn->patch_unfold(be, cols, img, B, C, Hi, Wi, P);
+        be->nn->patch_unfold(be, ACT(cols), img, B, C, Hi, Wi, P);
         poa_naive_patch_unfold(dcols, dimg, B, C, Hi, Wi, P);
         assert_true(close_all("patch_unfold", cols, dcols, ncols, 0, 0));
         /* spot check of the layout: image 1, patch (row 2, col 1), channel 2, pixel (3, 1) */
@@ -77,7 +77,8 @@ static void check_tokens(const tok_case *k, int use_mask, uint64_t seed)
     const uint8_t *mp = use_mask ? mask : NULL;
     double *dx = to_double(x, nx), *demb = to_double(emb, nemb), *dcls = to_double(cls, (size_t) d);
     double *dpos = to_double(pos, npos), *dmtok = to_double(mtok, (size_t) d);
-    be->nn->tokens_fwd(be, x, k->ldx, emb, k->ldemb, cls, pos, k->ldpos, mtok, mp, B, N, d);
+    be->nn->tokens_fwd(be, ACT(x), k->ldx, ACT(emb), k->ldemb, cls, pos, k->ldpos, mtok, mp, B, N,
+                       d);
     poa_naive_tokens_fwd(dx, k->ldx, demb, k->ldemb, dcls, dpos, k->ldpos, dmtok, mp, B, N, d);
     assert_true(close_all("tokens_fwd", x, dx, nx, 1e-7, 1e-7));
 
@@ -90,7 +91,7 @@ static void check_tokens(const tok_case *k, int use_mask, uint64_t seed)
     double *dg = to_double(g, nx), *nge = to_double(ge, nemb);
     double *ngc = poa_xcalloc((size_t) d, 8), *ngp = poa_xcalloc(npos, 8),
            *ngm = poa_xcalloc((size_t) d, 8);
-    be->nn->tokens_bwd(be, ge, k->ldemb, gc, gp, k->ldpos, gm, g, k->ldx, mp, B, N, d);
+    be->nn->tokens_bwd(be, ACT(ge), k->ldemb, gc, gp, k->ldpos, gm, ACT(g), k->ldx, mp, B, N, d);
     poa_naive_tokens_bwd(nge, k->ldemb, ngc, ngp, k->ldpos, ngm, dg, k->ldx, mp, B, N, d);
     assert_true(close_all("tokens_bwd demb", ge, nge, nemb, 0, 0));
     tok_ctx c = {k, dx, demb, dcls, dpos, dmtok, dg, mp};
@@ -148,8 +149,8 @@ static void check_pos_resample(int M, int h0, int w0, int d, int fd_checks, uint
     poa_naive_pos_resample_fwd(ddst, ldd, dsrc, lds, M, h0, w0, d);
     char what[96];
     snprintf(what, sizeof what, "pos_resample_fwd %d -> %dx%d", M, h0, w0);
-    /* the naive op is the real-number formula of spec §1.3; the fp32 op rounds the coordinate
-     * ratio to fp32 as torch does, which moves samples by up to ~1e-6 of a grid step */
+    /* the naive op is the real-number formula of docs/algorithm.md §2.3; the fp32 op rounds the
+     * coordinate ratio to fp32 as torch does, which moves samples by up to ~1e-6 of a grid step */
     assert_true(close_all(what, dst, ddst, nd, 4e-6, 1e-5));
 
     float *g = rand_floats(nd, -1, 1, seed + 2), *gs = rand_floats(ns, -1, 1, seed + 3);
@@ -232,7 +233,7 @@ static void test_pos_resample_vs_torch(void **state)
     check_vs_torch(3, 5, 4, 2, ref_out_m3_5x4_d2, ref_grad_m3_5x4_d2);
 }
 
-/* Spec §11.3 item 6: a constant grid resamples to the same constant (the weights of every
+/* docs/algorithm.md §12.4: a constant grid resamples to the same constant (the weights of every
  * output sum to one, clamped taps included; in fp32 to within a few ulp, as in torch). */
 static void test_pos_resample_constant(void **state)
 {

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """augment_ref.py --out DIR — torchvision/PIL reference outputs for the C augmentation.
 
-Writes test JPEGs, PIL's decoding of each, and for every augmentation op (spec §7.1) the
-torchvision 0.14 / Pillow result on explicit parameters, plus DIR/manifest.txt: one line per
+Writes test JPEGs, PIL's decoding of each, and for every augmentation op (docs/algorithm.md §9.1)
+the torchvision 0.14 / Pillow result on explicit parameters, plus DIR/manifest.txt: one line per
 case, "op key=value ...", naming the input and output files (raw uint8 HWC RGB, or float32 CHW
 for normalised outputs).  tests/data/test_data_augment applies the same ops with the same
 parameters in C and compares.  The random-crop geometry is checked by running torchvision's own

@@ -3,8 +3,8 @@
 
 Writes random head logits and backbone features for a few cases into an HDF5 file, then computes
 the loss of one POA iteration exactly as the official training code composes it (alipay/POA,
-poa/train/ssl_meta_arch.py forward_backward and poa/loss/*.py, re-stated here from spec §4 and
-§13), with autograd, and stores:
+poa/train/ssl_meta_arch.py forward_backward and poa/loss/*.py, re-stated here from
+docs/algorithm.md §6 and §13), with autograd, and stores:
 
   * every loss term (unweighted, mean over the rank groups) in the C "slot" layout of
     src/model/loss.h: per head [dino_is, dino_es1, distill_global, distill_local, ibot_is,

@@ -3,11 +3,11 @@
 A small re-implementation (not a copy) of the official model (alipay/POA: models/
 vision_transformer.py, layers/dynamic_ops.py, attention.py, block.py, mlp.py, patch_embed.py,
 mdino_head.py) written to mirror its module tree, so that ``state_dict()`` keys are exactly the
-official ones (spec §1.7, §12.5), e.g. ``blocks.0.attn.qkv.linear.weight``, ``norm.norm.bias``,
-``mlp0.0.linear.weight``, ``mlp0.2.weight``, ``last_layer0.weight_g``.
+official ones (docs/algorithm.md §2.8), e.g. ``blocks.0.attn.qkv.linear.weight``,
+``norm.norm.bias``, ``mlp0.0.linear.weight``, ``mlp0.2.weight``, ``last_layer0.weight_g``.
 
-Semantics follow docs spec §1–§3: a sub-network (width d, depth L) uses the first d channels of
-every tensor, the q/k/v row chunks t·D_max + [0, d), block indices from numpy.linspace
+Semantics follow docs/algorithm.md §2–5: a sub-network (width d, depth L) uses the first d channels
+of every tensor, the q/k/v row chunks t·D_max + [0, d), block indices from numpy.linspace
 truncation, and every sliceable linear layer multiplies its input by α = max_in / active_in.
 
 Drop path takes explicit decisions so that another implementation can be compared with it: for
@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# Configurations (spec §1.1, §11.1; demo/vit_* as in src/model/model_config.c).
+# Configurations (docs/algorithm.md §2.1, §12.1; demo/vit_* as in src/model/model_config.c).
 CONFIGS = {
     "tiny": dict(img_size=32, patch_size=8, max_embed_dim=64, min_embed_dim=32, max_depth=4,
                  min_depth=2, head_dim=16, n_prototypes=(64, 128), hidden_dim=128,
@@ -42,7 +42,7 @@ CONFIGS = {
 
 
 def block_indices(max_depth, depth):
-    """Intact block indices of depth L (spec §2.3): numpy.linspace truncated to int64."""
+    """Intact block indices of depth L (docs/algorithm.md §3.3): numpy.linspace truncated."""
     return np.linspace(0, max_depth - 1, depth).astype(np.int64).tolist()
 
 
@@ -149,8 +149,8 @@ class Mlp(nn.Module):
 
 
 def _add_subset_residual(x, branch, keep):
-    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (spec §1.4); per-sample drop
-    path (keep: a tensor of scales): x + branch(x)·scale[b], the branch run on every image."""
+    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (docs/algorithm.md §2.5); per-sample
+    drop path (keep: a tensor of scales): x + branch(x)·scale[b], the branch run on every image."""
     if keep is None:
         return x + branch(x)
     if torch.is_tensor(keep):

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""pos_resample_ref.py — reference values for the CPU op pos_resample (spec §1.3).
+"""pos_resample_ref.py — reference values for the CPU op pos_resample (docs/algorithm.md §2.3).
 
 Runs the exact call that POA's DinoVisionTransformer.interpolate_pos_encoding makes
 (alipay/POA poa/models/vision_transformer.py): F.interpolate on the [1, d, M, M] grid with

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """step_ref.py -- PyTorch reference of complete POA training steps for tests/step/test_step_parity.sh.
 
-The TINY model (spec §11.1) of poa_model.py, a student with "trained-like" random parameters
-(LayerScale ~1, so that every block's gradient matters) and a teacher near it, trained for one or
-more iterations exactly as the official train.py / ssl_meta_arch.py do (re-stated from spec §4.9,
-§6), in float64:
+The TINY model (docs/algorithm.md §12.1) of poa_model.py, a student with "trained-like" random
+parameters (LayerScale ~1, so that every block's gradient matters) and a teacher near it, trained
+for one or more iterations exactly as the official train.py / ssl_meta_arch.py do (re-stated from
+docs/algorithm.md §7 and §8), in float64:
 
   schedules (official CosineScheduler, TINY lengths) -> teacher forward (no drop path) -> SK
   targets over the union of the rank groups -> per group intact and elastic student forward
@@ -47,8 +47,8 @@ B, V = 4, 2
 LAM, W_DINO, W_KOLEO, W_IBOT = 0.8, 1.0, 0.1, 1.0
 CLIP = 1.5
 LAYER_DECAY, PATCH_EMBED_LR_MULT = 0.9, 0.2
-# TINY schedules (spec §11.1): 4 epochs of 4 iterations; iBOT from epoch 1 here so that one
-# short run crosses both the last-layer freeze and the iBOT start.
+# TINY schedules (docs/algorithm.md §12.1): 4 epochs of 4 iterations; iBOT from epoch 1 here so that
+# one short run crosses both the last-layer freeze and the iBOT start.
 HP = dict(epoch_length=4, epochs=4, lr=0.01, min_lr=2e-5, warmup_epochs=1, weight_decay=0.04,
           weight_decay_end=0.4, momentum_teacher=0.992, final_momentum_teacher=0.9999,
           warmup_teacher_temp=0.04, teacher_temp=0.07, warmup_teacher_temp_epochs=2,
@@ -101,7 +101,7 @@ def randomize(vit, head, gen, scale=1.0):
             if name.endswith("gamma") or name.endswith("weight_g"):
                 p.copy_(torch.rand(p.shape, generator=gen, dtype=torch.float64) + 0.5)
             elif name == "mask_token":
-                p.zero_()  # zero until iBOT starts (spec §6.1)
+                p.zero_()  # zero until iBOT starts (docs/algorithm.md §8.1)
             elif "norm" in name and name.endswith("weight"):
                 p.copy_(1.0 + 0.2 * r)
             elif name.endswith("bias"):
@@ -207,7 +207,8 @@ def one_step(st, cfg, it, G, subnets, use_dp, gen, out):
     out.create_dataset("subnets", data=np.array(subnets, dtype=np.int32))
     glob, loc = glob.to(DT), loc.to(DT)
 
-    # teacher (spec §4.9 step 4): cls rows of every group, masked patch rows, SK over the union
+    # teacher (docs/algorithm.md §7, step 4): cls rows of every group, masked patch rows, SK over
+    # the union
     with torch.no_grad():
         t_vit.set_subnet(t_vit.max_embed_dim, t_vit.max_depth)
         t_cls, t_patch = [], []
@@ -270,7 +271,8 @@ def one_step(st, cfg, it, G, subnets, use_dp, gen, out):
         slots[H * 6] += value["koleo_is"] / G
         slots[H * 6 + 1] += value["koleo_es"] / G
     total.backward()
-    for _, p in keys_of(vit, head):  # FSDP: every tensor gets a (zero) gradient (spec §6.1)
+    # FSDP: every tensor gets a (zero) gradient (docs/algorithm.md §8.1)
+    for _, p in keys_of(vit, head):
         if p.grad is None:
             p.grad = torch.zeros_like(p)
 

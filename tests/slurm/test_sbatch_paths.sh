@@ -6,7 +6,7 @@
 # script itself), and a clear error with exit code 2 when the programs are not there.
 set -u
 top_src=${POA_TOP_SRCDIR:?run through make check}
-work=${POA_TOP_BUILDDIR:?run through make check}/tests/out/slurm
+work=${POA_TOP_BUILDDIR:?run through make check}/tests/out/slurm/paths
 rm -rf "$work" && mkdir -p "$work/fake" "$work/install/bin" "$work/install/slurm" "$work/spool"
 fail=0
 expect() { if [ "$2" -ne 0 ]; then echo "FAIL: $1"; fail=1; else echo "ok: $1"; fi; }

@@ -1,6 +1,6 @@
-/* h5_test_read.h — minimal HDF5 readers for the parity tests of issue #4 (the files are written
- * by the PyTorch references under tests/reference/).  Missing objects are fatal with a message
- * naming the path. */
+/* h5_test_read.h — minimal HDF5 readers for the parity tests of the losses and the step (the files
+ * are written by the PyTorch references under tests/reference/).  Missing objects are fatal with a
+ * message naming the path. */
 #ifndef POA_TESTS_STEP_H5_TEST_READ_H
 #define POA_TESTS_STEP_H5_TEST_READ_H
 

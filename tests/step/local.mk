@@ -1,9 +1,19 @@
-# tests/step/: tests of issue #4 (losses, sampler, schedules, optimizer, the POA step).
-# The backend-op test test_train_ops is declared in src/backend/cpu/train.mk.
-EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h
+# tests/step/: the CPU backend's training ops (test_train_ops), losses, sampler, schedules,
+# optimizer and the POA step, with PyTorch parity (tests/reference/loss_ref.py, step_ref.py) and
+# the step under mpiexec -n 2.
+EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h tests/step/h5_test_read.h \
+	tests/step/test_loss_parity.sh tests/step/test_step_parity.sh
 
 if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_schedule tests/step/test_subnet_sampler tests/step/test_optim
+STEP_TESTS = tests/step/test_train_ops tests/step/test_schedule tests/step/test_subnet_sampler \
+	tests/step/test_optim tests/step/test_mpi_sinkhorn tests/step/test_step_guard \
+	tests/step/test_step_memory \
+	tests/step/test_mpi_step_groups tests/step/test_mpi_step_overlap
+check_PROGRAMS += $(STEP_TESTS)
+TESTS += $(STEP_TESTS)
+tests_step_test_train_ops_SOURCES = tests/step/test_train_ops.c tests/step/step_test_util.h
+tests_step_test_train_ops_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_train_ops_LDADD = $(TEST_LDADD)
 tests_step_test_schedule_SOURCES = tests/step/test_schedule.c
 tests_step_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_schedule_LDADD = $(TEST_LDADD)
@@ -13,59 +23,31 @@ tests_step_test_subnet_sampler_LDADD = $(TEST_LDADD)
 tests_step_test_optim_SOURCES = tests/step/test_optim.c
 tests_step_test_optim_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_optim_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_schedule tests/step/test_subnet_sampler tests/step/test_optim
-endif
-
-if HAVE_CMOCKA
-if HAVE_TORCH
-check_PROGRAMS += tests/step/loss_parity
-tests_step_loss_parity_SOURCES = tests/step/loss_parity.c tests/step/h5_test_read.h
-tests_step_loss_parity_CFLAGS = $(TEST_CFLAGS)
-tests_step_loss_parity_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_loss_parity.sh
-endif
-endif
-EXTRA_DIST += tests/step/test_loss_parity.sh tests/reference/loss_ref.py
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_mpi_sinkhorn
 tests_step_test_mpi_sinkhorn_SOURCES = tests/step/test_mpi_sinkhorn.c
 tests_step_test_mpi_sinkhorn_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_sinkhorn_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_mpi_sinkhorn
-endif
-
-if HAVE_CMOCKA
-if HAVE_TORCH
-check_PROGRAMS += tests/step/step_parity
-tests_step_step_parity_SOURCES = tests/step/step_parity.c tests/step/h5_test_read.h
-tests_step_step_parity_CFLAGS = $(TEST_CFLAGS)
-tests_step_step_parity_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_step_parity.sh
-endif
-endif
-EXTRA_DIST += tests/step/test_step_parity.sh tests/reference/step_ref.py
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_step_guard
 tests_step_test_step_guard_SOURCES = tests/step/test_step_guard.c
 tests_step_test_step_guard_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_step_guard_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_step_guard
-endif
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_mpi_step_groups
+tests_step_test_step_memory_SOURCES = tests/step/test_step_memory.c
+tests_step_test_step_memory_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_step_memory_LDADD = $(TEST_LDADD)
 tests_step_test_mpi_step_groups_SOURCES = tests/step/test_mpi_step_groups.c
 tests_step_test_mpi_step_groups_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_step_groups_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_mpi_step_groups
-endif
-
-if HAVE_CMOCKA
-check_PROGRAMS += tests/step/test_mpi_step_overlap
 tests_step_test_mpi_step_overlap_SOURCES = tests/step/test_mpi_step_overlap.c
 tests_step_test_mpi_step_overlap_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_step_overlap_LDADD = $(TEST_LDADD)
-TESTS += tests/step/test_mpi_step_overlap
+
+# PyTorch parity: each .sh runs its tests/reference/*_ref.py, then the program on its output.
+if HAVE_TORCH
+check_PROGRAMS += tests/step/loss_parity tests/step/step_parity
+tests_step_loss_parity_SOURCES = tests/step/loss_parity.c tests/step/h5_test_read.h
+tests_step_loss_parity_CFLAGS = $(TEST_CFLAGS)
+tests_step_loss_parity_LDADD = $(TEST_LDADD)
+tests_step_step_parity_SOURCES = tests/step/step_parity.c tests/step/h5_test_read.h
+tests_step_step_parity_CFLAGS = $(TEST_CFLAGS)
+tests_step_step_parity_LDADD = $(TEST_LDADD)
+TESTS += tests/step/test_loss_parity.sh tests/step/test_step_parity.sh
+endif
 endif

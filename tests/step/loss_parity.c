@@ -52,8 +52,8 @@ typedef struct case_data {
 
 static float *upload(const float *host, size_t n)
 {
-    float *p = be->nn->alloc(be, sizeof(float) * (n ? n : 1));
-    if (n) be->nn->upload(be, p, host, sizeof(float) * n);
+    float *p = be->iface->alloc(be, sizeof(float) * (n ? n : 1));
+    if (n) be->iface->upload(be, p, host, sizeof(float) * n);
     return p;
 }
 
@@ -83,7 +83,7 @@ static int compare(case_data *c, const char *label, const float *got, size_t n, 
         return 1;
     }
     float *host = malloc(sizeof(float) * (n ? n : 1));
-    be->nn->download(be, host, got, sizeof(float) * n);
+    be->iface->download(be, host, got, sizeof(float) * n);
     double num = 0, den = 0, worst = -1;
     size_t wi = 0;
     for (size_t i = 0; i < n; i++) {
@@ -138,47 +138,48 @@ static void load_case(case_data *c)
         gd->z_is = load(c, "%s/z_is", p);
         gd->z_es = load(c, "%s/z_es", p);
         gd->dz_is = upload(NULL, 0), gd->dz_es = upload(NULL, 0);
-        be->nn->free(be, gd->dz_is), be->nn->free(be, gd->dz_es);
-        gd->dz_is = be->nn->alloc(be, sizeof(float) * 2 * c->B * c->D);
-        gd->dz_es = be->nn->alloc(be, sizeof(float) * 2 * c->B * c->d);
+        be->iface->free(be, gd->dz_is), be->iface->free(be, gd->dz_es);
+        gd->dz_is = be->iface->alloc(be, sizeof(float) * 2 * c->B * c->D);
+        gd->dz_es = be->iface->alloc(be, sizeof(float) * 2 * c->B * c->d);
         for (int h = 0; h < c->H; h++) {
             gd->s_is[h] = load(c, "%s/s_is_h%d", p, h);
             gd->s_es[h] = load(c, "%s/s_es_h%d", p, h);
             size_t sz = sizeof(float) * (size_t) rows_of(c, g) * c->K[h];
-            gd->ds_is[h] = be->nn->alloc(be, sz);
-            gd->ds_es[h] = be->nn->alloc(be, sz);
+            gd->ds_is[h] = be->iface->alloc(be, sz);
+            gd->ds_es[h] = be->iface->alloc(be, sz);
         }
     }
     /* teacher logits of all groups, group-major, natural crop order */
     size_t scratch = 0;
     for (int h = 0; h < c->H; h++) {
         int K = c->K[h];
-        c->t_logits[h] = be->nn->alloc(be, sizeof(float) * 2 * c->B * c->G * K);
-        c->tp_logits[h] = be->nn->alloc(be, sizeof(float) * (c->n_m_total + 1) * K);
-        c->targets[h] = be->nn->alloc(be, sizeof(float) * 2 * c->B * c->G * K);
-        c->ptargets[h] = be->nn->alloc(be, sizeof(float) * (c->n_m_total + 1) * K);
+        c->t_logits[h] = be->iface->alloc(be, sizeof(float) * 2 * c->B * c->G * K);
+        c->tp_logits[h] = be->iface->alloc(be, sizeof(float) * (c->n_m_total + 1) * K);
+        c->targets[h] = be->iface->alloc(be, sizeof(float) * 2 * c->B * c->G * K);
+        c->ptargets[h] = be->iface->alloc(be, sizeof(float) * (c->n_m_total + 1) * K);
         int at = 0;
         for (int g = 0; g < c->G; g++) {
             char p[128];
             size_t nn;
             snprintf(p, sizeof p, "%s/g%d/t_logits_h%d", n, g, h);
             float *x = h5r_floats(c->f, p, &nn, NULL);
-            be->nn->upload(be, c->t_logits[h] + (size_t) 2 * c->B * g * K, x, sizeof(float) * nn);
+            be->iface->upload(be, c->t_logits[h] + (size_t) 2 * c->B * g * K, x,
+                              sizeof(float) * nn);
             free(x);
             snprintf(p, sizeof p, "%s/g%d/tp_logits_h%d", n, g, h);
             x = h5r_floats(c->f, p, &nn, NULL);
-            if (nn) be->nn->upload(be, c->tp_logits[h] + (size_t) at * K, x, sizeof(float) * nn);
+            if (nn) be->iface->upload(be, c->tp_logits[h] + (size_t) at * K, x, sizeof(float) * nn);
             at += c->g[g].n_m;
             free(x);
         }
         size_t s = poa_loss_head_scratch(&c->cfg, K);
         scratch = s > scratch ? s : scratch;
     }
-    c->scratch = be->nn->alloc(be, sizeof(float) * scratch);
+    c->scratch = be->iface->alloc(be, sizeof(float) * scratch);
     int dmax = c->D > c->d ? c->D : c->d;
-    c->kscratch = be->nn->alloc(be, sizeof(float) * poa_loss_koleo_scratch(be, &c->cfg, dmax));
-    c->slots = be->nn->alloc(be, sizeof(double) * poa_loss_n_slots(c->H));
-    c->sk_ws = be->nn->alloc(be, sizeof(double) * 2 * 512);
+    c->kscratch = be->iface->alloc(be, poa_loss_koleo_scratch_bytes(be, &c->cfg, dmax));
+    c->slots = be->iface->alloc(be, sizeof(double) * poa_loss_n_slots(c->H));
+    c->sk_ws = be->iface->alloc(be, sizeof(double) * 2 * 512);
 }
 
 static void teacher_targets(case_data *c)
@@ -198,22 +199,22 @@ static void teacher_targets(case_data *c)
 static void run_loss(case_data *c, unsigned terms)
 {
     c->cfg.terms = terms;
-    be->nn->zero(be, c->slots, sizeof(double) * poa_loss_n_slots(c->H));
+    be->iface->zero(be, c->slots, sizeof(double) * poa_loss_n_slots(c->H));
     int p_at = 0;
     for (int g = 0; g < c->G; g++) {
         group_data *gd = &c->g[g];
         int rows = rows_of(c, g);
         for (int h = 0; h < c->H; h++) {
             int K = c->K[h];
-            be->nn->zero(be, gd->ds_is[h], sizeof(float) * rows * K);
-            be->nn->zero(be, gd->ds_es[h], sizeof(float) * rows * K);
+            be->iface->zero(be, gd->ds_is[h], sizeof(float) * rows * K);
+            be->iface->zero(be, gd->ds_es[h], sizeof(float) * rows * K);
             poa_loss_head(be, &c->cfg, h, K, c->slots, c->targets[h] + (size_t) 2 * c->B * g * K, K,
                           c->ibot ? c->ptargets[h] + (size_t) p_at * K : NULL, K, gd->mask_w,
                           gd->n_m, gd->s_is[h], gd->s_es[h], K, gd->ds_is[h], gd->ds_es[h], K,
                           c->scratch);
         }
-        be->nn->zero(be, gd->dz_is, sizeof(float) * 2 * c->B * c->D);
-        be->nn->zero(be, gd->dz_es, sizeof(float) * 2 * c->B * c->d);
+        be->iface->zero(be, gd->dz_is, sizeof(float) * 2 * c->B * c->D);
+        be->iface->zero(be, gd->dz_es, sizeof(float) * 2 * c->B * c->d);
         poa_loss_koleo(be, &c->cfg, c->slots, gd->z_is, c->D, c->D, gd->dz_is, c->D, gd->z_es, c->d,
                        c->d, gd->dz_es, c->d, c->kscratch);
         p_at += gd->n_m;
@@ -334,7 +335,7 @@ int main(int argc, char **argv)
     }
     g_path = argv[1];
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     int rc = h5r_run_cases("loss_parity", g_path, ".", test_case);
     poa_backend_destroy(be);
     return rc;

@@ -46,7 +46,7 @@ static void compare_tensor(ctx *c, const char *label, const float *got_dev, size
     size_t nr;
     double *ref = h5r_doubles(c->f, path, &nr, NULL);
     float *got = malloc(sizeof(float) * (n ? n : 1));
-    be->nn->download(be, got, got_dev, sizeof(float) * n);
+    be->iface->download(be, got, got_dev, sizeof(float) * n);
     double num = 0, den = 0, worst = -1;
     size_t wi = 0;
     if (nr != n) {
@@ -107,7 +107,7 @@ static void check_key_bias_noise(ctx *c, const float *grads, long long it)
         size_t s0, s1;
         if (!key_bias_slice(d, &s0, &s1)) continue;
         float *g = malloc(sizeof(float) * d->numel);
-        be->nn->download(be, g, grads + d->offset, sizeof(float) * d->numel);
+        be->iface->download(be, g, grads + d->offset, sizeof(float) * d->numel);
         double key = 0, rest = 0;
         for (size_t k = 0; k < d->numel; k++)
             *(k >= s0 && k < s1 ? &key : &rest) += (double) g[k] * g[k];
@@ -150,7 +150,7 @@ static void compare_updates(ctx *c, const char *what, const float *params, const
         snprintf(path, sizeof path, "%s/%s", ref_prefix, key);
         double *ref = h5r_doubles(c->f, path, &n, NULL);
         float *got = malloc(sizeof(float) * n);
-        be->nn->download(be, got, params + d->offset, sizeof(float) * n);
+        be->iface->download(be, got, params + d->offset, sizeof(float) * n);
         double num = 0, den = 0, worst = -1;
         size_t wi = 0, s0, s1;
         key_bias_slice(d, &s0, &s1);
@@ -180,7 +180,7 @@ static void load_params(hid_t f, float *buf, const char *prefix)
         size_t n;
         float *h = h5r_floats(f, path, &n, NULL);
         assert_int_equal(n, d->numel);
-        be->nn->upload(be, buf + d->offset, h, sizeof(float) * n);
+        be->iface->upload(be, buf + d->offset, h, sizeof(float) * n);
         free(h);
     }
 }
@@ -202,6 +202,7 @@ static poa_step_config config_from(hid_t f, int G, int droppath)
     cfg.loss.ibot_weight = (float) h5r_attr1(f, "hparams", "ibot_weight");
     cfg.clip_grad = h5r_attr1(f, "hparams", "clip_grad");
     cfg.drop_path_rate = droppath ? 0.2 : 0.0;
+    cfg.overrides = 1; /* the reference's sub-networks (the intact one among them) and draws */
     return cfg;
 }
 
@@ -214,13 +215,13 @@ static void run_one_step(ctx *c, poa_step *st, const char *sp, int G, long long 
     b.it = it;
     snprintf(path, sizeof path, "%s/global_crops", sp);
     float *h = h5r_floats(c->f, path, &n, NULL);
-    float *glob = be->nn->alloc(be, sizeof(float) * n);
-    be->nn->upload(be, glob, h, sizeof(float) * n);
+    float *glob = be->iface->alloc(be, sizeof(float) * n);
+    be->iface->upload(be, glob, h, sizeof(float) * n);
     free(h);
     snprintf(path, sizeof path, "%s/local_crops", sp);
     h = h5r_floats(c->f, path, &n, NULL);
-    float *loc = be->nn->alloc(be, sizeof(float) * n);
-    be->nn->upload(be, loc, h, sizeof(float) * n);
+    float *loc = be->iface->alloc(be, sizeof(float) * n);
+    be->iface->upload(be, loc, h, sizeof(float) * n);
     free(h);
     snprintf(path, sizeof path, "%s/masks", sp);
     float *mf = h5r_floats(c->f, path, &n, NULL);
@@ -288,8 +289,8 @@ static void run_one_step(ctx *c, poa_step *st, const char *sp, int G, long long 
 
     for (int i = 0; i < 4 * G; i++) free(dp[i]);
     free(masks);
-    be->nn->free(be, glob);
-    be->nn->free(be, loc);
+    be->iface->free(be, glob);
+    be->iface->free(be, loc);
 }
 
 static void test_case(void **state)
@@ -306,6 +307,7 @@ static void test_case(void **state)
     poa_step *st = poa_step_create(be, &model, &cfg, NULL, NULL);
     load_params(c.f, poa_step_params(st), "init/student");
     load_params(c.f, poa_step_teacher(st), "init/teacher");
+    poa_step_params_written(st);
     for (int k = 0; k < n_steps; k++) {
         snprintf(sp, sizeof sp, "%s/step%d", cp, k);
         run_one_step(&c, st, sp, G, it0 + k, droppath);
@@ -339,7 +341,7 @@ int main(int argc, char **argv)
     }
     g_path = argv[1];
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);

@@ -24,15 +24,15 @@ static inline void test_batch_make(test_batch *t, poa_backend *be, const poa_mod
     const int N = poa_model_n_patches(&m->cfg, Sg, Sg);
     const size_t ng = (size_t) 2 * B * C * Sg * Sg, nl = (size_t) V * B * C * Sl * Sl;
     float *h = malloc(sizeof(float) * (ng > nl ? ng : nl) + sizeof(float));
-    t->glob = be->nn->alloc(be, sizeof(float) * ng * G);
-    t->loc = be->nn->alloc(be, sizeof(float) * (nl * G + 1));
+    t->glob = be->iface->alloc(be, sizeof(float) * ng * G);
+    t->loc = be->iface->alloc(be, sizeof(float) * (nl * G + 1));
     t->masks = calloc((size_t) G * 2 * B * N, 1);
     for (int g = 0; g < G; g++) {
         fill_normal(h, ng, seed * 1000 + 2 * (g0 + g), 1.0f);
-        be->nn->upload(be, t->glob + ng * g, h, sizeof(float) * ng);
+        be->iface->upload(be, t->glob + ng * g, h, sizeof(float) * ng);
         if (nl) {
             fill_normal(h, nl, seed * 1000 + 2 * (g0 + g) + 1, 1.0f);
-            be->nn->upload(be, t->loc + nl * g, h, sizeof(float) * nl);
+            be->iface->upload(be, t->loc + nl * g, h, sizeof(float) * nl);
         }
         for (int c = 0; c < 2 * B; c += 2)
             for (int p = (c + g0 + g) % 3; p < N; p += 3)
@@ -47,8 +47,8 @@ static inline void test_batch_make(test_batch *t, poa_backend *be, const poa_mod
 
 static inline void test_batch_free(test_batch *t, poa_backend *be)
 {
-    be->nn->free(be, t->glob);
-    be->nn->free(be, t->loc);
+    be->iface->free(be, t->glob);
+    be->iface->free(be, t->loc);
     free(t->masks);
 }
 

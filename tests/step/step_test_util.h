@@ -1,4 +1,4 @@
-/* step_test_util.h — helpers shared by the tests of issue #4 (train ops, losses, step):
+/* step_test_util.h — helpers shared by the tests of the POA step (train ops, losses, step):
  * deterministic random fills (Philox, POA_RNG_TEST) and tensor comparisons that print what
  * differed. */
 #ifndef POA_TESTS_STEP_UTIL_H

@@ -1,6 +1,7 @@
 /* test_mpi_sinkhorn.c — Sinkhorn-Knopp over two MPI ranks through the collective interface
- * (model/loss_collective.h) equals Sinkhorn-Knopp over the union batch on one rank (spec §4.1),
- * also with an uneven split and with a rank that holds no rows (iBOT without masked patches). */
+ * (model/loss_collective.h) equals Sinkhorn-Knopp over the union batch on one rank
+ * (docs/algorithm.md §6.2, docs/architecture.md §7.2), also with an uneven split and with a rank
+ * that holds no rows (iBOT without masked patches). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,7 +73,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     int rc = 0;
     if (nranks != 2) {
         if (rank == 0) fprintf(stderr, "test_mpi_sinkhorn needs 2 ranks\n");

@@ -1,4 +1,4 @@
-/* test_mpi_step_groups.c — rank groups (spec §2.5, §6.5, §10 item 16): two MPI ranks with one
+/* test_mpi_step_groups.c — rank groups (docs/algorithm.md §1.2, §3.5, §8.5): two MPI ranks with one
  * rank group each (SK through MPI collectives, gradients averaged over the ranks) compute the
  * same step as one process holding both groups: same sub-networks, drop-path draws (batch
  * subsets and per-sample Bernoulli masks), masks, loss values, parameters, moments and teacher
@@ -32,7 +32,7 @@ static void mpi_max(void *ctx, double *buf, size_t n)
     MPI_Allreduce(MPI_IN_PLACE, buf, (int) n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
 }
 
-/* Gradient averaging over ranks (what the dist buckets do with average = 1). */
+/* Gradient averaging over ranks (what the comm buckets do with average = 1). */
 static void mpi_average(void *ctx, float *g, size_t n)
 {
     (void) ctx;
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);

@@ -1,20 +1,21 @@
-/* test_mpi_step_overlap.c — the overlapped gradient all-reduce of the POA step (issue #6): the
+/* test_mpi_step_overlap.c — the overlapped gradient all-reduce of the POA step: the
  * step announces every bucket exactly once (hooks.bucket_ready), heads first, then the backbone
  * buckets in decreasing order during the last intact backward pass (interleaved with its
  * progress calls), all before reduce_grads; and nothing writes a bucket's gradient after its
  * announcement: a copy taken at bucket_ready equals the step's final gradient bit for bit.
  * With iBOT off (mask_token untouched) and on, 2 rank groups, drop path, local crops.
- * Then the same through the trainer's real hooks (poa_trainer_comm: dist buckets, MPI
+ * Then the same through the trainer's real hooks (poa_trainer_comm: comm buckets, MPI
  * Iallreduce) on 2 ranks: the copies equal the local gradients of a step that reduces only at
  * the end, the reduced gradients and parameters equal it bit for bit, and every bucket was
- * started when the step reported it (none by reduce_grads, none late in dist_buckets_wait_all). */
+ * started when the step reported it (none by reduce_grads, none late in poa_comm_buckets_wait_all).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 
 #include "backend/backend.h"
-#include "dist/dist.h"
+#include "comm/buckets.h"
 #include "tests/step/step_test_batch.h"
 #include "train/step.h"
 #include "train/trainer_comm.h"
@@ -25,7 +26,7 @@
 
 static poa_backend *be;
 static poa_model model;
-static poa_dist *d;
+static poa_comm *d;
 static int rank;
 
 /* ------------------------------------------------------------------ recording hooks */
@@ -64,8 +65,8 @@ static void rec_bucket_ready(void *ctx, int b)
     size_t begin, end;
     bucket_range(b, &begin, &end);
     if (end > begin)
-        be->nn->download(be, r->snap[b], poa_step_grads(r->step) + begin,
-                         sizeof(float) * (end - begin));
+        be->iface->download(be, r->snap[b], poa_step_grads(r->step) + begin,
+                            sizeof(float) * (end - begin));
     if (r->inner.bucket_ready) r->inner.bucket_ready(r->inner.ctx, b);
 }
 
@@ -205,7 +206,7 @@ static poa_step_config config(int G, uint32_t first_group)
 static float *download_all(const float *dev)
 {
     float *h = malloc(sizeof(float) * model.table.total);
-    be->nn->download(be, h, dev, sizeof(float) * model.table.total);
+    be->iface->download(be, h, dev, sizeof(float) * model.table.total);
     return h;
 }
 
@@ -248,18 +249,18 @@ typedef struct ref_reduce {
 static void ref_reduce_grads(void *ctx, float *g, size_t n)
 {
     ref_reduce *r = ctx;
-    be->nn->download(be, r->local, g, sizeof(float) * n);
-    MPI_Allreduce(MPI_IN_PLACE, g, (int) n, MPI_FLOAT, MPI_SUM, dist_mpi_comm(d));
-    for (size_t i = 0; i < n; i++) g[i] *= 1.0f / (float) dist_world_size(d);
+    be->iface->download(be, r->local, g, sizeof(float) * n);
+    MPI_Allreduce(MPI_IN_PLACE, g, (int) n, MPI_FLOAT, MPI_SUM, poa_comm_mpi_comm(d));
+    for (size_t i = 0; i < n; i++) g[i] *= 1.0f / (float) poa_comm_world_size(d);
 }
 
 static int ref_any(void *ctx, int flag)
 {
     (void) ctx;
-    return dist_any(d, flag);
+    return poa_comm_any(d, flag);
 }
 
-/* Two ranks through the trainer's hooks (dist buckets started as announced). */
+/* Two ranks through the trainer's hooks (comm buckets started as announced). */
 static void test_trainer_overlap_equals_end_reduce(void **state)
 {
     (void) state;
@@ -304,7 +305,7 @@ static void test_trainer_overlap_equals_end_reduce(void **state)
         free(g1), free(g2), free(p1), free(p2);
     }
     poa_comm_timing t;
-    dist_buckets_timing(comm.buckets, &t);
+    poa_comm_buckets_timing(comm.buckets, &t);
     if (t.late_starts != 0 || t.steps != 3 || comm.ready_calls != 3 * model.table.n_buckets) {
         fprintf(stderr,
                 "rank %d: %ld buckets started late over %ld steps, %d of %d started when the "
@@ -312,7 +313,7 @@ static void test_trainer_overlap_equals_end_reduce(void **state)
                 rank, t.late_starts, t.steps, comm.ready_calls, 3 * model.table.n_buckets);
         bad++;
     }
-    int all_bad = dist_max_int(d, bad);
+    int all_bad = poa_comm_max_int(d, bad);
     test_batch_free(&tb, be);
     poa_step_destroy(ref);
     poa_step_destroy(s);
@@ -324,15 +325,15 @@ static void test_trainer_overlap_equals_end_reduce(void **state)
 
 int main(int argc, char **argv)
 {
-    d = dist_init(&argc, &argv, POA_DIST_MPI);
-    rank = dist_rank(d);
+    d = poa_comm_init(&argc, &argv, POA_COMM_MPI);
+    rank = poa_comm_rank(d);
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);
     int failed = 1;
-    if (dist_world_size(d) == 2) {
+    if (poa_comm_world_size(d) == 2) {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(test_announced_once_in_order_and_final),
             cmocka_unit_test(test_trainer_overlap_equals_end_reduce),
@@ -341,9 +342,9 @@ int main(int argc, char **argv)
     } else if (rank == 0) {
         fprintf(stderr, "test_mpi_step_overlap needs 2 ranks\n");
     }
-    int any = dist_max_int(d, failed);
+    int any = poa_comm_max_int(d, failed);
     poa_model_free(&model);
     poa_backend_destroy(be);
-    dist_finalize(d);
+    poa_comm_finalize(d);
     return any ? 1 : 0;
 }

@@ -1,5 +1,5 @@
-/* test_schedule.c — the schedules of spec §6.4 at the check values of §6.4 and §11.3 item 9
- * (ViT-L recipe, T = 276,800) and the TINY layout of §11.1. */
+/* test_schedule.c — the schedules of docs/algorithm.md §8.4 at its check values
+ * (ViT-L recipe, T = 276,800) and the TINY layout of §12.1. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Absolute comparison within half a unit of the last printed digit of the spec's value. */
+/* Absolute comparison within half a unit of the last digit docs/algorithm.md prints. */
 static void expect_printed(const char *what, long long it, double got, const char *printed)
 {
     double want = strtod(printed, NULL);
@@ -21,7 +21,8 @@ static void expect_printed(const char *what, long long it, double got, const cha
     int exponent = e ? atoi(e + 1) : 0;
     double tol = 0.5 * pow(10.0, exponent - decimals);
     if (fabs(got - want) > tol)
-        fail_msg("%s(%lld) = %.12g, spec prints %s (tolerance %.1e)", what, it, got, printed, tol);
+        fail_msg("%s(%lld) = %.12g, docs/algorithm.md §8.4 prints %s (tolerance %.1e)", what, it,
+                 got, printed, tol);
 }
 
 static void expect(const char *what, long long it, double got, double want, double rel)
@@ -41,7 +42,7 @@ static void test_official_check_values(void **state)
     const long long T = 276800;
     assert_int_equal(s.lr.cos_len, 354871 - 8000);
     assert_int_equal(s.wd.cos_len, 354871);
-    /* spec §6.4 check values and §11.3 item 9, as printed there ("" = not given) */
+    /* the check values of docs/algorithm.md §8.4, as printed there ("" = not given) */
     struct {
         long long it;
         const char *lr, *wd, *m, *tt;
@@ -78,7 +79,8 @@ static void test_official_check_values(void **state)
 static void test_tiny_layout(void **state)
 {
     (void) state;
-    /* spec §11.1: E = 4 × I = 4, warm-up 1 epoch, τ_t warm-up 2 epochs, iBOT from it = 8 */
+    /* docs/algorithm.md §12.1: E = 4 × I = 4, warm-up 1 epoch, τ_t warm-up 2 epochs, iBOT from
+     * it = 8 */
     poa_schedule_hparams h = poa_schedule_hparams_official();
     h.epoch_length = 4, h.epochs = 4, h.warmup_epochs = 1, h.warmup_teacher_temp_epochs = 2;
     h.ibot_activate_epochs = 2;

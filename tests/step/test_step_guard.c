@@ -1,7 +1,7 @@
 /* test_step_guard.c — the POA step on the TINY model without a reference: the report (schedule
- * values, sampled sub-networks of each rank group, timings), and the non-finite guard (spec §6.5,
- * §13 item 6): a NaN/Inf in a loss term, in a gradient, or on another rank skips the update and
- * leaves parameters, AdamW moments, step counter and teacher bit-identical; the step's
+ * values, sampled sub-networks of each rank group, timings), and the non-finite guard
+ * (docs/algorithm.md §8.6): a NaN/Inf in a loss term, in a gradient, or on another rank skips the
+ * update and leaves parameters, AdamW moments, step counter and teacher bit-identical; the step's
  * drop-path draws of both variants. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,7 +22,7 @@ static int setup(void **state)
 {
     (void) state;
     char err[128];
-    be = poa_backend_create("cpu", err, sizeof err);
+    be = poa_backend_create("cpu", NULL, err, sizeof err);
     poa_model_config mc;
     if (poa_model_config_from_arch(&mc, "tiny", NULL) != POA_OK) return -1;
     poa_model_build(&model, &mc);
@@ -55,7 +55,7 @@ typedef struct snapshot {
 static float *host_copy(const float *dev, size_t n)
 {
     float *h = malloc(sizeof(float) * n);
-    be->nn->download(be, h, dev, sizeof(float) * n);
+    be->iface->download(be, h, dev, sizeof(float) * n);
     return h;
 }
 
@@ -144,7 +144,7 @@ static void poison_grads(void *ctx, float *grads, size_t n)
 {
     poison *p = ctx;
     assert_true(p->at < n);
-    if (armed) be->nn->upload(be, grads + p->at, &p->value, sizeof(float));
+    if (armed) be->iface->upload(be, grads + p->at, &p->value, sizeof(float));
 }
 
 static int other_rank_bad(void *ctx, int flag)
@@ -166,7 +166,7 @@ static void run_failing(poa_step_hooks *hooks, int nan_input, const char *expect
     assert_int_equal(poa_step_run(st, &tb.b, &r), POA_OK); /* moments are non-zero now */
     if (nan_input) {
         float bad = NAN;
-        be->nn->upload(be, tb.glob + 7, &bad, sizeof bad);
+        be->iface->upload(be, tb.glob + 7, &bad, sizeof bad);
     }
     snapshot before;
     take(&before, st);
@@ -300,7 +300,7 @@ static void run_droppath_steps(int bernoulli, int explicit_decisions, float *par
         }
         assert_int_equal(poa_step_run(st, &tb.b, &r), POA_OK);
     }
-    be->nn->download(be, params_out, poa_step_params(st), sizeof(float) * model.table.total);
+    be->iface->download(be, params_out, poa_step_params(st), sizeof(float) * model.table.total);
     for (int i = 0; i < 8; i++) free(dp[i]);
     test_batch_free(&tb, be);
     poa_step_destroy(st);

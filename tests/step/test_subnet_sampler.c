@@ -1,5 +1,5 @@
-/* test_subnet_sampler.c — the sub-network cycle of spec §2.5 (invariants §11.3 item 5): the
- * ViT-L candidate table exactly, the TINY counts of §11.1, one cycle holds every (d, L) exactly
+/* test_subnet_sampler.c — the sub-network cycle of docs/algorithm.md §3.5 (invariants §12.4): the
+ * ViT-L candidate table exactly, the TINY counts of §3.5, one cycle holds every (d, L) exactly
  * c(u, v) times and never the intact network, independent and deterministic per rank group. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-/* Spec §2.5, rows = depth 12…24, columns = width 384…1024. */
+/* docs/algorithm.md §3.5, rows = depth 12…24, columns = width 384…1024. */
 static const int vit_l_table[13][11] = {
     {9, 8, 8, 7, 7, 6, 5, 5, 4, 4, 3}, {8, 8, 7, 7, 6, 6, 5, 5, 4, 3, 3},
     {8, 7, 7, 6, 6, 5, 5, 4, 4, 3, 3}, {8, 7, 6, 6, 6, 5, 4, 4, 4, 3, 2},
@@ -61,8 +61,8 @@ static void test_vit_large_table_and_cycle(void **state)
     for (int u = 0; u < 11; u++)
         for (int v = 0; v < 13; v++)
             if (a.counts[u * 13 + v] != vit_l_table[v][u])
-                fail_msg("count of (%d, %d) is %d, spec table says %d", a.widths[u], a.depths[v],
-                         a.counts[u * 13 + v], vit_l_table[v][u]);
+                fail_msg("count of (%d, %d) is %d, docs/algorithm.md §3.5 says %d", a.widths[u],
+                         a.depths[v], a.counts[u * 13 + v], vit_l_table[v][u]);
     poa_subnet_sampler s;
     poa_subnet_sampler_init(&s, a.widths, a.nw, a.depths, a.nd, a.counts, 0);
     assert_int_equal(s.n_nets, 573);
@@ -102,7 +102,8 @@ static void test_tiny_counts(void **state)
     (void) state;
     arch_nets a;
     load_arch(&a, "tiny");
-    static const int want[9] = {9, 6, 3, 6, 4, 2, 3, 2, 1}; /* (32,2) (32,3) … (64,4), §11.1 */
+    /* (32,2) (32,3) … (64,4), docs/algorithm.md §3.5 */
+    static const int want[9] = {9, 6, 3, 6, 4, 2, 3, 2, 1};
     assert_int_equal(a.nw, 3);
     assert_int_equal(a.nd, 3);
     assert_int_equal(a.total, 36);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_train_ckpt_corrupt.sh — a truncated or corrupt newest checkpoint (issue #6 item 5): the
+# test_train_ckpt_corrupt.sh — a truncated or corrupt newest checkpoint: the
 # resumed run warns, names the file, falls back to the previous checkpoint and still ends
 # bit-identical to an uninterrupted run; a leftover temporary file of an interrupted write is
 # ignored; when no checkpoint is loadable the run stops with exit 3 and a message.

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_train_equiv.sh — data parallelism is exact up to fp32 reduction order (issue #6 item 4):
+# test_train_equiv.sh — data parallelism is exact up to fp32 reduction order:
 # 2 MPI ranks with one rank group of B = 4 images each reach the same losses and parameters as
 # 1 rank with two rank groups of 4 images, after 3 steps on the same packed data (the loader
 # gives rank group g the same images however the groups are spread over ranks; the sub-network

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_train_resume.sh — exact resume on the CPU backend (issue #6 item 5): a 2-rank run stopped
+# test_train_resume.sh — exact resume on the CPU backend: a 2-rank run stopped
 # after iteration 5 (--max-steps 6, checkpoint written) and resumed gives bit-identical losses,
 # parameters, teacher and AdamW moments to an uninterrupted run; resuming is the default and the
 # metrics file continues without duplicates.  Also: the checkpoints and training_metrics.json

@@ -1,5 +1,5 @@
 #!/bin/sh
-# test_train_signals.sh — Slurm-friendly stops (issue #6 item 6): a 2-rank run that receives
+# test_train_signals.sh — Slurm-friendly stops: a 2-rank run that receives
 #   1. SIGUSR1 on mpiexec (Open MPI forwards it to every rank; what `sbatch --signal=USR1@T`
 #      does under srun),
 #   2. SIGTERM on both rank processes (Slurm's time limit / preemption / scancel under srun),

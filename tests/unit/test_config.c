@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/arch.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/poa_error.h"
@@ -86,7 +87,7 @@ static void test_defaults_are_the_official_vitl_recipe(void **state)
     (void) state;
     poa_config c;
     poa_config_defaults(&c);
-    /* spec §6.4, §6.5, §1.1, §3, §4, §7 */
+    /* docs/algorithm.md §8.4, §8.5, §2.1, §5, §6, §9 */
     assert_int_equal(c.train.batch_size_per_gpu, 50);
     assert_int_equal(c.train.OFFICIAL_EPOCH_LENGTH, 800);
     assert_int_equal(c.optim.epochs, 346);
@@ -159,7 +160,7 @@ static void test_finalize_derives_the_official_values(void **state)
     poa_err err = {0};
     poa_config_defaults(&c);
     assert_ok(poa_config_finalize(&c, 32, &err), err);
-    /* spec §6.4: 0.004 x sqrt(1600/1024) = 5.0e-3 */
+    /* docs/algorithm.md §8.4: 0.004 x sqrt(1600/1024) = 5.0e-3 */
     if (fabs(c.optim.lr - 5.0e-3) > 1e-15) fail_msg("optim.lr = %.17g, want 0.005", c.optim.lr);
     assert_int_equal(poa_config_global_batch(&c, 32), 1600);
     assert_int_equal(c.train.checkpoint_period_iterations, 2400);
@@ -202,6 +203,36 @@ static void test_key_table_is_consistent(void **state)
     assert_string_equal(poa_config_enum_text(POA_CFG_KEY_train_backend, POA_BACKEND_CUDA), "cuda");
     assert_null(poa_config_enum_text(POA_CFG_KEY_train_backend, 99));
     assert_null(poa_config_find_key("optim"));
+}
+
+/* One preset table (common/arch.h) for every student.arch choice; each preset fills the
+ * student.* keys with its sizes and passes the one model check. */
+static void test_every_arch_has_a_valid_preset(void **state)
+{
+    (void) state;
+    const poa_cfg_key *arch = poa_config_key(POA_CFG_KEY_student_arch);
+    for (int a = 0; a < arch->n_choices; a++) {
+        const poa_arch_preset *p = poa_arch_preset_find(arch->choices[a]);
+        if (!p) fail_msg("student.arch = %s has no preset", arch->choices[a]);
+        poa_config c;
+        poa_err err = {0};
+        poa_config_defaults(&c);
+        char ov[128];
+        snprintf(ov, sizeof ov, "student.arch=%s", arch->choices[a]);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        snprintf(ov, sizeof ov, "crops.global_crops_size=%d", p->global_crops_size);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        snprintf(ov, sizeof ov, "crops.local_crops_size=%d", p->local_crops_size);
+        assert_ok(poa_config_set_override(&c, ov, &err), err);
+        assert_ok(poa_config_finalize(&c, 1, &err), err);
+        assert_int_equal(c.student.min_embed_dim, p->min_embed_dim);
+        assert_int_equal(c.student.max_embed_dim, p->max_embed_dim);
+        assert_int_equal(c.student.min_depth, p->min_depth);
+        assert_int_equal(c.student.max_depth, p->max_depth);
+        assert_int_equal(c.student.head_dim, p->head_dim);
+        assert_int_equal(c.student.patch_size, p->patch_size);
+    }
+    assert_null(poa_arch_preset_find("vit_huge"));
 }
 
 static void test_levenshtein_and_closest_key(void **state)
@@ -439,6 +470,20 @@ static void test_cross_key_rules_cite_the_keys(void **state)
     assert_ok(poa_config_set_override(&c, "student.min_depth=30", &err), err);
     expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err,
                  "student.min_depth = 30 exceeds student.max_depth = 24", NULL);
+    /* rules of the model itself, checked with the configuration (common/arch.h) */
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "dino.head_nlayers=2", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "command line",
+                 "dino.head_nlayers = 2", "only 3", NULL);
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "student.max_depth=200", &err), err);
+    assert_ok(poa_config_set_override(&c, "student.min_depth=200", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "command line",
+                 "student.max_depth = 200", "at most 128", NULL);
+    poa_config_defaults(&c);
+    assert_ok(poa_config_set_override(&c, "student.ffn_bias=false", &err), err);
+    expect_error(poa_config_finalize(&c, 1, &err), POA_ERR_CONFIG, &err, "student.ffn_bias",
+                 "biases in every linear layer", NULL);
 }
 
 static void test_malformed_yaml_reports_line_and_column(void **state)
@@ -563,7 +608,7 @@ static void test_shipped_configs_load_and_validate(void **state)
     assert_ok(poa_config_finalize(&d, 32, &err), err);
     const char *diff = poa_config_first_difference(&c, &d);
     if (diff) fail_msg("configs/vitl_poa.yaml differs from the built-in defaults at %s", diff);
-    /* tiny.yaml: spec §11.1, and its sizes agree with the tiny preset */
+    /* tiny.yaml: docs/algorithm.md §12.1, and its sizes agree with the tiny preset */
     load_shipped("tiny.yaml", &c, 1);
     assert_int_equal(c.crops.global_crops_size, 32);
     assert_int_equal(c.crops.local_crops_size, 16);
@@ -606,8 +651,11 @@ static const poa_cli_option test_options[] = {
     {"output-dir", 'o', "DIR", "output directory"},
     {"no-resume", 0, NULL, "start from scratch"},
 };
-static const poa_cli_spec test_spec = {"poa-test", "a test program", test_options, 2, true, NULL,
-                                       NULL};
+static const poa_cli_spec test_spec = {.program = "poa-test",
+                                       .summary = "a test program",
+                                       .options = test_options,
+                                       .n_options = 2,
+                                       .uses_config = true};
 
 static void test_cli_parses_configs_options_and_overrides(void **state)
 {
@@ -711,12 +759,78 @@ static void test_cli_main_setup_exit_codes(void **state)
     poa_cli_free(&cli);
 }
 
+/* A program without a configuration (poa-pack, the benchmarks): numbers with ranges, its own
+ * --config option, multi-line option help. */
+static const poa_cli_option tool_options[] = {
+    {"config", 0, "NAME", "a name, not a file"},
+    {"count", 'j', "N", "a count"},
+    {"size", 0, "MB", "a size\nsecond line of the help"},
+};
+static const poa_cli_spec tool_spec = {
+    .program = "poa-tool", .summary = "a tool", .options = tool_options, .n_options = 3};
+
+static void test_cli_numbers_and_tools_without_configuration(void **state)
+{
+    (void) state;
+    poa_cli cli;
+    poa_err err = {0};
+    char *argv[] = {"prog", "--config", "demo", "-j", "12", "--size=0.5", NULL};
+    assert_ok(poa_cli_parse(&cli, &tool_spec, 6, argv, &err), err);
+    assert_string_equal(poa_cli_value(&cli, &tool_spec, "config"), "demo");
+    assert_int_equal(cli.n_configs, 0);
+    long count;
+    double size, absent;
+    assert_ok(poa_cli_long(&cli, &tool_spec, "count", 0, 1, 1L << 40, &count, &err), err);
+    assert_int_equal(count, 12);
+    assert_ok(poa_cli_double(&cli, &tool_spec, "size", 1, 0, 10, false, &size, &err), err);
+    assert_double_exact(size, 0.5, "size");
+    expect_error(poa_cli_long(&cli, &tool_spec, "count", 0, 20, 30, &count, &err), POA_ERR_ARG,
+                 &err, "option --count: expected an integer in [20, 30], got '12'", NULL);
+    expect_error(poa_cli_double(&cli, &tool_spec, "size", 1, 1, 10, false, &size, &err),
+                 POA_ERR_ARG, &err, "option --size", "got '0.5'", NULL);
+    poa_cli_free(&cli);
+    char *nan_arg[] = {"prog", "--size", "nan", NULL};
+    assert_ok(poa_cli_parse(&cli, &tool_spec, 3, nan_arg, &err), err);
+    assert_ok(poa_cli_double(&cli, &tool_spec, "size", 1, 0, 10, true, &size, &err), err);
+    assert_true(isnan(size));
+    expect_error(poa_cli_double(&cli, &tool_spec, "size", 1, 0, 10, false, &size, &err),
+                 POA_ERR_ARG, &err, "got 'nan'", NULL);
+    poa_cli_free(&cli);
+    char *none[] = {"prog", NULL};
+    assert_ok(poa_cli_parse(&cli, &tool_spec, 1, none, &err), err);
+    assert_ok(poa_cli_double(&cli, &tool_spec, "size", 7, 0, 1, false, &absent, &err), err);
+    assert_double_exact(absent, 7, "default");
+    poa_cli_free(&cli);
+    char *override[] = {"prog", "optim.epochs=3", NULL};
+    expect_error(poa_cli_parse(&cli, &tool_spec, 2, override, &err), POA_ERR_ARG, &err,
+                 "unexpected argument 'optim.epochs=3'", NULL);
+    poa_cli_free(&cli);
+    /* --help: continuation lines under the text, no configuration keys */
+    const char *path = scratch_path("tool-help.txt");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    poa_cli_usage(&tool_spec, f);
+    fclose(f);
+    char text[4096] = "";
+    f = fopen(path, "r");
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    if (!strstr(text, "      --size MB              a size\n"
+                      "                             second line of the help\n"))
+        fail_msg("continuation line not indented:\n%s", text);
+    if (!strstr(text, "  -j, --count N") || !strstr(text, "      --config NAME"))
+        fail_msg("options missing:\n%s", text);
+    if (strstr(text, "Configuration keys")) fail_msg("configuration keys listed:\n%s", text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_are_the_official_vitl_recipe),
         cmocka_unit_test(test_finalize_derives_the_official_values),
         cmocka_unit_test(test_key_table_is_consistent),
+        cmocka_unit_test(test_every_arch_has_a_valid_preset),
         cmocka_unit_test(test_levenshtein_and_closest_key),
         cmocka_unit_test(test_load_nested_keys_and_lists),
         cmocka_unit_test(test_empty_file_and_official_fsdp_keys),
@@ -733,6 +847,7 @@ int main(void)
         cmocka_unit_test(test_cli_parses_configs_options_and_overrides),
         cmocka_unit_test(test_cli_builds_the_configuration_in_order),
         cmocka_unit_test(test_cli_main_setup_exit_codes),
+        cmocka_unit_test(test_cli_numbers_and_tools_without_configuration),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

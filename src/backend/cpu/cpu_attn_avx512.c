@@ -1,4 +1,4 @@
-/* cpu_attn_avx512.c — AVX-512 kernels of the CPU multi-head attention (spec §1.4), one
+/* cpu_attn_avx512.c — AVX-512 kernels of the CPU multi-head attention (docs/algorithm.md §2.4), one
  * (image, head) pair per call, the whole pair in one cache-resident pass.
  *
  * Why not BLAS: the attention products are small (ViT-S/16 at 224 px: T = 197, Dh = 64; local

@@ -1,6 +1,6 @@
-/* cpu_attn_avx512.h — AVX-512 kernels of the CPU backend's multi-head attention (spec §1.4), one
- * (image, head) pair per call; internal to src/backend/cpu (the op functions that spread the
- * pairs over threads and choose between these kernels and BLAS are in cpu_nn_attention.c).
+/* cpu_attn_avx512.h — AVX-512 kernels of the CPU backend's multi-head attention (docs/algorithm.md
+ * §2.4), one (image, head) pair per call; internal to src/backend/cpu (the op functions that spread
+ * the pairs over threads and choose between these kernels and BLAS are in cpu_nn_attention.c).
  *
  * The kernels exist on x86-64 with GCC or clang (POA_CPU_ATTN_AVX512 defined), compiled with
  * per-function target attributes so that the library stays baseline x86-64; call them only

@@ -1,5 +1,5 @@
-/* cpu_gelu_avx512.c — exact-erf GELU forward and backward in AVX-512F (spec §1.4), blocks of 16
- * values a vector, the ragged tail through masked loads and stores.
+/* cpu_gelu_avx512.c — exact-erf GELU forward and backward in AVX-512F (docs/algorithm.md §2.4),
+ * blocks of 16 values a vector, the ragged tail through masked loads and stores.
  *
  * Why not libmvec's erff: its 8-lane version costs ~1.2 ns per value and the 16-lane one loses
  * the negative tail (cpu_simd.h).  Here, in fp32, with one exp per value forward and two

@@ -1,4 +1,4 @@
-/* cpu_gemm_avx512.c — an AVX-512 sgemm for the layer GEMMs of the CPU backend (issue #3).
+/* cpu_gemm_avx512.c — an AVX-512 sgemm for the layer GEMMs of the CPU backend.
  *
  * Why not BLAS: on one core this kernel and OpenBLAS 0.3.21 (SkylakeX kernels) are equally
  * fast — 100–135 GFLOP/s on the ViT layer shapes in a training step, 150–160 on cache-resident

@@ -1,5 +1,6 @@
-/* cpu_nn.c — the CPU backend's poa_nn_ops table, its threading, the GEMMs and the simple row
- * ops (bias, gather/scatter, axpy, scale).  The other layer ops live in cpu_nn_*.c.
+/* cpu_nn.c — the CPU backend's poa_nn_ops table, its threading, the GEMMs, the simple row
+ * ops (bias, gather/scatter, axpy, scale) and the activation entries of the table (fp32 on the
+ * CPU: the same kernels).  The other layer ops live in cpu_nn_*.c.
  * Threading model: see cpu_nn.h. */
 #include "poa_config.h"
 #include "backend/cpu/cpu_backend.h"
@@ -323,38 +324,197 @@ static void cpu_scale(poa_backend *be, float *x, float a, size_t n)
     }
 }
 
+/* ------------------------------------------------------------------ activations
+ * The CPU backend's compute dtype is fp32 (backend.h, "Precision"): a poa_act * is a float *,
+ * and every activation op is the fp32 kernel itself, so the backbone computes exactly what it
+ * computed before activations had a dtype of their own. */
+#define F(p)  ((float *) (p))
+#define CF(p) ((const float *) (p))
+
+static void cpu_act_from_f32(poa_backend *be, poa_act *dst, const float *src, size_t n)
+{
+    (void) be;
+    if ((const void *) dst != (const void *) src && n) memcpy(dst, src, n * sizeof(float));
+}
+
+static void cpu_act_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                         float alpha, const poa_act *A, int lda, const poa_act *B, int ldb,
+                         float beta, poa_act *C, int ldc)
+{
+    cpu_gemm(be, ta, tb, M, N, K, alpha, CF(A), lda, CF(B), ldb, beta, F(C), ldc);
+}
+
+static void cpu_act_gemm_bias(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                              float alpha, const poa_act *A, int lda, const poa_act *B, int ldb,
+                              const float *bias, poa_act *C, int ldc)
+{
+    cpu_gemm_bias(be, ta, tb, M, N, K, alpha, CF(A), lda, CF(B), ldb, bias, F(C), ldc);
+}
+
+/* C += alpha op(A) op(B): the GEMM with beta 1. */
+static void cpu_act_gemm_wgrad(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K,
+                               float alpha, const poa_act *A, int lda, const poa_act *B, int ldb,
+                               float *C, int ldc)
+{
+    cpu_gemm(be, ta, tb, M, N, K, alpha, CF(A), lda, CF(B), ldb, 1.0f, C, ldc);
+}
+
+static void cpu_act_bias_grad(poa_backend *be, float *db, const poa_act *dy, int lddy, int rows,
+                              int cols)
+{
+    cpu_bias_grad(be, db, CF(dy), lddy, rows, cols);
+}
+
+static void cpu_act_gelu_fwd(poa_backend *be, poa_act *y, const poa_act *x, size_t n)
+{
+    poa_cpu_gelu_fwd(be, F(y), CF(x), n);
+}
+
+static void cpu_act_gelu_bwd(poa_backend *be, poa_act *dx, poa_act *y, const poa_act *dy,
+                             const poa_act *x, size_t n)
+{
+    poa_cpu_gelu_bwd(be, F(dx), F(y), CF(dy), CF(x), n);
+}
+
+static void cpu_act_layernorm_fwd(poa_backend *be, poa_act *y, int ldy, float *mean, float *rstd,
+                                  const poa_act *x, int ldx, const float *w, const float *b,
+                                  int rows, int d, float eps)
+{
+    poa_cpu_layernorm_fwd(be, F(y), ldy, mean, rstd, CF(x), ldx, w, b, rows, d, eps);
+}
+
+static void cpu_act_layernorm_bwd(poa_backend *be, poa_act *dx, int lddx, float dx_beta, float *dw,
+                                  float *db, const poa_act *dy, int lddy, const poa_act *x, int ldx,
+                                  const float *mean, const float *rstd, const float *w, int rows,
+                                  int d)
+{
+    poa_cpu_layernorm_bwd(be, F(dx), lddx, dx_beta, dw, db, CF(dy), lddy, CF(x), ldx, mean, rstd, w,
+                          rows, d);
+}
+
+/* `saved` holds the probabilities [B, H, T, T] (fp32). */
+static void cpu_act_attention_fwd(poa_backend *be, poa_act *out, int ldout, void *saved,
+                                  const poa_act *qkv, int ldqkv, int B, int T, int H, int Dh,
+                                  float scale, void *scratch)
+{
+    poa_cpu_attention_fwd(be, F(out), ldout, (float *) saved, CF(qkv), ldqkv, B, T, H, Dh, scale,
+                          (float *) scratch);
+}
+
+static void cpu_act_attention_bwd(poa_backend *be, poa_act *dqkv, int lddqkv, const poa_act *dout,
+                                  int lddout, const poa_act *qkv, int ldqkv, const void *saved,
+                                  int B, int T, int H, int Dh, float scale, void *scratch)
+{
+    poa_cpu_attention_bwd(be, F(dqkv), lddqkv, CF(dout), lddout, CF(qkv), ldqkv,
+                          (const float *) saved, B, T, H, Dh, scale, (float *) scratch);
+}
+
+static size_t cpu_attention_saved_bytes(const poa_backend *be, int B, int T, int H, int Dh)
+{
+    (void) be, (void) Dh;
+    return (size_t) B * H * T * T * sizeof(float);
+}
+
+static size_t cpu_attention_scratch_bytes(const poa_backend *be, int B, int T, int H, int Dh)
+{
+    (void) be;
+    return poa_cpu_attention_scratch(B, T, H, Dh) * sizeof(float);
+}
+
+static void cpu_act_residual_ls_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *base,
+                                    int ldbase, const poa_act *y, int ldy, const float *gamma,
+                                    const float *s, int B, int T, int d)
+{
+    poa_cpu_residual_ls_fwd(be, F(x), ldx, CF(base), ldbase, CF(y), ldy, gamma, s, B, T, d);
+}
+
+static void cpu_act_residual_ls_bwd(poa_backend *be, poa_act *dy, int lddy, float *dgamma,
+                                    const poa_act *dx, int lddx, const poa_act *y, int ldy,
+                                    const float *gamma, const float *s, int B, int T, int d)
+{
+    poa_cpu_residual_ls_bwd(be, F(dy), lddy, dgamma, CF(dx), lddx, CF(y), ldy, gamma, s, B, T, d);
+}
+
+static void cpu_act_patch_unfold(poa_backend *be, poa_act *cols, const float *img, int B, int C,
+                                 int Hi, int Wi, int P)
+{
+    poa_cpu_patch_unfold(be, F(cols), img, B, C, Hi, Wi, P);
+}
+
+static void cpu_act_tokens_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *emb, int ldemb,
+                               const float *cls, const float *pos, int ldpos,
+                               const float *mask_token, const uint8_t *mask, int B, int N, int d)
+{
+    poa_cpu_tokens_fwd(be, F(x), ldx, CF(emb), ldemb, cls, pos, ldpos, mask_token, mask, B, N, d);
+}
+
+static void cpu_act_tokens_bwd(poa_backend *be, poa_act *demb, int lddemb, float *dcls, float *dpos,
+                               int ldpos, float *dmask_token, const poa_act *dx, int lddx,
+                               const uint8_t *mask, int B, int N, int d)
+{
+    poa_cpu_tokens_bwd(be, F(demb), lddemb, dcls, dpos, ldpos, dmask_token, CF(dx), lddx, mask, B,
+                       N, d);
+}
+
+static void cpu_act_gather_rows(poa_backend *be, poa_act *dst, int ldd, const poa_act *src, int lds,
+                                const int32_t *idx, int n, int cols)
+{
+    cpu_gather_rows(be, F(dst), ldd, CF(src), lds, idx, n, cols);
+}
+
+static void cpu_act_scatter_add_rows(poa_backend *be, poa_act *dst, int ldd, const poa_act *src,
+                                     int lds, const int32_t *idx, int n, int cols)
+{
+    cpu_scatter_add_rows(be, F(dst), ldd, CF(src), lds, idx, n, cols);
+}
+
+static void cpu_act_gather_rows_f32(poa_backend *be, float *dst, int ldd, const poa_act *src,
+                                    int lds, const int32_t *idx, int n, int cols)
+{
+    cpu_gather_rows(be, dst, ldd, CF(src), lds, idx, n, cols);
+}
+
+static void cpu_act_scatter_add_rows_f32(poa_backend *be, poa_act *dst, int ldd, const float *src,
+                                         int lds, const int32_t *idx, int n, int cols)
+{
+    cpu_scatter_add_rows(be, F(dst), ldd, src, lds, idx, n, cols);
+}
+
 const poa_nn_ops poa_cpu_nn_ops = {
-    .alloc = poa_cpu_alloc,
-    .free = poa_cpu_free,
-    .upload = poa_cpu_copy,
-    .download = poa_cpu_copy,
-    .copy = poa_cpu_copy,
-    .zero = poa_cpu_zero,
-    .sync = poa_cpu_sync,
     .gemm = cpu_gemm,
     .gemm_strided_batched = cpu_gemm_strided_batched,
     .gemm_bias = cpu_gemm_bias,
     .bias_grad = cpu_bias_grad,
-    .layernorm_fwd = poa_cpu_layernorm_fwd,
-    .layernorm_bwd = poa_cpu_layernorm_bwd,
     .gelu_fwd = poa_cpu_gelu_fwd,
     .gelu_bwd = poa_cpu_gelu_bwd,
-    .attention_fwd = poa_cpu_attention_fwd,
-    .attention_bwd = poa_cpu_attention_bwd,
-    .attention_scratch = poa_cpu_attention_scratch,
-    .residual_ls_fwd = poa_cpu_residual_ls_fwd,
-    .residual_ls_bwd = poa_cpu_residual_ls_bwd,
-    .patch_unfold = poa_cpu_patch_unfold,
-    .pos_resample_fwd = poa_cpu_pos_resample_fwd,
-    .pos_resample_bwd = poa_cpu_pos_resample_bwd,
-    .tokens_fwd = poa_cpu_tokens_fwd,
-    .tokens_bwd = poa_cpu_tokens_bwd,
-    .gather_rows = cpu_gather_rows,
-    .scatter_add_rows = cpu_scatter_add_rows,
     .l2norm_fwd = poa_cpu_l2norm_fwd,
     .l2norm_bwd = poa_cpu_l2norm_bwd,
     .weightnorm_fwd = poa_cpu_weightnorm_fwd,
     .weightnorm_bwd = poa_cpu_weightnorm_bwd,
     .axpy = cpu_axpy,
     .scale = cpu_scale,
+    .pos_resample_fwd = poa_cpu_pos_resample_fwd,
+    .pos_resample_bwd = poa_cpu_pos_resample_bwd,
+    .act_from_f32 = cpu_act_from_f32,
+    .act_gemm = cpu_act_gemm,
+    .act_gemm_bias = cpu_act_gemm_bias,
+    .act_gemm_wgrad = cpu_act_gemm_wgrad,
+    .act_bias_grad = cpu_act_bias_grad,
+    .act_gelu_fwd = cpu_act_gelu_fwd,
+    .act_gelu_bwd = cpu_act_gelu_bwd,
+    .layernorm_fwd = cpu_act_layernorm_fwd,
+    .layernorm_bwd = cpu_act_layernorm_bwd,
+    .attention_fwd = cpu_act_attention_fwd,
+    .attention_bwd = cpu_act_attention_bwd,
+    .attention_saved_bytes = cpu_attention_saved_bytes,
+    .attention_scratch_bytes = cpu_attention_scratch_bytes,
+    .residual_ls_fwd = cpu_act_residual_ls_fwd,
+    .residual_ls_bwd = cpu_act_residual_ls_bwd,
+    .patch_unfold = cpu_act_patch_unfold,
+    .tokens_fwd = cpu_act_tokens_fwd,
+    .tokens_bwd = cpu_act_tokens_bwd,
+    .act_gather_rows = cpu_act_gather_rows,
+    .act_scatter_add_rows = cpu_act_scatter_add_rows,
+    .act_gather_rows_f32 = cpu_act_gather_rows_f32,
+    .act_scatter_add_rows_f32 = cpu_act_scatter_add_rows_f32,
 };

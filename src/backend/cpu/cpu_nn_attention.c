@@ -1,6 +1,6 @@
-/* cpu_nn_attention.c — the transformer block's non-GEMM ops (spec §1.4): multi-head attention
- * (one (image, head) pair per thread; the AVX-512 kernels of cpu_attn_avx512.c where the CPU
- * has them, else BLAS per pair), exact-erf GELU (the AVX-512 kernels of cpu_gelu_avx512.c, else
+/* cpu_nn_attention.c — the transformer block's non-GEMM ops (docs/algorithm.md §2.4): multi-head
+ * attention (one (image, head) pair per thread; the AVX-512 kernels of cpu_attn_avx512.c where the
+ * CPU has them, else BLAS per pair), exact-erf GELU (the AVX-512 kernels of cpu_gelu_avx512.c, else
  * libmvec's erff) and the LayerScale residual with drop-path scale. */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_avx512_math.h"

@@ -1,6 +1,7 @@
-/* cpu_nn_norm.c — LayerNorm (spec §1.4), the DINO head's L2 normalisation and weight
- * normalisation (spec §3.1).  Row statistics are accumulated in double; rows are spread over
- * the OpenMP threads, parameter gradients over column blocks (race-free, deterministic). */
+/* cpu_nn_norm.c — LayerNorm (docs/algorithm.md §2.4), the DINO head's L2 normalisation and weight
+ * normalisation (docs/algorithm.md §5.1).  Row statistics are accumulated in double; rows are
+ * spread over the OpenMP threads, parameter gradients over column blocks (race-free,
+ * deterministic). */
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
 #include "common/poa_error.h"
@@ -39,7 +40,7 @@ POA_CPU_INLINE double row_dot(const float *a, const float *b, int n)
 
 /* ------------------------------------------------------------------------ LayerNorm */
 /* y = (x − mean) · rstd · w + b over the first d features; biased variance; rstd =
- * 1/sqrt(var + eps) (spec §1.4; eps = 1e-6 in POA). */
+ * 1/sqrt(var + eps) (docs/algorithm.md §2.4; eps = 1e-6 in POA). */
 POA_CPU_CLONES static void layernorm_fwd_rows(float *y, int ldy, float *mean, float *rstd,
                                               const float *x, int ldx, const float *w,
                                               const float *b, int d, float eps, int r0, int r1)
@@ -169,7 +170,8 @@ void poa_cpu_layernorm_bwd(poa_backend *be, float *dx, int lddx, float dx_beta, 
 }
 
 /* ------------------------------------------------------------------------ L2 normalisation */
-/* y = x / max(||x||, eps) (F.normalize; spec §3.1 uses eps = 1e-12).  norms = ||x||. */
+/* y = x / max(||x||, eps) (F.normalize; docs/algorithm.md §5.1 uses eps = 1e-12).
+ * norms = ||x||. */
 void poa_cpu_l2norm_fwd(poa_backend *be, float *y, int ldy, float *norms, const float *x, int ldx,
                         int rows, int cols, float eps)
 {

@@ -1,5 +1,6 @@
-/* cpu_nn_tokens.c — token preparation (spec §1.2): patch unfolding, bicubic resampling of the
- * position-embedding grid (spec §1.3) and the assembly of [cls | patches] + pos. */
+/* cpu_nn_tokens.c — token preparation (docs/algorithm.md §2.2): patch unfolding, bicubic resampling
+ * of the position-embedding grid (docs/algorithm.md §2.3) and the assembly of [cls | patches] +
+ * pos. */
 #include "backend/cpu/cpu_nn.h"
 #include "common/poa_error.h"
 
@@ -34,9 +35,9 @@ void poa_cpu_patch_unfold(poa_backend *be, float *cols, const float *img, int B,
 }
 
 /* ------------------------------------------------------------------------ pos resampling */
-/* The four taps and weights of one output index along one axis (spec §1.3), reproducing
- * PyTorch's fp32 CPU bicubic weights bit for bit (checked against torch 1.13 on x86-64 by
- * pushing one-hot inputs through F.interpolate; see tests/reference/pos_resample_ref.py):
+/* The four taps and weights of one output index along one axis (docs/algorithm.md §2.3),
+ * reproducing PyTorch's fp32 CPU bicubic weights bit for bit (checked against torch 1.13 on
+ * x86-64 by pushing one-hot inputs through F.interpolate; see tests/reference/pos_resample_ref.py):
  *   ratio = (float)(1 / s) with s = (n_out + 0.1) / n_in in double (the Python scale factor);
  *   src = ratio · (o + 0.5) − 0.5 in double, not clamped (cubic);
  *   i0 = min(floor(src), n_in − 1), t = (float)(src − i0) clamped to [0, 1];

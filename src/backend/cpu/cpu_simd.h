@@ -1,4 +1,4 @@
-/* cpu_simd.h — run-time ISA dispatch for the CPU backend's elementwise kernels (issue #3).
+/* cpu_simd.h — run-time ISA dispatch for the CPU backend's elementwise kernels.
  *
  * The library is built for the baseline x86-64 (SSE2) so that one binary runs on every node;
  * POA_CPU_CLONES compiles a kernel three times — AVX-512F, AVX2 and baseline — and lets the

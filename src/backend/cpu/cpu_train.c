@@ -12,8 +12,9 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Σ x² with four double accumulators per thread (a single chain is latency-bound). */
-static double cpu_sum_squares(poa_backend *be, const float *x, size_t n)
+/* Σ x² with four double accumulators per thread (a single chain is latency-bound).  A NaN or
+ * Inf makes the sum non-finite: the step's guard needs no pass of its own. */
+static void cpu_sum_squares(poa_backend *be, double *out, const float *x, size_t n)
 {
     (void) be;
     double s = 0;
@@ -25,22 +26,7 @@ static double cpu_sum_squares(poa_backend *be, const float *x, size_t n)
              ((double) q[2] * q[2] + (double) q[3] * q[3]);
     }
     for (size_t i = 4 * (size_t) n4; i < n; i++) s += (double) x[i] * x[i];
-    return s;
-}
-
-/* A float is NaN or Inf exactly when its exponent bits are all ones: an integer test that
- * vectorises. */
-static int cpu_all_finite(poa_backend *be, const float *x, size_t n)
-{
-    (void) be;
-    unsigned bad = 0;
-#pragma omp parallel for reduction(| : bad) schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        bad |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    return !bad;
+    *out = s;
 }
 
 /* max_k x_k·inv_tau (a NaN is skipped, as by a scalar `if (a > mx)`; an all-NaN row gives
@@ -144,14 +130,13 @@ static void cpu_xent(poa_backend *be, double *loss, float *ds, int ldds, const f
 
 const poa_train_ops poa_cpu_train_ops = {
     .sum_squares = cpu_sum_squares,
-    .all_finite = cpu_all_finite,
     .softmax_rows = cpu_softmax_rows,
     .xent = cpu_xent,
     .col_max = poa_cpu_col_max,
     .sk_exp = poa_cpu_sk_exp,
     .sk_normalize = poa_cpu_sk_normalize,
     .koleo = poa_cpu_koleo,
-    .koleo_scratch = poa_cpu_koleo_scratch,
+    .koleo_scratch_bytes = poa_cpu_koleo_scratch_bytes,
     .adamw = poa_cpu_adamw,
     .ema = poa_cpu_ema,
 };

@@ -18,12 +18,13 @@ void poa_cpu_sk_exp(poa_backend *be, float *q, int ldq, double *psum, const floa
 void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next, const double *psum,
                           double *rinv, int n, int K);
 void poa_cpu_koleo(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
-                   int n, int c, float loss_scale, float grad_scale, float *scratch);
-size_t poa_cpu_koleo_scratch(int n, int c);
+                   int n, int c, float loss_scale, float grad_scale, void *scratch);
+size_t poa_cpu_koleo_scratch_bytes(const poa_backend *be, int n, int c);
 
 /* cpu_train_optim.c: AdamW and EMA */
 void poa_cpu_adamw(poa_backend *be, float *param, float *m, float *v, const float *grad,
-                   const poa_optim_seg *segs, int nseg, const poa_adamw_args *a);
-void poa_cpu_ema(poa_backend *be, float *t, const float *s, size_t n, double m);
+                   const poa_optim_seg *segs, int nseg, const poa_adamw_args *a,
+                   poa_act *param_act);
+void poa_cpu_ema(poa_backend *be, float *t, const float *s, size_t n, double m, poa_act *t_act);
 
 #endif

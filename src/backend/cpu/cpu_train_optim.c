@@ -1,6 +1,7 @@
-/* cpu_train_optim.c — AdamW (spec §6.1) and the EMA teacher update (spec §2.6) of the CPU
- * backend.  The element arithmetic mirrors torch.optim.AdamW (single-tensor path, fp32 tensors,
- * Python-float scalars) so that parity tests can compare moments and parameters closely.
+/* cpu_train_optim.c — AdamW (docs/algorithm.md §8.1) and the EMA teacher update (docs/algorithm.md
+ * §4) of the CPU backend.  The element arithmetic mirrors torch.optim.AdamW (single-tensor path,
+ * fp32 tensors, Python-float scalars) so that parity tests can compare moments and parameters
+ * closely.
  *
  * The optimizer touches every parameter every step, so its loops are explicitly vectorised with
  * SSE (the x86-64 baseline; plain C elsewhere): the compiler will not vectorise sqrtf under the
@@ -70,10 +71,13 @@ static void thread_range(long long n, long long *lo, long long *hi)
     *hi = *lo + per < n ? *lo + per : n;
 }
 
+/* The compute dtype of the CPU is fp32: the GEMM weights' compute copy is the master copy
+ * itself, so there is no separate copy to refresh (param_act / t_act must be NULL). */
 void poa_cpu_adamw(poa_backend *be, float *param, float *m, float *v, const float *grad,
-                   const poa_optim_seg *segs, int nseg, const poa_adamw_args *a)
+                   const poa_optim_seg *segs, int nseg, const poa_adamw_args *a, poa_act *param_act)
 {
     (void) be;
+    POA_ASSERT(param_act == NULL);
     POA_ASSERT(a->step >= 1);
     const double bc1 = 1.0 - pow(a->beta1, (double) a->step);
     const double bc2_sqrt = sqrt(1.0 - pow(a->beta2, (double) a->step));
@@ -108,9 +112,10 @@ static void ema_range(float *restrict t, const float *restrict s, long long lo, 
     for (long long i = lo; i < hi; i++) t[i] = t[i] * mf + one_m * s[i];
 }
 
-void poa_cpu_ema(poa_backend *be, float *t, const float *s, size_t n, double m)
+void poa_cpu_ema(poa_backend *be, float *t, const float *s, size_t n, double m, poa_act *t_act)
 {
     (void) be;
+    POA_ASSERT(t_act == NULL);
     const float mf = (float) m, one_m = (float) (1.0 - m);
 #pragma omp parallel if (n > 65536)
     {

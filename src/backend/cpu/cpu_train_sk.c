@@ -1,9 +1,10 @@
-/* cpu_train_sk.c — Sinkhorn-Knopp pieces (spec §4.1) and KoLeo (spec §4.6) of the CPU backend.
- * Matrices are [n samples, K prototypes] row-major; per-prototype (column) work is split over
- * threads by column ranges so that every thread streams whole rows segments, and each thread
- * walks its range in spans of POA_CPU_COL_SPAN columns with a vectorised kernel (cpu_simd.h).
- * Column sums are accumulated in fp32 over chunks of POA_CPU_ROW_CHUNK rows and the chunk sums
- * in double (as the layer ops' column sums, cpu_nn.h); row sums as in cpu_train.c. */
+/* cpu_train_sk.c — Sinkhorn-Knopp pieces (docs/algorithm.md §6.2) and KoLeo (docs/algorithm.md
+ * §6.7) of the CPU backend. Matrices are [n samples, K prototypes] row-major; per-prototype
+ * (column) work is split over threads by column ranges so that every thread streams whole rows
+ * segments, and each thread walks its range in spans of POA_CPU_COL_SPAN columns with a vectorised
+ * kernel (cpu_simd.h). Column sums are accumulated in fp32 over chunks of POA_CPU_ROW_CHUNK rows
+ * and the chunk sums in double (as the layer ops' column sums, cpu_nn.h); row sums as in
+ * cpu_train.c. */
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_nn.h"
 #include "backend/cpu/cpu_simd.h"
@@ -162,11 +163,12 @@ void poa_cpu_sk_normalize(poa_backend *be, float *q, int ldq, double *psum_next,
 
 /* ---------------------------------------------------------------------------- KoLeo */
 
-#define KOLEO_EPS 1e-8f /* F.normalize eps, PairwiseDistance eps and the log eps (spec §4.6) */
+#define KOLEO_EPS 1e-8f /* F.normalize, PairwiseDistance and log eps (docs/algorithm.md §6.7) */
 
-size_t poa_cpu_koleo_scratch(int n, int c)
+size_t poa_cpu_koleo_scratch_bytes(const poa_backend *be, int n, int c)
 {
-    return (size_t) n * c * 2 + (size_t) n * 4;
+    (void) be;
+    return ((size_t) n * c * 2 + (size_t) n * 4) * sizeof(float);
 }
 
 /* Nearest neighbour by cosine: argmax_{j≠i} <x_i, x_j>, ties → smallest j.  Starts from the
@@ -186,10 +188,11 @@ static int nearest_other(const float *x, int n, int c, int i)
 }
 
 void poa_cpu_koleo(poa_backend *be, double *loss, float *dz, int lddz, const float *z, int ldz,
-                   int n, int c, float loss_scale, float grad_scale, float *scratch)
+                   int n, int c, float loss_scale, float grad_scale, void *scratch_bytes)
 {
     (void) be;
     POA_ASSERT(n >= 2);
+    float *scratch = scratch_bytes;
     float *x = scratch;                   /* [n, c] normalised rows          */
     float *dx = x + (size_t) n * c;       /* [n, c] gradient w.r.t. x        */
     float *norm = dx + (size_t) n * c;    /* [n] ||z_i||                     */

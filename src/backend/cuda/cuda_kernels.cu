@@ -1,28 +1,10 @@
-// cuda_kernels.cu — CUDA kernels behind plain C launchers (see cuda_kernels.h).
-#include "backend/cuda/cuda_kernels.h"
+// cuda_kernels.cu — the CUDA backend's vector ops: axpy, scale and the deterministic sum of
+// squares (cuda_ops.h names and signatures).
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/cuda_ops.h"
 
-#include <cuda_runtime.h>
-
-extern "C" int poa_cuda_device_count(void)
+namespace
 {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-        cudaGetLastError(); // clear the sticky "no device" error
-        return 0;
-    }
-    return n;
-}
-
-extern "C" const char *poa_cuda_error_string(int code)
-{
-    return cudaGetErrorString((cudaError_t) code);
-}
-
-static unsigned grid_for(size_t n, unsigned block)
-{
-    size_t g = (n + block - 1) / block;
-    return (unsigned) (g > 65535u * 16u ? 65535u * 16u : (g ? g : 1));
-}
 
 __global__ void axpy_kernel(float *y, float a, const float *x, size_t n)
 {
@@ -38,49 +20,54 @@ __global__ void scale_kernel(float *x, float a, size_t n)
         x[i] *= a;
 }
 
-__global__ void sum_squares_kernel(const float *x, size_t n, double *out)
+constexpr unsigned SUMSQ_BLOCK = 256, SUMSQ_BLOCKS = 1024;
+
+// Pass 1: block b sums its grid-stride share into partial[b] (fixed order: deterministic).
+__global__ void sum_squares_partial(const float *x, size_t n, double *partial)
 {
-    __shared__ double part[256];
+    __shared__ double shared[32];
     double s = 0;
     for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
          i += (size_t) gridDim.x * blockDim.x)
         s += (double) x[i] * x[i];
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
-        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) atomicAdd(out, part[0]);
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
 
-extern "C" int poa_cuda_axpy(float *y, float a, const float *x, size_t n, void *stream)
+// Pass 2: one block adds the partials in block order.
+__global__ void sum_squares_final(const double *partial, int n_partial, double *out)
 {
-    if (n == 0) return 0;
-    axpy_kernel<<<grid_for(n, 256), 256, 0, (cudaStream_t) stream>>>(y, a, x, n);
-    return (int) cudaGetLastError();
+    __shared__ double shared[32];
+    double s = 0;
+    for (int i = threadIdx.x; i < n_partial; i += blockDim.x) s += partial[i];
+    s = block_sum(s, shared);
+    if (threadIdx.x == 0) *out = s;
 }
 
-extern "C" int poa_cuda_scale(float *x, float a, size_t n, void *stream)
+} // namespace
+
+extern "C" void poa_cuda_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
 {
-    if (n == 0) return 0;
-    scale_kernel<<<grid_for(n, 256), 256, 0, (cudaStream_t) stream>>>(x, a, n);
-    return (int) cudaGetLastError();
+    if (n == 0) return;
+    axpy_kernel<<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(y, a, x, n);
+    POA_CUDA_LAUNCHED("axpy_kernel");
 }
 
-extern "C" int poa_cuda_sum_squares(const float *x, size_t n, double *out, void *stream)
+extern "C" void poa_cuda_scale(poa_backend *be, float *x, float a, size_t n)
 {
-    double *d = NULL;
-    cudaError_t e = cudaMallocAsync((void **) &d, sizeof(double), (cudaStream_t) stream);
-    if (e != cudaSuccess) return (int) e;
-    cudaMemsetAsync(d, 0, sizeof(double), (cudaStream_t) stream);
-    if (n) {
-        unsigned g = grid_for(n, 256);
-        if (g > 1024) g = 1024;
-        sum_squares_kernel<<<g, 256, 0, (cudaStream_t) stream>>>(x, n, d);
-    }
-    cudaMemcpyAsync(out, d, sizeof(double), cudaMemcpyDeviceToHost, (cudaStream_t) stream);
-    cudaFreeAsync(d, (cudaStream_t) stream);
-    e = cudaStreamSynchronize((cudaStream_t) stream);
-    return (int) e;
+    if (n == 0) return;
+    scale_kernel<<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(x, a, n);
+    POA_CUDA_LAUNCHED("scale_kernel");
+}
+
+// Partials in the backend's fixed scratch: no allocation, no host synchronisation.
+extern "C" void poa_cuda_sum_squares(poa_backend *be, double *out, const float *x, size_t n)
+{
+    double *partial = (double *) poa_cuda_impl(be)->scratch;
+    unsigned blocks = poa_cuda_grid(n, SUMSQ_BLOCK);
+    if (blocks > SUMSQ_BLOCKS) blocks = SUMSQ_BLOCKS;
+    sum_squares_partial<<<blocks, SUMSQ_BLOCK, 0, poa_cuda_stream(be)>>>(x, n, partial);
+    POA_CUDA_LAUNCHED("sum_squares_partial");
+    sum_squares_final<<<1, SUMSQ_BLOCK, 0, poa_cuda_stream(be)>>>(partial, (int) blocks, out);
+    POA_CUDA_LAUNCHED("sum_squares_final");
 }

@@ -1,0 +1,105 @@
+#!/bin/sh
+# test_slurm_chain.sh — slurm/pipeline.sh on the real test cluster: Fashion-MNIST (256 images per
+# split) packed by 2 MPI ranks (srun --mpi=pmix, 4 + 4 shards), then pretrained with the tiny
+# configuration on 2 ranks, as a chain of two jobs (pretrain: --dependency=afterok:<pack>).
+# Checks: the job ids and the output table printed and saved, the dependency, both jobs COMPLETED
+# in order, the packed folder verified, the run complete (16 iterations, final and evaluation
+# checkpoints).  Also: pack.sbatch with its ranks started by mpirun inside the allocation
+# (POA_LAUNCH=mpirun) instead of srun --mpi=pmix; a chain whose pack job fails leaves the pretrain
+# job waiting forever (DependencyNeverSatisfied) instead of running it; and the full default chain
+# stops with exit 2 while slurm/extract.sbatch and slurm/eval.sbatch do not exist.
+. "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
+setup_out chain
+pipeline=$top_src/slurm/pipeline.sh
+make_root "$out/images" 256
+
+# every job 10 minutes at most; pack: 2 ranks of 1 CPU; pretrain: 1 node, 2 ranks, no GPU
+set -- --config "$tiny" --sbatch --time=10 --pack-tasks 2 --pack-args "--shard-images 64" \
+    --pack-sbatch --cpus-per-task=1 \
+    --pretrain-sbatch --nodes=1 --pretrain-sbatch --ntasks-per-node=2 \
+    --pretrain-sbatch --gpus-per-node=0 --pretrain-sbatch --cpus-per-task=1 \
+    --set train.batch_size_per_gpu=4 --set train.checkpoint_keep=1
+t0=$(date +%s)
+bash "$pipeline" --work "$out/work" --images "$out/images" --stages pack,pretrain "$@" >"$out/pipeline.out" 2>&1
+rc=$?
+cat "$out/pipeline.out"
+[ $rc -eq 0 ] && ok "pipeline.sh --stages pack,pretrain: exit 0" || { bad "pipeline.sh exited $rc"; finish; }
+pack=$(awk '$1 == "pack" {print $2}' "$out/work/pipeline.jobs")
+train=$(awk '$1 == "pretrain" {print $2}' "$out/work/pipeline.jobs")
+case "$pack$train" in '' | *[!0-9]*) bad "no job ids in $out/work/pipeline.jobs"; finish ;; esac
+grep -q "submitted 2 job(s): $pack $train" "$out/pipeline.out" && ok "job ids printed ($pack, $train)" ||
+    bad "job ids not printed"
+grep -q "^pretrain *$train *afterok:$pack *$out/work/pretrain *$out/work/logs/pretrain-$train.out" \
+    "$out/work/pipeline.jobs" && ok "pipeline.jobs: outputs and logs" || bad "pipeline.jobs rows"
+dep=$(job_field "$train" Dependency)
+case "$dep" in "afterok:$pack"* | "(null)") ok "pretrain job depends on the pack job ($dep)" ;;
+*) bad "pretrain job dependency: $dep" ;; esac
+
+wait_done "$pack" 150 || { bad "the pack job did not finish in 150 s"; dump "$pack"; finish; }
+[ "$(job_field "$pack" JobState)" = COMPLETED ] || { bad "pack job: $(job_field "$pack" JobState)"; dump "$pack" "$train"; finish; }
+wait_done "$train" 240 || { bad "the pretrain job did not finish in 240 s"; dump "$train"; finish; }
+t1=$(date +%s)
+for j in "$pack" "$train"; do
+    [ "$(job_field "$j" JobState)" = COMPLETED ] && [ "$(job_field "$j" ExitCode)" = 0:0 ] &&
+        ok "job $j ($(job_field "$j" JobName)) COMPLETED" ||
+        { bad "job $j: $(job_field "$j" JobState), exit $(job_field "$j" ExitCode)"; dump "$j"; }
+done
+pack_end=$(job_field "$pack" EndTime)
+train_start=$(job_field "$train" StartTime)
+[ "$(date -d "$pack_end" +%s)" -le "$(date -d "$train_start" +%s)" ] &&
+    ok "pretrain started ($train_start) after pack ended ($pack_end)" || bad "pretrain started $train_start, pack ended $pack_end"
+log=$out/work/logs/pack-$pack.out
+grep -q "512 images packed.*8 shards written.*(2 rank(s)" "$log" && ok "pack: 2 ranks packed 8 shards" ||
+    bad "pack log: no '512 images packed ... 8 shards written ... (2 rank(s)'"
+grep -q "poa-pack --verify $out/work/packed: OK" "$log" && ok "pack: --verify OK" || bad "pack: no verification"
+log=$out/work/logs/pretrain-$train.out
+grep -q "poa-train: iterations 0-15 of 16 .*exit 0" "$log" && ok "pretrain: 16 iterations, exit 0" ||
+    bad "pretrain log: no 'iterations 0-15 of 16 ... exit 0'"
+[ -f "$out/work/pretrain/checkpoint_0000015.h5" ] && [ -f "$out/work/pretrain/eval/training_15/teacher_checkpoint.h5" ] &&
+    [ "$(wc -l <"$out/work/pretrain/training_metrics.json")" = 16 ] &&
+    ok "pretrain: final checkpoint, teacher checkpoint and 16 metric records" || bad "pretrain outputs"
+echo "chain: pack + pretrain took $((t1 - t0)) s from submission to the end (load $(cut -d' ' -f1-3 /proc/loadavg))"
+
+# mpirun inside the allocation instead of srun --mpi=pmix (POA_LAUNCH=mpirun): 2 ranks pack.
+j=$(IMAGENET=$out/images PACKED=$out/packed-mpirun PACK_ARGS="--shard-images 64" POA_LAUNCH=mpirun \
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 sbatch --parsable --ntasks=2 \
+    --cpus-per-task=1 --time=10 --output="$out/logs/pack-mpirun-%j.out" "$top_src/slurm/pack.sbatch")
+if wait_done "$j" 120 && [ "$(job_field "$j" JobState)" = COMPLETED ] &&
+    grep -q "512 images packed.*8 shards written.*(2 rank(s)" "$out/logs/pack-mpirun-$j.out" &&
+    grep -q "poa-pack --verify $out/packed-mpirun: OK" "$out/logs/pack-mpirun-$j.out"; then
+    ok "POA_LAUNCH=mpirun: 2 ranks started by mpirun inside the allocation packed and verified"
+else
+    bad "POA_LAUNCH=mpirun pack job $j"
+    dump "$j"
+fi
+
+# A failing stage stops the chain: the pack job fails (no train folder), pretrain never starts.
+mkdir -p "$out/broken"
+cp "$out/images/labels.txt" "$out/broken/"
+bash "$pipeline" --work "$out/work-broken" --images "$out/broken" --stages pack,pretrain "$@" >"$out/broken.out" 2>&1 ||
+    { cat "$out/broken.out"; bad "pipeline.sh (broken input) refused to submit"; finish; }
+pack=$(awk '$1 == "pack" {print $2}' "$out/work-broken/pipeline.jobs")
+train=$(awk '$1 == "pretrain" {print $2}' "$out/work-broken/pipeline.jobs")
+wait_done "$pack" 120 || { bad "broken pack job did not end"; dump "$pack"; }
+i=0
+while [ "$(job_field "$train" Reason)" != DependencyNeverSatisfied ] && [ $i -lt 40 ]; do
+    sleep 0.25
+    i=$((i + 1))
+done
+[ "$(job_field "$pack" JobState)" = FAILED ] && [ "$(job_field "$pack" ExitCode)" = 3:0 ] &&
+    grep -q "poa-pack failed with exit code 3" "$out/work-broken/logs/pack-$pack.out" &&
+    ok "broken input: pack job FAILED with exit 3, its log says why" || { bad "broken pack job"; dump "$pack"; }
+[ "$(job_field "$train" JobState)" = PENDING ] && [ "$(job_field "$train" Reason)" = DependencyNeverSatisfied ] &&
+    ok "broken input: the pretrain job never starts (DependencyNeverSatisfied)" ||
+    { bad "pretrain job after a failed pack: $(job_field "$train" JobState) $(job_field "$train" Reason)"; dump "$train"; }
+scancel "$train"
+
+# The full chain needs slurm/extract.sbatch and slurm/eval.sbatch.
+if [ ! -f "$top_src/slurm/extract.sbatch" ]; then
+    bash "$pipeline" --work "$out/work-all" --images "$out/images" --config "$tiny" >"$out/all.out" 2>&1
+    rc=$?
+    [ $rc -eq 2 ] && grep -q "extract.sbatch, which does not exist" "$out/all.out" && [ ! -d "$out/work-all" ] &&
+        ok "default stages without extract.sbatch: exit 2, nothing submitted" ||
+        { cat "$out/all.out"; bad "default stages without extract.sbatch: exit $rc"; }
+fi
+finish
