@@ -11,6 +11,6 @@ TESTS += tests/train/test_trainer_units
 endif
 TRAIN_LOOP_TESTS = tests/train/test_train_equiv.sh tests/train/test_train_resume.sh \
 	tests/train/test_train_signals.sh tests/train/test_train_ckpt_corrupt.sh \
-	tests/train/test_train_failures.sh
+	tests/train/test_train_failures.sh tests/train/test_train_learning.sh
 TESTS += $(TRAIN_LOOP_TESTS)
 EXTRA_DIST += $(TRAIN_LOOP_TESTS)

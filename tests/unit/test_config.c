@@ -627,17 +627,22 @@ static void test_shipped_configs_load_and_validate(void **state)
     assert_int_equal(c.student.max_depth, d.student.max_depth);
     assert_int_equal(c.student.head_dim, d.student.head_dim);
     assert_int_equal(c.student.patch_size, d.student.patch_size);
-    /* demo.yaml: the same for the demo preset */
-    load_shipped("demo.yaml", &c, 1);
-    poa_config_defaults(&d);
-    d.student.arch = POA_ARCH_DEMO;
-    assert_ok(poa_config_finalize(&d, 1, &err), err);
-    assert_int_equal(c.student.max_embed_dim, d.student.max_embed_dim);
-    assert_int_equal(c.student.min_embed_dim, d.student.min_embed_dim);
-    assert_int_equal(c.student.max_depth, d.student.max_depth);
-    assert_int_equal(c.student.min_depth, d.student.min_depth);
-    assert_int_equal(c.student.head_dim, d.student.head_dim);
-    assert_int_equal(c.student.patch_size, d.student.patch_size);
+    /* demo.yaml and fmnist.yaml: the same for the demo preset, except the patch (8, not the
+     * preset's 4: docs/demo-learning-study.md) */
+    const char *demo_files[] = {"demo.yaml", "fmnist.yaml"};
+    for (int i = 0; i < 2; i++) {
+        load_shipped(demo_files[i], &c, 1);
+        poa_config_defaults(&d);
+        d.student.arch = POA_ARCH_DEMO;
+        assert_ok(poa_config_finalize(&d, 1, &err), err);
+        assert_int_equal(c.student.max_embed_dim, d.student.max_embed_dim);
+        assert_int_equal(c.student.min_embed_dim, d.student.min_embed_dim);
+        assert_int_equal(c.student.max_depth, d.student.max_depth);
+        assert_int_equal(c.student.min_depth, d.student.min_depth);
+        assert_int_equal(c.student.head_dim, d.student.head_dim);
+        assert_int_equal(d.student.patch_size, 4);
+        assert_int_equal(c.student.patch_size, 8);
+    }
 }
 
 /* ------------------------------------------------------------------ command line */
