@@ -16,7 +16,7 @@ BENCH_CORETYPE = OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-`$(SHELL) $(top_srcdir)
 # (bench_model.c) next to the backend's sgemm and the same model in PyTorch (bench_model.py,
 # best of 1 and 2 threads), for the demo config and ViT-S/16 at 224 px.
 EXTRA_PROGRAMS += bench/bench_model
-bench_bench_model_SOURCES = bench/bench_model.c
+bench_bench_model_SOURCES = bench/bench_model.c bench/bench_sgemm.c bench/bench_sgemm.h
 bench_bench_model_LDADD = $(BENCH_LDADD)
 EXTRA_DIST += bench/bench_model.py
 CLEANFILES += bench/bench_model$(EXEEXT)
@@ -39,7 +39,7 @@ bench-model: bench/bench_model$(EXEEXT)
 # with 1 and 2 threads, interleaved rounds): the demo config, and ViT-B/16 at 224/96 with a
 # small batch.
 noinst_PROGRAMS += bench/bench_step
-bench_bench_step_SOURCES = bench/bench_step.c
+bench_bench_step_SOURCES = bench/bench_step.c bench/bench_sgemm.c bench/bench_sgemm.h
 bench_bench_step_LDADD = $(BENCH_LDADD)
 EXTRA_DIST += bench/bench_step.py
 BENCH_STEP_THREADS ?= 2
