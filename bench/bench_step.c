@@ -1,17 +1,21 @@
-/* bench_step.c — throughput of the complete POA training step (src/train/step.h) on the CPU
- * backend: teacher, intact and elastic students on 2 global + V_l local crops per image, heads,
- * all losses (iBOT on), backward, clipping, AdamW, EMA; next to OpenBLAS's sgemm at the same
- * thread count measured in the same run (make bench-step; bench_step.py runs it next to
- * PyTorch).
+/* bench_step.c — throughput of the complete POA training step (src/train/step.h) on a backend
+ * (the CPU by default): teacher, intact and elastic students on 2 global + V_l local crops per
+ * image, heads, all losses (iBOT on), backward, clipping, AdamW, EMA; on the CPU next to
+ * OpenBLAS's sgemm at the same thread count measured in the same run (make bench-step;
+ * bench_step.py runs it next to PyTorch), on a GPU next to PyTorch's step (make bench-step-gpu,
+ * bench/bench_step_gpu.py).
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
  *                   [--reps N] [--warmup N] [--torch-img-s X] [--serve]
+ *                   [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]
  * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
  * that both sides run the same work.  Prints the per-phase times of the median step and one
  * `RESULT config=… threads=… img_s=… gflops=… sgemm_gflops=… frac_sgemm=… torch_img_s=…
- * ratio_torch=…` line (medians over the timed steps).  gflops is wall clock (analytic FLOPs over
- * the median step); a 1024³ OpenBLAS sgemm on the same number of threads, wall clock, is timed
- * before every timed step (bench_sgemm.h), and frac_sgemm = gflops / its median.
+ * ratio_torch=… backend=… dtype=… tflops=…` line (medians over the timed steps).  gflops is wall
+ * clock (analytic FLOPs over the median step), tflops the same rate in TFLOP/s.  On the CPU
+ * backend a 1024³ OpenBLAS sgemm on the same number of threads, wall clock, is timed before every
+ * timed step (bench_sgemm.h), and frac_sgemm = gflops / its median; on other backends there is
+ * no sgemm yardstick and sgemm_gflops and frac_sgemm are nan.
  * Threads: OMP_NUM_THREADS.
  *
  * --serve: after the set-up (and --warmup steps) read commands from stdin, so that a driver can
@@ -35,8 +39,8 @@
 #include <time.h>
 
 typedef struct options {
-    const char *config;
-    int batch, groups, local, width, depth, reps, warmup, serve;
+    const char *config, *backend, *dtype;
+    int batch, groups, local, width, depth, reps, warmup, serve, tf32;
     double torch_img_s;
 } options;
 
@@ -68,31 +72,39 @@ static const poa_cli_option cli_options[] = {
     {"reps", 0, "N", "timed steps (default 3, at most 64)"},
     {"warmup", 0, "N", "untimed steps first (default 1)"},
     {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
+    {"backend", 0, "NAME", "cpu (default) or cuda"},
+    {"dtype", 0, "T", "the backbone's compute dtype: fp32 (default) or bf16 (CUDA)"},
+    {"tf32", 0, "0|1", "TF32 tensor cores for the fp32 GEMMs of the heads (CUDA; default 1)"},
     {"serve", 0, NULL,
      "after the set-up, read \"step\" / \"result <torch img/s>\" commands\n"
      "from stdin (bench/bench_step.py)"},
 };
 static const poa_cli_spec spec = {
     .program = "bench_step",
-    .summary = "Throughput of the complete POA training step on the CPU backend (default: demo, "
-               "32 images,\n8 local crops, 3 timed steps after 1 warm-up) next to OpenBLAS's "
-               "sgemm on as many threads,\nwall clock; the last line is RESULT config=... "
-               "threads=... (see make bench-step).",
+    .summary = "Throughput of the complete POA training step on a backend (default: cpu, demo, 32 "
+               "images,\n8 local crops, 3 timed steps after 1 warm-up), on the CPU next to "
+               "OpenBLAS's sgemm on as\nmany threads, wall clock; the last line is RESULT "
+               "config=... threads=... (see make\nbench-step, make bench-step-gpu).",
     .options = cli_options,
     .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
-    .epilog = "Threads: OMP_NUM_THREADS.",
+    .epilog = "Threads: OMP_NUM_THREADS.  Exit codes: 0 done, 1 step failed, 2 bad option or "
+              "backend\nunavailable.",
 };
 
 /* The command line into o: -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){"demo", 32, 1, 8, 0, 0, 3, 1, 0, NAN};
+    *o = (options){"demo", "cpu", "fp32", 32, 1, 8, 0, 0, 3, 1, 0, 1, NAN};
     poa_cli cli;
     poa_err err = {0};
     int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &err);
     if (rc < 0) {
         const char *config = poa_cli_value(&cli, &spec, "config");
         if (config) o->config = config;
+        const char *backend = poa_cli_value(&cli, &spec, "backend");
+        if (backend) o->backend = backend;
+        const char *dtype = poa_cli_value(&cli, &spec, "dtype");
+        if (dtype) o->dtype = dtype;
         o->serve = poa_cli_flag(&cli, &spec, "serve");
         if (poa_cli_int(&cli, &spec, "batch", 32, 1, 1 << 20, &o->batch, &err) != POA_OK ||
             poa_cli_int(&cli, &spec, "groups", 1, 1, POA_STEP_MAX_GROUPS, &o->groups, &err) !=
@@ -102,12 +114,35 @@ static int parse(int argc, char **argv, options *o)
             poa_cli_int(&cli, &spec, "depth", 0, 1, 1024, &o->depth, &err) != POA_OK ||
             poa_cli_int(&cli, &spec, "reps", 3, 1, 64, &o->reps, &err) != POA_OK ||
             poa_cli_int(&cli, &spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "tf32", 1, 0, 1, &o->tf32, &err) != POA_OK ||
             poa_cli_double(&cli, &spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s, &err) !=
                 POA_OK)
             rc = poa_cli_usage_error(&spec, "%s", err.msg);
+        else if (strcmp(o->dtype, "fp32") != 0 && strcmp(o->dtype, "bf16") != 0)
+            rc = poa_cli_usage_error(&spec, "--dtype %s: expected fp32 or bf16", o->dtype);
     }
     poa_cli_free(&cli); /* the values point into argv */
     return rc;
+}
+
+/* The backend of the run, or exit 2 naming why it cannot run the step (not built, no device,
+ * dtype refused, ops missing). */
+static poa_backend *create_backend(const options *o)
+{
+    char ebuf[256];
+    const poa_backend_opts opts = {strcmp(o->dtype, "bf16") ? POA_DT_F32 : POA_DT_BF16, 0, o->tf32};
+    poa_backend *be = poa_backend_create(o->backend, &opts, ebuf, sizeof ebuf);
+    if (!be) fprintf(stderr, "bench_step: backend %s: %s\n", o->backend, ebuf), exit(2);
+    const char *names[6];
+    const int n = poa_backend_missing_ops(be, names, 6);
+    if (n > 0) {
+        fprintf(stderr,
+                "bench_step: the %s backend lacks %d of the ops the step needs:", o->backend, n);
+        for (int i = 0; i < n && i < 6; i++) fprintf(stderr, " %s", names[i]);
+        fprintf(stderr, "%s\n", n > 6 ? " ..." : "");
+        exit(2);
+    }
+    return be;
 }
 
 /* FLOPs (2 per multiply-add) of one backbone call of n images of side S at width d, depth L;
@@ -163,8 +198,8 @@ int main(int argc, char **argv)
         nd = poa_model_depths(&cfg, depths, POA_MODEL_MAX_DEPTH);
     if (!o.width) o.width = widths[nw / 2];
     if (!o.depth) o.depth = depths[nd / 2];
-    char ebuf[256];
-    poa_backend *be = poa_backend_create("cpu", NULL, ebuf, sizeof ebuf);
+    poa_backend *be = create_backend(&o);
+    const int on_cpu = strcmp(o.backend, "cpu") == 0;
     poa_model m;
     poa_model_build(&m, &cfg);
     poa_subnet es;
@@ -172,7 +207,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_step: %s\n", err.msg);
         return 2;
     }
-    bench_sgemm probe = bench_sgemm_create(1024);
+    /* the sgemm yardstick only on the CPU backend: a GPU step is not measured against it */
+    bench_sgemm probe = {0};
+    if (on_cpu) probe = bench_sgemm_create(1024);
 
     const int B = o.batch, G = o.groups, V = o.local, C = cfg.in_chans;
     const int Sg = cfg.global_crops_size, Sl = cfg.local_crops_size;
@@ -218,7 +255,8 @@ int main(int argc, char **argv)
         }
         if (k >= 0) { /* the yardstick, under the same load as this step */
             if (n == MAX_REPS) break;
-            const bench_sgemm_rate rate = bench_sgemm_run(&probe);
+            const bench_sgemm_rate rate =
+                on_cpu ? bench_sgemm_run(&probe) : (bench_sgemm_rate){NAN, NAN, NAN};
             sg[n] = rate.best, sg_split[n] = rate.split, sg_pool[n] = rate.pool;
         }
         double t0 = poa_now(), c0 = cpu_now();
@@ -254,7 +292,7 @@ int main(int argc, char **argv)
     const double img_s = B * G / med, gflops = flops / med * 1e-9;
     const int threads = omp_get_max_threads();
     printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d threads=%d steps=%d "
-           "step=%.3fs cpu=%.3fs gflop=%.1f loss=%.4f blas_core=%s sgemm_split_gflops=%.2f "
+           "step=%.3fs cpu=%.3fs gflop=%.6g loss=%.4f blas_core=%s sgemm_split_gflops=%.2f "
            "sgemm_pool_gflops=%.2f\n",
            o.config, B, G, V, es.width, es.depth, n_masked, threads, n, med, cpu_med, flops * 1e-9,
            r.loss, openblas_get_corename ? openblas_get_corename() : "n/a", sgemm_split,
@@ -264,9 +302,9 @@ int main(int argc, char **argv)
         printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);
     printf("\n");
     printf("RESULT config=%s threads=%d img_s=%.3f gflops=%.2f sgemm_gflops=%.2f frac_sgemm=%.3f "
-           "torch_img_s=%.3f ratio_torch=%.3f\n",
+           "torch_img_s=%.3f ratio_torch=%.3f backend=%s dtype=%s tflops=%.3f\n",
            o.config, threads, img_s, gflops, sgemm, gflops / sgemm, o.torch_img_s,
-           img_s / o.torch_img_s);
+           img_s / o.torch_img_s, o.backend, o.dtype, flops / med * 1e-12);
     free(masks);
     be->iface->free(be, glob), be->iface->free(be, loc);
     poa_step_destroy(st);

@@ -11,26 +11,25 @@
  *   bench_train_knn --config FILE [key=value...] --data PACKED [--checkpoint CKPT] [CKPT...]
  *                   [--train N] [--val N] [--k K] [--subnets LIST] [--no-pixels] [--no-init]
  * Evaluation transform: the whole image resized (Pillow bicubic) to crops.global_crops_size,
- * ImageNet mean/std.  The images are decoded once and kept in memory for every model and
- * sub-network (3·S·S floats per image).  --subnets: teacher (default; the intact network),
- * all (the intact network and every elastic width x depth), or a list such as 64x3,128x6.
- * Output: a line per feature set and one machine-readable line per result,
- *   KNN_RESULT ckpt=FILE net=WxD top1=0.xxxx cos=0.xxxx
- * (ckpt=pixels / ckpt=init for the baselines), and for the intact network of each checkpoint
- *   KNN pixels=… init=… trained=… cos_init=… cos_trained=…
+ * ImageNet mean/std (poa_eval_transform with resize = crop, src/eval/images.h).  The k-NN is the
+ * library's (src/eval/knn.h), the one poa-eval-knn runs; this probe adds the baselines and the
+ * feature spread for quick checks of a training run.  The images are decoded once and kept in
+ * memory for every model and sub-network (3·S·S floats per image).  --subnets: teacher (default;
+ * the intact network), all (the intact network and every elastic width x depth), or a list such as
+ * 64x3,128x6. Output: a line per feature set and one machine-readable line per result, KNN_RESULT
+ * ckpt=FILE net=WxD top1=0.xxxx cos=0.xxxx (ckpt=pixels / ckpt=init for the baselines), and for the
+ * intact network of each checkpoint KNN pixels=… init=… trained=… cos_init=… cos_trained=…
  */
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "common/timer.h"
-#include "data/dataset.h"
-#include "data/jpeg.h"
+#include "eval/images.h"
+#include "eval/knn.h"
 #include "io/checkpoint.h"
 #include "model/vit.h"
 #include "train/trainer_config.h"
 
-#include <cblas.h>
-#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,69 +57,31 @@ static const poa_cli_spec spec = {
 typedef struct feats {
     int n, d;
     float *x; /* [n, d] L2-normalised */
-    const int *label;
+    const int32_t *label;
 } feats;
 
 /* Images of one split, decoded and normalised once. */
 typedef struct split_images {
     int n, S;
     float *x; /* [n, 3, S, S] */
-    int *label;
+    int32_t *label;
 } split_images;
-
-/* Whole image → S×S bicubic → normalised CHW. */
-static void load_image(const poa_dataset *ds, int64_t i, int S, float *out, int *label,
-                       poa_jpeg_decoder *dec, poa_image *im, poa_image *rs, poa_image_scratch *sc)
-{
-    static uint8_t *buf;
-    static size_t cap;
-    size_t n = 0;
-    int32_t lab = -1;
-    poa_err err;
-    POA_CHECK(poa_dataset_read(ds, i, &buf, &cap, &n, &lab, &err) == POA_OK, "%s", err.msg);
-    POA_CHECK(poa_jpeg_decode(dec, buf, n, 8, im, NULL, &err) == POA_OK, "%s", err.msg);
-    const float box[4] = {0, 0, (float) im->w, (float) im->h};
-    poa_resize_bicubic(im, 0, 0, im->w, im->h, box, S, S, rs, sc);
-    static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
-    poa_normalize_chw(rs, mean, stdv, out);
-    *label = lab;
-}
-
-/* Row j of v (d values) L2-normalised into f->x row at. */
-static void put_normalised(feats *f, int at, const float *v, int d)
-{
-    double nn2 = 0;
-    for (int k = 0; k < d; k++) nn2 += (double) v[k] * v[k];
-    float inv = (float) (1.0 / fmax(sqrt(nn2), 1e-12));
-    for (int k = 0; k < d; k++) f->x[(size_t) at * d + k] = v[k] * inv;
-}
 
 /* n evenly spaced images of a split, resized and normalised. */
 static void load_split(const char *dir, const char *split, int n, int S, split_images *out)
 {
-    poa_dataset ds;
+    poa_eval_transform t;
+    poa_eval_transform_default(S, S, &t);
+    poa_eval_reader *r;
     poa_err err;
-    memset(&ds, 0, sizeof ds);
-    POA_CHECK(poa_dataset_open(&ds, dir, split, &err) == POA_OK, "%s", err.msg);
-    if (n > ds.num_images) n = (int) ds.num_images;
-    const size_t per = (size_t) 3 * S * S;
+    POA_CHECK(poa_eval_reader_open(&r, dir, split, &t, &err) == POA_OK, "%s", err.msg);
+    poa_eval_reader_use(r, n);
+    n = (int) poa_eval_reader_count(r);
     out->n = n, out->S = S;
-    out->x = poa_xmalloc(sizeof(float) * per * (size_t) n);
-    out->label = poa_xmalloc(sizeof(int) * (size_t) n);
-    poa_jpeg_decoder dec;
-    poa_jpeg_decoder_init(&dec);
-    poa_image im = {0}, rs = {0};
-    poa_image_scratch sc;
-    memset(&sc, 0, sizeof sc);
-    for (int j = 0; j < n; j++) {
-        int64_t idx = (int64_t) j * ds.num_images / n;
-        load_image(&ds, idx, S, out->x + per * (size_t) j, &out->label[j], &dec, &im, &rs, &sc);
-    }
-    poa_jpeg_decoder_free(&dec);
-    poa_image_free(&im);
-    poa_image_free(&rs);
-    poa_image_scratch_free(&sc);
-    poa_dataset_close(&ds);
+    out->x = poa_xmalloc(sizeof(float) * (size_t) 3 * S * S * (size_t) n);
+    out->label = poa_xmalloc(sizeof(int32_t) * (size_t) n);
+    POA_CHECK(poa_eval_reader_read(r, 0, n, out->x, out->label, &err) == POA_OK, "%s", err.msg);
+    poa_eval_reader_close(r);
 }
 
 /* Raw-pixel features: the evaluation images themselves. */
@@ -129,7 +90,8 @@ static void pixel_features(const split_images *im, feats *f)
     const int D = 3 * im->S * im->S;
     f->n = im->n, f->d = D, f->label = im->label;
     f->x = poa_xmalloc(sizeof(float) * (size_t) im->n * D);
-    for (int j = 0; j < im->n; j++) put_normalised(f, j, im->x + (size_t) j * D, D);
+    memcpy(f->x, im->x, sizeof(float) * (size_t) im->n * D);
+    poa_knn_normalise_rows(f->x, im->n, D);
 }
 
 /* Cls features after the final norm of sub-network sn of the model with weights w. */
@@ -153,49 +115,36 @@ static void model_features(poa_backend *be, const poa_model *m, const float *w,
         poa_vit_forward(be, m, &wt, sn, &in, &a);
         be->iface->act_download(be, out, a.out, (size_t) b * T * d);
         for (int j = 0; j < b; j++) /* the cls token row */
-            put_normalised(f, at + j, out + (size_t) j * T * d, d);
+            memcpy(f->x + (size_t) (at + j) * d, out + (size_t) j * T * d, sizeof(float) * d);
+        poa_knn_normalise_rows(f->x + (size_t) at * d, b, d);
     }
     free(out);
     be->iface->free(be, img);
     poa_vit_acts_destroy(be, &a);
 }
 
-/* Top-1 accuracy of weighted k-NN (T = 0.07) and the mean pairwise cosine of the first 500
- * memory images.  Similarities by blocks of queries with one GEMM each; the k largest of a row
- * by insertion (ties: the lower memory index first). */
+/* Top-1 accuracy of the k-NN of poa-eval-knn (src/eval/knn.h: T = 0.07, softmax votes of the
+ * k nearest) and the mean pairwise cosine of the first 500 memory images. */
 static double knn(const feats *tr, const feats *va, int k, double *mean_cos)
 {
     enum { QB = 256 };
-    int correct = 0, nc = 0;
+    int nc = 0;
     for (int i = 0; i < tr->n; i++) nc = tr->label[i] + 1 > nc ? tr->label[i] + 1 : nc;
+    for (int i = 0; i < va->n; i++) nc = va->label[i] + 1 > nc ? va->label[i] + 1 : nc;
     const int kk = k < tr->n ? k : tr->n;
     float *sim = poa_xmalloc(sizeof(float) * (size_t) QB * tr->n);
-    float *top_s = poa_xmalloc(sizeof(float) * (size_t) kk);
-    int *top_i = poa_xmalloc(sizeof(int) * (size_t) kk);
-    double *votes = poa_xcalloc((size_t) nc + 1, sizeof(double));
+    poa_knn_lists l;
+    poa_knn_lists_init(&l, QB, kk);
+    int64_t correct1 = 0, correct5 = 0;
     for (int q0 = 0; q0 < va->n; q0 += QB) {
         const int nq = va->n - q0 < QB ? va->n - q0 : QB;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, tr->n, tr->d, 1.0f,
-                    va->x + (size_t) q0 * va->d, va->d, tr->x, tr->d, 0.0f, sim, tr->n);
-        for (int q = 0; q < nq; q++) {
-            const float *row = sim + (size_t) q * tr->n;
-            int filled = 0;
-            for (int i = 0; i < tr->n; i++) {
-                const float v = row[i];
-                if (filled == kk && v <= top_s[kk - 1]) continue;
-                int pos = filled < kk ? filled++ : kk - 1;
-                while (pos > 0 && top_s[pos - 1] < v) {
-                    top_s[pos] = top_s[pos - 1], top_i[pos] = top_i[pos - 1];
-                    pos--;
-                }
-                top_s[pos] = v, top_i[pos] = i;
-            }
-            memset(votes, 0, sizeof(double) * (size_t) nc);
-            for (int t = 0; t < kk; t++) votes[tr->label[top_i[t]]] += exp(top_s[t] / 0.07);
-            int arg = 0;
-            for (int c = 1; c < nc; c++) arg = votes[c] > votes[arg] ? c : arg;
-            correct += arg == va->label[q0 + q];
-        }
+        poa_knn_similarity(va->x + (size_t) q0 * va->d, nq, tr->x, tr->n, tr->d, sim);
+        l.nq = QB;
+        poa_knn_lists_reset(&l);
+        l.nq = nq;
+        poa_knn_lists_update(&l, sim, nq, tr->n, (size_t) tr->n, 0);
+        poa_knn_vote(&l, tr->label, va->label + q0, nc, &kk, 1, POA_KNN_TEMPERATURE, &correct1,
+                     &correct5);
     }
     double s = 0;
     long pairs = 0;
@@ -207,11 +156,10 @@ static double knn(const feats *tr, const feats *va, int k, double *mean_cos)
             s += c;
         }
     *mean_cos = pairs ? s / pairs : 0;
+    l.nq = QB;
+    poa_knn_lists_free(&l);
     free(sim);
-    free(top_s);
-    free(top_i);
-    free(votes);
-    return (double) correct / va->n;
+    return (double) correct1 / va->n;
 }
 
 /* k-NN of one feature set (model == NULL: raw pixels); prints a line and a KNN_RESULT line. */
@@ -304,7 +252,7 @@ int main(int argc, char **argv)
         goto done;
     }
     poa_model_config mc;
-    if (poa_trainer_model_config(cfg, &mc, &err) != POA_OK) {
+    if (poa_model_config_from_config(cfg, &mc, &err) != POA_OK) {
         fprintf(stderr, "bench_train_knn: %s\n", err.msg);
         goto done;
     }

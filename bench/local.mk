@@ -59,6 +59,19 @@ bench-step: bench/bench_step$(EXEEXT)
 	  OMP_NUM_THREADS=$(BENCH_STEP_THREADS) ./bench/bench_step$(EXEEXT) --config vit_base --batch 2 --reps $(BENCH_STEP_REPS); \
 	fi
 
+# bench-step-gpu (bench/bench_step_gpu.py; tests/gpu/README.md, "The GPU benchmark"): the complete
+# POA step on one GPU, poa (bench/bench_step --backend cuda --dtype bf16) next to the same step in
+# PyTorch 2.x at its best setting, ViT-L/16 and ViT-S/16 at the official crops: img/s, model FLOP
+# utilisation, memory.  Needs the CUDA build, a GPU and a Python with PyTorch (BENCH_PYTHON,
+# default PYTHON_REF).  Never run by make check; tests/gpu/test_bench_step_gpu_cpu.sh runs the
+# script on the CPU with a tiny model.
+BENCH_PYTHON ?= $(PYTHON_REF)
+BENCH_STEP_GPU_ARGS ?=
+EXTRA_DIST += bench/bench_step_gpu.py
+bench-step-gpu: bench/bench_step$(EXEEXT)
+	$(BENCH_PYTHON) $(top_srcdir)/bench/bench_step_gpu.py \
+	  --c-bench ./bench/bench_step$(EXEEXT) $(BENCH_STEP_GPU_ARGS)
+
 # bench-loader (data-prep/README.md, "Loader performance"): the poa loader (decode, 2 global + V
 # local crops, masks, batches; bench_loader.c, 1 and 2 threads) next to torchvision/PIL's DINOv2
 # transform on the same JPEGs (every combination of intra-op and OpenBLAS threads, 1 or 2, each
@@ -113,4 +126,25 @@ bench-gelu: bench/bench_gelu$(EXEEXT)
 	./bench/bench_gelu$(EXEEXT) --rounds $(BENCH_GELU_ROUNDS)
 	./bench/bench_gelu$(EXEEXT) --n 262144 --rounds 41
 
-.PHONY: bench-model bench-step bench-loader bench-train bench-loss-ops bench-gelu
+.PHONY: bench-model bench-step bench-step-gpu bench-loader bench-train bench-loss-ops bench-gelu
+
+# bench-eval (src/eval/README.md, "Performance"): feature extraction of the evaluation programs,
+# poa's inference forward (bench_eval.c: poa_features_run) next to a PyTorch forward of the same
+# extracted ViT (bench_eval.py, tests/reference/vit_ref.py), each at its best of 1 and 2
+# threads: the demo's 128x6 at 32 px and ViT-S/16 at 224 px (seeded checkpoints, poa-extract).
+EXTRA_PROGRAMS += bench/bench_eval
+bench_bench_eval_SOURCES = bench/bench_eval.c
+bench_bench_eval_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
+EXTRA_DIST += bench/bench_eval.py
+CLEANFILES += bench/bench_eval$(EXEEXT)
+BENCH_EVAL_REPS ?= 5
+BENCH_EVAL_ROUNDS ?= 3
+bench-eval: bench/bench_eval$(EXEEXT) src/poa-extract$(EXEEXT) tests/modelio/ckpt_write_seeded$(EXEEXT)
+	@$(BENCH_CORETYPE); \
+	if test "$(HAVE_TORCH)" = yes; then \
+	  $(PYTHON_REF) $(top_srcdir)/bench/bench_eval.py --build . --src $(top_srcdir) \
+	    --reps $(BENCH_EVAL_REPS) --rounds $(BENCH_EVAL_ROUNDS); \
+	else \
+	  echo "bench-eval: PyTorch not available (configure --enable-parity-tests)"; exit 1; \
+	fi
+.PHONY: bench-eval

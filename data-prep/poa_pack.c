@@ -228,7 +228,7 @@ static poa_status pack_my_shards(const pack_options *o, split_plan *plans, int r
 }
 
 static void print_summary(const pack_options *o, const pack_stats *t, double seconds, int size,
-                          size_t missing)
+                          size_t missing, int code)
 {
     poa_info("poa-pack: %.0f images packed (%.1f MB%s), %.0f skipped, %.0f shards written, %.0f "
              "kept from an earlier run, %.1f s, %.1f images/s (%d rank(s) x %d thread(s))",
@@ -240,7 +240,11 @@ static void print_summary(const pack_options *o, const pack_stats *t, double sec
             "input: %.1f MB; grayscale %.0f, CMYK %.0f, progressive %.0f, decoder warnings %.0f, "
             "re-encoded %.0f",
             t->input_bytes / 1e6, t->gray, t->cmyk, t->progressive, t->warned, t->reencoded);
-    if (missing)
+    if (code != POA_EXIT_OK)
+        poa_info("%s not written: packing failed (messages above); the complete shards are kept, "
+                 "rerun poa-pack with the same options to finish",
+                 POA_METADATA_FILE);
+    else if (missing)
         poa_info("%s not written yet: %zu shard(s) are not complete (other array tasks still "
                  "running?). The run that completes the last shard writes it; or rerun poa-pack "
                  "with the same options.",
@@ -282,7 +286,7 @@ static int run_pack(const pack_options *o, int rank, int size)
             worst = poa_status_exit_code(st);
         }
     }
-    if (rank == 0) print_summary(o, &total, poa_now() - t0, size, missing);
+    if (rank == 0) print_summary(o, &total, poa_now() - t0, size, missing, worst);
     MPI_Bcast(&worst, 1, MPI_INT, 0, MPI_COMM_WORLD);
     pack_plans_free(plans, o->n_splits);
     return worst;

@@ -133,18 +133,19 @@ AC_DEFUN([POA_CHECK_CUDA], [
     CUDA_CFLAGS="-isystem $poa_cuda_dir/include"
     poa_cuda_libdir="$poa_cuda_dir/lib64"
     AS_IF([test -d "$poa_cuda_dir/targets/x86_64-linux/lib"], [poa_cuda_libdir="$poa_cuda_dir/targets/x86_64-linux/lib"])
-    CUDA_LIBS="-L$poa_cuda_libdir -Wl,-rpath,$poa_cuda_libdir -lcublas -lcudart -lstdc++"
+    CUDA_LIBS="-L$poa_cuda_libdir -Wl,-rpath,$poa_cuda_libdir -lcublasLt -lcublas -lcudart -lstdc++"
     POA_SAVE_FLAGS
     CPPFLAGS="$CPPFLAGS $CUDA_CFLAGS"; LIBS="$CUDA_LIBS $LIBS"
-    AC_MSG_CHECKING([for cuBLAS and the CUDA runtime])
+    AC_MSG_CHECKING([for cuBLAS, cuBLASLt and the CUDA runtime])
     AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <cuda_runtime_api.h>
-#include <cublas_v2.h>]], [[cublasHandle_t h; int n; cudaGetDeviceCount(&n); return cublasCreate(&h) != 0;]])],
+#include <cublas_v2.h>
+#include <cublasLt.h>]], [[cublasHandle_t h; cublasLtHandle_t lt; int n; cudaGetDeviceCount(&n); return cublasCreate(&h) != 0 || cublasLtCreate(&lt) != 0;]])],
       [poa_cudalib_ok=yes], [poa_cudalib_ok=no])
     AC_MSG_RESULT([$poa_cudalib_ok])
     POA_RESTORE_FLAGS
     AS_IF([test "x$poa_nvcc_ok$poa_cudalib_ok" = xyesyes], [have_cuda=yes])
     AS_IF([test "x$have_cuda" = xno && test "x$with_cuda" != xauto],
-          [AC_MSG_ERROR([--with-cuda: no usable CUDA toolkit in $poa_cuda_dir (nvcc: $poa_nvcc_ok, cuBLAS/cudart: $poa_cudalib_ok)])])
+          [AC_MSG_ERROR([--with-cuda: no usable CUDA toolkit in $poa_cuda_dir (nvcc: $poa_nvcc_ok, cuBLAS/cuBLASLt/cudart: $poa_cudalib_ok)])])
   ])
   NVCC_GENCODE=
   AS_IF([test "x$have_cuda" = xyes], [
@@ -156,8 +157,8 @@ AC_DEFUN([POA_CHECK_CUDA], [
     poa_cuda_summary="($poa_cuda_dir, CUDA $poa_cuda_version, sm_`echo $with_cuda_arch | sed 's/,/ sm_/g'`)"
     AC_DEFINE([POA_HAVE_CUDA], [1], [CUDA backend built])
   ])
-  AS_IF([test "x$NVCCFLAGS" = x], [NVCCFLAGS="-O3 -std=c++17"])
-  AC_ARG_VAR([NVCCFLAGS], [flags for nvcc (default: -O3 -std=c++17)])
+  AS_IF([test "x$NVCCFLAGS" = x], [NVCCFLAGS="-O3 -std=c++17 -lineinfo"])
+  AC_ARG_VAR([NVCCFLAGS], [flags for nvcc (default: -O3 -std=c++17 -lineinfo)])
   AC_SUBST([CUDA_CFLAGS])
   AC_SUBST([CUDA_LIBS])
   AC_SUBST([NVCC_GENCODE])

@@ -9,7 +9,7 @@
 #                           DIR/packed    pack:     the sharded HDF5 data set (unless --packed)
 #                           DIR/pretrain  pretrain: run directory (checkpoints, metrics, config)
 #                           DIR/extract   extract:  the extracted sub-networks
-#                           DIR/eval      eval:     k-NN and linear-probe results
+#                           DIR/eval      eval:     k-NN results (DIR/eval/knn)
 #                           DIR/logs      the job logs, <stage>-<jobid>.out
 #   --images ROOT         ImageNet-layout folder to pack (required with the pack stage)
 #   --packed DIR          packed data set (default DIR/packed; without the pack stage it must
@@ -113,8 +113,7 @@ fi
 case "$after" in *[!0-9]*) die "--after wants a job id, got '$after'" ;; esac
 
 for s in "${selected[@]}"; do
-    [ -f "$here/$s.sbatch" ] || die "stage '$s' needs $here/$s.sbatch, which does not exist$(
-        case $s in extract | eval) echo " (the $s stage's Slurm script is not written yet; submit the stages before it, e.g. --stages pack,pretrain)" ;; esac)"
+    [ -f "$here/$s.sbatch" ] || die "stage '$s' needs $here/$s.sbatch, which does not exist"
 done
 POA_BIN=${POA_BIN:-$here/../bin}
 case "$POA_BIN" in /*) ;; *) POA_BIN=$PWD/$POA_BIN ;; esac
@@ -123,7 +122,7 @@ programs() {
     pack) echo poa-pack ;;
     pretrain) echo poa-train ;;
     extract) echo poa-extract ;;
-    eval) echo poa-eval-knn poa-eval-linear ;;
+    eval) echo poa-eval-knn ;;
     esac
 }
 for s in "${selected[@]}"; do

@@ -6,7 +6,7 @@ LOG_COMPILER = $(SHELL) $(top_srcdir)/tests/scripts/run-test.sh
 AM_TESTS_ENVIRONMENT = POA_TOP_BUILDDIR='$(abs_top_builddir)'; export POA_TOP_BUILDDIR;
 # ci-tests.sh: the test command of README.md (every configuration)
 dist_noinst_SCRIPTS += tests/scripts/run-test.sh tests/scripts/ci-tests.sh
-EXTRA_DIST += tests/reference
+EXTRA_DIST += tests/reference tests/scripts/tsan.supp tests/scripts/tsan-tests.txt
 
 TEST_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS)
 TEST_LDADD = tests/lib/libpoa_testutil.a $(POA_ARCHIVES) $(POA_EXTERNAL_LIBS) $(CMOCKA_LIBS)

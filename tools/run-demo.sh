@@ -3,9 +3,12 @@
 # embedded default data (Fashion-MNIST from Debian's dataset-fashion-mnist), on this machine.
 #   sh tools/run-demo.sh [WORKDIR]        (default WORKDIR: ./demo-run)
 # Stages: install deps → build (CPU) → poa-prep-fmnist → poa-pack (+ --verify) → poa-train
-# (2 MPI ranks, configs/demo.yaml: 400 iterations, 8 minutes on 2 idle cores) → report
-# (loss curve from training_metrics.json, the final checkpoint read back with h5py and checked
-# against hdf5-schemas/checkpoint.md).  Re-running it skips what is done and resumes training.
+# (2 MPI ranks, configs/demo.yaml) → the final checkpoint read back with h5py and checked against
+# hdf5-schemas/checkpoint.md → poa-extract --all (every sub-network as a standalone ViT) →
+# poa-eval-knn --all-subnets --pixels on the full splits (every sub-network and the raw-pixel
+# baseline) and on the teacher of every evaluation checkpoint → WORKDIR/report/ (loss.png,
+# knn_heatmap.png, knn_over_time.png, summary.md; tools/demo-report.py).  Re-running it skips
+# what is done and resumes training.
 # Environment: POA_JOBS (make -j, default 2), POA_DEMO_RANKS (default 2), PYTHON (the Python
 # that has Debian's python3-h5py/python3-torch, default /usr/bin/python3), OPENBLAS_CORETYPE
 # (default: chosen from the CPU flags, below).
@@ -79,7 +82,7 @@ mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 \
     "$train" --config "$top/configs/demo.yaml" --data "$work/packed" --output "$work/train"
 t_end=$(date +%s)
 
-say "report"
+say "the final checkpoint, read back"
 echo "wall time: training $((t_end - t_train)) s, whole demo $((t_end - t_start)) s"
 ckpt=$(ls "$work/train"/checkpoint_*.h5 | sort | tail -n 1)
 "$PYTHON" - "$work/train/training_metrics.json" "$ckpt" "$top/hdf5-schemas" <<'EOF'
@@ -143,4 +146,50 @@ print("names and shapes as documented in hdf5-schemas/checkpoint.md: %s"
 assert not bad
 assert all(math.isfinite(float(v.abs().sum())) for v in sd.values())
 EOF
-echo "demo: done in $(( $(date +%s) - t_start )) s; outputs in $work (training: $work/train)"
+extract=$build/src/poa-extract
+knn=$build/src/poa-eval-knn
+for p in "$extract" "$knn"; do
+    [ -x "$p" ] || { echo "demo: $p was not built (see $build/make.out)"; exit 1; }
+done
+# newer_than OUT IN: OUT exists and was written after IN (a stage is redone when its input changed)
+newer_than() { [ -f "$1" ] && [ ! "$2" -nt "$1" ]; }
+
+say "extract every sub-network of the teacher ($work/extracted)"
+if newer_than "$work/extracted/DONE" "$ckpt"; then
+    echo "$work/extracted is up to date: kept"
+else
+    rm -rf "$work/extracted"
+    "$extract" --checkpoint "$ckpt" --output "$work/extracted" --all
+    echo "$ckpt" >"$work/extracted/DONE"
+fi
+
+say "k-NN of every sub-network and of the raw pixels, full splits ($ranks MPI ranks)"
+if newer_than "$work/knn/results_eval_knn.json" "$ckpt"; then
+    echo "$work/knn is up to date: kept"
+else
+    mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 \
+        "$knn" --checkpoint "$ckpt" --data "$work/packed" --output "$work/knn" --all-subnets --pixels
+fi
+
+say "k-NN of the teacher at each evaluation checkpoint"
+# The evaluation checkpoints before the final one (the final one was measured above).
+final_it=$(basename "$ckpt" .h5 | sed 's/^checkpoint_0*//')
+earlier=
+for d in "$work/train/eval"/training_*; do
+    it=${d##*_}
+    [ -f "$d/teacher_checkpoint.h5" ] && [ "$it" -lt "${final_it:-0}" ] && earlier="$earlier $d/teacher_checkpoint.h5"
+done
+if [ -z "$earlier" ]; then
+    echo "no evaluation checkpoint before iteration $final_it"
+elif newer_than "$work/knn-over-time/results_eval_knn.json" "$ckpt"; then
+    echo "$work/knn-over-time is up to date: kept"
+else
+    # shellcheck disable=SC2086
+    mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 \
+        "$knn" --checkpoint $earlier --data "$work/packed" --output "$work/knn-over-time" --k 20
+fi
+
+say "report ($work/report)"
+"$PYTHON" "$top/tools/demo-report.py" --run "$work/train" --knn "$work/knn" \
+    --over-time "$work/knn-over-time" --extracted "$work/extracted" --output "$work/report"
+echo "demo: done in $(( $(date +%s) - t_start )) s; outputs in $work (training: $work/train, models: $work/extracted, report: $work/report/summary.md)"

@@ -3,6 +3,7 @@
 #include "poa_config.h"
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cuda/cuda_sizes.h"
 #ifdef POA_HAVE_CUDA
 #include "backend/cuda/cuda_backend.h"
 #endif
@@ -172,24 +173,15 @@ int poa_backend_missing_ops_of(const char *name, const char **names, int max)
 
 /* ------------------------------------------------------------------ planning backends */
 
-/* CUDA attention keeps the rows' log-sum-exps (fp32) and needs no scratch; src/backend/README.md,
- * "Memory".  Written here rather than taken from the CUDA backend so that a build without CUDA
- * and a machine without a GPU can plan a CUDA run. */
-static size_t cuda_plan_attention_saved(const poa_backend *be, int B, int T, int H, int Dh)
-{
-    (void) be, (void) Dh;
-    return (size_t) B * H * T * sizeof(float);
-}
-
-static size_t cuda_plan_attention_scratch(const poa_backend *be, int B, int T, int H, int Dh)
-{
-    (void) be, (void) B, (void) T, (void) H, (void) Dh;
-    return 0;
-}
-
+/* The CUDA attention's and KoLeo's sizes from the header their entries use (no device, no CUDA
+ * needed), so a build without CUDA and a machine without a GPU plan what a GPU run will ask for. */
 static const poa_nn_ops cuda_plan_nn = {
-    .attention_saved_bytes = cuda_plan_attention_saved,
-    .attention_scratch_bytes = cuda_plan_attention_scratch,
+    .attention_saved_bytes = poa_cuda_attention_saved_size,
+    .attention_scratch_bytes = poa_cuda_attention_scratch_size,
+};
+
+static const poa_train_ops cuda_plan_train = {
+    .koleo_scratch_bytes = poa_cuda_koleo_scratch_size,
 };
 
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage)
@@ -205,6 +197,7 @@ const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, po
     }
     if (strcmp(name, "cuda") == 0) {
         storage->nn = &cuda_plan_nn;
+        storage->train = &cuda_plan_train;
         return storage;
     }
     return NULL;

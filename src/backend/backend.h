@@ -42,6 +42,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* C linkage for the CUDA backend's .cu files too (poa_dtype_name, poa_backend_*). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct poa_backend poa_backend;
 
 typedef enum { POA_NO_TRANS = 0, POA_TRANS = 1 } poa_trans;
@@ -398,10 +403,14 @@ int poa_backend_missing_ops(const poa_backend *be, const char **names, int max);
 int poa_backend_missing_ops_of(const char *name, const char **names, int max);
 
 /* A backend for memory planning only (poa-train --dry-run, on a machine that may lack the
- * device and in a build that may lack the backend): name, act_dtype, act_size and, in nn, the
- * sizing functions attention_saved_bytes and attention_scratch_bytes; every other table entry
- * is NULL.  Filled into *storage and returned; NULL for an unknown name.  The CUDA sizes are
- * the documented ones (src/backend/README.md, "Memory").                                     */
+ * device and in a build that may lack the backend): name, act_dtype, act_size, the sizing
+ * functions attention_saved_bytes and attention_scratch_bytes (nn) and koleo_scratch_bytes
+ * (train); every other table entry is NULL.  Filled into *storage and returned; NULL for an unknown
+ * name.  The CUDA sizes are the documented ones (src/backend/README.md, "Memory"). */
 const poa_backend *poa_backend_planner(const char *name, poa_dtype act_dtype, poa_backend *storage);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,7 +15,7 @@ static volatile sig_atomic_t first_signal;
 static volatile sig_atomic_t signal_count;
 static volatile sig_atomic_t sigint_seen;
 static struct sigaction previous[N_HANDLED];
-static int installed;
+static int installed; /* install calls not yet matched by a restore */
 
 /* Async-signal-safe: stores, and sigaction/raise (both on POSIX's async-signal-safe list). */
 static void on_signal(int sig)
@@ -36,7 +36,7 @@ static void on_signal(int sig)
 
 void poa_signals_install(void)
 {
-    if (installed) return;
+    if (installed++) return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -47,14 +47,12 @@ void poa_signals_install(void)
     for (int i = 0; i < N_HANDLED; i++)
         POA_CHECK(sigaction(handled[i], &sa, &previous[i]) == 0, "sigaction(%s) failed",
                   poa_signal_name(handled[i]));
-    installed = 1;
 }
 
 void poa_signals_restore(void)
 {
-    if (!installed) return;
+    if (!installed || --installed > 0) return;
     for (int i = 0; i < N_HANDLED; i++) sigaction(handled[i], &previous[i], NULL);
-    installed = 0;
 }
 
 int poa_signal_pending(void)

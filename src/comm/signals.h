@@ -16,9 +16,12 @@
 
 #include "comm/comm.h"
 
-/* Install the handlers (SA_RESTART, so interrupted system calls resume).  Idempotent. */
+/* Install the handlers (SA_RESTART, so interrupted system calls resume).  Calls nest: poa-train
+ * installs them first thing in main() (a stop signal during start-up is then recorded and
+ * honoured at the first step, instead of killing the process before it can write a checkpoint)
+ * and the rank loop installs them again around the loop; each restore undoes one install, and
+ * the last restores the actions that were in place before the first. */
 void poa_signals_install(void);
-/* Restore the actions that were in place before poa_signals_install. */
 void poa_signals_restore(void);
 
 /* The first recorded signal number (SIGUSR1, SIGTERM or SIGINT), 0 when none.  Local. */

@@ -106,6 +106,8 @@ static poa_status program_option(poa_cli *cli, const poa_cli_spec *spec, int whi
         *used_next = true;
     }
     cli->value[which] = inline_arg;
+    cli->given[cli->n_given] = inline_arg;
+    cli->given_option[cli->n_given++] = which;
     return POA_OK;
 }
 
@@ -167,6 +169,8 @@ poa_status poa_cli_parse(poa_cli *cli, const poa_cli_spec *spec, int argc, char 
     POA_ASSERT(spec->n_options <= POA_CLI_MAX_OPTIONS);
     cli->overrides = poa_xcalloc((size_t) argc + 1, sizeof *cli->overrides);
     cli->positional = poa_xcalloc((size_t) argc + 1, sizeof *cli->positional);
+    cli->given = poa_xcalloc((size_t) argc + 1, sizeof *cli->given);
+    cli->given_option = poa_xcalloc((size_t) argc + 1, sizeof *cli->given_option);
     bool options_done = false;
     for (int i = 1; i < argc;) {
         const char *arg = argv[i];
@@ -199,7 +203,10 @@ void poa_cli_free(poa_cli *cli)
 {
     free(cli->overrides);
     free(cli->positional);
-    cli->overrides = cli->positional = NULL;
+    free(cli->given);
+    free(cli->given_option);
+    cli->overrides = cli->positional = cli->given = NULL;
+    cli->given_option = NULL;
 }
 
 const char *poa_cli_value(const poa_cli *cli, const poa_cli_spec *spec, const char *name)

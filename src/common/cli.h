@@ -59,6 +59,11 @@ typedef struct poa_cli {
     const char **positional;
     const char *value[POA_CLI_MAX_OPTIONS]; /* argument of each program option, or NULL */
     int count[POA_CLI_MAX_OPTIONS];         /* times each program option was given       */
+    /* Every program option's argument in command-line order (repeatable options: all of them):
+     * given[k] is an argument of option given_option[k] (index into spec->options). */
+    int n_given;
+    const char **given;
+    int *given_option;
 } poa_cli;
 
 /* Parse argv.  Errors (unknown option, with the closest one; missing argument; stray argument)
@@ -67,8 +72,10 @@ poa_status poa_cli_parse(poa_cli *cli, const poa_cli_spec *spec, int argc, char 
                          poa_err *err);
 void poa_cli_free(poa_cli *cli);
 
-/* A program option's argument (NULL if not given) / whether a flag was given. */
+/* A program option's argument (NULL if not given; the last one when given several times) /
+ * whether a flag was given. */
 const char *poa_cli_value(const poa_cli *cli, const poa_cli_spec *spec, const char *name);
+
 bool poa_cli_flag(const poa_cli *cli, const poa_cli_spec *spec, const char *name);
 /* An option's argument as an int / a long in [lo, hi] (decimal), or a finite double in
  * [lo, hi] ("nan" too when nan_ok); *out = dflt when the option was not given.  POA_ERR_ARG

@@ -28,9 +28,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define POA_CFG_STR_MAX   1024 /* longest string value + 1 (paths)                 */
-#define POA_CFG_LIST_MAX  8    /* longest list value                               */
-#define POA_CFG_MAX_FILES 8    /* config files one configuration can be read from  */
+#define POA_CFG_STR_MAX 1024 /* longest string value + 1 (paths)                 */
+/* Room for a value formatted as YAML: a string in double quotes, each control character
+ * escaped as \xNN (4 bytes), so that every value fits and reads back the same. */
+#define POA_CFG_VALUE_TEXT_MAX (4 * POA_CFG_STR_MAX + 8)
+#define POA_CFG_LIST_MAX       8 /* longest list value                               */
+#define POA_CFG_MAX_FILES      8 /* config files one configuration can be read from  */
 
 typedef struct poa_cfg_int_list {
     int n;

@@ -126,7 +126,7 @@ char *poa_config_format_origin(const poa_config *cfg, poa_cfg_key_id id, char *b
 const char *poa_config_first_difference(const poa_config *a, const poa_config *b)
 {
     for (int i = 0; i < POA_CFG_NKEYS; i++) {
-        char va[POA_CFG_STR_MAX * 2], vb[POA_CFG_STR_MAX * 2];
+        char va[POA_CFG_VALUE_TEXT_MAX], vb[POA_CFG_VALUE_TEXT_MAX];
         poa_config_format_value(a, &poa_cfg_key_table[i], va, sizeof va);
         poa_config_format_value(b, &poa_cfg_key_table[i], vb, sizeof vb);
         if (strcmp(va, vb) != 0) return poa_cfg_key_table[i].name;
@@ -190,7 +190,7 @@ poa_status poa_config_write_yaml(const poa_config *cfg, FILE *out, bool comments
             }
             fprintf(out, "%s:\n", section);
         }
-        char v[POA_CFG_STR_MAX * 2];
+        char v[POA_CFG_VALUE_TEXT_MAX];
         if (comments) {
             char h[1200];
             snprintf(h, sizeof h, "%s%s", k->official ? "" : "[poa] ", k->help);
@@ -226,7 +226,7 @@ void poa_config_print(const poa_config *cfg, FILE *out)
     fprintf(out, "effective configuration (%d keys; origin shown where not the default):\n",
             (int) POA_CFG_NKEYS);
     for (int i = 0; i < POA_CFG_NKEYS; i++) {
-        char v[POA_CFG_STR_MAX * 2], o[POA_CFG_STR_MAX + 32];
+        char v[POA_CFG_VALUE_TEXT_MAX], o[POA_CFG_STR_MAX + 32];
         poa_config_format_value(cfg, &poa_cfg_key_table[i], v, sizeof v);
         if (cfg->origin[i].source == POA_CFG_SRC_DEFAULT)
             fprintf(out, "  %-40s %s\n", poa_cfg_key_table[i].name, v);
@@ -279,7 +279,7 @@ void poa_config_help(FILE *out)
             const char *help = poa_cfg_section_help(section);
             if (help) fprintf(out, "\n%s: %s\n", section, help);
         }
-        char v[POA_CFG_STR_MAX * 2], d[512];
+        char v[POA_CFG_VALUE_TEXT_MAX], d[512];
         poa_config_format_value(&def, k, v, sizeof v);
         describe_domain(k, d, sizeof d);
         fprintf(out, "  %s = %s   (%s)%s\n", k->name, v, d, k->official ? "" : " [poa]");
@@ -294,7 +294,7 @@ void poa_config_help_markdown(FILE *out)
     fprintf(out, "| key | type and range | default | origin | meaning |\n|---|---|---|---|---|\n");
     for (int i = 0; i < POA_CFG_NKEYS; i++) {
         const poa_cfg_key *k = &poa_cfg_key_table[i];
-        char v[POA_CFG_STR_MAX * 2], d[512];
+        char v[POA_CFG_VALUE_TEXT_MAX], d[512];
         poa_config_format_value(&def, k, v, sizeof v);
         describe_domain(k, d, sizeof d);
         fprintf(out, "| `%s` | %s | `%s` | %s | ", k->name, d, v, k->official ? "official" : "poa");

@@ -71,6 +71,28 @@ poa_status poa_cfg_type_error(const char *where, const poa_cfg_key *k, const cha
                        poa_cfg_type_name(k->type), example, got);
 }
 
+/* Offset of the first byte that makes s not well-formed UTF-8, or -1 when it is fine.  Every
+ * string value must be: the effective configuration is saved as YAML with every run and must
+ * read back to the same value, and libyaml refuses invalid UTF-8 (control characters are fine:
+ * they are saved escaped). */
+static long bad_text_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *) s;
+    for (long i = 0; p[i];) {
+        unsigned c = p[i];
+        int extra = c < 0x80             ? 0
+                    : (c & 0xE0) == 0xC0 ? 1
+                    : (c & 0xF0) == 0xE0 ? 2
+                    : (c & 0xF8) == 0xF0 ? 3
+                                         : -1;
+        if (extra < 0 || (extra == 1 && c < 0xC2)) return i;
+        for (int k = 1; k <= extra; k++)
+            if ((p[i + k] & 0xC0) != 0x80) return i;
+        i += 1 + extra;
+    }
+    return -1;
+}
+
 static poa_status range_error(const char *where, const poa_cfg_key *k, const char *text,
                               poa_err *err)
 {
@@ -110,6 +132,10 @@ static poa_status parse_element(const poa_cfg_key *k, const char *text, bool is_
         if (strlen(text) >= POA_CFG_STR_MAX)
             return poa_err_set(err, POA_ERR_CONFIG, "%s: %s: value longer than %d characters",
                                where, k->name, POA_CFG_STR_MAX - 1);
+        if (!is_null && bad_text_at(text) >= 0)
+            return poa_err_set(
+                err, POA_ERR_CONFIG, "%s: %s: byte %ld of the value (0x%02x) is not UTF-8", where,
+                k->name, bad_text_at(text) + 1, (unsigned char) text[bad_text_at(text)]);
         snprintf(out, POA_CFG_STR_MAX, "%s", is_null ? "" : text);
         return POA_OK;
     case POA_CFG_TYPE_ENUM:

@@ -121,7 +121,7 @@ static poa_status validate_ranges(const poa_config *cfg, poa_err *err)
     for (int i = 0; i < POA_CFG_NKEYS; i++) {
         const poa_cfg_key *k = &poa_cfg_key_table[i];
         const void *v = poa_config_value_cptr(cfg, k);
-        char text[POA_CFG_STR_MAX * 2];
+        char text[POA_CFG_VALUE_TEXT_MAX];
         poa_config_format_value(cfg, k, text, sizeof text);
         bool bad = false;
         switch (k->type) {

@@ -15,8 +15,13 @@ typedef struct yaml_ctx {
     const char *name; /* path shown in messages */
     int file;         /* index into cfg->files */
     int seen_line[POA_CFG_NKEYS];
+    int depth; /* mappings open below the top level */
     poa_err *err;
 } yaml_ctx;
+
+/* Configuration keys are at most a few levels deep; deeper input is an error, not a recursion
+ * as deep as the file is long. */
+#define MAX_MAPPING_DEPTH 8
 
 static poa_status yaml_syntax_error(yaml_ctx *c)
 {
@@ -149,7 +154,16 @@ static poa_status load_value(yaml_ctx *c, const char *name, yaml_mark_t key_mark
                            name);
     if (!k) {
         if (poa_cfg_is_ignored(name)) return skip_node(c, val->type);
-        if (val->type == YAML_MAPPING_START_EVENT) return load_mapping(c, name);
+        if (val->type == YAML_MAPPING_START_EVENT) {
+            if (c->depth >= MAX_MAPPING_DEPTH)
+                return poa_err_set(c->err, POA_ERR_CONFIG,
+                                   "%s: mappings nested deeper than %d levels (no key is)", where,
+                                   MAX_MAPPING_DEPTH);
+            c->depth++;
+            poa_status st = load_mapping(c, name);
+            c->depth--;
+            return st;
+        }
         char kw[POA_CFG_STR_MAX + 64];
         mark_where(c, key_mark, kw, sizeof kw);
         if (poa_cfg_is_section_prefix(name))

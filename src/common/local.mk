@@ -12,4 +12,5 @@ src_common_libpoa_common_a_SOURCES = \
 	src/common/config.h src/common/config_keys.def src/common/config_internal.h \
 	src/common/config_keys.c src/common/config_set.c src/common/config_yaml.c \
 	src/common/config_validate.c src/common/config_print.c \
-	src/common/cli.c src/common/cli.h
+	src/common/cli.c src/common/cli.h \
+	src/common/h5check.c src/common/h5check.h

@@ -21,6 +21,7 @@ static const char *const status_names[POA_STATUS_COUNT] = {
     [POA_ERR_NONFINITE] = "non-finite value",
     [POA_ERR_INTERRUPT] = "interrupted by a signal",
     [POA_ERR_INTERNAL] = "internal error",
+    [POA_ERR_CORRUPT] = "corrupt data (checksum mismatch)",
 };
 
 const char *poa_status_name(poa_status s)
@@ -41,6 +42,7 @@ int poa_status_exit_code(poa_status s)
     case POA_ERR_FORMAT:
     case POA_ERR_VERSION:
     case POA_ERR_DECODE:
+    case POA_ERR_CORRUPT:
         return POA_EXIT_DATA;
     case POA_ERR_IO:
         return POA_EXIT_IO;

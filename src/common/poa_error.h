@@ -46,6 +46,7 @@ typedef enum poa_status {
     POA_ERR_NONFINITE, /* NaN or Inf detected                            */
     POA_ERR_INTERRUPT, /* stopped by a signal                            */
     POA_ERR_INTERNAL,  /* should not happen                              */
+    POA_ERR_CORRUPT,   /* stored data fails its checksum (a shard gone bad after packing) */
     POA_STATUS_COUNT
 } poa_status;
 

@@ -5,12 +5,12 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 void poa_strtab_init(poa_strtab *t)
 {
@@ -58,41 +58,10 @@ size_t poa_strtab_max_len(const poa_strtab *t)
     return m;
 }
 
-/* ------------------------------------------------------------------ CRC-32 (slice-by-8) */
-static uint32_t crc_table[8][256];
-static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
-
-static void crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        crc_table[0][i] = c;
-    }
-    for (int t = 1; t < 8; t++)
-        for (int i = 0; i < 256; i++)
-            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
-}
-
+/* ------------------------------------------------------------------ CRC-32 */
 uint32_t poa_crc32(uint32_t crc, const void *data, size_t n)
 {
-    pthread_once(&crc_once, crc_init);
-    const uint8_t *p = data;
-    uint32_t c = ~crc;
-    while (n >= 8) {
-        uint32_t lo = c ^ ((uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
-                           (uint32_t) p[3] << 24);
-        uint32_t hi =
-            (uint32_t) p[4] | (uint32_t) p[5] << 8 | (uint32_t) p[6] << 16 | (uint32_t) p[7] << 24;
-        c = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
-            crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xFF] ^
-            crc_table[2][(hi >> 8) & 0xFF] ^ crc_table[1][(hi >> 16) & 0xFF] ^
-            crc_table[0][hi >> 24];
-        p += 8;
-        n -= 8;
-    }
-    while (n--) c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-    return ~c;
+    return (uint32_t) crc32_z(crc, data, n);
 }
 
 uint64_t poa_fnv1a64(uint64_t h, const void *data, size_t n)
@@ -166,24 +135,28 @@ void poa_tmp_path(char *buf, size_t n, const char *final_path)
     snprintf(buf, n, "%s.tmp.%s.%ld", final_path, host, (long) getpid());
 }
 
-static void fsync_path(const char *path, int flags)
+/* fsync by name; the errno of a failure (0 on success; directories that refuse fsync count as
+ * success: the rename is atomic either way). */
+static int fsync_path(const char *path, int flags)
 {
     int fd = open(path, flags | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0) return errno;
+    int e = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return (flags & O_DIRECTORY) && (e == EINVAL || e == EBADF) ? 0 : e;
 }
 
 poa_status poa_commit_file(const char *tmp_path, const char *final_path, poa_err *err)
 {
-    fsync_path(tmp_path, O_RDONLY);
+    int e = fsync_path(tmp_path, O_RDONLY);
+    if (e)
+        return poa_err_set(err, POA_ERR_IO, "cannot write %s (fsync): %s", tmp_path, strerror(e));
     if (rename(tmp_path, final_path) != 0)
         return poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp_path, final_path,
                            strerror(errno));
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s", final_path);
-    fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY);
+    (void) fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY); /* best effort: the rename is done */
     return POA_OK;
 }
 

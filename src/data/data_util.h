@@ -28,8 +28,9 @@ static inline const char *poa_strtab_get(const poa_strtab *t, size_t i)
 /* Length of the longest string (0 for an empty table). */
 size_t poa_strtab_max_len(const poa_strtab *t);
 
-/* CRC-32 as zlib's crc32() (IEEE 802.3 polynomial, reflected): start with crc = 0, so that
- * Python's zlib.crc32(data) gives the same value. */
+/* CRC-32 with zlib's crc32_z (IEEE 802.3 polynomial, reflected; zlib's table-free hardware
+ * paths where it has them): start with crc = 0, so that Python's zlib.crc32(data) gives the
+ * same value. */
 uint32_t poa_crc32(uint32_t crc, const void *data, size_t n);
 
 /* 64-bit FNV-1a, chainable: h = poa_fnv1a64(h, data, n), start with POA_FNV64_INIT. */

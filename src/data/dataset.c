@@ -3,12 +3,16 @@
 #include "data/metadata.h"
 #include "data/schema.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static poa_status open_shards(poa_dataset *d, const poa_meta_split *m, poa_err *err)
 {
+    if (m->shard_files.n > (size_t) INT_MAX)
+        return poa_err_set(err, POA_ERR_FORMAT, "split '%s' lists %zu shards (at most %d)",
+                           d->split, m->shard_files.n, INT_MAX);
     d->num_shards = (int) m->shard_files.n;
     d->shards = poa_xcalloc((size_t) (d->num_shards ? d->num_shards : 1), sizeof *d->shards);
     d->first = poa_xcalloc((size_t) d->num_shards + 1, sizeof *d->first);
@@ -26,6 +30,14 @@ static poa_status open_shards(poa_dataset *d, const poa_meta_split *m, poa_err *
                                path, (long long) s->num_images, s->info.split, d->dir,
                                POA_METADATA_FILE, (unsigned long long) m->shard_num_images[k],
                                d->split, d->dir);
+        for (int64_t i = 0; i < s->num_images; i++)
+            if (s->labels[i] < -1 || s->labels[i] >= (int32_t) m->class_ids.n)
+                return poa_err_set(
+                    err, POA_ERR_FORMAT,
+                    "%s: record %lld has label %d, outside [-1, %zu) (the classes of "
+                    "%s/%s; run poa-pack --verify %s)",
+                    path, (long long) i, s->labels[i], m->class_ids.n, d->dir, POA_METADATA_FILE,
+                    d->dir);
         d->first[k + 1] = d->first[k] + s->num_images;
     }
     return POA_OK;

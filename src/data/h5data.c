@@ -3,6 +3,8 @@
 
 #include "data/h5data.h"
 
+#include "common/h5check.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,7 +62,7 @@ static void scope_leave(const dh5_scope *s)
 
 static herr_t innermost_cb(unsigned n, const H5E_error2_t *e, void *client)
 {
-    if (n == 0 && e->desc) snprintf((char *) client, 256, "%s", e->desc);
+    if (n == 0 && e->desc) poa_hdf5_tidy_message(e->desc, (char *) client, 256);
     return 0;
 }
 
@@ -77,6 +79,54 @@ poa_status poa_dh5_fail(poa_err *err, poa_status code, const char *fmt, ...)
     return poa_err_set(err, code, "%s", what);
 }
 
+/* ------------------------------------------------------------------ size limits */
+/* Bytes of the file that holds loc (0 when unknown). */
+static uint64_t file_bytes(hid_t loc)
+{
+    hid_t f = H5Iget_file_id(loc);
+    hsize_t n = 0;
+    if (f >= 0) {
+        if (H5Fget_filesize(f, &n) < 0) n = 0;
+        H5Fclose(f);
+    }
+    return n;
+}
+
+/* Unfiltered data cannot be larger than the file; filtered (compressed: an h5repack'ed copy)
+ * by at most deflate's ratio (~1032:1). */
+#define MAX_FILTER_RATIO 1100
+
+/* A table of count elements of elem bytes claimed by the header of `name`: refuse it when the
+ * file cannot hold it, before anything is allocated. */
+static poa_status check_claim(hid_t loc, hid_t dset, const char *name, uint64_t count, size_t elem,
+                              poa_err *err)
+{
+    uint64_t limit = file_bytes(loc), ratio = 1;
+    hid_t dcpl = dset >= 0 ? H5Dget_create_plist(dset) : -1;
+    if (dcpl >= 0) {
+        if (H5Pget_nfilters(dcpl) > 0) ratio = MAX_FILTER_RATIO;
+        H5Pclose(dcpl);
+    }
+    if (limit == 0 || elem == 0) return POA_OK;
+    if (count > UINT64_MAX / elem / ratio || count * elem > limit * ratio)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "'%s' claims %llu elements of %zu bytes, more than the %llu-byte file "
+                           "holds (corrupt header)",
+                           name, (unsigned long long) count, elem, (unsigned long long) limit);
+    return POA_OK;
+}
+
+/* Elements of a dataspace, with overflow checked (UINT64_MAX when it overflows). */
+static uint64_t extent_count(int rank, const hsize_t *dims)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] && n > UINT64_MAX / dims[i]) return UINT64_MAX;
+        n *= dims[i];
+    }
+    return n;
+}
+
 /* ------------------------------------------------------------------ files */
 hid_t poa_dh5_create(const char *path, poa_err *err)
 {
@@ -90,6 +140,7 @@ hid_t poa_dh5_create(const char *path, poa_err *err)
 
 hid_t poa_dh5_open_ro(const char *path, poa_err *err)
 {
+    if (poa_hdf5_precheck(path, err) != POA_OK) return H5I_INVALID_HID;
     dh5_scope s;
     scope_enter(&s);
     hid_t f = H5I_INVALID_HID;
@@ -104,6 +155,20 @@ hid_t poa_dh5_open_ro(const char *path, poa_err *err)
     }
     scope_leave(&s);
     return f;
+}
+
+poa_status poa_dh5_finish(hid_t f, poa_status st, const char *path, poa_err *err)
+{
+    dh5_scope s;
+    scope_enter(&s);
+    if (st == POA_OK && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0)
+        st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot write (flush)", path);
+    if (st != POA_OK)
+        poa_hdf5_close_discarding(f);
+    else if (H5Fclose(f) < 0)
+        st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot close", path);
+    scope_leave(&s);
+    return st;
 }
 
 void poa_dh5_close(hid_t id)
@@ -234,7 +299,7 @@ poa_status poa_dh5_attr_get_str(hid_t obj, const char *name, char *buf, size_t n
             H5Sclose(sp);
         }
         H5Tclose(mt);
-    } else {
+    } else if ((st = check_claim(obj, -1, name, H5Tget_size(ft), 1, err)) == POA_OK) {
         size_t sz = H5Tget_size(ft);
         char *tmp = poa_xcalloc(1, sz + 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
@@ -364,10 +429,16 @@ poa_status poa_dh5_read_alloc(hid_t loc, const char *name, hid_t mem_type, size_
                          want_rank);
     } else {
         H5Sget_simple_extent_dims(sp, d4, NULL);
-        size_t n = 1;
-        for (int i = 0; i < rank; i++) n *= (size_t) d4[i];
-        void *buf = malloc(n > 0 ? n * elem : 1);
-        if (!buf)
+        uint64_t count = extent_count(rank, d4);
+        hid_t ft = H5Dget_type(d);
+        size_t fsize = H5Tget_size(ft);
+        H5Tclose(ft);
+        st = check_claim(loc, d, name, count, fsize > elem ? fsize : elem, err);
+        size_t n = (size_t) count;
+        void *buf = st == POA_OK ? malloc(n > 0 ? n * elem : 1) : NULL;
+        if (st != POA_OK) {
+            /* refused above */
+        } else if (!buf)
             st = poa_err_set(err, POA_ERR_NOMEM, "dataset '%s': cannot allocate %zu bytes", name,
                              n * elem);
         else if (n > 0 && H5Dread(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
@@ -398,8 +469,12 @@ poa_status poa_dh5_read_strtab(hid_t loc, const char *name, poa_strtab *t, poa_e
     hid_t ft = H5Dget_type(d);
     hid_t sp = H5Dget_space(d);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
+    size_t width = H5Tget_size(ft);
     if (H5Tget_class(ft) != H5T_STRING || H5Sget_simple_extent_ndims(sp) != 1) {
         st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a 1-D string array", name);
+    } else if ((st = check_claim(loc, d, name, (uint64_t) (n > 0 ? n : 0), width > 8 ? width : 8,
+                                 err)) != POA_OK) {
+        /* a header that claims more strings than the file holds */
     } else if (n > 0 && H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);

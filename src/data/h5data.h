@@ -34,6 +34,11 @@ poa_status poa_dh5_fail(poa_err *err, poa_status code, const char *fmt, ...)
 /* Create (truncate) / open read-only.  Return a file id or H5I_INVALID_HID with err set. */
 hid_t poa_dh5_create(const char *path, poa_err *err);
 hid_t poa_dh5_open_ro(const char *path, poa_err *err);
+/* End the writing of file f (from poa_dh5_create): flush and close it when st is POA_OK,
+ * else (or when the flush fails) close it discarding what is still buffered
+ * (poa_hdf5_close_discarding: libhdf5 cannot close a file whose writes fail).  The file is always
+ * closed; returns st or the flush/close error. */
+poa_status poa_dh5_finish(hid_t f, poa_status st, const char *path, poa_err *err);
 /* Close any HDF5 object id (ignores invalid ids). */
 void poa_dh5_close(hid_t id);
 /* Whether the link `path` exists below loc (intermediate groups are checked one by one). */

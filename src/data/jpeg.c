@@ -75,6 +75,11 @@ poa_status poa_jpeg_probe(const uint8_t *d, size_t n, poa_jpeg_info *info, poa_e
             if (info->width == 0 || info->height == 0)
                 return poa_err_set(err, POA_ERR_DECODE, "JPEG frame header gives size %dx%d",
                                    info->width, info->height);
+            if ((long long) info->width * info->height > POA_JPEG_MAX_PIXELS)
+                return poa_err_set(err, POA_ERR_DECODE,
+                                   "JPEG of %dx%d pixels: more than %lld (PIL's decompression-bomb "
+                                   "limit)",
+                                   info->width, info->height, POA_JPEG_MAX_PIXELS);
             if (info->components != 1 && info->components != 3 && info->components != 4)
                 return poa_err_set(err, POA_ERR_DECODE, "JPEG with %d components is not supported",
                                    info->components);
@@ -140,6 +145,10 @@ poa_status poa_jpeg_decode(poa_jpeg_decoder *d, const uint8_t *data, size_t n, i
     int w, h, subsamp, cs;
     if (tjDecompressHeader3(d->tj, data, (unsigned long) n, &w, &h, &subsamp, &cs) != 0)
         return poa_err_set(err, POA_ERR_DECODE, "JPEG header: %s", tjGetErrorStr2(d->tj));
+    if ((long long) w * h > POA_JPEG_MAX_PIXELS)
+        return poa_err_set(err, POA_ERR_DECODE,
+                           "JPEG of %dx%d pixels: more than %lld (PIL's decompression-bomb limit)",
+                           w, h, POA_JPEG_MAX_PIXELS);
     if (scale_num < 1 || scale_num > 8) scale_num = 8;
     int sw = poa_jpeg_scaled(w, scale_num), sh = poa_jpeg_scaled(h, scale_num);
     poa_image_resize_buffer(out, sw, sh);

@@ -19,6 +19,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest image poa decodes, in pixels: PIL's decompression-bomb limit (2 x
+ * Image.MAX_IMAGE_PIXELS), above which the official pipeline's Image.open fails too.  A 16-bit
+ * frame header can claim up to 65535 x 65535 pixels (12.9 GB of RGB) in a file of a few hundred
+ * bytes; such files are rejected by the probe and the decoder before anything is allocated. */
+#define POA_JPEG_MAX_PIXELS 178956970LL
+
 typedef struct poa_jpeg_info {
     int width, height;
     int components;  /* 1 gray, 3 colour, 4 CMYK / YCCK */
@@ -29,7 +35,7 @@ typedef struct poa_jpeg_info {
 
 /* Parse the markers up to the first SOF.  POA_ERR_DECODE with a reason for anything that is not
  * a decodable 8-bit JPEG: empty file, another format (named: PNG, GIF, …), no SOF, 12-bit or
- * lossless JPEG, truncated header. */
+ * lossless JPEG, truncated header, more than POA_JPEG_MAX_PIXELS pixels. */
 poa_status poa_jpeg_probe(const uint8_t *data, size_t n, poa_jpeg_info *info, poa_err *err);
 
 typedef struct poa_jpeg_decoder {

@@ -20,6 +20,5 @@ src_data_libpoa_data_a_SOURCES = \
 # No FMA contraction: the augmentation reproduces torchvision's float32 arithmetic exactly.
 # Vectorisation with the dynamic cost model (not only -O2's "very cheap" one) for the pixel loops;
 # neither flag changes a result.
-src_data_libpoa_data_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off -ftree-vectorize \
-	-fvect-cost-model=dynamic
+src_data_libpoa_data_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off $(POA_VECT_CFLAGS)
 POA_DATA_A = src/data/libpoa_data.a

@@ -3,6 +3,8 @@
 #include "data/h5data.h"
 #include "data/schema.h"
 
+#include "common/h5check.h"
+
 #include "poa_config.h"
 
 #include <stdio.h>
@@ -101,6 +103,23 @@ static poa_status write_split(hid_t f, const poa_meta_split *s, poa_err *err)
     return st;
 }
 
+/* An upper bound of the file's size (reserved before HDF5 writes, common/h5check.h): every
+ * table at the width of its longest string, and 1 MiB for HDF5's own structures. */
+static uint64_t size_bound(const poa_metadata *m)
+{
+    uint64_t b = (uint64_t) 1 << 20;
+    for (int i = 0; i < m->n_splits; i++) {
+        const poa_meta_split *s = &m->splits[i];
+        b += (uint64_t) s->num_images * (16 + poa_strtab_max_len(&s->file_names) + 1);
+        b += (uint64_t) s->class_ids.n *
+             (poa_strtab_max_len(&s->class_ids) + poa_strtab_max_len(&s->class_names) + 2);
+        b += (uint64_t) s->shard_files.n * (8 + poa_strtab_max_len(&s->shard_files) + 1);
+        b += (uint64_t) s->skipped_names.n *
+             (poa_strtab_max_len(&s->skipped_names) + poa_strtab_max_len(&s->skipped_reasons) + 2);
+    }
+    return b;
+}
+
 poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *err)
 {
     char tmp[4200], splits[256] = "";
@@ -112,25 +131,40 @@ poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *
     }
     hid_t f = poa_dh5_create(tmp, err);
     if (f < 0) return err ? err->code : POA_ERR_IO;
-    poa_status st = poa_dh5_attr_put_str(f, "format", POA_METADATA_FORMAT, err);
+    poa_status st = poa_hdf5_reserve(tmp, size_bound(m), err);
+    if (st == POA_OK) st = poa_dh5_attr_put_str(f, "format", POA_METADATA_FORMAT, err);
     if (st == POA_OK)
         st = poa_dh5_attr_put_i64(f, "format_version", POA_METADATA_FORMAT_VERSION, err);
     if (st == POA_OK) st = poa_dh5_attr_put_str(f, "created_by", "poa-pack " PACKAGE_VERSION, err);
     if (st == POA_OK) st = poa_dh5_attr_put_str(f, "source_root", m->source_root, err);
     if (st == POA_OK) st = poa_dh5_attr_put_str(f, "splits", splits, err);
     for (int i = 0; i < m->n_splits && st == POA_OK; i++) st = write_split(f, &m->splits[i], err);
-    poa_dh5_lock();
-    if (H5Fclose(f) < 0 && st == POA_OK) st = poa_dh5_fail(err, POA_ERR_IO, "%s: close", tmp);
-    poa_dh5_unlock();
+    st = poa_dh5_finish(f, st, tmp, err);
+    if (st == POA_OK) poa_hdf5_release_reserve(tmp);
     if (st == POA_OK) st = poa_commit_file(tmp, path, err);
     if (st != POA_OK) {
         unlink(tmp);
-        poa_err_prefix(err, "writing %s: ", path);
+        poa_err_prefix(err, "writing %s", path);
     }
     return st;
 }
 
 /* ------------------------------------------------------------------ read */
+/* Every entry's class index names a class of its split (test: none, 4294967295). */
+static poa_status check_classes(const poa_meta_split *s, poa_err *err)
+{
+    int labeled = strcmp(s->name, "test") != 0;
+    for (int64_t i = 0; i < s->num_images; i++) {
+        uint32_t ci = s->class_index[i];
+        if (labeled ? ci >= s->class_ids.n : ci != UINT32_MAX)
+            return poa_err_set(err, POA_ERR_FORMAT,
+                               "split '%s': entry %lld has class index %u (%s)", s->name,
+                               (long long) i, ci,
+                               labeled ? "past its class list" : "the test split has no classes");
+    }
+    return POA_OK;
+}
+
 static poa_status read_split(hid_t f, poa_meta_split *s, unsigned flags, poa_err *err)
 {
     poa_dh5_lock();
@@ -159,9 +193,12 @@ static poa_status read_split(hid_t f, poa_meta_split *s, unsigned flags, poa_err
         if (st == POA_OK) st = poa_dh5_read_strtab(g, "skipped/file_name", &s->skipped_names, err);
         if (st == POA_OK) st = poa_dh5_read_strtab(g, "skipped/reason", &s->skipped_reasons, err);
     }
+    if (st == POA_OK && (flags & POA_META_LOAD_ENTRIES)) st = check_classes(s, err);
     if (st == POA_OK) {
         uint64_t total = 0;
-        for (size_t i = 0; i < s->shard_files.n; i++) total += s->shard_num_images[i];
+        for (size_t i = 0; i < s->shard_files.n && total <= (uint64_t) INT64_MAX; i++)
+            total += s->shard_num_images[i] < (uint64_t) INT64_MAX ? s->shard_num_images[i]
+                                                                   : (uint64_t) INT64_MAX;
         if (total != (uint64_t) s->num_images)
             st = poa_err_set(err, POA_ERR_FORMAT,
                              "split '%s': shards hold %llu images, num_images = %lld", s->name,
@@ -192,7 +229,7 @@ poa_status poa_metadata_read(const char *path, poa_metadata *m, unsigned flags, 
     }
     poa_dh5_close(f);
     if (st != POA_OK) {
-        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s: ", path);
+        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s", path);
         poa_metadata_free(m);
     }
     return st;

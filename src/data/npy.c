@@ -147,6 +147,7 @@ static poa_status export_classes(const poa_meta_split *s, const poa_strtab *t, c
         width = l > width ? l : width;
     }
     uint8_t *data = calloc(count > 0 && width > 0 ? count * width * 4 : 1, 1);
+    if (!data) return poa_err_set(err, POA_ERR_NOMEM, "%s: out of memory", file);
     for (size_t i = 0; i < n; i++)
         put_str(data + 4 * width * s->class_index[i], class_str(t, s->class_index[i]), width);
     char descr[32];

@@ -15,16 +15,18 @@ void poa_labels_free(poa_labels *l)
 {
     poa_strtab_free(&l->wnids);
     poa_strtab_free(&l->names);
+    free(l->by_wnid);
+    l->by_wnid = NULL;
 }
 
 /* Split one CSV record (Python csv, default dialect) into fields; returns the field count or -1
  * on an unterminated quote.  Fields are copied into f[0..1] (at most 2 kept). */
-static int csv_fields(const char *line, char f[2][1024])
+static int csv_fields(const char *line, char f[2][POA_LABELS_MAX_LINE + 1])
 {
     int nf = 0;
     const char *p = line;
     for (;;) {
-        char buf[1024];
+        char buf[POA_LABELS_MAX_LINE + 1]; /* a field is never longer than its line */
         size_t k = 0;
         if (*p == '"') {
             p++;
@@ -52,7 +54,7 @@ static int csv_fields(const char *line, char f[2][1024])
             }
         }
         buf[k] = '\0';
-        if (nf < 2) snprintf(f[nf], 1024, "%s", buf);
+        if (nf < 2) snprintf(f[nf], POA_LABELS_MAX_LINE + 1, "%s", buf);
         nf++;
         if (*p != ',') break;
         p++;
@@ -60,62 +62,122 @@ static int csv_fields(const char *line, char f[2][1024])
     return nf;
 }
 
+typedef struct row_ref {
+    const char *wnid;
+    size_t row;
+} row_ref;
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const row_ref *x = a, *y = b;
+    int c = strcmp(x->wnid, y->wnid);
+    return c ? c : (x->row > y->row) - (x->row < y->row);
+}
+
+/* Index the rows by wnid; a repeated wnid is an error naming both lines. */
+static poa_status index_rows(poa_labels *l, const int *lines, const char *path, poa_err *err)
+{
+    size_t n = l->wnids.n;
+    row_ref *refs = poa_xmalloc((n ? n : 1) * sizeof *refs);
+    for (size_t i = 0; i < n; i++) refs[i] = (row_ref){poa_strtab_get(&l->wnids, i), i};
+    qsort(refs, n, sizeof *refs, cmp_rows);
+    poa_status st = POA_OK;
+    for (size_t k = 1; k < n && st == POA_OK; k++)
+        if (strcmp(refs[k - 1].wnid, refs[k].wnid) == 0)
+            st = poa_err_set(err, POA_ERR_FORMAT,
+                             "%s:%d: class id '%s' appears twice (first at line %d)", path,
+                             lines[refs[k].row], refs[k].wnid, lines[refs[k - 1].row]);
+    l->by_wnid = poa_xmalloc((n ? n : 1) * sizeof *l->by_wnid);
+    for (size_t k = 0; k < n; k++) l->by_wnid[k] = refs[k].row;
+    free(refs);
+    return st;
+}
+
+/* One line (without its end of line) into a row. */
+static poa_status parse_row(poa_labels *l, const char *p, const char *path, int lineno,
+                            poa_err *err)
+{
+    char fields[2][POA_LABELS_MAX_LINE + 1];
+    int nf = csv_fields(p, fields);
+    if (nf != 2)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s:%d: %s (expected exactly two CSV fields 'wnid,class name'; quote "
+                           "names that contain a comma)",
+                           path, lineno, nf < 0 ? "unterminated quote" : "wrong number of fields");
+    if (fields[0][0] == '\0')
+        return poa_err_set(err, POA_ERR_FORMAT, "%s:%d: empty class id", path, lineno);
+    poa_strtab_push(&l->wnids, fields[0]);
+    poa_strtab_push(&l->names, fields[1]);
+    return POA_OK;
+}
+
 poa_status poa_labels_read(const char *path, poa_labels *l, poa_err *err)
 {
     poa_strtab_init(&l->wnids);
     poa_strtab_init(&l->names);
+    l->by_wnid = NULL;
     FILE *f = fopen(path, "r");
     if (!f)
         return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO,
                            "%s: cannot open: %s (expected one CSV line 'wnid,class name' per "
                            "class, see data-prep/README.md)",
                            path, strerror(errno));
-    char line[4096];
-    int lineno = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    int lineno = 0, *lines = NULL;
+    size_t lines_cap = 0;
     poa_status st = POA_OK;
-    while (st == POA_OK && fgets(line, sizeof line, f)) {
+    ssize_t len;
+    while (st == POA_OK && (len = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        size_t len = strlen(line);
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            st = poa_err_set(err, POA_ERR_FORMAT, "%s:%d: line too long", path, lineno);
+        if (len > POA_LABELS_MAX_LINE) {
+            st = poa_err_set(err, POA_ERR_FORMAT, "%s:%d: line too long (%zd bytes, at most %d)",
+                             path, lineno, len, POA_LABELS_MAX_LINE);
+            break;
+        }
+        if (memchr(line, '\0', (size_t) len)) {
+            st = poa_err_set(err, POA_ERR_FORMAT, "%s:%d: line contains a NUL byte", path, lineno);
             break;
         }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
         char *p = line;
         if (lineno == 1 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3; /* UTF-8 BOM */
         if (*p == '\0') continue;
-        char fields[2][1024];
-        int nf = csv_fields(p, fields);
-        if (nf != 2)
-            st =
-                poa_err_set(err, POA_ERR_FORMAT,
-                            "%s:%d: %s (expected exactly two CSV fields 'wnid,class name'; quote "
-                            "names that contain a comma)",
-                            path, lineno, nf < 0 ? "unterminated quote" : "wrong number of fields");
-        else if (fields[0][0] == '\0')
-            st = poa_err_set(err, POA_ERR_FORMAT, "%s:%d: empty class id", path, lineno);
-        else if (poa_labels_lookup(l, fields[0]))
-            st = poa_err_set(err, POA_ERR_FORMAT, "%s:%d: class id '%s' appears twice", path,
-                             lineno, fields[0]);
-        else {
-            poa_strtab_push(&l->wnids, fields[0]);
-            poa_strtab_push(&l->names, fields[1]);
+        if (l->wnids.n == lines_cap) {
+            lines_cap = lines_cap ? 2 * lines_cap : 1024;
+            lines = poa_xrealloc(lines, lines_cap * sizeof *lines);
         }
+        lines[l->wnids.n] = lineno;
+        st = parse_row(l, p, path, lineno, err);
     }
+    free(line);
     fclose(f);
     if (st == POA_OK && l->wnids.n == 0)
         st = poa_err_set(err, POA_ERR_FORMAT,
                          "%s: no class rows (expected 'wnid,class name' lines)", path);
+    if (st == POA_OK) st = index_rows(l, lines, path, err);
+    free(lines);
     if (st != POA_OK) poa_labels_free(l);
     return st;
 }
 
+typedef struct lookup_key {
+    const char *wnid;
+    const poa_labels *l;
+} lookup_key;
+
+static int cmp_key(const void *key, const void *row)
+{
+    const lookup_key *k = key;
+    return strcmp(k->wnid, poa_strtab_get(&k->l->wnids, *(const size_t *) row));
+}
+
 const char *poa_labels_lookup(const poa_labels *l, const char *wnid)
 {
-    /* Linear: 1000 classes, looked up once per class folder. */
-    for (size_t i = 0; i < l->wnids.n; i++)
-        if (strcmp(poa_strtab_get(&l->wnids, i), wnid) == 0) return poa_strtab_get(&l->names, i);
-    return NULL;
+    if (!l->by_wnid) return NULL;
+    lookup_key k = {wnid, l};
+    const size_t *r = bsearch(&k, l->by_wnid, l->wnids.n, sizeof *l->by_wnid, cmp_key);
+    return r ? poa_strtab_get(&l->names, *r) : NULL;
 }
 
 /* ------------------------------------------------------------------ names */

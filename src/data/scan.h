@@ -19,11 +19,15 @@
 
 typedef struct poa_labels {
     poa_strtab wnids, names; /* in file order */
+    size_t *by_wnid;         /* row indices sorted by wnid (lookups in O(log n)) */
 } poa_labels;
 
 /* Parse ROOT/labels.txt (Python csv semantics: quotes, doubled quotes; blank lines ignored).
  * POA_ERR_NOTFOUND when missing, POA_ERR_FORMAT (with the line number) when a row does not have
- * exactly two fields, a wnid is empty or repeated, or there are no rows. */
+ * exactly two fields, a wnid is empty or repeated, a line is longer than
+ * POA_LABELS_MAX_LINE bytes or holds a NUL byte (Python's csv refuses those too), or there are
+ * no rows.  Time O(n log n) in the rows. */
+#define POA_LABELS_MAX_LINE 4095
 poa_status poa_labels_read(const char *path, poa_labels *l, poa_err *err);
 void poa_labels_free(poa_labels *l);
 /* Name of wnid, or NULL when labels.txt has no row for it. */

@@ -225,8 +225,8 @@ static int eval_shape(hid_t file, const char *path, const char *shape, hsize_t *
             v = atoll(tok);
         else if ((*st = lookup_var(file, path, tok, &v, err)) != POA_OK)
             return -1;
-        if (v < 0) {
-            *st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is negative (%lld)", tok,
+        if (v < 0 || v > INT64_MAX - plus) {
+            *st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is out of range (%lld)", tok,
                               (long long) v);
             return -1;
         }
@@ -288,7 +288,7 @@ static poa_status check_dataset(hid_t file, const char *path, const poa_schema_i
     int want_rank = eval_shape(file, path, it->shape, want, err, &st);
     int rank = H5Sget_simple_extent_ndims(sp);
     if (st != POA_OK) {
-        poa_err_prefix(err, "%s: ", fname);
+        poa_err_prefix(err, "%s", fname);
     } else if (!type_matches(t, it->dtype, 0)) {
         st = poa_err_set(err, POA_ERR_FORMAT, "%s: dataset '%s' has the wrong type (expected %s)",
                          fname, path, poa_schema_dtype_name(it->dtype));

@@ -3,6 +3,8 @@
 #include "data/h5data.h"
 #include "data/schema.h"
 
+#include "common/h5check.h"
+
 #include "poa_config.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define CREATED_BY "poa-pack " PACKAGE_VERSION
@@ -86,6 +89,24 @@ static poa_status write_tables(hid_t f, const poa_shard_record *recs, size_t n,
     return st;
 }
 
+/* An upper bound of the shard file's size (reserved before HDF5 writes, common/h5check.h): the
+ * images, the per-image tables (offsets, label, id, size, CRC: 32 bytes) and names at the width
+ * of the longest, the skipped lists, and 64 KiB + 1 % for HDF5's own structures (about 10 KB
+ * measured). */
+static uint64_t size_bound(const poa_shard_record *recs, size_t n, uint64_t nbytes,
+                           const poa_strtab *skipped_names, const poa_strtab *skipped_reasons)
+{
+    size_t width = 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = recs[i].file_name ? strlen(recs[i].file_name) : 0;
+        if (l > width) width = l;
+    }
+    return nbytes + (uint64_t) n * (32 + width) +
+           (uint64_t) skipped_names->n *
+               (poa_strtab_max_len(skipped_names) + poa_strtab_max_len(skipped_reasons) + 2) +
+           (uint64_t) 65536 + nbytes / 100;
+}
+
 poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
                            const poa_shard_record *recs, size_t n, const poa_strtab *skipped_names,
                            const poa_strtab *skipped_reasons, poa_err *err)
@@ -118,19 +139,18 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
     poa_tmp_path(tmp, sizeof tmp, final_path);
     hid_t f = poa_dh5_create(tmp, err);
     poa_status st = f < 0 ? POA_ERR_IO : POA_OK;
+    if (st == POA_OK)
+        st =
+            poa_hdf5_reserve(tmp, size_bound(recs, n, nbytes, skipped_names, skipped_reasons), err);
     if (st == POA_OK) st = write_attrs(f, info, n, nbytes, skipped_names->n, crc, err);
     if (st == POA_OK)
         st = write_tables(f, recs, n, images, nbytes, offsets, skipped_names, skipped_reasons, err);
-    if (f >= 0) {
-        poa_dh5_lock();
-        if (H5Fclose(f) < 0 && st == POA_OK)
-            st = poa_dh5_fail(err, POA_ERR_IO, "%s: cannot close", tmp);
-        poa_dh5_unlock();
-    }
+    if (f >= 0) st = poa_dh5_finish(f, st, tmp, err);
+    if (st == POA_OK) poa_hdf5_release_reserve(tmp);
     if (st == POA_OK) st = poa_commit_file(tmp, final_path, err);
     if (st != POA_OK) {
         unlink(tmp);
-        poa_err_prefix(err, "writing %s: ", final_path);
+        poa_err_prefix(err, "writing %s", final_path);
     }
     free(gathered);
     free(offsets);
@@ -177,7 +197,7 @@ static poa_status read_tables(hid_t f, poa_shard *s, unsigned flags, poa_err *er
     if (st == POA_OK && all)
         st = poa_dh5_read_alloc(f, "image_size", H5T_NATIVE_UINT32, 4, 2, dims, (void **) &s->sizes,
                                 err);
-    if (st == POA_OK && all)
+    if (st == POA_OK)
         st = poa_dh5_read_alloc(f, "crc32", H5T_NATIVE_UINT32, 4, 1, dims, (void **) &s->crc, err);
     if (st == POA_OK && (flags & POA_SHARD_LOAD_NAMES)) {
         st = poa_dh5_read_strtab(f, "file_names", &s->file_names, err);
@@ -228,6 +248,22 @@ static poa_status images_offset(hid_t f, poa_shard *s, poa_err *err)
     return POA_OK;
 }
 
+/* /images must end inside the file: a shard truncated after packing is reported when it is
+ * opened, with both sizes. */
+static poa_status check_extent(const poa_shard *s, poa_err *err)
+{
+    struct stat sb;
+    if (fstat(s->fd, &sb) != 0)
+        return poa_err_set(err, POA_ERR_IO, "cannot stat: %s", strerror(errno));
+    if (s->num_bytes > 0 &&
+        (uint64_t) s->data_offset + (uint64_t) s->num_bytes > (uint64_t) sb.st_size)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "truncated: /images ends at byte %llu but the file has %llu bytes",
+                           (unsigned long long) s->data_offset + (unsigned long long) s->num_bytes,
+                           (unsigned long long) sb.st_size);
+    return POA_OK;
+}
+
 poa_status poa_shard_open(poa_shard *s, const char *path, unsigned flags, poa_err *err)
 {
     memset(s, 0, sizeof *s);
@@ -248,8 +284,9 @@ poa_status poa_shard_open(poa_shard *s, const char *path, unsigned flags, poa_er
         s->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0) st = poa_err_set(err, POA_ERR_IO, "cannot open: %s", strerror(errno));
     }
+    if (st == POA_OK) st = check_extent(s, err);
     if (st != POA_OK) {
-        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s: ", path);
+        if (err && strncmp(err->msg, path, strlen(path)) != 0) poa_err_prefix(err, "%s", path);
         poa_shard_close(s);
     }
     return st;
@@ -305,7 +342,20 @@ poa_status poa_shard_read(const poa_shard *s, int64_t i, uint8_t **buf, size_t *
         *cap = n;
     }
     *size = n;
-    return pread_full(s->fd, *buf, n, s->data_offset + (int64_t) s->offsets[i], s->path, err);
+    poa_status st =
+        pread_full(s->fd, *buf, n, s->data_offset + (int64_t) s->offsets[i], s->path, err);
+    if (st != POA_OK || !s->crc) return st;
+    uint32_t c = poa_crc32(0, *buf, n);
+    if (c != s->crc[i])
+        return poa_err_set(
+            err, POA_ERR_CORRUPT,
+            "%s: record %lld%s%s%s has CRC-32 %08x, expected %08x (corrupt data): its "
+            "bytes changed after packing (run poa-pack --verify on the packed "
+            "folder, then pack this shard again)",
+            s->path, (long long) i, s->file_names.n ? " (" : "",
+            s->file_names.n ? poa_strtab_get(&s->file_names, (size_t) i) : "",
+            s->file_names.n ? ")" : "", c, s->crc[i]);
+    return POA_OK;
 }
 
 poa_status poa_shard_check_crc(const poa_shard *s, poa_err *err)
@@ -316,19 +366,11 @@ poa_status poa_shard_check_crc(const poa_shard *s, poa_err *err)
     uint32_t whole = 0;
     poa_status st = POA_OK;
     for (int64_t i = 0; i < s->num_images && st == POA_OK; i++) {
-        st = poa_shard_read(s, i, &buf, &cap, &size, err);
-        if (st != POA_OK) break;
-        uint32_t c = poa_crc32(0, buf, size);
-        whole = poa_crc32(whole, buf, size);
-        if (c != s->crc[i])
-            st = poa_err_set(err, POA_ERR_FORMAT,
-                             "%s: record %lld (%s) has CRC-32 %08x, expected %08x (corrupt data)",
-                             s->path, (long long) i,
-                             s->file_names.n ? poa_strtab_get(&s->file_names, (size_t) i) : "?", c,
-                             s->crc[i]);
+        st = poa_shard_read(s, i, &buf, &cap, &size, err); /* checks the record's CRC-32 */
+        if (st == POA_OK) whole = poa_crc32(whole, buf, size);
     }
     if (st == POA_OK && whole != s->images_crc32)
-        st = poa_err_set(err, POA_ERR_FORMAT, "%s: /images CRC-32 %08x, expected %08x", s->path,
+        st = poa_err_set(err, POA_ERR_CORRUPT, "%s: /images CRC-32 %08x, expected %08x", s->path,
                          whole, s->images_crc32);
     free(buf);
     return st;

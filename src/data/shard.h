@@ -41,8 +41,8 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
 
 enum {
     POA_SHARD_LOAD_NAMES = 1, /* also load file_names and the skipped lists          */
-    POA_SHARD_INDEX_ONLY = 2, /* only offsets and labels (the loader): ids, image_size and
-                                 crc32 stay NULL                                        */
+    POA_SHARD_INDEX_ONLY = 2, /* only offsets, labels and CRCs (the loader): ids and
+                                 image_size stay NULL                                   */
 };
 
 typedef struct poa_shard {
@@ -60,10 +60,16 @@ typedef struct poa_shard {
     int fd;
 } poa_shard;
 
+/* Validates the schema, the invariants and the sizes: every table is read only after its size
+ * was checked against the file's (a corrupt header cannot make the reader allocate more than
+ * the file holds), and /images must end inside the file (a truncated shard is POA_ERR_FORMAT
+ * here, not a short read later). */
 poa_status poa_shard_open(poa_shard *s, const char *path, unsigned flags, poa_err *err);
 void poa_shard_close(poa_shard *s);
 
-/* Bytes of record i (size in *size); buf grows as needed (buf and cap are updated by realloc). */
+/* Bytes of record i (size in *size); buf grows as needed (buf and cap are updated by realloc).
+ * The record's stored CRC-32 is checked: a mismatch is POA_ERR_CORRUPT with a message naming
+ * the shard and the sample (bytes that changed after packing are never handed on). */
 poa_status poa_shard_read(const poa_shard *s, int64_t i, uint8_t **buf, size_t *cap, size_t *size,
                           poa_err *err);
 

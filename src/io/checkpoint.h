@@ -101,6 +101,7 @@ typedef struct poa_ckpt_header {
     int64_t world_size;
     int64_t rank_groups_per_rank; /* G per rank (docs/algorithm.md §1.2)                  */
     char program_version[64];     /* on load: the version that wrote the file             */
+    char content[16];             /* on load: "full" or "teacher" (evaluation checkpoint) */
     char *config_yaml;            /* effective configuration                              */
     /* Per-rank opaque state (RNG, sampler), one uint64 blob per writing rank. */
     int n_rank_states;

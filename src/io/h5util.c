@@ -1,5 +1,6 @@
 /* h5util.c — see h5util.h. */
 #include "io/h5util.h"
+#include "common/h5check.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,10 +30,10 @@ static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *ctx)
 {
     innermost *out = ctx;
     if (n != 0) return 0;
-    char minor[128] = "";
+    char minor[128] = "", desc[384];
     H5Eget_msg(e->min_num, NULL, minor, sizeof minor);
-    snprintf(out->buf, out->n, "%s%s%s%s", e->desc ? e->desc : "", minor[0] ? " (" : "", minor,
-             minor[0] ? ")" : "");
+    poa_hdf5_tidy_message(e->desc ? e->desc : "", desc, sizeof desc);
+    snprintf(out->buf, out->n, "%s%s%s%s", desc, minor[0] ? " (" : "", minor, minor[0] ? ")" : "");
     return 0;
 }
 
@@ -50,6 +51,30 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what)
     H5Eclear2(H5E_DEFAULT);
     if (h5msg[0]) return poa_err_set(err, code, "%s: %s", what, h5msg);
     return poa_err_set(err, code, "%s", what);
+}
+
+uint64_t poa_h5_file_bytes(hid_t loc)
+{
+    hid_t f = H5Iget_file_id(loc);
+    hsize_t n = 0;
+    if (f >= 0) {
+        if (H5Fget_filesize(f, &n) < 0) n = 0;
+        H5Fclose(f);
+    }
+    return n;
+}
+
+poa_status poa_h5_check_claim(hid_t loc, const char *what, uint64_t count, size_t elem,
+                              poa_err *err)
+{
+    uint64_t limit = poa_h5_file_bytes(loc);
+    if (limit == 0 || elem == 0) return POA_OK;
+    if (count > UINT64_MAX / elem || count * elem > limit)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s claims %llu elements of %zu bytes, more than the %llu-byte file "
+                           "holds (corrupt header)",
+                           what, (unsigned long long) count, elem, (unsigned long long) limit);
+    return POA_OK;
 }
 
 /* H5Pset_file_locking appeared in 1.10.7 and 1.12.1. */
@@ -145,6 +170,14 @@ poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_
     return st;
 }
 
+poa_status poa_h5_attr_write_f64(hid_t obj, const char *name, double value, poa_err *err)
+{
+    hid_t s = H5Screate(H5S_SCALAR);
+    poa_status st = write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s, &value, err);
+    H5Sclose(s);
+    return st;
+}
+
 static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
 {
     if (H5Aexists(obj, name) <= 0) {
@@ -174,7 +207,8 @@ static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t 
             H5free_memory(s);
         }
         H5Tclose(mt);
-    } else {
+    } else if ((st = poa_h5_check_claim(a, "a string attribute", H5Tget_size(ft), 1, err)) ==
+               POA_OK) {
         size_t len = H5Tget_size(ft);
         char *tmp = poa_xcalloc(1, len + 1);
         hid_t mt = H5Tcopy(H5T_C_S1);
@@ -245,6 +279,28 @@ poa_status poa_h5_attr_read_i64(hid_t obj, const char *name, int64_t *value, poa
     if (n != 1) return poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a scalar", name);
     *value = v[0];
     return POA_OK;
+}
+
+poa_status poa_h5_attr_read_f64(hid_t obj, const char *name, double *value, poa_err *err)
+{
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t a = -1, ft = -1, sp = -1;
+    poa_status st = open_attr(obj, name, &a, err);
+    if (st == POA_OK) {
+        ft = H5Aget_type(a);
+        sp = H5Aget_space(a);
+        H5T_class_t c = H5Tget_class(ft);
+        if ((c != H5T_FLOAT && c != H5T_INTEGER) || H5Sget_simple_extent_npoints(sp) != 1)
+            st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a number", name);
+        else if (H5Aread(a, H5T_NATIVE_DOUBLE, value) < 0)
+            st = poa_h5_fail(err, POA_ERR_FORMAT, "cannot read attribute");
+    }
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
+    if (a >= 0) H5Aclose(a);
+    poa_h5_quiet_end(&q);
+    return st;
 }
 
 /* ------------------------------------------------------------------ datasets */
@@ -411,7 +467,11 @@ poa_status poa_h5_read_u64_alloc(hid_t loc, const char *name, uint64_t **data, s
         goto done;
     }
     hssize_t count = H5Sget_simple_extent_npoints(sp);
-    *data = poa_xmalloc((size_t) count * sizeof(uint64_t));
+    char what[160];
+    snprintf(what, sizeof what, "dataset '%s'", name);
+    if ((st = poa_h5_check_claim(ds, what, (uint64_t) (count > 0 ? count : 0), 1, err)) != POA_OK)
+        goto done;
+    *data = poa_xmalloc((size_t) (count > 0 ? count : 1) * sizeof(uint64_t));
     if (count > 0 && H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *data) < 0) {
         free(*data);
         *data = NULL;
@@ -476,6 +536,7 @@ poa_status poa_h5_read_string_alloc(hid_t loc, const char *name, char **value, p
         H5free_memory(s);
     } else {
         size_t len = H5Tget_size(t);
+        if ((st = poa_h5_check_claim(ds, "a string dataset", len, 1, err)) != POA_OK) goto done;
         mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, len + 1);
         *value = poa_xcalloc(1, len + 1);

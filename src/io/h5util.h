@@ -41,6 +41,14 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what);
  * mounts), instead of failing every open with "unable to lock file". */
 hid_t poa_h5_fapl(void);
 
+/* Bytes of the file that holds loc (0 when unknown). */
+uint64_t poa_h5_file_bytes(hid_t loc);
+/* A header that claims count elements of elem bytes: POA_ERR_FORMAT when the file cannot hold
+ * them (checked before anything is allocated, so a corrupt header cannot make a reader allocate
+ * more than the file justifies). */
+poa_status poa_h5_check_claim(hid_t loc, const char *what, uint64_t count, size_t elem,
+                              poa_err *err);
+
 /* Whether `name` (one link, no '/') exists in loc. */
 int poa_h5_exists(hid_t loc, const char *name);
 
@@ -53,6 +61,10 @@ poa_status poa_h5_attr_write_string(hid_t obj, const char *name, const char *val
 poa_status poa_h5_attr_write_i64(hid_t obj, const char *name, int64_t value, poa_err *err);
 poa_status poa_h5_attr_write_i64_array(hid_t obj, const char *name, const int64_t *v, size_t n,
                                        poa_err *err);
+/* IEEE float64 scalar (LayerNorm eps, α of an extracted model). */
+poa_status poa_h5_attr_write_f64(hid_t obj, const char *name, double value, poa_err *err);
+/* Read a scalar number attribute (float or integer) as a double. */
+poa_status poa_h5_attr_read_f64(hid_t obj, const char *name, double *value, poa_err *err);
 /* Read a string attribute into buf (truncated to n-1 chars). */
 poa_status poa_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t n, poa_err *err);
 /* Read a scalar integer attribute (any integer type) as int64. */

@@ -2,6 +2,7 @@
 #include "model/extract.h"
 #include "common/poa_error.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,27 @@ poa_status poa_extract_config(const poa_model_config *cfg, int width, int depth,
     out->max_embed_dim = out->min_embed_dim = width;
     out->max_depth = out->min_depth = depth;
     out->n_heads = 0;
+    out->extracted = 1;
+    return poa_model_config_validate(out, err);
+}
+
+poa_status poa_extract_config_of_shape(const poa_vit_shape *s, poa_model_config *out, poa_err *err)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->arch, sizeof out->arch, "extracted");
+    out->img_size = out->global_crops_size = out->local_crops_size = s->img_size;
+    out->patch_size = s->patch_size;
+    out->in_chans = s->in_chans;
+    out->max_embed_dim = out->min_embed_dim = s->width;
+    out->max_depth = out->min_depth = s->depth;
+    out->head_dim = s->head_dim;
+    out->width_interval = out->depth_interval = 1;
+    out->mlp_ratio = s->mlp_ratio;
+    out->layerscale = 1.0f; /* an initial value only: the weights carry the trained gammas */
+    out->ln_eps = s->ln_eps;
+    out->head_nlayers = 3;
+    out->layerwise_decay = 1.0;
+    out->patch_embed_lr_mult = 1.0;
     out->extracted = 1;
     return poa_model_config_validate(out, err);
 }

@@ -31,6 +31,17 @@ typedef struct poa_extract_map {
 /* The standalone config of sub-network (width, depth) of cfg. */
 poa_status poa_extract_config(const poa_model_config *cfg, int width, int depth,
                               poa_model_config *out, poa_err *err);
+/* The shape of a standalone ViT: what an extracted-model file records about its model
+ * (hdf5-schemas/extracted-model.md). */
+typedef struct poa_vit_shape {
+    int width, depth, head_dim, mlp_ratio, patch_size, img_size, in_chans;
+    float ln_eps;
+} poa_vit_shape;
+/* The "extracted" config of a standalone ViT of that shape (one width, one depth, no heads;
+ * crops planned at img_size), checked by poa_model_config_validate: the same config
+ * poa_extract_config gives for that sub-network, up to the fields only training uses. */
+poa_status poa_extract_config_of_shape(const poa_vit_shape *shape, poa_model_config *out,
+                                       poa_err *err);
 /* One map per tensor of `out` (built from poa_extract_config), in table order; returns count. */
 int poa_extract_maps(const poa_model *m, const poa_model *out, const poa_subnet *sn,
                      poa_extract_map *maps, int cap);

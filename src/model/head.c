@@ -16,17 +16,29 @@ static size_t round_up(size_t n)
 
 /* ---------------------------------------------------------------- prototypes */
 
+static size_t weights_floats(const poa_model *m, int with_grad)
+{
+    const poa_model_config *c = &m->cfg;
+    size_t total = 0;
+    for (int h = 0; h < c->n_heads; h++) {
+        size_t K = (size_t) c->head_n_prototypes[h];
+        total += round_up(K * c->head_bottleneck_dim) * (with_grad ? 2 : 1) + round_up(K);
+    }
+    return total;
+}
+
+size_t poa_head_weights_bytes(const poa_model *m, int with_grad)
+{
+    return weights_floats(m, with_grad) * sizeof(float);
+}
+
 void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weights *hw,
                              int with_grad)
 {
     const poa_model_config *c = &m->cfg;
     memset(hw, 0, sizeof *hw);
     hw->with_grad = with_grad;
-    size_t total = 0;
-    for (int h = 0; h < c->n_heads; h++) {
-        size_t K = (size_t) c->head_n_prototypes[h];
-        total += round_up(K * c->head_bottleneck_dim) * (with_grad ? 2 : 1) + round_up(K);
-    }
+    const size_t total = weights_floats(m, with_grad);
     if (total == 0) return;
     hw->arena = be->iface->alloc(be, total * sizeof(float));
     float *p = hw->arena;
@@ -122,9 +134,20 @@ void poa_head_acts_create(poa_backend *be, const poa_model *m, poa_head_acts *a,
     a->arena = be->iface->alloc(be, poa_head_acts_floats(m, max_rows, train) * sizeof(float));
 }
 
+void poa_head_acts_create_at(const poa_model *m, poa_head_acts *a, int max_rows, int train,
+                             float *arena)
+{
+    (void) m;
+    memset(a, 0, sizeof *a);
+    a->train = train;
+    a->max_rows = max_rows;
+    a->arena = arena;
+    a->borrowed = 1;
+}
+
 void poa_head_acts_destroy(poa_backend *be, poa_head_acts *a)
 {
-    if (a->arena) be->iface->free(be, a->arena);
+    if (a->arena && !a->borrowed) be->iface->free(be, a->arena);
     memset(a, 0, sizeof *a);
 }
 

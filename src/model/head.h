@@ -32,6 +32,8 @@ typedef struct poa_head_weights {
     float *dW[POA_MODEL_MAX_HEADS];    /* [K_h, bn] accumulated dL/dW (with_grad)   */
 } poa_head_weights;
 
+/* Bytes of the prototypes' arena (poa_head_weights_create). */
+size_t poa_head_weights_bytes(const poa_model *m, int with_grad);
 void poa_head_weights_create(poa_backend *be, const poa_model *m, poa_head_weights *hw,
                              int with_grad);
 void poa_head_weights_destroy(poa_backend *be, poa_head_weights *hw);
@@ -46,6 +48,7 @@ void poa_head_weights_backward(poa_backend *be, const poa_model *m, const float 
 typedef struct poa_head_acts {
     int train, max_rows;
     float *arena;
+    int borrowed; /* arena is the caller's (poa_head_acts_create_at)             */
     /* current call */
     int head, width, rows;
     float alpha;
@@ -61,6 +64,10 @@ typedef struct poa_head_acts {
 size_t poa_head_acts_floats(const poa_model *m, int max_rows, int train);
 void poa_head_acts_create(poa_backend *be, const poa_model *m, poa_head_acts *a, int max_rows,
                           int train);
+/* The same on the caller's backend memory of poa_head_acts_floats(m, max_rows, train) floats
+ * (not freed by destroy): a workspace region shared by calls that never overlap. */
+void poa_head_acts_create_at(const poa_model *m, poa_head_acts *a, int max_rows, int train,
+                             float *arena);
 void poa_head_acts_destroy(poa_backend *be, poa_head_acts *a);
 
 /* logits [rows, K_h] (ld ldl, =) of head `head` for input rows z [rows, width] (ld ldz) of a

@@ -1,8 +1,8 @@
 /* layers.h — the linear layer on strided views, shared by the backbone and the heads (internal).
  *
  * A (possibly elastic) linear layer uses the leading [n_out, n_in] block of an intact weight
- * with leading dimension ldw, and applies α to the weight (docs/algorithm.md §3.2: the code scales the input;
- * α·(W x) = W (α x) exactly in real arithmetic).  Shape letters: R rows.
+ * with leading dimension ldw, and applies α to the weight (docs/algorithm.md §3.2: the code scales
+ * the input; α·(W x) = W (α x) exactly in real arithmetic).  Shape letters: R rows.
  *
  * Two variants: poa_linear_* on fp32 tensors (the projection heads), poa_act_linear_* on
  * activations and the GEMM weights' compute copy in the compute dtype (the backbone), with fp32

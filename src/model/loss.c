@@ -94,7 +94,7 @@ static void sum_crop_targets(poa_backend *be, float *t_sum, const float *t_cls, 
  * image b with both global targets.  Both parts are sums of CE divided by B·P. */
 static void cross_view_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                              const float *t_cls, int ldt, const float *s_is, const float *s_es,
-                             int lds, float *ds_is, float *ds_es, int ldds, float *t_sum)
+                             int lds, float *ds_is, float *ds_es, int ldds, float *t_sum, int only)
 {
     const int B = c->B, nL = c->n_local * c->B, H = c->n_heads;
     const float inv_ts = 1.0f / c->student_temp;
@@ -109,7 +109,7 @@ static void cross_view_terms(poa_backend *be, const poa_loss_cfg *c, int head, i
                {POA_TERM_DINO_ES1, 1.0 - c->lambda_ie, s_es, ds_es}};
     if (nL > 0) sum_crop_targets(be, t_sum, t_cls, ldt, B, K);
     for (int x = 0; x < 2; x++) {
-        if (!enabled(c, br[x].term)) continue;
+        if (!enabled(c, br[x].term) || (only >= 0 && x != only)) continue;
         double *slot = slots + poa_loss_slot(H, head, br[x].term);
         float grad_scale = (float) (c->dino_weight * br[x].weight / H / c->groups_total * norm);
         be->train->xent(be, slot, br[x].ds, ldds, br[x].s, lds, t_cls, ldt, 2 * B, B, NULL, 2 * B,
@@ -145,7 +145,7 @@ static void distill_part(poa_backend *be, const poa_loss_cfg *c, int head, int K
 static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                        const float *t_patch, int ldtp, const float *mask_w, int n_masked,
                        const float *s_is, const float *s_es, int lds, float *ds_is, float *ds_es,
-                       int ldds)
+                       int ldds, int only)
 {
     const int H = c->n_heads, row0 = poa_loss_student_rows(c, 0);
     const double norm = 1.0 / (2.0 * c->B);
@@ -157,7 +157,7 @@ static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, 
     } br[2] = {{POA_TERM_IBOT_IS, c->lambda_ie, s_is, ds_is},
                {POA_TERM_IBOT_ES, 1.0 - c->lambda_ie, s_es, ds_es}};
     for (int x = 0; x < 2; x++) {
-        if (!enabled(c, br[x].term)) continue;
+        if (!enabled(c, br[x].term) || (only >= 0 && x != only)) continue;
         float value_scale = (float) (norm / c->groups_local);
         float grad_scale = (float) (c->ibot_weight * br[x].weight / H / c->groups_total * norm);
         be->train->xent(be, slots + poa_loss_slot(H, head, br[x].term),
@@ -169,25 +169,49 @@ static void ibot_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, 
 
 /* The official code computes the global-crop DINO and distillation terms (and KoLeo) only when
  * dino.loss_weight > 0, the local-crop ones whenever there are local crops, and iBOT when
- * ibot.loss_weight > 0 and iBOT is active. */
+ * ibot.loss_weight > 0 and iBOT is active.  only: −1 both branches, else POA_LOSS_IS or
+ * POA_LOSS_ES (each term's arithmetic and its accumulation order are the same). */
+static void head_terms(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
+                       const float *t_cls, int ldt, const float *t_patch, int ldtp,
+                       const float *mask_w, int n_masked, const float *s_is, const float *s_es,
+                       int lds, float *ds_is, float *ds_es, int ldds, float *scratch, int only)
+{
+    POA_ASSERT(head >= 0 && head < c->n_heads && c->groups_local >= 1 && c->groups_total >= 1);
+    const int B = c->B, nL = c->n_local * c->B;
+    const int es = only != POA_LOSS_IS;
+    if (c->dino_weight > 0) {
+        cross_view_terms(be, c, head, K, slots, t_cls, ldt, s_is, s_es, lds, ds_is, ds_es, ldds,
+                         scratch, only);
+        if (es)
+            distill_part(be, c, head, K, slots, POA_TERM_DISTILL_GLOBAL, 0, 2 * B, s_is, s_es, lds,
+                         ds_es, ldds, scratch);
+    }
+    if (es)
+        distill_part(be, c, head, K, slots, POA_TERM_DISTILL_LOCAL, 2 * B, nL, s_is, s_es, lds,
+                     ds_es, ldds, scratch);
+    if (t_patch && n_masked > 0 && c->ibot_weight > 0)
+        ibot_terms(be, c, head, K, slots, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds, ds_is,
+                   ds_es, ldds, only);
+}
+
 void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, double *slots,
                    const float *t_cls, int ldt, const float *t_patch, int ldtp, const float *mask_w,
                    int n_masked, const float *s_is, const float *s_es, int lds, float *ds_is,
                    float *ds_es, int ldds, float *scratch)
 {
-    POA_ASSERT(head >= 0 && head < c->n_heads && c->groups_local >= 1 && c->groups_total >= 1);
-    const int B = c->B, nL = c->n_local * c->B;
-    if (c->dino_weight > 0) {
-        cross_view_terms(be, c, head, K, slots, t_cls, ldt, s_is, s_es, lds, ds_is, ds_es, ldds,
-                         scratch);
-        distill_part(be, c, head, K, slots, POA_TERM_DISTILL_GLOBAL, 0, 2 * B, s_is, s_es, lds,
-                     ds_es, ldds, scratch);
-    }
-    distill_part(be, c, head, K, slots, POA_TERM_DISTILL_LOCAL, 2 * B, nL, s_is, s_es, lds, ds_es,
-                 ldds, scratch);
-    if (t_patch && n_masked > 0 && c->ibot_weight > 0)
-        ibot_terms(be, c, head, K, slots, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds, ds_is,
-                   ds_es, ldds);
+    head_terms(be, c, head, K, slots, t_cls, ldt, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds,
+               ds_is, ds_es, ldds, scratch, -1);
+}
+
+void poa_loss_head_branch(poa_backend *be, const poa_loss_cfg *c, int head, int K, int branch,
+                          double *slots, const float *t_cls, int ldt, const float *t_patch,
+                          int ldtp, const float *mask_w, int n_masked, const float *s_is,
+                          const float *s_es, int lds, float *ds, int ldds, float *scratch)
+{
+    POA_ASSERT(branch == POA_LOSS_IS || branch == POA_LOSS_ES);
+    head_terms(be, c, head, K, slots, t_cls, ldt, t_patch, ldtp, mask_w, n_masked, s_is, s_es, lds,
+               branch == POA_LOSS_IS ? ds : NULL, branch == POA_LOSS_ES ? ds : NULL, ldds, scratch,
+               branch);
 }
 
 /* ---------------------------------------------------------------------------------- KoLeo */

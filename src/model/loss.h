@@ -98,6 +98,17 @@ void poa_loss_head(poa_backend *be, const poa_loss_cfg *c, int head, int K, doub
                    int n_masked, const float *s_is, const float *s_es, int lds, float *ds_is,
                    float *ds_es, int ldds, float *scratch);
 
+/* The terms of one student branch only, gradients into ds (+=): POA_LOSS_IS (L_IS, iBOT^IS:
+ * reads s_is) or POA_LOSS_ES (L_ES1, L_ES2, iBOT^ES: reads s_es, and the class-token rows
+ * [0, (2 + V_l)·B) of s_is as the distillation targets).  The two calls give the values and
+ * gradients of poa_loss_head bit for bit (each term's operations and their order are the same),
+ * so a caller can run one branch's backward before the other's logits exist. */
+enum { POA_LOSS_IS = 0, POA_LOSS_ES = 1 };
+void poa_loss_head_branch(poa_backend *be, const poa_loss_cfg *c, int head, int K, int branch,
+                          double *slots, const float *t_cls, int ldt, const float *t_patch,
+                          int ldtp, const float *mask_w, int n_masked, const float *s_is,
+                          const float *s_es, int lds, float *ds, int ldds, float *scratch);
+
 /* Bytes of scratch that poa_loss_koleo needs for features of width ≤ d_max. */
 size_t poa_loss_koleo_scratch_bytes(const poa_backend *be, const poa_loss_cfg *c, int d_max);
 

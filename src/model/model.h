@@ -142,8 +142,8 @@ void poa_model_init_params(poa_backend *be, const poa_model *m, float *params, u
 /* The same on a host buffer (used by the above and by tests). */
 void poa_model_init_params_host(const poa_model *m, float *host, uint64_t seed);
 
-/* Memory plan of a config (docs/algorithm.md §5.4 sizes), in bytes, for the trainer's --dry-run and start-up
- * report.  Master copies are fp32; activations are in the backend's compute dtype. */
+/* Memory plan of a config (docs/algorithm.md §5.4 sizes), in bytes, for the trainer's --dry-run and
+ * start-up report.  Master copies are fp32; activations are in the backend's compute dtype. */
 typedef struct poa_model_memplan {
     size_t n_params; /* parameter values (no padding) */
     size_t n_backbone, n_heads_params;

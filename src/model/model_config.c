@@ -40,6 +40,44 @@ poa_status poa_model_config_from_arch(poa_model_config *cfg, const char *arch, p
     return POA_OK;
 }
 
+poa_status poa_model_config_from_config(const poa_config *cfg, poa_model_config *mc, poa_err *err)
+{
+    const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
+    poa_status st = poa_model_config_from_arch(mc, arch, err);
+    if (st != POA_OK) return st;
+    /* The biases (student.*_bias) and every size are checked by the one model check
+     * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
+     * the result. */
+    /* student.* (after the preset of poa_config_finalize, docs/algorithm.md §2.1, §3.1) */
+    mc->patch_size = cfg->student.patch_size;
+    mc->max_embed_dim = cfg->student.max_embed_dim;
+    mc->min_embed_dim = cfg->student.min_embed_dim;
+    mc->max_depth = cfg->student.max_depth;
+    mc->min_depth = cfg->student.min_depth;
+    mc->head_dim = cfg->student.head_dim;
+    mc->width_interval = cfg->student.width_interval;
+    mc->depth_interval = cfg->student.depth_interval;
+    mc->layerscale = (float) cfg->student.layerscale;
+    /* crops.*: the position-embedding grid is the global crop's (docs/algorithm.md §2.3) */
+    mc->img_size = cfg->crops.global_crops_size;
+    mc->global_crops_size = cfg->crops.global_crops_size;
+    mc->local_crops_size = cfg->crops.local_crops_size;
+    /* dino.* heads, shared by iBOT (docs/algorithm.md §5.2, §5.3) */
+    _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
+    mc->n_heads = cfg->dino.head_n_prototypes.n;
+    for (int h = 0; h < mc->n_heads; h++)
+        mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];
+    mc->head_hidden_dim = cfg->dino.head_hidden_dim;
+    mc->head_bottleneck_dim = cfg->dino.head_bottleneck_dim;
+    mc->head_nlayers = cfg->dino.head_nlayers;
+    /* parameter groups (docs/algorithm.md §8.2) */
+    mc->layerwise_decay = cfg->optim.layerwise_decay;
+    mc->patch_embed_lr_mult = cfg->optim.patch_embed_lr_mult;
+    if ((st = poa_model_config_validate(mc, err)) != POA_OK)
+        return poa_err_prefix(err, "model of the configuration (student.*, dino.head_*, crops.*)");
+    return POA_OK;
+}
+
 static poa_arch_shape shape_of(const poa_model_config *c)
 {
     return (poa_arch_shape){

@@ -9,6 +9,7 @@
 #define POA_MODEL_MODEL_CONFIG_H
 
 #include "common/arch.h"
+#include "common/config.h"
 #include "common/poa_error.h"
 
 #include <stddef.h>
@@ -61,6 +62,13 @@ typedef struct poa_model_config {
  * 16, elastic ranges as in docs/algorithm.md §12.3), "vit_large" / "vit_dynamic" (the official POA
  * ViT-L teacher: 11 widths × 13 depths, 4 heads). */
 poa_status poa_model_config_from_arch(poa_model_config *cfg, const char *arch, poa_err *err);
+/* Model description of a run configuration: the student.arch preset's defaults, then every key
+ * that describes the model (student.*, dino.head_*, crops.*_size, optim.layerwise_decay,
+ * optim.patch_embed_lr_mult).  cfg must be finalized (poa_config_finalize has checked the
+ * model's shape, biases included); POA_ERR_CONFIG names the keys for values the model rejects.
+ * The trainer builds its model with it, and a checkpoint's stored configuration is turned back
+ * into the run's model with it (src/modelio/model_source.h). */
+poa_status poa_model_config_from_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 /* Check the cross-field rules (divisibility, ranges, supported values) with the one model check
  * that the configuration uses too (poa_arch_shape_check); the message names the official keys. */
 poa_status poa_model_config_validate(const poa_model_config *cfg, poa_err *err);

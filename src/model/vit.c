@@ -43,11 +43,12 @@ static float *take_f32(arena *ar, size_t n)
 /* Shape of one call. */
 typedef struct call_shape {
     int B, N, T, d, n_blocks, train;
-    int cpp; /* C·P·P */
-    int hid; /* r·d   */
+    int kept; /* images a branch computes at most (≤ B) */
+    int cpp;  /* C·P·P */
+    int hid;  /* r·d   */
     int heads;
     size_t act_size;   /* bytes of an activation */
-    size_t attn_saved; /* bytes per block         */
+    size_t attn_saved; /* bytes per block (kept images) */
     size_t attn_scratch;
 } call_shape;
 
@@ -56,12 +57,13 @@ static poa_act *take_act(arena *ar, const call_shape *s, size_t n)
     return take(ar, n * s->act_size);
 }
 
-static call_shape shape_of(const poa_backend *be, const poa_model *m, int B, int H, int W, int d,
-                           int n_blocks, int train)
+static call_shape shape_of(const poa_backend *be, const poa_model *m, int B, int kept, int H, int W,
+                           int d, int n_blocks, int train)
 {
     const poa_model_config *c = &m->cfg;
     call_shape s;
     s.B = B;
+    s.kept = train && kept > 0 && kept < B ? kept : B;
     s.N = poa_model_n_patches(c, H, W);
     s.T = 1 + s.N;
     s.d = d;
@@ -71,98 +73,177 @@ static call_shape shape_of(const poa_backend *be, const poa_model *m, int B, int
     s.hid = c->mlp_ratio * d;
     s.heads = d / c->head_dim;
     s.act_size = be->act_size;
-    s.attn_saved = be->nn->attention_saved_bytes(be, B, s.T, s.heads, c->head_dim);
-    s.attn_scratch = be->nn->attention_scratch_bytes(be, B, s.T, s.heads, c->head_dim);
+    s.attn_saved = be->nn->attention_saved_bytes(be, s.kept, s.T, s.heads, c->head_dim);
+    s.attn_scratch = be->nn->attention_scratch_bytes(be, s.kept, s.T, s.heads, c->head_dim);
     return s;
 }
 
-/* Carve every buffer of a call from the arena (or only count when ar->base is NULL).
- * Train mode keeps one set of block buffers per executed block, sized for all B images (a
- * drop-path branch uses a prefix); inference mode shares one set and runs the residual stream
- * in place.  Activations take s->act_size bytes each, statistics and scales 4. */
-static void carve(poa_vit_acts *a, const call_shape *s, arena *ar)
+/* Train mode: what backward reads, per executed block (the stream input for all B images; the
+ * branches' saved tensors for the kept images only) and per call, from the arena `keep`. */
+static void carve_train_kept(poa_vit_acts *a, const call_shape *s, arena *keep)
 {
-    const size_t BT = (size_t) s->B * s->T, d = (size_t) s->d;
-    a->cols = take_act(ar, s, (size_t) s->B * s->N * s->cpp);
-    a->emb = take_act(ar, s, (size_t) s->B * s->N * d);
-    a->pos = take_f32(ar, (size_t) s->T * d);
-    a->dp_s = s->train ? take_f32(ar, (size_t) s->n_blocks * 2 * s->B) : NULL;
-    a->dp_idx = s->train ? take(ar, (size_t) s->n_blocks * 2 * BT * sizeof(int32_t)) : NULL;
-    poa_act *stream = take_act(ar, s, BT * d);
+    const size_t BT = (size_t) s->B * s->T, RT = (size_t) s->kept * s->T, d = (size_t) s->d;
+    a->dp_s = take_f32(keep, (size_t) s->n_blocks * 2 * s->B);
+    a->dp_idx = take(keep, (size_t) s->n_blocks * 2 * BT * sizeof(int32_t));
     for (int k = 0; k < s->n_blocks; k++) {
         poa_vit_block_acts *b = &a->blk[k];
-        if (!s->train && k > 0) {
-            *b = a->blk[0];
-            continue;
-        }
-        b->x_in = k == 0 ? stream : take_act(ar, s, BT * d); /* k > 0 only in train mode */
-        b->ln1 = take_act(ar, s, BT * d);
-        b->mean1 = take_f32(ar, BT);
-        b->rstd1 = take_f32(ar, BT);
-        b->qkv = take_act(ar, s, BT * 3 * d);
-        b->saved = take(ar, s->attn_saved);
-        b->att = take_act(ar, s, BT * d);
-        b->y1 = take_act(ar, s, BT * d);
-        b->x_mid = s->train ? take_act(ar, s, BT * d) : stream;
-        b->ln2 = s->train ? take_act(ar, s, BT * d) : b->ln1;
-        b->mean2 = s->train ? take_f32(ar, BT) : b->mean1;
-        b->rstd2 = s->train ? take_f32(ar, BT) : b->rstd1;
-        b->h = take_act(ar, s, BT * s->hid);
-        b->y2 = take_act(ar, s, BT * d);
+        b->x_in = take_act(keep, s, BT * d);
+        b->mean1 = take_f32(keep, RT);
+        b->rstd1 = take_f32(keep, RT);
+        b->qkv = take_act(keep, s, RT * 3 * d);
+        b->saved = take(keep, s->attn_saved);
+        b->att = take_act(keep, s, RT * d);
+        b->y1 = take_act(keep, s, RT * d);
+        b->mean2 = take_f32(keep, RT);
+        b->rstd2 = take_f32(keep, RT);
+        b->h = take_act(keep, s, RT * s->hid);
+        b->y2 = take_act(keep, s, RT * d);
+        b->ln = b->x_mid = NULL;
     }
-    a->x_final = s->train ? take_act(ar, s, BT * d) : stream;
-    a->mean_f = take_f32(ar, BT);
-    a->rstd_f = take_f32(ar, BT);
-    a->out = take_act(ar, s, BT * d);
-    a->g = take_act(ar, s, BT * s->hid);
+    a->x_final = take_act(keep, s, BT * d);
+    a->mean_f = take_f32(keep, BT);
+    a->rstd_f = take_f32(keep, BT);
+    a->out = take_act(keep, s, BT * d);
+    a->d_out = take_act(keep, s, BT * d);
+}
+
+/* Inference mode: one block set shared by every block, the stream updated in place; all of it
+ * in the scratch `tmp`. */
+static void carve_inference(poa_vit_acts *a, const call_shape *s, arena *tmp)
+{
+    const size_t BT = (size_t) s->B * s->T, d = (size_t) s->d;
+    a->dp_s = NULL;
+    a->dp_idx = NULL;
+    poa_act *stream = take_act(tmp, s, BT * d);
+    poa_vit_block_acts *b0 = &a->blk[0];
+    b0->x_in = stream;
+    b0->ln = take_act(tmp, s, BT * d);
+    b0->mean1 = b0->mean2 = take_f32(tmp, BT);
+    b0->rstd1 = b0->rstd2 = take_f32(tmp, BT);
+    b0->qkv = take_act(tmp, s, BT * 3 * d);
+    b0->saved = take(tmp, s->attn_saved);
+    b0->att = take_act(tmp, s, BT * d);
+    b0->y1 = take_act(tmp, s, BT * d);
+    b0->x_mid = stream;
+    b0->h = take_act(tmp, s, BT * s->hid);
+    b0->y2 = take_act(tmp, s, BT * d);
+    for (int k = 1; k < s->n_blocks; k++) a->blk[k] = a->blk[0];
+    a->x_final = stream;
+    a->mean_f = take_f32(tmp, BT);
+    a->rstd_f = take_f32(tmp, BT);
+    a->out = take_act(tmp, s, BT * d);
+    a->d_out = NULL;
+}
+
+/* Carve every buffer of a call: what backward reads from `keep` (train mode), the rest from
+ * `tmp` (or only count when the arenas' bases are NULL).  Activations take s->act_size bytes
+ * each, statistics and scales 4. */
+static void carve(poa_vit_acts *a, const call_shape *s, arena *keep, arena *tmp)
+{
+    const size_t BT = (size_t) s->B * s->T, d = (size_t) s->d;
+    if (s->train)
+        carve_train_kept(a, s, keep);
+    else
+        carve_inference(a, s, tmp);
+    a->cols = take_act(tmp, s, (size_t) s->B * s->N * s->cpp);
+    a->emb = take_act(tmp, s, (size_t) s->B * s->N * d);
+    a->pos = take_f32(tmp, (size_t) s->T * d);
+    a->g = take_act(tmp, s, BT * s->hid);
     if (s->train) {
-        a->xs = take_act(ar, s, BT * d);
-        a->d_out = take_act(ar, s, BT * d);
-        a->dbig = take_act(ar, s, BT * s->hid);
-        a->dqkv = take_act(ar, s, BT * 3 * d);
-        a->dx = take_act(ar, s, BT * d);
-        a->dln = take_act(ar, s, BT * d);
-        a->dtmp = take_act(ar, s, BT * d);
-        a->datt = take_act(ar, s, BT * d);
-        a->dpos = take_f32(ar, (size_t) s->T * d);
+        a->ln = take_act(tmp, s, BT * d);
+        a->x_mid = take_act(tmp, s, BT * d);
+        a->xs = take_act(tmp, s, BT * d);
+        a->dbig = take_act(tmp, s, BT * s->hid);
+        a->dqkv = take_act(tmp, s, BT * 3 * d);
+        a->dx = take_act(tmp, s, BT * d);
+        a->dln = take_act(tmp, s, BT * d);
+        a->dtmp = take_act(tmp, s, BT * d);
+        a->datt = take_act(tmp, s, BT * d);
+        a->dpos = take_f32(tmp, (size_t) s->T * d);
+        for (int k = 0; k < s->n_blocks; k++) a->blk[k].ln = a->ln, a->blk[k].x_mid = a->x_mid;
     } else {
-        a->xs = a->d_out = a->dbig = a->dqkv = a->dx = a->dln = a->dtmp = a->datt = NULL;
+        a->ln = a->x_mid = NULL;
+        a->xs = a->dbig = a->dqkv = a->dx = a->dln = a->dtmp = a->datt = NULL;
         a->dpos = NULL;
     }
-    a->attn_scratch = take(ar, s->attn_scratch);
+    a->attn_scratch = take(tmp, s->attn_scratch);
+}
+
+static poa_vit_sizes sizes_of(const poa_backend *be, const poa_model *m, int B, int kept, int size,
+                              int width, int depth, int train)
+{
+    call_shape s = shape_of(be, m, B, kept, size, size, width, depth, train);
+    poa_vit_acts tmp;
+    arena keep = {NULL, 0}, scr = {NULL, 0};
+    carve(&tmp, &s, &keep, &scr);
+    return (poa_vit_sizes){keep.used, scr.used};
+}
+
+poa_vit_sizes poa_vit_acts_sizes(const poa_backend *be, const poa_model *m, const poa_vit_plan *p)
+{
+    const poa_model_config *c = &m->cfg;
+    if (!p->shapes || p->n_shapes <= 0)
+        return sizes_of(be, m, p->max_images, p->max_kept, p->size, c->max_embed_dim, c->max_depth,
+                        p->train);
+    poa_vit_sizes out = {0, 0};
+    for (int i = 0; i < p->n_shapes; i++) {
+        poa_vit_sizes z = sizes_of(be, m, p->max_images, p->max_kept, p->size, p->shapes[i][0],
+                                   p->shapes[i][1], p->train);
+        if (z.arena > out.arena) out.arena = z.arena;
+        if (z.scratch > out.scratch) out.scratch = z.scratch;
+    }
+    return out;
 }
 
 size_t poa_vit_acts_bytes(const poa_backend *be, const poa_model *m, int max_images, int size,
                           int train)
 {
-    call_shape s =
-        shape_of(be, m, max_images, size, size, m->cfg.max_embed_dim, m->cfg.max_depth, train);
-    poa_vit_acts tmp;
-    arena ar = {NULL, 0};
-    carve(&tmp, &s, &ar);
-    return ar.used;
+    poa_vit_plan p = {max_images, 0, size, train, NULL, 0};
+    poa_vit_sizes z = poa_vit_acts_sizes(be, m, &p);
+    return z.arena + z.scratch;
+}
+
+static size_t aligned(size_t bytes)
+{
+    return (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
+
+void poa_vit_acts_create_plan(poa_backend *be, const poa_model *m, poa_vit_acts *a,
+                              const poa_vit_plan *p, void *scratch)
+{
+    POA_CHECK(p->max_images >= 1 && p->max_kept >= 0, "workspace for %d images, %d kept",
+              p->max_images, p->max_kept);
+    memset(a, 0, sizeof *a);
+    const poa_vit_sizes z = poa_vit_acts_sizes(be, m, p);
+    a->train = p->train;
+    a->max_images = p->max_images;
+    a->max_kept = p->max_kept > 0 && p->max_kept < p->max_images ? p->max_kept : p->max_images;
+    a->max_size = p->size;
+    a->cap = z.arena;
+    a->scratch_cap = z.scratch;
+    const size_t own = aligned(z.arena) + (scratch ? 0 : z.scratch);
+    if (own > 0) a->own = be->iface->alloc(be, own);
+    a->arena = z.arena ? a->own : NULL;
+    a->scratch = scratch ? scratch : (char *) a->own + aligned(z.arena);
+    a->max_tokens =
+        (size_t) p->max_images * (1 + (size_t) poa_model_n_patches(&m->cfg, p->size, p->size));
+    if (p->train) { /* host staging of the drop-path decisions, largest call */
+        const size_t groups = (size_t) m->cfg.max_depth * 2;
+        a->host_s = poa_xmalloc(groups * (size_t) p->max_images * sizeof(float));
+        a->host_idx = poa_xmalloc(groups * a->max_tokens * sizeof(int32_t));
+    }
 }
 
 void poa_vit_acts_create(poa_backend *be, const poa_model *m, poa_vit_acts *a, int max_images,
                          int size, int train)
 {
-    memset(a, 0, sizeof *a);
-    a->train = train;
-    a->max_images = max_images;
-    a->max_size = size;
-    a->cap = poa_vit_acts_bytes(be, m, max_images, size, train);
-    a->arena = be->iface->alloc(be, a->cap);
-    a->max_tokens = (size_t) max_images * (1 + (size_t) poa_model_n_patches(&m->cfg, size, size));
-    if (train) { /* host staging of the drop-path decisions, largest call */
-        const size_t groups = (size_t) m->cfg.max_depth * 2;
-        a->host_s = poa_xmalloc(groups * (size_t) max_images * sizeof(float));
-        a->host_idx = poa_xmalloc(groups * a->max_tokens * sizeof(int32_t));
-    }
+    poa_vit_plan p = {max_images, 0, size, train, NULL, 0};
+    poa_vit_acts_create_plan(be, m, a, &p, NULL);
 }
 
 void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a)
 {
-    if (a->arena) be->iface->free(be, a->arena);
+    if (a->own) be->iface->free(be, a->own);
     free(a->host_s);
     free(a->host_idx);
     memset(a, 0, sizeof *a);
@@ -170,7 +251,8 @@ void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a)
 
 /* ---------------------------------------------------------------- forward */
 
-/* Patch embedding, masking, cls token and position embedding (docs/algorithm.md §2.2, §2.3) → x [B·T, d]. */
+/* Patch embedding, masking, cls token and position embedding (docs/algorithm.md §2.2, §2.3) → x
+ * [B·T, d]. */
 static void embed_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
                           poa_vit_acts *a, const poa_vit_input *in, poa_act *x)
 {
@@ -227,7 +309,21 @@ static void branch_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_bran
     be->nn->act_scatter_add_rows(be, x_out, d, a->xs, d, br->idx, rows, d);
 }
 
-/* Attention branch of block i (docs/algorithm.md §2.4): x_mid = x_in + s γ1 ⊙ proj(Attn(qkv(LN1(x_in)))). */
+/* x_mid = x_in + s γ1 ⊙ y1 on the rows of the attention branch's images (x_in itself when the
+ * branch dropped every image): the forward's residual, and backward's recomputation of x_mid
+ * with the same ops (bit-identical). */
+static void attn_residual(poa_backend *be, poa_vit_acts *a, const poa_vit_block_acts *b,
+                          const float *gamma)
+{
+    if (b->br[0].n_img == 0) {
+        stream_copy(be, a, b->x_mid, b->x_in);
+        return;
+    }
+    branch_residual(be, a, &b->br[0], b->x_mid, b->x_in, b->y1, gamma);
+}
+
+/* Attention branch of block i (docs/algorithm.md §2.4): x_mid = x_in + s γ1 ⊙
+ * proj(Attn(qkv(LN1(x_in)))). */
 static void attn_forward(poa_backend *be, const poa_model *m, const poa_weights *w, int i,
                          poa_vit_acts *a, poa_vit_block_acts *b)
 {
@@ -238,18 +334,18 @@ static void attn_forward(poa_backend *be, const poa_model *m, const poa_weights 
     const float al = a->alpha;
     const float *P = w->f32;
     if (R == 0) { /* every image dropped: the stream passes through */
-        stream_copy(be, a, b->x_mid, b->x_in);
+        attn_residual(be, a, b, P + o->ls1);
         return;
     }
     const poa_act *x = branch_input(be, a, br, b->x_in);
-    be->nn->layernorm_fwd(be, b->ln1, d, b->mean1, b->rstd1, x, d, P + o->norm1_w, P + o->norm1_b,
-                          R, d, c->ln_eps);
+    be->nn->layernorm_fwd(be, b->ln, d, b->mean1, b->rstd1, x, d, P + o->norm1_w, P + o->norm1_b, R,
+                          d, c->ln_eps);
     if (d == D) { /* intact: q, k, v chunks are adjacent, one GEMM */
-        poa_act_linear_forward(be, b->qkv, 3 * d, b->ln1, d, poa_act_at(be, w->act, o->qkv_w), D,
+        poa_act_linear_forward(be, b->qkv, 3 * d, b->ln, d, poa_act_at(be, w->act, o->qkv_w), D,
                                P + o->qkv_b, R, 3 * d, d, al);
     } else { /* elastic: chunk t uses rows t·D_max + [0, d) (docs/algorithm.md §3.2) */
         for (int t = 0; t < 3; t++)
-            poa_act_linear_forward(be, poa_act_at(be, b->qkv, t * d), 3 * d, b->ln1, d,
+            poa_act_linear_forward(be, poa_act_at(be, b->qkv, t * d), 3 * d, b->ln, d,
                                    poa_act_at(be, w->act, o->qkv_w + (size_t) t * D * D), D,
                                    P + o->qkv_b + (size_t) t * D, R, d, d, al);
     }
@@ -257,7 +353,7 @@ static void attn_forward(poa_backend *be, const poa_model *m, const poa_weights 
                           c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)), a->attn_scratch);
     poa_act_linear_forward(be, b->y1, d, b->att, d, poa_act_at(be, w->act, o->proj_w), D,
                            P + o->proj_b, R, d, d, al);
-    branch_residual(be, a, br, b->x_mid, b->x_in, b->y1, P + o->ls1);
+    attn_residual(be, a, b, P + o->ls1);
 }
 
 /* MLP branch of block i: x_out = x_mid + s γ2 ⊙ fc2(GELU(fc1(LN2(x_mid)))). */
@@ -275,9 +371,9 @@ static void mlp_forward(poa_backend *be, const poa_model *m, const poa_weights *
         return;
     }
     const poa_act *x = branch_input(be, a, br, b->x_mid);
-    be->nn->layernorm_fwd(be, b->ln2, d, b->mean2, b->rstd2, x, d, P + o->norm2_w, P + o->norm2_b,
-                          R, d, c->ln_eps);
-    poa_act_linear_forward(be, b->h, hid, b->ln2, d, poa_act_at(be, w->act, o->fc1_w), D,
+    be->nn->layernorm_fwd(be, b->ln, d, b->mean2, b->rstd2, x, d, P + o->norm2_w, P + o->norm2_b, R,
+                          d, c->ln_eps);
+    poa_act_linear_forward(be, b->h, hid, b->ln, d, poa_act_at(be, w->act, o->fc1_w), D,
                            P + o->fc1_b, R, hid, d, al);
     be->nn->act_gelu_fwd(be, a->g, b->h, (size_t) R * hid);
     poa_act_linear_forward(be, b->y2, d, a->g, hid, poa_act_at(be, w->act, o->fc2_w),
@@ -287,7 +383,7 @@ static void mlp_forward(poa_backend *be, const poa_model *m, const poa_weights *
 
 /* Drop-path decisions of the call → per branch: kept images, their rows and scales (uploaded
  * once).  A branch that keeps every image runs without gathering. */
-static void setup_branches(poa_backend *be, poa_vit_acts *a, const float *droppath)
+static void setup_branches(poa_backend *be, poa_vit_acts *a, const float *droppath, int kept_cap)
 {
     const int B = a->B, T = a->T, groups = a->sn.depth * 2;
     for (int g = 0; g < groups; g++) {
@@ -306,6 +402,10 @@ static void setup_branches(poa_backend *be, poa_vit_acts *a, const float *droppa
             for (int t = 0; t < T; t++) hi[(size_t) kept * T + t] = img * T + t;
             kept++;
         }
+        POA_CHECK(kept <= kept_cap,
+                  "drop path keeps %d of %d images in branch %d of block %d, the workspace is "
+                  "planned for at most %d (poa_vit_plan.max_kept)",
+                  kept, B, g % 2, g / 2, kept_cap);
         br->n_img = kept;
         if (kept == B && all_one) continue;
         br->s = a->dp_s + (size_t) g * B;
@@ -339,18 +439,20 @@ void poa_vit_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
     a->alpha = (float) ((double) c->max_embed_dim / (double) sn->width);
     a->resample = a->gh != M || a->gw != M;
     a->mask = in->masks;
+    a->images = in->images;
 
-    call_shape s = shape_of(be, m, a->B, a->H, a->W, a->d, sn->depth, a->train);
-    arena ar = {a->arena, 0};
-    carve(a, &s, &ar);
+    call_shape s = shape_of(be, m, a->B, a->max_kept, a->H, a->W, a->d, sn->depth, a->train);
+    arena keep = {a->arena, 0}, tmp = {a->scratch, 0};
+    carve(a, &s, &keep, &tmp);
     POA_CHECK((size_t) a->B * a->T <= a->max_tokens,
               "backbone call of %d images x %d tokens, workspace planned for %zu token rows", a->B,
               a->T, a->max_tokens);
-    POA_CHECK(ar.used <= a->cap,
-              "backbone workspace too small: %zu bytes needed for %d images of %dx%d, %zu planned "
-              "(B_max %d, size %d)",
-              ar.used, a->B, a->H, a->W, a->cap, a->max_images, a->max_size);
-    setup_branches(be, a, a->train ? in->droppath : NULL);
+    POA_CHECK(keep.used <= a->cap && tmp.used <= a->scratch_cap,
+              "backbone workspace too small for %d images of %dx%d, sub-network %dx%d: %zu + %zu "
+              "bytes needed, %zu + %zu planned (B_max %d, size %d)",
+              a->B, a->H, a->W, sn->width, sn->depth, keep.used, tmp.used, a->cap, a->scratch_cap,
+              a->max_images, a->max_size);
+    setup_branches(be, a, a->train ? in->droppath : NULL, s.kept);
 
     embed_forward(be, m, w, a, in, a->blk[0].x_in);
     for (int k = 0; k < sn->depth; k++) {
@@ -393,6 +495,18 @@ static void branch_layernorm_bwd(poa_backend *be, poa_vit_acts *a, const poa_vit
     be->nn->act_scatter_add_rows(be, a->dx, d, a->dtmp, d, br->idx, R, d);
 }
 
+/* A branch's LayerNorm output again, into b->ln: forward's op on the same input rows and
+ * parameters, so the values (and the statistics it rewrites) are bit-identical to forward's. */
+static void branch_layernorm_again(poa_backend *be, const poa_model *m, poa_vit_acts *a,
+                                   const poa_vit_block_acts *b, const poa_vit_branch *br,
+                                   const poa_act *x, float *mean, float *rstd, const float *w,
+                                   const float *bias)
+{
+    const int d = a->d, R = br->n_img * a->T;
+    const poa_act *xin = branch_input(be, a, br, x);
+    be->nn->layernorm_fwd(be, b->ln, d, mean, rstd, xin, d, w, bias, R, d, m->cfg.ln_eps);
+}
+
 /* MLP branch backward: a->dx = dL/dx_out on entry, dL/dx_mid on exit. */
 static void mlp_backward(poa_backend *be, const poa_model *m, const poa_weights *w, float *G, int i,
                          poa_vit_acts *a, const poa_vit_block_acts *b)
@@ -404,6 +518,7 @@ static void mlp_backward(poa_backend *be, const poa_model *m, const poa_weights 
     const float al = a->alpha;
     const float *P = w->f32;
     if (R == 0) return;
+    attn_residual(be, a, b, P + o->ls1); /* x_mid, not kept from forward */
     branch_residual_bwd(be, a, br, a->dln, G + o->ls2, b->y2, P + o->ls2);
     /* fc2's input gradient first: it does not need GELU(h), which is not saved; one pass then
      * turns dL/dGELU into dL/dh in place and recomputes GELU(h) for fc2's weight gradient. */
@@ -413,8 +528,10 @@ static void mlp_backward(poa_backend *be, const poa_model *m, const poa_weights 
     be->nn->act_gelu_bwd(be, a->dbig, a->g, a->dbig, b->h, (size_t) R * hid);
     poa_act_linear_backward_params(be, G + o->fc2_w, G + o->fc2_b, a->dln, d, a->g, hid,
                                    c->mlp_ratio * D, R, d, hid, al);
-    poa_act_linear_backward(be, a->dln, d, 0.0f, G + o->fc1_w, G + o->fc1_b, a->dbig, hid, b->ln2,
-                            d, poa_act_at(be, w->act, o->fc1_w), D, R, hid, d, al);
+    branch_layernorm_again(be, m, a, b, br, b->x_mid, b->mean2, b->rstd2, P + o->norm2_w,
+                           P + o->norm2_b);
+    poa_act_linear_backward(be, a->dln, d, 0.0f, G + o->fc1_w, G + o->fc1_b, a->dbig, hid, b->ln, d,
+                            poa_act_at(be, w->act, o->fc1_w), D, R, hid, d, al);
     branch_layernorm_bwd(be, a, br, b->x_mid, b->mean2, b->rstd2, P + o->norm2_w, G + o->norm2_w,
                          G + o->norm2_b);
 }
@@ -436,14 +553,16 @@ static void attn_backward(poa_backend *be, const poa_model *m, const poa_weights
     be->nn->attention_bwd(be, a->dqkv, 3 * d, a->datt, d, b->qkv, 3 * d, b->saved, br->n_img, a->T,
                           d / c->head_dim, c->head_dim, (float) (1.0 / sqrt((double) c->head_dim)),
                           a->attn_scratch);
+    branch_layernorm_again(be, m, a, b, br, b->x_in, b->mean1, b->rstd1, P + o->norm1_w,
+                           P + o->norm1_b);
     if (d == D) {
         poa_act_linear_backward(be, a->dln, d, 0.0f, G + o->qkv_w, G + o->qkv_b, a->dqkv, 3 * d,
-                                b->ln1, d, poa_act_at(be, w->act, o->qkv_w), D, R, 3 * d, d, al);
+                                b->ln, d, poa_act_at(be, w->act, o->qkv_w), D, R, 3 * d, d, al);
     } else {
         for (int t = 0; t < 3; t++)
             poa_act_linear_backward(
                 be, a->dln, d, t ? 1.0f : 0.0f, G + o->qkv_w + (size_t) t * D * D,
-                G + o->qkv_b + (size_t) t * D, poa_act_at(be, a->dqkv, t * d), 3 * d, b->ln1, d,
+                G + o->qkv_b + (size_t) t * D, poa_act_at(be, a->dqkv, t * d), 3 * d, b->ln, d,
                 poa_act_at(be, w->act, o->qkv_w + (size_t) t * D * D), D, R, d, d, al);
     }
     branch_layernorm_bwd(be, a, br, b->x_in, b->mean1, b->rstd1, P + o->norm1_w, G + o->norm1_w,
@@ -470,6 +589,8 @@ static void embed_backward(poa_backend *be, const poa_model *m, float *G, poa_vi
         be->nn->axpy(be, G + o->pos_embed, 1.0f, a->dpos, (size_t) d);
         be->nn->pos_resample_bwd(be, G + o->pos_embed + D, D, a->dpos + d, d, M, a->gh, a->gw, d);
     }
+    /* the unfolded patches are scratch: unfold the call's pixels again (the same values) */
+    be->nn->patch_unfold(be, a->cols, a->images, a->B, c->in_chans, a->H, a->W, c->patch_size);
     poa_act_linear_backward_params(be, G + o->pe_w, G + o->pe_b, a->emb, d, a->cols, cpp, cpp,
                                    a->B * a->N, d, cpp, 1.0f);
 }
@@ -541,6 +662,13 @@ void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a)
 
 /* ---------------------------------------------------------------- drop path */
 
+int poa_droppath_kept(int n, double rate)
+{
+    if (rate <= 0.0) return n;
+    int k = (int) ((double) n * (1.0 - rate));
+    return k < 1 ? 1 : k;
+}
+
 void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t seed, uint32_t rank,
                        uint64_t stream_index)
 {
@@ -549,8 +677,7 @@ void poa_droppath_draw(float *scale, int n_blocks, int n, double rate, uint64_t 
         return;
     }
     /* k = max(int(n · (1 − rate)), 1) and scale n / k, as the official code computes them. */
-    int k = (int) ((double) n * (1.0 - rate));
-    if (k < 1) k = 1;
+    const int k = poa_droppath_kept(n, rate);
     const float keep_scale = (float) ((double) n / (double) k);
     poa_rng r;
     poa_rng_init(&r, seed, rank, POA_RNG_DROPPATH, stream_index);

@@ -16,15 +16,19 @@
  *     poa_vit_forward(be, m, &w, &sn, &input, &a);                              // per step
  *     ... heads/losses read a.out and accumulate into a.d_out (see below) ...
  *     poa_vit_backward(be, m, &w, grads, &a, a.d_out);
- * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (docs/algorithm.md §2.6); row b·T is image b's cls
- * token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The cls
- * rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
+ * Outputs: a.out [B·T, d] (ld d) = final-normed tokens (docs/algorithm.md §2.6); row b·T is image
+ * b's cls token ("x_norm_clstoken"), rows b·T + 1 + n its patch tokens ("x_norm_patchtokens").  The
+ * cls rows as a matrix are (a.out, rows B, cols d, ld T·d).  a.d_out has the same layout: zero it
  * with poa_vit_zero_dout() and accumulate (+=) the gradient of every consumer into it.
  *
- * Memory: all buffers come from one arena allocated by poa_vit_acts_create() for (B_max,
- * crop size, intact width and depth); forward carves the current call's buffers from it, so one
- * workspace serves every sub-network and any B ≤ B_max.  No allocation happens in a step.
- * A workspace created with train = 0 (the teacher) saves nothing and cannot run backward.
+ * Memory: all buffers come from two regions allocated when the workspace is created
+ * (poa_vit_acts_create_plan: B_max, the largest number of images a drop-path branch computes,
+ * crop size, the sub-networks served): the arena holds what backward reads (kept from forward to
+ * backward), the scratch what a call needs only while it runs; a scratch may be shared by
+ * workspaces whose calls do not overlap.  Forward carves the current call's buffers from them,
+ * so one workspace serves every planned sub-network and any B ≤ B_max.  No allocation happens in
+ * a step.  A workspace created with train = 0 (the teacher) saves nothing (all of it is
+ * scratch) and cannot run backward.
  */
 #ifndef POA_MODEL_VIT_H
 #define POA_MODEL_VIT_H
@@ -56,32 +60,61 @@ typedef struct poa_weights {
 poa_weights poa_weights_f32(const poa_backend *be, const float *params);
 
 /* Saved activations of one executed block (shapes for the current call; letters: B images,
- * T tokens, d width, r·d MLP width, h = d/Dh heads; R = rows of a branch, n_img·T).
- * poa_act: compute dtype; float: fp32. */
+ * T tokens, d width, r·d MLP width, h = d/Dh heads; R = rows of a branch, n_img·T, at most
+ * max_kept·T).  poa_act: compute dtype; float: fp32.  Only what backward cannot recompute
+ * cheaply is kept: the LayerNorm outputs are recomputed from the branch input and the saved
+ * mean/rstd, and the stream after the attention residual from x_in and y1, with the forward's
+ * own ops (bit-identical values; src/model/README.md, "Memory"). */
 typedef struct poa_vit_block_acts {
     poa_vit_branch br[2]; /* 0 attention, 1 MLP                                      */
     poa_act *x_in;        /* [B·T, d] block input (residual stream)            */
-    poa_act *ln1;         /* [R, d] norm1 output                                */
-    float *mean1, *rstd1; /* [R]                                                */
+    float *mean1, *rstd1; /* [R] norm1 statistics                               */
     poa_act *qkv;         /* [R, 3d] q | k | v, heads in order                  */
     void *saved;          /* what attention backward needs (attention_saved_bytes) */
     poa_act *att;         /* [R, d] attention output, heads concatenated        */
     poa_act *y1;          /* [R, d] attn.proj output (before LayerScale)        */
-    poa_act *x_mid;       /* [B·T, d] stream after the attention residual       */
-    poa_act *ln2;         /* [R, d] norm2 output                                */
-    float *mean2, *rstd2; /* [R]                                                */
+    float *mean2, *rstd2; /* [R] norm2 statistics                               */
     poa_act *h;           /* [R, r·d] fc1 output before GELU                    */
     poa_act *y2;          /* [R, d] fc2 output (before LayerScale)              */
+    /* inference workspaces (train = 0): the shared buffers of the one block set */
+    poa_act *ln;    /* [R, d] norm1 / norm2 output (scratch)              */
+    poa_act *x_mid; /* [B·T, d] stream after the attention residual      */
 } poa_vit_block_acts;
+
+/* How a workspace is planned (poa_vit_acts_create_plan). */
+typedef struct poa_vit_plan {
+    int max_images; /* B_max: images of one call                                       */
+    int max_kept;   /* images one residual branch computes at most (drop path keeps k of
+                       n, docs/algorithm.md §2.5); 0 = max_images                       */
+    int size;       /* largest crop side                                                */
+    int train;      /* 1: saves everything backward needs                               */
+    /* The sub-networks the workspace serves, as (width, depth) pairs; NULL: any (planned for
+     * the intact network, the largest). */
+    const int (*shapes)[2];
+    int n_shapes;
+} poa_vit_plan;
+
+/* Bytes of a workspace: its own arena (what lives from forward to backward) and its scratch
+ * (what a call uses only while it runs: garbage before forward, between forward and backward,
+ * and after backward).  Workspaces whose calls never run at the same time may share one
+ * scratch (poa_vit_acts_create_plan); an inference workspace (train = 0) keeps nothing and is
+ * all scratch. */
+typedef struct poa_vit_sizes {
+    size_t arena, scratch;
+} poa_vit_sizes;
 
 typedef struct poa_vit_acts {
     /* plan */
-    int train;         /* 1: saves everything backward needs                       */
-    int max_images;    /* B_max                                                    */
-    int max_size;      /* largest crop side planned for                            */
-    size_t cap;        /* arena bytes                                              */
-    size_t max_tokens; /* B_max · T of the planned crop size                     */
-    void *arena;       /* backend memory                                           */
+    int train;          /* 1: saves everything backward needs                       */
+    int max_images;     /* B_max                                                    */
+    int max_kept;       /* images a branch may compute                              */
+    int max_size;       /* largest crop side planned for                            */
+    size_t cap;         /* arena bytes                                              */
+    size_t scratch_cap; /* scratch bytes                                           */
+    size_t max_tokens;  /* B_max · T of the planned crop size                     */
+    void *arena;        /* backend memory (NULL when the plan keeps nothing)        */
+    void *scratch;      /* backend memory: own (inside the allocation of arena) or shared */
+    void *own;          /* what poa_vit_acts_create* allocated (freed by destroy)   */
 
     /* current call, set by poa_vit_forward */
     poa_subnet sn;
@@ -90,15 +123,13 @@ typedef struct poa_vit_acts {
     int gh, gw;          /* patch grid                                                 */
     int resample;        /* position embedding resampled (grid ≠ stored grid)          */
     float alpha;         /* D_max / d                                                  */
+    const float *images; /* the call's pixels (backward unfolds them again)            */
     const uint8_t *mask; /* [B·N] backend memory or NULL                         */
     float *dp_s;         /* [n_blocks][2][B] kept images' scales (backend)       */
     int32_t *dp_idx;     /* [n_blocks][2][B·T] kept images' rows (backend)       */
     float *host_s;       /* host staging of the two above (allocated at create)  */
     int32_t *host_idx;
 
-    poa_act *cols; /* [B·N, C·P·P] unfolded patches                             */
-    poa_act *emb;  /* [B·N, d] patch embeddings; backward: their gradient       */
-    float *pos;    /* [T, d] resampled position embedding (when resample; fp32) */
     poa_vit_block_acts blk[POA_MODEL_MAX_DEPTH];
     poa_act *x_final;       /* [B·T, d] stream after the last block              */
     float *mean_f, *rstd_f; /* [B·T]                                            */
@@ -106,15 +137,20 @@ typedef struct poa_vit_acts {
     poa_act *d_out;         /* [B·T, d] gradient w.r.t. out (filled by caller)   */
 
     /* scratch */
-    poa_act *g;    /* [B·T, r·d] GELU output (forward; recomputed in backward)  */
-    poa_act *xs;   /* [B·T, d] gathered branch input / compact residual        */
-    poa_act *dbig; /* [B·T, r·d]                                                */
-    poa_act *dqkv; /* [B·T, 3d]                                                 */
-    poa_act *dx;   /* [B·T, d] gradient of the residual stream                  */
-    poa_act *dln;  /* [B·T, d]                                                  */
-    poa_act *dtmp; /* [B·T, d]                                                  */
-    poa_act *datt; /* [B·T, d]                                                  */
-    float *dpos;   /* [T, d] (fp32)                                             */
+    poa_act *cols;  /* [B·N, C·P·P] unfolded patches (forward; unfolded again in backward) */
+    poa_act *emb;   /* [B·N, d] patch embeddings; backward: their gradient       */
+    float *pos;     /* [T, d] resampled position embedding (when resample; fp32) */
+    poa_act *ln;    /* [B·T, d] a LayerNorm output (forward; recomputed in backward) */
+    poa_act *x_mid; /* [B·T, d] stream after a block's attention residual (idem)   */
+    poa_act *g;     /* [B·T, r·d] GELU output (forward; recomputed in backward)  */
+    poa_act *xs;    /* [B·T, d] gathered branch input / compact residual        */
+    poa_act *dbig;  /* [B·T, r·d]                                                */
+    poa_act *dqkv;  /* [B·T, 3d]                                                 */
+    poa_act *dx;    /* [B·T, d] gradient of the residual stream                  */
+    poa_act *dln;   /* [B·T, d]                                                  */
+    poa_act *dtmp;  /* [B·T, d]                                                  */
+    poa_act *datt;  /* [B·T, d]                                                  */
+    float *dpos;    /* [T, d] (fp32)                                             */
     void *attn_scratch;
 
     /* Backward hooks (optional; NULL after poa_vit_acts_create, kept across calls; the caller
@@ -134,17 +170,27 @@ typedef struct poa_vit_acts {
     void (*progress)(void *ctx);
 } poa_vit_acts;
 
-/* Bytes of the arena for (B_max images of size × size) with the intact network on backend be
- * (its compute dtype and attention sizes; a planning backend works, poa_backend_planner). */
+/* Bytes of a workspace for the intact network, every branch computing all images, arena and
+ * scratch together (the per-image figures of the memory plan). */
 size_t poa_vit_acts_bytes(const poa_backend *be, const poa_model *m, int max_images, int size,
                           int train);
+/* Arena and scratch bytes of a plan on backend be (its compute dtype and attention sizes; a
+ * planning backend works, poa_backend_planner). */
+poa_vit_sizes poa_vit_acts_sizes(const poa_backend *be, const poa_model *m, const poa_vit_plan *p);
+/* A workspace for plan p.  scratch: backend memory of at least poa_vit_acts_sizes().scratch
+ * bytes that the caller owns and may share with other workspaces whose calls do not overlap in
+ * time, or NULL to allocate the workspace's own. */
+void poa_vit_acts_create_plan(poa_backend *be, const poa_model *m, poa_vit_acts *a,
+                              const poa_vit_plan *p, void *scratch);
+/* The intact network, every branch on all images, own scratch. */
 void poa_vit_acts_create(poa_backend *be, const poa_model *m, poa_vit_acts *a, int max_images,
                          int size, int train);
 void poa_vit_acts_destroy(poa_backend *be, poa_vit_acts *a);
 
 /* One backbone call's inputs. */
 typedef struct poa_vit_input {
-    const float *images;  /* [B, C, H, W] backend memory (normalised pixels)               */
+    const float *images;  /* [B, C, H, W] backend memory (normalised pixels); train
+                             workspaces read them again in backward: keep them until then    */
     int B, H, W;          /* H, W multiples of the patch size                             */
     const uint8_t *masks; /* [B, N] backend memory, 1 = masked (docs/algorithm.md §2.2), or NULL */
     /* Drop path (docs/algorithm.md §2.5): host array [n_blocks][2][B] of per-image residual scales
@@ -168,6 +214,9 @@ void poa_vit_backward(poa_backend *be, const poa_model *m, const poa_weights *w,
 /* a->d_out = 0 for the current call's shape. */
 void poa_vit_zero_dout(poa_backend *be, poa_vit_acts *a);
 
+/* The k of the batch-subset drop path: max(floor(n·(1 − rate)), 1) of n images (n for rate ≤ 0),
+ * as poa_droppath_draw keeps them (the workspace plan of a training step). */
+int poa_droppath_kept(int n, double rate);
 /* Batch-subset drop path decisions (docs/algorithm.md §2.5) for one backbone call: for every
  * executed block and branch, a uniformly random subset of k = max(floor(n·(1 − rate)), 1) of the n
  * images is kept with scale n/k; the others get 0.  scale[(blk·2 + branch)·n + b].  Drawn

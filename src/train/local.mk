@@ -6,7 +6,7 @@ src_train_libpoa_train_a_SOURCES = \
 	src/train/schedule.c src/train/schedule.h \
 	src/train/subnet_sampler.c src/train/subnet_sampler.h \
 	src/train/optim.c src/train/optim.h \
-	src/train/step.c src/train/step.h \
+	src/train/step.c src/train/step.h src/train/step_layout.h src/train/step_memory.c \
 	src/train/loop.c src/train/loop.h \
 	src/train/trainer_internal.h \
 	src/train/trainer_config.c src/train/trainer_config.h \

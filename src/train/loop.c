@@ -1,4 +1,5 @@
-/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (docs/algorithm.md §7):
+/* loop.c — the POA pretraining rank loop (see loop.h).  Order of one iteration (docs/algorithm.md
+ * §7):
  *   1. this rank's batch of G rank groups, fetched from the source and uploaded during the
  *      previous iteration's step (see "Batches" below);
  *   2. poa_step_run (schedules, sub-networks, teacher + SK over all ranks, students, losses,
@@ -130,7 +131,7 @@ int poa_trainer_backend_kind(const poa_config *cfg)
     const int b = cfg->train.backend;
     if (b != POA_BACKEND_AUTO) return b;
 #ifdef POA_HAVE_NCCL
-    /* The CUDA backend can train once it implements every op: until then auto stays on the CPU */
+    /* CUDA only where it can train: NCCL built, a GPU visible, no op missing */
     if (poa_backend_device_count("cuda") > 0 && poa_backend_missing_ops_of("cuda", NULL, 0) == 0)
         return POA_BACKEND_CUDA;
 #endif
@@ -187,7 +188,7 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
 static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
 {
     poa_model_config mc;
-    poa_status st = poa_trainer_model_config(t->cfg, &mc, err);
+    poa_status st = poa_model_config_from_config(t->cfg, &mc, err);
     if (st != POA_OK) return st;
     poa_model_build(&t->model, &mc);
     st = poa_trainer_step_config(t->cfg, &t->model, t->rank, t->world, &t->scfg, err);

@@ -40,9 +40,9 @@ void poa_optim_free(poa_optim *o);
  * host synchronisation; the caller downloads them with its other per-step scalars. */
 void poa_optim_sum_squares(const poa_optim *o, const float *grad, double *sumsq);
 
-/* Gradient norm of each clip group (docs/algorithm.md §8.3) from the downloaded sums of squares, and the clip
- * coefficient min(1, clip / (norm + 1e-6)) computed in fp32 as torch.nn.utils.clip_grad_norm_
- * does. */
+/* Gradient norm of each clip group (docs/algorithm.md §8.3) from the downloaded sums of squares,
+ * and the clip coefficient min(1, clip / (norm + 1e-6)) computed in fp32 as
+ * torch.nn.utils.clip_grad_norm_ does. */
 void poa_optim_grad_norms(const poa_optim *o, const double sumsq[POA_N_CLIP_GROUPS],
                           double norm[POA_N_CLIP_GROUPS], float coef[POA_N_CLIP_GROUPS]);
 
@@ -52,8 +52,8 @@ void poa_optim_grad_norms(const poa_optim *o, const double sumsq[POA_N_CLIP_GROU
 void poa_optim_step(poa_optim *o, float *params, const float *grad, double lr, double last_layer_lr,
                     double wd, const float coef[POA_N_CLIP_GROUPS], poa_act *params_act);
 
-/* θ_T ← m·θ_T + (1 − m)·θ_S over the whole flat buffers (docs/algorithm.md §4); teacher_act as params_act
- * above. */
+/* θ_T ← m·θ_T + (1 − m)·θ_S over the whole flat buffers (docs/algorithm.md §4); teacher_act as
+ * params_act above. */
 void poa_ema_update(poa_backend *be, float *teacher, const float *student, size_t total,
                     double momentum, poa_act *teacher_act);
 

@@ -8,13 +8,20 @@
  *   5. composed prototype gradient → weight_g/weight_v; reduce hook; guard; clip; AdamW; EMA. */
 #include "train/step.h"
 #include "common/poa_error.h"
+#include "train/step_layout.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { CALL_IS_GLOBAL, CALL_IS_LOCAL, CALL_ES_GLOBAL, CALL_ES_LOCAL, N_CALLS };
+enum {
+    CALL_IS_GLOBAL = POA_STEP_CALL_IS_GLOBAL,
+    CALL_IS_LOCAL = POA_STEP_CALL_IS_LOCAL,
+    CALL_ES_GLOBAL = POA_STEP_CALL_ES_GLOBAL,
+    CALL_ES_LOCAL = POA_STEP_CALL_ES_LOCAL,
+    N_CALLS = POA_STEP_N_CALLS
+};
 
 struct poa_step {
     poa_backend *be;
@@ -27,6 +34,7 @@ struct poa_step {
     int Ng, Tg, Nl, Tl; /* patches / tokens of a global and a local crop */
     int nm_max;         /* masked patches per group the buffers hold      */
     int rows_max;       /* student rows per group (loss.h)                */
+    int n_cls_rows;     /* class-token rows of them: (2 + V)·B            */
 
     float *params, *grads, *teacher;
     /* Compute copies of the GEMM weights (backend.h, "Precision"): the fp32 buffers themselves
@@ -37,20 +45,27 @@ struct poa_step {
     poa_schedules sched;
     poa_subnet_sampler sampler;
 
+    poa_step_memory mem; /* the plan the buffers below were made from                   */
+    /* The shared working region (poa_step_memory.shared): the teacher's backbone and head
+     * workspaces and gathered rows, the students' backbone transients and the heads' working
+     * set take turns in it (step.h, "Memory"). */
+    void *region;
     poa_vit_acts t_acts, acts[N_CALLS];
     poa_head_weights hw_s, hw_t;
-    poa_head_acts ha_is, ha_es, ha_t;
+    poa_head_acts ha, ha_t; /* student head calls (one at a time), teacher head calls    */
 
-    float *t_z;                             /* [G·2B, D] teacher cls rows, group-major      */
-    float *t_zp;                            /* [G·nm_max, D] teacher masked-patch rows     */
-    float *targets[POA_MODEL_MAX_HEADS];    /* [G·2B, K_h] logits, then SK targets      */
-    float *ptargets[POA_MODEL_MAX_HEADS];   /* [G·nm_max, K_h]                           */
-    float *z_is, *z_es, *dz_is, *dz_es;     /* [rows_max, D] student head inputs        */
-    float *lg_is, *lg_es, *dlg_is, *dlg_es; /* [rows_max, Kmax] logits and gradients  */
-    int32_t *idx_cls_g, *idx_cls_l;         /* backend: cls rows of a global / local call  */
-    int32_t *idx_mask;                      /* backend [G·nm_max] masked token rows         */
-    float *mask_w;                          /* backend [G·nm_max] 1 / masked patches of crop */
-    uint8_t *masks_dev;                     /* backend [G·2B·Ng]                             */
+    float *t_z;                           /* [G·2B, D] teacher cls rows, group-major (region) */
+    float *t_zp;                          /* [G·nm_max, D] teacher masked-patch rows (region) */
+    float *targets[POA_MODEL_MAX_HEADS];  /* [G·2B, K_h] logits, then SK targets      */
+    float *ptargets[POA_MODEL_MAX_HEADS]; /* [G·nm_max, K_h]                           */
+    float *z_is, *z_es, *dz_is, *dz_es;   /* [rows_max, D] student head inputs (region) */
+    /* The heads' working logits (region): two [rows_max, Kmax] buffers and the intact branch's
+     * class-token logits [n_cls, Kmax] (the distillation targets), see heads_and_losses. */
+    float *lg_a, *lg_b, *lg_cls;
+    int32_t *idx_cls_g, *idx_cls_l; /* backend: cls rows of a global / local call  */
+    int32_t *idx_mask;              /* backend [G·nm_max] masked token rows         */
+    float *mask_w;                  /* backend [G·nm_max] 1 / masked patches of crop */
+    uint8_t *masks_dev;             /* backend [G·2B·Ng]                             */
     int32_t *idx_host;
     float *w_host;
     int n_masked[POA_STEP_MAX_GROUPS], mask_at[POA_STEP_MAX_GROUPS + 1];
@@ -70,6 +85,7 @@ struct poa_step {
     size_t dp_floats;
     poa_subnet subnet[POA_STEP_MAX_GROUPS];
     uint8_t *announced; /* [table.n_buckets] bucket_ready called in the current step */
+    size_t allocated;   /* backend bytes allocated by creation (checked against mem.total)  */
 };
 
 const char *poa_step_phase_name(int phase)
@@ -102,8 +118,10 @@ poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n
 
 static void *balloc(poa_step *s, size_t bytes)
 {
-    void *p = s->be->iface->alloc(s->be, bytes ? bytes : 16);
-    s->be->iface->zero(s->be, p, bytes ? bytes : 16);
+    const size_t n = poa_step_alloc_size(bytes);
+    void *p = s->be->iface->alloc(s->be, n);
+    s->be->iface->zero(s->be, p, n);
+    s->allocated += n;
     return p;
 }
 
@@ -131,41 +149,52 @@ static void make_sampler(poa_step *s)
     poa_subnet_sampler_init(&s->sampler, widths, nw, depths, nd, counts, s->cfg.seed);
 }
 
-static void create_workspaces(poa_step *s)
+/* The four student calls' workspaces on the shared scratch, the teacher's workspace and both head
+ * workspaces in the shared region (step_layout.h). */
+static void create_backbones(poa_step *s, const poa_step_layout *L)
+{
+    poa_backend *be = s->be;
+    poa_vit_acts_create_plan(be, s->m, &s->t_acts, &L->teacher, s->region);
+    for (int c = 0; c < N_CALLS; c++) {
+        if ((c == CALL_IS_LOCAL || c == CALL_ES_LOCAL) && s->cfg.n_local == 0) continue;
+        poa_vit_acts_create_plan(be, s->m, &s->acts[c], &L->call[c], s->region);
+        s->allocated += s->acts[c].cap ? L->mem.student[c] : 0;
+    }
+}
+
+static float *in_region(poa_step *s, size_t offset)
+{
+    return (float *) ((char *) s->region + offset);
+}
+
+static void create_workspaces(poa_step *s, const poa_step_layout *L)
 {
     poa_backend *be = s->be;
     const poa_model *m = s->m;
-    const int B = s->cfg.B, G = s->cfg.G, V = s->cfg.n_local, D = s->D;
-    poa_vit_acts_create(be, m, &s->t_acts, 2 * B, s->cfg.global_size, 0);
-    poa_vit_acts_create(be, m, &s->acts[CALL_IS_GLOBAL], 2 * B, s->cfg.global_size, 1);
-    poa_vit_acts_create(be, m, &s->acts[CALL_ES_GLOBAL], 2 * B, s->cfg.global_size, 1);
-    if (V > 0) {
-        poa_vit_acts_create(be, m, &s->acts[CALL_IS_LOCAL], V * B, s->cfg.local_size, 1);
-        poa_vit_acts_create(be, m, &s->acts[CALL_ES_LOCAL], V * B, s->cfg.local_size, 1);
-    }
+    const int B = s->cfg.B, G = s->cfg.G, V = s->cfg.n_local;
+    s->region = balloc(s, L->mem.shared);
+    create_backbones(s, L);
     poa_head_weights_create(be, m, &s->hw_s, 1);
     poa_head_weights_create(be, m, &s->hw_t, 0);
-    poa_head_acts_create(be, m, &s->ha_is, s->rows_max, 1);
-    poa_head_acts_create(be, m, &s->ha_es, s->rows_max, 1);
-    int t_rows = G * 2 * B > G * s->nm_max ? G * 2 * B : G * s->nm_max;
-    poa_head_acts_create(be, m, &s->ha_t, t_rows, 0);
-
-    const size_t rows = (size_t) s->rows_max;
-    s->t_z = balloc(s, sizeof(float) * (size_t) G * 2 * B * D);
-    s->t_zp = balloc(s, sizeof(float) * (size_t) G * s->nm_max * D);
+    s->allocated += L->mem.head_weights;
+    poa_head_acts_create_at(m, &s->ha, s->rows_max, 1, in_region(s, L->ha));
+    poa_head_acts_create_at(m, &s->ha_t, L->t_rows, 0, in_region(s, 0));
+    s->t_z = in_region(s, L->t_z);
+    s->t_zp = in_region(s, L->t_zp);
+    s->lg_a = in_region(s, L->lg_a);
+    s->lg_b = in_region(s, L->lg_b);
+    s->lg_cls = in_region(s, L->lg_cls);
+    s->z_is = in_region(s, L->z_is);
+    s->z_es = in_region(s, L->z_es);
+    s->dz_is = in_region(s, L->dz_is);
+    s->dz_es = in_region(s, L->dz_es);
+    s->loss_scratch = in_region(s, L->loss_scratch);
+    s->koleo_scratch = in_region(s, L->koleo);
     for (int h = 0; h < s->H; h++) {
         size_t K = (size_t) m->cfg.head_n_prototypes[h];
         s->targets[h] = balloc(s, sizeof(float) * (size_t) G * 2 * B * K);
         s->ptargets[h] = balloc(s, sizeof(float) * (size_t) G * s->nm_max * K);
     }
-    s->z_is = balloc(s, sizeof(float) * rows * D);
-    s->z_es = balloc(s, sizeof(float) * rows * D);
-    s->dz_is = balloc(s, sizeof(float) * rows * D);
-    s->dz_es = balloc(s, sizeof(float) * rows * D);
-    s->lg_is = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->lg_es = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->dlg_is = balloc(s, sizeof(float) * rows * s->Kmax);
-    s->dlg_es = balloc(s, sizeof(float) * rows * s->Kmax);
     upload_cls_indices(s);
     s->idx_mask = balloc(s, sizeof(int32_t) * (size_t) G * s->nm_max);
     s->mask_w = balloc(s, sizeof(float) * (size_t) G * s->nm_max);
@@ -177,8 +206,6 @@ static void create_workspaces(poa_step *s)
     s->sk_ws = balloc(s, sizeof(double) * 2 * (size_t) s->Kmax);
     s->param_sumsq = balloc(s, sizeof(double) * (size_t) m->table.n);
     s->param_sumsq_host = poa_xcalloc((size_t) m->table.n + 1, sizeof(double));
-    s->loss_scratch = balloc(s, sizeof(float) * poa_loss_head_scratch(&s->cfg.loss, s->Kmax));
-    s->koleo_scratch = balloc(s, poa_loss_koleo_scratch_bytes(be, &s->cfg.loss, D));
     s->ev_start = be->iface->event_create(be);
     s->ev_teacher = be->iface->event_create(be);
     s->ev_reduce = be->iface->event_create(be);
@@ -222,6 +249,7 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
     s->cfg.loss.n_heads = s->H;
     s->cfg.loss.groups_local = s->cfg.loss.groups_total = cfg->G;
     s->rows_max = poa_loss_student_rows(&s->cfg.loss, s->nm_max);
+    s->n_cls_rows = poa_loss_student_rows(&s->cfg.loss, 0);
 
     size_t bytes = sizeof(float) * m->table.total;
     s->params = balloc(s, bytes);
@@ -238,7 +266,15 @@ poa_step *poa_step_create(poa_backend *be, const poa_model *m, const poa_step_co
     poa_optim_init(&s->optim, be, &m->table, cfg->beta1, cfg->beta2, cfg->eps, cfg->clip_grad);
     poa_schedules_init(&s->sched, &cfg->sched);
     make_sampler(s);
-    create_workspaces(s);
+    poa_step_layout L;
+    poa_step_layout_make(be, m, cfg, &L);
+    s->mem = L.mem;
+    s->allocated += L.mem.moments + L.mem.optim_table; /* poa_optim_init's buffers */
+    create_workspaces(s, &L);
+    poa_step_layout_free(&L);
+    POA_CHECK(s->allocated == s->mem.total,
+              "step memory: %zu bytes allocated, %zu planned (step_memory.c and step.c disagree)",
+              s->allocated, s->mem.total);
     s->announced = poa_xcalloc((size_t) (m->table.n_buckets ? m->table.n_buckets : 1), 1);
     return s;
 }
@@ -248,18 +284,13 @@ void poa_step_destroy(poa_step *s)
     if (!s) return;
     poa_backend *be = s->be;
     poa_vit_acts_destroy(be, &s->t_acts);
-    for (int c = 0; c < N_CALLS; c++)
-        if (s->acts[c].arena) poa_vit_acts_destroy(be, &s->acts[c]);
+    for (int c = 0; c < N_CALLS; c++) poa_vit_acts_destroy(be, &s->acts[c]);
     poa_head_weights_destroy(be, &s->hw_s);
     poa_head_weights_destroy(be, &s->hw_t);
-    poa_head_acts_destroy(be, &s->ha_is);
-    poa_head_acts_destroy(be, &s->ha_es);
+    poa_head_acts_destroy(be, &s->ha);
     poa_head_acts_destroy(be, &s->ha_t);
-    void *bufs[] = {s->params,       s->grads,         s->teacher,    s->t_z,       s->t_zp,
-                    s->z_is,         s->z_es,          s->dz_is,      s->dz_es,     s->lg_is,
-                    s->lg_es,        s->dlg_is,        s->dlg_es,     s->idx_cls_g, s->idx_cls_l,
-                    s->idx_mask,     s->mask_w,        s->masks_dev,  s->slots,     s->sk_ws,
-                    s->loss_scratch, s->koleo_scratch, s->param_sumsq};
+    void *bufs[] = {s->params,   s->grads,  s->teacher,   s->region, s->idx_cls_g, s->idx_cls_l,
+                    s->idx_mask, s->mask_w, s->masks_dev, s->slots,  s->sk_ws,     s->param_sumsq};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) be->iface->free(be, bufs[i]);
     if (s->own_act) be->iface->free(be, s->params_act), be->iface->free(be, s->teacher_act);
     poa_event *evs[] = {s->ev_start, s->ev_teacher, s->ev_reduce,
@@ -324,6 +355,10 @@ poa_optim *poa_step_optim(poa_step *s)
 const poa_schedules *poa_step_schedules(const poa_step *s)
 {
     return &s->sched;
+}
+const poa_step_memory *poa_step_memory_of(const poa_step *s)
+{
+    return &s->mem;
 }
 
 /* ------------------------------------------------------------------ per-step inputs */
@@ -492,12 +527,45 @@ static void scatter_rows_of(poa_step *s, int g, int c_glob, int c_loc, const flo
                                          s->idx_mask + (size_t) g * s->nm_max, s->n_masked[g], d);
 }
 
+/* One head's loss terms and backward for group g, in the order of the original two-branch code
+ * (elastic backward first, then intact) but with two [rows, K] buffers instead of four: the
+ * intact logits are computed, their class-token rows kept (the distillation targets), the
+ * elastic logits computed, the elastic terms' gradient and backward done, then the intact
+ * logits computed again (the same op on the same inputs: the same bits) for the intact terms and
+ * backward.  The values are those of one poa_loss_head call over both branches. */
+static void head_loss_backward(poa_step *s, int g, int h, int rows, int ibot_on)
+{
+    poa_backend *be = s->be;
+    const int D = s->D, d = s->subnet[g].width, B = s->cfg.B;
+    const int K = s->m->cfg.head_n_prototypes[h];
+    const float *t_cls = s->targets[h] + (size_t) g * 2 * B * K;
+    const float *tp = ibot_on ? s->ptargets[h] + (size_t) s->mask_at[g] * K : NULL;
+    const float *mw = s->mask_w + (size_t) g * s->nm_max;
+    const size_t all = sizeof(float) * (size_t) rows * K;
+    poa_loss_cfg *lc = &s->cfg.loss;
+    float *A = s->lg_a, *Bf = s->lg_b, *cls = s->lg_cls;
+
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha, A, K);
+    be->iface->copy(be, cls, A, sizeof(float) * (size_t) s->n_cls_rows * K);
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, d, s->z_es, d, rows, &s->ha, Bf, K);
+    be->iface->zero(be, A, all);
+    poa_loss_head_branch(be, lc, h, K, POA_LOSS_ES, s->slots, t_cls, K, tp, K, mw, s->n_masked[g],
+                         cls, Bf, K, A, K, s->loss_scratch);
+    poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha, A, K, s->dz_es, d);
+
+    poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha, Bf, K);
+    be->iface->zero(be, A, all);
+    poa_loss_head_branch(be, lc, h, K, POA_LOSS_IS, s->slots, t_cls, K, tp, K, mw, s->n_masked[g],
+                         Bf, NULL, K, A, K, s->loss_scratch);
+    poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha, A, K, s->dz_is, D);
+}
+
 /* Heads and losses of group g: KoLeo on the global cls rows, then per head forward (both
  * branches) → loss → backward, accumulating dz. */
 static void heads_and_losses(poa_step *s, int g, int ibot_on)
 {
     poa_backend *be = s->be;
-    const int D = s->D, d = s->subnet[g].width, B = s->cfg.B;
+    const int D = s->D, d = s->subnet[g].width;
     const int rows = poa_loss_student_rows(&s->cfg.loss, s->n_masked[g]);
     gather_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->z_is, D);
     gather_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->z_es, d);
@@ -505,23 +573,7 @@ static void heads_and_losses(poa_step *s, int g, int ibot_on)
     be->iface->zero(be, s->dz_es, sizeof(float) * (size_t) rows * d);
     poa_loss_koleo(be, &s->cfg.loss, s->slots, s->z_is, D, D, s->dz_is, D, s->z_es, d, d, s->dz_es,
                    d, s->koleo_scratch);
-    for (int h = 0; h < s->H; h++) {
-        const int K = s->m->cfg.head_n_prototypes[h];
-        poa_head_forward(be, s->m, s->params, &s->hw_s, h, D, s->z_is, D, rows, &s->ha_is, s->lg_is,
-                         K);
-        poa_head_forward(be, s->m, s->params, &s->hw_s, h, d, s->z_es, d, rows, &s->ha_es, s->lg_es,
-                         K);
-        be->iface->zero(be, s->dlg_is, sizeof(float) * (size_t) rows * K);
-        be->iface->zero(be, s->dlg_es, sizeof(float) * (size_t) rows * K);
-        const float *tp = ibot_on ? s->ptargets[h] + (size_t) s->mask_at[g] * K : NULL;
-        poa_loss_head(be, &s->cfg.loss, h, K, s->slots, s->targets[h] + (size_t) g * 2 * B * K, K,
-                      tp, K, s->mask_w + (size_t) g * s->nm_max, s->n_masked[g], s->lg_is, s->lg_es,
-                      K, s->dlg_is, s->dlg_es, K, s->loss_scratch);
-        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_es, s->dlg_es, K,
-                          s->dz_es, d);
-        poa_head_backward(be, s->m, s->params, s->grads, &s->hw_s, &s->ha_is, s->dlg_is, K,
-                          s->dz_is, D);
-    }
+    for (int h = 0; h < s->H; h++) head_loss_backward(s, g, h, rows, ibot_on);
     scatter_rows_of(s, g, CALL_ES_GLOBAL, CALL_ES_LOCAL, s->dz_es, d);
     scatter_rows_of(s, g, CALL_IS_GLOBAL, CALL_IS_LOCAL, s->dz_is, D);
 }

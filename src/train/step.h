@@ -33,14 +33,19 @@
 #define POA_STEP_MAX_GROUPS 64
 
 typedef struct poa_step_config {
-    int B;                    /* images per rank group (train.batch_size_per_gpu)               */
-    int G;                    /* rank groups on this rank (train.rank_groups)                    */
-    uint32_t first_group;     /* global index of this rank's first group (rank · G)            */
-    int n_local;              /* V_l (crops.local_crops_number)                                  */
-    int global_size;          /* crops.global_crops_size                                         */
-    int local_size;           /* crops.local_crops_size                                          */
-    int max_masked;           /* masked patches per group the workspaces hold (0: all patches)    */
-    double drop_path_rate;    /* student.drop_path_rate (0.2); 0 = off                     */
+    int B;                 /* images per rank group (train.batch_size_per_gpu)               */
+    int G;                 /* rank groups on this rank (train.rank_groups)                    */
+    uint32_t first_group;  /* global index of this rank's first group (rank · G)            */
+    int n_local;           /* V_l (crops.local_crops_number)                                  */
+    int global_size;       /* crops.global_crops_size                                         */
+    int local_size;        /* crops.local_crops_size                                          */
+    int max_masked;        /* masked patches per group the workspaces hold (0: all patches)    */
+    double drop_path_rate; /* student.drop_path_rate (0.2); 0 = off                     */
+    /* 1: batches may bring their own sub-networks and drop-path scales (poa_step_batch.subnets,
+     * .droppath; tests): every workspace is planned for the intact network and every branch for
+     * all images.  0: the step draws them, and the elastic workspaces are planned for the largest
+     * elastic candidate, drop-path branches for the k images batch subsets keep.             */
+    int overrides;
     int drop_path_bernoulli;  /* 1: per-sample Bernoulli masks, 0: batch subsets (official 0.2) */
     double net_select_scale;  /* student.net_select_scale (3)                              */
     uint64_t seed;            /* train.seed: sub-network cycles and drop path                     */
@@ -49,6 +54,44 @@ typedef struct poa_step_config {
     double clip_grad;         /* optim.clip_grad (1.5); 0 = no clipping                           */
     poa_schedule_hparams sched;
 } poa_step_config;
+
+/* The backend memory of a step, by what it holds (bytes; src/train/README.md, "Memory").  The
+ * step allocates exactly this (poa_step_create checks it); a planning backend
+ * (poa_backend_planner) gives the plan of a device this machine does not have. */
+typedef struct poa_step_memory {
+    size_t params, grads, teacher, moments; /* fp32 flat buffers (student, its gradients, the EMA
+                                               teacher, AdamW m and v)                      */
+    size_t compute_copies;                  /* GEMM weights in the compute dtype, student and
+                                               teacher (0 in fp32 runs: the masters serve)   */
+    size_t optim_table;                     /* AdamW's per-tensor segment table            */
+    size_t head_weights;                    /* composed prototypes: student W, ||v||, dW;
+                                               teacher W, ||v||                              */
+    size_t student[4]; /* saved activations of the calls intact-global, intact-local,
+                          elastic-global, elastic-local (kept from forward to backward)     */
+    size_t targets;    /* teacher Sinkhorn-Knopp targets: class-token and iBOT rows of every
+                          group, every head                                                 */
+    /* The shared working region and the three phases that take turns in it. */
+    size_t shared;
+    size_t shared_teacher;  /* teacher backbone (inference) or teacher head, + gathered rows */
+    size_t shared_backbone; /* the students' backbone transients, largest call              */
+    size_t shared_heads;    /* the heads' working set, the sum of the four below            */
+    size_t heads_logits;    /* two [rows, K_max] logits buffers + class-token logits       */
+    size_t heads_acts;      /* one head call's activations (rows)                          */
+    size_t heads_inputs;    /* head inputs and their gradients, both branches              */
+    size_t heads_scratch;   /* loss and KoLeo scratch                                      */
+    size_t small;           /* row indices, masks, loss slots, SK workspace, norms        */
+    size_t total;           /* everything above (shared counted once)                      */
+    /* what the plan was made for */
+    int rows;               /* student rows of a group: (2 + V)·B class tokens + masked patches */
+    int masked;             /* masked patches per group planned for                             */
+    int kept[2];            /* images a drop-path branch computes: global call, local call      */
+    int images[2];          /* images of a call: 2B, V·B                                        */
+    int es_width, es_depth; /* the elastic global call's workspace is planned for this shape */
+} poa_step_memory;
+
+/* The memory poa_step_create(be, m, cfg) allocates; be may be a planning backend. */
+void poa_step_memory_plan(const poa_backend *be, const poa_model *m, const poa_step_config *cfg,
+                          poa_step_memory *out);
 
 /* Official values (docs/algorithm.md §6, §8) for a model, B images per group and G groups. */
 poa_step_config poa_step_config_official(const poa_model *m, int B, int G, int n_local);
@@ -148,6 +191,8 @@ float *poa_step_grads(poa_step *s);
 float *poa_step_teacher(poa_step *s);
 poa_optim *poa_step_optim(poa_step *s);
 const poa_schedules *poa_step_schedules(const poa_step *s);
+/* The memory plan the step was created with (what it allocated). */
+const poa_step_memory *poa_step_memory_of(const poa_step *s);
 
 /* One iteration.  Returns POA_ERR_NONFINITE (report->ok = 0, bad_what set, parameters,
  * moments, step counter and teacher untouched) when a loss term or gradient is NaN or Inf

@@ -16,6 +16,7 @@
 #include "poa_config.h"
 #include "common/log.h"
 #include "io/checkpoint.h"
+#include "modelio/model_source.h"
 #include "train/trainer_config.h"
 #include "train/trainer_internal.h"
 
@@ -42,35 +43,6 @@ static float *host_copy(poa_trainer *t, float *dev, float **scratch)
     *scratch = poa_xmalloc(bytes);
     t->be->iface->download(t->be, *scratch, dev, bytes);
     return *scratch;
-}
-
-static void model_meta(const poa_model *m, poa_ckpt_meta *meta)
-{
-    const poa_model_config *c = &m->cfg;
-    int widths[POA_META_MAX_INTS], depths[POA_META_MAX_INTS];
-    int64_t v[POA_META_MAX_INTS];
-    memset(meta, 0, sizeof *meta);
-    poa_meta_set_string(meta, "arch", c->arch);
-    poa_meta_set_int(meta, "embed_dim", c->max_embed_dim);
-    poa_meta_set_int(meta, "depth", c->max_depth);
-    poa_meta_set_int(meta, "head_dim", c->head_dim);
-    poa_meta_set_int(meta, "mlp_ratio", c->mlp_ratio);
-    poa_meta_set_int(meta, "patch_size", c->patch_size);
-    poa_meta_set_int(meta, "img_size", c->img_size);
-    poa_meta_set_int(meta, "in_chans", c->in_chans);
-    int nw = poa_model_widths(c, widths, POA_META_MAX_INTS);
-    int nd = poa_model_depths(c, depths, POA_META_MAX_INTS);
-    nw = nw < POA_META_MAX_INTS ? nw : POA_META_MAX_INTS;
-    nd = nd < POA_META_MAX_INTS ? nd : POA_META_MAX_INTS;
-    for (int i = 0; i < nw; i++) v[i] = widths[i];
-    poa_meta_set_ints(meta, "elastic_widths", v, nw);
-    for (int i = 0; i < nd; i++) v[i] = depths[i];
-    poa_meta_set_ints(meta, "elastic_depths", v, nd);
-    for (int h = 0; h < c->n_heads; h++) v[h] = c->head_n_prototypes[h];
-    poa_meta_set_ints(meta, "head_prototypes", v, c->n_heads);
-    poa_meta_set_int(meta, "head_hidden_dim", c->head_hidden_dim);
-    poa_meta_set_int(meta, "head_bottleneck_dim", c->head_bottleneck_dim);
-    poa_meta_set_int(meta, "local_crops_size", c->local_crops_size);
 }
 
 /* The effective configuration as YAML text (malloc'ed). */
@@ -136,7 +108,7 @@ static poa_status write_files(poa_trainer *t, long long it, int full, int eval, 
     h.n_rank_states = t->world;
     h.rank_state = blobs;
     h.rank_state_len = lens;
-    model_meta(&t->model, &h.meta);
+    poa_model_ckpt_meta(&t->model, &h.meta);
     poa_ckpt_write_opts wo = {cfg->train.checkpoint_keep > 0 ? cfg->train.checkpoint_keep : INT_MAX,
                               PACKAGE_VERSION};
     const char *dir = cfg->train.output_dir;

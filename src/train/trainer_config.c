@@ -1,47 +1,10 @@
 /* trainer_config.c — see trainer_config.h. */
 #include "train/trainer_config.h"
+#include "data/mask.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err)
-{
-    const char *arch = poa_config_enum_text(POA_CFG_KEY_student_arch, cfg->student.arch);
-    poa_status st = poa_model_config_from_arch(mc, arch, err);
-    if (st != POA_OK) return st;
-    /* The biases (student.*_bias) and every size are checked by the one model check
-     * (common/arch.h) that poa_config_finalize ran on cfg and poa_model_config_validate runs on
-     * the result. */
-    /* student.* (after the preset of poa_config_finalize, docs/algorithm.md §2.1, §3.1) */
-    mc->patch_size = cfg->student.patch_size;
-    mc->max_embed_dim = cfg->student.max_embed_dim;
-    mc->min_embed_dim = cfg->student.min_embed_dim;
-    mc->max_depth = cfg->student.max_depth;
-    mc->min_depth = cfg->student.min_depth;
-    mc->head_dim = cfg->student.head_dim;
-    mc->width_interval = cfg->student.width_interval;
-    mc->depth_interval = cfg->student.depth_interval;
-    mc->layerscale = (float) cfg->student.layerscale;
-    /* crops.*: the position-embedding grid is the global crop's (docs/algorithm.md §2.3) */
-    mc->img_size = cfg->crops.global_crops_size;
-    mc->global_crops_size = cfg->crops.global_crops_size;
-    mc->local_crops_size = cfg->crops.local_crops_size;
-    /* dino.* heads, shared by iBOT (docs/algorithm.md §5.2, §5.3) */
-    _Static_assert(POA_CFG_LIST_MAX <= POA_MODEL_MAX_HEADS, "dino.head_n_prototypes fits");
-    mc->n_heads = cfg->dino.head_n_prototypes.n;
-    for (int h = 0; h < mc->n_heads; h++)
-        mc->head_n_prototypes[h] = cfg->dino.head_n_prototypes.v[h];
-    mc->head_hidden_dim = cfg->dino.head_hidden_dim;
-    mc->head_bottleneck_dim = cfg->dino.head_bottleneck_dim;
-    mc->head_nlayers = cfg->dino.head_nlayers;
-    /* parameter groups (docs/algorithm.md §8.2) */
-    mc->layerwise_decay = cfg->optim.layerwise_decay;
-    mc->patch_embed_lr_mult = cfg->optim.patch_embed_lr_mult;
-    if ((st = poa_model_config_validate(mc, err)) != POA_OK)
-        return poa_err_prefix(err, "model of the configuration (student.*, dino.head_*, crops.*)");
-    return POA_OK;
-}
 
 poa_status poa_trainer_check_supported(const poa_config *cfg, int backend_kind, poa_err *err)
 {
@@ -86,13 +49,24 @@ poa_dtype poa_trainer_compute_dtype(const poa_config *cfg, int backend_kind)
     }
 }
 
+/* The stratified iBOT masks (docs/algorithm.md §9.2; src/data/mask.h and the synthetic source):
+ * int(2B·p) crops are masked, crop k with at most int(N·r_{k+1}) patches for the ratios
+ * r = linspace(r_min, r_max, n + 1) — the official "upperbound".  Each crop's bound is taken from
+ * the float32 linspace the loader uses and the double one of the synthetic source, whichever is
+ * larger, plus one patch for rounding; the step checks every batch against it. */
 int poa_trainer_max_masked(const poa_config *cfg, int n_patches)
 {
     const int B = cfg->train.batch_size_per_gpu;
     const long long all = 2LL * B * n_patches;
-    const int crops = (int) (2.0 * B * cfg->ibot.mask_sample_probability) + 1;
-    const int per_crop = (int) ceil(cfg->ibot.mask_ratio_min_max.v[1] * n_patches) + 1;
-    long long bound = (long long) crops * per_crop;
+    const int n = (int) (2 * B * cfg->ibot.mask_sample_probability);
+    const double lo = cfg->ibot.mask_ratio_min_max.v[0], hi = cfg->ibot.mask_ratio_min_max.v[1];
+    long long bound = 0;
+    for (int k = 0; k < n; k++) {
+        double r = (double) poa_linspace_f32(lo, hi, n + 1, k + 1);
+        const double r_synth = lo + (hi - lo) * (k + 1) / n;
+        if (r_synth > r) r = r_synth;
+        bound += (long long) ((double) n_patches * r) + 1;
+    }
     return (int) (bound < all ? bound : all);
 }
 

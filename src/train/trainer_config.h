@@ -1,7 +1,7 @@
 /* trainer_config.h — from the run configuration (common/config.h, official key names) to the
- * structs of the model and of the step: poa_model_config (docs/algorithm.md §2.1, §3.1, §5.2) and
- * poa_step_config (docs/algorithm.md §6, §8), plus the checks of the values poa-train does not
- * implement.
+ * struct of the step, poa_step_config (docs/algorithm.md §6, §8), plus the checks of the values
+ * poa-train does not implement.  (The model's struct comes from poa_model_config_from_config,
+ * src/model/model_config.h.)
  *
  * Nothing here depends on MPI: the rank layout is passed in (rank, world size), so the dry run
  * can plan an N-rank job from one process.
@@ -13,12 +13,6 @@
 #include "common/poa_error.h"
 #include "model/model.h"
 #include "train/step.h"
-
-/* Model description of the configuration: the student.arch preset's defaults, then every key
- * that describes the model (student.*, dino.head_*, crops.*_size, optim layer decay and
- * patch-embed multiplier).  cfg must be finalized (poa_config_finalize has checked the model's
- * shape, biases included); POA_ERR_CONFIG names the key for values the model rejects. */
-poa_status poa_trainer_model_config(const poa_config *cfg, poa_model_config *mc, poa_err *err);
 
 /* Values poa-train does not implement (with the key to change): softmax centering, fp16
  * compute, bf16 on the CPU backend, student.pretrained_weights, MODEL.WEIGHTS.  backend_kind:

@@ -16,6 +16,7 @@
 #include "data/loader.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,19 @@ static void lsrc_get_state(poa_batch_source *src, uint64_t *w)
     }
 }
 
+/* Fault injection for the tests (tests/fault/test_fault_nonfinite.sh): with
+ * POA_DEBUG_NONFINITE_DATA=IT in the environment, the first pixel of this rank's batch of
+ * iteration IT becomes NaN, as a broken input pipeline would make it; the step's non-finite
+ * guard must stop the run (exit 5) before anything is written.  --debug-nonfinite-at poisons a
+ * weight instead. */
+static void inject_nonfinite_data(long long it, const float *pixels)
+{
+    const char *v = getenv("POA_DEBUG_NONFINITE_DATA");
+    if (!v || !*v || atoll(v) != it) return;
+    ((float *) pixels)[0] = NAN; /* the loader's slot: writable until the next batch */
+    poa_warn("POA_DEBUG_NONFINITE_DATA: pixel 0 of the batch of iteration %lld set to NaN", it);
+}
+
 static poa_status lsrc_next(poa_batch_source *src, long long it, poa_host_batch *b, poa_err *err)
 {
     lsrc *s = src->ctx;
@@ -171,6 +185,7 @@ static poa_status lsrc_next(poa_batch_source *src, long long it, poa_host_batch 
         b->local_crops = s->nl ? s->local : NULL;
         b->masks = s->masks;
     }
+    inject_nonfinite_data(it, b->global_crops);
     return POA_OK;
 }
 

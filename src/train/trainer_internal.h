@@ -73,6 +73,9 @@ struct poa_trainer {
  * failing rank copied to every rank.  Collective. */
 poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err);
 
+/* trainer_report.c: backend bytes of the two batch slots' device copies (create_slots). */
+size_t poa_trainer_batch_slot_bytes(const poa_config *cfg, const poa_model *m);
+
 /* trainer_ckpt.c */
 /* Write the resumable checkpoint of the last completed iteration (and the evaluation
  * checkpoint when `eval` is set).  Collective; the status is the same on every rank. */

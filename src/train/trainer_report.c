@@ -48,56 +48,76 @@ static void print_subnets(const poa_model_config *mc, double scale, FILE *f)
     free(counts);
 }
 
-/* Bytes per rank of the buffers the step plans (step.c create_workspaces) beyond the model's
- * fixed buffers and one rank group's activations: teacher targets of all G groups. */
-static size_t targets_bytes(const poa_config *cfg, const poa_model *m)
+static double gib(size_t bytes)
 {
-    const int G = cfg->train.rank_groups, B = cfg->train.batch_size_per_gpu;
-    const int N = poa_model_n_patches(&m->cfg, m->cfg.global_crops_size, m->cfg.global_crops_size);
-    size_t K = 0;
-    for (int h = 0; h < m->cfg.n_heads; h++) K += (size_t) m->cfg.head_n_prototypes[h];
-    size_t rows = (size_t) G * (2 * B + poa_trainer_max_masked(cfg, N));
-    return rows * K * sizeof(float);
+    return (double) bytes / (1024.0 * 1024.0 * 1024.0);
 }
 
-static size_t batch_bytes(const poa_config *cfg)
+/* Backend bytes of the rank loop's two batch slots (loop.c create_slots: the device copies of the
+ * global and the local crops of all G groups; the pinned host copies are host memory). */
+size_t poa_trainer_batch_slot_bytes(const poa_config *cfg, const poa_model *m)
 {
     const size_t G = (size_t) cfg->train.rank_groups, B = (size_t) cfg->train.batch_size_per_gpu;
+    const size_t C = (size_t) m->cfg.in_chans, V = (size_t) cfg->crops.local_crops_number;
     const size_t sg = (size_t) cfg->crops.global_crops_size,
                  sl = (size_t) cfg->crops.local_crops_size;
-    const size_t V = (size_t) cfg->crops.local_crops_number;
-    return G * B * 3 * (2 * sg * sg + V * sl * sl) * sizeof(float);
+    const size_t global = G * 2 * B * C * sg * sg, local = G * V * B * C * sl * sl;
+    return 2 * sizeof(float) * (global + (local ? local : 1));
 }
 
-/* be: the run's backend or a planning backend (its compute dtype and attention sizes). */
-static void print_memory(const poa_config *cfg, const poa_backend *be, const poa_model *m, FILE *f)
+static void mem_line(FILE *f, const char *what, size_t bytes)
 {
-    poa_model_memplan p;
-    poa_model_memory_plan(be, m, &p);
-    const int B = cfg->train.batch_size_per_gpu, V = cfg->crops.local_crops_number;
-    size_t fixed = p.params_bytes + p.grads_bytes + p.adam_bytes + p.teacher_bytes +
-                   p.compute_copy_bytes + p.head_weights_bytes;
-    size_t step = poa_model_memory_step_bytes(&p, B, V);
-    size_t acts = step - fixed, tg = targets_bytes(cfg, m), batch = 4 * batch_bytes(cfg);
+    fprintf(f, "  %-62s %10.1f MiB\n", what, mib(bytes));
+}
+
+/* The step's memory plan (poa_step_memory: what poa_step_create allocates, the same numbers
+ * whether planned here or read back from a created step) and the batch slots. */
+static void print_memory(const poa_config *cfg, const poa_backend *be, const poa_model *m,
+                         const poa_step_memory *x, FILE *f)
+{
+    const size_t slots = poa_trainer_batch_slot_bytes(cfg, m);
     fprintf(f,
-            "memory plan per rank (fp32 master copies, compute %s, batch of %d rank group(s) of "
-            "%d images):\n",
-            poa_dtype_name(p.compute_dtype), cfg->train.rank_groups, B);
-    fprintf(f, "  %-50s %12zu (backbone %zu, heads %zu)\n", "parameters", p.n_params, p.n_backbone,
-            p.n_heads_params);
-    fprintf(f, "  %-50s %10.1f MiB\n", "student parameters", mib(p.params_bytes));
-    fprintf(f, "  %-50s %10.1f MiB\n", "gradients", mib(p.grads_bytes));
-    fprintf(f, "  %-50s %10.1f MiB\n", "optimizer (AdamW m, v)", mib(p.adam_bytes));
-    fprintf(f, "  %-50s %10.1f MiB\n", "EMA teacher", mib(p.teacher_bytes));
-    if (p.compute_copy_bytes)
-        fprintf(f, "  %-50s %10.1f MiB\n", "GEMM weights, compute copies (student, teacher)",
-                mib(p.compute_copy_bytes));
-    fprintf(f, "  %-50s %10.1f MiB\n", "weight-normalised prototypes", mib(p.head_weights_bytes));
-    fprintf(f, "  %-50s %10.1f MiB\n", "activations (one rank group: teacher, 2 students)",
-            mib(acts));
-    fprintf(f, "  %-50s %10.1f MiB\n", "teacher targets (all groups, cls + iBOT rows)", mib(tg));
-    fprintf(f, "  %-50s %10.1f MiB\n", "batch (2 slots: pinned host + device copy)", mib(batch));
-    fprintf(f, "  %-50s %10.1f MiB\n", "total (estimate)", mib(step + tg + batch));
+            "memory plan per rank (%s, fp32 master copies, compute %s, %d rank group(s) of %d "
+            "images; src/train/README.md, \"Memory\"):\n",
+            be->name, poa_dtype_name(be->act_dtype), cfg->train.rank_groups,
+            cfg->train.batch_size_per_gpu);
+    mem_line(f, "student parameters", x->params);
+    mem_line(f, "gradients", x->grads);
+    mem_line(f, "optimizer (AdamW m, v)", x->moments);
+    mem_line(f, "EMA teacher", x->teacher);
+    if (x->compute_copies)
+        mem_line(f, "GEMM weights, compute copies (student, teacher)", x->compute_copies);
+    mem_line(f, "weight-normalised prototypes (student W, ||v||, dW; teacher)", x->head_weights);
+    char what[128];
+    snprintf(what, sizeof what, "kept activations, intact student, global (%d of %d images)",
+             x->kept[0], x->images[0]);
+    mem_line(f, what, x->student[0]);
+    mem_line(f, "kept activations, intact student, local", x->student[1]);
+    snprintf(what, sizeof what, "kept activations, elastic student, global (planned %dx%d)",
+             x->es_width, x->es_depth);
+    mem_line(f, what, x->student[2]);
+    mem_line(f, "kept activations, elastic student, local", x->student[3]);
+    snprintf(what, sizeof what, "teacher targets (cls + %d iBOT rows per group, all heads)",
+             x->masked);
+    mem_line(f, what, x->targets);
+    mem_line(f, "shared working region: the largest of", x->shared);
+    mem_line(f, "  teacher (backbone, then head) + gathered rows", x->shared_teacher);
+    mem_line(f, "  students' backbone transients", x->shared_backbone);
+    snprintf(what, sizeof what, "  heads (%d student rows per group):", x->rows);
+    mem_line(f, what, x->shared_heads);
+    mem_line(f, "    logits (two [rows, K_max] + class-token rows)", x->heads_logits);
+    mem_line(f, "    head activations", x->heads_acts);
+    mem_line(f, "    head inputs and their gradients", x->heads_inputs);
+    mem_line(f, "    loss and KoLeo scratch", x->heads_scratch);
+    mem_line(f, "indices, masks, loss slots, SK workspace, norms, AdamW table",
+             x->small + x->optim_table);
+    mem_line(f, "step total", x->total);
+    mem_line(f, "batch slots (2 device copies of the crops)", slots);
+    fprintf(f,
+            "  %-62s %10.1f MiB (%.2f GiB, %.2f GB; allocated before the first step, a step "
+            "allocates nothing; the device runtime's own memory is not included)\n",
+            "peak backend memory", mib(x->total + slots), gib(x->total + slots),
+            (double) (x->total + slots) / 1e9);
 }
 
 static void print_run(const poa_config *cfg, int world, const char *backend, FILE *f)
@@ -117,7 +137,7 @@ poa_status poa_train_dry_run(const poa_config *cfg, int world_size, FILE *f, poa
     const int kind = poa_trainer_backend_kind(cfg);
     const char *backend = poa_trainer_backend_name(cfg);
     poa_model_config mc;
-    poa_status st = poa_trainer_model_config(cfg, &mc, err);
+    poa_status st = poa_model_config_from_config(cfg, &mc, err);
     if (st == POA_OK) st = poa_trainer_check_supported(cfg, kind, err);
     if (st != POA_OK) return st;
     /* the backend's sizes without its device: a GPU-less login node can plan a GPU job */
@@ -133,11 +153,17 @@ poa_status poa_train_dry_run(const poa_config *cfg, int world_size, FILE *f, poa
     poa_model_memory_plan(be, m, &p);
     poa_model_memory_plan_print(m, &p, f);
     print_subnets(&mc, cfg->student.net_select_scale, f);
-    print_memory(cfg, be, m, f);
+    poa_step_config sc;
+    st = poa_trainer_step_config(cfg, m, 0, world_size, &sc, err);
+    if (st == POA_OK) {
+        poa_step_memory x;
+        poa_step_memory_plan(be, m, &sc, &x); /* what poa_step_create will allocate */
+        print_memory(cfg, be, m, &x, f);
+    }
     fflush(f);
     poa_model_free(m);
     free(m);
-    return POA_OK;
+    return st;
 }
 
 void poa_trainer_print_startup(poa_trainer *t, FILE *f)
@@ -167,7 +193,7 @@ void poa_trainer_print_startup(poa_trainer *t, FILE *f)
     poa_model_memory_plan(t->be, &t->model, &p);
     poa_model_memory_plan_print(&t->model, &p, f);
     print_subnets(&t->model.cfg, cfg->student.net_select_scale, f);
-    print_memory(cfg, t->be, &t->model, f);
+    print_memory(cfg, t->be, &t->model, poa_step_memory_of(t->step), f);
     if (t->resumed)
         fprintf(f, "resumed: continuing at iteration %lld of %lld\n", t->start_it, t->total_its);
     else

@@ -72,7 +72,7 @@ int main(int argc, char **argv)
     d = poa_comm_init(&argc, &argv, POA_COMM_MPI);
     rank = poa_comm_rank(d);
     poa_signals_install();
-    poa_signals_install(); /* idempotent */
+    poa_signals_install(); /* nests: undone by two restores */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_signal_no_stop),
         cmocka_unit_test(test_sigusr1_on_rank1_stops_both),
@@ -81,6 +81,7 @@ int main(int argc, char **argv)
     };
     int failed = cmocka_run_group_tests_name("mpi_signals", tests, NULL, NULL);
     int any = poa_comm_max_int(d, failed);
+    poa_signals_restore();
     poa_signals_restore();
     poa_comm_finalize(d);
     return any ? 1 : 0;

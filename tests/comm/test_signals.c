@@ -89,6 +89,29 @@ static void test_restore_brings_back_defaults(void **state)
     assert_int_equal(WTERMSIG(st), SIGUSR1);
 }
 
+/* poa-train installs the handlers in main() and the loop installs them again around itself: the
+ * loop's restore must leave main's handlers in place. */
+static void nested_install(void)
+{
+    poa_signals_install();
+    poa_signals_install();
+    poa_signals_restore();
+    raise(SIGTERM); /* still handled: recorded, not fatal */
+    EXPECT(poa_signal_pending() == SIGTERM, 40);
+    poa_signal_clear();
+    poa_signals_restore();
+    raise(SIGUSR1); /* default action now: terminate */
+    _exit(41);
+}
+
+static void test_install_nests(void **state)
+{
+    (void) state;
+    int st = in_child(nested_install);
+    if (WIFEXITED(st)) fail_msg("child expectation %d failed", WEXITSTATUS(st));
+    assert_int_equal(WTERMSIG(st), SIGUSR1);
+}
+
 static void test_names(void **state)
 {
     (void) state;
@@ -103,6 +126,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signals_are_recorded),
         cmocka_unit_test(test_second_sigint_kills),
+        cmocka_unit_test(test_install_nests),
         cmocka_unit_test(test_restore_brings_back_defaults),
         cmocka_unit_test(test_names),
     };

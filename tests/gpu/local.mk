@@ -9,3 +9,17 @@ TESTS += tests/gpu/test_gpu_smoke
 endif
 endif
 EXTRA_DIST += tests/gpu/test_gpu_smoke.c
+# A standalone GPU check of the norm, loss and optimizer kernels (built by hand on a GPU
+# machine: the commands are in its header).
+EXTRA_DIST += tests/gpu/cuda_norm_loss_check.cu
+
+# The GPU check (tests/gpu/README.md): tools/gpu-bundle.sh gathers the CUDA build for a GPU
+# machine, device-check.sh runs there.  What runs without a GPU is tested here: the GPU
+# benchmark's driver on the CPU with a tiny model (FLOP formulas) and device-check.sh's command
+# line.
+dist_noinst_SCRIPTS += tests/gpu/device-check.sh
+EXTRA_DIST += tests/gpu/bundle-env.sh tests/gpu/bundle-chroot-check.sh tests/gpu/README.md \
+	tests/gpu/test_bench_step_gpu_cpu.sh
+if HAVE_TORCH
+TESTS += tests/gpu/test_bench_step_gpu_cpu.sh
+endif

@@ -1,13 +1,14 @@
-/* cpu_naive.h — naive, obviously-correct double-precision versions of the CPU layer ops, for
- * tests only (docs/architecture.md §3.2, "Naive twins for tests").
- * Built into tests/lib/libpoa_testutil.a (make check), never into the backend archive or the
- * programs.
+/* cpu_naive.h — naive, obviously-correct double-precision versions of the backend ops, for
+ * tests only (docs/architecture.md §3.2, "Naive twins for tests"): the layer ops (cpu_naive.c)
+ * and the training ops (cpu_naive_train.c).  Built into tests/lib/libpoa_testutil.a (make
+ * check), never into the backend archive or the programs.
  *
- * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X (same views, leading
- * dimensions, = / += rules) minus the backend, on double arrays: plain loops, straight from the
- * formulas of docs/algorithm.md §2, no threads, no BLAS.  Tests convert their float inputs to
- * double, run both, and also differentiate the naive forwards by central finite differences in
- * double.
+ * Each poa_naive_X has the arguments and the semantics of poa_nn_ops.X / poa_train_ops.X (same
+ * views, leading dimensions, = / += rules) minus the backend, on double arrays: plain loops,
+ * straight from the formulas of docs/algorithm.md §2, no threads, no BLAS.  Activation ops have
+ * one reference whatever the compute dtype (the tests give it the values the backend holds).
+ * tests/ops/test_backend_ops compares every backend with them, and differentiates the naive
+ * forwards by central finite differences in double.
  */
 #ifndef POA_TESTS_LIB_CPU_NAIVE_H
 #define POA_TESTS_LIB_CPU_NAIVE_H
@@ -77,5 +78,30 @@ void poa_naive_weightnorm_fwd(double *W, double *vnorm, const double *g, const d
                               int C);
 void poa_naive_weightnorm_bwd(double *dg, double *dv, const double *dW, const double *g,
                               const double *v, const double *vnorm, int K, int C);
+
+/* ------------------------------------------------------------------------ training ops
+ * (cpu_naive_train.c).  Scalars that the backend accumulates into loss slots are returned
+ * instead (the value the op adds); gradients are accumulated (+=) as the ops do. */
+double poa_naive_sum_squares(const double *x, size_t n);
+void poa_naive_softmax_rows(double *y, int ldy, const double *x, int ldx, int n, int K,
+                            double inv_tau);
+/* Returns loss_scale · Σ_i w_i ce_i; ds (may be NULL) += grad_scale · ∂(Σ_i w_i ce_i)/∂s. */
+double poa_naive_xent(double *ds, int ldds, const double *s, int lds, const double *t, int ldt,
+                      int t_period, int t_shift, const double *w, int n, int K, double inv_tau,
+                      double loss_scale, double grad_scale);
+void poa_naive_col_max(double *mx, const double *x, int ldx, int n, int K);
+void poa_naive_sk_exp(double *q, int ldq, double *psum, const double *x, int ldx, const double *mx,
+                      int n, int K, double inv_tau);
+void poa_naive_sk_normalize(double *q, int ldq, double *psum_next, const double *psum, int n,
+                            int K);
+/* The official Sinkhorn-Knopp of the R × K logits L (contiguous): no max subtraction, the
+ * /K, /R, ·R constants; T [R, K] receives the targets. */
+void poa_naive_sinkhorn(double *T, const double *L, int R, int K, double inv_tau, int iters);
+/* Returns loss_scale · KoLeo(z); dz (may be NULL) += grad_scale · ∂KoLeo/∂z. */
+double poa_naive_koleo(double *dz, int lddz, const double *z, int ldz, int n, int c,
+                       double loss_scale, double grad_scale);
+void poa_naive_adamw(double *param, double *m, double *v, const double *grad,
+                     const poa_optim_seg *segs, int nseg, const poa_adamw_args *a);
+void poa_naive_ema(double *t, const double *s, size_t n, double m);
 
 #endif

@@ -102,9 +102,15 @@ def ibot_forward_masked(s, t, n_crops, masks_weight):
 # ------------------------------------------------------------------- one rank group
 
 
-def group_terms(c, g_in, targets, ptargets):
+def group_terms(c, g_in, targets, ptargets, report=True):
     """The weighted contributions (term -> scalar tensor) of one rank group to the official
-    loss accumulator, and the unweighted term values (term -> per-head list / scalar)."""
+    loss accumulator, and the unweighted term values (term -> per-head list / scalar).
+    report=False leaves the values at 0: no .item(), so that a GPU step is not synchronised
+    by every term (benchmarks)."""
+
+    def val(t):
+        return t.item() if report else 0.0
+
     B, V, H, lam = c["B"], c["V"], len(c["K"]), c["lam"]
     P = 2 + max(2 * V, 1)
     contrib = {t: 0 for t in TERMS}
@@ -122,36 +128,36 @@ def group_terms(c, g_in, targets, ptargets):
             contrib["dino_is"] = contrib["dino_is"] + c["wd"] * lam * is_loc / H
             contrib["dino_es1"] = contrib["dino_es1"] + c["wd"] * (1 - lam) * es_loc / H
             if c["wd"] > 0:  # poa computes (and reports) them only with dino.loss_weight > 0
-                value["dino_is"][h] += is_loc.item()
-                value["dino_es1"][h] += es_loc.item()
+                value["dino_is"][h] += val(is_loc)
+                value["dino_es1"][h] += val(es_loc)
             vt = F.softmax(s1_loc.detach() / DISTILL_TEMP, dim=-1)
             dl = dino_loss([s2_loc], [vt])
             contrib["distill_local"] = contrib["distill_local"] + (1 - lam) * dl / H
-            value["distill_local"][h] += dl.item()
+            value["distill_local"][h] += val(dl)
         if c["wd"] > 0:
             is_glob = dino_loss([s1_glob], [T_swapped.flatten(0, 1)]) * 2 / P
             es_glob = dino_loss([s2_glob], [T_swapped.flatten(0, 1)]) * 2 / P
             contrib["dino_is"] = contrib["dino_is"] + c["wd"] * lam * is_glob / H
             contrib["dino_es1"] = contrib["dino_es1"] + c["wd"] * (1 - lam) * es_glob / H
-            value["dino_is"][h] += is_glob.item()
-            value["dino_es1"][h] += es_glob.item()
+            value["dino_is"][h] += val(is_glob)
+            value["dino_es1"][h] += val(es_glob)
             vt = F.softmax(s1_glob.detach() / DISTILL_TEMP, dim=-1)
             dg = dino_loss([s2_glob], [vt])
             contrib["distill_global"] = contrib["distill_global"] + (1 - lam) * dg / H
-            value["distill_global"][h] += dg.item()
+            value["distill_global"][h] += val(dg)
         if c["ibot"] and c["iw"] > 0:
             r0 = (2 + V) * B
             for name, s, w in (("ibot_is", s1, lam), ("ibot_es", s2, 1 - lam)):
                 ib = ibot_forward_masked(s[r0:], ptargets[h], 2 * B, g_in["mask_w"]) * 2 * (1 / 2)
                 contrib[name] = contrib[name] + c["iw"] * w * ib / H
-                value[name][h] += ib.item()
+                value[name][h] += val(ib)
     if c["wd"] > 0 and c["kw"] > 0:
         k1 = sum(koleo(p) for p in g_in["z_is"].chunk(2))
         k2 = sum(koleo(p) for p in g_in["z_es"].chunk(2))
         contrib["koleo_is"] = c["kw"] * k1 / 2
         contrib["koleo_es"] = c["kw"] * k2 / 2
-        value["koleo_is"] = k1.item()
-        value["koleo_es"] = k2.item()
+        value["koleo_is"] = val(k1)
+        value["koleo_es"] = val(k2)
     else:
         value["koleo_is"] = value["koleo_es"] = 0.0
     return contrib, value

@@ -11,12 +11,16 @@ of every tensor, the q/k/v row chunks t·D_max + [0, d), block indices from nump
 truncation, and every sliceable linear layer multiplies its input by α = max_in / active_in.
 
 Drop path takes explicit decisions so that another implementation can be compared with it: for
-each executed block, a pair (keep_attn, keep_mlp), each an index list (batch-subset variant: the
-kept images, scaled n/k), a float tensor [n] (per-sample variant: the official DropPath's mask
+each executed block, a pair (keep_attn, keep_mlp), each an index list or integer tensor
+(batch-subset variant: the kept images, scaled n/k), a float tensor [n] (per-sample variant: the official DropPath's mask
 already divided by the keep probability, multiplying the branch of every image), or None (no
 drop path).
 
-Other reference scripts import this module; it depends only on torch and numpy.
+Other reference scripts import this module; it depends only on torch and numpy.  Every tensor
+it creates follows the device of the module's parameters, so the same model runs on a GPU
+(tests/reference/step_torch.py, bench/bench_step_gpu.py); ``Attention.use_sdpa`` switches the
+attention to ``F.scaled_dot_product_attention`` (PyTorch >= 2.0) for the benchmarks; the parity
+references keep the explicit softmax(q k^T) v.
 """
 
 import math
@@ -37,6 +41,14 @@ CONFIGS = {
     "vit_small": dict(img_size=224, patch_size=16, max_embed_dim=384, min_embed_dim=192,
                       max_depth=12, min_depth=6, head_dim=64,
                       n_prototypes=(2048, 4096, 8192, 16384), hidden_dim=2048,
+                      bottleneck_dim=256, global_crops_size=224, local_crops_size=96),
+    "vit_base": dict(img_size=224, patch_size=16, max_embed_dim=768, min_embed_dim=384,
+                     max_depth=12, min_depth=6, head_dim=64,
+                     n_prototypes=(8192, 16384, 32768, 65536), hidden_dim=2048,
+                     bottleneck_dim=256, global_crops_size=224, local_crops_size=96),
+    "vit_large": dict(img_size=224, patch_size=16, max_embed_dim=1024, min_embed_dim=384,
+                      max_depth=24, min_depth=12, head_dim=64,
+                      n_prototypes=(8192, 16384, 32768, 65536), hidden_dim=2048,
                       bottleneck_dim=256, global_crops_size=224, local_crops_size=96),
 }
 
@@ -62,13 +74,17 @@ class DynamicLinear(nn.Module):
         self.active_in, self.active_out = active_in, active_out
 
     def _rows(self):
-        idx = [torch.arange(g * self.max_out, g * self.max_out + self.active_out)
+        dev = self.linear.weight.device
+        idx = [torch.arange(g * self.max_out, g * self.max_out + self.active_out, device=dev)
                for g in range(self.groups)]
         return torch.cat(idx)
 
     def forward(self, x):
         if self.active_in == self.max_in and self.active_out == self.max_out:
             w, b = self.linear.weight, self.linear.bias  # intact: no slicing (as official)
+        elif self.groups == 1:  # the first rows and columns: a view, no copy
+            w = self.linear.weight[:self.active_out, :self.active_in]
+            b = self.linear.bias[:self.active_out] if self.linear.bias is not None else None
         else:
             rows = self._rows()
             w = self.linear.weight[rows][:, :self.active_in]
@@ -113,6 +129,8 @@ class PatchEmbed(nn.Module):
 
 
 class Attention(nn.Module):
+    use_sdpa = False  # benchmarks: F.scaled_dot_product_attention instead of the explicit form
+
     def __init__(self, max_dim, head_dim):
         super().__init__()
         self.head_dim = head_dim
@@ -127,9 +145,12 @@ class Attention(nn.Module):
         B, T, d = x.shape
         h = d // self.head_dim
         qkv = self.qkv(x).reshape(B, T, 3, h, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0] * self.head_dim ** -0.5, qkv[1], qkv[2]
-        attn = (q @ k.transpose(-2, -1)).softmax(dim=-1)
-        return self.proj((attn @ v).transpose(1, 2).reshape(B, T, d))
+        if self.use_sdpa:  # same scale (head_dim ** -0.5), fused kernel (flash where it can)
+            out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        else:
+            q, k, v = qkv[0] * self.head_dim ** -0.5, qkv[1], qkv[2]
+            out = (q @ k.transpose(-2, -1)).softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(B, T, d))
 
 
 class Mlp(nn.Module):
@@ -149,14 +170,16 @@ class Mlp(nn.Module):
 
 
 def _add_subset_residual(x, branch, keep):
-    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (docs/algorithm.md §2.5); per-sample
-    drop path (keep: a tensor of scales): x + branch(x)·scale[b], the branch run on every image."""
+    """Batch-subset drop path: x[keep] += (n/k)·branch(x[keep]) (docs/algorithm.md §2.5); keep: a
+    list of image indices or an integer tensor of them (on any device).  Per-sample drop path
+    (keep: a floating-point tensor of scales): x + branch(x)·scale[b], the branch run on every
+    image."""
     if keep is None:
         return x + branch(x)
-    if torch.is_tensor(keep):
+    if torch.is_tensor(keep) and keep.is_floating_point():
         return x + branch(x) * keep.to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
     n, k = x.shape[0], len(keep)
-    keep_t = torch.as_tensor(keep, dtype=torch.long)
+    keep_t = torch.as_tensor(keep, dtype=torch.long, device=x.device)
     res = branch(x[keep_t])
     return torch.index_add(x.flatten(1), 0, keep_t, res.flatten(1), alpha=n / k).view_as(x)
 

@@ -8,10 +8,18 @@
 #          requeue / time limit with exact resume; needs root and installs slurm-wlm and munge
 #          (tools/install-deps.sh slurm), reported SKIPPED with the reason otherwise
 #   cuda   ./configure --with-cuda --with-nccl        make && make check (GPU tests skip w/o GPU)
-#   asan   ./configure --without-cuda --enable-sanitizers   unit tests under ASan + UBSan
+#   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
+#          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
+#   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default
+#          20) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
+#   tsan   CC=clang ./configure --enable-tsan         the loader's threads and the OpenMP regions
+#          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
 #   dist   make distcheck (from the cpu tree)
 #   style  make format-check
 # --quick runs only the cpu phase.  POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
+# The fault tests (tests/fault/) run in the cpu tree and, with 5 random-signal runs instead of
+# 20, in the asan tree; the cuda tree (the CPU backend without a GPU) and distcheck skip them
+# (POA_FAULT_TESTS=skip): there they would only repeat the cpu tree's runs.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -19,8 +27,24 @@ quick=no
 [ "${1:-}" = "--quick" ] && quick=yes
 jobs=${POA_JOBS:-2}
 
-phase() { echo; echo "=== ci: $* ($(date -u +%H:%M:%S))"; }
+# Every phase's wall time is printed when it ends, and all of them at the end (or at a failure).
 t_start=$(date +%s)
+cur= cur_t0=$t_start phase_times=
+phase_end() {
+    [ -n "$cur" ] || return 0
+    dt=$(($(date +%s) - cur_t0))
+    echo "=== ci: $cur: ${dt}s"
+    phase_times="$phase_times$(printf '%6ss  %s' "$dt" "$cur")
+"
+    cur=
+}
+phase() { phase_end; cur=$*; cur_t0=$(date +%s); echo; echo "=== ci: $* ($(date -u +%H:%M:%S))"; }
+phase_summary() {
+    phase_end
+    printf '\nci: phase times (load average at the end: %s)\n%s%6ss  total\n' \
+        "$(cut -d' ' -f1-3 /proc/loadavg)" "$phase_times" "$(($(date +%s) - t_start))"
+}
+trap phase_summary EXIT
 
 phase "install Debian packages"
 sh tools/install-deps.sh
@@ -41,7 +65,7 @@ build() { # name, configure flags...
 check() { # name
     if ! make -C "_ci/$1" -j"$jobs" check; then
         for f in $(find "_ci/$1/tests" -name '*.log' 2>/dev/null); do
-            if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
+            if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
         done
         echo "ci: make check ($1) failed"; exit 1
     fi
@@ -50,7 +74,7 @@ check() { # name
 phase "cpu configuration: build + check"
 build cpu --without-cuda --with-cmocka --enable-parity-tests
 check cpu
-[ "$quick" = yes ] && { echo "ci: quick run done in $(( $(date +%s) - t_start ))s"; exit 0; }
+[ "$quick" = yes ] && { echo "ci: quick run done"; exit 0; }
 
 phase "slurm: make check-slurm (real slurmctld/slurmd, single node)"
 if [ "${POA_SKIP_SLURM:-0}" = 1 ]; then
@@ -61,7 +85,7 @@ elif ! sh tools/install-deps.sh slurm; then
     echo "ci: check-slurm SKIPPED: cannot install slurm-wlm and munge (tools/install-deps.sh slurm failed above)"
 elif ! make -C _ci/cpu check-slurm; then
     for f in _ci/cpu/tests/slurm/*.log; do
-        if grep -q -E '^(FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
+        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
     done
     echo "ci: make check-slurm failed"; exit 1
 fi
@@ -69,17 +93,79 @@ fi
 if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
     phase "cuda configuration: build + check"
     build cuda --with-cuda${CUDA_HOME:+=$CUDA_HOME} --with-nccl --with-cmocka --enable-parity-tests
-    check cuda
+    (export POA_FAULT_TESTS=skip; check cuda)
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
 
-phase "sanitizers (ASan + UBSan): build + unit tests"
+phase "sanitizers (ASan + UBSan): build + make check"
 build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tests
-check asan
+(export POA_SIGNAL_RUNS=5; check asan)
+
+# clang for the fuzzing and ThreadSanitizer trees: installed here (an optional package group);
+# without it, or when clang cannot link libFuzzer / ThreadSanitizer programs, the phase is
+# skipped with the reason.
+clang_reason= fuzz_reason= tsan_reason=
+sh tools/install-deps.sh fuzz || clang_reason="tools/install-deps.sh fuzz failed"
+if [ -z "$clang_reason" ] && ! command -v clang >/dev/null 2>&1; then clang_reason="no clang"; fi
+# probe NAME FLAGS SOURCE: whether clang compiles and links SOURCE with FLAGS
+probe() {
+    mkdir -p _ci/probe
+    printf '%s\n' "$3" >"_ci/probe/$1.c"
+    clang $2 "_ci/probe/$1.c" -o "_ci/probe/$1" >"_ci/probe/$1.out" 2>&1
+}
+if [ -n "$clang_reason" ]; then
+    fuzz_reason=$clang_reason tsan_reason=$clang_reason
+else
+    probe fuzz "-fsanitize=fuzzer,address,undefined" \
+        'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { return (void) d, (void) n, 0; }' ||
+        fuzz_reason="clang cannot link libFuzzer with ASan + UBSan (-fsanitize=fuzzer,address,undefined: $(head -1 _ci/probe/fuzz.out); tools/install-deps.sh fuzz installs libclang-rt-14-dev)"
+    probe tsan "-fsanitize=thread -fopenmp" 'int main(void) { int s = 0;
+#pragma omp parallel for reduction(+ : s)
+for (int i = 0; i < 4; i++) s += i;
+return s != 6; }' ||
+        tsan_reason="clang cannot link ThreadSanitizer with OpenMP (-fsanitize=thread -fopenmp: $(head -1 _ci/probe/tsan.out); tools/install-deps.sh fuzz installs libclang-rt-14-dev and libomp-14-dev)"
+fi
+
+phase "fuzz: every reader, ${FUZZ_SECONDS:-20} s each (libFuzzer, ASan + UBSan)"
+if [ -n "$fuzz_reason" ]; then
+    echo "ci: fuzz phase SKIPPED: $fuzz_reason"
+else
+    mkdir -p _ci/fuzz
+    (cd _ci/fuzz && CC=clang "$top/configure" --without-cuda --enable-fuzzing \
+        --disable-parity-tests >configure.out 2>&1) || {
+        tail -30 _ci/fuzz/configure.out; echo "ci: configure (fuzz) failed"; exit 1; }
+    make -C _ci/fuzz -j"$jobs" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
+        tail -80 _ci/fuzz/fuzz.out; echo "ci: fuzzing found something (or failed to build)"; exit 1; }
+    sed -n '/^target /,$p' _ci/fuzz/fuzz.out
+fi
+
+phase "ThreadSanitizer: the loader's threads, the OpenMP regions"
+if [ -n "$tsan_reason" ]; then
+    echo "ci: tsan phase SKIPPED: $tsan_reason"
+else
+    mkdir -p _ci/tsan
+    (cd _ci/tsan && CC=clang "$top/configure" --without-cuda --with-cmocka --enable-tsan \
+        --disable-parity-tests >configure.out 2>&1) || {
+        tail -30 _ci/tsan/configure.out; echo "ci: configure (tsan) failed"; exit 1; }
+    # only the listed test programs are built (not the programs nor the other tests), and run
+    # through the harness as make check would (run-test.sh sets TSAN_OPTIONS and archer)
+    tsan_tests=$(cat tests/scripts/tsan-tests.txt)
+    make -C _ci/tsan -j"$jobs" $tsan_tests >_ci/tsan/make.out 2>&1 || {
+        tail -50 _ci/tsan/make.out; echo "ci: build (tsan) failed"; exit 1; }
+    for t in $tsan_tests; do
+        if (cd _ci/tsan && POA_TOP_BUILDDIR="$PWD" sh "$top/tests/scripts/run-test.sh" "./$t" \
+            >"$t.tsan.log" 2>&1); then
+            echo "PASS: $t (ThreadSanitizer)"
+        else
+            tail -60 "_ci/tsan/$t.tsan.log"
+            echo "ci: ThreadSanitizer found a race in $t"; exit 1
+        fi
+    done
+fi
 
 phase "distcheck"
-make -C _ci/cpu -j"$jobs" distcheck \
+POA_FAULT_TESTS=skip make -C _ci/cpu -j"$jobs" distcheck \
     DISTCHECK_CONFIGURE_FLAGS="--without-cuda --with-cmocka --enable-parity-tests" >_ci/distcheck.out 2>&1 || {
     tail -80 _ci/distcheck.out; echo "ci: distcheck failed"; exit 1; }
 grep -E 'archives ready|^# (TOTAL|PASS|FAIL)' _ci/distcheck.out || true
@@ -87,4 +173,4 @@ grep -E 'archives ready|^# (TOTAL|PASS|FAIL)' _ci/distcheck.out || true
 phase "format-check"
 make -C _ci/cpu format-check
 
-echo "ci: all phases passed in $(( $(date +%s) - t_start ))s"
+echo "ci: all phases passed"

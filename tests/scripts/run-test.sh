@@ -27,6 +27,14 @@ export OMP_NUM_THREADS
 # Sanitizer runs: MPI and HDF5 keep global allocations alive until exit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# ThreadSanitizer tree (--enable-tsan): stop at the first report; LLVM's OpenMP runtime with
+# archer, and the one suppression of tests/scripts/tsan.supp; OpenBLAS (not instrumented) on
+# one thread.
+if [ "${POA_TSAN:-no}" = yes ]; then
+    export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$POA_TOP_SRCDIR/tests/scripts/tsan.supp}"
+    [ -n "${POA_ARCHER_LIB:-}" ] && export OMP_TOOL_LIBRARIES="$POA_ARCHER_LIB"
+    export OPENBLAS_NUM_THREADS=1
+fi
 
 case "$name" in
 test_mpi_*) set -- ${POA_MPIEXEC:-mpiexec} -n 2 --oversubscribe --allow-run-as-root \

@@ -94,9 +94,6 @@ refuse() { # WHAT TEXT ARGS...
     fi
 }
 before=$(cat "$out/fake/count")
-if [ ! -f "$top_src/slurm/extract.sbatch" ]; then
-    refuse "default stages, no extract.sbatch yet" "extract.sbatch, which does not exist" $base
-fi
 refuse "unknown option" "unknown option '--frobnicate'" $base --frobnicate
 refuse "no --work" "--work DIR is required" --images "$out/images"
 refuse "stages out of order" "'pack' repeated or out of order" $base --stages pretrain,pack

@@ -3,7 +3,9 @@
 # though sbatch runs a spooled copy of it (the copy's $0 is in slurmd's spool directory): they
 # ask Slurm for the submitted path (scontrol show job: Command=).  Fake scontrol and srun on
 # PATH stand in for Slurm; srun prints the command it would run.  Also: run by hand ($0 is the
-# script itself), and a clear error with exit code 2 when the programs are not there.
+# script itself), and a clear error with exit code 2 when the programs are not there; the
+# command lines extract.sbatch builds from RUN, OUTPUT and EXTRACT_ARGS and eval.sbatch from RUN,
+# EXTRACTED, PACKED, OUTPUT and EVAL_ARGS.
 set -u
 top_src=${POA_TOP_SRCDIR:?run through make check}
 work=${POA_TOP_BUILDDIR:?run through make check}/tests/out/slurm/paths
@@ -21,11 +23,13 @@ EOS
 printf '#!/bin/sh\necho "srun $*"\n' >"$work/fake/srun"
 printf '#!/bin/sh\nexit 0\n' >"$work/install/bin/poa-pack"
 cp "$work/install/bin/poa-pack" "$work/install/bin/poa-train"
+cp "$work/install/bin/poa-pack" "$work/install/bin/poa-extract"
+cp "$work/install/bin/poa-pack" "$work/install/bin/poa-eval-knn"
 chmod +x "$work/fake/scontrol" "$work/fake/srun" "$work/install/bin/"*
-for s in pack pretrain; do
+for s in pack pretrain extract eval; do
     cp "$top_src/slurm/$s.sbatch" "$work/install/slurm/" && cp "$top_src/slurm/$s.sbatch" "$work/spool/slurm_script"
-    prog=poa-$s; [ $s = pretrain ] && prog=poa-train
-    run() { env PATH="$work/fake:$PATH" SCRIPT=$s.sbatch IMAGENET=/in PACKED=/packed OUTPUT=/out "$@" 2>&1; }
+    prog=poa-$s; [ $s = pretrain ] && prog=poa-train; [ $s = eval ] && prog=poa-eval-knn
+    run() { env PATH="$work/fake:$PATH" SCRIPT=$s.sbatch IMAGENET=/in PACKED=/packed RUN=/run OUTPUT=/out "$@" 2>&1; }
     out=$(run SLURM_JOB_ID=4242 bash "$work/spool/slurm_script"); rc=$?
     echo "$out" | grep -q "^srun .*$work/install/slurm/../bin/$prog "
     expect "$s.sbatch under sbatch (spooled copy) runs $work/install/bin/$prog (rc $rc)" $?
@@ -36,4 +40,30 @@ for s in pack pretrain; do
     echo "$out" | grep -q "no $prog in $work/spool/../bin (set POA_BIN)"
     expect "$s.sbatch without the programs: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ]; echo $?)"
 done
+# extract.sbatch: RUN and OUTPUT become --checkpoint and --output, EXTRACT_ARGS (default --all)
+# follow; without RUN it stops with exit 2.
+x() { env PATH="$work/fake:$PATH" SCRIPT=extract.sbatch OUTPUT=/out "$@" bash "$work/install/slurm/extract.sbatch" 2>&1; }
+x RUN=/run | grep -q "^srun --mpi=pmix $work/install/slurm/../bin/poa-extract --checkpoint /run --output /out --all$"
+expect "extract.sbatch: poa-extract --checkpoint RUN --output OUTPUT --all by default" $?
+x RUN=/run EXTRACT_ARGS="--arch vit_small,vit_base --format safetensors" |
+    grep -q "poa-extract --checkpoint /run --output /out --arch vit_small,vit_base --format safetensors$"
+expect "extract.sbatch: EXTRACT_ARGS passed on" $?
+out=$(x); rc=$?
+echo "$out" | grep -q "set RUN to the pretraining run directory"
+expect "extract.sbatch without RUN: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q RUN; echo $?)"
+# eval.sbatch: RUN and every extracted sub-network (its .safetensors, else its .h5) become
+# --checkpoint options, PACKED --data, OUTPUT/knn --output, EVAL_ARGS follow; without PACKED, or
+# with nothing to evaluate, it stops with exit 2.
+mkdir -p "$work/ext"
+: >"$work/ext/vit_64x3.h5"; : >"$work/ext/vit_64x3.safetensors"; : >"$work/ext/vit_96x4.h5"
+e() { env PATH="$work/fake:$PATH" SCRIPT=eval.sbatch OUTPUT=/out "$@" bash "$work/install/slurm/eval.sbatch" 2>&1; }
+e RUN=/run EXTRACTED="$work/ext" PACKED=/packed EVAL_ARGS="--pixels --k 20" |
+    grep -q "^srun --mpi=pmix $work/install/slurm/../bin/poa-eval-knn --checkpoint /run --checkpoint $work/ext/vit_64x3.safetensors --checkpoint $work/ext/vit_96x4.h5 --data /packed --output /out/knn --pixels --k 20$"
+expect "eval.sbatch: the run and each extracted sub-network once (safetensors first), EVAL_ARGS passed on" $?
+e RUN=/run PACKED=/packed | grep -q "poa-eval-knn --checkpoint /run --data /packed --output /out/knn$"
+expect "eval.sbatch: without EXTRACTED, the run alone" $?
+out=$(e RUN=/run); rc=$?
+expect "eval.sbatch without PACKED: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q PACKED; echo $?)"
+out=$(e PACKED=/packed EXTRACTED="$work/none"); rc=$?
+expect "eval.sbatch with nothing to evaluate: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q "nothing to evaluate"; echo $?)"
 exit $fail

@@ -6,8 +6,8 @@
 # in order, the packed folder verified, the run complete (16 iterations, final and evaluation
 # checkpoints).  Also: pack.sbatch with its ranks started by mpirun inside the allocation
 # (POA_LAUNCH=mpirun) instead of srun --mpi=pmix; a chain whose pack job fails leaves the pretrain
-# job waiting forever (DependencyNeverSatisfied) instead of running it; and the full default chain
-# stops with exit 2 while slurm/extract.sbatch and slurm/eval.sbatch do not exist.
+# job waiting forever (DependencyNeverSatisfied) instead of running it; the extract stage
+# (extract.sbatch, 2 ranks) after the finished run.
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh
@@ -60,6 +60,23 @@ grep -q "poa-train: iterations 0-15 of 16 .*exit 0" "$log" && ok "pretrain: 16 i
     ok "pretrain: final checkpoint, teacher checkpoint and 16 metric records" || bad "pretrain outputs"
 echo "chain: pack + pretrain took $((t1 - t0)) s from submission to the end (load $(cut -d' ' -f1-3 /proc/loadavg))"
 
+# The extract stage after the finished run (pretrain taken as done): 2 ranks of extract.sbatch
+# write every sub-network of the tiny run (3 widths x 3 depths, both formats).
+bash "$pipeline" --work "$out/work" --config "$tiny" --stages extract --sbatch --time=10 \
+    --extract-sbatch --ntasks=2 --extract-sbatch --cpus-per-task=1 >"$out/extract.out" 2>&1
+rc=$?
+x=$(awk '$1 == "extract" {print $2}' "$out/work/pipeline.jobs" 2>/dev/null)
+if [ $rc -eq 0 ] && [ -n "$x" ] && wait_done "$x" 120 && [ "$(job_field "$x" JobState)" = COMPLETED ] &&
+    grep -q "poa-extract: wrote 18 file(s) for 9 sub-network(s) to $out/work/extract" "$out/work/logs/extract-$x.out" &&
+    grep -q "9/9 sub-networks written by the 2 ranks" "$out/work/logs/extract-$x.out" &&
+    [ "$(ls "$out/work/extract" | grep -c '^vit_[0-9]*x[0-9]*\.\(h5\|safetensors\)$')" = 18 ]; then
+    ok "extract stage: job $x, 2 ranks wrote the 18 files of the run's 9 sub-networks"
+else
+    cat "$out/extract.out"
+    bad "extract stage (pipeline.sh exit $rc, job ${x:-none})"
+    [ -n "$x" ] && dump "$x"
+fi
+
 # mpirun inside the allocation instead of srun --mpi=pmix (POA_LAUNCH=mpirun): 2 ranks pack.
 j=$(IMAGENET=$out/images PACKED=$out/packed-mpirun PACK_ARGS="--shard-images 64" POA_LAUNCH=mpirun \
     OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 sbatch --parsable --ntasks=2 \
@@ -93,13 +110,4 @@ done
     ok "broken input: the pretrain job never starts (DependencyNeverSatisfied)" ||
     { bad "pretrain job after a failed pack: $(job_field "$train" JobState) $(job_field "$train" Reason)"; dump "$train"; }
 scancel "$train"
-
-# The full chain needs slurm/extract.sbatch and slurm/eval.sbatch.
-if [ ! -f "$top_src/slurm/extract.sbatch" ]; then
-    bash "$pipeline" --work "$out/work-all" --images "$out/images" --config "$tiny" >"$out/all.out" 2>&1
-    rc=$?
-    [ $rc -eq 2 ] && grep -q "extract.sbatch, which does not exist" "$out/all.out" && [ ! -d "$out/work-all" ] &&
-        ok "default stages without extract.sbatch: exit 2, nothing submitted" ||
-        { cat "$out/all.out"; bad "default stages without extract.sbatch: exit $rc"; }
-fi
 finish

@@ -1,18 +1,16 @@
-# tests/step/: the CPU backend's training ops (test_train_ops), losses, sampler, schedules,
-# optimizer and the POA step, with PyTorch parity (tests/reference/loss_ref.py, step_ref.py) and
-# the step under mpiexec -n 2.
+# tests/step/: losses, sampler, schedules, optimizer and the POA step, with PyTorch parity
+# (tests/reference/loss_ref.py, step_ref.py) and the step under mpiexec -n 2.  The backends'
+# training ops are tested by tests/ops/test_backend_ops (tests/ops/local.mk).
 EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h tests/step/h5_test_read.h \
 	tests/step/test_loss_parity.sh tests/step/test_step_parity.sh
 
 if HAVE_CMOCKA
-STEP_TESTS = tests/step/test_train_ops tests/step/test_schedule tests/step/test_subnet_sampler \
+STEP_TESTS = tests/step/test_schedule tests/step/test_subnet_sampler \
 	tests/step/test_optim tests/step/test_mpi_sinkhorn tests/step/test_step_guard \
+	tests/step/test_step_memory \
 	tests/step/test_mpi_step_groups tests/step/test_mpi_step_overlap
 check_PROGRAMS += $(STEP_TESTS)
 TESTS += $(STEP_TESTS)
-tests_step_test_train_ops_SOURCES = tests/step/test_train_ops.c tests/step/step_test_util.h
-tests_step_test_train_ops_CFLAGS = $(TEST_CFLAGS)
-tests_step_test_train_ops_LDADD = $(TEST_LDADD)
 tests_step_test_schedule_SOURCES = tests/step/test_schedule.c
 tests_step_test_schedule_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_schedule_LDADD = $(TEST_LDADD)
@@ -28,6 +26,9 @@ tests_step_test_mpi_sinkhorn_LDADD = $(TEST_LDADD)
 tests_step_test_step_guard_SOURCES = tests/step/test_step_guard.c
 tests_step_test_step_guard_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_step_guard_LDADD = $(TEST_LDADD)
+tests_step_test_step_memory_SOURCES = tests/step/test_step_memory.c
+tests_step_test_step_memory_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_step_memory_LDADD = $(TEST_LDADD)
 tests_step_test_mpi_step_groups_SOURCES = tests/step/test_mpi_step_groups.c
 tests_step_test_mpi_step_groups_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_step_groups_LDADD = $(TEST_LDADD)

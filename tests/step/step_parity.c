@@ -202,6 +202,7 @@ static poa_step_config config_from(hid_t f, int G, int droppath)
     cfg.loss.ibot_weight = (float) h5r_attr1(f, "hparams", "ibot_weight");
     cfg.clip_grad = h5r_attr1(f, "hparams", "clip_grad");
     cfg.drop_path_rate = droppath ? 0.2 : 0.0;
+    cfg.overrides = 1; /* the reference's sub-networks (the intact one among them) and draws */
     return cfg;
 }
 

@@ -29,6 +29,13 @@ setup_out() {
     mkdir -p "$out"
 }
 
+# The fault tests (tests/fault/) skip when POA_FAULT_TESTS=skip: tests/scripts/ci-tests.sh sets it
+# in the trees where they would only repeat the cpu tree's runs (cuda without a GPU, distcheck).
+fault_test() {
+    [ "${POA_FAULT_TESTS:-run}" = skip ] && { echo "skip: POA_FAULT_TESTS=skip"; exit 77; }
+    return 0
+}
+
 need_python() {
     "$py" -c 'import h5py, numpy' 2>/dev/null || { echo "skip: $py lacks h5py/numpy"; exit 77; }
 }

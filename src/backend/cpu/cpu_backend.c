@@ -218,7 +218,9 @@ poa_backend *poa_cpu_backend_create(const poa_backend_opts *opts, char *errbuf, 
     return be;
 }
 
-/* 1 when the first "flags" line of /proc/cpuinfo holds the word `flag`. */
+#ifdef POA_HAVE_OPENBLAS
+/* 1 when the first "flags" line of /proc/cpuinfo holds the word `flag` (only the OpenBLAS core
+ * warning asks). */
 static int cpu_has_flag(const char *flag)
 {
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -238,6 +240,7 @@ static int cpu_has_flag(const char *flag)
     fclose(f);
     return found;
 }
+#endif
 
 const char *poa_cpu_blas_core_warning(void)
 {

@@ -12,6 +12,7 @@
 #include "common/poa_error.h"
 
 #include <math.h>
+#include <string.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -71,13 +72,18 @@ static void thread_range(long long n, long long *lo, long long *hi)
     *hi = *lo + per < n ? *lo + per : n;
 }
 
-/* The compute dtype of the CPU is fp32: the GEMM weights' compute copy is the master copy
- * itself, so there is no separate copy to refresh (param_act / t_act must be NULL). */
+/* The compute dtype of the CPU is fp32: the model uses the master copy itself as the GEMM
+ * weights' compute copy and passes no param_act / t_act.  A caller that passes one (backend.h
+ * allows it) gets the updated values copied there: fp32 rounded to fp32 is the value. */
+static void copy_range(poa_act *dst, const float *src, long long lo, long long hi)
+{
+    if (dst && hi > lo) memcpy((float *) dst + lo, src + lo, sizeof(float) * (size_t) (hi - lo));
+}
+
 void poa_cpu_adamw(poa_backend *be, float *param, float *m, float *v, const float *grad,
                    const poa_optim_seg *segs, int nseg, const poa_adamw_args *a, poa_act *param_act)
 {
-    (void) be;
-    POA_ASSERT(param_act == NULL);
+    POA_ASSERT(be->act_dtype == POA_DT_F32);
     POA_ASSERT(a->step >= 1);
     const double bc1 = 1.0 - pow(a->beta1, (double) a->step);
     const double bc2_sqrt = sqrt(1.0 - pow(a->beta2, (double) a->step));
@@ -103,6 +109,7 @@ void poa_cpu_adamw(poa_backend *be, float *param, float *m, float *v, const floa
         thread_range((long long) sg->numel, &lo, &hi);
         adamw_range(param + sg->offset, m + sg->offset, v + sg->offset, grad + sg->offset, lo, hi,
                     &c);
+        copy_range(param_act, param, (long long) sg->offset + lo, (long long) sg->offset + hi);
     }
 }
 
@@ -114,13 +121,13 @@ static void ema_range(float *restrict t, const float *restrict s, long long lo, 
 
 void poa_cpu_ema(poa_backend *be, float *t, const float *s, size_t n, double m, poa_act *t_act)
 {
-    (void) be;
-    POA_ASSERT(t_act == NULL);
+    POA_ASSERT(be->act_dtype == POA_DT_F32);
     const float mf = (float) m, one_m = (float) (1.0 - m);
 #pragma omp parallel if (n > 65536)
     {
         long long lo, hi;
         thread_range((long long) n, &lo, &hi);
         ema_range(t, s, lo, hi, mf, one_m);
+        copy_range(t_act, t, lo, hi);
     }
 }

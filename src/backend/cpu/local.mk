@@ -1,6 +1,6 @@
 # backend/cpu/: the fp32 CPU reference backend.  Layer ops (cpu_nn*.c, with poa's own AVX-512
 # GEMM, attention and GELU kernels) and training ops (cpu_train*.c: losses, Sinkhorn-Knopp,
-# optimizer, reductions).  Tests: tests/ops/ and tests/step/test_train_ops; the naive
+# optimizer, reductions).  Tests: tests/ops/ (test_backend_ops and test_ops_*); the naive
 # double-precision references they compare against are test code (tests/lib/cpu_naive.c).
 noinst_LIBRARIES += src/backend/cpu/libpoa_backend_cpu.a
 src_backend_cpu_libpoa_backend_cpu_a_SOURCES += \

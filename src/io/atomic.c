@@ -1,0 +1,81 @@
+/* atomic.c — see atomic.h. */
+#include "io/atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+poa_status poa_io_make_dirs(const char *dir, poa_err *err)
+{
+    char p[POA_IO_PATH_MAX];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int) sizeof p)
+        return poa_err_set(err, POA_ERR_ARG, "path too long: %s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            return poa_err_set(err, POA_ERR_IO, "cannot create directory %s: %s", p,
+                               strerror(errno));
+        *s = '/';
+    }
+    if (mkdir(p, 0777) != 0 && errno != EEXIST)
+        return poa_err_set(err, POA_ERR_IO, "cannot create directory %s: %s", p, strerror(errno));
+    struct stat sb;
+    if (stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return poa_err_set(err, POA_ERR_IO, "%s exists and is not a directory", p);
+    return POA_OK;
+}
+
+void poa_io_dirname(const char *path, char *dir, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int) (slash - path), path);
+}
+
+poa_status poa_io_fsync_path(const char *path, int is_dir, poa_err *err)
+{
+    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return poa_err_set(err, POA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    /* Some file systems refuse fsync on directories (EINVAL); the rename is still atomic. */
+    if (rc != 0 && !(is_dir && (e == EINVAL || e == EBADF)))
+        return poa_err_set(err, POA_ERR_IO, "fsync %s: %s", path, strerror(e));
+    return POA_OK;
+}
+
+poa_status poa_io_temp_path(const char *final, char *tmp, size_t n, poa_err *err)
+{
+    const char *slash = strrchr(final, '/');
+    int dir_len = slash ? (int) (slash - final) + 1 : 0;
+    const char *base = final + dir_len;
+    if (!*base) return poa_err_set(err, POA_ERR_ARG, "%s: not a file name", final);
+    int w = snprintf(tmp, n, "%.*s.%s.tmp.%ld", dir_len, final, base, (long) getpid());
+    if (w < 0 || (size_t) w >= n) return poa_err_set(err, POA_ERR_ARG, "path too long: %s", final);
+    return POA_OK;
+}
+
+poa_status poa_io_commit(const char *tmp, const char *final, poa_err *err)
+{
+    char dir[POA_IO_PATH_MAX];
+    poa_io_dirname(final, dir, sizeof dir);
+    poa_status st = poa_io_fsync_path(tmp, 0, err);
+    if (!st && rename(tmp, final) != 0)
+        st =
+            poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    if (!st) st = poa_io_fsync_path(dir, 1, err);
+    if (st) {
+        unlink(tmp);
+        poa_err_prefix(err, "writing %s", final);
+    }
+    return st;
+}

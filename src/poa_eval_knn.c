@@ -1,0 +1,1008 @@
+/* poa_eval_knn.c — poa-eval-knn: the k-NN evaluation of DINO / DINOv2 / POA on a packed data set
+ * (docs/algorithm.md, "k-NN"), for any sub-networks of pretraining checkpoints, for extracted
+ * models, and for the raw pixels.
+ *   poa-eval-knn --checkpoint FILE... --data PACKED --output DIR
+ *                [--subnet WxD | --arch NAME | --all-subnets] [--from teacher|student]
+ *                [--pixels] [--k 10,20,100,200] [--resize N] [--crop N] [--train N] [--val N]
+ * Options → open the models and the two splits → features of every network from the same image
+ * batches (the ranks share the batches) → k-NN of the val split against the whole train split
+ * (the ranks share the train features; their top-K lists are merged on rank 0) → results.
+ *
+ * Ranks: the train split is cut into fixed blocks of images and the val split into fixed
+ * batches, whatever the number of ranks; each rank takes a contiguous run of them.  Every image
+ * is therefore always computed in the same batch and every similarity by the same GEMM shape,
+ * and the neighbour lists are merged in a total order (similarity, then index): the results do
+ * not depend on the number of ranks (tests/eval/test_eval_knn.sh checks 1 against 2 ranks).
+ */
+#include "poa_config.h"
+#include "common/cli.h"
+#include "common/log.h"
+#include "common/timer.h"
+#include "eval/images.h"
+#include "eval/knn.h"
+#include "io/atomic.h"
+#include "io/h5util.h"
+#include "modelio/features.h"
+#include "modelio/model_source.h"
+
+#include <errno.h>
+#include <math.h>
+#include <mpi.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define MAX_SOURCES  64
+#define MAX_NETWORKS 1024
+#define MAX_REQUESTS 256
+#define BANK_BLOCK   2048 /* default --bank-block */
+#define QUERY_CHUNK  256  /* val images per similarity GEMM                               */
+
+static const poa_cli_option options[] = {
+    {"checkpoint", 'c', "PATH",
+     "pretraining checkpoint (checkpoint_<it>.h5, a teacher_checkpoint.h5,\n"
+     "or a run directory: its newest), or an extracted vit_<W>x<D>.h5 /\n"
+     ".safetensors (poa-extract); repeatable, more as positional arguments"},
+    {"data", 'd', "DIR", "packed data set (poa-pack) with a train and a val split"},
+    {"output", 'o', "DIR", "results directory (created): results_eval_knn.json, ..."},
+    {"subnet", 's', "WxD",
+     "a sub-network of the checkpoints: width x depth (repeatable, or a\n"
+     "comma list; default: the intact network)"},
+    {"arch", 'a', "NAME", "a named size: vit_small (384x12), vit_base, ... (repeatable)"},
+    {"all-subnets", 0, NULL,
+     "every elastic width x depth of the checkpoints; also writes\n"
+     "knn_subnets.csv and a heatmap knn_subnets.png (tools/plot_knn.py)"},
+    {"from", 0, "WHICH", "teacher (default: the EMA teacher) or student weights"},
+    {"pixels", 0, NULL, "also the raw-pixel baseline: the same k-NN on the normalised pixels"},
+    {"k", 'k', "LIST", "neighbour counts (default 10,20,100,200)"},
+    {"temperature", 0, "T", "softmax temperature of the votes (default 0.07)"},
+    {"resize", 0, "N",
+     "shorter side before the centre crop (default: the crop below 224 px,\n"
+     "crop x 256/224 from 224 px up)"},
+    {"crop", 0, "N", "centre crop = model input side (default: the checkpoint's crop size)"},
+    {"batch", 'b', "N",
+     "images per forward (default: 8192 tokens, 8..256 images: 126 for\n"
+     "32 px at patch 4, 41 for 224 px at patch 16)"},
+    {"bank-block", 0, "N",
+     "train images per similarity block, the unit the ranks share\n"
+     "(default 2048, rounded up to whole batches)"},
+    {"train", 0, "N", "use N evenly spaced train images (default: all)"},
+    {"val", 0, "N", "use N evenly spaced val images (default: all)"},
+    {"backend", 0, "NAME", "cpu (default) or cuda"},
+    {"dtype", 0, "DT", "compute dtype: f32 (default) or bf16 (cuda)"},
+    {"save-features", 0, NULL,
+     "also write the L2-normalised features: DIR/features_<i>_<net>.h5\n"
+     "(/train/features, /train/labels, /val/...)"},
+};
+static const int n_options = (int) (sizeof options / sizeof options[0]);
+
+static const poa_cli_spec spec = {
+    .program = "poa-eval-knn",
+    .summary = "       poa-eval-knn --checkpoint FILE... --data PACKED --output DIR [options]\n"
+               "k-NN evaluation (DINOv2 protocol): class-token features after the final norm,\n"
+               "L2-normalised; cosine similarity of every val image to the whole train split; the\n"
+               "K = max(k) nearest, weighted by softmax(sim / T); top-1 and top-5 for every k.\n"
+               "Under mpiexec/srun the ranks share the images and the train features; the results\n"
+               "do not depend on the number of ranks.",
+    .options = options,
+    .n_options = n_options,
+    .positional = "CHECKPOINT...",
+    .epilog =
+        "Output: a table on stdout; DIR/results_eval_knn.json, one JSON object per line per\n"
+        "network and k (checkpoint, iteration, network = teacher|student|<W>x<D>|pixels,\n"
+        "width, depth, k, top1, top5 in percent, n_train, n_val); with --all-subnets\n"
+        "DIR/knn_subnets.csv and DIR/knn_subnets.png (needs python3 with matplotlib; set\n"
+        "POA_PYTHON to choose the interpreter; skipped with a note otherwise).\n"
+        "Exit codes: 0 ok, 1 non-finite features, 2 bad command line (unknown option, a size\n"
+        "the run does not have, a crop that is not a multiple of the patch size), 3 missing,\n"
+        "corrupt or mismatched checkpoint or data set, 4 an output file could not be written.",
+};
+
+/* ------------------------------------------------------------------ arguments */
+
+typedef struct request {
+    int width, depth; /* --subnet */
+    char *name;       /* --arch   */
+} request;
+
+typedef struct knn_args {
+    poa_cli cli;
+    const char *data, *output, *backend;
+    int n_ckpt;
+    const char *ckpt[MAX_SOURCES];
+    poa_weights_from from;
+    poa_dtype dtype;
+    int all, pixels, save, n_req;
+    request req[MAX_REQUESTS];
+    int nk, ks[POA_KNN_MAX_KS];
+    double T;
+    int resize, crop, batch, bank_block, n_train, n_val;
+} knn_args;
+
+/* A positive decimal of at most 6 digits in [s, end), or 0. */
+static int positive(const char *s, const char *end)
+{
+    if (end - s < 1 || end - s > 6) return 0;
+    int v = 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9') return 0;
+        v = 10 * v + (*s - '0');
+    }
+    return v;
+}
+
+static int add_item(knn_args *a, const char *opt, const char *t)
+{
+    if (strcmp(opt, "k") == 0) {
+        int k = positive(t, t + strlen(t));
+        if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
+        if (a->nk == POA_KNN_MAX_KS)
+            return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
+        for (int i = 0; i < a->nk; i++)
+            if (a->ks[i] == k) return 0;
+        a->ks[a->nk++] = k;
+        return 0;
+    }
+    if (a->n_req == MAX_REQUESTS)
+        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
+    if (strcmp(opt, "arch") == 0) {
+        if (!poa_arch_preset_find(t))
+            return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)",
+                                       t, poa_arch_preset_names());
+        a->req[a->n_req++] = (request){0, 0, poa_xstrdup(t)};
+        return 0;
+    }
+    const char *x = strpbrk(t, "xX");
+    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
+    if (w < 1 || d < 1)
+        return poa_cli_usage_error(&spec,
+                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
+                                   "e.g. 384x12",
+                                   t);
+    a->req[a->n_req++] = (request){w, d, NULL};
+    return 0;
+}
+
+/* An option's argument split at commas into add_item. */
+static int each_item(knn_args *a, const char *opt, const char *arg)
+{
+    char *copy = poa_xstrdup(arg), *save = NULL;
+    int rc = 0, any = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
+        any = 1, rc = add_item(a, opt, t);
+    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
+    free(copy);
+    return rc;
+}
+
+static int parse_numbers(knn_args *a)
+{
+    poa_err err;
+    if (poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
+        poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
+        poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
+        poa_cli_int(&a->cli, &spec, "bank-block", BANK_BLOCK, 1, 1 << 20, &a->bank_block, &err) ||
+        poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
+        poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err) ||
+        poa_cli_double(&a->cli, &spec, "temperature", POA_KNN_TEMPERATURE, 1e-4, 1e4, false, &a->T,
+                       &err))
+        return poa_cli_usage_error(&spec, "%s", err.msg);
+    return -1;
+}
+
+/* The command line into a.  -1: go on; else the exit code (0 after --help / --version). */
+static int parse_args(int argc, char **argv, knn_args *a)
+{
+    int rc = poa_cli_main_setup(&spec, argc, argv, &a->cli, NULL, 1, &(poa_err){0});
+    if (rc >= 0) return rc;
+    a->data = poa_cli_value(&a->cli, &spec, "data");
+    a->output = poa_cli_value(&a->cli, &spec, "output");
+    a->backend = poa_cli_value(&a->cli, &spec, "backend");
+    a->all = poa_cli_flag(&a->cli, &spec, "all-subnets");
+    a->pixels = poa_cli_flag(&a->cli, &spec, "pixels");
+    a->save = poa_cli_flag(&a->cli, &spec, "save-features");
+    a->T = POA_KNN_TEMPERATURE;
+    poa_err err;
+    const char *from = poa_cli_value(&a->cli, &spec, "from");
+    if (from && poa_weights_from_parse(from, &a->from, &err) != POA_OK)
+        return poa_cli_usage_error(&spec, "--from %s", err.msg);
+    const char *dt = poa_cli_value(&a->cli, &spec, "dtype");
+    a->dtype = POA_DT_F32;
+    if (dt && strcmp(dt, "bf16") == 0)
+        a->dtype = POA_DT_BF16;
+    else if (dt && strcmp(dt, "f32") != 0 && strcmp(dt, "fp32") != 0)
+        return poa_cli_usage_error(&spec, "--dtype '%s': expected f32 or bf16", dt);
+    if (a->backend && strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
+        return poa_cli_usage_error(&spec, "--backend '%s': expected cpu or cuda", a->backend);
+    for (int k = 0; k < a->cli.n_given; k++) {
+        const char *opt = options[a->cli.given_option[k]].name, *arg = a->cli.given[k];
+        if (strcmp(opt, "checkpoint") == 0) {
+            if (a->n_ckpt == MAX_SOURCES)
+                return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
+            a->ckpt[a->n_ckpt++] = arg;
+        }
+        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "k") == 0)
+            if ((rc = each_item(a, opt, arg)) > 0) return rc;
+    }
+    for (int i = 0; i < a->cli.n_positional; i++) {
+        if (a->n_ckpt == MAX_SOURCES)
+            return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
+        a->ckpt[a->n_ckpt++] = a->cli.positional[i];
+    }
+    if (a->nk == 0) {
+        static const int dflt[] = {10, 20, 100, 200};
+        memcpy(a->ks, dflt, sizeof dflt);
+        a->nk = 4;
+    }
+    if ((rc = parse_numbers(a)) >= 0) return rc;
+    if (a->n_ckpt == 0 && !a->pixels)
+        return poa_cli_usage_error(&spec, "--checkpoint PATH is required (or --pixels alone)");
+    if (a->n_ckpt == 0 && !a->crop)
+        return poa_cli_usage_error(&spec, "--pixels without a checkpoint needs --crop N");
+    if (!a->data) return poa_cli_usage_error(&spec, "--data DIR is required");
+    if (!a->output) return poa_cli_usage_error(&spec, "--output DIR is required");
+    if (a->resize && a->crop && a->resize < a->crop)
+        return poa_cli_usage_error(&spec, "--resize %d is smaller than --crop %d", a->resize,
+                                   a->crop);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ ranks */
+
+static int rank_of(void)
+{
+    return poa_log_rank();
+}
+
+static int world(void)
+{
+    return poa_log_world_size();
+}
+
+/* The worst exit code of all ranks. */
+static int agree(int code)
+{
+    int worst = code;
+    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
+static int read_code(poa_status st)
+{
+    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
+}
+
+/* [lo, hi) of n items that rank r of p takes (contiguous, balanced). */
+static void share(int64_t n, int r, int p, int64_t *lo, int64_t *hi)
+{
+    *lo = n * r / p, *hi = n * (r + 1) / p;
+}
+
+/* ------------------------------------------------------------------ models and networks */
+
+typedef struct network {
+    int source; /* index of the model source; -1: the raw pixels */
+    poa_subnet sn;
+    int dim;
+    char name[32]; /* teacher | student | <W>x<D> | pixels */
+    int subnet;    /* one of an --all-subnets grid (for the CSV) */
+    float *bank;   /* [this rank's train images, dim], L2-normalised */
+    float *val;    /* [all val images, dim] (this rank's part until gathered) */
+    int64_t correct1[POA_KNN_MAX_KS], correct5[POA_KNN_MAX_KS];
+} network;
+
+typedef struct eval_state {
+    const knn_args *a;
+    int n_src;
+    poa_model_source src[MAX_SOURCES];
+    poa_features *feat[MAX_SOURCES];
+    int n_net;
+    network net[MAX_NETWORKS];
+    poa_eval_transform t;
+    poa_eval_reader *train, *val;
+    int n_classes;
+    int64_t n_tr, n_va;   /* images used */
+    int batch;            /* images per forward */
+    int64_t block;        /* train images per block (a multiple of the batch) */
+    int64_t tr_lo, tr_hi; /* this rank's train images */
+    int64_t va_lo, va_hi; /* this rank's val images (before the gather) */
+    int32_t *tr_labels;   /* all train labels */
+    int32_t *va_labels;   /* all val labels */
+} eval_state;
+
+/* Rank 0 opens path (resolving a run directory), the others then open the same file. */
+static int open_source(const knn_args *a, const char *arg, poa_model_source *src)
+{
+    char path[POA_IO_PATH_MAX] = "";
+    poa_err err = {0};
+    int code = 0;
+    if (rank_of() == 0) {
+        poa_status st = poa_model_source_open(arg, a->from, src, &err);
+        if (st) {
+            poa_error("poa-eval-knn: %s", err.msg);
+            code = read_code(st);
+        }
+        snprintf(path, sizeof path, "%s", src->path);
+    }
+    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (code) return code;
+    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank_of() != 0) {
+        poa_status st = poa_model_source_open(path, a->from, src, &err);
+        if (st) {
+            poa_error("poa-eval-knn: %s", err.msg);
+            code = read_code(st);
+        }
+    }
+    return agree(code);
+}
+
+static int add_network(eval_state *s, int source, const poa_subnet *sn, int subnet)
+{
+    for (int i = 0; i < s->n_net; i++)
+        if (s->net[i].source == source && s->net[i].sn.width == sn->width &&
+            s->net[i].sn.depth == sn->depth)
+            return 0;
+    if (s->n_net == MAX_NETWORKS)
+        return poa_cli_usage_error(&spec, "more than %d networks", MAX_NETWORKS);
+    network *n = &s->net[s->n_net++];
+    memset(n, 0, sizeof *n);
+    n->source = source, n->sn = *sn, n->dim = sn->width, n->subnet = subnet;
+    const poa_model_source *src = &s->src[source];
+    const poa_model_config *c = &src->model.cfg;
+    if (src->kind == POA_SOURCE_CHECKPOINT && sn->width == c->max_embed_dim &&
+        sn->depth == c->max_depth && !subnet)
+        snprintf(n->name, sizeof n->name, "%s", poa_weights_from_name(src->from));
+    else
+        snprintf(n->name, sizeof n->name, "%dx%d", sn->width, sn->depth);
+    return 0;
+}
+
+/* The networks of source i: an extracted model's own; a checkpoint's --all-subnets grid, its
+ * --subnet / --arch sizes in the order given, or its intact network. */
+static int resolve_networks(eval_state *s, int i)
+{
+    const knn_args *a = s->a;
+    const poa_model_source *src = &s->src[i];
+    if (src->kind == POA_SOURCE_EXTRACTED) {
+        poa_subnet sn = poa_subnet_intact(&src->model.cfg);
+        return add_network(s, i, &sn, 0);
+    }
+    int rc = 0;
+    if (a->all) {
+        poa_subnet *all = poa_xmalloc(sizeof *all * MAX_NETWORKS);
+        int n = poa_model_source_subnets(src, all, MAX_NETWORKS);
+        for (int j = 0; j < n && !rc; j++) rc = add_network(s, i, &all[j], 1);
+        free(all);
+    }
+    for (int j = 0; j < a->n_req && !rc; j++) {
+        const request *r = &a->req[j];
+        poa_subnet sn;
+        poa_err err;
+        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
+                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
+        if (st)
+            return poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet",
+                                       err.msg, src->path);
+        rc = add_network(s, i, &sn, 0);
+    }
+    if (!a->all && a->n_req == 0) {
+        poa_subnet sn = poa_subnet_intact(&src->model.cfg);
+        rc = add_network(s, i, &sn, 0);
+    }
+    return rc;
+}
+
+/* The crop and resize: --crop, else the sources' crop size (which must agree). */
+static int choose_transform(eval_state *s)
+{
+    int crop = s->a->crop;
+    for (int i = 0; i < s->n_src && !s->a->crop; i++) {
+        const int c = s->src[i].model.cfg.img_size;
+        if (crop && c != crop)
+            return poa_cli_usage_error(&spec,
+                                       "%s was trained on %d px crops, %s on %d px: give --crop",
+                                       s->src[0].path, crop, s->src[i].path, c);
+        crop = c;
+    }
+    for (int i = 0; i < s->n_src; i++) {
+        const poa_model_config *c = &s->src[i].model.cfg;
+        if (crop % c->patch_size)
+            return poa_cli_usage_error(&spec,
+                                       "crop %d px is not a multiple of the patch size %d of %s",
+                                       crop, c->patch_size, s->src[i].path);
+        if (c->in_chans != 3)
+            return poa_cli_usage_error(&spec, "%s takes %d channels; the data set has RGB images",
+                                       s->src[i].path, c->in_chans);
+    }
+    poa_eval_transform_default(crop, s->a->resize, &s->t);
+    /* the batch: about 8192 tokens per forward (the activation workspace grows with it) */
+    int tokens = 1;
+    for (int i = 0; i < s->n_src; i++) {
+        const int g = crop / s->src[i].model.cfg.patch_size;
+        tokens = 1 + g * g > tokens ? 1 + g * g : tokens;
+    }
+    s->batch = s->a->batch;
+    if (!s->batch) {
+        s->batch = s->n_src ? 8192 / tokens : 256;
+        s->batch = s->batch < 8 ? 8 : s->batch > 256 ? 256 : s->batch;
+    }
+    return -1;
+}
+
+static int open_models(eval_state *s)
+{
+    const knn_args *a = s->a;
+    for (int i = 0; i < a->n_ckpt; i++) {
+        int code = open_source(a, a->ckpt[i], &s->src[s->n_src]);
+        if (code) return code;
+        s->n_src++;
+    }
+    int code = choose_transform(s);
+    if (code >= 0) return code;
+    for (int i = 0; i < s->n_src; i++)
+        if ((code = resolve_networks(s, i))) return code;
+    if (a->pixels) {
+        if (s->n_net == MAX_NETWORKS) return poa_cli_usage_error(&spec, "too many networks");
+        network *n = &s->net[s->n_net++];
+        memset(n, 0, sizeof *n);
+        n->source = -1, n->dim = 3 * s->t.crop * s->t.crop;
+        snprintf(n->name, sizeof n->name, "pixels");
+    }
+    /* one forward runner per source: the weights uploaded once, one workspace */
+    int dev = 0;
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &dev);
+    MPI_Comm_free(&local);
+    code = 0;
+    for (int i = 0; i < s->n_src && !code; i++) {
+        poa_features_opts o = {.backend = a->backend,
+                               .max_images = s->batch,
+                               .max_size = s->t.crop,
+                               .compute_dtype = a->dtype,
+                               .device = dev};
+        poa_err err;
+        if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
+            if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
+            code = POA_EXIT_USAGE;
+        }
+    }
+    return agree(code);
+}
+
+/* ------------------------------------------------------------------ data */
+
+static int open_data(eval_state *s)
+{
+    const knn_args *a = s->a;
+    poa_err err = {0};
+    int code = 0;
+    poa_status st = poa_eval_reader_open(&s->train, a->data, "train", &s->t, &err);
+    if (!st) st = poa_eval_reader_open(&s->val, a->data, "val", &s->t, &err);
+    if (!st && poa_eval_reader_classes(s->train) != poa_eval_reader_classes(s->val))
+        st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
+                         poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
+    if (st) {
+        if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
+        code = st == POA_ERR_ARG ? POA_EXIT_USAGE : POA_EXIT_DATA;
+    }
+    if ((code = agree(code))) return code;
+    s->n_classes = poa_eval_reader_classes(s->train);
+    poa_eval_reader_use(s->train, a->n_train);
+    poa_eval_reader_use(s->val, a->n_val);
+    s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
+    s->block = ((a->bank_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
+    const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
+    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
+    int64_t lo, hi;
+    share(n_blocks, rank_of(), world(), &lo, &hi);
+    s->tr_lo = lo * s->block, s->tr_hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
+    share(n_vb, rank_of(), world(), &lo, &hi);
+    s->va_lo = lo * s->batch, s->va_hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ features */
+
+/* Features of every network for the images [p0, p0 + b) of a split, into row `row` of each
+ * network's bank (train) or val array; pixels [b, 3, crop, crop] already read. */
+static int batch_features(eval_state *s, const float *pixels, int b, int train, int64_t row,
+                          float *cls)
+{
+    const int64_t per = 3 * (int64_t) s->t.crop * s->t.crop;
+    for (int i = 0; i < s->n_net; i++) {
+        network *n = &s->net[i];
+        float *dst = (train ? n->bank : n->val) + (size_t) row * n->dim;
+        if (n->source < 0) {
+            memcpy(dst, pixels, sizeof(float) * (size_t) b * per);
+        } else {
+            poa_err err;
+            poa_status st = poa_features_run(s->feat[n->source], &n->sn, pixels, b, s->t.crop,
+                                             s->t.crop, cls, NULL, &err);
+            if (st) {
+                poa_error("poa-eval-knn: %s", err.msg);
+                return POA_EXIT_FAILURE;
+            }
+            memcpy(dst, cls, sizeof(float) * (size_t) b * n->dim);
+        }
+        const int64_t bad = poa_knn_normalise_rows(dst, b, n->dim);
+        if (bad) {
+            poa_error("poa-eval-knn: %s %s: %lld of %d %s features are not finite (image %lld "
+                      "on): the weights are broken",
+                      n->source >= 0 ? s->src[n->source].path : "", n->name, (long long) bad, b,
+                      train ? "train" : "val", (long long) row);
+            return POA_EXIT_FAILURE;
+        }
+    }
+    return 0;
+}
+
+/* This rank's share of both splits through every network, one batch of images at a time. */
+static int extract_features(eval_state *s)
+{
+    const int B = s->batch;
+    const int64_t n_tr = s->tr_hi - s->tr_lo, n_va = s->va_hi - s->va_lo;
+    int max_dim = 1;
+    for (int i = 0; i < s->n_net; i++) {
+        network *n = &s->net[i];
+        n->bank = poa_xmalloc(sizeof(float) * (size_t) (n_tr > 0 ? n_tr : 1) * n->dim);
+        n->val = poa_xmalloc(sizeof(float) * (size_t) s->n_va * n->dim);
+        if (n->source >= 0 && n->dim > max_dim) max_dim = n->dim;
+    }
+    float *pixels = poa_xmalloc(sizeof(float) * (size_t) B * 3 * s->t.crop * s->t.crop);
+    float *cls = poa_xmalloc(sizeof(float) * (size_t) B * max_dim);
+    poa_progress pr;
+    char what[96];
+    snprintf(what, sizeof what, "features (%d network%s%s)", s->n_net, s->n_net > 1 ? "s" : "",
+             world() > 1 ? ", rank 0's share" : "");
+    poa_progress_begin(&pr, what, n_tr + n_va, 10.0);
+    int code = 0;
+    int64_t done = 0;
+    for (int split = 0; split < 2 && !code; split++) {
+        poa_eval_reader *r = split == 0 ? s->train : s->val;
+        const int64_t lo = split == 0 ? s->tr_lo : s->va_lo, hi = split == 0 ? s->tr_hi : s->va_hi;
+        for (int64_t p = lo; p < hi && !code; p += B) {
+            const int b = hi - p < B ? (int) (hi - p) : B;
+            poa_err err;
+            poa_status st = poa_eval_reader_read(r, p, b, pixels, NULL, &err);
+            if (st) {
+                poa_error("poa-eval-knn: %s", err.msg);
+                code = POA_EXIT_DATA;
+                break;
+            }
+            /* train rows are this rank's bank rows; val rows their place in the whole split */
+            code = batch_features(s, pixels, b, split == 0, split == 0 ? p - lo : p, cls);
+            done += b;
+            poa_progress_update(&pr, done, NULL);
+        }
+    }
+    poa_progress_end(&pr, done, NULL);
+    free(pixels);
+    free(cls);
+    return agree(code);
+}
+
+/* Every rank gets all val features and all labels. */
+static void gather_val_and_labels(eval_state *s)
+{
+    const int P = world();
+    int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
+    s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
+    s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
+    poa_err err;
+    POA_CHECK(poa_eval_reader_labels(s->val, 0, s->n_va, s->va_labels, &err) == POA_OK, "%s",
+              err.msg);
+    POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
+              err.msg);
+    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
+    for (int i = 0; i < s->n_net; i++) {
+        network *n = &s->net[i];
+        for (int r = 0; r < P; r++) {
+            int64_t lo, hi;
+            share(n_vb, r, P, &lo, &hi);
+            lo *= s->batch, hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
+            const int64_t c = (hi - lo) * n->dim, d = lo * n->dim;
+            POA_CHECK(c <= INT32_MAX && d <= INT32_MAX,
+                      "val features of %s too large for one MPI call", n->name);
+            counts[r] = (int) c, displs[r] = (int) d;
+        }
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, n->val, counts, displs, MPI_FLOAT,
+                       MPI_COMM_WORLD);
+    }
+    free(counts);
+    free(displs);
+}
+
+/* ------------------------------------------------------------------ k-NN */
+
+/* This rank's lists of one chunk of val queries against its bank blocks. */
+static void chunk_lists(const eval_state *s, const network *n, int64_t q0, int nq, poa_knn_lists *l,
+                        float *sim)
+{
+    poa_knn_lists_reset(l);
+    l->nq = nq;
+    for (int64_t b0 = s->tr_lo; b0 < s->tr_hi; b0 += s->block) {
+        const int nb = (int) (s->tr_hi - b0 < s->block ? s->tr_hi - b0 : s->block);
+        poa_knn_similarity(n->val + (size_t) q0 * n->dim, nq,
+                           n->bank + (size_t) (b0 - s->tr_lo) * n->dim, nb, n->dim, sim);
+        poa_knn_lists_update(l, sim, nq, nb, (size_t) nb, b0);
+    }
+}
+
+/* Rank 0 gathers the ranks' lists of the chunk, merges them and votes. */
+static void merge_and_vote(const eval_state *s, network *n, poa_knn_lists *mine, poa_knn_lists *all,
+                           poa_knn_lists *merged, int64_t q0, int nq, int K)
+{
+    const int P = world(), root = rank_of() == 0;
+    const size_t m = (size_t) QUERY_CHUNK * K;
+    MPI_Gather(mine->sim, (int) m, MPI_FLOAT, root ? all[0].sim : NULL, (int) m, MPI_FLOAT, 0,
+               MPI_COMM_WORLD);
+    MPI_Gather(mine->idx, (int) m, MPI_INT64_T, root ? all[0].idx : NULL, (int) m, MPI_INT64_T, 0,
+               MPI_COMM_WORLD);
+    MPI_Gather(mine->count, QUERY_CHUNK, MPI_INT, root ? all[0].count : NULL, QUERY_CHUNK, MPI_INT,
+               0, MPI_COMM_WORLD);
+    if (!root) return;
+    for (int r = 0; r < P; r++) all[r].nq = nq;
+    merged->nq = nq;
+    poa_knn_lists_merge(merged, all, P);
+    poa_knn_vote(merged, s->tr_labels, s->va_labels + q0, s->n_classes, s->a->ks, s->a->nk, s->a->T,
+                 n->correct1, n->correct5);
+}
+
+static void knn_all(eval_state *s)
+{
+    int K = 0;
+    for (int i = 0; i < s->a->nk; i++) K = s->a->ks[i] > K ? s->a->ks[i] : K;
+    if (K > s->n_tr) {
+        if (rank_of() == 0)
+            poa_warn("poa-eval-knn: k up to %d but only %lld train images: every k above uses "
+                     "all of them",
+                     K, (long long) s->n_tr);
+        K = (int) s->n_tr;
+    }
+    const int P = world(), root = rank_of() == 0;
+    poa_knn_lists mine, merged, *all = NULL;
+    poa_knn_lists_init(&mine, QUERY_CHUNK, K);
+    if (root) {
+        /* the gathered lists: P lists in one allocation each (rank r at offset r) */
+        all = poa_xcalloc((size_t) P, sizeof *all);
+        poa_knn_lists_init(&all[0], QUERY_CHUNK * P, K);
+        for (int r = 1; r < P; r++)
+            all[r] = (poa_knn_lists){QUERY_CHUNK, K, all[0].sim + (size_t) r * QUERY_CHUNK * K,
+                                     all[0].idx + (size_t) r * QUERY_CHUNK * K,
+                                     all[0].count + (size_t) r * QUERY_CHUNK};
+        poa_knn_lists_init(&merged, QUERY_CHUNK, K);
+    }
+    float *sim = poa_xmalloc(sizeof(float) * (size_t) QUERY_CHUNK * s->block);
+    const int64_t n_chunks = (s->n_va + QUERY_CHUNK - 1) / QUERY_CHUNK;
+    poa_progress pr;
+    poa_progress_begin(&pr, "k-NN", n_chunks * s->n_net, 10.0);
+    for (int i = 0; i < s->n_net; i++) {
+        network *n = &s->net[i];
+        for (int64_t c = 0; c < n_chunks; c++) {
+            const int64_t q0 = c * QUERY_CHUNK;
+            const int nq = (int) (s->n_va - q0 < QUERY_CHUNK ? s->n_va - q0 : QUERY_CHUNK);
+            chunk_lists(s, n, q0, nq, &mine, sim);
+            mine.nq = QUERY_CHUNK; /* gathered whole: unused rows have count 0 */
+            for (int q = nq; q < QUERY_CHUNK; q++) mine.count[q] = 0;
+            merge_and_vote(s, n, &mine, all, &merged, q0, nq, K);
+            poa_progress_update(&pr, i * n_chunks + c + 1, n->name);
+        }
+        free(n->bank), n->bank = NULL;
+    }
+    poa_progress_end(&pr, s->n_net * n_chunks, NULL);
+    free(sim);
+    poa_knn_lists_free(&mine);
+    if (root) {
+        all[0].nq = QUERY_CHUNK * P;
+        poa_knn_lists_free(&all[0]);
+        free(all);
+        poa_knn_lists_free(&merged);
+    }
+}
+
+/* ------------------------------------------------------------------ output */
+
+/* --save-features: rank 0 gathers the train features of each network and writes
+ * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
+static int save_features(eval_state *s)
+{
+    const int P = world(), root = rank_of() == 0;
+    int code = 0;
+    int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
+    const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
+    for (int i = 0; i < s->n_net; i++) {
+        network *n = &s->net[i];
+        for (int r = 0; r < P; r++) {
+            int64_t lo, hi;
+            share(n_blocks, r, P, &lo, &hi);
+            lo *= s->block, hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
+            counts[r] = (int) ((hi - lo) * n->dim), displs[r] = (int) (lo * n->dim);
+        }
+        float *all = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * n->dim) : NULL;
+        MPI_Gatherv(n->bank, counts[rank_of()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
+                    MPI_COMM_WORLD);
+        if (root && !code) {
+            char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
+            snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->output, i, n->name);
+            poa_err err = {0};
+            poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
+            hid_t f =
+                st ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, poa_h5_fapl());
+            if (!st && f < 0) st = poa_err_set(&err, POA_ERR_IO, "%s: cannot create", tmp);
+            for (int split = 0; split < 2 && !st; split++) {
+                hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
+                const int64_t rows = split == 0 ? s->n_tr : s->n_va;
+                const int64_t dims[2] = {rows, n->dim};
+                uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
+                const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
+                for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
+                st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? all : n->val, &err);
+                if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, &err);
+                free(lab);
+                H5Gclose(g);
+            }
+            if (f >= 0) H5Fclose(f);
+            if (!st) st = poa_io_commit(tmp, path, &err);
+            if (st) {
+                poa_error("poa-eval-knn: %s", err.msg);
+                remove(tmp);
+                code = POA_EXIT_IO;
+            }
+        }
+        free(all);
+    }
+    free(counts);
+    free(displs);
+    return agree(code);
+}
+
+static double pct(int64_t correct, int64_t n)
+{
+    return 100.0 * (double) correct / (double) n;
+}
+
+/* path as a JSON string (quotes and backslashes escaped). */
+static void json_string(FILE *f, const char *text)
+{
+    fputc('"', f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '"' || *p == '\\') fputc('\\', f);
+        if ((unsigned char) *p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void print_table(const eval_state *s)
+{
+    printf("\nk-NN on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize %d), T "
+           "%.3g\n",
+           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->t.crop, s->t.crop,
+           s->t.resize, s->a->T);
+    printf("%-10s %6s %6s %5s %8s %8s  %s\n", "network", "width", "depth", "k", "top-1", "top-5",
+           "checkpoint (iteration)");
+    for (int i = 0; i < s->n_net; i++) {
+        const network *n = &s->net[i];
+        for (int j = 0; j < s->a->nk; j++) {
+            if (n->source >= 0)
+                printf("%-10s %6d %6d %5d %7.2f%% %7.2f%%  %s (%lld)\n", n->name, n->sn.width,
+                       n->sn.depth, s->a->ks[j], pct(n->correct1[j], s->n_va),
+                       pct(n->correct5[j], s->n_va), s->src[n->source].path,
+                       (long long) s->src[n->source].iteration);
+            else
+                printf("%-10s %6s %6s %5d %7.2f%% %7.2f%%  -\n", n->name, "-", "-", s->a->ks[j],
+                       pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va));
+        }
+    }
+    fflush(stdout);
+}
+
+/* Write `path` atomically with writer(f, s); 0 or POA_EXIT_IO. */
+static int write_file(const eval_state *s, const char *name,
+                      void (*writer)(FILE *, const eval_state *), char *path)
+{
+    char tmp[POA_IO_PATH_MAX];
+    poa_err err = {0};
+    snprintf(path, POA_IO_PATH_MAX, "%s/%s", s->a->output, name);
+    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
+    FILE *f = st ? NULL : fopen(tmp, "w");
+    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (f) {
+        writer(f, s);
+        if (fclose(f) != 0) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
+        if (!st) st = poa_io_commit(tmp, path, &err);
+        if (st) remove(tmp);
+    }
+    if (st) {
+        poa_error("poa-eval-knn: cannot write %s: %s", path, err.msg);
+        return POA_EXIT_IO;
+    }
+    return 0;
+}
+
+static void write_json(FILE *f, const eval_state *s)
+{
+    for (int i = 0; i < s->n_net; i++) {
+        const network *n = &s->net[i];
+        const poa_model_source *src = n->source >= 0 ? &s->src[n->source] : NULL;
+        for (int j = 0; j < s->a->nk; j++) {
+            fputs("{\"checkpoint\": ", f);
+            if (src) {
+                json_string(f, src->path);
+                fprintf(f, ", \"iteration\": %lld, ", (long long) src->iteration);
+            } else {
+                fputs("null, \"iteration\": null, ", f);
+            }
+            fputs("\"network\": ", f);
+            json_string(f, n->name);
+            if (src)
+                fprintf(f, ", \"width\": %d, \"depth\": %d", n->sn.width, n->sn.depth);
+            else
+                fputs(", \"width\": null, \"depth\": null", f);
+            fprintf(f,
+                    ", \"k\": %d, \"top1\": %.4f, \"top5\": %.4f, \"n_train\": %lld, \"n_val\": "
+                    "%lld, \"temperature\": %g, \"crop\": %d, \"resize\": %d}\n",
+                    s->a->ks[j], pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va),
+                    (long long) s->n_tr, (long long) s->n_va, s->a->T, s->t.crop, s->t.resize);
+        }
+    }
+}
+
+static void write_csv(FILE *f, const eval_state *s)
+{
+    fputs("checkpoint,iteration,width,depth,k,top1,top5\n", f);
+    for (int i = 0; i < s->n_net; i++) {
+        const network *n = &s->net[i];
+        if (!n->subnet) continue;
+        for (int j = 0; j < s->a->nk; j++)
+            fprintf(f, "%s,%lld,%d,%d,%d,%.4f,%.4f\n", s->src[n->source].path,
+                    (long long) s->src[n->source].iteration, n->sn.width, n->sn.depth, s->a->ks[j],
+                    pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va));
+    }
+}
+
+/* The heatmap: tools/plot_knn.py CSV PNG under $POA_PYTHON (default: the python3 found at
+ * configure time).  Missing Python or matplotlib only skip the picture. */
+static void plot_heatmap(const char *csv, const char *out_dir)
+{
+    const char *py = getenv("POA_PYTHON");
+    if (!py || !*py) py = POA_PYTHON_DEFAULT;
+    const char *script = getenv("POA_PLOT_KNN");
+    static const char *const candidates[] = {POA_PKGDATADIR "/plot_knn.py",
+                                             POA_SRCDIR "/tools/plot_knn.py"};
+    for (int i = 0; (!script || !*script) && i < 2; i++)
+        if (access(candidates[i], R_OK) == 0) script = candidates[i];
+    if (!script) {
+        poa_warn("poa-eval-knn: plot_knn.py not found (set POA_PLOT_KNN): no knn_subnets.png");
+        return;
+    }
+    char png[POA_IO_PATH_MAX];
+    snprintf(png, sizeof png, "%s/knn_subnets.png", out_dir);
+    char *argv[] = {(char *) py, (char *) script, (char *) csv, png, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, py, NULL, NULL, argv, environ) != 0) {
+        poa_warn("poa-eval-knn: cannot run %s: no knn_subnets.png", py);
+        return;
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (rc == 0)
+        poa_info("poa-eval-knn: wrote %s", png);
+    else if (rc == 3)
+        poa_warn("poa-eval-knn: %s has no matplotlib (apt-get install python3-matplotlib, or "
+                 "set POA_PYTHON): no knn_subnets.png",
+                 py);
+    else
+        poa_warn("poa-eval-knn: %s %s failed (exit %d): no knn_subnets.png", py, script, rc);
+}
+
+static int write_results(const eval_state *s)
+{
+    if (rank_of() != 0) return agree(0);
+    print_table(s);
+    char path[POA_IO_PATH_MAX];
+    int code = write_file(s, "results_eval_knn.json", write_json, path);
+    if (!code) poa_info("poa-eval-knn: wrote %s", path);
+    int any_subnet = 0;
+    for (int i = 0; i < s->n_net; i++) any_subnet |= s->net[i].subnet;
+    if (!code && s->a->all && any_subnet) {
+        code = write_file(s, "knn_subnets.csv", write_csv, path);
+        if (!code) {
+            poa_info("poa-eval-knn: wrote %s", path);
+            plot_heatmap(path, s->a->output);
+        }
+    }
+    return agree(code);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int make_output_dir(const knn_args *a)
+{
+    int code = 0;
+    if (rank_of() == 0) {
+        poa_err err;
+        if (poa_io_make_dirs(a->output, &err) != POA_OK) {
+            poa_error("poa-eval-knn: cannot create the output directory: %s", err.msg);
+            code = POA_EXIT_IO;
+        }
+    }
+    return agree(code);
+}
+
+static void print_plan(const eval_state *s)
+{
+    poa_info("poa-eval-knn %s: %d network(s) on %s (%lld train / %lld val images, %d classes), "
+             "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
+             PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
+             s->n_classes, s->t.crop, s->t.resize, s->batch, s->a->ks[0], s->a->ks[s->a->nk - 1],
+             world());
+    for (int i = 0; i < s->n_src; i++)
+        poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
+                 poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
+}
+
+static int run(const knn_args *a)
+{
+    eval_state *s = poa_xcalloc(1, sizeof *s);
+    s->a = a;
+    int code = make_output_dir(a);
+    if (!code) code = open_models(s);
+    if (!code) code = open_data(s);
+    if (!code) {
+        print_plan(s);
+        const double t0 = poa_now();
+        code = extract_features(s);
+        if (!code) {
+            poa_info("poa-eval-knn: features in %.1f s", poa_now() - t0);
+            gather_val_and_labels(s);
+            if (a->save) code = save_features(s);
+        }
+        if (!code) {
+            const double t1 = poa_now();
+            knn_all(s);
+            poa_info("poa-eval-knn: k-NN in %.1f s", poa_now() - t1);
+            code = write_results(s);
+        }
+    }
+    for (int i = 0; i < s->n_net; i++) free(s->net[i].bank), free(s->net[i].val);
+    for (int i = 0; i < s->n_src; i++) {
+        poa_features_destroy(s->feat[i]);
+        poa_model_source_close(&s->src[i]);
+    }
+    poa_eval_reader_close(s->train);
+    poa_eval_reader_close(s->val);
+    free(s->tr_labels);
+    free(s->va_labels);
+    free(s);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    knn_args *a = poa_xcalloc(1, sizeof *a);
+    int rc = parse_args(argc, argv, a);
+    if (rc < 0) {
+        MPI_Init(&argc, &argv);
+        int rank, size;
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+        poa_log_init(rank, size, a->cli.verbose);
+        rc = run(a);
+        MPI_Finalize();
+    }
+    for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
+    poa_cli_free(&a->cli);
+    free(a);
+    return rc;
+}

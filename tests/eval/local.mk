@@ -1,0 +1,14 @@
+# tests/eval/: the k-NN pieces (test_knn: top-K lists against brute force, split/merge
+# invariance with ties, votes by hand) and the evaluation programs end to end (poa-eval-knn on
+# a small packed Fashion-MNIST and a seeded demo checkpoint): results against the NumPy / PyTorch reference of the protocol
+# (tests/reference/knn_ref.py), 1 against 2 MPI ranks, --all-subnets, extracted models, the
+# raw-pixel baseline, errors and exit codes.
+if HAVE_CMOCKA
+check_PROGRAMS += tests/eval/test_knn
+tests_eval_test_knn_SOURCES = tests/eval/test_knn.c
+tests_eval_test_knn_CFLAGS = $(TEST_CFLAGS)
+tests_eval_test_knn_LDADD = $(TEST_LDADD)
+TESTS += tests/eval/test_knn
+endif
+TESTS += tests/eval/test_eval_knn.sh
+dist_noinst_SCRIPTS += tests/eval/test_eval_knn.sh
