@@ -4,32 +4,38 @@ multi-crop transform on the same JPEG files, in the same run, plus poa-pack thro
 
 Cases: (1) ImageNet-sized JPEGs (about 500x375, quality 90) made from crops and rescales of the
 photographs in scikit-image's data folder (Debian python3-skimage), 2 global 224 + 8 local 96 crops;
-(2) the demo's Fashion-MNIST images (28x28) with 2 global 32 + 4 local 16 crops.  poa with 1 and 2
-threads; torchvision in one process with one torch thread (per core).  The last line is
-RESULT img_s_per_core=... torchvision_img_s_per_core=... ratio_torchvision=... pack_img_s=...
-for the ImageNet-sized case.  "Per core" = images per CPU-second of the process (getrusage /
-time.process_time), so the figures do not depend on what else runs on a shared machine; wall-clock
-rates are printed next to them.
+(2) the demo's Fashion-MNIST images (28x28) with 2 global 32 + 4 local 16 crops.  --rounds
+interleaved rounds, each timing poa with 1 and 2 threads and torchvision in one process at every
+combination of PyTorch's intra-op threads (torch.set_num_threads) and OpenBLAS's threads
+(OPENBLAS_NUM_THREADS), each 1 or 2 -- every combination in a process of its own (this script
+with --torchvision-worker), since OPENBLAS_NUM_THREADS is read when OpenBLAS loads and
+torch.set_num_threads does not reach OpenBLAS's pool.  A setting's figure is the median over the
+rounds.  The headline is per core: images per CPU-second of the process (getrusage /
+time.process_time), which depends least on what else runs on a shared machine; each side's best
+setting by that figure is compared with the other's, and the output names both.  Wall-clock
+rates (best against best) are printed too.  The last line is
+RESULT img_s_per_core=... threads=... torchvision_img_s_per_core=... torchvision_best=intraI_blasB
+ratio_torchvision=... pack_img_s=...  for the ImageNet-sized case (threads: poa's best setting).
 """
-import argparse, os, re, subprocess, sys, time
+import argparse, json, os, re, statistics, subprocess, sys, time
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--build", required=True, help="configured build tree (poa-pack, bench/bench_loader)")
-ap.add_argument("--out", required=True, help="scratch folder")
+ap.add_argument("--build", help="configured build tree (poa-pack, bench/bench_loader)")
+ap.add_argument("--out", help="scratch folder")
 ap.add_argument("--images", type=int, default=192)
 ap.add_argument("--batch", type=int, default=32)
 ap.add_argument("--batches", type=int, default=6)
-ap.add_argument("--rounds", type=int, default=2)
+ap.add_argument("--rounds", type=int, default=3)
 ap.add_argument("--tv-images", type=int, default=96, help="images timed through torchvision")
+# internal: one torchvision measurement in this process
+ap.add_argument("--torchvision-worker", metavar="ROOT", help=argparse.SUPPRESS)
+ap.add_argument("--intra", type=int, default=1, help=argparse.SUPPRESS)
+ap.add_argument("--crops", default="224,96,8", help=argparse.SUPPRESS)
 args = ap.parse_args()
-os.makedirs(args.out, exist_ok=True)
-bench = os.path.join(args.build, "bench", "bench_loader")
-pack = os.path.join(args.build, "poa-pack")
-prep = os.path.join(args.build, "poa-prep-fmnist")
 
 
-def run(cmd):
-    r = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, env=None):
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"bench_loader.py: {' '.join(cmd)} failed:\n{r.stdout}{r.stderr}")
     return r.stdout
@@ -80,11 +86,13 @@ def files_of(root):
 
 
 # ------------------------------------------------------------------ torchvision reference
-def torchvision_rate(files, gsize, lsize, nlocal, n):
+def torchvision_worker(root, gsize, lsize, nlocal, n, intra):
+    """Runs in its own process with OPENBLAS_NUM_THREADS already set; prints one JSON line."""
+    import ctypes
     import torch
     from PIL import Image
     from torchvision import transforms as T
-    torch.set_num_threads(1)
+    torch.set_num_threads(intra)
     bic = T.InterpolationMode.BICUBIC
     norm = T.Compose([T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
     color = [T.RandomHorizontalFlip(0.5),
@@ -101,22 +109,39 @@ def torchvision_rate(files, gsize, lsize, nlocal, n):
         img = Image.open(path).convert("RGB")
         return [g1(img), g2(img)] + [lo(img) for _ in range(nlocal)]
 
+    files = files_of(root)
     for p in files[:4]:  # warm-up
         one(p)
-    best, best_cpu = 0, 0
-    for _ in range(args.rounds):
-        t0, c0 = time.perf_counter(), time.process_time()
-        crops = [one(files[i % len(files)]) for i in range(n)]
-        torch.stack([c[0] for c in crops])  # collate of one view, as a loader would
-        best = max(best, n / (time.perf_counter() - t0))
-        best_cpu = max(best_cpu, n / (time.process_time() - c0))
-    return best, best_cpu
+    t0, c0 = time.perf_counter(), time.process_time()
+    crops = [one(files[i % len(files)]) for i in range(n)]
+    torch.stack([c[0] for c in crops])  # collate of one view, as a loader would
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    try:
+        blas = int(ctypes.CDLL("libopenblas.so.0").openblas_get_num_threads())
+    except (OSError, AttributeError):
+        blas = None
+    print(json.dumps({"img_s": n / wall, "img_per_cpu_s": n / cpu, "intra": torch.get_num_threads(),
+                      "blas": blas}))
+
+
+def torchvision_rate(root, gsize, lsize, nlocal, n, intra, blas):
+    """(img/s, img per CPU-s) of torchvision with `intra` torch threads and `blas` OpenBLAS
+    threads, in a fresh process."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(blas), OMP_NUM_THREADS=str(intra))
+    txt = run([sys.executable, os.path.abspath(__file__), "--torchvision-worker", root,
+               "--intra", str(intra), "--crops", f"{gsize},{lsize},{nlocal}",
+               "--tv-images", str(n)], env)
+    res = json.loads(txt.strip().splitlines()[-1])
+    if res["intra"] != intra or res["blas"] not in (None, blas):
+        sys.exit(f"bench_loader.py: torchvision worker ran with intra {res['intra']} / OpenBLAS "
+                 f"{res['blas']} threads instead of {intra} / {blas}")
+    return res["img_s"], res["img_per_cpu_s"]
 
 
 # ------------------------------------------------------------------ poa
 def poa_rate(data, threads, gsize, lsize, nlocal, patch):
     txt = run([bench, "--data", data, "--threads", str(threads), "--batch", str(args.batch),
-               "--batches", str(args.batches), "--rounds", str(args.rounds), "--global", str(gsize),
+               "--batches", str(args.batches), "--rounds", "1", "--global", str(gsize),
                "--local", str(lsize), "--nlocal", str(nlocal), "--patch", str(patch)])
     for line in txt.splitlines():
         if not line.startswith("BENCH"):
@@ -126,18 +151,59 @@ def poa_rate(data, threads, gsize, lsize, nlocal, patch):
 
 
 def case(name, root, packed, gsize, lsize, nlocal, patch, tv):
-    (w1, c1), (w2, c2) = (poa_rate(packed, t, gsize, lsize, nlocal, patch) for t in (1, 2))
+    """Interleaved rounds of every setting; (poa's best per core, its setting, torchvision's best
+    per core, its setting)."""
+    settings = (1, 2)
+    combos = [(i, b) for i in settings for b in settings] if tv else []
+    keys = [("poa", n) for n in settings] + [("torchvision", c) for c in combos]
+    rows = {k: [] for k in keys}
+    for r in range(args.rounds):
+        for n in settings:
+            rows[("poa", n)].append(poa_rate(packed, n, gsize, lsize, nlocal, patch))
+        for c in combos:
+            rows[("torchvision", c)].append(
+                torchvision_rate(root, gsize, lsize, nlocal, args.tv_images, *c))
+        print(f"  round {r} done, load {os.getloadavg()[0]:.2f}", flush=True)
+    wall = {k: statistics.median(x[0] for x in rows[k]) for k in keys}
+    core = {k: statistics.median(x[1] for x in rows[k]) for k in keys}
     nan = float("nan")
-    tw, tc = torchvision_rate(files_of(root), gsize, lsize, nlocal, args.tv_images) if tv else (nan, nan)
-    print(f"{name}: 2x{gsize} + {nlocal}x{lsize} crops")
-    print(f"  {'':28s} {'img/s (wall)':>13s} {'img per CPU-s':>14s}")
-    print(f"  {'poa, 1 thread':28s} {w1:13.1f} {c1:14.1f}")
-    print(f"  {'poa, 2 threads':28s} {w2:13.1f} {c2:14.1f}")
-    print(f"  {'torchvision/PIL, 1 process':28s} {tw:13.1f} {tc:14.1f}")
-    print(f"  ratio poa / torchvision per core (img per CPU-s): {c1 / tc:.2f} (1 thread), "
-          f"{c2 / tc:.2f} (2 threads); wall clock, 1 thread: {w1 / tw:.2f}")
-    return c1, tc
 
+    def best(side, figure):
+        ks = [k for k in keys if k[0] == side]
+        return max(ks, key=lambda k: figure[k]) if ks else None
+
+    bp, bt = best("poa", core), best("torchvision", core)
+    print(f"{name}: 2x{gsize} + {nlocal}x{lsize} crops, medians of {args.rounds} rounds")
+    print(f"  {'':28s} {'img/s (wall)':>13s} {'img per CPU-s':>14s}")
+    for k in keys:
+        mark = " <- best per core" if k in (bp, bt) else ""
+        print(f"  {k[0] + ' ' + setting_name(k):28s} {wall[k]:13.1f} {core[k]:14.1f}{mark}")
+    t_core = core[bt] if bt else nan
+    print(f"  per core, best against best: poa {setting_name(bp)} / torchvision "
+          f"{setting_name(bt)} = {core[bp] / t_core:.2f}")
+    wp, wt = best("poa", wall), best("torchvision", wall)
+    if wt:
+        print(f"  wall clock, best against best: poa {setting_name(wp)} / torchvision "
+              f"{setting_name(wt)} = {wall[wp] / wall[wt]:.2f}")
+    return core[bp], bp[1], t_core, setting_name(bt)
+
+
+def setting_name(k):
+    if k is None:
+        return "none"
+    return f"threads{k[1]}" if k[0] == "poa" else f"intra{k[1][0]}_blas{k[1][1]}"
+
+
+if args.torchvision_worker:
+    g, l, v = (int(x) for x in args.crops.split(","))
+    torchvision_worker(args.torchvision_worker, g, l, v, args.tv_images, args.intra)
+    sys.exit(0)
+if not args.build or not args.out:
+    ap.error("--build and --out are required")
+os.makedirs(args.out, exist_ok=True)
+bench = os.path.join(args.build, "bench", "bench_loader")
+pack = os.path.join(args.build, "poa-pack")
+prep = os.path.join(args.build, "poa-prep-fmnist")
 
 try:
     import torch, torchvision  # noqa: F401
@@ -146,7 +212,8 @@ except ImportError:
     have_tv = False
     print("bench_loader.py: torchvision not available, poa figures only")
 
-print(f"machine: {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(chr(10))[0].strip(': ')}")
+print(f"machine: {os.cpu_count()} CPUs; {open('/proc/cpuinfo').read().split('model name')[1].split(chr(10))[0].strip(' :' + chr(9))}; "
+      f"load average (1, 5, 15 min) {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 inet_root = os.path.join(args.out, "imagenet-like")
 have = len(files_of(inet_root)) if os.path.isdir(inet_root) else 0
 if have != args.images:
@@ -168,9 +235,11 @@ fm_packed = os.path.join(args.out, "fmnist-packed")
 run(["rm", "-rf", fm_packed])
 run([pack, "--root", fm_root, "--output", fm_packed, "--splits", "train", "-j", "2"])
 
-r_i, t_i = case("ImageNet-sized (~500x375, q90)", inet_root, inet_packed, 224, 96, 8, 16, have_tv)
+r_i, n_i, t_i, b_i = case("ImageNet-sized (~500x375, q90)", inet_root, inet_packed, 224, 96, 8, 16,
+                         have_tv)
 args.batches *= 4
 args.tv_images *= 4
-r_f, t_f = case("demo, Fashion-MNIST 28x28", fm_root, fm_packed, 32, 16, 4, 4, have_tv)
-print(f"RESULT img_s_per_core={r_i:.1f} torchvision_img_s_per_core={t_i:.1f} "
-      f"ratio_torchvision={r_i / t_i:.2f} pack_img_s={pack_rate:.1f}")
+case("demo, Fashion-MNIST 28x28", fm_root, fm_packed, 32, 16, 4, 4, have_tv)
+print(f"load average at the end (1, 5, 15 min) {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+print(f"RESULT img_s_per_core={r_i:.1f} threads={n_i} torchvision_img_s_per_core={t_i:.1f} "
+      f"torchvision_best={b_i} ratio_torchvision={r_i / t_i:.2f} pack_img_s={pack_rate:.1f}")

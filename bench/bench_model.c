@@ -1,6 +1,6 @@
 /* bench_model.c — forward+backward throughput of the ViT backbone on the CPU backend, next to
- * the BLAS sgemm GFLOP/s measured in the same run (make bench-model; bench_model.py runs
- * it next to PyTorch).
+ * OpenBLAS's sgemm at the same thread count measured in the same run (make bench-model;
+ * bench_model.py runs it next to PyTorch).
  *
  * usage: bench_model --config NAME [--size S] [--batch B] [--reps N] [--warmup N]
  *                    [--width W --depth L] [--torch-img-s X] [--profile] [--ab VAR=VALUE]
@@ -11,15 +11,19 @@
  * the environment as given and VAR=VALUE, and an `AB` line gives both medians and the median of
  * the per-pair ratios.  On a shared VM whose speed drifts by ±20 % within a minute, comparing
  * neighbouring steps is the measurement the drift disturbs least (separate runs are not).
- * Prints one `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=…
- * frac_sgemm=…` line (medians over --reps timed iterations; a 1024³ sgemm is timed after every
- * iteration).  Threads: OMP_NUM_THREADS.
+ * Prints one `RESULT config=… threads=… img_s=… gflops=… sgemm_gflops=… frac_sgemm=…
+ * torch_img_s=… ratio_torch=…` line (medians over --reps timed iterations).  gflops is wall
+ * clock; a 1024³ OpenBLAS sgemm on the same number of threads, wall clock, is timed after every
+ * timed iteration (bench_sgemm.h), and frac_sgemm = gflops / its median.
+ * Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
 #include "common/cli.h"
 #include "common/timer.h"
 #include "model/vit.h"
+
+#include "bench_sgemm.h"
 
 #include <math.h>
 #include <omp.h>
@@ -209,16 +213,9 @@ typedef struct options {
 
 enum { MAX_REPS = 64 };
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *) a, y = *(const double *) b;
-    return (x > y) - (x < y);
-}
-
 static double median(double *v, int n)
 {
-    qsort(v, (size_t) n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return bench_median(v, n);
 }
 
 static double now(void)
@@ -232,44 +229,6 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-
-/* An n×n×n BLAS sgemm (poa_cpu_gemm_blas: OpenBLAS in one panel per thread, whatever kernel the
- * model's GEMMs use) timed right after every timed model step, so that the sgemm reference sees
- * the same machine load as the model (the machine may be shared). */
-typedef struct sgemm_probe {
-    const poa_backend_iface *ops;
-    float *A, *B, *C;
-    int n;
-} sgemm_probe;
-
-static sgemm_probe probe_create(poa_backend *be, int n)
-{
-    sgemm_probe p = {be->iface, NULL, NULL, NULL, n};
-    size_t bytes = (size_t) n * n * sizeof(float);
-    float *h = malloc(bytes);
-    for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
-    p.A = p.ops->alloc(be, bytes), p.B = p.ops->alloc(be, bytes), p.C = p.ops->alloc(be, bytes);
-    p.ops->upload(be, p.A, h, bytes);
-    p.ops->upload(be, p.B, h, bytes);
-    free(h);
-    return p;
-}
-
-/* GFLOP/s of one GEMM of the probe. */
-static double probe_run(poa_backend *be, const sgemm_probe *p)
-{
-    const int n = p->n;
-    p->ops->synchronize(be);
-    double t0 = now();
-    poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, p->A, n, p->B, n, 0.0f, p->C, n);
-    p->ops->synchronize(be);
-    return 2.0 * n * n * (double) n / (now() - t0) * 1e-9;
-}
-
-static void probe_destroy(poa_backend *be, sgemm_probe *p)
-{
-    p->ops->free(be, p->A), p->ops->free(be, p->B), p->ops->free(be, p->C);
 }
 
 /* Multiply-adds ×2 of one image's forward and backward (GEMMs and attention products). */
@@ -295,7 +254,7 @@ static const poa_cli_option cli_options[] = {
     {"width", 0, "W", "sub-network width (default: the intact width)"},
     {"depth", 0, "L", "sub-network depth (default: the intact depth)"},
     {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
-    {"profile", 0, NULL, "time every backend op (per op family)"},
+    {"profile", 0, NULL, "time every backend op (per op family; the sgemm is then not timed)"},
     {"profile-cpu", 0, NULL, "the same in thread CPU time"},
     {"ab", 0, "VAR=VALUE",
      "alternate the timed steps between the environment as given and\n"
@@ -305,8 +264,9 @@ static const poa_cli_spec cli_spec = {
     .program = "bench_model",
     .summary = "Forward + backward of the ViT backbone on the CPU backend (default: demo, its "
                "global crop\nsize, 8 images, 5 timed steps after 1 warm-up), next to a 1024^3 "
-               "BLAS sgemm; the last\nline is RESULT config=... img_s=... gflops=... "
-               "sgemm_gflops=... (see make bench-model).",
+               "OpenBLAS sgemm on as many\nthreads, wall clock; the last line is RESULT "
+               "config=... threads=... img_s=... gflops=...\nsgemm_gflops=... frac_sgemm=... "
+               "(see make bench-model).",
     .options = cli_options,
     .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
     .epilog = "POA_BENCH_GEMM_SHAPES=1 adds one line per GEMM.  Threads: OMP_NUM_THREADS.",
@@ -437,9 +397,10 @@ int main(int argc, char **argv)
     poa_vit_input in = {images, B, S, S, NULL, NULL};
     for (size_t i = 0; i < n_out; i++) h[i] = (float) cos(0.01 * (double) i);
 
-    sgemm_probe probe = probe_create(be, 1024);
-    probe_run(be, &probe); /* warm-up */
-    double t[MAX_REPS], tc[MAX_REPS], sg[MAX_REPS], cpu0 = 0;
+    /* the yardstick, after every timed step (not with --profile: its time would count as the
+     * step's "outside ops") */
+    bench_sgemm probe = bench_sgemm_create(1024);
+    double t[MAX_REPS], tc[MAX_REPS], sg[MAX_REPS], sg_split[MAX_REPS], sg_pool[MAX_REPS], cpu0 = 0;
     ab_switch ab = o.ab ? ab_parse(o.ab) : (ab_switch){{0}, NULL, NULL};
     for (int r = -o.warmup; r < o.reps; r++) {
         if (o.ab) ab_set(&ab, r);
@@ -455,7 +416,12 @@ int main(int argc, char **argv)
         poa_vit_backward(be, &m, &w, grads, &a, a.d_out);
         be->iface->synchronize(be);
         if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
-        if (r >= 0) sg[r] = probe_run(be, &probe);
+        if (r >= 0 && !o.profile) {
+            const bench_sgemm_rate rate = bench_sgemm_run(&probe);
+            sg[r] = rate.best, sg_split[r] = rate.split, sg_pool[r] = rate.pool;
+        } else if (r >= 0) {
+            sg[r] = sg_split[r] = sg_pool[r] = NAN;
+        }
     }
     if (o.ab) {
         ab_report(&ab, t, o.reps);
@@ -474,16 +440,19 @@ int main(int argc, char **argv)
     }
     const double img_s = B / step;
     const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;
-    const double peak = median(sg, o.reps);
-    probe_destroy(be, &probe);
+    const double sgemm = median(sg, o.reps), sgemm_split = median(sg_split, o.reps),
+                 sgemm_pool = median(sg_pool, o.reps);
+    bench_sgemm_destroy(&probe);
+    const int threads = omp_get_max_threads();
     printf("C  config=%s size=%d batch=%d subnet=(%d,%d) threads=%d gemm=%s step_ms=%.1f "
-           "cpu_ms=%.1f img_s=%.2f gflops=%.2f sgemm_gflops=%.2f\n",
-           o.config, S, B, sn.width, sn.depth, omp_get_max_threads(), poa_cpu_gemm_impl(),
-           step * 1e3, step_cpu * 1e3, img_s, gflops, peak);
-    printf("RESULT config=%s img_s=%.2f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.2f "
-           "ratio_torch=%.2f frac_sgemm=%.2f\n",
-           strcmp(o.config, "vit_small") == 0 ? "vit_small_224" : o.config, img_s, gflops, peak,
-           o.torch_img_s, img_s / o.torch_img_s, gflops / peak);
+           "cpu_ms=%.1f img_s=%.2f gflops=%.2f sgemm_gflops=%.2f sgemm_split_gflops=%.2f "
+           "sgemm_pool_gflops=%.2f frac_sgemm=%.3f\n",
+           o.config, S, B, sn.width, sn.depth, threads, poa_cpu_gemm_impl(), step * 1e3,
+           step_cpu * 1e3, img_s, gflops, sgemm, sgemm_split, sgemm_pool, gflops / sgemm);
+    printf("RESULT config=%s threads=%d img_s=%.2f gflops=%.2f sgemm_gflops=%.2f frac_sgemm=%.2f "
+           "torch_img_s=%.2f ratio_torch=%.2f\n",
+           strcmp(o.config, "vit_small") == 0 ? "vit_small_224" : o.config, threads, img_s, gflops,
+           sgemm, gflops / sgemm, o.torch_img_s, img_s / o.torch_img_s);
 
     poa_vit_acts_destroy(be, &a);
     be->iface->free(be, images), be->iface->free(be, params), be->iface->free(be, grads);

@@ -1,22 +1,27 @@
 /* bench_step.c — throughput of the complete POA training step (src/train/step.h) on a backend
  * (the CPU by default): teacher, intact and elastic students on 2 global + V_l local crops per
- * image, heads, all losses (iBOT on), backward, clipping, AdamW, EMA; on the CPU next to the
- * BLAS sgemm GFLOP/s measured in the same run (make bench-step; bench_step.py runs it next to
- * PyTorch), on a GPU next to PyTorch's step (make bench-step-gpu, bench/bench_step_gpu.py).
+ * image, heads, all losses (iBOT on), backward, clipping, AdamW, EMA; on the CPU next to
+ * OpenBLAS's sgemm at the same thread count measured in the same run (make bench-step;
+ * bench_step.py runs it next to PyTorch), on a GPU next to PyTorch's step (make bench-step-gpu,
+ * bench/bench_step_gpu.py).
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
  *                   [--reps N] [--warmup N] [--torch-img-s X] [--serve]
  *                   [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]
  * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
  * that both sides run the same work.  Prints the per-phase times of the median step and one
- * `RESULT config=… img_s=… gflops=… sgemm_gflops=… torch_img_s=… ratio_torch=… frac_sgemm=…
- * backend=… dtype=… tflops=…` line (tflops: FLOPs per wall-clock second of the median step).
+ * `RESULT config=… threads=… img_s=… gflops=… sgemm_gflops=… frac_sgemm=… torch_img_s=…
+ * ratio_torch=… backend=… dtype=… tflops=…` line (medians over the timed steps).  gflops is wall
+ * clock (analytic FLOPs over the median step), tflops the same rate in TFLOP/s.  On the CPU
+ * backend a 1024³ OpenBLAS sgemm on the same number of threads, wall clock, is timed before every
+ * timed step (bench_sgemm.h), and frac_sgemm = gflops / its median; on other backends there is
+ * no sgemm yardstick and sgemm_gflops and frac_sgemm are nan.
  * Threads: OMP_NUM_THREADS.
  *
  * --serve: after the set-up (and --warmup steps) read commands from stdin, so that a driver can
- * interleave our steps with PyTorch's on a shared machine: "step" runs one timed step and
- * answers "STEP <wall s> <cpu s>"; "result <torch img/s>" prints the RESULT line over the timed
- * steps so far and exits.
+ * interleave our steps with PyTorch's on a shared machine: "step" times the sgemm and then one
+ * step and answers "STEP <wall s> <cpu s> <sgemm GFLOP/s>"; "result <torch img/s>" prints the
+ * RESULT line over the timed steps so far and exits.
  */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_nn.h"
@@ -24,7 +29,10 @@
 #include "common/timer.h"
 #include "train/step.h"
 
+#include "bench_sgemm.h"
+
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,9 +82,9 @@ static const poa_cli_option cli_options[] = {
 static const poa_cli_spec spec = {
     .program = "bench_step",
     .summary = "Throughput of the complete POA training step on a backend (default: cpu, demo, 32 "
-               "images,\n8 local crops, 3 timed steps after 1 warm-up), on the CPU next to a BLAS "
-               "sgemm; the last\nline is RESULT config=... (see make bench-step, make "
-               "bench-step-gpu).",
+               "images,\n8 local crops, 3 timed steps after 1 warm-up), on the CPU next to "
+               "OpenBLAS's sgemm on as\nmany threads, wall clock; the last line is RESULT "
+               "config=... threads=... (see make\nbench-step, make bench-step-gpu).",
     .options = cli_options,
     .n_options = (int) (sizeof cli_options / sizeof cli_options[0]),
     .epilog = "Threads: OMP_NUM_THREADS.  Exit codes: 0 done, 1 step failed, 2 bad option or "
@@ -135,31 +143,6 @@ static poa_backend *create_backend(const options *o)
         exit(2);
     }
     return be;
-}
-
-/* GFLOP per CPU-second (process CPU time) of BLAS sgemm on an n×n×n product (median of
- * reps ≤ 5): per CPU-second so that time slices lost to other processes on a shared machine do
- * not count (equal to GFLOP/s with one thread on an idle machine). */
-static double sgemm_gflops(poa_backend *be, int n, int reps)
-{
-    size_t bytes = (size_t) n * n * sizeof(float);
-    float *h = malloc(bytes);
-    for (size_t i = 0; i < (size_t) n * n; i++) h[i] = (float) ((i * 2654435761u) % 1000) * 1e-3f;
-    float *A = be->iface->alloc(be, bytes), *B = be->iface->alloc(be, bytes),
-          *C = be->iface->alloc(be, bytes);
-    be->iface->upload(be, A, h, bytes);
-    be->iface->upload(be, B, h, bytes);
-    double t[5];
-    if (reps > 5) reps = 5;
-    for (int r = -1; r < reps; r++) {
-        double t0 = cpu_now();
-        poa_cpu_gemm_blas(POA_NO_TRANS, POA_NO_TRANS, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        if (r >= 0) t[r] = cpu_now() - t0;
-    }
-    be->iface->free(be, A), be->iface->free(be, B), be->iface->free(be, C);
-    free(h);
-    qsort(t, (size_t) reps, sizeof t[0], cmp_double);
-    return 2.0 * n * n * (double) n / t[reps / 2] * 1e-9;
 }
 
 /* FLOPs (2 per multiply-add) of one backbone call of n images of side S at width d, depth L;
@@ -224,7 +207,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_step: %s\n", err.msg);
         return 2;
     }
-    double sgemm = on_cpu ? sgemm_gflops(be, 1024, 5) : NAN;
+    /* the sgemm yardstick only on the CPU backend: a GPU step is not measured against it */
+    bench_sgemm probe = {0};
+    if (on_cpu) probe = bench_sgemm_create(1024);
 
     const int B = o.batch, G = o.groups, V = o.local, C = cfg.in_chans;
     const int Sg = cfg.global_crops_size, Sl = cfg.local_crops_size;
@@ -253,7 +238,8 @@ int main(int argc, char **argv)
     const long long it0 = sc.sched.ibot_activate_epochs * sc.sched.epoch_length; /* iBOT on */
 
     enum { MAX_REPS = 64 };
-    double t[MAX_REPS], cpu[MAX_REPS], phases[MAX_REPS][POA_N_PHASES], sg[MAX_REPS];
+    double t[MAX_REPS], cpu[MAX_REPS], phases[MAX_REPS][POA_N_PHASES];
+    double sg[MAX_REPS], sg_split[MAX_REPS], sg_pool[MAX_REPS];
     poa_step_report r;
     long long it = it0;
     int n = 0;
@@ -266,8 +252,12 @@ int main(int argc, char **argv)
                 o.torch_img_s = atof(cmd + 6);
                 break;
             }
+        }
+        if (k >= 0) { /* the yardstick, under the same load as this step */
             if (n == MAX_REPS) break;
-            sg[n] = on_cpu ? sgemm_gflops(be, 1024, 3) : NAN; /* same load as this step */
+            const bench_sgemm_rate rate =
+                on_cpu ? bench_sgemm_run(&probe) : (bench_sgemm_rate){NAN, NAN, NAN};
+            sg[n] = rate.best, sg_split[n] = rate.split, sg_pool[n] = rate.pool;
         }
         double t0 = poa_now(), c0 = cpu_now();
         if (poa_step_run(st, &b, &r) != POA_OK) {
@@ -280,10 +270,11 @@ int main(int argc, char **argv)
             t[n] = poa_now() - t0;
             cpu[n] = cpu_now() - c0;
             memcpy(phases[n], r.seconds, sizeof r.seconds);
-            if (o.serve) printf("STEP %.6f %.6f\n", t[n], cpu[n]);
+            if (o.serve) printf("STEP %.6f %.6f %.3f\n", t[n], cpu[n], sg[n]);
             n++;
         }
     }
+    bench_sgemm_destroy(&probe);
     if (n == 0) return 1;
     double sorted[MAX_REPS], csorted[MAX_REPS];
     memcpy(sorted, t, sizeof(double) * (size_t) n);
@@ -291,28 +282,29 @@ int main(int argc, char **argv)
     qsort(sorted, (size_t) n, sizeof(double), cmp_double);
     qsort(csorted, (size_t) n, sizeof(double), cmp_double);
     const double med = sorted[n / 2], cpu_med = csorted[n / 2];
-    if (o.serve) {
-        qsort(sg, (size_t) n, sizeof(double), cmp_double);
-        sgemm = sg[n / 2];
-    }
+    const double sgemm = bench_median(sg, n), sgemm_split = bench_median(sg_split, n),
+                 sgemm_pool = bench_median(sg_pool, n);
     int km = 0;
     for (int k = 0; k < n; k++)
         if (t[k] == med) km = k;
     const double flops = G * step_flops(&cfg, B, V, n_masked / G, &es);
-    /* img/s from wall time; GFLOP per CPU-second for the fraction of sgemm (see sgemm_gflops) */
-    const double img_s = B * G / med, gflops = flops / cpu_med * 1e-9;
-    printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d steps=%d step=%.3fs "
-           "cpu=%.3fs gflop=%.6g loss=%.4f blas_core=%s\n",
-           o.config, B, G, V, es.width, es.depth, n_masked, n, med, cpu_med, flops * 1e-9, r.loss,
-           openblas_get_corename ? openblas_get_corename() : "n/a");
+    /* both wall clock: the step's GFLOP/s and the sgemm's on as many threads (bench_sgemm.h) */
+    const double img_s = B * G / med, gflops = flops / med * 1e-9;
+    const int threads = omp_get_max_threads();
+    printf("config=%s batch=%d groups=%d local=%d elastic=%dx%d masked=%d threads=%d steps=%d "
+           "step=%.3fs cpu=%.3fs gflop=%.6g loss=%.4f blas_core=%s sgemm_split_gflops=%.2f "
+           "sgemm_pool_gflops=%.2f\n",
+           o.config, B, G, V, es.width, es.depth, n_masked, threads, n, med, cpu_med, flops * 1e-9,
+           r.loss, openblas_get_corename ? openblas_get_corename() : "n/a", sgemm_split,
+           sgemm_pool);
     printf("phases:");
     for (int p = 0; p < POA_N_PHASES; p++)
         printf(" %s=%.3fs", poa_step_phase_name(p), phases[km][p]);
     printf("\n");
-    printf("RESULT config=%s img_s=%.3f gflops=%.2f sgemm_gflops=%.2f torch_img_s=%.3f "
-           "ratio_torch=%.3f frac_sgemm=%.3f backend=%s dtype=%s tflops=%.3f\n",
-           o.config, img_s, gflops, sgemm, o.torch_img_s, img_s / o.torch_img_s, gflops / sgemm,
-           o.backend, o.dtype, flops / med * 1e-12);
+    printf("RESULT config=%s threads=%d img_s=%.3f gflops=%.2f sgemm_gflops=%.2f frac_sgemm=%.3f "
+           "torch_img_s=%.3f ratio_torch=%.3f backend=%s dtype=%s tflops=%.3f\n",
+           o.config, threads, img_s, gflops, sgemm, gflops / sgemm, o.torch_img_s,
+           img_s / o.torch_img_s, o.backend, o.dtype, flops / med * 1e-12);
     free(masks);
     be->iface->free(be, glob), be->iface->free(be, loc);
     poa_step_destroy(st);

@@ -13,10 +13,13 @@ BENCH_CORETYPE = OPENBLAS_CORETYPE=$${OPENBLAS_CORETYPE:-`$(SHELL) $(top_srcdir)
 	if test -n "$$OPENBLAS_CORETYPE"; then export OPENBLAS_CORETYPE; fi
 
 # bench-model (README.md, Performance): forward+backward of the ViT backbone on the CPU backend
-# (bench_model.c) next to the backend's sgemm and the same model in PyTorch (bench_model.py,
-# best of 1 and 2 threads), for the demo config and ViT-S/16 at 224 px.
+# (bench_model.c, 1 and 2 threads) next to OpenBLAS's sgemm on as many threads, wall clock, in
+# the same process (bench_sgemm.c: frac_sgemm), and the same model in PyTorch at every
+# combination of intra-op and OpenBLAS threads, 1 or 2, each in its own process
+# (bench_model.py; best against best, naming the winners), for the demo config and ViT-S/16 at
+# 224 px.
 EXTRA_PROGRAMS += bench/bench_model
-bench_bench_model_SOURCES = bench/bench_model.c
+bench_bench_model_SOURCES = bench/bench_model.c bench/bench_sgemm.c bench/bench_sgemm.h
 bench_bench_model_LDADD = $(BENCH_LDADD)
 EXTRA_DIST += bench/bench_model.py
 CLEANFILES += bench/bench_model$(EXEEXT)
@@ -35,11 +38,12 @@ bench-model: bench/bench_model$(EXEEXT)
 	fi
 
 # bench-step (src/train/README.md, Performance): the complete POA step on the CPU backend
-# (bench_step.c) next to the backend's sgemm and the same step in PyTorch (bench_step.py: both
-# with 1 and 2 threads, interleaved rounds): the demo config, and ViT-B/16 at 224/96 with a
-# small batch.
+# (bench_step.c, 1 and 2 threads, each next to OpenBLAS's sgemm on as many threads) and the same
+# step in PyTorch at every combination of intra-op and OpenBLAS threads, 1 or 2, each in its own
+# process (bench_step.py: interleaved rounds, best against best): the demo config, and ViT-B/16
+# at 224/96 with a small batch.
 noinst_PROGRAMS += bench/bench_step
-bench_bench_step_SOURCES = bench/bench_step.c
+bench_bench_step_SOURCES = bench/bench_step.c bench/bench_sgemm.c bench/bench_sgemm.h
 bench_bench_step_LDADD = $(BENCH_LDADD)
 EXTRA_DIST += bench/bench_step.py
 BENCH_STEP_THREADS ?= 2
@@ -69,9 +73,10 @@ bench-step-gpu: bench/bench_step$(EXEEXT)
 	  --c-bench ./bench/bench_step$(EXEEXT) $(BENCH_STEP_GPU_ARGS)
 
 # bench-loader (data-prep/README.md, "Loader performance"): the poa loader (decode, 2 global + V
-# local crops, masks, batches; bench_loader.c) next to torchvision/PIL's DINOv2 transform on the
-# same JPEGs, 1 and 2 threads, and poa-pack throughput (bench_loader.py).  Needs python3-skimage
-# for the photographs.
+# local crops, masks, batches; bench_loader.c, 1 and 2 threads) next to torchvision/PIL's DINOv2
+# transform on the same JPEGs (every combination of intra-op and OpenBLAS threads, 1 or 2, each
+# in its own process), interleaved rounds, and poa-pack throughput (bench_loader.py).  Needs
+# python3-skimage for the photographs.
 EXTRA_PROGRAMS += bench/bench_loader
 bench_bench_loader_SOURCES = bench/bench_loader.c
 bench_bench_loader_LDADD = $(BENCH_LDADD)
