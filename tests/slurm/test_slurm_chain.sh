@@ -7,7 +7,8 @@
 # checkpoints).  Also: pack.sbatch with its ranks started by mpirun inside the allocation
 # (POA_LAUNCH=mpirun) instead of srun --mpi=pmix; a chain whose pack job fails leaves the pretrain
 # job waiting forever (DependencyNeverSatisfied) instead of running it; the extract stage
-# (extract.sbatch, 2 ranks) after the finished run.
+# (extract.sbatch, 2 ranks) after the finished run, and the eval stage (eval.sbatch, 2 ranks)
+# after it.
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh
@@ -75,6 +76,27 @@ else
     cat "$out/extract.out"
     bad "extract stage (pipeline.sh exit $rc, job ${x:-none})"
     [ -n "$x" ] && dump "$x"
+fi
+
+# The eval stage after the extract stage: 2 ranks of eval.sbatch run poa-eval-knn on the run's
+# teacher, the 9 extracted sub-networks and the raw pixels, on the packed train and val splits.
+bash "$pipeline" --work "$out/work" --config "$tiny" --stages eval --sbatch --time=10 \
+    --eval-sbatch --ntasks=2 --eval-sbatch --cpus-per-task=1 --eval-args "--k 5 --pixels" \
+    >"$out/eval.out" 2>&1
+rc=$?
+e=$(awk '$1 == "eval" {print $2}' "$out/work/pipeline.jobs" 2>/dev/null)
+[ -n "$e" ] && wait_done "$e" 180
+nets=$("$py" -c '
+import json, sys
+print(len({json.loads(l)["network"] for l in open(sys.argv[1]) if l.strip()}))' \
+    "$out/work/eval/knn/results_eval_knn.json" 2>/dev/null)
+if [ $rc -eq 0 ] && [ -n "$e" ] && [ "$(job_field "$e" JobState)" = COMPLETED ] && [ "${nets:-0}" = 11 ] &&
+    grep -q '"network": "pixels"' "$out/work/eval/knn/results_eval_knn.json"; then
+    ok "eval stage: job $e, 2 ranks: k-NN of the teacher, the 9 extracted sub-networks and the pixels"
+else
+    cat "$out/eval.out"
+    bad "eval stage (pipeline.sh exit $rc, job ${e:-none}, ${nets:-no} networks in the results)"
+    [ -n "$e" ] && dump "$e"
 fi
 
 # mpirun inside the allocation instead of srun --mpi=pmix (POA_LAUNCH=mpirun): 2 ranks pack.
