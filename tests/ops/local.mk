@@ -32,6 +32,6 @@ tests_ops_test_backend_ops_SOURCES = $(BACKEND_OPS_SOURCES)
 tests_ops_test_backend_ops_CFLAGS = $(TEST_CFLAGS)
 tests_ops_test_backend_ops_LDADD = $(TEST_LDADD)
 TESTS += tests/ops/test_backend_ops.sh
-EXTRA_DIST += tests/ops/test_backend_ops.sh
+EXTRA_DIST += tests/ops/test_backend_ops.sh tests/ops/README.md
 endif
 EXTRA_DIST += tests/ops/ops_test_util.h tests/ops/pos_resample_ref.h
