@@ -49,6 +49,8 @@ tests_fuzz_fuzz_seeds_LDADD = $(POA_DATA_A) $(POA_IO_A) src/tensor/libpoa_tensor
 	src/common/libpoa_common.a $(HDF5_LIBS) $(TURBOJPEG_LIBS) $(ZLIB_LIBS) $(YAML_LIBS) -lm
 
 TESTS += tests/fuzz/test_fuzz_replay.sh
+# the replay log of each target (named in a failure message), removed by make clean
+CLEANFILES += tests/fuzz/replay-*.log
 EXTRA_DIST += tests/fuzz/test_fuzz_replay.sh tests/fuzz/run-fuzz.sh tests/fuzz/make-seeds.sh \
 	tests/fuzz/README.md tests/fuzz/corpus tests/fuzz/regressions
 
