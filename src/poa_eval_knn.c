@@ -20,12 +20,12 @@
 #include "common/timer.h"
 #include "eval/images.h"
 #include "eval/knn.h"
+#include "eval/networks.h"
 #include "io/atomic.h"
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
 
-#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <spawn.h>
@@ -105,11 +105,6 @@ static const poa_cli_spec spec = {
 
 /* ------------------------------------------------------------------ arguments */
 
-typedef struct request {
-    int width, depth; /* --subnet */
-    char *name;       /* --arch   */
-} request;
-
 typedef struct knn_args {
     poa_cli cli;
     const char *data, *output, *backend;
@@ -118,7 +113,7 @@ typedef struct knn_args {
     poa_weights_from from;
     poa_dtype dtype;
     int all, pixels, save, n_req;
-    request req[MAX_REQUESTS];
+    poa_eval_request req[MAX_REQUESTS];
     int nk, ks[POA_KNN_MAX_KS];
     double T;
     int resize, crop, batch, bank_block, n_train, n_val;
@@ -150,21 +145,10 @@ static int add_item(knn_args *a, const char *opt, const char *t)
     }
     if (a->n_req == MAX_REQUESTS)
         return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    if (strcmp(opt, "arch") == 0) {
-        if (!poa_arch_preset_find(t))
-            return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)",
-                                       t, poa_arch_preset_names());
-        a->req[a->n_req++] = (request){0, 0, poa_xstrdup(t)};
-        return 0;
-    }
-    const char *x = strpbrk(t, "xX");
-    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
-    if (w < 1 || d < 1)
-        return poa_cli_usage_error(&spec,
-                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
-                                   "e.g. 384x12",
-                                   t);
-    a->req[a->n_req++] = (request){w, d, NULL};
+    poa_err err;
+    if (poa_eval_parse_request(opt, t, &a->req[a->n_req], &err) != POA_OK)
+        return poa_cli_usage_error(&spec, "%s", err.msg);
+    a->n_req++;
     return 0;
 }
 
@@ -252,37 +236,6 @@ static int parse_args(int argc, char **argv, knn_args *a)
     return -1;
 }
 
-/* ------------------------------------------------------------------ ranks */
-
-static int rank_of(void)
-{
-    return poa_log_rank();
-}
-
-static int world(void)
-{
-    return poa_log_world_size();
-}
-
-/* The worst exit code of all ranks. */
-static int agree(int code)
-{
-    int worst = code;
-    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-static int read_code(poa_status st)
-{
-    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
-}
-
-/* [lo, hi) of n items that rank r of p takes (contiguous, balanced). */
-static void share(int64_t n, int r, int p, int64_t *lo, int64_t *hi)
-{
-    *lo = n * r / p, *hi = n * (r + 1) / p;
-}
-
 /* ------------------------------------------------------------------ models and networks */
 
 typedef struct network {
@@ -315,165 +268,47 @@ typedef struct eval_state {
     int32_t *va_labels;   /* all val labels */
 } eval_state;
 
-/* Rank 0 opens path (resolving a run directory), the others then open the same file. */
-static int open_source(const knn_args *a, const char *arg, poa_model_source *src)
-{
-    char path[POA_IO_PATH_MAX] = "";
-    poa_err err = {0};
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_status st = poa_model_source_open(arg, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-        snprintf(path, sizeof path, "%s", src->path);
-    }
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) return code;
-    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank_of() != 0) {
-        poa_status st = poa_model_source_open(path, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-    }
-    return agree(code);
-}
-
-static int add_network(eval_state *s, int source, const poa_subnet *sn, int subnet)
-{
-    for (int i = 0; i < s->n_net; i++)
-        if (s->net[i].source == source && s->net[i].sn.width == sn->width &&
-            s->net[i].sn.depth == sn->depth)
-            return 0;
-    if (s->n_net == MAX_NETWORKS)
-        return poa_cli_usage_error(&spec, "more than %d networks", MAX_NETWORKS);
-    network *n = &s->net[s->n_net++];
-    memset(n, 0, sizeof *n);
-    n->source = source, n->sn = *sn, n->dim = sn->width, n->subnet = subnet;
-    const poa_model_source *src = &s->src[source];
-    const poa_model_config *c = &src->model.cfg;
-    if (src->kind == POA_SOURCE_CHECKPOINT && sn->width == c->max_embed_dim &&
-        sn->depth == c->max_depth && !subnet)
-        snprintf(n->name, sizeof n->name, "%s", poa_weights_from_name(src->from));
-    else
-        snprintf(n->name, sizeof n->name, "%dx%d", sn->width, sn->depth);
-    return 0;
-}
-
-/* The networks of source i: an extracted model's own; a checkpoint's --all-subnets grid, its
- * --subnet / --arch sizes in the order given, or its intact network. */
-static int resolve_networks(eval_state *s, int i)
-{
-    const knn_args *a = s->a;
-    const poa_model_source *src = &s->src[i];
-    if (src->kind == POA_SOURCE_EXTRACTED) {
-        poa_subnet sn = poa_subnet_intact(&src->model.cfg);
-        return add_network(s, i, &sn, 0);
-    }
-    int rc = 0;
-    if (a->all) {
-        poa_subnet *all = poa_xmalloc(sizeof *all * MAX_NETWORKS);
-        int n = poa_model_source_subnets(src, all, MAX_NETWORKS);
-        for (int j = 0; j < n && !rc; j++) rc = add_network(s, i, &all[j], 1);
-        free(all);
-    }
-    for (int j = 0; j < a->n_req && !rc; j++) {
-        const request *r = &a->req[j];
-        poa_subnet sn;
-        poa_err err;
-        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
-                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
-        if (st)
-            return poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet",
-                                       err.msg, src->path);
-        rc = add_network(s, i, &sn, 0);
-    }
-    if (!a->all && a->n_req == 0) {
-        poa_subnet sn = poa_subnet_intact(&src->model.cfg);
-        rc = add_network(s, i, &sn, 0);
-    }
-    return rc;
-}
-
-/* The crop and resize: --crop, else the sources' crop size (which must agree). */
-static int choose_transform(eval_state *s)
-{
-    int crop = s->a->crop;
-    for (int i = 0; i < s->n_src && !s->a->crop; i++) {
-        const int c = s->src[i].model.cfg.img_size;
-        if (crop && c != crop)
-            return poa_cli_usage_error(&spec,
-                                       "%s was trained on %d px crops, %s on %d px: give --crop",
-                                       s->src[0].path, crop, s->src[i].path, c);
-        crop = c;
-    }
-    for (int i = 0; i < s->n_src; i++) {
-        const poa_model_config *c = &s->src[i].model.cfg;
-        if (crop % c->patch_size)
-            return poa_cli_usage_error(&spec,
-                                       "crop %d px is not a multiple of the patch size %d of %s",
-                                       crop, c->patch_size, s->src[i].path);
-        if (c->in_chans != 3)
-            return poa_cli_usage_error(&spec, "%s takes %d channels; the data set has RGB images",
-                                       s->src[i].path, c->in_chans);
-    }
-    poa_eval_transform_default(crop, s->a->resize, &s->t);
-    /* the batch: about 8192 tokens per forward (the activation workspace grows with it) */
-    int tokens = 1;
-    for (int i = 0; i < s->n_src; i++) {
-        const int g = crop / s->src[i].model.cfg.patch_size;
-        tokens = 1 + g * g > tokens ? 1 + g * g : tokens;
-    }
-    s->batch = s->a->batch;
-    if (!s->batch) {
-        s->batch = s->n_src ? 8192 / tokens : 256;
-        s->batch = s->batch < 8 ? 8 : s->batch > 256 ? 256 : s->batch;
-    }
-    return -1;
-}
-
+/* The sources, their networks, the transform and one forward runner per source. */
 static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
     for (int i = 0; i < a->n_ckpt; i++) {
-        int code = open_source(a, a->ckpt[i], &s->src[s->n_src]);
+        int code = poa_eval_open_source(spec.program, a->ckpt[i], a->from, &s->src[s->n_src]);
         if (code) return code;
         s->n_src++;
     }
-    int code = choose_transform(s);
-    if (code >= 0) return code;
-    for (int i = 0; i < s->n_src; i++)
-        if ((code = resolve_networks(s, i))) return code;
-    if (a->pixels) {
-        if (s->n_net == MAX_NETWORKS) return poa_cli_usage_error(&spec, "too many networks");
-        network *n = &s->net[s->n_net++];
+    poa_err err;
+    poa_eval_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
+    poa_status st = poa_eval_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
+    if (!st)
+        st = poa_eval_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
+                               &s->n_net, &err);
+    if (!st && a->pixels) st = poa_eval_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
+    for (int i = 0; i < s->n_net && !st; i++) {
+        network *n = &s->net[i];
         memset(n, 0, sizeof *n);
-        n->source = -1, n->dim = 3 * s->t.crop * s->t.crop;
-        snprintf(n->name, sizeof n->name, "pixels");
+        n->source = nets[i].source, n->sn = nets[i].sn, n->subnet = nets[i].subnet;
+        n->dim = n->source >= 0 ? n->sn.width : 3 * s->t.crop * s->t.crop;
+        snprintf(n->name, sizeof n->name, "%s", nets[i].name);
     }
+    free(nets);
+    if (st) return poa_cli_usage_error(&spec, "%s", err.msg);
+    s->batch = poa_eval_default_batch(s->src, s->n_src, s->t.crop, a->batch);
     /* one forward runner per source: the weights uploaded once, one workspace */
-    int dev = 0;
-    MPI_Comm local;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
-    MPI_Comm_rank(local, &dev);
-    MPI_Comm_free(&local);
-    code = 0;
+    const int dev = poa_eval_local_rank();
+    int code = 0;
     for (int i = 0; i < s->n_src && !code; i++) {
         poa_features_opts o = {.backend = a->backend,
                                .max_images = s->batch,
                                .max_size = s->t.crop,
                                .compute_dtype = a->dtype,
                                .device = dev};
-        poa_err err;
         if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
-            if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
+            if (poa_eval_rank() == 0) poa_error("poa-eval-knn: %s", err.msg);
             code = POA_EXIT_USAGE;
         }
     }
-    return agree(code);
+    return poa_eval_agree(code);
 }
 
 /* ------------------------------------------------------------------ data */
@@ -489,10 +324,10 @@ static int open_data(eval_state *s)
         st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
-        if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
-        code = st == POA_ERR_ARG ? POA_EXIT_USAGE : POA_EXIT_DATA;
+        if (poa_eval_rank() == 0) poa_error("poa-eval-knn: %s", err.msg);
+        code = poa_eval_read_code(st);
     }
-    if ((code = agree(code))) return code;
+    if ((code = poa_eval_agree(code))) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
@@ -501,9 +336,9 @@ static int open_data(eval_state *s)
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
     const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
     int64_t lo, hi;
-    share(n_blocks, rank_of(), world(), &lo, &hi);
+    poa_eval_share(n_blocks, poa_eval_rank(), poa_eval_world(), &lo, &hi);
     s->tr_lo = lo * s->block, s->tr_hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
-    share(n_vb, rank_of(), world(), &lo, &hi);
+    poa_eval_share(n_vb, poa_eval_rank(), poa_eval_world(), &lo, &hi);
     s->va_lo = lo * s->batch, s->va_hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
     return 0;
 }
@@ -560,7 +395,7 @@ static int extract_features(eval_state *s)
     poa_progress pr;
     char what[96];
     snprintf(what, sizeof what, "features (%d network%s%s)", s->n_net, s->n_net > 1 ? "s" : "",
-             world() > 1 ? ", rank 0's share" : "");
+             poa_eval_world() > 1 ? ", rank 0's share" : "");
     poa_progress_begin(&pr, what, n_tr + n_va, 10.0);
     int code = 0;
     int64_t done = 0;
@@ -585,13 +420,13 @@ static int extract_features(eval_state *s)
     poa_progress_end(&pr, done, NULL);
     free(pixels);
     free(cls);
-    return agree(code);
+    return poa_eval_agree(code);
 }
 
 /* Every rank gets all val features and all labels. */
 static void gather_val_and_labels(eval_state *s)
 {
-    const int P = world();
+    const int P = poa_eval_world();
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
     s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
@@ -605,7 +440,7 @@ static void gather_val_and_labels(eval_state *s)
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
-            share(n_vb, r, P, &lo, &hi);
+            poa_eval_share(n_vb, r, P, &lo, &hi);
             lo *= s->batch, hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
             const int64_t c = (hi - lo) * n->dim, d = lo * n->dim;
             POA_CHECK(c <= INT32_MAX && d <= INT32_MAX,
@@ -639,7 +474,7 @@ static void chunk_lists(const eval_state *s, const network *n, int64_t q0, int n
 static void merge_and_vote(const eval_state *s, network *n, poa_knn_lists *mine, poa_knn_lists *all,
                            poa_knn_lists *merged, int64_t q0, int nq, int K)
 {
-    const int P = world(), root = rank_of() == 0;
+    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
     const size_t m = (size_t) QUERY_CHUNK * K;
     MPI_Gather(mine->sim, (int) m, MPI_FLOAT, root ? all[0].sim : NULL, (int) m, MPI_FLOAT, 0,
                MPI_COMM_WORLD);
@@ -660,13 +495,13 @@ static void knn_all(eval_state *s)
     int K = 0;
     for (int i = 0; i < s->a->nk; i++) K = s->a->ks[i] > K ? s->a->ks[i] : K;
     if (K > s->n_tr) {
-        if (rank_of() == 0)
+        if (poa_eval_rank() == 0)
             poa_warn("poa-eval-knn: k up to %d but only %lld train images: every k above uses "
                      "all of them",
                      K, (long long) s->n_tr);
         K = (int) s->n_tr;
     }
-    const int P = world(), root = rank_of() == 0;
+    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
     poa_knn_lists mine, merged, *all = NULL;
     poa_knn_lists_init(&mine, QUERY_CHUNK, K);
     if (root) {
@@ -713,7 +548,7 @@ static void knn_all(eval_state *s)
  * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
 static int save_features(eval_state *s)
 {
-    const int P = world(), root = rank_of() == 0;
+    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
     int code = 0;
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
@@ -721,12 +556,12 @@ static int save_features(eval_state *s)
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
-            share(n_blocks, r, P, &lo, &hi);
+            poa_eval_share(n_blocks, r, P, &lo, &hi);
             lo *= s->block, hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
             counts[r] = (int) ((hi - lo) * n->dim), displs[r] = (int) (lo * n->dim);
         }
         float *all = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * n->dim) : NULL;
-        MPI_Gatherv(n->bank, counts[rank_of()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
+        MPI_Gatherv(n->bank, counts[poa_eval_rank()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                     MPI_COMM_WORLD);
         if (root && !code) {
             char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
@@ -760,26 +595,12 @@ static int save_features(eval_state *s)
     }
     free(counts);
     free(displs);
-    return agree(code);
+    return poa_eval_agree(code);
 }
 
 static double pct(int64_t correct, int64_t n)
 {
     return 100.0 * (double) correct / (double) n;
-}
-
-/* path as a JSON string (quotes and backslashes escaped). */
-static void json_string(FILE *f, const char *text)
-{
-    fputc('"', f);
-    for (const char *p = text; *p; p++) {
-        if (*p == '"' || *p == '\\') fputc('\\', f);
-        if ((unsigned char) *p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
 }
 
 static void print_table(const eval_state *s)
@@ -806,44 +627,22 @@ static void print_table(const eval_state *s)
     fflush(stdout);
 }
 
-/* Write `path` atomically with writer(f, s); 0 or POA_EXIT_IO. */
-static int write_file(const eval_state *s, const char *name,
-                      void (*writer)(FILE *, const eval_state *), char *path)
+static void write_json(FILE *f, const void *ctx)
 {
-    char tmp[POA_IO_PATH_MAX];
-    poa_err err = {0};
-    snprintf(path, POA_IO_PATH_MAX, "%s/%s", s->a->output, name);
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-    FILE *f = st ? NULL : fopen(tmp, "w");
-    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (f) {
-        writer(f, s);
-        if (fclose(f) != 0) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
-        if (!st) st = poa_io_commit(tmp, path, &err);
-        if (st) remove(tmp);
-    }
-    if (st) {
-        poa_error("poa-eval-knn: cannot write %s: %s", path, err.msg);
-        return POA_EXIT_IO;
-    }
-    return 0;
-}
-
-static void write_json(FILE *f, const eval_state *s)
-{
+    const eval_state *s = ctx;
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
         const poa_model_source *src = n->source >= 0 ? &s->src[n->source] : NULL;
         for (int j = 0; j < s->a->nk; j++) {
             fputs("{\"checkpoint\": ", f);
             if (src) {
-                json_string(f, src->path);
+                poa_eval_json_string(f, src->path);
                 fprintf(f, ", \"iteration\": %lld, ", (long long) src->iteration);
             } else {
                 fputs("null, \"iteration\": null, ", f);
             }
             fputs("\"network\": ", f);
-            json_string(f, n->name);
+            poa_eval_json_string(f, n->name);
             if (src)
                 fprintf(f, ", \"width\": %d, \"depth\": %d", n->sn.width, n->sn.depth);
             else
@@ -857,8 +656,9 @@ static void write_json(FILE *f, const eval_state *s)
     }
 }
 
-static void write_csv(FILE *f, const eval_state *s)
+static void write_csv(FILE *f, const void *ctx)
 {
+    const eval_state *s = ctx;
     fputs("checkpoint,iteration,width,depth,k,top1,top5\n", f);
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
@@ -908,37 +708,26 @@ static void plot_heatmap(const char *csv, const char *out_dir)
 
 static int write_results(const eval_state *s)
 {
-    if (rank_of() != 0) return agree(0);
+    if (poa_eval_rank() != 0) return poa_eval_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
-    int code = write_file(s, "results_eval_knn.json", write_json, path);
+    int code = poa_eval_write_file(spec.program, s->a->output, "results_eval_knn.json", write_json,
+                                   s, path);
     if (!code) poa_info("poa-eval-knn: wrote %s", path);
     int any_subnet = 0;
     for (int i = 0; i < s->n_net; i++) any_subnet |= s->net[i].subnet;
     if (!code && s->a->all && any_subnet) {
-        code = write_file(s, "knn_subnets.csv", write_csv, path);
+        code =
+            poa_eval_write_file(spec.program, s->a->output, "knn_subnets.csv", write_csv, s, path);
         if (!code) {
             poa_info("poa-eval-knn: wrote %s", path);
             plot_heatmap(path, s->a->output);
         }
     }
-    return agree(code);
+    return poa_eval_agree(code);
 }
 
 /* ------------------------------------------------------------------ main */
-
-static int make_output_dir(const knn_args *a)
-{
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_err err;
-        if (poa_io_make_dirs(a->output, &err) != POA_OK) {
-            poa_error("poa-eval-knn: cannot create the output directory: %s", err.msg);
-            code = POA_EXIT_IO;
-        }
-    }
-    return agree(code);
-}
 
 static void print_plan(const eval_state *s)
 {
@@ -946,7 +735,7 @@ static void print_plan(const eval_state *s)
              "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
              PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
              s->n_classes, s->t.crop, s->t.resize, s->batch, s->a->ks[0], s->a->ks[s->a->nk - 1],
-             world());
+             poa_eval_world());
     for (int i = 0; i < s->n_src; i++)
         poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
@@ -956,7 +745,7 @@ static int run(const knn_args *a)
 {
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
-    int code = make_output_dir(a);
+    int code = poa_eval_make_output_dir(spec.program, a->output);
     if (!code) code = open_models(s);
     if (!code) code = open_data(s);
     if (!code) {
