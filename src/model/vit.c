@@ -417,8 +417,24 @@ static void setup_branches(poa_backend *be, poa_vit_acts *a, const float *droppa
     }
 }
 
+/* out = the final LayerNorm of the stream x (its statistics in a->mean_f / rstd_f: an
+ * intermediate output's are overwritten by the last call, which is the one backward reads). */
+static void final_norm(poa_backend *be, const poa_model *m, const poa_weights *w, poa_vit_acts *a,
+                       const poa_act *x, poa_act *out)
+{
+    be->nn->layernorm_fwd(be, out, a->d, a->mean_f, a->rstd_f, x, a->d, w->f32 + m->vit.norm_w,
+                          w->f32 + m->vit.norm_b, a->B * a->T, a->d, m->cfg.ln_eps);
+}
+
 void poa_vit_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
                      const poa_subnet *sn, const poa_vit_input *in, poa_vit_acts *a)
+{
+    poa_vit_forward_blocks(be, m, w, sn, in, NULL, 0, NULL, a);
+}
+
+void poa_vit_forward_blocks(poa_backend *be, const poa_model *m, const poa_weights *w,
+                            const poa_subnet *sn, const poa_vit_input *in, const int *blocks, int n,
+                            poa_act *const *out, poa_vit_acts *a)
 {
     const poa_model_config *c = &m->cfg;
     const int P = c->patch_size, M = c->img_size / P;
@@ -454,15 +470,19 @@ void poa_vit_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
               a->max_images, a->max_size);
     setup_branches(be, a, a->train ? in->droppath : NULL, s.kept);
 
+    for (int j = 0; j < n; j++)
+        POA_CHECK(blocks[j] >= 0 && blocks[j] < sn->depth,
+                  "intermediate output after block %d of a sub-network of depth %d", blocks[j],
+                  sn->depth);
     embed_forward(be, m, w, a, in, a->blk[0].x_in);
     for (int k = 0; k < sn->depth; k++) {
         poa_act *x_out = k + 1 < sn->depth ? a->blk[k + 1].x_in : a->x_final;
         attn_forward(be, m, w, sn->blocks[k], a, &a->blk[k]);
         mlp_forward(be, m, w, sn->blocks[k], a, &a->blk[k], x_out);
+        for (int j = 0; j < n; j++)
+            if (blocks[j] == k) final_norm(be, m, w, a, x_out, out[j]);
     }
-    be->nn->layernorm_fwd(be, a->out, a->d, a->mean_f, a->rstd_f, a->x_final, a->d,
-                          w->f32 + m->vit.norm_w, w->f32 + m->vit.norm_b, a->B * a->T, a->d,
-                          c->ln_eps);
+    final_norm(be, m, w, a, a->x_final, a->out);
 }
 
 /* ---------------------------------------------------------------- backward */

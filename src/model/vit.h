@@ -205,6 +205,14 @@ typedef struct poa_vit_input {
 /* Forward of sub-network sn on the weights w (intact layout).  Fills a->out. */
 void poa_vit_forward(poa_backend *be, const poa_model *m, const poa_weights *w,
                      const poa_subnet *sn, const poa_vit_input *in, poa_vit_acts *a);
+/* poa_vit_forward, also keeping intermediate outputs (the linear probe, docs/algorithm.md,
+ * "Linear probing"): after executed block blocks[j] (0-based along sn->blocks, < sn->depth) the
+ * residual stream goes through the final LayerNorm into out[j] (backend memory [B·T, d], ld d,
+ * the layout of a->out), for j < n.  Positions may repeat and come in any order; the output
+ * after block depth − 1 equals a->out bit for bit. */
+void poa_vit_forward_blocks(poa_backend *be, const poa_model *m, const poa_weights *w,
+                            const poa_subnet *sn, const poa_vit_input *in, const int *blocks, int n,
+                            poa_act *const *out, poa_vit_acts *a);
 /* Backward of the last forward on `a`, from d_out [B·T, d] (ld d; may be a->d_out): parameter
  * gradients (fp32) are accumulated (+=) into grads (same layout as the parameters); untouched
  * slices and skipped blocks receive nothing.  w must be the weights forward used.  Calls

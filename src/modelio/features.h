@@ -38,6 +38,8 @@ typedef struct poa_features_opts {
                                 the only one on the CPU) or POA_DT_BF16 (CUDA); the weights
                                 stay fp32 masters and the features come back as fp32         */
     int device;              /* CUDA device index                                            */
+    int max_blocks;          /* intermediate outputs of one poa_features_run_blocks call (0: that
+                                call is not used; the linear probe takes 4)                   */
 } poa_features_opts;
 
 /* A runner for src (which must outlive it).  POA_ERR_ARG when the backend is not available
@@ -48,6 +50,17 @@ poa_status poa_features_create(poa_features **f, const poa_model_source *src,
  * sizes that do not fit the plan or a sub-network the model cannot run. */
 poa_status poa_features_run(poa_features *f, const poa_subnet *sn, const float *images, int B,
                             int H, int W, float *cls, float *patches, poa_err *err);
+/* The intermediate outputs of the linear probe (docs/algorithm.md, "Linear probing"): for the
+ * executed blocks blocks[0 .. n) of sn (0-based positions along its block sequence, < its
+ * depth, at most opts.max_blocks, repeats allowed) the residual stream after that block through
+ * the final LayerNorm, as its class token cls [B, n, d] (image b's n tokens in the order asked,
+ * the row b·n·d .. (b + 1)·n·d) and, when patch_mean is not NULL, the mean over the patch tokens
+ * of the last one asked, patch_mean [B, d] (summed in double).  The output after block
+ * depth − 1 is what poa_features_run gives, bit for bit.  POA_ERR_ARG as poa_features_run, and
+ * for positions outside the sub-network or more than planned. */
+poa_status poa_features_run_blocks(poa_features *f, const poa_subnet *sn, const float *images,
+                                   int B, int H, int W, const int *blocks, int n, float *cls,
+                                   float *patch_mean, poa_err *err);
 void poa_features_destroy(poa_features *f);
 
 #endif

@@ -6,6 +6,8 @@
  *    outside the slices is touched (docs/algorithm.md §12.4);
  *  - the inference workspace (teacher) gives the training workspace's outputs; one workspace
  *    serves calls of several sub-networks and batch sizes;
+ *  - intermediate outputs (the linear probe's): the output after block k equals the output of
+ *    the sub-network cut after that block;
  *  - drop-path decisions (docs/algorithm.md §2.5): k = max(floor(n(1−p)), 1) kept with scale
  *    n/k, deterministic;
  *  - the memory plan. */
@@ -314,6 +316,68 @@ static void test_workspaces(void **state)
     poa_model_free(&m);
 }
 
+/* Intermediate outputs (the linear probe): the output after executed block k of a sub-network
+ * is the final-normed output of the sub-network cut after that block (its first k + 1 blocks, the
+ * same width), bit for bit; positions may repeat and come in any order; the one after the last
+ * block is a->out; the training and inference workspaces give the same. */
+static void test_block_outputs(void **state)
+{
+    (void) state;
+    poa_model m = build("tiny");
+    float *host = malloc(m.table.total * sizeof(float));
+    random_params(&m, host, 9);
+    float *params = dev_copy(host, m.table.total * sizeof(float));
+    const poa_weights wt = poa_weights_f32(be, params);
+    const int B = 3, S = 32, T = 17;
+    float *img_h = malloc((size_t) B * 3 * S * S * sizeof(float));
+    random_fill(img_h, (size_t) B * 3 * S * S, 23);
+    float *img = dev_copy(img_h, (size_t) B * 3 * S * S * sizeof(float));
+    poa_vit_acts acts[2];
+    poa_vit_acts_create(be, &m, &acts[0], B, S, 0);
+    poa_vit_acts_create(be, &m, &acts[1], B, S, 1);
+    const int pairs[][2] = {{64, 4}, {48, 3}, {32, 2}};
+    const int taps[] = {2, 0, 2, 1}, taps2[] = {1, 0};
+    const size_t cap = (size_t) B * T * 64;
+    poa_act *tap_out[4];
+    for (int j = 0; j < 4; j++) tap_out[j] = be->iface->alloc(be, poa_act_bytes(be, cap));
+    float *got = malloc(cap * sizeof(float)), *want = malloc(cap * sizeof(float));
+    for (int k = 0; k < 3; k++) {
+        poa_subnet sn;
+        poa_err err;
+        assert_int_equal(poa_subnet_make(&m.cfg, pairs[k][0], pairs[k][1], &sn, &err), POA_OK);
+        const int n_taps = sn.depth > 2 ? 4 : 2; /* depth 2: positions 0 and 1 only */
+        const int *tp = sn.depth > 2 ? taps : taps2;
+        const size_t n = (size_t) B * T * sn.width;
+        for (int w = 0; w < 2; w++) {
+            poa_vit_input in = {img, B, S, S, NULL, NULL};
+            poa_vit_forward_blocks(be, &m, &wt, &sn, &in, tp, n_taps, tap_out, &acts[w]);
+            float *last = malloc(n * sizeof(float));
+            be->iface->act_download(be, last, acts[w].out, n);
+            for (int j = 0; j < n_taps; j++) {
+                poa_subnet cut = sn;
+                cut.depth = tp[j] + 1;
+                poa_vit_input plain = {img, B, S, S, NULL, NULL};
+                be->iface->act_download(be, got, tap_out[j], n);
+                poa_vit_forward(be, &m, &wt, &cut, &plain, &acts[0]);
+                be->iface->act_download(be, want, acts[0].out, n);
+                assert_memory_equal(got, want, n * sizeof(float));
+                if (tp[j] == sn.depth - 1) assert_memory_equal(got, last, n * sizeof(float));
+            }
+            free(last);
+        }
+    }
+    for (int j = 0; j < 4; j++) be->iface->free(be, tap_out[j]);
+    free(got);
+    free(want);
+    poa_vit_acts_destroy(be, &acts[0]);
+    poa_vit_acts_destroy(be, &acts[1]);
+    be->iface->free(be, img);
+    be->iface->free(be, params);
+    free(img_h);
+    free(host);
+    poa_model_free(&m);
+}
+
 static void test_droppath_draw(void **state)
 {
     (void) state;
@@ -441,11 +505,9 @@ static void test_memory_plan(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_extraction_invariant),
-        cmocka_unit_test(test_extracted_names),
-        cmocka_unit_test(test_workspaces),
-        cmocka_unit_test(test_droppath_draw),
-        cmocka_unit_test(test_droppath_draw_bernoulli),
+        cmocka_unit_test(test_extraction_invariant), cmocka_unit_test(test_extracted_names),
+        cmocka_unit_test(test_workspaces),           cmocka_unit_test(test_block_outputs),
+        cmocka_unit_test(test_droppath_draw),        cmocka_unit_test(test_droppath_draw_bernoulli),
         cmocka_unit_test(test_memory_plan),
     };
     return cmocka_run_group_tests_name("model_engine", tests, setup, teardown);
