@@ -26,8 +26,9 @@ poa_status poa_eval_parse_request(const char *option, const char *text, poa_eval
 {
     if (strcmp(option, "arch") == 0) {
         if (!poa_arch_preset_find(text))
-            return poa_err_set(err, POA_ERR_ARG, "--arch '%s': not an architecture name (names: %s)",
-                               text, poa_arch_preset_names());
+            return poa_err_set(err, POA_ERR_ARG,
+                               "--arch '%s': not an architecture name (names: %s)", text,
+                               poa_arch_preset_names());
         *r = (poa_eval_request){0, 0, poa_xstrdup(text)};
         return POA_OK;
     }
@@ -46,8 +47,7 @@ static poa_status add_network(const poa_model_source *src, int source, const poa
                               int subnet, poa_eval_net *out, int cap, int *n, poa_err *err)
 {
     for (int i = 0; i < *n; i++)
-        if (out[i].source == source && out[i].sn.width == sn->width &&
-            out[i].sn.depth == sn->depth)
+        if (out[i].source == source && out[i].sn.width == sn->width && out[i].sn.depth == sn->depth)
             return POA_OK;
     if (*n == cap) return poa_err_set(err, POA_ERR_ARG, "more than %d networks", cap);
     poa_eval_net *net = &out[(*n)++];
@@ -124,18 +124,21 @@ poa_status poa_eval_choose_transform(const poa_model_source *src, int n_src, int
     for (int i = 0; i < n_src && !asked; i++) {
         const int c = src[i].model.cfg.img_size;
         if (crop && c != crop)
-            return poa_err_set(err, POA_ERR_ARG, "%s was trained on %d px crops, %s on %d px: give --crop",
+            return poa_err_set(err, POA_ERR_ARG,
+                               "%s was trained on %d px crops, %s on %d px: give --crop",
                                src[0].path, crop, src[i].path, c);
         crop = c;
     }
     for (int i = 0; i < n_src; i++) {
         const poa_model_config *c = &src[i].model.cfg;
         if (crop % c->patch_size)
-            return poa_err_set(err, POA_ERR_ARG, "crop %d px is not a multiple of the patch size %d of %s",
-                               crop, c->patch_size, src[i].path);
+            return poa_err_set(err, POA_ERR_ARG,
+                               "crop %d px is not a multiple of the patch size %d of %s", crop,
+                               c->patch_size, src[i].path);
         if (c->in_chans != 3)
-            return poa_err_set(err, POA_ERR_ARG, "%s takes %d channels; the data set has RGB images",
-                               src[i].path, c->in_chans);
+            return poa_err_set(err, POA_ERR_ARG,
+                               "%s takes %d channels; the data set has RGB images", src[i].path,
+                               c->in_chans);
     }
     poa_eval_transform_default(crop, resize, t);
     return POA_OK;

@@ -4,8 +4,8 @@
  * networks agree on, how items are shared by the MPI ranks, and the result files.
  *
  *     poa_eval_request req[..];  poa_eval_parse_request("subnet", "96x5", &req[n++], &err);
- *     int code = poa_eval_open_source("poa-eval-knn", path, POA_FROM_TEACHER, &src[i]);  // all ranks
- *     poa_eval_networks(src, n_src, req, n_req, all, nets, cap, &n_net, &err);
+ *     int code = poa_eval_open_source("poa-eval-knn", path, POA_FROM_TEACHER, &src[i]);  // all
+ * ranks poa_eval_networks(src, n_src, req, n_req, all, nets, cap, &n_net, &err);
  *     poa_eval_choose_transform(src, n_src, crop, resize, &t, &err);
  *
  * Functions that talk to the other ranks say so and are collective over MPI_COMM_WORLD; their
