@@ -25,6 +25,8 @@ enum poa_rng_purpose {
     POA_RNG_MASK = 4,     /* iBOT block masks                                        */
     POA_RNG_DROPPATH = 5, /* drop-path subsets                                       */
     POA_RNG_SUBNET = 6,   /* elastic sub-network cycle shuffles                      */
+    POA_RNG_EVAL = 7,     /* linear probe: classifier init, data order, training crops
+                             (the rank word names the sub-stream: 0, 1, 2)            */
     POA_RNG_TEST = 15,    /* unit tests                                              */
 };
 

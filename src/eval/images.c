@@ -1,6 +1,8 @@
 /* images.c — see images.h. */
 #include "eval/images.h"
 #include "common/log.h"
+#include "common/rng.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/jpeg.h"
@@ -112,6 +114,7 @@ typedef struct worker {
     poa_jpeg_decoder dec;
     poa_image im, rs;
     poa_image_scratch sc;
+    poa_aug_scratch aug;
 } worker;
 
 /* The source box (x0, y0, x1, y1) that Resize(resize) + CenterCrop(crop) keeps of a w × h
@@ -130,8 +133,30 @@ static void crop_box(int w, int h, const poa_eval_transform *t, float box[4])
     box[2] = (float) ((left + t->crop) * sx), box[3] = (float) ((top + t->crop) * sy);
 }
 
-static poa_status read_one(poa_eval_reader *r, worker *wk, int64_t p, float *out, int32_t *label,
-                           poa_err *err)
+/* The training transform of one decoded image (see poa_eval_augment). */
+static void augment(const poa_eval_reader *r, worker *wk, const poa_eval_augment *aug, uint64_t key,
+                    float *out)
+{
+    static const double scale[2] = {0.08, 1.0}, ratio[2] = {3.0 / 4.0, 4.0 / 3.0};
+    poa_view_params v;
+    memset(&v, 0, sizeof v);
+    v.size = r->t.crop;
+    memcpy(v.scale, scale, sizeof scale);
+    memcpy(v.ratio, ratio, sizeof ratio);
+    v.flip_p = 0.5; /* no colour, grey, blur or solarisation: their probabilities stay 0 */
+    v.sigma[0] = v.sigma[1] = 1.0;
+    v.blur_kernel = 9;
+    poa_rng rng;
+    poa_rng_init(&rng, aug->seed, 2, POA_RNG_EVAL, key << 6);
+    poa_crop_params p;
+    poa_crop_draw(&v, wk->im.w, wk->im.h, &rng, &p);
+    p.jitter = p.gray = p.blur = p.solarize = 0;
+    poa_crop_apply(&wk->im, 1.0, &p, r->t.crop, 128, v.blur_kernel, r->t.mean, r->t.std, out,
+                   &wk->aug);
+}
+
+static poa_status read_one(poa_eval_reader *r, worker *wk, int64_t p, const poa_eval_augment *aug,
+                           uint64_t key, float *out, int32_t *label, poa_err *err)
 {
     const int64_t i = entry(r, p);
     size_t n = 0;
@@ -146,12 +171,54 @@ static poa_status read_one(poa_eval_reader *r, worker *wk, int64_t p, float *out
         return poa_err_set(err, st, "%s/%s image %lld: %s", r->ds.dir, r->ds.split, (long long) i,
                            inner.msg);
     }
+    if (aug) {
+        augment(r, wk, aug, key, out);
+        return POA_OK;
+    }
     float box[4];
     crop_box(wk->im.w, wk->im.h, &r->t, box);
     poa_resize_bicubic(&wk->im, 0, 0, wk->im.w, wk->im.h, box, r->t.crop, r->t.crop, &wk->rs,
                        &wk->sc);
     poa_normalize_chw(&wk->rs, r->t.mean, r->t.std, out);
     return POA_OK;
+}
+
+/* Images first + j, or list[j] when list is not NULL, for j < n (see poa_eval_reader_read_list). */
+static poa_status read_images(poa_eval_reader *r, int64_t first, const int64_t *list, int n,
+                              const poa_eval_augment *aug, float *pixels, int32_t *labels,
+                              poa_err *err)
+{
+    const size_t per = (size_t) 3 * r->t.crop * r->t.crop;
+    poa_status first_st = POA_OK;
+    int first_bad = -1;
+#pragma omp parallel
+    {
+        worker wk;
+        memset(&wk, 0, sizeof wk);
+        poa_jpeg_decoder_init(&wk.dec);
+        poa_err e = {0};
+#pragma omp for schedule(dynamic, 4)
+        for (int j = 0; j < n; j++) {
+            const int64_t p = list ? list[j] : first + j;
+            poa_status st =
+                read_one(r, &wk, p, aug, aug ? aug->keys[j] : 0,
+                         pixels ? pixels + per * (size_t) j : NULL, labels ? labels + j : NULL, &e);
+            if (st) {
+#pragma omp critical(poa_eval_read_error)
+                if (first_bad < 0 || j < first_bad) {
+                    first_bad = j, first_st = st;
+                    *err = e;
+                }
+            }
+        }
+        poa_jpeg_decoder_free(&wk.dec);
+        poa_image_free(&wk.im);
+        poa_image_free(&wk.rs);
+        poa_image_scratch_free(&wk.sc);
+        poa_aug_scratch_free(&wk.aug);
+        free(wk.buf);
+    }
+    return first_st;
 }
 
 poa_status poa_eval_reader_read(poa_eval_reader *r, int64_t first, int n, float *pixels,
@@ -161,34 +228,18 @@ poa_status poa_eval_reader_read(poa_eval_reader *r, int64_t first, int n, float 
         return poa_err_set(err, POA_ERR_ARG, "%s/%s: images [%lld, %lld) of %lld", r->ds.dir,
                            r->ds.split, (long long) first, (long long) (first + n),
                            (long long) r->n_used);
-    const size_t per = (size_t) 3 * r->t.crop * r->t.crop;
-    poa_status first_st = POA_OK;
-    int64_t first_bad = -1;
-#pragma omp parallel
-    {
-        worker wk;
-        memset(&wk, 0, sizeof wk);
-        poa_jpeg_decoder_init(&wk.dec);
-        poa_err e = {0};
-#pragma omp for schedule(dynamic, 4)
-        for (int j = 0; j < n; j++) {
-            poa_status st = read_one(r, &wk, first + j, pixels ? pixels + per * (size_t) j : NULL,
-                                     labels ? labels + j : NULL, &e);
-            if (st) {
-#pragma omp critical(poa_eval_read_error)
-                if (first_bad < 0 || first + j < first_bad) {
-                    first_bad = first + j, first_st = st;
-                    *err = e;
-                }
-            }
-        }
-        poa_jpeg_decoder_free(&wk.dec);
-        poa_image_free(&wk.im);
-        poa_image_free(&wk.rs);
-        poa_image_scratch_free(&wk.sc);
-        free(wk.buf);
-    }
-    return first_st;
+    return read_images(r, first, NULL, n, NULL, pixels, labels, err);
+}
+
+poa_status poa_eval_reader_read_list(poa_eval_reader *r, const int64_t *images, int n,
+                                     const poa_eval_augment *aug, float *pixels, int32_t *labels,
+                                     poa_err *err)
+{
+    for (int j = 0; j < n; j++)
+        if (images[j] < 0 || images[j] >= r->n_used)
+            return poa_err_set(err, POA_ERR_ARG, "%s/%s: image %lld of %lld", r->ds.dir,
+                               r->ds.split, (long long) images[j], (long long) r->n_used);
+    return read_images(r, 0, images, n, aug, pixels, labels, err);
 }
 
 void poa_eval_reader_close(poa_eval_reader *r)

@@ -55,6 +55,22 @@ poa_status poa_eval_reader_labels(const poa_eval_reader *r, int64_t first, int64
  * the image index and the shard on a bad record. */
 poa_status poa_eval_reader_read(poa_eval_reader *r, int64_t first, int n, float *pixels,
                                 int32_t *labels, poa_err *err);
+/* The linear probe's training transform (docs/algorithm.md, "Linear probing"):
+ * RandomResizedCrop(crop, scale (0.08, 1), ratio (3/4, 4/3), bicubic) → RandomHorizontalFlip(0.5)
+ * → ToTensor → Normalize, as torchvision draws and applies them (data/augment.h).  Image j's
+ * decisions come from the Philox stream (seed, 2, POA_RNG_EVAL) from counter keys[j] · 64: a
+ * pure function of (seed, key), whichever rank or thread reads the image. */
+typedef struct poa_eval_augment {
+    uint64_t seed;
+    const uint64_t *keys; /* [n]: one per image read (e.g. its place in the training stream) */
+} poa_eval_augment;
+
+/* The images presented at indices images[0 .. n) (any order, repeats allowed): pixels [n, 3,
+ * crop, crop] through the evaluation transform (aug NULL) or the training transform (aug), and
+ * their labels (either output may be NULL).  Errors as poa_eval_reader_read. */
+poa_status poa_eval_reader_read_list(poa_eval_reader *r, const int64_t *images, int n,
+                                     const poa_eval_augment *aug, float *pixels, int32_t *labels,
+                                     poa_err *err);
 void poa_eval_reader_close(poa_eval_reader *r);
 
 #endif

@@ -9,6 +9,12 @@ tests_eval_test_knn_SOURCES = tests/eval/test_knn.c
 tests_eval_test_knn_CFLAGS = $(TEST_CFLAGS)
 tests_eval_test_knn_LDADD = $(TEST_LDADD)
 TESTS += tests/eval/test_knn
+check_PROGRAMS += tests/eval/test_linear
+tests_eval_test_linear_SOURCES = tests/eval/test_linear.c \
+	tests/data/data_test_pack.c tests/data/data_test_pack.h
+tests_eval_test_linear_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tests/data
+tests_eval_test_linear_LDADD = $(TEST_LDADD)
+TESTS += tests/eval/test_linear
 endif
 TESTS += tests/eval/test_eval_knn.sh
 dist_noinst_SCRIPTS += tests/eval/test_eval_knn.sh
