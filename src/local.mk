@@ -1,4 +1,4 @@
-# src/: the programs built from src/ (poa-train, poa-extract; later the evaluation tools).
+# src/: the programs built from src/ (poa-train, poa-extract, the evaluation tools).
 
 # poa-train: the pretraining rank loop (src/train/loop.h, src/train/README-train.md).
 bin_PROGRAMS += src/poa-train
@@ -20,3 +20,8 @@ src_poa_eval_knn_CPPFLAGS = $(AM_CPPFLAGS) -DPOA_PYTHON_DEFAULT='"$(PYTHON_REF)"
 	-DPOA_PKGDATADIR='"$(pkgdatadir)"' -DPOA_SRCDIR='"$(abs_top_srcdir)"'
 src_poa_eval_knn_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
 dist_pkgdata_DATA = tools/plot_knn.py
+
+# poa-eval-linear: the linear probe (src/eval/README.md).  Links the layers below train/ only.
+bin_PROGRAMS += src/poa-eval-linear
+src_poa_eval_linear_SOURCES = src/poa_eval_linear.c
+src_poa_eval_linear_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
