@@ -3,7 +3,7 @@
 what poa-eval-linear wrote with --save-features (cached mode), and compared with its
 results_eval_linear.json.
 
-    linear_ref.py RESULTS_DIR [--acc-tol PERCENT] [--param-tol REL]
+    linear_ref.py RESULTS_DIR [--acc-tol PERCENT] [--param-tol REL] [--extracted VIT.h5 ...]
 
 For every network (line i of results_eval_linear.json, file DIR/linear_<i>_<network>.h5,
 hdf5-schemas/linear-features.md):
@@ -25,6 +25,10 @@ poa and PyTorch compute the same fp32 SGD in different summation orders (sgemm a
 matmul, a double softmax against torch's fp32 log-softmax), so the final parameters agree to a
 relative tolerance (--param-tol, default 1e-4) and an accuracy may move by the few val images whose
 top logits are that close (--acc-tol, default 0.5 % of the val split, at least one image).
+With --extracted vit_<W>x<D>.h5 (poa-extract) of a network of the run, that network's val features
+are computed again by the plain PyTorch ViT of vit_ref.py from the val images of the run's pixels
+network (after each kept block the final norm; class tokens in block order, the last one's mean
+patch token) and must equal poa's to 1e-5 (relative, per image).
 Exit 0 when all agree, 1 otherwise."""
 import argparse
 import json
@@ -184,11 +188,55 @@ def check_network(path, rec, acc_tol, param_tol):
     return bad, summary
 
 
+def check_features(extracted, recs, directory, vit_ref_dir):
+    """The val features poa wrote for the network of an extracted file (vit_<W>x<D>.h5 of
+    poa-extract) against the plain PyTorch ViT of vit_ref.py loaded with that file, run on the val
+    pixels of the same run (the pixels network's features are the normalised images): after each
+    kept block the final norm, the class tokens in block order, the mean patch token of the last
+    (the official get_intermediate_layers and create_linear_input)."""
+    sys.path.insert(0, vit_ref_dir)
+    import vit_ref
+    names = [r["network"] for r in recs]
+    if "pixels" not in names:
+        return ["--extracted needs a run with --pixels (the val images)"], ""
+    with h5py.File(os.path.join(directory, "linear_%d_pixels.h5" % names.index("pixels")), "r") as f:
+        crop = recs[names.index("pixels")]["crop"]
+        images = torch.from_numpy(f["val/features"][...].reshape(-1, 3, crop, crop))
+    with h5py.File(extracted, "r") as f:
+        meta = {k: f.attrs[k] for k in f.attrs}
+        state = {k: torch.from_numpy(f["state_dict"][k][...]) for k in f["state_dict"]}
+    d, L = int(meta["embed_dim"]), int(meta["depth"])
+    key = "%dx%d" % (d, L)
+    rec = next((r for r in recs if r["network"] == key or
+                (r["width"], r["depth"]) == (d, L) and r["network"] in ("teacher", "student")), None)
+    if rec is None:
+        return ["no network %s in the run" % key], ""
+    model = vit_ref.VisionTransformer.from_metadata(meta)
+    model.load_state_dict(state, strict=True)
+    blocks = block_positions(L)
+    with torch.no_grad():
+        x = model.patch_embed(images)
+        x = torch.cat([model.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + model.pos_embed
+        outs = []
+        for i, blk in enumerate(model.blocks):
+            x = blk(x)
+            outs += [model.norm(x)] * blocks.count(i)  # a repeated position is used again
+        ref = torch.cat([o[:, 0] for o in outs] + [outs[-1][:, 1:].mean(1)], dim=1).numpy()
+    with h5py.File(os.path.join(directory, "linear_%d_%s.h5" % (recs.index(rec), rec["network"])), "r") as f:
+        got = f["val/features"][...]
+    rel = (np.abs(got - ref).max(1) / np.abs(ref).max(1)).max()
+    bad = [] if rel <= 1e-5 else ["%s: val features differ from PyTorch's by %.3g (relative)" % (key, rel)]
+    return bad, ("%s: val features [cls after blocks %s | mean patch token] = PyTorch ViT of %s within %.2g"
+                 % (rec["network"], blocks, os.path.basename(extracted), rel))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dir")
     ap.add_argument("--acc-tol", type=float, default=0.5)
     ap.add_argument("--param-tol", type=float, default=1e-4)
+    ap.add_argument("--extracted", action="append", default=[],
+                    help="an extracted vit_<W>x<D>.h5 of a network of the run: check its features")
     a = ap.parse_args()
     torch.set_num_threads(1)
     recs = [json.loads(line) for line in open(os.path.join(a.dir, "results_eval_linear.json"))]
@@ -201,7 +249,14 @@ def main():
             print("  DIFFERS:", b)
         fails += len(bad) > 0
         checked += 1
-    print("%d network(s) checked against the PyTorch reference, %d differ" % (checked, fails))
+    for x in a.extracted:
+        bad, summary = check_features(x, recs, a.dir, os.path.dirname(os.path.abspath(__file__)))
+        print(summary)
+        for b in bad:
+            print("  DIFFERS:", b)
+        fails += len(bad) > 0
+        checked += 1
+    print("%d check(s) against the PyTorch reference, %d differ" % (checked, fails))
     return 1 if fails or not checked else 0
 
 

@@ -1,0 +1,228 @@
+#!/bin/sh
+# test_eval_linear.sh — poa-eval-linear end to end on a small packed Fashion-MNIST (300 train /
+# 300 val images) and a demo-preset checkpoint with seeded weights (ckpt_write_seeded):
+#   --help; the teacher (128x6, kept blocks 2, 3, 4, 5), the sub-network 64x3 (blocks 1, 2, 2, 2)
+#   and the raw pixels in the cached mode, every classifier's accuracy, the best one and the final
+#   parameters equal to the protocol written in PyTorch on poa's features, order and initial
+#   weights (tests/reference/linear_ref.py); 1 and 2 MPI ranks: bit-identical features, order and
+#   initial classifiers, final classifiers within the tolerance below; the augmented mode on 1
+#   and 2 ranks; an extracted model; --pixels alone; rejected with a message and the README exit
+#   code: missing options, bad --subnet / --mode / --lr, --iterations with --epochs, a size the
+#   run does not have, a crop that is not a multiple of the patch size (2), a missing, truncated
+#   or non-poa checkpoint, a data set without a val split, or whose splits have different
+#   classes (3), an output that cannot be written (4).
+#
+# Tolerance between 1 and 2 ranks (and between poa and PyTorch): the ranks compute the same fp32
+# operations on the same features; only the sum of the classifiers' gradient over a batch is
+# split differently (each rank's rows, then the all-reduce), a relative change of about 1e-7 per
+# step.  The problem is convex (multinomial logistic regression) and the steps small, so this does
+# not grow much: measured at most 2e-7 on the backbone's classifiers and 1e-6 on the raw
+# pixels' (3,072 inputs) after the 40 iterations here, 2e-5 after 80.  The final parameters must agree to 1e-4 (relative, per classifier)
+# and an accuracy may move only by val images whose top logits are that close: at most 0.5 % of
+# the val split (1 image of 300).
+set -u
+top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
+top_build=${POA_TOP_BUILDDIR:?run through make check}
+out=$top_build/tests/out/eval/linear
+rm -rf "$out" && mkdir -p "$out"
+lin=$top_build/src/poa-eval-linear
+seeded=$top_build/tests/modelio/ckpt_write_seeded
+py=${POA_PYTHON_REF:-/usr/bin/python3}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMPI_MCA_btl="self,vader" PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1
+fail=0 have_torch=yes
+ok() { echo "ok: $1"; }
+bad() { echo "FAIL: $1"; fail=1; }
+
+# expect NAME CODE PATTERN ARGS...: poa-eval-linear ARGS exits with CODE and prints PATTERN
+expect() {
+    name=$1 code=$2 pat=$3
+    shift 3
+    "$lin" "$@" >"$out/$name.log" 2>&1
+    rc=$?
+    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.log"; then
+        ok "$name: exit $code ($(grep -m1 -- "$pat" "$out/$name.log" | cut -c1-160))"
+    else
+        cat "$out/$name.log"
+        bad "$name: exit $rc (want $code), pattern '$pat'"
+    fi
+}
+
+# same_run A B: A and B (two result directories of the same run) agree: features, order and
+# initial classifiers bit for bit, final classifiers and accuracies within the tolerance above.
+same_run() {
+    "$py" - "$1" "$2" <<'EOF'
+import glob, json, os, sys
+import h5py, numpy as np
+a, b = sys.argv[1], sys.argv[2]
+ra = [json.loads(l) for l in open(os.path.join(a, "results_eval_linear.json"))]
+rb = [json.loads(l) for l in open(os.path.join(b, "results_eval_linear.json"))]
+bad, worst_p, worst_a = [], 0.0, 0.0
+for i, (x, y) in enumerate(zip(ra, rb)):
+    tol = max(0.5, 100.0 / x["n_val"] + 1e-9)
+    for p, q in zip(x["classifiers"], y["classifiers"]):
+        d = max(abs(p["top1"] - q["top1"]), abs(p["top5"] - q["top5"]))
+        worst_a = max(worst_a, d)
+        if d > tol:
+            bad.append("%s: accuracies %s / %s" % (x["network"], p, q))
+    fa = h5py.File(os.path.join(a, "linear_%d_%s.h5" % (i, x["network"])), "r")
+    fb = h5py.File(os.path.join(b, "linear_%d_%s.h5" % (i, x["network"])), "r")
+    for k in ("train/features", "train/labels", "train/order", "val/features", "val/labels",
+              "classifiers/init"):
+        if (k in fa) != (k in fb) or (k in fa and not np.array_equal(fa[k][...], fb[k][...])):
+            bad.append("%s: %s differs" % (x["network"], k))
+    p, q = fa["classifiers/final"][...].astype(float), fb["classifiers/final"][...].astype(float)
+    # classifier k's weights and bias in the input-major layout (hdf5-schemas/linear-features.md)
+    dims, C = fa["classifiers/dim"][...], int(fa.attrs["n_classes"])
+    K = len(dims)
+    n_lr = K // len(set(zip(fa["classifiers/offset"][...], dims)))
+    at = 0
+    for g in range(K // n_lr):
+        d = int(dims[g * n_lr])
+        for l in range(n_lr):
+            w = slice(at + l * C * d, at + (l + 1) * C * d)
+            bb = slice(at + n_lr * C * d + l * C, at + n_lr * C * d + (l + 1) * C)
+            pk, qk = np.concatenate([p[w], p[bb]]), np.concatenate([q[w], q[bb]])
+            rel = np.linalg.norm(pk - qk) / max(np.linalg.norm(qk), 1e-30)
+            worst_p = max(worst_p, rel)
+            if not rel <= 1e-4:
+                bad.append("%s: classifier %d differs by %.3g" % (x["network"], g * n_lr + l, rel))
+        at += n_lr * C * (d + 1)
+    if at != len(p):
+        bad.append("%s: %d parameters, the layout gives %d" % (x["network"], len(p), at))
+if len(ra) != len(rb) or not ra:
+    bad.append("%d and %d networks" % (len(ra), len(rb)))
+for m in bad:
+    print("  DIFFERS:", m)
+print("features, order, initial classifiers identical; final classifiers within %.2g, accuracies within %.2f %%" % (worst_p, worst_a))
+sys.exit(1 if bad else 0)
+EOF
+}
+
+[ -d /usr/share/datasets/fashion-mnist ] || { echo "skip: Fashion-MNIST not installed"; exit 77; }
+"$top_build/poa-prep-fmnist" --output "$out/root" --limit 300 >"$out/prep.log" 2>&1 &&
+    "$top_build/poa-pack" --root "$out/root" --output "$out/packed" -j 1 >"$out/pack.log" 2>&1 ||
+    { cat "$out/prep.log" "$out/pack.log"; echo "FAIL: cannot prepare the data set"; exit 1; }
+# The model of the 'demo' architecture preset (patch 4): configs/demo.yaml itself trains with
+# patch 8 (docs/demo-learning-study.md), and these checks need a run whose model is a named size.
+sed 's/^\(  patch_size:\) *8 .*/\1 4/' "$top_src/configs/demo.yaml" >"$out/demo-preset.yaml"
+grep -q '^  patch_size: 4$' "$out/demo-preset.yaml" || { echo "FAIL: no patch_size 8 line in configs/demo.yaml"; exit 1; }
+"$seeded" "$out/run" "$out/demo-preset.yaml" 21 399 >"$out/seeded.log" 2>&1 ||
+    { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
+ck=$out/run/checkpoint_0000399.h5
+data=$out/packed
+"$py" -c "import h5py, numpy, torch" 2>/dev/null || have_torch=no
+
+# ------------------------------------------------------------------ help
+expect help 0 "--checkpoint PATH" --help
+grep -q -- "--mode MODE" "$out/help.log" && grep -q "cached (default)" "$out/help.log" &&
+    grep -q -- "--pixels" "$out/help.log" && grep -q "Exit codes: 0 ok" "$out/help.log" &&
+    ok "--help lists the options, the default mode and the exit codes" || bad "--help incomplete"
+
+# ------------------------------------------------------------------ cached mode vs the reference
+common="--data $data --batch-size 64 --epochs 10 --batch 24 --save-features"
+expect one 0 "wrote .*results_eval_linear.json" --checkpoint "$ck" --output "$out/r1" \
+    --arch demo --subnet 64x3 --pixels $common
+grep -q "^teacher *128 *6 " "$out/one.log" && grep -q "^64x3 *64 *3 " "$out/one.log" &&
+    grep -q "^pixels *- *- " "$out/one.log" && ok "table: teacher (128x6), 64x3, pixels" ||
+    bad "table lines"
+grep -q "teacher: blocks 2, 3, 4, 5 of 6" "$out/one.log" && grep -q "64x3: blocks 1, 2, 2, 2 of 3" "$out/one.log" &&
+    ok "kept blocks: 2, 3, 4, 5 of depth 6; 1, 2, 2, 2 of depth 3" || bad "kept blocks"
+[ "$(wc -l <"$out/r1/results_eval_linear.json")" -eq 3 ] &&
+    ok "results_eval_linear.json: one line per network" || bad "json lines: $(wc -l <"$out/r1/results_eval_linear.json")"
+grep -q '"checkpoint": ".*checkpoint_0000399.h5", "iteration": 399, "network": "teacher", "width": 128, "depth": 6, "blocks": \[2, 3, 4, 5\], "top1": ' \
+    "$out/r1/results_eval_linear.json" &&
+    grep -q '"checkpoint": null, "iteration": null, "network": "pixels", "width": null' "$out/r1/results_eval_linear.json" &&
+    grep -q '"iterations": 40, "batch_size": 64, "mode": "cached", "seed": 0, "n_train": 300, "n_val": 300' "$out/r1/results_eval_linear.json" &&
+    [ "$(grep -o '"n_blocks"' "$out/r1/results_eval_linear.json" | wc -l)" -eq $((3 + 52 + 52 + 13)) ] &&
+    ok "json fields; 52 classifiers per backbone, 13 for the pixels" || bad "json fields"
+"$top_build/src/poa-extract" --checkpoint "$ck" --output "$out/ext" --subnet 64x3 >"$out/extract.log" 2>&1 ||
+    { cat "$out/extract.log"; bad "poa-extract failed"; }
+if [ $have_torch = no ]; then
+    echo "note: $py has no h5py/numpy/torch: the reference comparisons are left out"
+elif "$py" "$top_src/tests/reference/linear_ref.py" "$out/r1" --extracted "$out/ext/vit_64x3.h5" >"$out/ref.log" 2>&1; then
+    ok "every classifier and the features of 64x3 equal the PyTorch reference ($(tail -1 "$out/ref.log"))"
+    sed 's/^/    /' "$out/ref.log" | head -4
+else
+    cat "$out/ref.log"
+    bad "classifiers differ from the PyTorch reference"
+fi
+
+# ------------------------------------------------------------------ 2 ranks
+if command -v mpiexec >/dev/null; then
+    mpiexec -n 2 "$lin" --checkpoint "$ck" --output "$out/r2" --arch demo --subnet 64x3 --pixels \
+        $common >"$out/two.log" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        cat "$out/two.log"
+        bad "2 ranks: exit $rc"
+    elif [ $have_torch = yes ]; then
+        same_run "$out/r1" "$out/r2" >"$out/same.log" 2>&1 &&
+            ok "2 ranks = 1 rank: $(tail -1 "$out/same.log")" || { cat "$out/same.log"; bad "2 ranks differ from 1"; }
+    fi
+fi
+
+# ------------------------------------------------------------------ augmented mode
+aug="--data $data --batch-size 48 --iterations 6 --batch 16 --mode augmented --save-features"
+expect aug1 0 "wrote .*results_eval_linear.json" --checkpoint "$ck" --output "$out/a1" \
+    --subnet 64x3 --pixels $aug
+grep -q "training (augmented)" "$out/aug1.log" && grep -q '"mode": "augmented"' "$out/a1/results_eval_linear.json" &&
+    ok "augmented mode: trained on RandomResizedCrop + flip batches" || bad "augmented mode"
+if command -v mpiexec >/dev/null && [ $have_torch = yes ]; then
+    mpiexec -n 2 "$lin" --checkpoint "$ck" --output "$out/a2" --subnet 64x3 --pixels $aug >"$out/aug2.log" 2>&1 &&
+        same_run "$out/a1" "$out/a2" >"$out/asame.log" 2>&1 &&
+        ok "augmented, 2 ranks = 1 rank: $(tail -1 "$out/asame.log")" || { cat "$out/aug2.log" "$out/asame.log"; bad "augmented: 2 ranks differ from 1"; }
+fi
+
+# ------------------------------------------------------------------ extracted model
+if [ -f "$out/ext/vit_64x3.safetensors" ]; then
+    expect extracted 0 "wrote" --checkpoint "$out/ext/vit_64x3.safetensors" --output "$out/rx" \
+        --data "$data" --batch-size 64 --epochs 10 --batch 24
+    a=$(grep '"network": "64x3"' "$out/r1/results_eval_linear.json" | sed 's/.*"top1": \([0-9.]*\),.*/\1/')
+    b=$(grep '"network": "64x3"' "$out/rx/results_eval_linear.json" | sed 's/.*"top1": \([0-9.]*\),.*/\1/')
+    # the extracted file's features equal the elastic view's up to fp32 rounding
+    [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; exit !(d <= 0.5 && d >= -0.5) }' &&
+        ok "extracted vit_64x3.safetensors: top-1 $b %, 64x3 from the checkpoint $a %" ||
+        bad "extracted 64x3: top-1 '$b' vs '$a'"
+fi
+
+# ------------------------------------------------------------------ pixels alone
+expect pixels 0 "pixels" --pixels --crop 28 --data "$data" --output "$out/px" --iterations 5 --val 50
+grep -q '"network": "pixels", "width": null, "depth": null, "blocks": null' "$out/px/results_eval_linear.json" &&
+    grep -q '"crop": 28, "resize": 28' "$out/px/results_eval_linear.json" &&
+    ok "--pixels --crop 28: the raw-pixel baseline alone" || bad "--pixels alone"
+
+# ------------------------------------------------------------------ errors
+expect no-data 2 "--data DIR is required" --checkpoint "$ck" --output "$out/e"
+expect no-ckpt 2 "--checkpoint PATH is required" --data "$data" --output "$out/e"
+expect bad-subnet 2 "--subnet '64y3'" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 64y3
+expect bad-mode 2 "--mode 'fast'" --checkpoint "$ck" --data "$data" --output "$out/e" --mode fast
+expect bad-lr 2 "--lr '-1'" --checkpoint "$ck" --data "$data" --output "$out/e" --lr 0.1,-1
+expect bad-iters 2 "--iterations replaces --epochs" --checkpoint "$ck" --data "$data" \
+    --output "$out/e" --iterations 5 --epochs 2
+expect bad-batch 2 "option --batch-size" --checkpoint "$ck" --data "$data" --output "$out/e" --batch-size 0
+expect no-size 2 "--subnet .*80" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 80x3
+expect bad-crop 2 "not a multiple of the patch size 4" --checkpoint "$ck" --data "$data" \
+    --output "$out/e" --crop 30
+expect bad-option 2 "unknown option" --checkpoint "$ck" --data "$data" --output "$out/e" --epoch 5
+expect missing-ckpt 3 "nothere.h5" --checkpoint "$out/nothere.h5" --data "$data" --output "$out/e"
+head -c 20000 "$ck" >"$out/trunc.h5"
+expect truncated-ckpt 3 "trunc.h5" --checkpoint "$out/trunc.h5" --data "$data" --output "$out/e"
+echo "not a checkpoint" >"$out/text.h5"
+expect text-ckpt 3 "text.h5" --checkpoint "$out/text.h5" --data "$data" --output "$out/e"
+mkdir -p "$out/noval" && cp "$data"/* "$out/noval/" 2>/dev/null
+rm -f "$out"/noval/*val*
+expect no-val 3 "val" --checkpoint "$ck" --data "$out/noval" --output "$out/e"
+expect missing-data 3 "nodata" --checkpoint "$ck" --data "$out/nodata" --output "$out/e"
+# a data set whose val split lacks two of the classes: the classifiers' classes would not match
+cp -r "$out/root" "$out/root8" && rm -rf "$out/root8/val/fm8_bag" "$out/root8/val/fm9_ankle_boot" &&
+    "$top_build/poa-pack" --root "$out/root8" --output "$out/packed8" -j 1 >"$out/pack8.log" 2>&1 ||
+    bad "cannot pack the mismatched data set"
+expect mismatched-data 3 "train has 10 classes, val 8" --checkpoint "$ck" --data "$out/packed8" --output "$out/e"
+touch "$out/file"
+expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" --output "$out/file/sub" \
+    --iterations 2 --val 20 --train 50
+
+[ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
+exit $fail
