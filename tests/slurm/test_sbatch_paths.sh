@@ -5,7 +5,7 @@
 # PATH stand in for Slurm; srun prints the command it would run.  Also: run by hand ($0 is the
 # script itself), and a clear error with exit code 2 when the programs are not there; the
 # command lines extract.sbatch builds from RUN, OUTPUT and EXTRACT_ARGS and eval.sbatch from RUN,
-# EXTRACTED, PACKED, OUTPUT and EVAL_ARGS.
+# EXTRACTED, PACKED, OUTPUT and EVAL_ARGS (and, with LINEAR=1, LINEAR_ARGS).
 set -u
 top_src=${POA_TOP_SRCDIR:?run through make check}
 work=${POA_TOP_BUILDDIR:?run through make check}/tests/out/slurm/paths
@@ -66,4 +66,18 @@ out=$(e RUN=/run); rc=$?
 expect "eval.sbatch without PACKED: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q PACKED; echo $?)"
 out=$(e PACKED=/packed EXTRACTED="$work/none"); rc=$?
 expect "eval.sbatch with nothing to evaluate: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q "nothing to evaluate"; echo $?)"
+# LINEAR=1: then poa-eval-linear on the same models into OUTPUT/linear, LINEAR_ARGS following;
+# without the program, or with another LINEAR value, exit 2; LINEAR unset: the k-NN only.
+out=$(e RUN=/run EXTRACTED="$work/ext" PACKED=/packed LINEAR=1); rc=$?
+echo "$out" | grep -q "no poa-eval-linear in"
+expect "eval.sbatch LINEAR=1 without poa-eval-linear: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ]; echo $?)"
+cp "$work/install/bin/poa-pack" "$work/install/bin/poa-eval-linear"
+out=$(e RUN=/run EXTRACTED="$work/ext" PACKED=/packed LINEAR=1 LINEAR_ARGS="--pixels --epochs 2"); rc=$?
+echo "$out" | grep -q "^srun --mpi=pmix $work/install/slurm/../bin/poa-eval-knn --checkpoint /run --checkpoint $work/ext/vit_64x3.safetensors --checkpoint $work/ext/vit_96x4.h5 --data /packed --output /out/knn$" &&
+    echo "$out" | grep -q "^srun --mpi=pmix $work/install/slurm/../bin/poa-eval-linear --checkpoint /run --checkpoint $work/ext/vit_64x3.safetensors --checkpoint $work/ext/vit_96x4.h5 --data /packed --output /out/linear --pixels --epochs 2$"
+expect "eval.sbatch LINEAR=1: the k-NN, then the linear probe of the same models, LINEAR_ARGS passed on (rc $rc)" $?
+e RUN=/run PACKED=/packed | grep -q "poa-eval-linear"
+expect "eval.sbatch without LINEAR: no linear probe" "$([ $? -ne 0 ]; echo $?)"
+out=$(e RUN=/run PACKED=/packed LINEAR=yes); rc=$?
+expect "eval.sbatch LINEAR=yes: clear error, exit 2 (got $rc)" "$([ $rc -eq 2 ] && echo "$out" | grep -q "expected 0 or 1"; echo $?)"
 exit $fail
