@@ -58,7 +58,9 @@ static const poa_cli_option options[] = {
     {"arch", 'a', "NAME", "a named size: vit_small (384x12), vit_base, ... (repeatable)"},
     {"all-subnets", 0, NULL, "every elastic width x depth of the checkpoints"},
     {"from", 0, "WHICH", "teacher (default: the EMA teacher) or student weights"},
-    {"pixels", 0, NULL, "also the raw-pixel baseline: linear classifiers on the normalised pixels"},
+    {"pixels", 0, NULL,
+     "also the raw-pixel baseline: linear classifiers on the normalised\n"
+     "pixels (one input, the learning rates of the grid)"},
     {"mode", 'm', "MODE",
      "cached (default): the train features computed once, through the\n"
      "evaluation transform, and the classifiers trained on them; augmented:\n"
@@ -269,8 +271,8 @@ static int parse_args(int argc, char **argv, linear_args *a)
     if (a->resize && a->crop && a->resize < a->crop)
         return poa_cli_usage_error(&spec, "--resize %d is smaller than --crop %d", a->resize,
                                    a->crop);
-    if (a->iterations && (poa_cli_value(&a->cli, &spec, "epochs") ||
-                          poa_cli_value(&a->cli, &spec, "epoch-length")))
+    if (a->iterations &&
+        (poa_cli_value(&a->cli, &spec, "epochs") || poa_cli_value(&a->cli, &spec, "epoch-length")))
         return poa_cli_usage_error(&spec, "--iterations replaces --epochs and --epoch-length: "
                                           "give one or the other");
     return -1;
@@ -280,13 +282,13 @@ static int parse_args(int argc, char **argv, linear_args *a)
 
 typedef struct network {
     poa_eval_net id;
-    int width;                   /* backbone width d, or the pixel count              */
-    int pos[POA_LINEAR_BLOCKS];  /* kept blocks (backbones)                           */
-    poa_linear c;                /* the classifiers                                   */
-    float *train;                /* cached mode: this rank's train rows [tr_hi − tr_lo, row] */
-    float *val;                  /* this rank's val rows [va_hi − va_lo, row]         */
-    float *init;                 /* --save-features: the initial parameters           */
-    float *loss;                 /* [classifiers] mean loss of the last iteration     */
+    int width;                    /* backbone width d, or the pixel count              */
+    int pos[POA_LINEAR_BLOCKS];   /* kept blocks (backbones)                           */
+    poa_linear c;                 /* the classifiers                                   */
+    float *train;                 /* cached mode: this rank's train rows [tr_hi − tr_lo, row] */
+    float *val;                   /* this rank's val rows [va_hi − va_lo, row]         */
+    float *init;                  /* --save-features: the initial parameters           */
+    float *loss;                  /* [classifiers] mean loss of the last iteration     */
     int64_t *correct1, *correct5; /* [classifiers] on the val split                   */
     int best;
 } network;
@@ -302,15 +304,15 @@ typedef struct eval_state {
     poa_eval_transform t;
     poa_eval_reader *train, *val;
     int n_classes;
-    int64_t n_tr, n_va;    /* images used */
-    int batch;             /* images per forward */
-    int64_t tr_lo, tr_hi;  /* this rank's train images (cached mode) */
-    int64_t va_lo, va_hi;  /* this rank's val images */
-    int32_t *tr_labels;    /* all train labels */
-    int32_t *va_labels;    /* all val labels */
-    int64_t iterations;    /* T */
-    int B;                 /* --batch-size */
-    int64_t *order;        /* --save-features: [T · B] the images of every iteration */
+    int64_t n_tr, n_va;   /* images used */
+    int batch;            /* images per forward */
+    int64_t tr_lo, tr_hi; /* this rank's train images (cached mode) */
+    int64_t va_lo, va_hi; /* this rank's val images */
+    int32_t *tr_labels;   /* all train labels */
+    int32_t *va_labels;   /* all val labels */
+    int64_t iterations;   /* T */
+    int B;                /* --batch-size */
+    int64_t *order;       /* --save-features: [T · B] the images of every iteration */
     double features_s, train_s;
 } eval_state;
 
@@ -406,7 +408,9 @@ static int open_data(eval_state *s)
     POA_CHECK(poa_eval_reader_labels(s->val, 0, s->n_va, s->va_labels, &err) == POA_OK, "%s",
               err.msg);
     s->B = a->batch_size;
-    const int64_t epoch = a->epoch_length ? a->epoch_length : s->n_tr / s->B > 0 ? s->n_tr / s->B : 1;
+    const int64_t epoch = a->epoch_length      ? a->epoch_length
+                          : s->n_tr / s->B > 0 ? s->n_tr / s->B
+                                               : 1;
     s->iterations = a->iterations ? a->iterations : epoch * a->epochs;
     return 0;
 }
@@ -449,9 +453,9 @@ static int feature_rows(eval_state *s, network *n, const float *pixels, int b, f
     } else {
         poa_err err;
         float *mean = scratch + (size_t) b * POA_LINEAR_BLOCKS * d;
-        poa_status st = poa_features_run_blocks(s->feat[n->id.source], &n->id.sn, pixels, b,
-                                                s->t.crop, s->t.crop, n->pos, POA_LINEAR_BLOCKS,
-                                                scratch, mean, &err);
+        poa_status st =
+            poa_features_run_blocks(s->feat[n->id.source], &n->id.sn, pixels, b, s->t.crop,
+                                    s->t.crop, n->pos, POA_LINEAR_BLOCKS, scratch, mean, &err);
         if (st) {
             poa_error(PROGRAM ": %s", err.msg);
             return POA_EXIT_FAILURE;
@@ -466,7 +470,7 @@ static int feature_rows(eval_state *s, network *n, const float *pixels, int b, f
     for (size_t k = 0; k < (size_t) b * row; k++)
         if (!isfinite(rows[k])) {
             poa_error(PROGRAM ": %s %s: non-finite features (image %zu of a batch of %d): the "
-                      "weights are broken",
+                              "weights are broken",
                       n->id.source >= 0 ? s->src[n->id.source].path : "", n->id.name, k / row, b);
             return POA_EXIT_FAILURE;
         }
@@ -624,9 +628,9 @@ static int train(eval_state *s)
     const int x_rows = cached(s) ? s->B : s->batch;
     float *x = poa_xmalloc(sizeof(float) * most_row * (size_t) x_rows);
     int32_t *labels = poa_xmalloc(sizeof(int32_t) * (size_t) (s->B > s->batch ? s->B : s->batch));
-    float *pixels = cached(s) ? NULL
-                              : poa_xmalloc(sizeof(float) * (size_t) s->batch * 3 * s->t.crop *
-                                            s->t.crop);
+    float *pixels =
+        cached(s) ? NULL
+                  : poa_xmalloc(sizeof(float) * (size_t) s->batch * 3 * s->t.crop * s->t.crop);
     float *scratch = cached(s) ? NULL : poa_xmalloc(sizeof(float) * scratch_floats(s));
     int64_t *images = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
     poa_linear_order order;
@@ -667,8 +671,8 @@ static void evaluate(eval_state *s)
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
         const int K = poa_linear_count(&n->c), step = n->c.max_rows, row = row_of(n);
-        POA_CHECK(poa_comm_check_identical_host(s->comm, n->c.params,
-                                                sizeof(float) * n->c.n_params, NULL),
+        POA_CHECK(poa_comm_check_identical_host(s->comm, n->c.params, sizeof(float) * n->c.n_params,
+                                                NULL),
                   "the ranks' classifiers of %s differ after training", n->id.name);
         for (int64_t p = s->va_lo; p < s->va_hi; p += step) {
             const int m = s->va_hi - p < step ? (int) (s->va_hi - p) : step;
@@ -803,8 +807,8 @@ static int save_features(const eval_state *s)
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
         const size_t row = (size_t) row_of(n);
-        float *train = root && cached(s) ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * row)
-                                         : NULL;
+        float *train =
+            root && cached(s) ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * row) : NULL;
         float *val = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_va * row) : NULL;
         if (cached(s)) gather_rows(s, n, n->train, s->n_tr, train);
         gather_rows(s, n, n->val, s->n_va, val);
@@ -826,15 +830,16 @@ static void print_table(const eval_state *s)
 {
     printf("\nlinear probe on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize "
            "%d), %s, %lld iterations of %d images\n",
-           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->t.crop,
-           s->t.crop, s->t.resize, cached(s) ? "cached features" : "augmented",
-           (long long) s->iterations, s->B);
+           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->t.crop, s->t.crop,
+           s->t.resize, cached(s) ? "cached features" : "augmented", (long long) s->iterations,
+           s->B);
     printf("%-10s %6s %6s %8s %8s %3s %7s %10s  %s\n", "network", "width", "depth", "top-1",
            "top-5", "n", "avgpool", "lr", "checkpoint (iteration)");
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
         const poa_linear_input *in = poa_linear_input_of(&n->c, n->best);
-        const double t1 = pct(n->correct1[n->best], s->n_va), t5 = pct(n->correct5[n->best], s->n_va);
+        const double t1 = pct(n->correct1[n->best], s->n_va),
+                     t5 = pct(n->correct5[n->best], s->n_va);
         const double lr = poa_linear_lr_of(&n->c, n->best);
         if (n->id.source >= 0)
             printf("%-10s %6d %6d %7.2f%% %7.2f%% %3d %7s %10.4g  %s (%lld)\n", n->id.name,
@@ -847,16 +852,28 @@ static void print_table(const eval_state *s)
     fflush(stdout);
 }
 
+/* v with the fewest digits that read back as the same double (1e-05, 0.025). */
+static void json_double(FILE *f, double v)
+{
+    char buf[32];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    fputs(buf, f);
+}
+
 static void write_classifier_list(FILE *f, const eval_state *s, const network *n)
 {
     fputs(", \"classifiers\": [", f);
     for (int k = 0; k < poa_linear_count(&n->c); k++) {
         const poa_linear_input *in = poa_linear_input_of(&n->c, k);
-        fprintf(f,
-                "%s{\"n_blocks\": %d, \"avgpool\": %s, \"lr\": %.17g, \"rate\": %.17g, "
-                "\"top1\": %.4f, \"top5\": %.4f, \"loss\": %.9g}",
-                k ? ", " : "", in->n_blocks, in->avgpool ? "true" : "false",
-                poa_linear_lr_of(&n->c, k), poa_linear_rate_of(&n->c, k),
+        fprintf(f, "%s{\"n_blocks\": %d, \"avgpool\": %s, \"lr\": ", k ? ", " : "", in->n_blocks,
+                in->avgpool ? "true" : "false");
+        json_double(f, poa_linear_lr_of(&n->c, k));
+        fputs(", \"rate\": ", f);
+        json_double(f, poa_linear_rate_of(&n->c, k));
+        fprintf(f, ", \"top1\": %.4f, \"top5\": %.4f, \"loss\": %.9g}",
                 pct(n->correct1[k], s->n_va), pct(n->correct5[k], s->n_va), (double) n->loss[k]);
     }
     fputs("]", f);
@@ -883,16 +900,17 @@ static void write_json(FILE *f, const void *ctx)
                     n->id.sn.width, n->id.sn.depth, n->pos[0], n->pos[1], n->pos[2], n->pos[3]);
         else
             fputs(", \"width\": null, \"depth\": null, \"blocks\": null", f);
-        fprintf(f,
-                ", \"top1\": %.4f, \"top5\": %.4f, \"n_blocks\": %d, \"avgpool\": %s, \"lr\": "
-                "%.17g, \"rate\": %.17g, \"iterations\": %lld, \"batch_size\": %d, \"mode\": "
-                "\"%s\", \"seed\": %ld, \"n_train\": %lld, \"n_val\": %lld, \"crop\": %d, "
-                "\"resize\": %d",
+        fprintf(f, ", \"top1\": %.4f, \"top5\": %.4f, \"n_blocks\": %d, \"avgpool\": %s, \"lr\": ",
                 pct(n->correct1[n->best], s->n_va), pct(n->correct5[n->best], s->n_va),
-                in->n_blocks, in->avgpool ? "true" : "false", poa_linear_lr_of(&n->c, n->best),
-                poa_linear_rate_of(&n->c, n->best), (long long) s->iterations, s->B,
-                cached(s) ? "cached" : "augmented", s->a->seed, (long long) s->n_tr,
-                (long long) s->n_va, s->t.crop, s->t.resize);
+                in->n_blocks, in->avgpool ? "true" : "false");
+        json_double(f, poa_linear_lr_of(&n->c, n->best));
+        fputs(", \"rate\": ", f);
+        json_double(f, poa_linear_rate_of(&n->c, n->best));
+        fprintf(f,
+                ", \"iterations\": %lld, \"batch_size\": %d, \"mode\": \"%s\", \"seed\": %ld, "
+                "\"n_train\": %lld, \"n_val\": %lld, \"crop\": %d, \"resize\": %d",
+                (long long) s->iterations, s->B, cached(s) ? "cached" : "augmented", s->a->seed,
+                (long long) s->n_tr, (long long) s->n_va, s->t.crop, s->t.resize);
         write_classifier_list(f, s, n);
         fputs("}\n", f);
     }
@@ -903,8 +921,8 @@ static int write_results(const eval_state *s)
     if (poa_eval_rank() != 0) return poa_eval_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
-    int code = poa_eval_write_file(PROGRAM, s->a->output, "results_eval_linear.json", write_json,
-                                   s, path);
+    int code =
+        poa_eval_write_file(PROGRAM, s->a->output, "results_eval_linear.json", write_json, s, path);
     if (!code) poa_info(PROGRAM ": wrote %s", path);
     return poa_eval_agree(code);
 }
@@ -914,7 +932,8 @@ static int write_results(const eval_state *s)
 static void print_plan(const eval_state *s)
 {
     const linear_args *a = s->a;
-    poa_info(PROGRAM " %s: %d network(s) on %s (%lld train / %lld val images, %d classes), crop "
+    poa_info(PROGRAM
+             " %s: %d network(s) on %s (%lld train / %lld val images, %d classes), crop "
              "%d resize %d, %s, %lld iterations of %d images (%d learning rates x %d inputs), "
              "batch %d per forward, seed %ld, %d rank(s)",
              PACKAGE_VERSION, s->n_net, a->data, (long long) s->n_tr, (long long) s->n_va,
