@@ -135,7 +135,7 @@ static void logits_of(poa_linear *c, int g, const float *x, int rows)
         for (int j = 0; j < M; j++) c->logits[(size_t) r * M + j] += b[j];
 }
 
-/* One classifier's C logits z of a row → its cross-entropy; z becomes scale · (softmax − onehot). */
+/* One classifier's C logits z of a row → its cross-entropy; z becomes scale · (p − onehot). */
 static double cross_entropy(float *z, int C, int label, float scale)
 {
     double mx = z[0];

@@ -47,9 +47,9 @@ static void test_block_positions(void **state)
 {
     (void) state;
     static const int want[][5] = {
-        {12, 3, 6, 9, 11},  {24, 6, 12, 18, 23}, {14, 4, 7, 10, 13}, /* the official examples */
-        {3, 1, 2, 2, 2},    {4, 1, 2, 3, 3},     {5, 1, 2, 4, 4},    /* the demo's depths     */
-        {6, 2, 3, 4, 5},    {1, 0, 0, 1, 0},     {2, 0, 1, 2, 1},    /* shallowest            */
+        {12, 3, 6, 9, 11}, {24, 6, 12, 18, 23}, {14, 4, 7, 10, 13}, /* the official examples */
+        {3, 1, 2, 2, 2},   {4, 1, 2, 3, 3},     {5, 1, 2, 4, 4},    /* the demo's depths     */
+        {6, 2, 3, 4, 5},   {1, 0, 0, 1, 0},     {2, 0, 1, 2, 1},    /* shallowest            */
     };
     for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
         int pos[POA_LINEAR_BLOCKS];
@@ -243,9 +243,9 @@ static void test_score_and_best(void **state)
     for (int l = 0; l < 2; l++)
         for (int j = 0; j < 7; j++) c.params[(size_t) l * 49 + j * 7 + j] = 1.0f;
     const float x[3 * 7] = {
-        0, 1, 1, 0, 0, 0, 0,     /* label 2: tie with class 1 goes to 1: rank 1            */
-        5, 4, 3, 2, 1, 0, -1,    /* label 5: rank 5, outside the top 5                      */
-        0, 0, 0, 0, 0, 0, 0,     /* label 0: all tied, the lowest index wins: rank 0        */
+        0, 1, 1, 0, 0, 0, 0,  /* label 2: tie with class 1 goes to 1: rank 1            */
+        5, 4, 3, 2, 1, 0, -1, /* label 5: rank 5, outside the top 5                      */
+        0, 0, 0, 0, 0, 0, 0,  /* label 0: all tied, the lowest index wins: rank 0        */
     };
     const int32_t y[3] = {2, 5, 0};
     int64_t c1[2] = {0, 0}, c5[2] = {0, 0};
