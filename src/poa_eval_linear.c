@@ -760,7 +760,9 @@ static poa_status write_attributes(hid_t f, const eval_state *s, const network *
 {
     int64_t blocks[POA_LINEAR_BLOCKS];
     for (int j = 0; j < POA_LINEAR_BLOCKS; j++) blocks[j] = n->pos[j];
-    poa_status st = poa_h5_attr_write_string(f, "network", n->id.name, err);
+    poa_status st = poa_h5_attr_write_string(f, "format", "poa-linear-features", err);
+    if (!st) st = poa_h5_attr_write_i64(f, "format_version", 1, err);
+    if (!st) st = poa_h5_attr_write_string(f, "network", n->id.name, err);
     if (!st) st = poa_h5_attr_write_string(f, "mode", cached(s) ? "cached" : "augmented", err);
     if (!st) st = poa_h5_attr_write_i64(f, "width", n->id.source >= 0 ? n->width : 0, err);
     if (!st) st = poa_h5_attr_write_i64(f, "row", row_of(n), err);

@@ -64,6 +64,8 @@ def accuracy(logits, labels):
 def check_network(path, rec, acc_tol, param_tol):
     bad = []
     f = h5py.File(path, "r")
+    if f.attrs["format"] != "poa-linear-features" or f.attrs["format_version"] != 1:
+        return ["%s: format %s version %s" % (path, f.attrs["format"], f.attrs["format_version"])], path
     C = int(f.attrs["n_classes"])
     T = int(f.attrs["iterations"])
     B = int(f.attrs["batch_size"])
