@@ -130,8 +130,10 @@ bench-gelu: bench/bench_gelu$(EXEEXT)
 
 # bench-eval (src/eval/README.md, "Performance"): feature extraction of the evaluation programs,
 # poa's inference forward (bench_eval.c: poa_features_run) next to a PyTorch forward of the same
-# extracted ViT (bench_eval.py, tests/reference/vit_ref.py), each at its best of 1 and 2
-# threads: the demo's 128x6 at 32 px and ViT-S/16 at 224 px (seeded checkpoints, poa-extract).
+# extracted ViT (bench_eval.py, tests/reference/vit_ref.py), each at its best setting: poa at 1
+# and 2 threads, PyTorch at every combination of intra-op and OpenBLAS threads in {1, 2}, each in
+# its own process; the demo's 128x6 at 32 px and ViT-S/16 at 224 px (seeded checkpoints,
+# poa-extract).
 EXTRA_PROGRAMS += bench/bench_eval
 bench_bench_eval_SOURCES = bench/bench_eval.c
 bench_bench_eval_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)

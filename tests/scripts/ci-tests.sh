@@ -85,7 +85,10 @@ elif ! sh tools/install-deps.sh slurm; then
     echo "ci: check-slurm SKIPPED: cannot install slurm-wlm and munge (tools/install-deps.sh slurm failed above)"
 elif ! make -C _ci/cpu check-slurm; then
     for f in _ci/cpu/tests/slurm/*.log; do
-        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -150 "$f"; fi
+        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then
+            echo "---- $f: its checks"; grep -E '^(ok|FAIL|skip):' "$f"
+            echo "---- $f: its last lines"; tail -150 "$f"
+        fi
     done
     echo "ci: make check-slurm failed"; exit 1
 fi

@@ -9,7 +9,8 @@
 #                            passes through PENDING again); 1 on timeout
 #   wait_done JOB SECS       wait until the job (every task of an array) has ended
 #   release JOB              a requeued job is held by Slurm for two minutes (BeginTime): start
-#                            it now (the test's time budget; nothing else changes)
+#                            it now (the test's time budget; nothing else changes), but not in the
+#                            second its previous run was killed (see release below)
 #   dump JOB...              print `scontrol show job` and the job's log
 set -u
 top_src=$(cd "${POA_TOP_SRCDIR:?run through make check-slurm}" && pwd)
@@ -21,7 +22,13 @@ export PYTHONDONTWRITEBYTECODE=1 POA_PROGRESS=0
 
 fail=0
 ok() { echo "ok: $1 ($(date -u +%T))"; }
-bad() { echo "FAIL: $1 ($(date -u +%T))"; fail=1; }
+failures=
+bad() {
+    echo "FAIL: $1 ($(date -u +%T))"
+    fail=1
+    failures="$failures  FAIL: $1
+"
+}
 
 # The cluster must be up (make check-slurm starts it); otherwise the test is skipped.
 if [ ! -f "$cluster/env.sh" ] || ! kill -0 "$(cat "$cluster/run/slurmctld.pid" 2>/dev/null || echo none)" 2>/dev/null; then
@@ -96,7 +103,13 @@ wait_done() {
     return 1
 }
 
+# Slurm holds a requeued job because slurmd revokes the credential of a killed job: a launch
+# whose credential was created in the same second as the revocation (whole seconds) is refused
+# ("Job N already killed, do not launch batch job") and the job is requeued held.  On a fast
+# machine the test could release the job within that second, so it waits 2 s after the job came
+# back PENDING (the revocation happened before that) before it asks for the start.
 release() {
+    sleep 2
     scontrol update JobId="$1" StartTime=now
 }
 
@@ -105,8 +118,8 @@ dump() {
         echo "---- scontrol show job $j"
         scontrol show job "$j" 2>&1
         for f in $(scontrol show job "$j" 2>/dev/null | sed -n 's/^ *StdOut=//p' | sort -u); do
-            echo "---- job log $f"
-            cat "$f" 2>/dev/null
+            echo "---- job log $f (last 40 lines)"
+            tail -40 "$f" 2>/dev/null
         done
     done
 }
@@ -114,13 +127,14 @@ dump() {
 finish() {
     if [ $fail -ne 0 ]; then
         for f in "$out"/logs/*; do
-            [ -f "$f" ] && { echo "---- job log $f"; cat "$f"; }
+            [ -f "$f" ] && { echo "---- job log $f (last 40 lines)"; tail -40 "$f"; }
         done
         for f in slurmctld slurmd; do
             echo "---- last lines of $cluster/log/$f.log"
             tail -15 "$cluster/log/$f.log" 2>/dev/null
         done
-        echo "some checks FAILED"
+        echo "some checks FAILED:"
+        printf '%s\n' "$failures"
     else
         echo "all checks passed"
     fi
