@@ -15,11 +15,12 @@
  * Ranks.  The images are read in fixed forward batches whatever the number of ranks, each rank
  * taking a contiguous run of them, so a feature does not depend on the number of ranks.  Every
  * rank draws the same order of training images; the images of an iteration's batch are computed
- * by the ranks that hold them (cached: whose share of the train split they are in; augmented:
- * whose fixed forward batches of the iteration they fall in), their gradients summed over the
- * ranks (src/comm) and every rank takes the same step, so all ranks hold the same classifiers
- * (checked at the end).  Only the order of the fp32 gradient sums depends on the number of ranks
- * (tests/eval/test_eval_linear.sh compares 1 and 2 ranks).
+ * by the ranks that hold them (cached: whose share of the train split they are in, in fixed
+ * blocks of the split; augmented: whose fixed forward batches of the iteration they fall in), one
+ * gradient per block or forward batch, whatever the number of ranks.  Those gradients are summed
+ * in fixed point (src/eval/linear.h, "Exact sums") over the ranks (src/comm) and every rank takes
+ * the same step: all ranks hold the same classifiers (checked at the end), and the results are
+ * the same bits for any number of ranks (tests/eval/test_eval_linear.sh compares 1 and 2).
  */
 #include "poa_config.h"
 #include "comm/comm.h"
@@ -88,6 +89,10 @@ static const poa_cli_option options[] = {
     {"batch", 'b', "N",
      "images per forward (default: 8192 tokens, 8..256 images: 126 for\n"
      "32 px at patch 4, 41 for 224 px at patch 16)"},
+    {"train-block", 0, "N",
+     "cached mode: train images per block, the unit the ranks share and\n"
+     "whose gradients are summed exactly (default 4096, rounded up to\n"
+     "whole forward batches)"},
     {"train", 0, "N", "use N evenly spaced train images (default: all)"},
     {"val", 0, "N", "use N evenly spaced val images (default: all)"},
     {"backend", 0, "NAME", "cpu (default) or cuda"},
@@ -111,8 +116,8 @@ static const poa_cli_spec spec = {
         "The default --mode cached computes the train features once without augmentation, which\n"
         "is what makes the probe affordable on CPUs (minutes for Fashion-MNIST on 2 cores, where\n"
         "--mode augmented, the official protocol, runs the network on every training batch).\n"
-        "Under mpiexec/srun the ranks share the images and sum the classifiers' gradients; the\n"
-        "results depend on the number of ranks only through the order of fp32 sums.",
+        "Under mpiexec/srun the ranks share the images and sum the classifiers' gradients\n"
+        "exactly (fixed point); the results do not depend on the number of ranks.",
     .options = options,
     .n_options = n_options,
     .positional = "CHECKPOINT...",
@@ -144,7 +149,7 @@ typedef struct linear_args {
     int n_lr;
     double lr[POA_LINEAR_MAX_LRS];
     long seed;
-    int resize, crop, batch, n_train, n_val;
+    int resize, crop, batch, train_block, n_train, n_val;
 } linear_args;
 
 /* The --lr list; -1 on success, else the exit code. */
@@ -198,6 +203,7 @@ static int parse_numbers(linear_args *a)
         poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
         poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
         poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
+        poa_cli_int(&a->cli, &spec, "train-block", 4096, 1, 1 << 24, &a->train_block, &err) ||
         poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
         poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err))
         return poa_cli_usage_error(&spec, "%s", err.msg);
@@ -306,7 +312,8 @@ typedef struct eval_state {
     int n_classes;
     int64_t n_tr, n_va;   /* images used */
     int batch;            /* images per forward */
-    int64_t tr_lo, tr_hi; /* this rank's train images (cached mode) */
+    int64_t block;        /* train images per block (cached mode; whole forward batches) */
+    int64_t tr_lo, tr_hi; /* this rank's train images (cached mode: whole blocks) */
     int64_t va_lo, va_hi; /* this rank's val images */
     int32_t *tr_labels;   /* all train labels */
     int32_t *va_labels;   /* all val labels */
@@ -371,13 +378,13 @@ static int open_models(eval_state *s)
     return poa_eval_agree(code);
 }
 
-/* [lo, hi) of this rank's images of a split of n, in whole forward batches. */
-static void rank_images(const eval_state *s, int64_t n, int64_t *lo, int64_t *hi)
+/* [lo, hi) of rank r's images of a split of n, in whole units of `unit` images. */
+static void rank_images(int64_t n, int64_t unit, int r, int64_t *lo, int64_t *hi)
 {
-    const int64_t n_b = (n + s->batch - 1) / s->batch;
-    poa_eval_share(n_b, poa_eval_rank(), poa_eval_world(), lo, hi);
-    *lo *= s->batch;
-    *hi = *hi * s->batch < n ? *hi * s->batch : n;
+    const int64_t n_b = (n + unit - 1) / unit;
+    poa_eval_share(n_b, r, poa_eval_world(), lo, hi);
+    *lo *= unit;
+    *hi = *hi * unit < n ? *hi * unit : n;
 }
 
 static int open_data(eval_state *s)
@@ -399,8 +406,9 @@ static int open_data(eval_state *s)
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
-    rank_images(s, s->n_tr, &s->tr_lo, &s->tr_hi);
-    rank_images(s, s->n_va, &s->va_lo, &s->va_hi);
+    s->block = ((a->train_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
+    rank_images(s->n_tr, s->block, poa_eval_rank(), &s->tr_lo, &s->tr_hi);
+    rank_images(s->n_va, s->batch, poa_eval_rank(), &s->va_lo, &s->va_hi);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
     s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
     POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
@@ -546,24 +554,27 @@ static void accumulate(eval_state *s, network *n, const float *x, int rows, cons
     }
 }
 
-/* Cached mode: the rows of batch `images` that this rank holds, in batch order. */
-static void accumulate_cached(eval_state *s, const int64_t *images, float *x, int32_t *labels)
+/* Cached mode: the rows of batch `images` that this rank holds, one poa_linear_accumulate per
+ * train block (its rows in batch order): the same calls whatever the number of ranks. */
+static void accumulate_cached(eval_state *s, const int64_t *images, float *x, int32_t *labels,
+                              int64_t *mine)
 {
-    int rows = 0;
-    int64_t *mine = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
-    for (int j = 0; j < s->B; j++)
-        if (images[j] >= s->tr_lo && images[j] < s->tr_hi) mine[rows++] = images[j];
-    for (int i = 0; i < s->n_net; i++) {
-        network *n = &s->net[i];
-        const size_t row = (size_t) row_of(n);
-        for (int j = 0; j < rows; j++) {
-            memcpy(x + j * row, n->train + (size_t) (mine[j] - s->tr_lo) * row,
-                   sizeof(float) * row);
-            labels[j] = s->tr_labels[mine[j]];
+    const int64_t b_lo = s->tr_lo / s->block, b_hi = (s->tr_hi + s->block - 1) / s->block;
+    for (int64_t blk = b_lo; blk < b_hi; blk++) {
+        int rows = 0;
+        for (int j = 0; j < s->B; j++)
+            if (images[j] / s->block == blk) mine[rows++] = images[j];
+        for (int i = 0; i < s->n_net && rows; i++) {
+            network *n = &s->net[i];
+            const size_t row = (size_t) row_of(n);
+            for (int j = 0; j < rows; j++) {
+                memcpy(x + j * row, n->train + (size_t) (mine[j] - s->tr_lo) * row,
+                       sizeof(float) * row);
+                labels[j] = s->tr_labels[mine[j]];
+            }
+            accumulate(s, n, x, rows, labels);
         }
-        accumulate(s, n, x, rows, labels);
     }
-    free(mine);
 }
 
 /* Augmented mode: this rank's fixed forward batches of the iteration's batch, read with the
@@ -597,17 +608,18 @@ static int accumulate_augmented(eval_state *s, int64_t t, const int64_t *images,
     return code;
 }
 
-/* The gradients summed over the ranks, then one step of every classifier. */
+/* The gradients summed over the ranks (exactly: fixed-point int64), then one step of every
+ * classifier. */
 static void step_all(eval_state *s, int64_t t)
 {
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
         size_t len;
-        float *g = poa_linear_grad(&n->c, &len);
-        poa_comm_allreduce_sum_f32(s->comm, g, len);
+        int64_t *sums = poa_linear_sums(&n->c, &len);
+        poa_comm_host_allreduce_sum_i64(s->comm, sums, len);
         poa_linear_step(&n->c, poa_linear_cosine(t, s->iterations));
         const int K = poa_linear_count(&n->c);
-        for (int k = 0; k < K; k++) n->loss[k] = g[n->c.n_params + k] / (float) s->B;
+        for (int k = 0; k < K; k++) n->loss[k] = (float) (n->c.loss_sum[k] / s->B);
     }
 }
 
@@ -633,6 +645,7 @@ static int train(eval_state *s)
                   : poa_xmalloc(sizeof(float) * (size_t) s->batch * 3 * s->t.crop * s->t.crop);
     float *scratch = cached(s) ? NULL : poa_xmalloc(sizeof(float) * scratch_floats(s));
     int64_t *images = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
+    int64_t *mine = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
     poa_linear_order order;
     poa_linear_order_init(&order, s->n_tr, (uint64_t) s->a->seed);
     if (s->a->save) s->order = poa_xmalloc(sizeof(int64_t) * (size_t) (s->iterations * s->B));
@@ -646,7 +659,7 @@ static int train(eval_state *s)
         if (s->order) memcpy(s->order + t * s->B, images, sizeof(int64_t) * (size_t) s->B);
         for (int i = 0; i < s->n_net; i++) poa_linear_zero_grad(&s->net[i].c);
         if (cached(s))
-            accumulate_cached(s, images, x, labels);
+            accumulate_cached(s, images, x, labels, mine);
         else
             code = accumulate_augmented(s, t, images, pixels, x, labels, scratch);
         if ((code = poa_eval_agree(code))) break;
@@ -657,6 +670,7 @@ static int train(eval_state *s)
     poa_progress_end(&pr, s->iterations, code ? NULL : extra);
     poa_linear_order_free(&order);
     free(images);
+    free(mine);
     free(x);
     free(labels);
     free(pixels);
@@ -687,17 +701,16 @@ static void evaluate(eval_state *s)
 
 /* ------------------------------------------------------------------ --save-features */
 
-/* Rank 0 gathers a split's rows of network n (each rank's contiguous share) into all. */
-static void gather_rows(const eval_state *s, const network *n, const float *mine, int64_t total,
+/* Rank 0 gathers a split's rows of network n (each rank's contiguous share, in units of
+ * `unit` images) into all. */
+static void gather_rows(const network *n, const float *mine, int64_t total, int64_t unit,
                         float *all)
 {
     const int P = poa_eval_world(), row = row_of(n);
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
-    const int64_t n_b = (total + s->batch - 1) / s->batch;
     for (int r = 0; r < P; r++) {
         int64_t lo, hi;
-        poa_eval_share(n_b, r, P, &lo, &hi);
-        lo *= s->batch, hi = hi * s->batch < total ? hi * s->batch : total;
+        rank_images(total, unit, r, &lo, &hi);
         POA_CHECK((hi - lo) * row <= INT32_MAX && lo * row <= INT32_MAX,
                   "features of %s too large for one MPI call", n->id.name);
         counts[r] = (int) ((hi - lo) * row), displs[r] = (int) (lo * row);
@@ -812,8 +825,8 @@ static int save_features(const eval_state *s)
         float *train =
             root && cached(s) ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * row) : NULL;
         float *val = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_va * row) : NULL;
-        if (cached(s)) gather_rows(s, n, n->train, s->n_tr, train);
-        gather_rows(s, n, n->val, s->n_va, val);
+        if (cached(s)) gather_rows(n, n->train, s->n_tr, s->block, train);
+        gather_rows(n, n->val, s->n_va, s->batch, val);
         if (root && !code) code = save_network(s, i, train, val);
         free(train);
         free(val);

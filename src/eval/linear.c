@@ -52,9 +52,12 @@ static void allocate(poa_linear *c, uint64_t seed)
 {
     const int K = poa_linear_count(c);
     c->params = poa_xcalloc(c->n_params, sizeof(float));
-    c->grad = poa_xcalloc(c->n_params + (size_t) K, sizeof(float));
+    c->grad = poa_xcalloc(c->n_params, sizeof(float));
+    c->sums = poa_xcalloc(c->n_params + 2 * (size_t) K, sizeof(int64_t));
+    c->loss_sum = poa_xcalloc((size_t) K, sizeof(double));
     c->momentum = poa_xcalloc(c->n_params, sizeof(float));
     c->logits = poa_xmalloc(sizeof(float) * (size_t) c->max_rows * c->n_lr * c->n_classes);
+    c->row_loss = poa_xmalloc(sizeof(double) * (size_t) c->max_rows * c->n_lr);
     poa_rng r;
     poa_rng_init(&r, seed, 0, POA_RNG_EVAL, 0);
     for (int g = 0; g < c->n_in; g++)
@@ -85,8 +88,11 @@ void poa_linear_free(poa_linear *c)
 {
     free(c->params);
     free(c->grad);
+    free(c->sums);
+    free(c->loss_sum);
     free(c->momentum);
     free(c->logits);
+    free(c->row_loss);
     memset(c, 0, sizeof *c);
 }
 
@@ -112,15 +118,15 @@ double poa_linear_lr_of(const poa_linear *c, int k)
 
 /* ------------------------------------------------------------------ training */
 
-float *poa_linear_grad(poa_linear *c, size_t *n)
+int64_t *poa_linear_sums(poa_linear *c, size_t *n)
 {
-    *n = c->n_params + (size_t) poa_linear_count(c);
-    return c->grad;
+    *n = c->n_params + 2 * (size_t) poa_linear_count(c);
+    return c->sums;
 }
 
 void poa_linear_zero_grad(poa_linear *c)
 {
-    memset(c->grad, 0, sizeof(float) * (c->n_params + (size_t) poa_linear_count(c)));
+    memset(c->sums, 0, sizeof(int64_t) * (c->n_params + 2 * (size_t) poa_linear_count(c)));
 }
 
 /* logits [rows, n_lr · C] of input g: x_g · W_gᵀ + b_g. */
@@ -147,13 +153,54 @@ static double cross_entropy(float *z, int C, int label, float scale)
     return loss;
 }
 
+/* The parameter ranges of classifier k: its weights [w, w + nw) and biases [b, b + C). */
+static void ranges(const poa_linear *c, int k, size_t *w, size_t *nw, size_t *b)
+{
+    const poa_linear_input *in = &c->in[k / c->n_lr];
+    const size_t C = (size_t) c->n_classes, l = (size_t) (k % c->n_lr);
+    *nw = C * (size_t) in->dim;
+    *w = in->w_off + l * *nw;
+    *b = in->b_off + l * C;
+}
+
+/* *sum += v in units of 2^−bits (|v| < 2^(62 − bits), checked by the caller).  The addition wraps
+ * around (unsigned), so a partial sum that leaves the int64 range in one order and not in another
+ * still ends at the same total. */
+static void to_fixed(double v, int bits, int64_t *sum)
+{
+    *sum = (int64_t) ((uint64_t) *sum + (uint64_t) llrint(v * ldexp(1.0, bits)));
+}
+
+/* Classifier k's fp32 gradient of one call (c->grad) and its loss sum into the fixed-point
+ * sums, or its divergence count + 1 when a value is not finite or not below 2^22 (a batch's
+ * gradient is at most the largest |feature|, so its total stays within the int64 range for
+ * features below 2^22). */
+static void add_to_sums(poa_linear *c, int k, double loss)
+{
+    size_t w, nw, b;
+    ranges(c, k, &w, &nw, &b);
+    const int K = poa_linear_count(c);
+    int ok = fabs(loss) < 0x1p30;
+    for (size_t i = w; i < w + nw && ok; i++) ok = fabsf(c->grad[i]) < 0x1p22f;
+    for (size_t i = b; i < b + (size_t) c->n_classes && ok; i++) ok = fabsf(c->grad[i]) < 0x1p22f;
+    if (!ok) {
+        c->sums[c->n_params + (size_t) K + (size_t) k]++;
+        return;
+    }
+    for (size_t i = w; i < w + nw; i++) to_fixed(c->grad[i], POA_LINEAR_GRAD_BITS, &c->sums[i]);
+    for (size_t i = b; i < b + (size_t) c->n_classes; i++)
+        to_fixed(c->grad[i], POA_LINEAR_GRAD_BITS, &c->sums[i]);
+    to_fixed(loss, POA_LINEAR_LOSS_BITS, &c->sums[c->n_params + (size_t) k]);
+}
+
 void poa_linear_accumulate(poa_linear *c, const float *x, int rows, const int32_t *labels,
                            float scale)
 {
     POA_CHECK(rows >= 0 && rows <= c->max_rows, "%d rows, planned for %d", rows, c->max_rows);
     if (rows == 0) return;
     const int C = c->n_classes, L = c->n_lr, M = L * C;
-    double *loss = poa_xmalloc(sizeof(double) * (size_t) rows * L);
+    double *loss = c->row_loss;
+    memset(c->grad, 0, sizeof(float) * c->n_params);
     for (int g = 0; g < c->n_in; g++) {
         const poa_linear_input *in = &c->in[g];
         logits_of(c, g, x, rows);
@@ -162,16 +209,37 @@ void poa_linear_accumulate(poa_linear *c, const float *x, int rows, const int32_
             for (int l = 0; l < L; l++)
                 loss[(size_t) r * L + l] =
                     cross_entropy(c->logits + (size_t) r * M + (size_t) l * C, C, labels[r], scale);
-        /* dW_g += dzᵀ · x_g, db_g += Σ_rows dz; losses summed in row order */
+        /* dW_g = dzᵀ · x_g, db_g = Σ_rows dz; losses summed in row order */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, in->dim, rows, 1.0f, c->logits, M,
-                    x + in->offset, c->row, 1.0f, c->grad + in->w_off, in->dim);
-        float *db = c->grad + in->b_off, *ls = c->grad + c->n_params + (size_t) g * L;
-        for (int r = 0; r < rows; r++) {
+                    x + in->offset, c->row, 0.0f, c->grad + in->w_off, in->dim);
+        float *db = c->grad + in->b_off;
+        for (int r = 0; r < rows; r++)
             for (int j = 0; j < M; j++) db[j] += c->logits[(size_t) r * M + j];
-            for (int l = 0; l < L; l++) ls[l] += (float) loss[(size_t) r * L + l];
+        for (int l = 0; l < L; l++) {
+            double sum = 0;
+            for (int r = 0; r < rows; r++) sum += loss[(size_t) r * L + l];
+            add_to_sums(c, g * L + l, sum);
         }
     }
-    free(loss);
+}
+
+void poa_linear_gradient(const poa_linear *c, float *grad, double *loss_sum)
+{
+    const int K = poa_linear_count(c);
+    for (size_t i = 0; i < c->n_params; i++)
+        grad[i] = (float) ldexp((double) c->sums[i], -POA_LINEAR_GRAD_BITS);
+    for (int k = 0; k < K; k++) {
+        const int diverged = c->sums[c->n_params + (size_t) K + (size_t) k] != 0;
+        if (loss_sum)
+            loss_sum[k] =
+                diverged ? NAN
+                         : ldexp((double) c->sums[c->n_params + (size_t) k], -POA_LINEAR_LOSS_BITS);
+        if (!diverged) continue;
+        size_t w, nw, b;
+        ranges(c, k, &w, &nw, &b);
+        for (size_t i = w; i < w + nw; i++) grad[i] = NAN;
+        for (size_t i = b; i < b + (size_t) c->n_classes; i++) grad[i] = NAN;
+    }
 }
 
 /* PyTorch's SGD on n values: m = 0.9 · m + g; p −= lr · m (fp32). */
@@ -187,6 +255,7 @@ static void sgd(float *p, float *m, const float *g, size_t n, float lr)
 void poa_linear_step(poa_linear *c, double factor)
 {
     const size_t C = (size_t) c->n_classes;
+    poa_linear_gradient(c, c->grad, c->loss_sum);
     for (int g = 0; g < c->n_in; g++) {
         const poa_linear_input *in = &c->in[g];
         for (int l = 0; l < c->n_lr; l++) {

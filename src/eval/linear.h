@@ -6,8 +6,9 @@
  *     poa_linear c;  poa_linear_init_blocks(&c, d, n_classes, lrs, 13, B / 256.0, max_rows, seed);
  *     for t in 0 .. T − 1:
  *         poa_linear_zero_grad(&c);
- *         poa_linear_accumulate(&c, x, rows, labels, 1.0f / B);  // this rank's rows of batch t
- *         ... all-reduce (sum) poa_linear_grad(&c) over the ranks ...
+ *         for each group of batch t's rows this rank computes:
+ *             poa_linear_accumulate(&c, x, rows, labels, 1.0f / B);
+ *         ... all-reduce (sum, int64) poa_linear_sums(&c) over the ranks ...
  *         poa_linear_step(&c, poa_linear_cosine(t, T));
  *     poa_linear_score(&c, x_val, rows, labels, correct1, correct5);   // += per classifier
  *
@@ -30,20 +31,29 @@
  *
  * Parameters.  One flat fp32 buffer, input-major: for input g its weights W_g [n_lr · C, dim_g]
  * (the n_lr classifiers' [C, dim_g] matrices one after the other, row-major) then its biases
- * b_g [n_lr · C].  The gradient buffer has the same layout followed by one loss sum per
- * classifier, so that one all-reduce carries both (hdf5-schemas/linear-features.md stores the
- * parameters in this layout). */
+ * b_g [n_lr · C] (hdf5-schemas/linear-features.md stores the parameters in this layout).
+ *
+ * Exact sums.  A batch's gradient is summed in fixed point: each poa_linear_accumulate call
+ * computes the fp32 gradient of its rows (one GEMM) and adds it to int64 sums in units of
+ * 2^−40 (the losses in units of 2^−24).  Integer sums do not depend on their order, so however
+ * the calls are spread over MPI ranks and whatever the order of the all-reduce, the step is the
+ * same bits — as long as each call gets the same rows (callers group a batch's rows in units
+ * that do not depend on the number of ranks).  A gradient value of 2^22 or more, or a
+ * non-finite one, marks its classifier as diverged: its gradient becomes NaN (and so, after the
+ * step, its parameters, which then count every row as wrong). */
 #ifndef POA_EVAL_LINEAR_H
 #define POA_EVAL_LINEAR_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define POA_LINEAR_BLOCKS   4    /* block outputs kept                                 */
-#define POA_LINEAR_MAX_LRS  32   /* learning rates of a grid                           */
-#define POA_LINEAR_MAX_IN   4    /* classifier inputs of a backbone: n × avgpool       */
-#define POA_LINEAR_MOMENTUM 0.9  /* SGD momentum of the official probe                */
-#define POA_LINEAR_INIT_STD 0.01 /* std of the classifiers' initial weights            */
+#define POA_LINEAR_BLOCKS    4    /* block outputs kept                                 */
+#define POA_LINEAR_MAX_LRS   32   /* learning rates of a grid                           */
+#define POA_LINEAR_MAX_IN    4    /* classifier inputs of a backbone: n × avgpool       */
+#define POA_LINEAR_MOMENTUM  0.9  /* SGD momentum of the official probe                */
+#define POA_LINEAR_INIT_STD  0.01 /* std of the classifiers' initial weights            */
+#define POA_LINEAR_GRAD_BITS 40   /* fixed point of the gradient sums: units of 2^-40    */
+#define POA_LINEAR_LOSS_BITS 24   /* fixed point of the loss sums: units of 2^-24        */
 
 /* The official learning rates, per 256 images: 1e-5 … 0.1 (13 values). */
 extern const double poa_linear_default_lrs[13];
@@ -69,13 +79,17 @@ typedef struct poa_linear {
     double rate[POA_LINEAR_MAX_LRS]; /* per 256 images, as given              */
     double lr[POA_LINEAR_MAX_LRS];   /* rate · lr_scale                         */
     int n_classes;
-    int row;         /* floats per feature row                                */
-    int max_rows;    /* rows per poa_linear_accumulate / poa_linear_score call */
-    size_t n_params; /* floats of the parameter buffer                       */
-    float *params;   /* [n_params]                                            */
-    float *grad;     /* [n_params + classifiers]: gradients, then loss sums   */
-    float *momentum; /* [n_params]                                            */
-    float *logits;   /* scratch [max_rows, n_lr · C]                          */
+    int row;          /* floats per feature row                                */
+    int max_rows;     /* rows per poa_linear_accumulate / poa_linear_score call */
+    size_t n_params;  /* floats of the parameter buffer                       */
+    float *params;    /* [n_params]                                            */
+    float *grad;      /* [n_params] fp32 gradient: of one call, then of the step */
+    int64_t *sums;    /* [n_params + 2·classifiers]: the batch's gradient (2^−40),
+                         each classifier's loss sum (2^−24), its divergence count */
+    double *loss_sum; /* [classifiers] summed loss of the last step (NaN: diverged) */
+    float *momentum;  /* [n_params]                                            */
+    float *logits;    /* scratch [max_rows, n_lr · C]                          */
+    double *row_loss; /* scratch [max_rows, n_lr]                              */
 } poa_linear;
 
 /* The grid of a backbone of width d (4 inputs, feature rows of 5·d) / of raw pixels of dim values
@@ -94,15 +108,20 @@ const poa_linear_input *poa_linear_input_of(const poa_linear *c, int k);
 double poa_linear_rate_of(const poa_linear *c, int k);
 double poa_linear_lr_of(const poa_linear *c, int k);
 
-/* The gradient buffer (n_params + classifiers floats: all-reduce it whole). */
-float *poa_linear_grad(poa_linear *c, size_t *n);
+/* The batch's sums (n_params + 2 · classifiers int64: all-reduce them whole, MPI_SUM). */
+int64_t *poa_linear_sums(poa_linear *c, size_t *n);
 void poa_linear_zero_grad(poa_linear *c);
 /* For rows ≤ max_rows feature rows x [rows, row] with labels in [0, C): every classifier's
- * cross-entropy gradient times `scale` (1 / B_total: the batch mean over all ranks' rows) added
- * to the gradient buffer, and its summed loss (not scaled) to the loss sums.  Softmax in double. */
+ * cross-entropy gradient times `scale` (1 / B_total: the batch mean over all ranks' rows),
+ * computed in fp32 (softmax in double), added to the fixed-point sums, and its summed loss (not
+ * scaled) to the loss sums.  Rows with the same values in the same order give the same bits. */
 void poa_linear_accumulate(poa_linear *c, const float *x, int rows, const int32_t *labels,
                            float scale);
-/* One SGD step of every classifier with momentum 0.9: lr = lr_k · factor. */
+/* The sums as an fp32 gradient [n_params] (NaN for a diverged classifier) and, when loss_sum is
+ * not NULL, the loss sums [classifiers]. */
+void poa_linear_gradient(const poa_linear *c, float *grad, double *loss_sum);
+/* One SGD step of every classifier with momentum 0.9 on the summed gradient: lr = lr_k ·
+ * factor; the loss sums of the batch into c->loss_sum. */
 void poa_linear_step(poa_linear *c, double factor);
 /* The cosine factor of iteration t of T (PyTorch's CosineAnnealingLR to 0, stepped per
  * iteration): (1 + cos(π t / T)) / 2. */

@@ -6,7 +6,9 @@
  *  - the classifier grid: the official order and inputs (n ∈ {1, 4} outer, avgpool, rates), the
  *    input-major parameter layout, lr = rate · B / 256, initial weights N(0, 0.01²), biases 0;
  *  - the gradient of the summed cross-entropies against central differences in double precision
- *    (a copy of the parameters perturbed one at a time), and the loss sums;
+ *    (a copy of the parameters perturbed one at a time), and the loss sums; the fixed-point sums
+ *    the same bits in any order of the calls; a non-finite feature marks exactly the classifiers
+ *    that read it as diverged;
  *  - one SGD step by hand (momentum 0.9: buf = grad on the first step, then 0.9 · buf + grad);
  *  - the cosine factor; top-1 / top-5 with ties to the lower class; the best classifier (first
  *    of the highest);
@@ -164,8 +166,11 @@ static void test_gradient(void **state)
     poa_linear_accumulate(&c, x, 4, y, 1.0f / rows);
     poa_linear_accumulate(&c, x + 4 * c.row, 1, y + 4, 1.0f / rows);
     size_t n;
-    const float *g = poa_linear_grad(&c, &n);
-    assert_int_equal(n, c.n_params + 8);
+    poa_linear_sums(&c, &n);
+    assert_int_equal(n, c.n_params + 16);
+    float *g = malloc(sizeof(float) * c.n_params);
+    double loss[8];
+    poa_linear_gradient(&c, g, loss);
     float *p = malloc(sizeof(float) * c.n_params);
     memcpy(p, c.params, sizeof(float) * c.n_params);
     double worst = 0;
@@ -182,8 +187,30 @@ static void test_gradient(void **state)
     assert_true(worst < 2e-4);
     /* loss sums: Σ over the rows of each classifier's cross-entropy */
     double sum = 0;
-    for (int k = 0; k < 8; k++) sum += g[c.n_params + k];
-    assert_true(fabs(sum / rows - total_loss(&c, p, x, rows, y)) < 1e-4);
+    for (int k = 0; k < 8; k++) sum += loss[k];
+    assert_true(fabs(sum / rows - total_loss(&c, p, x, rows, y)) < 1e-6);
+    /* the fixed-point sums do not depend on the order of the calls */
+    size_t len;
+    int64_t *first = malloc(sizeof(int64_t) * n);
+    memcpy(first, poa_linear_sums(&c, &len), sizeof(int64_t) * n);
+    poa_linear_zero_grad(&c);
+    poa_linear_accumulate(&c, x + 4 * c.row, 1, y + 4, 1.0f / rows);
+    poa_linear_accumulate(&c, x, 4, y, 1.0f / rows);
+    assert_memory_equal(first, poa_linear_sums(&c, &len), sizeof(int64_t) * n);
+    /* a non-finite feature marks the classifiers that read it as diverged: NaN gradient and loss */
+    poa_linear_zero_grad(&c);
+    float bad[15];
+    memcpy(bad, x, sizeof bad);
+    bad[1] = INFINITY; /* column 1: read by the n = 4 inputs only */
+    poa_linear_accumulate(&c, bad, 1, y, 1.0f / rows);
+    poa_linear_gradient(&c, g, loss);
+    for (int k = 0; k < 8; k++) {
+        size_t at = c.in[k / 2].w_off + (size_t) (k % 2) * C * c.in[k / 2].dim;
+        assert_true(isnan(loss[k]) == (k >= 4));
+        assert_true(isnan(g[at]) == (k >= 4));
+    }
+    free(first);
+    free(g);
     free(p);
     poa_linear_free(&c);
 }
@@ -201,7 +228,11 @@ static void test_sgd_step(void **state)
     poa_linear_init_pixels(&c, 2, 2, rates, 2, 1.0, 2, 5);
     float *p0 = malloc(sizeof(float) * c.n_params), *g1 = malloc(sizeof(float) * c.n_params);
     memcpy(p0, c.params, sizeof(float) * c.n_params);
-    for (size_t i = 0; i < c.n_params; i++) c.grad[i] = g1[i] = 0.5f + (float) i;
+    /* the summed gradient, as the fixed-point sums hold it: g · 2^40 */
+    for (size_t i = 0; i < c.n_params; i++) {
+        g1[i] = 0.5f + (float) i;
+        c.sums[i] = (int64_t) ldexp(g1[i], POA_LINEAR_GRAD_BITS);
+    }
     poa_linear_step(&c, 0.5);
     /* classifier l: W [2, 2] at l · 4, biases after both W at 8 + l · 2 */
     for (size_t i = 0; i < c.n_params; i++) {
@@ -211,7 +242,7 @@ static void test_sgd_step(void **state)
         assert_true(c.momentum[i] == g1[i]);
     }
     memcpy(p0, c.params, sizeof(float) * c.n_params);
-    for (size_t i = 0; i < c.n_params; i++) c.grad[i] = 1.0f;
+    for (size_t i = 0; i < c.n_params; i++) c.sums[i] = (int64_t) 1 << POA_LINEAR_GRAD_BITS;
     poa_linear_step(&c, 1.0);
     for (size_t i = 0; i < c.n_params; i++) {
         const int l = i < 8 ? (int) (i / 4) : (int) ((i - 8) / 2);
