@@ -89,10 +89,11 @@ static const poa_cli_option options[] = {
     {"batch", 'b', "N",
      "images per forward (default: 8192 tokens, 8..256 images: 126 for\n"
      "32 px at patch 4, 41 for 224 px at patch 16)"},
-    {"train-block", 0, "N",
-     "cached mode: train images per block, the unit the ranks share and\n"
-     "whose gradients are summed exactly (default 4096, rounded up to\n"
-     "whole forward batches)"},
+    {"train-blocks", 0, "S",
+     "cached mode: the train split is cut into S blocks of whole forward\n"
+     "batches, the unit the ranks share and of one gradient, summed exactly\n"
+     "(default 8: up to 8 ranks share the training; each block costs one\n"
+     "pass over the classifiers per iteration)"},
     {"train", 0, "N", "use N evenly spaced train images (default: all)"},
     {"val", 0, "N", "use N evenly spaced val images (default: all)"},
     {"backend", 0, "NAME", "cpu (default) or cuda"},
@@ -149,7 +150,7 @@ typedef struct linear_args {
     int n_lr;
     double lr[POA_LINEAR_MAX_LRS];
     long seed;
-    int resize, crop, batch, train_block, n_train, n_val;
+    int resize, crop, batch, train_blocks, n_train, n_val;
 } linear_args;
 
 /* The --lr list; -1 on success, else the exit code. */
@@ -203,7 +204,7 @@ static int parse_numbers(linear_args *a)
         poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
         poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
         poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
-        poa_cli_int(&a->cli, &spec, "train-block", 4096, 1, 1 << 24, &a->train_block, &err) ||
+        poa_cli_int(&a->cli, &spec, "train-blocks", 8, 1, 4096, &a->train_blocks, &err) ||
         poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
         poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err))
         return poa_cli_usage_error(&spec, "%s", err.msg);
@@ -406,7 +407,8 @@ static int open_data(eval_state *s)
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
-    s->block = ((a->train_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
+    const int64_t per_block = (s->n_tr + a->train_blocks - 1) / a->train_blocks;
+    s->block = ((per_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
     rank_images(s->n_tr, s->block, poa_eval_rank(), &s->tr_lo, &s->tr_hi);
     rank_images(s->n_va, s->batch, poa_eval_rank(), &s->va_lo, &s->va_hi);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);

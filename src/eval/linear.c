@@ -163,12 +163,14 @@ static void ranges(const poa_linear *c, int k, size_t *w, size_t *nw, size_t *b)
     *b = in->b_off + l * C;
 }
 
-/* *sum += v in units of 2^−bits (|v| < 2^(62 − bits), checked by the caller).  The addition wraps
- * around (unsigned), so a partial sum that leaves the int64 range in one order and not in another
- * still ends at the same total. */
-static void to_fixed(double v, int bits, int64_t *sum)
+/* sum[i] += v[i] in units of `unit` (truncated toward zero: any deterministic rounding keeps the
+ * sums exact; |v| < 2^62 units, checked by the caller).  The additions wrap around (unsigned),
+ * so a partial sum that leaves the int64 range in one order and not in another still ends at
+ * the same total. */
+static void to_fixed(const float *v, size_t n, double unit, int64_t *sum)
 {
-    *sum = (int64_t) ((uint64_t) *sum + (uint64_t) llrint(v * ldexp(1.0, bits)));
+    for (size_t i = 0; i < n; i++)
+        sum[i] = (int64_t) ((uint64_t) sum[i] + (uint64_t) (int64_t) ((double) v[i] * unit));
 }
 
 /* Classifier k's fp32 gradient of one call (c->grad) and its loss sum into the fixed-point
@@ -187,10 +189,11 @@ static void add_to_sums(poa_linear *c, int k, double loss)
         c->sums[c->n_params + (size_t) K + (size_t) k]++;
         return;
     }
-    for (size_t i = w; i < w + nw; i++) to_fixed(c->grad[i], POA_LINEAR_GRAD_BITS, &c->sums[i]);
-    for (size_t i = b; i < b + (size_t) c->n_classes; i++)
-        to_fixed(c->grad[i], POA_LINEAR_GRAD_BITS, &c->sums[i]);
-    to_fixed(loss, POA_LINEAR_LOSS_BITS, &c->sums[c->n_params + (size_t) k]);
+    const double unit = ldexp(1.0, POA_LINEAR_GRAD_BITS);
+    to_fixed(c->grad + w, nw, unit, c->sums + w);
+    to_fixed(c->grad + b, (size_t) c->n_classes, unit, c->sums + b);
+    const float lf = (float) loss; /* the loss is only reported: fp32 is enough */
+    to_fixed(&lf, 1, ldexp(1.0, POA_LINEAR_LOSS_BITS), c->sums + c->n_params + (size_t) k);
 }
 
 void poa_linear_accumulate(poa_linear *c, const float *x, int rows, const int32_t *labels,
@@ -226,8 +229,8 @@ void poa_linear_accumulate(poa_linear *c, const float *x, int rows, const int32_
 void poa_linear_gradient(const poa_linear *c, float *grad, double *loss_sum)
 {
     const int K = poa_linear_count(c);
-    for (size_t i = 0; i < c->n_params; i++)
-        grad[i] = (float) ldexp((double) c->sums[i], -POA_LINEAR_GRAD_BITS);
+    const double unit = ldexp(1.0, -POA_LINEAR_GRAD_BITS);
+    for (size_t i = 0; i < c->n_params; i++) grad[i] = (float) ((double) c->sums[i] * unit);
     for (int k = 0; k < K; k++) {
         const int diverged = c->sums[c->n_params + (size_t) K + (size_t) k] != 0;
         if (loss_sum)

@@ -6,8 +6,8 @@
 #   parameters equal to the protocol written in PyTorch on poa's features, order and initial
 #   weights, and the features of 64x3 equal to a PyTorch ViT loaded with its extracted file
 #   (tests/reference/linear_ref.py); 1 and 2 MPI ranks give the same bits (results, features,
-#   order, initial and final classifiers; train blocks of 48 images: 7 blocks, 3 on one rank and 4
-#   on the other), in the cached and the augmented mode; an extracted model as input; --pixels
+#   order, initial and final classifiers; --train-blocks 7: blocks of 48 images, 3 on one rank and
+#   4 on the other), in the cached and the augmented mode; an extracted model as input; --pixels
 #   alone; rejected with a message and the README exit code: missing options, bad --subnet /
 #   --mode / --lr / --batch-size, --iterations with --epochs, a size the run does not have, a crop
 #   that is not a multiple of the patch size (2), a missing, truncated or non-poa checkpoint, a
@@ -95,7 +95,7 @@ grep -q -- "--mode MODE" "$out/help.log" && grep -q "cached (default)" "$out/hel
     ok "--help lists the options, the default mode and the exit codes" || bad "--help incomplete"
 
 # ------------------------------------------------------------------ cached mode vs the reference
-common="--data $data --batch-size 64 --epochs 10 --batch 24 --train-block 48 --save-features"
+common="--data $data --batch-size 64 --epochs 10 --batch 24 --train-blocks 7 --save-features"
 expect one 0 "wrote .*results_eval_linear.json" --checkpoint "$ck" --output "$out/r1" \
     --arch demo --subnet 64x3 --pixels $common
 grep -q "^teacher *128 *6 " "$out/one.log" && grep -q "^64x3 *64 *3 " "$out/one.log" &&
