@@ -3,10 +3,12 @@
 #include "io/extracted.h"
 #include "io/h5util.h"
 #include "io/safetensors.h"
+#include "common/h5check.h"
 
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +45,7 @@ poa_status poa_file_detect(const char *path, poa_file_format *fmt, poa_err *err)
     fclose(f);
     if (n >= 8 && memcmp(b, h5sig, 8) == 0) {
         *fmt = POA_FILE_H5;
-        return POA_OK;
+        return poa_hdf5_precheck(path, err); /* before libhdf5 sees it (common/h5check.h) */
     }
     if (n == 9 && b[8] == '{') {
         *fmt = POA_FILE_SAFETENSORS;
@@ -112,19 +114,20 @@ static void utc_now(char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The integer fields, in the order they are written (both formats). */
+/* The integer fields, in the order they are written (both formats), with the largest value a
+ * reader accepts (the smallest is 1). */
 #define META_INTS(X)                                                                               \
-    X(embed_dim)                                                                                   \
-    X(depth)                                                                                       \
-    X(num_heads)                                                                                   \
-    X(head_dim)                                                                                    \
-    X(mlp_ratio)                                                                                   \
-    X(patch_size)                                                                                  \
-    X(img_size)                                                                                    \
-    X(in_chans)
+    X(embed_dim, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(depth, POA_ARCH_MAX_DEPTH)                                                                   \
+    X(num_heads, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(head_dim, POA_EXTRACTED_MAX_DIM)                                                             \
+    X(mlp_ratio, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(patch_size, POA_EXTRACTED_MAX_DIM)                                                           \
+    X(img_size, POA_EXTRACTED_MAX_DIM)                                                             \
+    X(in_chans, POA_EXTRACTED_MAX_DIM)
 #define META_SOURCE_INTS(X)                                                                        \
-    X(source_embed_dim)                                                                            \
-    X(source_depth)
+    X(source_embed_dim, POA_EXTRACTED_MAX_DIM)                                                     \
+    X(source_depth, POA_ARCH_MAX_DEPTH)
 
 /* ================================================================== writing */
 
@@ -140,7 +143,7 @@ static poa_status write_h5_attrs(hid_t f, const poa_extracted_meta *m, int n_ten
     if (!st) st = poa_h5_attr_write_string(f, "program", PACKAGE_NAME, err);
     if (!st) st = poa_h5_attr_write_string(f, "program_version", version, err);
     if (!st) st = poa_h5_attr_write_string(f, "created", created, err);
-#define W_INT(field)                                                                               \
+#define W_INT(field, max)                                                                          \
     if (!st) st = poa_h5_attr_write_i64(f, #field, m->field, err);
     META_INTS(W_INT)
     if (!st) st = poa_h5_attr_write_f64(f, "ln_eps", strtod(eps, NULL), err);
@@ -218,7 +221,7 @@ static int st_meta(const poa_extracted_meta *m, const char *created, const char 
     KV("program", PACKAGE_NAME);
     KV("program_version", version);
     KV("created", created);
-#define S_INT(field) KV_NUM(#field, "%d", m->field);
+#define S_INT(field, max) KV_NUM(#field, "%d", m->field);
     META_INTS(S_INT)
     float_text((float) m->ln_eps, txt[k], ST_TEXT), KV("ln_eps", txt[k]), k++;
     blocks_text(m, blocks, blocks_len), KV("blocks", blocks);
@@ -277,27 +280,51 @@ static poa_status version_error(const char *path, const char *name, int64_t vers
                        path, version, writer[0] ? writer : "?", POA_EXTRACTED_FORMAT_VERSION);
 }
 
-/* The checks every reader makes on the shape it read. */
-static poa_status check_meta(const char *path, const poa_extracted_meta *m, poa_err *err)
+/* An integer of the metadata into *out when it lies in [1, max]. */
+static poa_status int_field(const char *path, const char *key, int64_t v, int max, int *out,
+                            poa_err *err)
 {
-    if (m->depth < 1 || m->depth > POA_ARCH_MAX_DEPTH || m->embed_dim < 1 || m->head_dim < 1 ||
-        m->embed_dim % m->head_dim || m->num_heads != m->embed_dim / m->head_dim)
-        return poa_err_set(err, POA_ERR_FORMAT,
-                           "%s: inconsistent model metadata (embed_dim %d, depth %d, num_heads %d, "
-                           "head_dim %d)",
-                           path, m->embed_dim, m->depth, m->num_heads, m->head_dim);
-    if (!(m->ln_eps > 0)) return poa_err_set(err, POA_ERR_FORMAT, "%s: ln_eps %g", path, m->ln_eps);
+    if (v < 1 || v > max)
+        return poa_err_set(err, POA_ERR_FORMAT, "%s: metadata '%s' = %" PRId64 " is not in [1, %d]",
+                           path, key, v, max);
+    *out = (int) v;
     return POA_OK;
 }
 
-static poa_status read_h5_ints(hid_t f, poa_extracted_meta *m, poa_err *err)
+/* The checks every reader makes on the metadata it read, after the ranges (extracted.h). */
+static poa_status check_meta(const char *path, const poa_extracted_meta *m, poa_err *err)
+{
+    if (m->embed_dim % m->head_dim || m->num_heads != m->embed_dim / m->head_dim)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s: inconsistent model metadata (embed_dim %d, num_heads %d, "
+                           "head_dim %d)",
+                           path, m->embed_dim, m->num_heads, m->head_dim);
+    if (m->source_embed_dim < m->embed_dim || m->source_depth < m->depth)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s: a %dx%d model cut from a %dx%d one (source_embed_dim x "
+                           "source_depth)",
+                           path, m->embed_dim, m->depth, m->source_embed_dim, m->source_depth);
+    for (int j = 0; j < m->depth; j++)
+        if (m->blocks[j] < 0 || m->blocks[j] >= m->source_depth ||
+            (j > 0 && m->blocks[j] <= m->blocks[j - 1]))
+            return poa_err_set(err, POA_ERR_FORMAT,
+                               "%s: metadata 'blocks': %d at position %d is not an increasing "
+                               "block index below source_depth %d",
+                               path, m->blocks[j], j, m->source_depth);
+    if (!(m->ln_eps > 0) || !isfinite(m->ln_eps) || !(m->alpha > 0) || !isfinite(m->alpha))
+        return poa_err_set(err, POA_ERR_FORMAT, "%s: ln_eps %g, alpha %g (positive and finite)",
+                           path, m->ln_eps, m->alpha);
+    return POA_OK;
+}
+
+static poa_status read_h5_ints(const char *path, hid_t f, poa_extracted_meta *m, poa_err *err)
 {
     int64_t v = 0, blocks[POA_ARCH_MAX_DEPTH];
     size_t n = 0;
     poa_status st = POA_OK;
-#define R_INT(field)                                                                               \
+#define R_INT(field, max)                                                                          \
     if (!st) st = poa_h5_attr_read_i64(f, #field, &v, err);                                        \
-    if (!st) m->field = (int) v;
+    if (!st) st = int_field(path, #field, v, max, &m->field, err);
     META_INTS(R_INT)
     META_SOURCE_INTS(R_INT)
 #undef R_INT
@@ -307,7 +334,8 @@ static poa_status read_h5_ints(hid_t f, poa_extracted_meta *m, poa_err *err)
     if (!st && (int) n != m->depth)
         return poa_err_set(err, POA_ERR_FORMAT, "attribute 'blocks' has %zu values, depth is %d", n,
                            m->depth);
-    for (size_t j = 0; !st && j < n; j++) m->blocks[j] = (int) blocks[j];
+    for (size_t j = 0; !st && j < n; j++) /* checked by check_meta */
+        m->blocks[j] = blocks[j] < 0 || blocks[j] > INT32_MAX ? -1 : (int) blocks[j];
     return st;
 }
 
@@ -335,7 +363,7 @@ static poa_status read_h5_meta(const char *path, poa_extracted_meta *m, poa_err 
     else if (st)
         poa_err_prefix(err, "%s: not an extracted model", path);
     if (!st) poa_h5_attr_read_string(f, "created", m->created, sizeof m->created, NULL);
-    if (!st) st = read_h5_ints(f, m, err);
+    if (!st) st = read_h5_ints(path, f, m, err);
     if (!st) st = poa_h5_attr_read_f64(f, "ln_eps", &m->ln_eps, err);
     if (!st) st = poa_h5_attr_read_f64(f, "alpha", &m->alpha, err);
     if (!st)
@@ -405,7 +433,7 @@ static poa_status st_blocks(const poa_st_file *f, poa_extracted_meta *m, poa_err
     for (const char *c = s; !st && *c;) {
         char *end;
         long b = strtol(c, &end, 10);
-        if (end == c || n == POA_ARCH_MAX_DEPTH || b < 0 || (*end && *end != ','))
+        if (end == c || n == POA_ARCH_MAX_DEPTH || b < 0 || b > INT32_MAX || (*end && *end != ','))
             return poa_err_set(err, POA_ERR_FORMAT,
                                "%s: metadata 'blocks' = '%s' is not a list "
                                "of block indices",
@@ -438,9 +466,9 @@ static poa_status read_st_meta(const char *path, poa_extracted_meta *m, poa_err 
             st = version_error(path, name, v, m->program_version, err);
     }
     if (!st) st_string(&f, "created", m->created, sizeof m->created, NULL);
-#define R_INT(field)                                                                               \
+#define R_INT(field, max)                                                                          \
     if (!st) st = st_long(&f, #field, &v, err);                                                    \
-    if (!st) m->field = (int) v;
+    if (!st) st = int_field(path, #field, v, max, &m->field, err);
     META_INTS(R_INT)
     META_SOURCE_INTS(R_INT)
 #undef R_INT

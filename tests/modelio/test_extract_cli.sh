@@ -117,7 +117,7 @@ expect evalstudent 2 "is an evaluation checkpoint (teacher weights only)" --chec
 mkdir -p "$out/bad"
 expect missing 3 "cannot open $out/bad/none.h5: No such file" --checkpoint "$out/bad/none.h5" --output "$out/no" --all
 head -c 100000 "$ck" >"$out/bad/truncated.h5"
-expect truncated 3 "$out/bad/truncated.h5 (truncated or corrupt HDF5 file)" --checkpoint "$out/bad/truncated.h5" --output "$out/no" --all
+expect truncated 3 "$out/bad/truncated.h5: truncated: the HDF5 superblock records" --checkpoint "$out/bad/truncated.h5" --output "$out/no" --all
 echo "not a model" >"$out/bad/notes.txt"
 expect notmodel 3 "neither an HDF5 nor a safetensors file" --checkpoint "$out/bad/notes.txt" --output "$out/no" --all
 expect extracted 3 "is an extracted model, not a training checkpoint" --checkpoint "$out/all/vit_64x3.h5" --output "$out/no" --all
