@@ -27,7 +27,7 @@ typedef struct json {
 } json;
 
 typedef struct json_parser {
-    const char *s, *end;
+    const char *start, *s, *end;
     int depth;
     char msg[256];
 } json_parser;
@@ -49,7 +49,7 @@ static void json_free(json *v)
 static int json_fail(json_parser *p, const char *what)
 {
     if (!p->msg[0])
-        snprintf(p->msg, sizeof p->msg, "%s at header byte %ld", what, (long) (p->end - p->s));
+        snprintf(p->msg, sizeof p->msg, "%s at header byte %ld", what, (long) (p->s - p->start));
     return -1;
 }
 
@@ -179,6 +179,25 @@ static int parse_string(json_parser *p, char **out)
 
 static int parse_value(json_parser *p, json *v);
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* An object's keys are unique: checked on a sorted copy, O(n log n) (a header of 100 MB holds
+ * millions of keys; comparing each with all before it would take hours). */
+static int check_unique_keys(json_parser *p, const json *v)
+{
+    if (v->n < 2) return 0;
+    char **k = poa_xmalloc((size_t) v->n * sizeof *k);
+    memcpy(k, v->keys, (size_t) v->n * sizeof *k);
+    qsort(k, (size_t) v->n, sizeof *k, cmp_keys);
+    int dup = 0;
+    for (int i = 1; i < v->n && !dup; i++) dup = strcmp(k[i - 1], k[i]) == 0;
+    free(k);
+    return dup ? json_fail(p, "duplicate key") : 0;
+}
+
 static int parse_members(json_parser *p, json *v, int object)
 {
     const char close = object ? '}' : ']';
@@ -200,11 +219,6 @@ static int parse_members(json_parser *p, json *v, int object)
         if (object) {
             skip_ws(p);
             if (parse_string(p, &v->keys[v->n])) return -1;
-            for (int i = 0; i < v->n; i++)
-                if (strcmp(v->keys[i], v->keys[v->n]) == 0) {
-                    free(v->keys[v->n]);
-                    return json_fail(p, "duplicate key");
-                }
             skip_ws(p);
             if (p->s >= p->end || *p->s != ':') {
                 free(v->keys[v->n]);
@@ -221,7 +235,7 @@ static int parse_members(json_parser *p, json *v, int object)
         }
         if (p->s < p->end && *p->s == close) {
             p->s++;
-            return 0;
+            return object ? check_unique_keys(p, v) : 0;
         }
         return json_fail(p, object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
@@ -578,7 +592,7 @@ poa_status poa_st_open(const char *path, poa_st_file *f, poa_err *err)
     json root;
     memset(&root, 0, sizeof root);
     if (st == POA_OK) {
-        json_parser p = {text, text + f->header_len, 0, ""};
+        json_parser p = {text, text, text + f->header_len, 0, ""};
         int rc = parse_value(&p, &root);
         skip_ws(&p);
         if (rc == 0 && p.s != p.end) rc = json_fail(&p, "text after the header object");
@@ -654,7 +668,9 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
 poa_status poa_st_load_table(const poa_st_file *f, const poa_param_table *t, float *buf,
                              poa_err *err)
 {
-    for (int i = 0; i < f->n_tensors; i++)
+    /* The first tensor the table lacks is among the first t->n + 1 (the names are unique): the
+     * search stays O(n²) in the table's size, whatever the file holds. */
+    for (int i = 0; i < f->n_tensors && i <= t->n; i++)
         if (poa_params_find(t, f->tensors[i].name) < 0)
             return poa_err_set(err, POA_ERR_FORMAT,
                                "%s: unexpected tensor '%s' (not a parameter of the model)", f->path,
