@@ -1,5 +1,5 @@
-/* fuzz_h5mutate.h — the mutator of the HDF5 targets (fuzz_shard, fuzz_metadata,
- * fuzz_checkpoint): mutations that keep the HDF5 structure valid and change what poa reads.
+/* fuzz_h5mutate.h — the mutator of the HDF5 targets (fuzz_shard, fuzz_metadata, fuzz_checkpoint,
+ * fuzz_extracted_h5): mutations that keep the HDF5 structure valid and change what poa reads.
  *
  * libhdf5 1.10 does not survive arbitrary bytes in its own metadata (object headers, B-trees,
  * heaps): random flips there crash or hang it inside the library (tests/fuzz/README.md, "HDF5").
