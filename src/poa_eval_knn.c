@@ -709,6 +709,34 @@ static void knn_all(eval_state *s)
 
 /* ------------------------------------------------------------------ output */
 
+/* The features file of one network: its train features (all ranks' gathered) and val features. */
+typedef struct features_file {
+    const eval_state *s;
+    const network *n;
+    const float *train;
+} features_file;
+
+static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
+{
+    const features_file *ff = ctx;
+    const eval_state *s = ff->s;
+    poa_status st = POA_OK;
+    for (int split = 0; split < 2 && !st; split++) {
+        hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
+        if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a group");
+        const int64_t rows = split == 0 ? s->n_tr : s->n_va;
+        const int64_t dims[2] = {rows, ff->n->dim};
+        uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
+        const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
+        for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
+        st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? ff->train : ff->n->val, err);
+        if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, err);
+        free(lab);
+        H5Gclose(g);
+    }
+    return st;
+}
+
 /* --save-features: rank 0 gathers the train features of each network and writes
  * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
 static int save_features(eval_state *s)
@@ -729,30 +757,15 @@ static int save_features(eval_state *s)
         MPI_Gatherv(n->bank, counts[rank_of()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                     MPI_COMM_WORLD);
         if (root && !code) {
-            char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
+            char path[POA_IO_PATH_MAX];
             snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->output, i, n->name);
+            features_file ff = {s, n, all};
+            const uint64_t images = (uint64_t) (s->n_tr + s->n_va);
+            const uint64_t bytes = images * ((uint64_t) n->dim * sizeof(float) + sizeof(uint64_t));
             poa_err err = {0};
-            poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-            hid_t f =
-                st ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, poa_h5_fapl());
-            if (!st && f < 0) st = poa_err_set(&err, POA_ERR_IO, "%s: cannot create", tmp);
-            for (int split = 0; split < 2 && !st; split++) {
-                hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
-                const int64_t rows = split == 0 ? s->n_tr : s->n_va;
-                const int64_t dims[2] = {rows, n->dim};
-                uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
-                const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
-                for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
-                st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? all : n->val, &err);
-                if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, &err);
-                free(lab);
-                H5Gclose(g);
-            }
-            if (f >= 0) H5Fclose(f);
-            if (!st) st = poa_io_commit(tmp, path, &err);
-            if (st) {
+            if (poa_h5_write_atomic(path, "", poa_h5_size_bound(bytes, 4, 0), fill_features, &ff,
+                                    &err)) {
                 poa_error("poa-eval-knn: %s", err.msg);
-                remove(tmp);
                 code = POA_EXIT_IO;
             }
         }
@@ -810,20 +823,21 @@ static void print_table(const eval_state *s)
 static int write_file(const eval_state *s, const char *name,
                       void (*writer)(FILE *, const eval_state *), char *path)
 {
-    char tmp[POA_IO_PATH_MAX];
     poa_err err = {0};
     snprintf(path, POA_IO_PATH_MAX, "%s/%s", s->a->output, name);
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-    FILE *f = st ? NULL : fopen(tmp, "w");
-    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    poa_io_atomic at;
+    poa_status st = poa_io_atomic_begin(&at, path, "", &err);
+    FILE *f = st ? NULL : fopen(at.tmp, "w");
+    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno));
     if (f) {
         writer(f, s);
-        if (fclose(f) != 0) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
-        if (!st) st = poa_io_commit(tmp, path, &err);
-        if (st) remove(tmp);
+        errno = 0;
+        int bad = ferror(f);
+        if ((fclose(f) != 0 || bad) && !st)
+            st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno ? errno : EIO));
     }
-    if (st) {
-        poa_error("poa-eval-knn: cannot write %s: %s", path, err.msg);
+    if (poa_io_atomic_end(&at, st, &err)) {
+        poa_error("poa-eval-knn: %s", err.msg);
         return POA_EXIT_IO;
     }
     return 0;

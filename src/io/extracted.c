@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static const char *const GROUP_TENSORS = "state_dict";
 static const char *const DATASET_CONFIG = "config";
@@ -176,34 +175,29 @@ static poa_status write_h5_contents(hid_t f, const poa_param_table *t, const flo
     return st;
 }
 
-static poa_status write_h5(const char *path, const char *tmp, const poa_param_table *t,
-                           const float *buf, const poa_extracted_meta *m, const char *created,
-                           const char *version, poa_err *err)
+typedef struct h5_write {
+    const poa_param_table *t;
+    const float *buf;
+    const poa_extracted_meta *m;
+    const char *created, *version;
+} h5_write;
+
+static poa_status fill_h5(hid_t f, void *ctx, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 128];
-        snprintf(what, sizeof what, "cannot create %s", tmp);
-        return poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    poa_status st = write_h5_contents(f, t, buf, m, created, version, err);
-    poa_h5_quiet_begin(&q);
-    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
-    if (H5Fclose(f) < 0 && !st) st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
-    poa_h5_quiet_end(&q);
-    if (st) {
-        unlink(tmp);
-        /* whatever HDF5 said, the output could not be written */
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        return poa_err_set(err, POA_ERR_IO, "writing %s: %s", path, why);
-    }
-    return poa_io_commit(tmp, path, err);
+    const h5_write *w = ctx;
+    return write_h5_contents(f, w->t, w->buf, w->m, w->created, w->version, err);
+}
+
+/* Atomically, the space reserved first, the file closed and deleted on every error path
+ * (io/h5util.h). */
+static poa_status write_h5(const char *path, const poa_param_table *t, const float *buf,
+                           const poa_extracted_meta *m, const char *created, const char *version,
+                           poa_err *err)
+{
+    h5_write w = {t, buf, m, created, version};
+    const char *cfg = m->config_yaml ? m->config_yaml : "";
+    uint64_t bound = poa_h5_size_bound(t->total * sizeof(float), (uint64_t) t->n + 1, strlen(cfg));
+    return poa_h5_write_atomic(path, "", bound, fill_h5, &w, err);
 }
 
 /* The metadata as safetensors strings (storage for the texts in txt). */
@@ -258,9 +252,7 @@ poa_status poa_extracted_write(const char *path, poa_file_format fmt, const poa_
         return poa_st_write_table(path, t, buf, kv, n, err);
     }
     if (fmt != POA_FILE_H5) return poa_err_set(err, POA_ERR_ARG, "%s: unknown format", path);
-    char tmp[POA_IO_PATH_MAX + 64];
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, err);
-    return st ? st : write_h5(path, tmp, t, buf, meta, created, version, err);
+    return write_h5(path, t, buf, meta, created, version, err);
 }
 
 /* ================================================================== reading */

@@ -1,6 +1,8 @@
 /* h5util.c — see h5util.h. */
 #include "io/h5util.h"
 #include "common/h5check.h"
+#include "common/log.h"
+#include "io/atomic.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,80 @@ hid_t poa_h5_create_group(hid_t loc, const char *name)
     hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     return g;
+}
+
+/* ------------------------------------------------------------------ writing a file */
+
+uint64_t poa_h5_size_bound(uint64_t data_bytes, uint64_t n_datasets, uint64_t text_bytes)
+{
+    const uint64_t per_dataset = 8192;
+    return data_bytes + n_datasets * per_dataset + text_bytes + ((uint64_t) 1 << 20);
+}
+
+/* Close the objects of file f (not f itself) that are still open; returns how many, their
+ * names in names[0..n) (comma-separated, cut short when long). */
+static int close_leftovers(hid_t f, char *names, size_t n)
+{
+    const unsigned types =
+        H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL;
+    int closed = 0;
+    size_t k = 0;
+    names[0] = '\0';
+    hid_t ids[64];
+    ssize_t got;
+    while ((got = H5Fget_obj_ids(f, types, 64, ids)) > 0) {
+        for (ssize_t i = 0; i < got; i++, closed++) {
+            char name[128] = "";
+            H5I_type_t t = H5Iget_type(ids[i]);
+            if (t != H5I_ATTR) H5Iget_name(ids[i], name, sizeof name);
+            if (k < n)
+                k += (size_t) snprintf(names + k, n - k, "%s%s", closed ? ", " : "",
+                                       t == H5I_ATTR ? "an attribute" : name);
+            if (t == H5I_ATTR)
+                H5Aclose(ids[i]);
+            else if (t == H5I_DATATYPE)
+                H5Tclose(ids[i]);
+            else
+                H5Oclose(ids[i]);
+        }
+        if (closed > 4096) break; /* objects that will not close: stop */
+    }
+    return closed;
+}
+
+poa_status poa_h5_write_atomic(const char *final, const char *what, uint64_t bound,
+                               poa_h5_fill_fn fill, void *ctx, poa_err *err)
+{
+    poa_io_atomic a;
+    poa_status st = poa_io_atomic_begin(&a, final, what, err);
+    if (st) return poa_io_atomic_end(&a, st, err);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    poa_h5_quiet_end(&q);
+    if (f < 0) {
+        char msg[sizeof a.tmp + 32];
+        snprintf(msg, sizeof msg, "cannot create %s", a.tmp);
+        return poa_io_atomic_end(&a, poa_h5_fail(err, POA_ERR_IO, msg), err);
+    }
+    st = poa_hdf5_reserve(a.tmp, bound, err);
+    if (!st) st = fill(f, ctx, err);
+    poa_h5_quiet_begin(&q);
+    char left[256];
+    int n_left = close_leftovers(f, left, sizeof left);
+    if (n_left > 0 && !st)
+        poa_warn("%s: %d HDF5 objects left open by its writer were closed: %s", final, n_left,
+                 left);
+    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
+    if (st)
+        poa_hdf5_close_discarding(f); /* never H5Fclose a file whose writes failed */
+    else if (H5Fclose(f) < 0)
+        st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
+    poa_h5_quiet_end(&q);
+    if (!st) poa_hdf5_release_reserve(a.tmp);
+    return poa_io_atomic_end(&a, st, err);
 }
 
 /* ------------------------------------------------------------------ attributes */

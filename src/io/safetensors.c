@@ -4,6 +4,7 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,15 +391,21 @@ static char *build_header(const poa_param_table *t, const poa_st_kv *meta, int n
     return text;
 }
 
-static int write_le_u64(FILE *f, uint64_t v)
+/* n bytes to fd, through short writes and interruptions; errno on failure, else 0. */
+static int write_all(int fd, const void *buf, size_t n)
 {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char) (v >> (8 * i));
-    return fwrite(b, 1, 8, f) == 8 ? 0 : -1;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : EIO;
+        p += w, n -= (size_t) w;
+    }
+    return 0;
 }
 
 /* n floats as little-endian bytes. */
-static int write_f32_le(FILE *f, const float *x, size_t n)
+static int write_f32_le(int fd, const float *x, size_t n)
 {
 #ifdef POA_ST_BIG_ENDIAN
     uint32_t chunk[4096];
@@ -406,21 +413,35 @@ static int write_f32_le(FILE *f, const float *x, size_t n)
         size_t k = n - at < 4096 ? n - at : 4096;
         memcpy(chunk, x + at, k * sizeof(float));
         for (size_t i = 0; i < k; i++) chunk[i] = __builtin_bswap32(chunk[i]);
-        if (fwrite(chunk, sizeof(float), k, f) != k) return -1;
+        int e = write_all(fd, chunk, k * sizeof(float));
+        if (e) return e;
         at += k;
     }
     return 0;
 #else
-    return fwrite(x, sizeof(float), n, f) == n ? 0 : -1;
+    return write_all(fd, x, n * sizeof(float));
 #endif
+}
+
+/* The whole file into tmp: plain write(2) calls, so that a full disk is met (and reported)
+ * here, and closed in every case. */
+static poa_status write_file(const char *tmp, const char *header, size_t hlen,
+                             const poa_param_table *t, const float *buf, poa_err *err)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) return poa_err_set(err, POA_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char) ((uint64_t) hlen >> (8 * i));
+    int e = write_all(fd, len, 8);
+    if (!e) e = write_all(fd, header, hlen);
+    for (int i = 0; i < t->n && !e; i++) e = write_f32_le(fd, buf + t->p[i].offset, t->p[i].numel);
+    if (close(fd) != 0 && !e) e = errno;
+    return e ? poa_err_set(err, POA_ERR_IO, "%s: %s", tmp, strerror(e)) : POA_OK;
 }
 
 poa_status poa_st_write_table(const char *path, const poa_param_table *t, const float *buf,
                               const poa_st_kv *meta, int n_meta, poa_err *err)
 {
-    char tmp[POA_IO_PATH_MAX + 64];
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, err);
-    if (st) return st;
     size_t hlen;
     char *header = build_header(t, meta, n_meta, &hlen);
     if (hlen > POA_ST_MAX_HEADER) {
@@ -428,23 +449,11 @@ poa_status poa_st_write_table(const char *path, const poa_param_table *t, const 
         return poa_err_set(err, POA_ERR_ARG, "%s: the safetensors header would have %zu bytes",
                            path, hlen);
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(header);
-        return poa_err_set(err, POA_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    int bad = write_le_u64(f, hlen) || fwrite(header, 1, hlen, f) != hlen;
-    for (int i = 0; i < t->n && !bad; i++)
-        bad = write_f32_le(f, buf + t->p[i].offset, t->p[i].numel);
-    int e = errno;
+    poa_io_atomic a;
+    poa_status st = poa_io_atomic_begin(&a, path, "", err);
+    if (!st) st = write_file(a.tmp, header, hlen, t, buf, err);
     free(header);
-    if (fflush(f) != 0 && !bad) bad = 1, e = errno;
-    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
-        return poa_err_set(err, POA_ERR_IO, "writing %s: %s", path, strerror(e));
-    }
-    return poa_io_commit(tmp, path, err);
+    return poa_io_atomic_end(&a, st, err);
 }
 
 /* ================================================================== reading */
