@@ -24,6 +24,7 @@
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/tool.h"
 
 #include <errno.h>
 #include <math.h>
@@ -264,19 +265,6 @@ static int world(void)
     return poa_log_world_size();
 }
 
-/* The worst exit code of all ranks. */
-static int agree(int code)
-{
-    int worst = code;
-    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-static int read_code(poa_status st)
-{
-    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
-}
-
 /* [lo, hi) of n items that rank r of p takes (contiguous, balanced). */
 static void share(int64_t n, int r, int p, int64_t *lo, int64_t *hi)
 {
@@ -314,33 +302,6 @@ typedef struct eval_state {
     int32_t *tr_labels;   /* all train labels */
     int32_t *va_labels;   /* all val labels */
 } eval_state;
-
-/* Rank 0 opens path (resolving a run directory), the others then open the same file. */
-static int open_source(const knn_args *a, const char *arg, poa_model_source *src)
-{
-    char path[POA_IO_PATH_MAX] = "";
-    poa_err err = {0};
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_status st = poa_model_source_open(arg, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-        snprintf(path, sizeof path, "%s", src->path);
-    }
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) return code;
-    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank_of() != 0) {
-        poa_status st = poa_model_source_open(path, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-    }
-    return agree(code);
-}
 
 static int add_network(eval_state *s, int source, const poa_subnet *sn, int subnet)
 {
@@ -439,7 +400,7 @@ static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
     for (int i = 0; i < a->n_ckpt; i++) {
-        int code = open_source(a, a->ckpt[i], &s->src[s->n_src]);
+        int code = poa_tool_open_source("poa-eval-knn", a->ckpt[i], a->from, &s->src[s->n_src]);
         if (code) return code;
         s->n_src++;
     }
@@ -473,7 +434,7 @@ static int open_models(eval_state *s)
             code = POA_EXIT_USAGE;
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ data */
@@ -490,9 +451,9 @@ static int open_data(eval_state *s)
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
         if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
-        code = st == POA_ERR_ARG ? POA_EXIT_USAGE : POA_EXIT_DATA;
+        code = poa_tool_read_exit_code(st);
     }
-    if ((code = agree(code))) return code;
+    if ((code = poa_tool_agree(code))) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
@@ -585,7 +546,7 @@ static int extract_features(eval_state *s)
     poa_progress_end(&pr, done, NULL);
     free(pixels);
     free(cls);
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* Every rank gets all val features and all labels. */
@@ -773,7 +734,7 @@ static int save_features(eval_state *s)
     }
     free(counts);
     free(displs);
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 static double pct(int64_t correct, int64_t n)
@@ -922,7 +883,7 @@ static void plot_heatmap(const char *csv, const char *out_dir)
 
 static int write_results(const eval_state *s)
 {
-    if (rank_of() != 0) return agree(0);
+    if (rank_of() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
     int code = write_file(s, "results_eval_knn.json", write_json, path);
@@ -936,7 +897,7 @@ static int write_results(const eval_state *s)
             plot_heatmap(path, s->a->output);
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -951,7 +912,7 @@ static int make_output_dir(const knn_args *a)
             code = POA_EXIT_IO;
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 static void print_plan(const eval_state *s)
@@ -966,8 +927,9 @@ static void print_plan(const eval_state *s)
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
 }
 
-static int run(const knn_args *a)
+static int run(void *args)
 {
+    const knn_args *a = args;
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
     int code = make_output_dir(a);
@@ -1006,15 +968,7 @@ int main(int argc, char **argv)
 {
     knn_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        rc = run(a);
-        MPI_Finalize();
-    }
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-eval-knn", a->cli.verbose, run, a);
     for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);

@@ -16,8 +16,8 @@
 #include "common/timer.h"
 #include "modelio/export.h"
 #include "modelio/model_source.h"
+#include "tool/tool.h"
 
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,52 +176,19 @@ static int rank_of(void)
     return poa_log_rank();
 }
 
-/* The worst exit code of all ranks. */
-static int agree(int code)
-{
-    int worst = code;
-    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-/* Exit code of a failure to read the checkpoint: 2 for what the command asked, else 3. */
-static int read_code(poa_status st)
-{
-    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
-}
-
-/* Rank 0 opens the checkpoint (resolving a run directory to its newest loadable file); the
- * other ranks then open that file.  Returns the agreed exit code, -1 when every rank has it. */
+/* Every rank opens the checkpoint (tool.h: rank 0 resolves a run directory to its newest
+ * loadable file first).  Returns the agreed exit code. */
 static int open_source(const extract_args *a, poa_model_source *src)
 {
-    char path[POA_IO_PATH_MAX] = "";
-    poa_err err = {0};
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_status st = poa_model_source_open(a->checkpoint, a->from, src, &err);
-        if (st == POA_OK && src->kind != POA_SOURCE_CHECKPOINT)
-            st = poa_err_set(&err, POA_ERR_FORMAT,
-                             "%s is an extracted model, not a training checkpoint: poa-extract "
-                             "reads checkpoint_<iteration>.h5 files (or a run directory)",
-                             src->path);
-        if (st) {
-            poa_error("poa-extract: %s", err.msg);
-            code = read_code(st);
-        }
-        snprintf(path, sizeof path, "%s", src->path);
+    int code = poa_tool_open_source("poa-extract", a->checkpoint, a->from, src);
+    if (code == 0 && src->kind != POA_SOURCE_CHECKPOINT) { /* the same file on every rank */
+        if (rank_of() == 0)
+            poa_error("poa-extract: %s is an extracted model, not a training checkpoint: "
+                      "poa-extract reads checkpoint_<iteration>.h5 files (or a run directory)",
+                      src->path);
+        code = POA_EXIT_DATA;
     }
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) return code;
-    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank_of() != 0) {
-        poa_status st = poa_model_source_open(path, a->from, src, &err);
-        if (st) {
-            poa_error("poa-extract: %s", err.msg);
-            code = read_code(st);
-        }
-    }
-    code = agree(code);
-    return code ? code : -1;
+    return code;
 }
 
 /* ------------------------------------------------------------------ the work list */
@@ -328,7 +295,7 @@ static int run_jobs(const extract_args *a, const poa_model_source *src, const jo
     for (int round = 0; round * world < n; round++) {
         const int i = round * world + rank;
         if (i < n && code == 0) code = run_job(a, src, &jobs[i], i, n);
-        code = agree(code);
+        code = poa_tool_agree(code);
         if (code) break;
         int done = (round + 1) * world < n ? (round + 1) * world : n;
         if (world > 1)
@@ -349,12 +316,13 @@ static void print_plan(const extract_args *a, const poa_model_source *src, int n
              poa_log_world_size() > 1 ? ", shared by the ranks" : "");
 }
 
-static int run(extract_args *a)
+static int run(void *args)
 {
+    const extract_args *a = args;
     poa_model_source src;
     memset(&src, 0, sizeof src);
     int code = open_source(a, &src);
-    if (code >= 0) {
+    if (code) {
         poa_model_source_close(&src);
         return code;
     }
@@ -384,15 +352,7 @@ int main(int argc, char **argv)
 {
     extract_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        rc = run(a);
-        MPI_Finalize();
-    }
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-extract", a->cli.verbose, run, a);
     for (int i = 0; i < a->n_req; i++) free((char *) a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);
