@@ -220,16 +220,26 @@ static poa_status write_optimizer(hid_t f, const poa_param_table *t, const poa_c
     return st;
 }
 
-/* Everything except the file handling.  content: "full" or "teacher". */
-static poa_status write_contents(hid_t f, const poa_param_table *t, const poa_ckpt_tensors *x,
-                                 const poa_ckpt_header *h, const char *content, const char *version,
-                                 poa_err *err)
+/* What a checkpoint file holds; content: "full" or "teacher". */
+typedef struct ckpt_write {
+    const poa_param_table *t;
+    const poa_ckpt_tensors *x;
+    const poa_ckpt_header *h;
+    const char *content, *version;
+} ckpt_write;
+
+/* Everything except the file handling (a poa_h5_fill_fn: ctx is a ckpt_write). */
+static poa_status write_contents(hid_t f, void *ctx, poa_err *err)
 {
-    poa_status st = write_root_attrs(f, h, content, version, t->n, err);
+    const ckpt_write *w = ctx;
+    const poa_param_table *t = w->t;
+    const poa_ckpt_tensors *x = w->x;
+    const poa_ckpt_header *h = w->h;
+    poa_status st = write_root_attrs(f, h, w->content, w->version, t->n, err);
     if (!st) st = write_meta(f, &h->meta, err);
     if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, h->config_yaml ? h->config_yaml : "", err);
     if (!st && x->teacher) st = write_tensor_group(f, GROUP_TEACHER, t, x->teacher, err);
-    if (strcmp(content, "full") != 0) return st;
+    if (strcmp(w->content, "full") != 0) return st;
     if (!st && x->student) st = write_tensor_group(f, GROUP_STUDENT, t, x->student, err);
     if (!st && (x->adam_m || x->adam_v)) st = write_optimizer(f, t, x, h, err);
     if (!st) st = write_rank_states(f, h, err);
@@ -252,19 +262,6 @@ static uint64_t size_bound(const poa_param_table *t, const poa_ckpt_tensors *x,
     return poa_h5_size_bound(data, datasets, h->config_yaml ? strlen(h->config_yaml) : 0);
 }
 
-typedef struct ckpt_write {
-    const poa_param_table *t;
-    const poa_ckpt_tensors *x;
-    const poa_ckpt_header *h;
-    const char *content, *version;
-} ckpt_write;
-
-static poa_status fill_checkpoint(hid_t f, void *ctx, poa_err *err)
-{
-    const ckpt_write *w = ctx;
-    return write_contents(f, w->t, w->x, w->h, w->content, w->version, err);
-}
-
 /* The checkpoint final, written atomically (io/h5util.h: space reserved first, every error path
  * closes the file and deletes it). */
 static poa_status write_atomically(const char *final, const poa_param_table *t,
@@ -273,7 +270,7 @@ static poa_status write_atomically(const char *final, const poa_param_table *t,
 {
     ckpt_write w = {t, x, h, content, version};
     uint64_t bound = size_bound(t, x, h, strcmp(content, "full") == 0);
-    return poa_h5_write_atomic(final, "checkpoint", bound, fill_checkpoint, &w, err);
+    return poa_h5_write_atomic(final, "checkpoint", bound, write_contents, &w, err);
 }
 
 static int cmp_desc_i64(const void *a, const void *b)

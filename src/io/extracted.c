@@ -158,23 +158,7 @@ static poa_status write_h5_attrs(hid_t f, const poa_extracted_meta *m, int n_ten
     return st;
 }
 
-static poa_status write_h5_contents(hid_t f, const poa_param_table *t, const float *buf,
-                                    const poa_extracted_meta *m, const char *created,
-                                    const char *version, poa_err *err)
-{
-    poa_status st = write_h5_attrs(f, m, t->n, created, version, err);
-    if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, m->config_yaml ? m->config_yaml : "", err);
-    if (st) return st;
-    hid_t g = poa_h5_create_group(f, GROUP_TENSORS);
-    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /state_dict");
-    for (int i = 0; i < t->n && st == POA_OK; i++) {
-        const poa_param_desc *d = &t->p[i];
-        st = poa_h5_write_f32(g, d->name, d->ndim, d->shape, buf + d->offset, err);
-    }
-    H5Gclose(g);
-    return st;
-}
-
+/* What an extracted HDF5 file holds. */
 typedef struct h5_write {
     const poa_param_table *t;
     const float *buf;
@@ -182,10 +166,23 @@ typedef struct h5_write {
     const char *created, *version;
 } h5_write;
 
-static poa_status fill_h5(hid_t f, void *ctx, poa_err *err)
+/* Everything except the file handling (a poa_h5_fill_fn: ctx is an h5_write). */
+static poa_status write_h5_contents(hid_t f, void *ctx, poa_err *err)
 {
     const h5_write *w = ctx;
-    return write_h5_contents(f, w->t, w->buf, w->m, w->created, w->version, err);
+    const poa_param_table *t = w->t;
+    poa_status st = write_h5_attrs(f, w->m, t->n, w->created, w->version, err);
+    const char *cfg = w->m->config_yaml ? w->m->config_yaml : "";
+    if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, cfg, err);
+    if (st) return st;
+    hid_t g = poa_h5_create_group(f, GROUP_TENSORS);
+    if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /state_dict");
+    for (int i = 0; i < t->n && st == POA_OK; i++) {
+        const poa_param_desc *d = &t->p[i];
+        st = poa_h5_write_f32(g, d->name, d->ndim, d->shape, w->buf + d->offset, err);
+    }
+    H5Gclose(g);
+    return st;
 }
 
 /* Atomically, the space reserved first, the file closed and deleted on every error path
@@ -197,7 +194,7 @@ static poa_status write_h5(const char *path, const poa_param_table *t, const flo
     h5_write w = {t, buf, m, created, version};
     const char *cfg = m->config_yaml ? m->config_yaml : "";
     uint64_t bound = poa_h5_size_bound(t->total * sizeof(float), (uint64_t) t->n + 1, strlen(cfg));
-    return poa_h5_write_atomic(path, "", bound, fill_h5, &w, err);
+    return poa_h5_write_atomic(path, "", bound, write_h5_contents, &w, err);
 }
 
 /* The metadata as safetensors strings (storage for the texts in txt). */

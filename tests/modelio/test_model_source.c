@@ -204,19 +204,31 @@ static void check_meta(const poa_extracted_meta *x, const poa_model_source *src)
     assert_string_equal(x->config_yaml, src->config_yaml);
 }
 
+/* A seeded checkpoint in out_dir/NAME (iteration it) opened with the weights `from`, and its
+ * sub-network 32x2 exported to out_dir/NAME/out in `formats` (paths in order h5, safetensors). */
+static poa_model_source export_32x2(const char *name, int64_t it, poa_weights_from from,
+                                    unsigned formats, char (*paths)[POA_IO_PATH_MAX])
+{
+    char dir[4200], xdir[4300];
+    dir_of(dir, sizeof dir, name);
+    snprintf(xdir, sizeof xdir, "%s/out", dir);
+    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 8, it, NULL, NULL), 0);
+    poa_model_source src = open_ok(dir, from);
+    poa_err err;
+    if (poa_export_subnet(&src, 32, 2, xdir, formats, paths, &err) != POA_OK)
+        fail_msg("%s", err.msg);
+    return src;
+}
+
 static void test_export_round_trip(void **state)
 {
     (void) state;
-    char dir[4200], xdir[4200];
-    dir_of(dir, sizeof dir, "export");
+    char xdir[4200];
     dir_of(xdir, sizeof xdir, "export/out");
-    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 8, 77, NULL, NULL), 0);
-    poa_model_source src = open_ok(dir, POA_FROM_STUDENT);
     char paths[2][POA_IO_PATH_MAX];
+    poa_model_source src =
+        export_32x2("export", 77, POA_FROM_STUDENT, POA_FILE_H5 | POA_FILE_SAFETENSORS, paths);
     poa_err err;
-    assert_int_equal(
-        poa_export_subnet(&src, 32, 2, xdir, POA_FILE_H5 | POA_FILE_SAFETENSORS, paths, &err),
-        POA_OK);
     assert_non_null(strstr(paths[0], "/vit_32x2.h5"));
     assert_non_null(strstr(paths[1], "/vit_32x2.safetensors"));
     poa_model want;
@@ -319,14 +331,8 @@ static void set_attr_i64s(const char *path, const char *name, const int64_t *v, 
 static void test_extracted_limits(void **state)
 {
     (void) state;
-    char dir[4200], xdir[4200], path[4300];
-    dir_of(dir, sizeof dir, "limits");
-    dir_of(xdir, sizeof xdir, "limits/out");
-    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 3, 5, NULL, NULL), 0);
-    poa_model_source src = open_ok(dir, POA_FROM_TEACHER);
-    char paths[2][POA_IO_PATH_MAX];
-    poa_err err;
-    assert_int_equal(poa_export_subnet(&src, 32, 2, xdir, POA_FILE_H5, paths, &err), POA_OK);
+    char path[4300], paths[2][POA_IO_PATH_MAX];
+    poa_model_source src = export_32x2("limits", 5, POA_FROM_TEACHER, POA_FILE_H5, paths);
     poa_model_source_close(&src);
 
     copy_of(paths[0], "limits/mlp.h5", path, sizeof path);
