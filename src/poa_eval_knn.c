@@ -106,11 +106,6 @@ static const poa_cli_spec spec = {
 
 /* ------------------------------------------------------------------ arguments */
 
-typedef struct request {
-    int width, depth; /* --subnet */
-    char *name;       /* --arch   */
-} request;
-
 typedef struct knn_args {
     poa_cli cli;
     const char *data, *output, *backend;
@@ -119,28 +114,18 @@ typedef struct knn_args {
     poa_weights_from from;
     poa_dtype dtype;
     int all, pixels, save, n_req;
-    request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS];
     int nk, ks[POA_KNN_MAX_KS];
     double T;
     int resize, crop, batch, bank_block, n_train, n_val;
 } knn_args;
 
-/* A positive decimal of at most 6 digits in [s, end), or 0. */
-static int positive(const char *s, const char *end)
+/* One item of --k, --subnet or --arch. */
+static int add_item(void *ctx, const char *opt, const char *t)
 {
-    if (end - s < 1 || end - s > 6) return 0;
-    int v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = 10 * v + (*s - '0');
-    }
-    return v;
-}
-
-static int add_item(knn_args *a, const char *opt, const char *t)
-{
+    knn_args *a = ctx;
     if (strcmp(opt, "k") == 0) {
-        int k = positive(t, t + strlen(t));
+        int k = poa_tool_positive(t, t + strlen(t));
         if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
         if (a->nk == POA_KNN_MAX_KS)
             return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
@@ -151,33 +136,8 @@ static int add_item(knn_args *a, const char *opt, const char *t)
     }
     if (a->n_req == MAX_REQUESTS)
         return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    if (strcmp(opt, "arch") == 0) {
-        if (!poa_arch_preset_find(t))
-            return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)",
-                                       t, poa_arch_preset_names());
-        a->req[a->n_req++] = (request){0, 0, poa_xstrdup(t)};
-        return 0;
-    }
-    const char *x = strpbrk(t, "xX");
-    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
-    if (w < 1 || d < 1)
-        return poa_cli_usage_error(&spec,
-                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
-                                   "e.g. 384x12",
-                                   t);
-    a->req[a->n_req++] = (request){w, d, NULL};
-    return 0;
-}
-
-/* An option's argument split at commas into add_item. */
-static int each_item(knn_args *a, const char *opt, const char *arg)
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = 0, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-        any = 1, rc = add_item(a, opt, t);
-    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
     return rc;
 }
 
@@ -228,7 +188,7 @@ static int parse_args(int argc, char **argv, knn_args *a)
             a->ckpt[a->n_ckpt++] = arg;
         }
         if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "k") == 0)
-            if ((rc = each_item(a, opt, arg)) > 0) return rc;
+            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
     }
     for (int i = 0; i < a->cli.n_positional; i++) {
         if (a->n_ckpt == MAX_SOURCES)
@@ -342,14 +302,10 @@ static int resolve_networks(eval_state *s, int i)
         free(all);
     }
     for (int j = 0; j < a->n_req && !rc; j++) {
-        const request *r = &a->req[j];
         poa_subnet sn;
         poa_err err;
-        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
-                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
-        if (st)
-            return poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet",
-                                       err.msg, src->path);
+        if (poa_tool_resolve_request(src, &a->req[j], &sn, &err))
+            return poa_cli_usage_error(&spec, "%s", err.msg);
         rc = add_network(s, i, &sn, 0);
     }
     if (!a->all && a->n_req == 0) {

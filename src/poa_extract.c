@@ -58,12 +58,6 @@ static const poa_cli_spec spec = {
               "file could not be written (no partial file is left).",
 };
 
-/* What to extract, before the checkpoint is known: sizes, names, or everything. */
-typedef struct request {
-    int width, depth; /* --subnet        */
-    const char *name; /* --arch (or NULL) */
-} request;
-
 typedef struct extract_args {
     poa_cli cli;
     const char *checkpoint, *output;
@@ -71,61 +65,8 @@ typedef struct extract_args {
     unsigned formats;
     int all, list;
     int n_req;
-    request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS]; /* what to extract, before the checkpoint is known */
 } extract_args;
-
-/* One argument of --subnet, --arch or --format, split at commas, to fn(a, item). */
-static int each_item(extract_args *a, const char *opt, const char *arg,
-                     int (*fn)(extract_args *, const char *))
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = 0, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-        any = 1, rc = fn(a, t);
-    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
-    return rc;
-}
-
-static int add_request(extract_args *a, int width, int depth, const char *name)
-{
-    if (a->n_req == MAX_REQUESTS)
-        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    a->req[a->n_req++] = (request){width, depth, name ? poa_xstrdup(name) : NULL};
-    return 0;
-}
-
-/* A positive decimal of at most 6 digits in [s, end), or 0. */
-static int positive(const char *s, const char *end)
-{
-    if (end - s < 1 || end - s > 6) return 0;
-    int v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = 10 * v + (*s - '0');
-    }
-    return v;
-}
-
-static int parse_subnet(extract_args *a, const char *t)
-{
-    const char *x = strpbrk(t, "xX");
-    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
-    if (w < 1 || d < 1)
-        return poa_cli_usage_error(&spec,
-                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
-                                   "e.g. 384x12",
-                                   t);
-    return add_request(a, w, d, NULL);
-}
-
-static int parse_arch(extract_args *a, const char *t)
-{
-    if (!poa_arch_preset_find(t))
-        return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)", t,
-                                   poa_arch_preset_names());
-    return add_request(a, 0, 0, t);
-}
 
 static int parse_format(extract_args *a, const char *t)
 {
@@ -136,6 +77,18 @@ static int parse_format(extract_args *a, const char *t)
     else
         return poa_cli_usage_error(&spec, "--format '%s': expected h5 or safetensors", t);
     return 0;
+}
+
+/* One item of --subnet, --arch or --format. */
+static int add_item(void *ctx, const char *opt, const char *t)
+{
+    extract_args *a = ctx;
+    if (strcmp(opt, "format") == 0) return parse_format(a, t);
+    if (a->n_req == MAX_REQUESTS)
+        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
+    return rc;
 }
 
 /* The command line into a.  -1: go on; else the exit code (0 after --help / --version). */
@@ -155,9 +108,8 @@ static int parse_args(int argc, char **argv, extract_args *a)
     /* --subnet, --arch and --format, in command-line order (the order files are written) */
     for (int k = 0; k < a->cli.n_given; k++) {
         const char *opt = options[a->cli.given_option[k]].name, *arg = a->cli.given[k];
-        if (strcmp(opt, "subnet") == 0) rc = each_item(a, opt, arg, parse_subnet);
-        if (strcmp(opt, "arch") == 0) rc = each_item(a, opt, arg, parse_arch);
-        if (strcmp(opt, "format") == 0) rc = each_item(a, opt, arg, parse_format);
+        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "format") == 0)
+            rc = poa_tool_each_item(&spec, opt, arg, add_item, a);
         if (rc > 0) return rc;
     }
     if (!a->formats) a->formats = POA_FILE_H5 | POA_FILE_SAFETENSORS;
@@ -217,15 +169,10 @@ static int resolve(const extract_args *a, const poa_model_source *src, job *jobs
         free(all);
     }
     for (int i = 0; i < a->n_req; i++) {
-        const request *r = &a->req[i];
         poa_subnet sn;
         poa_err err;
-        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
-                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
-        if (st) {
-            if (rank_of() == 0)
-                poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet", err.msg,
-                                    src->path);
+        if (poa_tool_resolve_request(src, &a->req[i], &sn, &err)) {
+            if (rank_of() == 0) poa_cli_usage_error(&spec, "%s", err.msg);
             return -POA_EXIT_USAGE;
         }
         if (!contains(jobs, n, sn.width, sn.depth) && n < cap) jobs[n++].sn = sn;
@@ -353,7 +300,7 @@ int main(int argc, char **argv)
     extract_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
     if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-extract", a->cli.verbose, run, a);
-    for (int i = 0; i < a->n_req; i++) free((char *) a->req[i].name);
+    for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);
     return rc;

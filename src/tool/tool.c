@@ -5,6 +5,8 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int poa_tool_main(int *argc, char ***argv, const char *program, int verbose, int (*run)(void *ctx),
                   void *ctx)
@@ -57,6 +59,64 @@ int poa_tool_open_source(const char *program, const char *arg, poa_weights_from 
     MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (poa_log_rank() != 0) code = open_here(program, path, from, src);
     return poa_tool_agree(code);
+}
+
+int poa_tool_positive(const char *s, const char *end)
+{
+    if (end - s < 1 || end - s > 6) return 0;
+    int v = 0;
+    for (; s < end; s++) {
+        if (*s < '0' || *s > '9') return 0;
+        v = 10 * v + (*s - '0');
+    }
+    return v;
+}
+
+int poa_tool_each_item(const poa_cli_spec *spec, const char *opt, const char *arg,
+                       int (*fn)(void *ctx, const char *opt, const char *item), void *ctx)
+{
+    char *copy = poa_xstrdup(arg), *save = NULL;
+    int rc = 0, any = 0;
+    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
+        any = 1, rc = fn(ctx, opt, t);
+    if (!any) rc = poa_cli_usage_error(spec, "--%s '%s' names nothing", opt, arg);
+    free(copy);
+    return rc;
+}
+
+int poa_tool_parse_request(const poa_cli_spec *spec, const char *opt, const char *item,
+                           poa_tool_request *r)
+{
+    *r = (poa_tool_request){0, 0, NULL};
+    if (strcmp(opt, "arch") == 0) {
+        if (!poa_arch_preset_find(item))
+            return poa_cli_usage_error(spec, "--arch '%s': not an architecture name (names: %s)",
+                                       item, poa_arch_preset_names());
+        r->name = poa_xstrdup(item);
+        return 0;
+    }
+    const char *x = strpbrk(item, "xX"), *end = item + strlen(item);
+    r->width = x ? poa_tool_positive(item, x) : 0;
+    r->depth = x ? poa_tool_positive(x + 1, end) : 0;
+    if (r->width < 1 || r->depth < 1)
+        return poa_cli_usage_error(spec,
+                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
+                                   "e.g. 384x12",
+                                   item);
+    return 0;
+}
+
+poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_request *r,
+                                    poa_subnet *sn, poa_err *err)
+{
+    poa_status st = r->name ? poa_model_source_named(src, r->name, sn, err)
+                            : poa_model_source_subnet(src, r->width, r->depth, sn, err);
+    if (st && err) {
+        char why[sizeof err->msg];
+        snprintf(why, sizeof why, "%s", err->msg);
+        poa_err_set(err, st, "%s %s (%s)", r->name ? "--arch" : "--subnet", why, src->path);
+    }
+    return st;
 }
 
 long poa_tool_check_hdf5_closed(const char *program)

@@ -20,6 +20,7 @@
 #ifndef POA_TOOL_TOOL_H
 #define POA_TOOL_TOOL_H
 
+#include "common/cli.h"
 #include "common/poa_error.h"
 #include "modelio/model_source.h"
 
@@ -43,6 +44,36 @@ int poa_tool_read_exit_code(poa_status st);
  * rank has *src (close it with poa_model_source_close in every case). */
 int poa_tool_open_source(const char *program, const char *arg, poa_weights_from from,
                          poa_model_source *src);
+
+/* ------------------------------------------------------------------ the command line */
+
+/* The sub-networks a command line asks for, in the order given: --subnet WxD or --arch NAME. */
+typedef struct poa_tool_request {
+    int width, depth; /* --subnet WxD                      */
+    char *name;       /* --arch NAME (malloc'ed), or NULL */
+} poa_tool_request;
+
+/* A positive decimal of at most 6 digits in [s, end), or 0. */
+int poa_tool_positive(const char *s, const char *end);
+
+/* An option's argument split at commas: fn(ctx, opt, item) for each item until one returns
+ * non-zero, which is returned; a usage error (poa_cli_usage_error of spec) when it names
+ * nothing. */
+int poa_tool_each_item(const poa_cli_spec *spec, const char *opt, const char *arg,
+                       int (*fn)(void *ctx, const char *opt, const char *item), void *ctx);
+
+/* One item of --subnet ("384x12": positive widths and depths of at most 6 digits) or of --arch
+ * (a preset name of common/arch.h) into *r: 0, or the exit code of a usage error naming the
+ * option and the item. */
+int poa_tool_parse_request(const poa_cli_spec *spec, const char *opt, const char *item,
+                           poa_tool_request *r);
+
+/* The sub-network of src that r asks for: POA_OK, or POA_ERR_ARG with "--subnet|--arch <why>
+ * (<file>)", the why listing what src offers. */
+poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_request *r,
+                                    poa_subnet *sn, poa_err *err);
+
+/* ------------------------------------------------------------------ at exit */
 
 /* The HDF5 objects still open in this process (files that libhdf5 could not close after a full
  * disk excepted: common/h5check.h), with a warning naming them and "<program>".  Every reader
