@@ -3,7 +3,6 @@
 #include "io/checkpoint.h"
 #include "io/atomic.h"
 #include "io/h5util.h"
-#include "common/h5check.h"
 #include "common/log.h"
 #include "common/timer.h"
 
@@ -439,20 +438,8 @@ static poa_status open_checkpoint(const char *path, hid_t *f, poa_err *err)
     if (access(path, R_OK) != 0)
         return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO, "%s: %s", path,
                            strerror(errno));
-    poa_status st = poa_hdf5_precheck(path, err);
-    if (st != POA_OK) return st;
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    *f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (*f < 0) {
-        char what[PATH_MAX_LEN + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or not an HDF5 file)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
-    return POA_OK;
+    *f = poa_h5_open_read(path, err);
+    return *f < 0 ? (err ? err->code : POA_ERR_FORMAT) : POA_OK;
 }
 
 /* Format name and version; a mismatch says what to run (docs/architecture.md §10). */

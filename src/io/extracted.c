@@ -3,7 +3,6 @@
 #include "io/extracted.h"
 #include "io/h5util.h"
 #include "io/safetensors.h"
-#include "common/h5check.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -44,7 +43,7 @@ poa_status poa_file_detect(const char *path, poa_file_format *fmt, poa_err *err)
     fclose(f);
     if (n >= 8 && memcmp(b, h5sig, 8) == 0) {
         *fmt = POA_FILE_H5;
-        return poa_hdf5_precheck(path, err); /* before libhdf5 sees it (common/h5check.h) */
+        return POA_OK;
     }
     if (n == 9 && b[8] == '{') {
         *fmt = POA_FILE_SAFETENSORS;
@@ -70,17 +69,8 @@ poa_status poa_file_identify(const char *path, poa_file_format *container, char 
         poa_st_close(&f);
         return st;
     }
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or corrupt HDF5 file)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     if (poa_h5_attr_read_string(f, "format", format, n, NULL) != POA_OK) format[0] = '\0';
     H5Fclose(f);
     return POA_OK;
@@ -330,17 +320,8 @@ static poa_status read_h5_ints(const char *path, hid_t f, poa_extracted_meta *m,
 
 static poa_status read_h5_meta(const char *path, poa_extracted_meta *m, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or not HDF5)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     char name[64] = "";
     int64_t version = 0;
     poa_status st = poa_h5_attr_read_string(f, "format", name, sizeof name, err);
@@ -494,12 +475,11 @@ poa_status poa_extracted_read_meta(const char *path, poa_file_format *fmt, poa_e
 
 static poa_status load_h5(const char *path, const poa_param_table *t, float *buf, poa_err *err)
 {
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     poa_h5_quiet q;
     poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    hid_t g = f >= 0 ? H5Gopen2(f, GROUP_TENSORS, H5P_DEFAULT) : -1;
+    hid_t g = H5Gopen2(f, GROUP_TENSORS, H5P_DEFAULT);
     H5G_info_t info;
     int have = g >= 0 && H5Gget_info(g, &info) >= 0 ? (int) info.nlinks : -1;
     poa_h5_quiet_end(&q);
@@ -517,7 +497,7 @@ static poa_status load_h5(const char *path, const poa_param_table *t, float *buf
         st = poa_err_set(err, POA_ERR_FORMAT, "%s: /%s holds %d tensors, the model has %d", path,
                          GROUP_TENSORS, have, t->n);
     if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
+    H5Fclose(f);
     return st;
 }
 

@@ -55,6 +55,23 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what)
     return poa_err_set(err, code, "%s", what);
 }
 
+hid_t poa_h5_open_read(const char *path, poa_err *err)
+{
+    if (poa_hdf5_precheck(path, err) != POA_OK) return H5I_INVALID_HID;
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    poa_h5_quiet_end(&q);
+    if (f < 0) {
+        char what[4200];
+        snprintf(what, sizeof what, "cannot open %s (truncated or not an HDF5 file)", path);
+        poa_h5_fail(err, POA_ERR_FORMAT, what);
+    }
+    return f;
+}
+
 uint64_t poa_h5_file_bytes(hid_t loc)
 {
     hid_t f = H5Iget_file_id(loc);

@@ -41,6 +41,12 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what);
  * mounts), instead of failing every open with "unable to lock file". */
 hid_t poa_h5_fapl(void);
 
+/* Open path read-only as poa's readers do: the superblock checked first (poa_hdf5_precheck:
+ * not HDF5, truncated), then H5Fopen with poa_h5_fapl and HDF5's error printing off.  The
+ * file's ID, or a negative value with err set (POA_ERR_NOTFOUND, POA_ERR_IO, POA_ERR_FORMAT,
+ * naming path).  Close it with H5Fclose. */
+hid_t poa_h5_open_read(const char *path, poa_err *err);
+
 /* Bytes of the file that holds loc (0 when unknown). */
 uint64_t poa_h5_file_bytes(hid_t loc);
 /* A header that claims count elements of elem bytes: POA_ERR_FORMAT when the file cannot hold
