@@ -418,29 +418,38 @@ static void choose_chunk(int ndim, const hsize_t *dims, size_t elem, hsize_t *ch
     chunk[0] = dims[0] < rows ? dims[0] : rows;
 }
 
+/* Create dataset `name` of file type ftype over space (creation list dcpl) and write buf in
+ * memory type mtype (nothing when buf is NULL). */
+static poa_status write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                                hid_t dcpl, const void *buf, poa_err *err)
+{
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    poa_status st = POA_OK;
+    hid_t ds = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || (buf && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    poa_h5_quiet_end(&q);
+    return st;
+}
+
 poa_status poa_h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
                             const float *data, poa_err *err)
 {
     hsize_t d[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
     for (int i = 0; i < ndim; i++) d[i] = (hsize_t) dims[i];
     choose_chunk(ndim, d, sizeof(float), chunk);
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(ndim, d, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, ndim, chunk);
     H5Pset_fletcher32(dcpl);
-    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sp, dcpl, data, err);
     H5Pclose(dcpl);
     H5Sclose(sp);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -518,20 +527,10 @@ poa_status poa_h5_write_u64(hid_t loc, const char *name, const uint64_t *data, s
                             poa_err *err)
 {
     hsize_t dim = n;
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t ds = H5Dcreate2(loc, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 ||
-        (n > 0 && H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, sp, H5P_DEFAULT,
+                                  n > 0 ? data : NULL, err);
     H5Sclose(sp);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -582,21 +581,11 @@ done:
 
 poa_status poa_h5_write_string(hid_t loc, const char *name, const char *value, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t t = utf8_string_type();
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, t, t, sp, H5P_DEFAULT, &value, err);
     H5Sclose(sp);
     H5Tclose(t);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
