@@ -19,10 +19,13 @@
 
 typedef enum { J_NULL, J_BOOL, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT } json_type;
 
+/* One value: 32 bytes, and a number allocates nothing (it points into the header text), so a
+ * header parses in memory linear in its length (about 16 bytes per byte of "1,1,1,..."). */
 typedef struct json {
     json_type type;
-    char *text;         /* J_STRING: the decoded string; J_NUMBER: the literal */
-    int n;              /* J_ARRAY, J_OBJECT: members */
+    int n;              /* J_ARRAY, J_OBJECT: members; J_NUMBER: the literal's length */
+    char *text;         /* J_STRING: the decoded string (owned); J_NUMBER: the literal in the
+                           header text (not owned, not NUL-terminated) */
     struct json *items; /* [n] */
     char **keys;        /* J_OBJECT: [n] decoded keys */
 } json;
@@ -37,13 +40,13 @@ typedef struct json_parser {
 
 static void json_free(json *v)
 {
-    for (int i = 0; i < v->n; i++) {
+    for (int i = 0; v->items && i < v->n; i++) {
         json_free(&v->items[i]);
         if (v->keys) free(v->keys[i]);
     }
     free(v->items);
     free(v->keys);
-    free(v->text);
+    if (v->type == J_STRING) free(v->text);
     memset(v, 0, sizeof *v);
 }
 
@@ -251,10 +254,10 @@ static int parse_number(json_parser *p, json *v)
                           *s == '+' || *s == '-'))
         s++;
     if (s == digits) return json_fail(p, "unexpected character");
+    if (s - p->s > 64) return json_fail(p, "number too long");
     v->type = J_NUMBER;
-    v->text = poa_xmalloc((size_t) (s - p->s) + 1);
-    memcpy(v->text, p->s, (size_t) (s - p->s));
-    v->text[s - p->s] = '\0';
+    v->text = (char *) p->s;
+    v->n = (int) (s - p->s);
     p->s = s;
     return 0;
 }
@@ -311,11 +314,14 @@ static const json *json_member(const json *obj, const char *key)
 /* A non-negative integer literal (no sign, fraction or exponent) that fits uint64. */
 static int json_u64(const json *v, uint64_t *out)
 {
-    if (v->type != J_NUMBER || !v->text[0]) return -1;
-    for (const char *c = v->text; *c; c++)
+    char digits[72];
+    if (v->type != J_NUMBER || v->n < 1 || v->n >= (int) sizeof digits) return -1;
+    memcpy(digits, v->text, (size_t) v->n);
+    digits[v->n] = '\0';
+    for (const char *c = digits; *c; c++)
         if (*c < '0' || *c > '9') return -1;
     errno = 0;
-    unsigned long long x = strtoull(v->text, NULL, 10);
+    unsigned long long x = strtoull(digits, NULL, 10);
     if (errno) return -1;
     *out = x;
     return 0;
