@@ -282,13 +282,24 @@ static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
     return POA_OK;
 }
 
+/* Elements in the dataspace of obj (get_space: H5Aget_space or H5Dget_space); -1 on failure.
+ * A string is read into room for one: a header that says more must not be read (libhdf5 would
+ * write past it). */
+static hssize_t points(hid_t obj, hid_t (*get_space)(hid_t))
+{
+    hid_t sp = get_space(obj);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    return n;
+}
+
 /* Read a variable- or fixed-length string attribute (h5py writes either, depending on type). */
 static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t n, poa_err *err)
 {
     hid_t ft = H5Aget_type(a);
     poa_status st = POA_OK;
-    if (H5Tget_class(ft) != H5T_STRING) {
-        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a string", name);
+    if (H5Tget_class(ft) != H5T_STRING || points(a, H5Aget_space) != 1) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a single string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = utf8_string_type();
         H5Tset_cset(mt, H5Tget_cset(ft));
@@ -602,8 +613,8 @@ poa_status poa_h5_read_string_alloc(hid_t loc, const char *name, char **value, p
     }
     ds = H5Dopen2(loc, name, H5P_DEFAULT);
     t = ds >= 0 ? H5Dget_type(ds) : -1;
-    if (t < 0 || H5Tget_class(t) != H5T_STRING) {
-        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a string", name);
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || points(ds, H5Dget_space) != 1) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a single string", name);
         goto done;
     }
     if (H5Tis_variable_str(t) > 0) {

@@ -158,10 +158,12 @@ static int set_str_attr(hid_t obj, const char *name, fuzz_rng *r)
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t sp = H5Screate(H5S_SCALAR);
+    /* now and then an array of strings where readers expect one (they read into room for one) */
+    hsize_t count = fuzz_rng_below(r, 4) == 0 ? 2 + fuzz_rng_below(r, 3) : 1;
+    hid_t sp = count > 1 ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    const char *p = text;
-    int ok = a >= 0 && H5Awrite(a, t, &p) >= 0;
+    const char *p[4] = {text, text, text, text};
+    int ok = a >= 0 && H5Awrite(a, t, p) >= 0;
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
