@@ -24,6 +24,7 @@
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/tool.h"
 
 #include <errno.h>
 #include <math.h>
@@ -105,11 +106,6 @@ static const poa_cli_spec spec = {
 
 /* ------------------------------------------------------------------ arguments */
 
-typedef struct request {
-    int width, depth; /* --subnet */
-    char *name;       /* --arch   */
-} request;
-
 typedef struct knn_args {
     poa_cli cli;
     const char *data, *output, *backend;
@@ -118,28 +114,18 @@ typedef struct knn_args {
     poa_weights_from from;
     poa_dtype dtype;
     int all, pixels, save, n_req;
-    request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS];
     int nk, ks[POA_KNN_MAX_KS];
     double T;
     int resize, crop, batch, bank_block, n_train, n_val;
 } knn_args;
 
-/* A positive decimal of at most 6 digits in [s, end), or 0. */
-static int positive(const char *s, const char *end)
+/* One item of --k, --subnet or --arch. */
+static int add_item(void *ctx, const char *opt, const char *t)
 {
-    if (end - s < 1 || end - s > 6) return 0;
-    int v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = 10 * v + (*s - '0');
-    }
-    return v;
-}
-
-static int add_item(knn_args *a, const char *opt, const char *t)
-{
+    knn_args *a = ctx;
     if (strcmp(opt, "k") == 0) {
-        int k = positive(t, t + strlen(t));
+        int k = poa_tool_positive(t, t + strlen(t));
         if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
         if (a->nk == POA_KNN_MAX_KS)
             return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
@@ -150,33 +136,8 @@ static int add_item(knn_args *a, const char *opt, const char *t)
     }
     if (a->n_req == MAX_REQUESTS)
         return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    if (strcmp(opt, "arch") == 0) {
-        if (!poa_arch_preset_find(t))
-            return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)",
-                                       t, poa_arch_preset_names());
-        a->req[a->n_req++] = (request){0, 0, poa_xstrdup(t)};
-        return 0;
-    }
-    const char *x = strpbrk(t, "xX");
-    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
-    if (w < 1 || d < 1)
-        return poa_cli_usage_error(&spec,
-                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
-                                   "e.g. 384x12",
-                                   t);
-    a->req[a->n_req++] = (request){w, d, NULL};
-    return 0;
-}
-
-/* An option's argument split at commas into add_item. */
-static int each_item(knn_args *a, const char *opt, const char *arg)
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = 0, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-        any = 1, rc = add_item(a, opt, t);
-    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
     return rc;
 }
 
@@ -227,7 +188,7 @@ static int parse_args(int argc, char **argv, knn_args *a)
             a->ckpt[a->n_ckpt++] = arg;
         }
         if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "k") == 0)
-            if ((rc = each_item(a, opt, arg)) > 0) return rc;
+            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
     }
     for (int i = 0; i < a->cli.n_positional; i++) {
         if (a->n_ckpt == MAX_SOURCES)
@@ -262,19 +223,6 @@ static int rank_of(void)
 static int world(void)
 {
     return poa_log_world_size();
-}
-
-/* The worst exit code of all ranks. */
-static int agree(int code)
-{
-    int worst = code;
-    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-static int read_code(poa_status st)
-{
-    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
 }
 
 /* [lo, hi) of n items that rank r of p takes (contiguous, balanced). */
@@ -315,33 +263,6 @@ typedef struct eval_state {
     int32_t *va_labels;   /* all val labels */
 } eval_state;
 
-/* Rank 0 opens path (resolving a run directory), the others then open the same file. */
-static int open_source(const knn_args *a, const char *arg, poa_model_source *src)
-{
-    char path[POA_IO_PATH_MAX] = "";
-    poa_err err = {0};
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_status st = poa_model_source_open(arg, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-        snprintf(path, sizeof path, "%s", src->path);
-    }
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) return code;
-    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank_of() != 0) {
-        poa_status st = poa_model_source_open(path, a->from, src, &err);
-        if (st) {
-            poa_error("poa-eval-knn: %s", err.msg);
-            code = read_code(st);
-        }
-    }
-    return agree(code);
-}
-
 static int add_network(eval_state *s, int source, const poa_subnet *sn, int subnet)
 {
     for (int i = 0; i < s->n_net; i++)
@@ -381,14 +302,10 @@ static int resolve_networks(eval_state *s, int i)
         free(all);
     }
     for (int j = 0; j < a->n_req && !rc; j++) {
-        const request *r = &a->req[j];
         poa_subnet sn;
         poa_err err;
-        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
-                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
-        if (st)
-            return poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet",
-                                       err.msg, src->path);
+        if (poa_tool_resolve_request(src, &a->req[j], &sn, &err))
+            return poa_cli_usage_error(&spec, "%s", err.msg);
         rc = add_network(s, i, &sn, 0);
     }
     if (!a->all && a->n_req == 0) {
@@ -439,7 +356,7 @@ static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
     for (int i = 0; i < a->n_ckpt; i++) {
-        int code = open_source(a, a->ckpt[i], &s->src[s->n_src]);
+        int code = poa_tool_open_source("poa-eval-knn", a->ckpt[i], a->from, &s->src[s->n_src]);
         if (code) return code;
         s->n_src++;
     }
@@ -473,7 +390,7 @@ static int open_models(eval_state *s)
             code = POA_EXIT_USAGE;
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ data */
@@ -490,9 +407,9 @@ static int open_data(eval_state *s)
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
         if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
-        code = st == POA_ERR_ARG ? POA_EXIT_USAGE : POA_EXIT_DATA;
+        code = poa_tool_read_exit_code(st);
     }
-    if ((code = agree(code))) return code;
+    if ((code = poa_tool_agree(code))) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
@@ -585,7 +502,7 @@ static int extract_features(eval_state *s)
     poa_progress_end(&pr, done, NULL);
     free(pixels);
     free(cls);
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* Every rank gets all val features and all labels. */
@@ -709,6 +626,34 @@ static void knn_all(eval_state *s)
 
 /* ------------------------------------------------------------------ output */
 
+/* The features file of one network: its train features (all ranks' gathered) and val features. */
+typedef struct features_file {
+    const eval_state *s;
+    const network *n;
+    const float *train;
+} features_file;
+
+static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
+{
+    const features_file *ff = ctx;
+    const eval_state *s = ff->s;
+    poa_status st = POA_OK;
+    for (int split = 0; split < 2 && !st; split++) {
+        hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
+        if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a group");
+        const int64_t rows = split == 0 ? s->n_tr : s->n_va;
+        const int64_t dims[2] = {rows, ff->n->dim};
+        uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
+        const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
+        for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
+        st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? ff->train : ff->n->val, err);
+        if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, err);
+        free(lab);
+        H5Gclose(g);
+    }
+    return st;
+}
+
 /* --save-features: rank 0 gathers the train features of each network and writes
  * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
 static int save_features(eval_state *s)
@@ -729,30 +674,15 @@ static int save_features(eval_state *s)
         MPI_Gatherv(n->bank, counts[rank_of()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                     MPI_COMM_WORLD);
         if (root && !code) {
-            char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
+            char path[POA_IO_PATH_MAX];
             snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->output, i, n->name);
+            features_file ff = {s, n, all};
+            const uint64_t images = (uint64_t) (s->n_tr + s->n_va);
+            const uint64_t bytes = images * ((uint64_t) n->dim * sizeof(float) + sizeof(uint64_t));
             poa_err err = {0};
-            poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-            hid_t f =
-                st ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, poa_h5_fapl());
-            if (!st && f < 0) st = poa_err_set(&err, POA_ERR_IO, "%s: cannot create", tmp);
-            for (int split = 0; split < 2 && !st; split++) {
-                hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
-                const int64_t rows = split == 0 ? s->n_tr : s->n_va;
-                const int64_t dims[2] = {rows, n->dim};
-                uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
-                const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
-                for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
-                st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? all : n->val, &err);
-                if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, &err);
-                free(lab);
-                H5Gclose(g);
-            }
-            if (f >= 0) H5Fclose(f);
-            if (!st) st = poa_io_commit(tmp, path, &err);
-            if (st) {
+            if (poa_h5_write_atomic(path, "", poa_h5_size_bound(bytes, 4, 0), fill_features, &ff,
+                                    &err)) {
                 poa_error("poa-eval-knn: %s", err.msg);
-                remove(tmp);
                 code = POA_EXIT_IO;
             }
         }
@@ -760,7 +690,7 @@ static int save_features(eval_state *s)
     }
     free(counts);
     free(displs);
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 static double pct(int64_t correct, int64_t n)
@@ -810,20 +740,21 @@ static void print_table(const eval_state *s)
 static int write_file(const eval_state *s, const char *name,
                       void (*writer)(FILE *, const eval_state *), char *path)
 {
-    char tmp[POA_IO_PATH_MAX];
     poa_err err = {0};
     snprintf(path, POA_IO_PATH_MAX, "%s/%s", s->a->output, name);
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-    FILE *f = st ? NULL : fopen(tmp, "w");
-    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    poa_io_atomic at;
+    poa_status st = poa_io_atomic_begin(&at, path, "", &err);
+    FILE *f = st ? NULL : fopen(at.tmp, "w");
+    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno));
     if (f) {
         writer(f, s);
-        if (fclose(f) != 0) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
-        if (!st) st = poa_io_commit(tmp, path, &err);
-        if (st) remove(tmp);
+        errno = 0;
+        int bad = ferror(f);
+        if ((fclose(f) != 0 || bad) && !st)
+            st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno ? errno : EIO));
     }
-    if (st) {
-        poa_error("poa-eval-knn: cannot write %s: %s", path, err.msg);
+    if (poa_io_atomic_end(&at, st, &err)) {
+        poa_error("poa-eval-knn: %s", err.msg);
         return POA_EXIT_IO;
     }
     return 0;
@@ -908,7 +839,7 @@ static void plot_heatmap(const char *csv, const char *out_dir)
 
 static int write_results(const eval_state *s)
 {
-    if (rank_of() != 0) return agree(0);
+    if (rank_of() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
     int code = write_file(s, "results_eval_knn.json", write_json, path);
@@ -922,7 +853,7 @@ static int write_results(const eval_state *s)
             plot_heatmap(path, s->a->output);
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -937,7 +868,7 @@ static int make_output_dir(const knn_args *a)
             code = POA_EXIT_IO;
         }
     }
-    return agree(code);
+    return poa_tool_agree(code);
 }
 
 static void print_plan(const eval_state *s)
@@ -952,8 +883,9 @@ static void print_plan(const eval_state *s)
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
 }
 
-static int run(const knn_args *a)
+static int run(void *args)
 {
+    const knn_args *a = args;
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
     int code = make_output_dir(a);
@@ -992,15 +924,7 @@ int main(int argc, char **argv)
 {
     knn_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        rc = run(a);
-        MPI_Finalize();
-    }
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-eval-knn", a->cli.verbose, run, a);
     for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);
