@@ -25,6 +25,7 @@
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/tool.h"
 
 #include <math.h>
 #include <mpi.h>
@@ -119,22 +120,12 @@ typedef struct knn_args {
     int resize, crop, batch, bank_block, n_train, n_val;
 } knn_args;
 
-/* A positive decimal of at most 6 digits in [s, end), or 0. */
-static int positive(const char *s, const char *end)
+/* One item of --k, --subnet or --arch. */
+static int add_item(void *ctx, const char *opt, const char *t)
 {
-    if (end - s < 1 || end - s > 6) return 0;
-    int v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = 10 * v + (*s - '0');
-    }
-    return v;
-}
-
-static int add_item(knn_args *a, const char *opt, const char *t)
-{
+    knn_args *a = ctx;
     if (strcmp(opt, "k") == 0) {
-        int k = positive(t, t + strlen(t));
+        int k = poa_tool_positive(t, t + strlen(t));
         if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
         if (a->nk == POA_KNN_MAX_KS)
             return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
@@ -150,18 +141,6 @@ static int add_item(knn_args *a, const char *opt, const char *t)
         return poa_cli_usage_error(&spec, "%s", err.msg);
     a->n_req++;
     return 0;
-}
-
-/* An option's argument split at commas into add_item. */
-static int each_item(knn_args *a, const char *opt, const char *arg)
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = 0, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-        any = 1, rc = add_item(a, opt, t);
-    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
-    return rc;
 }
 
 static int parse_numbers(knn_args *a)
@@ -211,7 +190,7 @@ static int parse_args(int argc, char **argv, knn_args *a)
             a->ckpt[a->n_ckpt++] = arg;
         }
         if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "k") == 0)
-            if ((rc = each_item(a, opt, arg)) > 0) return rc;
+            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
     }
     for (int i = 0; i < a->cli.n_positional; i++) {
         if (a->n_ckpt == MAX_SOURCES)
@@ -273,7 +252,7 @@ static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
     for (int i = 0; i < a->n_ckpt; i++) {
-        int code = poa_eval_open_source(spec.program, a->ckpt[i], a->from, &s->src[s->n_src]);
+        int code = poa_tool_open_source("poa-eval-knn", a->ckpt[i], a->from, &s->src[s->n_src]);
         if (code) return code;
         s->n_src++;
     }
@@ -308,7 +287,7 @@ static int open_models(eval_state *s)
             code = POA_EXIT_USAGE;
         }
     }
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ data */
@@ -325,9 +304,9 @@ static int open_data(eval_state *s)
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
         if (poa_eval_rank() == 0) poa_error("poa-eval-knn: %s", err.msg);
-        code = poa_eval_read_code(st);
+        code = poa_tool_read_exit_code(st);
     }
-    if ((code = poa_eval_agree(code))) return code;
+    if ((code = poa_tool_agree(code))) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
@@ -420,7 +399,7 @@ static int extract_features(eval_state *s)
     poa_progress_end(&pr, done, NULL);
     free(pixels);
     free(cls);
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* Every rank gets all val features and all labels. */
@@ -544,6 +523,34 @@ static void knn_all(eval_state *s)
 
 /* ------------------------------------------------------------------ output */
 
+/* The features file of one network: its train features (all ranks' gathered) and val features. */
+typedef struct features_file {
+    const eval_state *s;
+    const network *n;
+    const float *train;
+} features_file;
+
+static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
+{
+    const features_file *ff = ctx;
+    const eval_state *s = ff->s;
+    poa_status st = POA_OK;
+    for (int split = 0; split < 2 && !st; split++) {
+        hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
+        if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a group");
+        const int64_t rows = split == 0 ? s->n_tr : s->n_va;
+        const int64_t dims[2] = {rows, ff->n->dim};
+        uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
+        const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
+        for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
+        st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? ff->train : ff->n->val, err);
+        if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, err);
+        free(lab);
+        H5Gclose(g);
+    }
+    return st;
+}
+
 /* --save-features: rank 0 gathers the train features of each network and writes
  * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
 static int save_features(eval_state *s)
@@ -564,30 +571,15 @@ static int save_features(eval_state *s)
         MPI_Gatherv(n->bank, counts[poa_eval_rank()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                     MPI_COMM_WORLD);
         if (root && !code) {
-            char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
+            char path[POA_IO_PATH_MAX];
             snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->output, i, n->name);
+            features_file ff = {s, n, all};
+            const uint64_t images = (uint64_t) (s->n_tr + s->n_va);
+            const uint64_t bytes = images * ((uint64_t) n->dim * sizeof(float) + sizeof(uint64_t));
             poa_err err = {0};
-            poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-            hid_t f =
-                st ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, poa_h5_fapl());
-            if (!st && f < 0) st = poa_err_set(&err, POA_ERR_IO, "%s: cannot create", tmp);
-            for (int split = 0; split < 2 && !st; split++) {
-                hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
-                const int64_t rows = split == 0 ? s->n_tr : s->n_va;
-                const int64_t dims[2] = {rows, n->dim};
-                uint64_t *lab = poa_xmalloc(sizeof(uint64_t) * (size_t) rows);
-                const int32_t *src = split == 0 ? s->tr_labels : s->va_labels;
-                for (int64_t j = 0; j < rows; j++) lab[j] = (uint64_t) src[j];
-                st = poa_h5_write_f32(g, "features", 2, dims, split == 0 ? all : n->val, &err);
-                if (!st) st = poa_h5_write_u64(g, "labels", lab, (size_t) rows, &err);
-                free(lab);
-                H5Gclose(g);
-            }
-            if (f >= 0) H5Fclose(f);
-            if (!st) st = poa_io_commit(tmp, path, &err);
-            if (st) {
+            if (poa_h5_write_atomic(path, "", poa_h5_size_bound(bytes, 4, 0), fill_features, &ff,
+                                    &err)) {
                 poa_error("poa-eval-knn: %s", err.msg);
-                remove(tmp);
                 code = POA_EXIT_IO;
             }
         }
@@ -595,7 +587,7 @@ static int save_features(eval_state *s)
     }
     free(counts);
     free(displs);
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 static double pct(int64_t correct, int64_t n)
@@ -708,7 +700,7 @@ static void plot_heatmap(const char *csv, const char *out_dir)
 
 static int write_results(const eval_state *s)
 {
-    if (poa_eval_rank() != 0) return poa_eval_agree(0);
+    if (poa_eval_rank() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
     int code = poa_eval_write_file(spec.program, s->a->output, "results_eval_knn.json", write_json,
@@ -724,7 +716,7 @@ static int write_results(const eval_state *s)
             plot_heatmap(path, s->a->output);
         }
     }
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -741,8 +733,9 @@ static void print_plan(const eval_state *s)
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
 }
 
-static int run(const knn_args *a)
+static int run(void *args)
 {
+    const knn_args *a = args;
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
     int code = poa_eval_make_output_dir(spec.program, a->output);
@@ -781,15 +774,7 @@ int main(int argc, char **argv)
 {
     knn_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        rc = run(a);
-        MPI_Finalize();
-    }
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-eval-knn", a->cli.verbose, run, a);
     for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);

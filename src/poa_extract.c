@@ -16,8 +16,8 @@
 #include "common/timer.h"
 #include "modelio/export.h"
 #include "modelio/model_source.h"
+#include "tool/tool.h"
 
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,12 +58,6 @@ static const poa_cli_spec spec = {
               "file could not be written (no partial file is left).",
 };
 
-/* What to extract, before the checkpoint is known: sizes, names, or everything. */
-typedef struct request {
-    int width, depth; /* --subnet        */
-    const char *name; /* --arch (or NULL) */
-} request;
-
 typedef struct extract_args {
     poa_cli cli;
     const char *checkpoint, *output;
@@ -71,61 +65,8 @@ typedef struct extract_args {
     unsigned formats;
     int all, list;
     int n_req;
-    request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS]; /* what to extract, before the checkpoint is known */
 } extract_args;
-
-/* One argument of --subnet, --arch or --format, split at commas, to fn(a, item). */
-static int each_item(extract_args *a, const char *opt, const char *arg,
-                     int (*fn)(extract_args *, const char *))
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = 0, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save))
-        any = 1, rc = fn(a, t);
-    if (!any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
-    return rc;
-}
-
-static int add_request(extract_args *a, int width, int depth, const char *name)
-{
-    if (a->n_req == MAX_REQUESTS)
-        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    a->req[a->n_req++] = (request){width, depth, name ? poa_xstrdup(name) : NULL};
-    return 0;
-}
-
-/* A positive decimal of at most 6 digits in [s, end), or 0. */
-static int positive(const char *s, const char *end)
-{
-    if (end - s < 1 || end - s > 6) return 0;
-    int v = 0;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9') return 0;
-        v = 10 * v + (*s - '0');
-    }
-    return v;
-}
-
-static int parse_subnet(extract_args *a, const char *t)
-{
-    const char *x = strpbrk(t, "xX");
-    int w = x ? positive(t, x) : 0, d = x ? positive(x + 1, t + strlen(t)) : 0;
-    if (w < 1 || d < 1)
-        return poa_cli_usage_error(&spec,
-                                   "--subnet '%s': expected WIDTHxDEPTH with positive integers, "
-                                   "e.g. 384x12",
-                                   t);
-    return add_request(a, w, d, NULL);
-}
-
-static int parse_arch(extract_args *a, const char *t)
-{
-    if (!poa_arch_preset_find(t))
-        return poa_cli_usage_error(&spec, "--arch '%s': not an architecture name (names: %s)", t,
-                                   poa_arch_preset_names());
-    return add_request(a, 0, 0, t);
-}
 
 static int parse_format(extract_args *a, const char *t)
 {
@@ -136,6 +77,18 @@ static int parse_format(extract_args *a, const char *t)
     else
         return poa_cli_usage_error(&spec, "--format '%s': expected h5 or safetensors", t);
     return 0;
+}
+
+/* One item of --subnet, --arch or --format. */
+static int add_item(void *ctx, const char *opt, const char *t)
+{
+    extract_args *a = ctx;
+    if (strcmp(opt, "format") == 0) return parse_format(a, t);
+    if (a->n_req == MAX_REQUESTS)
+        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
+    return rc;
 }
 
 /* The command line into a.  -1: go on; else the exit code (0 after --help / --version). */
@@ -155,9 +108,8 @@ static int parse_args(int argc, char **argv, extract_args *a)
     /* --subnet, --arch and --format, in command-line order (the order files are written) */
     for (int k = 0; k < a->cli.n_given; k++) {
         const char *opt = options[a->cli.given_option[k]].name, *arg = a->cli.given[k];
-        if (strcmp(opt, "subnet") == 0) rc = each_item(a, opt, arg, parse_subnet);
-        if (strcmp(opt, "arch") == 0) rc = each_item(a, opt, arg, parse_arch);
-        if (strcmp(opt, "format") == 0) rc = each_item(a, opt, arg, parse_format);
+        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "format") == 0)
+            rc = poa_tool_each_item(&spec, opt, arg, add_item, a);
         if (rc > 0) return rc;
     }
     if (!a->formats) a->formats = POA_FILE_H5 | POA_FILE_SAFETENSORS;
@@ -176,52 +128,19 @@ static int rank_of(void)
     return poa_log_rank();
 }
 
-/* The worst exit code of all ranks. */
-static int agree(int code)
-{
-    int worst = code;
-    MPI_Allreduce(&code, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return worst;
-}
-
-/* Exit code of a failure to read the checkpoint: 2 for what the command asked, else 3. */
-static int read_code(poa_status st)
-{
-    return st == POA_ERR_ARG || st == POA_ERR_CONFIG ? POA_EXIT_USAGE : POA_EXIT_DATA;
-}
-
-/* Rank 0 opens the checkpoint (resolving a run directory to its newest loadable file); the
- * other ranks then open that file.  Returns the agreed exit code, -1 when every rank has it. */
+/* Every rank opens the checkpoint (tool.h: rank 0 resolves a run directory to its newest
+ * loadable file first).  Returns the agreed exit code. */
 static int open_source(const extract_args *a, poa_model_source *src)
 {
-    char path[POA_IO_PATH_MAX] = "";
-    poa_err err = {0};
-    int code = 0;
-    if (rank_of() == 0) {
-        poa_status st = poa_model_source_open(a->checkpoint, a->from, src, &err);
-        if (st == POA_OK && src->kind != POA_SOURCE_CHECKPOINT)
-            st = poa_err_set(&err, POA_ERR_FORMAT,
-                             "%s is an extracted model, not a training checkpoint: poa-extract "
-                             "reads checkpoint_<iteration>.h5 files (or a run directory)",
-                             src->path);
-        if (st) {
-            poa_error("poa-extract: %s", err.msg);
-            code = read_code(st);
-        }
-        snprintf(path, sizeof path, "%s", src->path);
+    int code = poa_tool_open_source("poa-extract", a->checkpoint, a->from, src);
+    if (code == 0 && src->kind != POA_SOURCE_CHECKPOINT) { /* the same file on every rank */
+        if (rank_of() == 0)
+            poa_error("poa-extract: %s is an extracted model, not a training checkpoint: "
+                      "poa-extract reads checkpoint_<iteration>.h5 files (or a run directory)",
+                      src->path);
+        code = POA_EXIT_DATA;
     }
-    MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (code) return code;
-    MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
-    if (rank_of() != 0) {
-        poa_status st = poa_model_source_open(path, a->from, src, &err);
-        if (st) {
-            poa_error("poa-extract: %s", err.msg);
-            code = read_code(st);
-        }
-    }
-    code = agree(code);
-    return code ? code : -1;
+    return code;
 }
 
 /* ------------------------------------------------------------------ the work list */
@@ -250,15 +169,10 @@ static int resolve(const extract_args *a, const poa_model_source *src, job *jobs
         free(all);
     }
     for (int i = 0; i < a->n_req; i++) {
-        const request *r = &a->req[i];
         poa_subnet sn;
         poa_err err;
-        poa_status st = r->name ? poa_model_source_named(src, r->name, &sn, &err)
-                                : poa_model_source_subnet(src, r->width, r->depth, &sn, &err);
-        if (st) {
-            if (rank_of() == 0)
-                poa_cli_usage_error(&spec, "%s %s (%s)", r->name ? "--arch" : "--subnet", err.msg,
-                                    src->path);
+        if (poa_tool_resolve_request(src, &a->req[i], &sn, &err)) {
+            if (rank_of() == 0) poa_cli_usage_error(&spec, "%s", err.msg);
             return -POA_EXIT_USAGE;
         }
         if (!contains(jobs, n, sn.width, sn.depth) && n < cap) jobs[n++].sn = sn;
@@ -328,7 +242,7 @@ static int run_jobs(const extract_args *a, const poa_model_source *src, const jo
     for (int round = 0; round * world < n; round++) {
         const int i = round * world + rank;
         if (i < n && code == 0) code = run_job(a, src, &jobs[i], i, n);
-        code = agree(code);
+        code = poa_tool_agree(code);
         if (code) break;
         int done = (round + 1) * world < n ? (round + 1) * world : n;
         if (world > 1)
@@ -349,12 +263,13 @@ static void print_plan(const extract_args *a, const poa_model_source *src, int n
              poa_log_world_size() > 1 ? ", shared by the ranks" : "");
 }
 
-static int run(extract_args *a)
+static int run(void *args)
 {
+    const extract_args *a = args;
     poa_model_source src;
     memset(&src, 0, sizeof src);
     int code = open_source(a, &src);
-    if (code >= 0) {
+    if (code) {
         poa_model_source_close(&src);
         return code;
     }
@@ -384,16 +299,8 @@ int main(int argc, char **argv)
 {
     extract_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        rc = run(a);
-        MPI_Finalize();
-    }
-    for (int i = 0; i < a->n_req; i++) free((char *) a->req[i].name);
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-extract", a->cli.verbose, run, a);
+    for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);
     return rc;

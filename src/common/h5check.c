@@ -108,6 +108,8 @@ static void skip_hdf5_cleanup_at_exit(void)
     if (!atomic_flag_test_and_set(&registered)) (void) on_exit(exit_without_hdf5_cleanup, NULL);
 }
 
+static atomic_int files_abandoned; /* files whose H5Fclose failed after a full disk */
+
 int poa_hdf5_close_discarding(long long file_id)
 {
     hid_t f = (hid_t) file_id;
@@ -128,10 +130,43 @@ int poa_hdf5_close_discarding(long long file_id)
     if (fapl >= 0) H5Pclose(fapl);
     herr_t r = H5Fclose(f);
     if (r < 0 && getenv("POA_DEBUG_H5")) H5Eprint2(H5E_DEFAULT, stderr);
-    if (r < 0) skip_hdf5_cleanup_at_exit(); /* the file stays half-closed inside libhdf5 */
+    if (r < 0) { /* the file stays half-closed inside libhdf5 */
+        skip_hdf5_cleanup_at_exit();
+        atomic_fetch_add(&files_abandoned, 1);
+    }
     H5Eclear2(H5E_DEFAULT);
     H5Eset_auto2(H5E_DEFAULT, func, data);
     return r;
+}
+
+long poa_hdf5_open_objects(char *what, size_t n)
+{
+    const unsigned objects = H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR;
+    ssize_t files = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+    ssize_t others = H5Fget_obj_count(H5F_OBJ_ALL, objects);
+    long open = (long) (files > 0 ? files : 0) - atomic_load(&files_abandoned);
+    open = (open > 0 ? open : 0) + (long) (others > 0 ? others : 0);
+    if (what && n) what[0] = '\0';
+    if (open == 0 || !what || !n) return open;
+    hid_t ids[8];
+    ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_ALL, 8, ids);
+    size_t k = 0;
+    for (ssize_t i = 0; i < got && k < n; i++) {
+        char name[160] = "?";
+        H5I_type_t t = H5Iget_type(ids[i]);
+        if (t == H5I_FILE)
+            H5Fget_name(ids[i], name, sizeof name);
+        else if (t != H5I_ATTR)
+            H5Iget_name(ids[i], name, sizeof name);
+        k += (size_t) snprintf(what + k, n - k, "%s%s %s", i ? ", " : "",
+                               t == H5I_FILE      ? "file"
+                               : t == H5I_GROUP   ? "group"
+                               : t == H5I_DATASET ? "dataset"
+                               : t == H5I_ATTR    ? "attribute"
+                                                  : "datatype",
+                               name);
+    }
+    return open;
 }
 
 void poa_hdf5_tidy_message(const char *desc, char *out, size_t n)

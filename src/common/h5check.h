@@ -14,6 +14,8 @@
 
 #include "common/poa_error.h"
 
+#include <stddef.h>
+
 /* POA_OK, or POA_ERR_NOTFOUND / POA_ERR_IO (cannot open) / POA_ERR_FORMAT with the reason. */
 poa_status poa_hdf5_precheck(const char *path, poa_err *err);
 
@@ -40,6 +42,11 @@ void poa_hdf5_release_reserve(const char *path);
 /* Close file f after an error (steps 2 and 4 above): its descriptor no longer refers to the
  * file.  Returns H5Fclose's result. */
 int poa_hdf5_close_discarding(long long file_id);
+
+/* The HDF5 objects (files, groups, datasets, datatypes, attributes) still open in the process,
+ * not counting the files that poa_hdf5_close_discarding could not close (step 4 above: their
+ * IDs stay open for good); what[0..n) gets the names of a few of them. */
+long poa_hdf5_open_objects(char *what, size_t n);
 
 /* An HDF5 error description on one line: the sec2 driver's read and write errors span two
  * lines (time, file name, descriptor, errno, buffer address, sizes); their first words and the

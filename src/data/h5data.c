@@ -282,9 +282,11 @@ poa_status poa_dh5_attr_get_str(hid_t obj, const char *name, char *buf, size_t n
         scope_leave(&s);
         return st;
     }
-    hid_t ft = H5Aget_type(a);
-    if (H5Tget_class(ft) != H5T_STRING) {
-        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a string", name);
+    hid_t ft = H5Aget_type(a), sp1 = H5Aget_space(a);
+    hssize_t count = sp1 >= 0 ? H5Sget_simple_extent_npoints(sp1) : -1;
+    if (sp1 >= 0) H5Sclose(sp1);
+    if (H5Tget_class(ft) != H5T_STRING || count != 1) { /* room for one string is read into */
+        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a single string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);

@@ -253,20 +253,21 @@ void poa_eval_json_string(FILE *f, const char *text)
 int poa_eval_write_file(const char *program, const char *dir, const char *name,
                         void (*writer)(FILE *f, const void *ctx), const void *ctx, char *path)
 {
-    char tmp[POA_IO_PATH_MAX];
     poa_err err = {0};
     snprintf(path, POA_IO_PATH_MAX, "%s/%s", dir, name);
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-    FILE *f = st ? NULL : fopen(tmp, "w");
-    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
+    poa_io_atomic at;
+    poa_status st = poa_io_atomic_begin(&at, path, "", &err);
+    FILE *f = st ? NULL : fopen(at.tmp, "w");
+    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno));
     if (f) {
         writer(f, ctx);
-        if (fclose(f) != 0) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", tmp, strerror(errno));
-        if (!st) st = poa_io_commit(tmp, path, &err);
-        if (st) remove(tmp);
+        errno = 0;
+        int bad = ferror(f);
+        if ((fclose(f) != 0 || bad) && !st)
+            st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno ? errno : EIO));
     }
-    if (st) {
-        poa_error("%s: cannot write %s: %s", program, path, err.msg);
+    if (poa_io_atomic_end(&at, st, &err)) {
+        poa_error("%s: %s", program, err.msg);
         return POA_EXIT_IO;
     }
     return 0;

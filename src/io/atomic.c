@@ -64,7 +64,8 @@ poa_status poa_io_temp_path(const char *final, char *tmp, size_t n, poa_err *err
     return POA_OK;
 }
 
-poa_status poa_io_commit(const char *tmp, const char *final, poa_err *err)
+/* fsync tmp, rename it to final, fsync final's directory. */
+static poa_status commit(const char *tmp, const char *final, poa_err *err)
 {
     char dir[POA_IO_PATH_MAX];
     poa_io_dirname(final, dir, sizeof dir);
@@ -73,9 +74,36 @@ poa_status poa_io_commit(const char *tmp, const char *final, poa_err *err)
         st =
             poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
     if (!st) st = poa_io_fsync_path(dir, 1, err);
+    return st;
+}
+
+poa_status poa_io_commit(const char *tmp, const char *final, poa_err *err)
+{
+    poa_status st = commit(tmp, final, err);
     if (st) {
         unlink(tmp);
         poa_err_prefix(err, "writing %s", final);
+    }
+    return st;
+}
+
+poa_status poa_io_atomic_begin(poa_io_atomic *a, const char *final, const char *what, poa_err *err)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->what, sizeof a->what, "%s", what ? what : "");
+    if (snprintf(a->final, sizeof a->final, "%s", final) >= (int) sizeof a->final)
+        return poa_err_set(err, POA_ERR_ARG, "path too long: %s", final);
+    poa_status st = poa_io_temp_path(final, a->tmp, sizeof a->tmp, err);
+    if (st) a->tmp[0] = '\0';
+    return st;
+}
+
+poa_status poa_io_atomic_end(poa_io_atomic *a, poa_status st, poa_err *err)
+{
+    if (!st) st = commit(a->tmp, a->final, err);
+    if (st) {
+        if (a->tmp[0]) unlink(a->tmp);
+        poa_err_prefix(err, "writing %s%s%s", a->what, a->what[0] ? " " : "", a->final);
     }
     return st;
 }

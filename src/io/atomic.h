@@ -31,4 +31,27 @@ poa_status poa_io_temp_path(const char *final, char *tmp, size_t n, poa_err *err
  * fsync final's directory.  On failure tmp is deleted and err names final. */
 poa_status poa_io_commit(const char *tmp, const char *final, poa_err *err);
 
+/* One atomic write, start to end, with every failure cleaned up the same way:
+ *
+ *     poa_io_atomic a;
+ *     poa_status st = poa_io_atomic_begin(&a, path, "checkpoint", err);
+ *     if (!st) st = write_and_close(a.tmp, ...);   // the caller's writer; closes in every case
+ *     return poa_io_atomic_end(&a, st, err);       // commit, or delete the temporary file
+ *
+ * The HDF5 form, which also reserves the space and closes the file after a failed write, is
+ * poa_h5_write_atomic (io/h5util.h). */
+typedef struct poa_io_atomic {
+    char final[POA_IO_PATH_MAX];
+    char tmp[POA_IO_PATH_MAX + 64]; /* poa_io_temp_path(final); "" when begin failed */
+    char what[32];                  /* what the file is, for messages ("checkpoint"; "": none) */
+} poa_io_atomic;
+
+/* The paths of an atomic write of final (nothing is created). */
+poa_status poa_io_atomic_begin(poa_io_atomic *a, const char *final, const char *what, poa_err *err);
+/* st: the status of the caller's write (its file closed whatever happened).  POA_OK: commit
+ * (poa_io_commit's fsync, rename, fsync of the directory).  On any failure, the caller's or the
+ * commit's, the temporary file is deleted and err is prefixed "writing [what ]final: ".
+ * Returns the final status. */
+poa_status poa_io_atomic_end(poa_io_atomic *a, poa_status st, poa_err *err);
+
 #endif

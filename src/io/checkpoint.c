@@ -3,7 +3,6 @@
 #include "io/checkpoint.h"
 #include "io/atomic.h"
 #include "io/h5util.h"
-#include "common/h5check.h"
 #include "common/log.h"
 #include "common/timer.h"
 
@@ -220,16 +219,26 @@ static poa_status write_optimizer(hid_t f, const poa_param_table *t, const poa_c
     return st;
 }
 
-/* Everything except the file handling.  content: "full" or "teacher". */
-static poa_status write_contents(hid_t f, const poa_param_table *t, const poa_ckpt_tensors *x,
-                                 const poa_ckpt_header *h, const char *content, const char *version,
-                                 poa_err *err)
+/* What a checkpoint file holds; content: "full" or "teacher". */
+typedef struct ckpt_write {
+    const poa_param_table *t;
+    const poa_ckpt_tensors *x;
+    const poa_ckpt_header *h;
+    const char *content, *version;
+} ckpt_write;
+
+/* Everything except the file handling (a poa_h5_fill_fn: ctx is a ckpt_write). */
+static poa_status write_contents(hid_t f, void *ctx, poa_err *err)
 {
-    poa_status st = write_root_attrs(f, h, content, version, t->n, err);
+    const ckpt_write *w = ctx;
+    const poa_param_table *t = w->t;
+    const poa_ckpt_tensors *x = w->x;
+    const poa_ckpt_header *h = w->h;
+    poa_status st = write_root_attrs(f, h, w->content, w->version, t->n, err);
     if (!st) st = write_meta(f, &h->meta, err);
     if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, h->config_yaml ? h->config_yaml : "", err);
     if (!st && x->teacher) st = write_tensor_group(f, GROUP_TEACHER, t, x->teacher, err);
-    if (strcmp(content, "full") != 0) return st;
+    if (strcmp(w->content, "full") != 0) return st;
     if (!st && x->student) st = write_tensor_group(f, GROUP_STUDENT, t, x->student, err);
     if (!st && (x->adam_m || x->adam_v)) st = write_optimizer(f, t, x, h, err);
     if (!st) st = write_rank_states(f, h, err);
@@ -237,61 +246,30 @@ static poa_status write_contents(hid_t f, const poa_param_table *t, const poa_ck
     return st;
 }
 
-/* An upper bound of the file's size: the tensors, then per dataset its object header, chunk
- * index and checksums (measured: under 3 KB each in poa's checkpoints; 8 KB counted), the
- * configuration text and 1 MiB for the rest (superblock, groups, attributes). */
+/* An upper bound of the file's size (poa_h5_size_bound): the tensor groups, the rank states,
+ * the state arrays and the configuration text. */
 static uint64_t size_bound(const poa_param_table *t, const poa_ckpt_tensors *x,
                            const poa_ckpt_header *h, int full)
 {
-    const uint64_t per_dataset = 8192;
     int groups = !!x->teacher + (full ? !!x->student + !!x->adam_m + !!x->adam_v : 0);
-    uint64_t b = (uint64_t) groups * (t->total * sizeof(float) + (uint64_t) t->n * per_dataset);
-    b += (h->config_yaml ? strlen(h->config_yaml) : 0) + ((uint64_t) 1 << 20);
-    for (int r = 0; full && r < h->n_rank_states; r++)
-        b += h->rank_state_len[r] * sizeof(uint64_t) + per_dataset;
-    for (int i = 0; full && i < h->n_arrays; i++) b += h->arrays[i].n * sizeof(float) + per_dataset;
-    return b;
+    uint64_t data = (uint64_t) groups * t->total * sizeof(float);
+    uint64_t datasets = (uint64_t) groups * (uint64_t) t->n;
+    for (int r = 0; full && r < h->n_rank_states; r++, datasets++)
+        data += h->rank_state_len[r] * sizeof(uint64_t);
+    for (int i = 0; full && i < h->n_arrays; i++, datasets++)
+        data += h->arrays[i].n * sizeof(float);
+    return poa_h5_size_bound(data, datasets, h->config_yaml ? strlen(h->config_yaml) : 0);
 }
 
-/* Create tmp, reserve its space, write, flush, close, fsync, rename to final, fsync the
- * directory.  A full disk is found by the reservation, before HDF5 writes (common/h5check.h);
- * every error path closes the file. */
-static poa_status write_atomically(const char *dir, const char *tmp, const char *final,
-                                   const poa_param_table *t, const poa_ckpt_tensors *x,
-                                   const poa_ckpt_header *h, const char *content,
-                                   const char *version, poa_err *err)
+/* The checkpoint final, written atomically (io/h5util.h: space reserved first, every error path
+ * closes the file and deletes it). */
+static poa_status write_atomically(const char *final, const poa_param_table *t,
+                                   const poa_ckpt_tensors *x, const poa_ckpt_header *h,
+                                   const char *content, const char *version, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[PATH_MAX_LEN + 64];
-        snprintf(what, sizeof what, "cannot create %s", tmp);
-        return poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    poa_status st = poa_hdf5_reserve(tmp, size_bound(t, x, h, strcmp(content, "full") == 0), err);
-    if (!st) st = write_contents(f, t, x, h, content, version, err);
-    poa_h5_quiet_begin(&q);
-    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
-    if (st)
-        poa_hdf5_close_discarding(f); /* never H5Fclose a file whose writes failed */
-    else if (H5Fclose(f) < 0)
-        st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
-    poa_h5_quiet_end(&q);
-    if (!st) poa_hdf5_release_reserve(tmp);
-    if (!st) st = poa_io_fsync_path(tmp, 0, err);
-    if (!st && rename(tmp, final) != 0)
-        st =
-            poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    if (!st) st = poa_io_fsync_path(dir, 1, err);
-    if (st) {
-        unlink(tmp);
-        poa_err_prefix(err, "writing checkpoint %s", final);
-    }
-    return st;
+    ckpt_write w = {t, x, h, content, version};
+    uint64_t bound = size_bound(t, x, h, strcmp(content, "full") == 0);
+    return poa_h5_write_atomic(final, "checkpoint", bound, write_contents, &w, err);
 }
 
 static int cmp_desc_i64(const void *a, const void *b)
@@ -423,12 +401,10 @@ poa_status poa_ckpt_write(const char *dir, const poa_param_table *t, const poa_c
     poa_status st = poa_io_make_dirs(dir, err);
     if (!st) st = poa_ckpt_clean_temp(dir, err);
     if (st) return st;
-    char final[PATH_MAX_LEN], tmp[PATH_MAX_LEN + 64];
+    char final[PATH_MAX_LEN];
     poa_ckpt_path(dir, h->iteration, final, sizeof final);
-    snprintf(tmp, sizeof tmp, "%s/.checkpoint_%07" PRId64 ".h5.tmp.%ld", dir, h->iteration,
-             (long) getpid());
     double t0 = poa_now();
-    st = write_atomically(dir, tmp, final, t, x, h, "full", version_or_default(opts), err);
+    st = write_atomically(final, t, x, h, "full", version_or_default(opts), err);
     if (st) return st;
     if (path_out) snprintf(path_out, path_len, "%s", final);
     log_written(final, poa_now() - t0);
@@ -441,15 +417,14 @@ poa_status poa_ckpt_write_eval(const char *dir, const poa_param_table *t, const 
 {
     if (!dir || !t || !teacher || !h || h->iteration < 0)
         return poa_err_set(err, POA_ERR_ARG, "poa_ckpt_write_eval: bad arguments");
-    char edir[PATH_MAX_LEN], final[PATH_MAX_LEN + 32], tmp[PATH_MAX_LEN + 64];
+    char edir[PATH_MAX_LEN], final[PATH_MAX_LEN + 32];
     eval_dir_path(dir, h->iteration, edir, sizeof edir);
     poa_status st = poa_io_make_dirs(edir, err);
     if (st) return st;
     snprintf(final, sizeof final, "%s/teacher_checkpoint.h5", edir);
-    snprintf(tmp, sizeof tmp, "%s/.teacher_checkpoint.h5.tmp.%ld", edir, (long) getpid());
     poa_ckpt_tensors x = {.teacher = (float *) teacher};
     double t0 = poa_now();
-    st = write_atomically(edir, tmp, final, t, &x, h, "teacher", version_or_default(opts), err);
+    st = write_atomically(final, t, &x, h, "teacher", version_or_default(opts), err);
     if (st) return st;
     if (path_out) snprintf(path_out, path_len, "%s", final);
     log_written(final, poa_now() - t0);
@@ -463,20 +438,8 @@ static poa_status open_checkpoint(const char *path, hid_t *f, poa_err *err)
     if (access(path, R_OK) != 0)
         return poa_err_set(err, errno == ENOENT ? POA_ERR_NOTFOUND : POA_ERR_IO, "%s: %s", path,
                            strerror(errno));
-    poa_status st = poa_hdf5_precheck(path, err);
-    if (st != POA_OK) return st;
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    *f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (*f < 0) {
-        char what[PATH_MAX_LEN + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or not an HDF5 file)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
-    return POA_OK;
+    *f = poa_h5_open_read(path, err);
+    return *f < 0 ? (err ? err->code : POA_ERR_FORMAT) : POA_OK;
 }
 
 /* Format name and version; a mismatch says what to run (docs/architecture.md §10). */

@@ -7,11 +7,11 @@
 #include <errno.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 static const char *const GROUP_TENSORS = "state_dict";
 static const char *const DATASET_CONFIG = "config";
@@ -69,17 +69,8 @@ poa_status poa_file_identify(const char *path, poa_file_format *container, char 
         poa_st_close(&f);
         return st;
     }
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or corrupt HDF5 file)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     if (poa_h5_attr_read_string(f, "format", format, n, NULL) != POA_OK) format[0] = '\0';
     H5Fclose(f);
     return POA_OK;
@@ -112,19 +103,20 @@ static void utc_now(char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* The integer fields, in the order they are written (both formats). */
+/* The integer fields, in the order they are written (both formats), with the largest value a
+ * reader accepts (the smallest is 1). */
 #define META_INTS(X)                                                                               \
-    X(embed_dim)                                                                                   \
-    X(depth)                                                                                       \
-    X(num_heads)                                                                                   \
-    X(head_dim)                                                                                    \
-    X(mlp_ratio)                                                                                   \
-    X(patch_size)                                                                                  \
-    X(img_size)                                                                                    \
-    X(in_chans)
+    X(embed_dim, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(depth, POA_ARCH_MAX_DEPTH)                                                                   \
+    X(num_heads, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(head_dim, POA_EXTRACTED_MAX_DIM)                                                             \
+    X(mlp_ratio, POA_EXTRACTED_MAX_DIM)                                                            \
+    X(patch_size, POA_EXTRACTED_MAX_DIM)                                                           \
+    X(img_size, POA_EXTRACTED_MAX_DIM)                                                             \
+    X(in_chans, POA_EXTRACTED_MAX_DIM)
 #define META_SOURCE_INTS(X)                                                                        \
-    X(source_embed_dim)                                                                            \
-    X(source_depth)
+    X(source_embed_dim, POA_EXTRACTED_MAX_DIM)                                                     \
+    X(source_depth, POA_ARCH_MAX_DEPTH)
 
 /* ================================================================== writing */
 
@@ -140,7 +132,7 @@ static poa_status write_h5_attrs(hid_t f, const poa_extracted_meta *m, int n_ten
     if (!st) st = poa_h5_attr_write_string(f, "program", PACKAGE_NAME, err);
     if (!st) st = poa_h5_attr_write_string(f, "program_version", version, err);
     if (!st) st = poa_h5_attr_write_string(f, "created", created, err);
-#define W_INT(field)                                                                               \
+#define W_INT(field, max)                                                                          \
     if (!st) st = poa_h5_attr_write_i64(f, #field, m->field, err);
     META_INTS(W_INT)
     if (!st) st = poa_h5_attr_write_f64(f, "ln_eps", strtod(eps, NULL), err);
@@ -156,51 +148,43 @@ static poa_status write_h5_attrs(hid_t f, const poa_extracted_meta *m, int n_ten
     return st;
 }
 
-static poa_status write_h5_contents(hid_t f, const poa_param_table *t, const float *buf,
-                                    const poa_extracted_meta *m, const char *created,
-                                    const char *version, poa_err *err)
+/* What an extracted HDF5 file holds. */
+typedef struct h5_write {
+    const poa_param_table *t;
+    const float *buf;
+    const poa_extracted_meta *m;
+    const char *created, *version;
+} h5_write;
+
+/* Everything except the file handling (a poa_h5_fill_fn: ctx is an h5_write). */
+static poa_status write_h5_contents(hid_t f, void *ctx, poa_err *err)
 {
-    poa_status st = write_h5_attrs(f, m, t->n, created, version, err);
-    if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, m->config_yaml ? m->config_yaml : "", err);
+    const h5_write *w = ctx;
+    const poa_param_table *t = w->t;
+    poa_status st = write_h5_attrs(f, w->m, t->n, w->created, w->version, err);
+    const char *cfg = w->m->config_yaml ? w->m->config_yaml : "";
+    if (!st) st = poa_h5_write_string(f, DATASET_CONFIG, cfg, err);
     if (st) return st;
     hid_t g = poa_h5_create_group(f, GROUP_TENSORS);
     if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create /state_dict");
     for (int i = 0; i < t->n && st == POA_OK; i++) {
         const poa_param_desc *d = &t->p[i];
-        st = poa_h5_write_f32(g, d->name, d->ndim, d->shape, buf + d->offset, err);
+        st = poa_h5_write_f32(g, d->name, d->ndim, d->shape, w->buf + d->offset, err);
     }
     H5Gclose(g);
     return st;
 }
 
-static poa_status write_h5(const char *path, const char *tmp, const poa_param_table *t,
-                           const float *buf, const poa_extracted_meta *m, const char *created,
-                           const char *version, poa_err *err)
+/* Atomically, the space reserved first, the file closed and deleted on every error path
+ * (io/h5util.h). */
+static poa_status write_h5(const char *path, const poa_param_table *t, const float *buf,
+                           const poa_extracted_meta *m, const char *created, const char *version,
+                           poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 128];
-        snprintf(what, sizeof what, "cannot create %s", tmp);
-        return poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    poa_status st = write_h5_contents(f, t, buf, m, created, version, err);
-    poa_h5_quiet_begin(&q);
-    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
-    if (H5Fclose(f) < 0 && !st) st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
-    poa_h5_quiet_end(&q);
-    if (st) {
-        unlink(tmp);
-        /* whatever HDF5 said, the output could not be written */
-        char why[sizeof err->msg];
-        snprintf(why, sizeof why, "%s", err ? err->msg : "");
-        return poa_err_set(err, POA_ERR_IO, "writing %s: %s", path, why);
-    }
-    return poa_io_commit(tmp, path, err);
+    h5_write w = {t, buf, m, created, version};
+    const char *cfg = m->config_yaml ? m->config_yaml : "";
+    uint64_t bound = poa_h5_size_bound(t->total * sizeof(float), (uint64_t) t->n + 1, strlen(cfg));
+    return poa_h5_write_atomic(path, "", bound, write_h5_contents, &w, err);
 }
 
 /* The metadata as safetensors strings (storage for the texts in txt). */
@@ -218,7 +202,7 @@ static int st_meta(const poa_extracted_meta *m, const char *created, const char 
     KV("program", PACKAGE_NAME);
     KV("program_version", version);
     KV("created", created);
-#define S_INT(field) KV_NUM(#field, "%d", m->field);
+#define S_INT(field, max) KV_NUM(#field, "%d", m->field);
     META_INTS(S_INT)
     float_text((float) m->ln_eps, txt[k], ST_TEXT), KV("ln_eps", txt[k]), k++;
     blocks_text(m, blocks, blocks_len), KV("blocks", blocks);
@@ -255,9 +239,7 @@ poa_status poa_extracted_write(const char *path, poa_file_format fmt, const poa_
         return poa_st_write_table(path, t, buf, kv, n, err);
     }
     if (fmt != POA_FILE_H5) return poa_err_set(err, POA_ERR_ARG, "%s: unknown format", path);
-    char tmp[POA_IO_PATH_MAX + 64];
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, err);
-    return st ? st : write_h5(path, tmp, t, buf, meta, created, version, err);
+    return write_h5(path, t, buf, meta, created, version, err);
 }
 
 /* ================================================================== reading */
@@ -277,27 +259,51 @@ static poa_status version_error(const char *path, const char *name, int64_t vers
                        path, version, writer[0] ? writer : "?", POA_EXTRACTED_FORMAT_VERSION);
 }
 
-/* The checks every reader makes on the shape it read. */
-static poa_status check_meta(const char *path, const poa_extracted_meta *m, poa_err *err)
+/* An integer of the metadata into *out when it lies in [1, max]. */
+static poa_status int_field(const char *path, const char *key, int64_t v, int max, int *out,
+                            poa_err *err)
 {
-    if (m->depth < 1 || m->depth > POA_ARCH_MAX_DEPTH || m->embed_dim < 1 || m->head_dim < 1 ||
-        m->embed_dim % m->head_dim || m->num_heads != m->embed_dim / m->head_dim)
-        return poa_err_set(err, POA_ERR_FORMAT,
-                           "%s: inconsistent model metadata (embed_dim %d, depth %d, num_heads %d, "
-                           "head_dim %d)",
-                           path, m->embed_dim, m->depth, m->num_heads, m->head_dim);
-    if (!(m->ln_eps > 0)) return poa_err_set(err, POA_ERR_FORMAT, "%s: ln_eps %g", path, m->ln_eps);
+    if (v < 1 || v > max)
+        return poa_err_set(err, POA_ERR_FORMAT, "%s: metadata '%s' = %" PRId64 " is not in [1, %d]",
+                           path, key, v, max);
+    *out = (int) v;
     return POA_OK;
 }
 
-static poa_status read_h5_ints(hid_t f, poa_extracted_meta *m, poa_err *err)
+/* The checks every reader makes on the metadata it read, after the ranges (extracted.h). */
+static poa_status check_meta(const char *path, const poa_extracted_meta *m, poa_err *err)
+{
+    if (m->embed_dim % m->head_dim || m->num_heads != m->embed_dim / m->head_dim)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s: inconsistent model metadata (embed_dim %d, num_heads %d, "
+                           "head_dim %d)",
+                           path, m->embed_dim, m->num_heads, m->head_dim);
+    if (m->source_embed_dim < m->embed_dim || m->source_depth < m->depth)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s: a %dx%d model cut from a %dx%d one (source_embed_dim x "
+                           "source_depth)",
+                           path, m->embed_dim, m->depth, m->source_embed_dim, m->source_depth);
+    for (int j = 0; j < m->depth; j++)
+        if (m->blocks[j] < 0 || m->blocks[j] >= m->source_depth ||
+            (j > 0 && m->blocks[j] <= m->blocks[j - 1]))
+            return poa_err_set(err, POA_ERR_FORMAT,
+                               "%s: metadata 'blocks': %d at position %d is not an increasing "
+                               "block index below source_depth %d",
+                               path, m->blocks[j], j, m->source_depth);
+    if (!(m->ln_eps > 0) || !isfinite(m->ln_eps) || !(m->alpha > 0) || !isfinite(m->alpha))
+        return poa_err_set(err, POA_ERR_FORMAT, "%s: ln_eps %g, alpha %g (positive and finite)",
+                           path, m->ln_eps, m->alpha);
+    return POA_OK;
+}
+
+static poa_status read_h5_ints(const char *path, hid_t f, poa_extracted_meta *m, poa_err *err)
 {
     int64_t v = 0, blocks[POA_ARCH_MAX_DEPTH];
     size_t n = 0;
     poa_status st = POA_OK;
-#define R_INT(field)                                                                               \
+#define R_INT(field, max)                                                                          \
     if (!st) st = poa_h5_attr_read_i64(f, #field, &v, err);                                        \
-    if (!st) m->field = (int) v;
+    if (!st) st = int_field(path, #field, v, max, &m->field, err);
     META_INTS(R_INT)
     META_SOURCE_INTS(R_INT)
 #undef R_INT
@@ -307,23 +313,15 @@ static poa_status read_h5_ints(hid_t f, poa_extracted_meta *m, poa_err *err)
     if (!st && (int) n != m->depth)
         return poa_err_set(err, POA_ERR_FORMAT, "attribute 'blocks' has %zu values, depth is %d", n,
                            m->depth);
-    for (size_t j = 0; !st && j < n; j++) m->blocks[j] = (int) blocks[j];
+    for (size_t j = 0; !st && j < n; j++) /* checked by check_meta */
+        m->blocks[j] = blocks[j] < 0 || blocks[j] > INT32_MAX ? -1 : (int) blocks[j];
     return st;
 }
 
 static poa_status read_h5_meta(const char *path, poa_extracted_meta *m, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    poa_h5_quiet_end(&q);
-    if (f < 0) {
-        char what[POA_IO_PATH_MAX + 64];
-        snprintf(what, sizeof what, "cannot open %s (truncated or not HDF5)", path);
-        return poa_h5_fail(err, POA_ERR_FORMAT, what);
-    }
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     char name[64] = "";
     int64_t version = 0;
     poa_status st = poa_h5_attr_read_string(f, "format", name, sizeof name, err);
@@ -335,7 +333,7 @@ static poa_status read_h5_meta(const char *path, poa_extracted_meta *m, poa_err 
     else if (st)
         poa_err_prefix(err, "%s: not an extracted model", path);
     if (!st) poa_h5_attr_read_string(f, "created", m->created, sizeof m->created, NULL);
-    if (!st) st = read_h5_ints(f, m, err);
+    if (!st) st = read_h5_ints(path, f, m, err);
     if (!st) st = poa_h5_attr_read_f64(f, "ln_eps", &m->ln_eps, err);
     if (!st) st = poa_h5_attr_read_f64(f, "alpha", &m->alpha, err);
     if (!st)
@@ -405,7 +403,7 @@ static poa_status st_blocks(const poa_st_file *f, poa_extracted_meta *m, poa_err
     for (const char *c = s; !st && *c;) {
         char *end;
         long b = strtol(c, &end, 10);
-        if (end == c || n == POA_ARCH_MAX_DEPTH || b < 0 || (*end && *end != ','))
+        if (end == c || n == POA_ARCH_MAX_DEPTH || b < 0 || b > INT32_MAX || (*end && *end != ','))
             return poa_err_set(err, POA_ERR_FORMAT,
                                "%s: metadata 'blocks' = '%s' is not a list "
                                "of block indices",
@@ -438,9 +436,9 @@ static poa_status read_st_meta(const char *path, poa_extracted_meta *m, poa_err 
             st = version_error(path, name, v, m->program_version, err);
     }
     if (!st) st_string(&f, "created", m->created, sizeof m->created, NULL);
-#define R_INT(field)                                                                               \
+#define R_INT(field, max)                                                                          \
     if (!st) st = st_long(&f, #field, &v, err);                                                    \
-    if (!st) m->field = (int) v;
+    if (!st) st = int_field(path, #field, v, max, &m->field, err);
     META_INTS(R_INT)
     META_SOURCE_INTS(R_INT)
 #undef R_INT
@@ -477,12 +475,11 @@ poa_status poa_extracted_read_meta(const char *path, poa_file_format *fmt, poa_e
 
 static poa_status load_h5(const char *path, const poa_param_table *t, float *buf, poa_err *err)
 {
+    hid_t f = poa_h5_open_read(path, err);
+    if (f < 0) return err ? err->code : POA_ERR_FORMAT;
     poa_h5_quiet q;
     poa_h5_quiet_begin(&q);
-    hid_t fapl = poa_h5_fapl();
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    hid_t g = f >= 0 ? H5Gopen2(f, GROUP_TENSORS, H5P_DEFAULT) : -1;
+    hid_t g = H5Gopen2(f, GROUP_TENSORS, H5P_DEFAULT);
     H5G_info_t info;
     int have = g >= 0 && H5Gget_info(g, &info) >= 0 ? (int) info.nlinks : -1;
     poa_h5_quiet_end(&q);
@@ -500,7 +497,7 @@ static poa_status load_h5(const char *path, const poa_param_table *t, float *buf
         st = poa_err_set(err, POA_ERR_FORMAT, "%s: /%s holds %d tensors, the model has %d", path,
                          GROUP_TENSORS, have, t->n);
     if (g >= 0) H5Gclose(g);
-    if (f >= 0) H5Fclose(f);
+    H5Fclose(f);
     return st;
 }
 

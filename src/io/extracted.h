@@ -32,6 +32,10 @@
 
 #define POA_EXTRACTED_FORMAT_NAME    "poa-extracted-model"
 #define POA_EXTRACTED_FORMAT_VERSION 1
+/* The largest width, head dimension, MLP ratio, patch or image side and channel count a reader
+ * accepts (depths: POA_ARCH_MAX_DEPTH): far above any ViT, low enough that no shape computed
+ * from them overflows.  The model's parameters must also fit in the file (modelio). */
+#define POA_EXTRACTED_MAX_DIM 32768
 
 /* Containers poa reads and writes models in (a bit set for "which ones to write"). */
 typedef enum poa_file_format {
@@ -86,8 +90,11 @@ typedef struct poa_extracted_meta {
 poa_status poa_extracted_write(const char *path, poa_file_format fmt, const poa_param_table *t,
                                const float *buf, const poa_extracted_meta *meta, poa_err *err);
 
-/* Detect the container, check the format name and version, read the metadata (no tensors).
- * fmt may be NULL.  Free with poa_extracted_meta_free. */
+/* Detect the container, check the format name and version, read the metadata (no tensors)
+ * and check it: every size in [1, POA_EXTRACTED_MAX_DIM], depth in [1, POA_ARCH_MAX_DEPTH],
+ * embed_dim = num_heads · head_dim, the source at least as wide and deep, `blocks` increasing
+ * intact-block indices, ln_eps and alpha positive and finite (POA_ERR_FORMAT naming the key and
+ * its value otherwise).  fmt may be NULL.  Free with poa_extracted_meta_free. */
 poa_status poa_extracted_read_meta(const char *path, poa_file_format *fmt, poa_extracted_meta *meta,
                                    poa_err *err);
 /* Read every tensor of table t into buf (strict: each tensor present with the table's shape,

@@ -1,6 +1,8 @@
 /* h5util.c — see h5util.h. */
 #include "io/h5util.h"
 #include "common/h5check.h"
+#include "common/log.h"
+#include "io/atomic.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,23 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what)
     H5Eclear2(H5E_DEFAULT);
     if (h5msg[0]) return poa_err_set(err, code, "%s: %s", what, h5msg);
     return poa_err_set(err, code, "%s", what);
+}
+
+hid_t poa_h5_open_read(const char *path, poa_err *err)
+{
+    if (poa_hdf5_precheck(path, err) != POA_OK) return H5I_INVALID_HID;
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    poa_h5_quiet_end(&q);
+    if (f < 0) {
+        char what[4200];
+        snprintf(what, sizeof what, "cannot open %s (truncated or not an HDF5 file)", path);
+        poa_h5_fail(err, POA_ERR_FORMAT, what);
+    }
+    return f;
 }
 
 uint64_t poa_h5_file_bytes(hid_t loc)
@@ -111,6 +130,80 @@ hid_t poa_h5_create_group(hid_t loc, const char *name)
     hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     return g;
+}
+
+/* ------------------------------------------------------------------ writing a file */
+
+uint64_t poa_h5_size_bound(uint64_t data_bytes, uint64_t n_datasets, uint64_t text_bytes)
+{
+    const uint64_t per_dataset = 8192;
+    return data_bytes + n_datasets * per_dataset + text_bytes + ((uint64_t) 1 << 20);
+}
+
+/* Close the objects of file f (not f itself) that are still open; returns how many, their
+ * names in names[0..n) (comma-separated, cut short when long). */
+static int close_leftovers(hid_t f, char *names, size_t n)
+{
+    const unsigned types =
+        H5F_OBJ_DATASET | H5F_OBJ_GROUP | H5F_OBJ_DATATYPE | H5F_OBJ_ATTR | H5F_OBJ_LOCAL;
+    int closed = 0;
+    size_t k = 0;
+    names[0] = '\0';
+    hid_t ids[64];
+    ssize_t got;
+    while ((got = H5Fget_obj_ids(f, types, 64, ids)) > 0) {
+        for (ssize_t i = 0; i < got; i++, closed++) {
+            char name[128] = "";
+            H5I_type_t t = H5Iget_type(ids[i]);
+            if (t != H5I_ATTR) H5Iget_name(ids[i], name, sizeof name);
+            if (k < n)
+                k += (size_t) snprintf(names + k, n - k, "%s%s", closed ? ", " : "",
+                                       t == H5I_ATTR ? "an attribute" : name);
+            if (t == H5I_ATTR)
+                H5Aclose(ids[i]);
+            else if (t == H5I_DATATYPE)
+                H5Tclose(ids[i]);
+            else
+                H5Oclose(ids[i]);
+        }
+        if (closed > 4096) break; /* objects that will not close: stop */
+    }
+    return closed;
+}
+
+poa_status poa_h5_write_atomic(const char *final, const char *what, uint64_t bound,
+                               poa_h5_fill_fn fill, void *ctx, poa_err *err)
+{
+    poa_io_atomic a;
+    poa_status st = poa_io_atomic_begin(&a, final, what, err);
+    if (st) return poa_io_atomic_end(&a, st, err);
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    hid_t fapl = poa_h5_fapl();
+    hid_t f = H5Fcreate(a.tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    poa_h5_quiet_end(&q);
+    if (f < 0) {
+        char msg[sizeof a.tmp + 32];
+        snprintf(msg, sizeof msg, "cannot create %s", a.tmp);
+        return poa_io_atomic_end(&a, poa_h5_fail(err, POA_ERR_IO, msg), err);
+    }
+    st = poa_hdf5_reserve(a.tmp, bound, err);
+    if (!st) st = fill(f, ctx, err);
+    poa_h5_quiet_begin(&q);
+    char left[256];
+    int n_left = close_leftovers(f, left, sizeof left);
+    if (n_left > 0 && !st)
+        poa_warn("%s: %d HDF5 objects left open by its writer were closed: %s", final, n_left,
+                 left);
+    if (!st && H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) st = poa_h5_fail(err, POA_ERR_IO, "H5Fflush");
+    if (st)
+        poa_hdf5_close_discarding(f); /* never H5Fclose a file whose writes failed */
+    else if (H5Fclose(f) < 0)
+        st = poa_h5_fail(err, POA_ERR_IO, "H5Fclose");
+    poa_h5_quiet_end(&q);
+    if (!st) poa_hdf5_release_reserve(a.tmp);
+    return poa_io_atomic_end(&a, st, err);
 }
 
 /* ------------------------------------------------------------------ attributes */
@@ -189,13 +282,24 @@ static poa_status open_attr(hid_t obj, const char *name, hid_t *a, poa_err *err)
     return POA_OK;
 }
 
+/* Elements in the dataspace of obj (get_space: H5Aget_space or H5Dget_space); -1 on failure.
+ * A string is read into room for one: a header that says more must not be read (libhdf5 would
+ * write past it). */
+static hssize_t points(hid_t obj, hid_t (*get_space)(hid_t))
+{
+    hid_t sp = get_space(obj);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    return n;
+}
+
 /* Read a variable- or fixed-length string attribute (h5py writes either, depending on type). */
 static poa_status read_string_attr(hid_t a, const char *name, char *buf, size_t n, poa_err *err)
 {
     hid_t ft = H5Aget_type(a);
     poa_status st = POA_OK;
-    if (H5Tget_class(ft) != H5T_STRING) {
-        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a string", name);
+    if (H5Tget_class(ft) != H5T_STRING || points(a, H5Aget_space) != 1) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "attribute '%s' is not a single string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = utf8_string_type();
         H5Tset_cset(mt, H5Tget_cset(ft));
@@ -325,29 +429,38 @@ static void choose_chunk(int ndim, const hsize_t *dims, size_t elem, hsize_t *ch
     chunk[0] = dims[0] < rows ? dims[0] : rows;
 }
 
+/* Create dataset `name` of file type ftype over space (creation list dcpl) and write buf in
+ * memory type mtype (nothing when buf is NULL). */
+static poa_status write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, hid_t space,
+                                hid_t dcpl, const void *buf, poa_err *err)
+{
+    poa_h5_quiet q;
+    poa_h5_quiet_begin(&q);
+    poa_status st = POA_OK;
+    hid_t ds = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (ds < 0 || (buf && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) {
+        char what[200];
+        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
+        st = poa_h5_fail(err, POA_ERR_IO, what);
+    }
+    if (ds >= 0) H5Dclose(ds);
+    poa_h5_quiet_end(&q);
+    return st;
+}
+
 poa_status poa_h5_write_f32(hid_t loc, const char *name, int ndim, const int64_t *dims,
                             const float *data, poa_err *err)
 {
     hsize_t d[H5S_MAX_RANK], chunk[H5S_MAX_RANK];
     for (int i = 0; i < ndim; i++) d[i] = (hsize_t) dims[i];
     choose_chunk(ndim, d, sizeof(float), chunk);
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(ndim, d, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_chunk(dcpl, ndim, chunk);
     H5Pset_fletcher32(dcpl);
-    hid_t ds = H5Dcreate2(loc, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, sp, dcpl, data, err);
     H5Pclose(dcpl);
     H5Sclose(sp);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -425,20 +538,10 @@ poa_status poa_h5_write_u64(hid_t loc, const char *name, const uint64_t *data, s
                             poa_err *err)
 {
     hsize_t dim = n;
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t ds = H5Dcreate2(loc, name, H5T_STD_U64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 ||
-        (n > 0 && H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, H5T_STD_U64LE, H5T_NATIVE_UINT64, sp, H5P_DEFAULT,
+                                  n > 0 ? data : NULL, err);
     H5Sclose(sp);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -489,21 +592,11 @@ done:
 
 poa_status poa_h5_write_string(hid_t loc, const char *name, const char *value, poa_err *err)
 {
-    poa_h5_quiet q;
-    poa_h5_quiet_begin(&q);
-    poa_status st = POA_OK;
     hid_t t = utf8_string_type();
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t ds = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (ds < 0 || H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value) < 0) {
-        char what[200];
-        snprintf(what, sizeof what, "cannot write dataset '%s'", name);
-        st = poa_h5_fail(err, POA_ERR_IO, what);
-    }
-    if (ds >= 0) H5Dclose(ds);
+    poa_status st = write_dataset(loc, name, t, t, sp, H5P_DEFAULT, &value, err);
     H5Sclose(sp);
     H5Tclose(t);
-    poa_h5_quiet_end(&q);
     return st;
 }
 
@@ -520,8 +613,8 @@ poa_status poa_h5_read_string_alloc(hid_t loc, const char *name, char **value, p
     }
     ds = H5Dopen2(loc, name, H5P_DEFAULT);
     t = ds >= 0 ? H5Dget_type(ds) : -1;
-    if (t < 0 || H5Tget_class(t) != H5T_STRING) {
-        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a string", name);
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || points(ds, H5Dget_space) != 1) {
+        st = poa_err_set(err, POA_ERR_FORMAT, "dataset '%s' is not a single string", name);
         goto done;
     }
     if (H5Tis_variable_str(t) > 0) {

@@ -41,6 +41,12 @@ poa_status poa_h5_fail(poa_err *err, poa_status code, const char *what);
  * mounts), instead of failing every open with "unable to lock file". */
 hid_t poa_h5_fapl(void);
 
+/* Open path read-only as poa's readers do: the superblock checked first (poa_hdf5_precheck:
+ * not HDF5, truncated), then H5Fopen with poa_h5_fapl and HDF5's error printing off.  The
+ * file's ID, or a negative value with err set (POA_ERR_NOTFOUND, POA_ERR_IO, POA_ERR_FORMAT,
+ * naming path).  Close it with H5Fclose. */
+hid_t poa_h5_open_read(const char *path, poa_err *err);
+
 /* Bytes of the file that holds loc (0 when unknown). */
 uint64_t poa_h5_file_bytes(hid_t loc);
 /* A header that claims count elements of elem bytes: POA_ERR_FORMAT when the file cannot hold
@@ -55,6 +61,26 @@ int poa_h5_exists(hid_t loc, const char *name);
 /* Create a group that remembers the creation order of its links and attributes, so that
  * h5py iterates datasets in the order they were written (model order, docs/algorithm.md §2.8). */
 hid_t poa_h5_create_group(hid_t loc, const char *name);
+
+/* ------------------------------------------------------------------ writing a file */
+/* An upper bound of the size of an HDF5 file of poa's with n_datasets datasets holding
+ * data_bytes of data and text_bytes of strings: per dataset 8 KB for its object header, chunk
+ * index and checksums (measured: under 3 KB each in poa's files), plus 1 MiB for the
+ * superblock, the groups and the attributes. */
+uint64_t poa_h5_size_bound(uint64_t data_bytes, uint64_t n_datasets, uint64_t text_bytes);
+
+/* What a writer puts into the file that poa_h5_write_atomic created. */
+typedef poa_status (*poa_h5_fill_fn)(hid_t file, void *ctx, poa_err *err);
+
+/* Write the HDF5 file `final` atomically (io/atomic.h): create its temporary file, reserve
+ * `bound` bytes for it (poa_h5_size_bound: a full disk is reported before HDF5 writes
+ * anything, common/h5check.h), fill(file, ctx, err), flush and close it, then commit it
+ * (fsync, rename, fsync of the directory).  After any failure the file is closed with its
+ * writes discarded (libhdf5 1.10 cannot close a file whose writes failed) and deleted, and err
+ * is prefixed "writing [what ]final: ".  Nothing of the file stays open: objects that fill
+ * left open are closed (with a warning naming them when the write succeeded: a writer's bug). */
+poa_status poa_h5_write_atomic(const char *final, const char *what, uint64_t bound,
+                               poa_h5_fill_fn fill, void *ctx, poa_err *err);
 
 /* ------------------------------------------------------------------ attributes (on any object) */
 poa_status poa_h5_attr_write_string(hid_t obj, const char *name, const char *value, poa_err *err);

@@ -4,6 +4,7 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,16 +19,19 @@
 
 typedef enum { J_NULL, J_BOOL, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT } json_type;
 
+/* One value: 32 bytes, and a number allocates nothing (it points into the header text), so a
+ * header parses in memory linear in its length (about 16 bytes per byte of "1,1,1,..."). */
 typedef struct json {
     json_type type;
-    char *text;         /* J_STRING: the decoded string; J_NUMBER: the literal */
-    int n;              /* J_ARRAY, J_OBJECT: members */
+    int n;              /* J_ARRAY, J_OBJECT: members; J_NUMBER: the literal's length */
+    char *text;         /* J_STRING: the decoded string (owned); J_NUMBER: the literal in the
+                           header text (not owned, not NUL-terminated) */
     struct json *items; /* [n] */
     char **keys;        /* J_OBJECT: [n] decoded keys */
 } json;
 
 typedef struct json_parser {
-    const char *s, *end;
+    const char *start, *s, *end;
     int depth;
     char msg[256];
 } json_parser;
@@ -36,20 +40,20 @@ typedef struct json_parser {
 
 static void json_free(json *v)
 {
-    for (int i = 0; i < v->n; i++) {
+    for (int i = 0; v->items && i < v->n; i++) {
         json_free(&v->items[i]);
         if (v->keys) free(v->keys[i]);
     }
     free(v->items);
     free(v->keys);
-    free(v->text);
+    if (v->type == J_STRING) free(v->text);
     memset(v, 0, sizeof *v);
 }
 
 static int json_fail(json_parser *p, const char *what)
 {
     if (!p->msg[0])
-        snprintf(p->msg, sizeof p->msg, "%s at header byte %ld", what, (long) (p->end - p->s));
+        snprintf(p->msg, sizeof p->msg, "%s at header byte %ld", what, (long) (p->s - p->start));
     return -1;
 }
 
@@ -179,6 +183,25 @@ static int parse_string(json_parser *p, char **out)
 
 static int parse_value(json_parser *p, json *v);
 
+static int cmp_keys(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* An object's keys are unique: checked on a sorted copy, O(n log n) (a header of 100 MB holds
+ * millions of keys; comparing each with all before it would take hours). */
+static int check_unique_keys(json_parser *p, const json *v)
+{
+    if (v->n < 2) return 0;
+    char **k = poa_xmalloc((size_t) v->n * sizeof *k);
+    memcpy(k, v->keys, (size_t) v->n * sizeof *k);
+    qsort(k, (size_t) v->n, sizeof *k, cmp_keys);
+    int dup = 0;
+    for (int i = 1; i < v->n && !dup; i++) dup = strcmp(k[i - 1], k[i]) == 0;
+    free(k);
+    return dup ? json_fail(p, "duplicate key") : 0;
+}
+
 static int parse_members(json_parser *p, json *v, int object)
 {
     const char close = object ? '}' : ']';
@@ -200,11 +223,6 @@ static int parse_members(json_parser *p, json *v, int object)
         if (object) {
             skip_ws(p);
             if (parse_string(p, &v->keys[v->n])) return -1;
-            for (int i = 0; i < v->n; i++)
-                if (strcmp(v->keys[i], v->keys[v->n]) == 0) {
-                    free(v->keys[v->n]);
-                    return json_fail(p, "duplicate key");
-                }
             skip_ws(p);
             if (p->s >= p->end || *p->s != ':') {
                 free(v->keys[v->n]);
@@ -221,7 +239,7 @@ static int parse_members(json_parser *p, json *v, int object)
         }
         if (p->s < p->end && *p->s == close) {
             p->s++;
-            return 0;
+            return object ? check_unique_keys(p, v) : 0;
         }
         return json_fail(p, object ? "expected ',' or '}'" : "expected ',' or ']'");
     }
@@ -236,10 +254,10 @@ static int parse_number(json_parser *p, json *v)
                           *s == '+' || *s == '-'))
         s++;
     if (s == digits) return json_fail(p, "unexpected character");
+    if (s - p->s > 64) return json_fail(p, "number too long");
     v->type = J_NUMBER;
-    v->text = poa_xmalloc((size_t) (s - p->s) + 1);
-    memcpy(v->text, p->s, (size_t) (s - p->s));
-    v->text[s - p->s] = '\0';
+    v->text = (char *) p->s;
+    v->n = (int) (s - p->s);
     p->s = s;
     return 0;
 }
@@ -296,11 +314,14 @@ static const json *json_member(const json *obj, const char *key)
 /* A non-negative integer literal (no sign, fraction or exponent) that fits uint64. */
 static int json_u64(const json *v, uint64_t *out)
 {
-    if (v->type != J_NUMBER || !v->text[0]) return -1;
-    for (const char *c = v->text; *c; c++)
+    char digits[72];
+    if (v->type != J_NUMBER || v->n < 1 || v->n >= (int) sizeof digits) return -1;
+    memcpy(digits, v->text, (size_t) v->n);
+    digits[v->n] = '\0';
+    for (const char *c = digits; *c; c++)
         if (*c < '0' || *c > '9') return -1;
     errno = 0;
-    unsigned long long x = strtoull(v->text, NULL, 10);
+    unsigned long long x = strtoull(digits, NULL, 10);
     if (errno) return -1;
     *out = x;
     return 0;
@@ -376,15 +397,21 @@ static char *build_header(const poa_param_table *t, const poa_st_kv *meta, int n
     return text;
 }
 
-static int write_le_u64(FILE *f, uint64_t v)
+/* n bytes to fd, through short writes and interruptions; errno on failure, else 0. */
+static int write_all(int fd, const void *buf, size_t n)
 {
-    unsigned char b[8];
-    for (int i = 0; i < 8; i++) b[i] = (unsigned char) (v >> (8 * i));
-    return fwrite(b, 1, 8, f) == 8 ? 0 : -1;
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : EIO;
+        p += w, n -= (size_t) w;
+    }
+    return 0;
 }
 
 /* n floats as little-endian bytes. */
-static int write_f32_le(FILE *f, const float *x, size_t n)
+static int write_f32_le(int fd, const float *x, size_t n)
 {
 #ifdef POA_ST_BIG_ENDIAN
     uint32_t chunk[4096];
@@ -392,21 +419,35 @@ static int write_f32_le(FILE *f, const float *x, size_t n)
         size_t k = n - at < 4096 ? n - at : 4096;
         memcpy(chunk, x + at, k * sizeof(float));
         for (size_t i = 0; i < k; i++) chunk[i] = __builtin_bswap32(chunk[i]);
-        if (fwrite(chunk, sizeof(float), k, f) != k) return -1;
+        int e = write_all(fd, chunk, k * sizeof(float));
+        if (e) return e;
         at += k;
     }
     return 0;
 #else
-    return fwrite(x, sizeof(float), n, f) == n ? 0 : -1;
+    return write_all(fd, x, n * sizeof(float));
 #endif
+}
+
+/* The whole file into tmp: plain write(2) calls, so that a full disk is met (and reported)
+ * here, and closed in every case. */
+static poa_status write_file(const char *tmp, const char *header, size_t hlen,
+                             const poa_param_table *t, const float *buf, poa_err *err)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) return poa_err_set(err, POA_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char) ((uint64_t) hlen >> (8 * i));
+    int e = write_all(fd, len, 8);
+    if (!e) e = write_all(fd, header, hlen);
+    for (int i = 0; i < t->n && !e; i++) e = write_f32_le(fd, buf + t->p[i].offset, t->p[i].numel);
+    if (close(fd) != 0 && !e) e = errno;
+    return e ? poa_err_set(err, POA_ERR_IO, "%s: %s", tmp, strerror(e)) : POA_OK;
 }
 
 poa_status poa_st_write_table(const char *path, const poa_param_table *t, const float *buf,
                               const poa_st_kv *meta, int n_meta, poa_err *err)
 {
-    char tmp[POA_IO_PATH_MAX + 64];
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, err);
-    if (st) return st;
     size_t hlen;
     char *header = build_header(t, meta, n_meta, &hlen);
     if (hlen > POA_ST_MAX_HEADER) {
@@ -414,23 +455,11 @@ poa_status poa_st_write_table(const char *path, const poa_param_table *t, const 
         return poa_err_set(err, POA_ERR_ARG, "%s: the safetensors header would have %zu bytes",
                            path, hlen);
     }
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        free(header);
-        return poa_err_set(err, POA_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    }
-    int bad = write_le_u64(f, hlen) || fwrite(header, 1, hlen, f) != hlen;
-    for (int i = 0; i < t->n && !bad; i++)
-        bad = write_f32_le(f, buf + t->p[i].offset, t->p[i].numel);
-    int e = errno;
+    poa_io_atomic a;
+    poa_status st = poa_io_atomic_begin(&a, path, "", err);
+    if (!st) st = write_file(a.tmp, header, hlen, t, buf, err);
     free(header);
-    if (fflush(f) != 0 && !bad) bad = 1, e = errno;
-    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
-    if (bad) {
-        unlink(tmp);
-        return poa_err_set(err, POA_ERR_IO, "writing %s: %s", path, strerror(e));
-    }
-    return poa_io_commit(tmp, path, err);
+    return poa_io_atomic_end(&a, st, err);
 }
 
 /* ================================================================== reading */
@@ -578,7 +607,7 @@ poa_status poa_st_open(const char *path, poa_st_file *f, poa_err *err)
     json root;
     memset(&root, 0, sizeof root);
     if (st == POA_OK) {
-        json_parser p = {text, text + f->header_len, 0, ""};
+        json_parser p = {text, text, text + f->header_len, 0, ""};
         int rc = parse_value(&p, &root);
         skip_ws(&p);
         if (rc == 0 && p.s != p.end) rc = json_fail(&p, "text after the header object");
@@ -654,7 +683,9 @@ static void shape_str(int ndim, const int64_t *shape, char *buf, size_t n)
 poa_status poa_st_load_table(const poa_st_file *f, const poa_param_table *t, float *buf,
                              poa_err *err)
 {
-    for (int i = 0; i < f->n_tensors; i++)
+    /* The first tensor the table lacks is among the first t->n + 1 (the names are unique): the
+     * search stays O(n²) in the table's size, whatever the file holds. */
+    for (int i = 0; i < f->n_tensors && i <= t->n; i++)
         if (poa_params_find(t, f->tensors[i].name) < 0)
             return poa_err_set(err, POA_ERR_FORMAT,
                                "%s: unexpected tensor '%s' (not a parameter of the model)", f->path,

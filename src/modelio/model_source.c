@@ -191,6 +191,26 @@ static poa_status open_run_dir(const char *dir, poa_weights_from from, poa_model
 
 /* ================================================================== extracted models */
 
+/* The file holds at least the float32 parameters of the model its metadata describes: checked
+ * before they are allocated, so metadata cannot make poa allocate more than the file
+ * justifies (both containers store the tensors uncompressed). */
+static poa_status check_file_holds(const char *path, const poa_model *m, poa_err *err)
+{
+    uint64_t bytes = 0;
+    for (int i = 0; i < m->table.n; i++) bytes += (uint64_t) m->table.p[i].numel * sizeof(float);
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return poa_err_set(err, POA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    if (bytes > (uint64_t) sb.st_size)
+        return poa_err_set(err, POA_ERR_FORMAT,
+                           "%s: the %dx%d model its metadata describes has %.1f MiB of parameters, "
+                           "more than the %lld-byte file holds (corrupt metadata or a truncated "
+                           "file)",
+                           path, m->cfg.max_embed_dim, m->cfg.max_depth, (double) bytes / 1048576.0,
+                           (long long) sb.st_size);
+    return POA_OK;
+}
+
 static poa_status open_extracted(const char *path, poa_model_source *src, poa_err *err)
 {
     poa_extracted_meta *x = &src->extracted;
@@ -204,6 +224,7 @@ static poa_status open_extracted(const char *path, poa_model_source *src, poa_er
         return poa_err_prefix(err, "%s: the model its metadata describes", path);
     }
     poa_model_build(&src->model, &mc);
+    if ((st = check_file_holds(path, &src->model, err))) return st;
     src->params = poa_xmalloc(src->model.table.total * sizeof(float));
     memset(src->params, 0, src->model.table.total * sizeof(float)); /* alignment padding */
     st = poa_extracted_load(path, &src->model.table, src->params, err);

@@ -11,46 +11,17 @@
 #   --subnet / --k, a size the run does not have, a crop that is not a multiple of the patch
 #   size (2), a missing, truncated or non-poa checkpoint, a data set without a val split (3),
 #   an output that cannot be written (4).
-set -u
-top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
-top_build=${POA_TOP_BUILDDIR:?run through make check}
-out=$top_build/tests/out/eval/knn
-rm -rf "$out" && mkdir -p "$out"
-knn=$top_build/src/poa-eval-knn
-seeded=$top_build/tests/modelio/ckpt_write_seeded
-py=${POA_PYTHON_REF:-/usr/bin/python3}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_btl="self,vader" PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1 POA_PYTHON=$py
-fail=0 have_np=yes
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fail=1; }
-
-# expect NAME CODE PATTERN ARGS...: poa-eval-knn ARGS exits with CODE and prints PATTERN
-expect() {
-    name=$1 code=$2 pat=$3
-    shift 3
-    "$knn" "$@" >"$out/$name.log" 2>&1
-    rc=$?
-    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.log"; then
-        ok "$name: exit $code ($(grep -m1 -- "$pat" "$out/$name.log" | cut -c1-160))"
-    else
-        cat "$out/$name.log"
-        bad "$name: exit $rc (want $code), pattern '$pat'"
-    fi
-}
+. "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
+program_test poa-eval-knn eval/knn
+knn=$prog
+export OMP_NUM_THREADS=1 POA_PYTHON=$py
+have_np=yes
 
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "skip: Fashion-MNIST not installed"; exit 77; }
 "$top_build/poa-prep-fmnist" --output "$out/root" --limit 300 >"$out/prep.log" 2>&1 &&
     "$top_build/poa-pack" --root "$out/root" --output "$out/packed" -j 1 >"$out/pack.log" 2>&1 ||
     { cat "$out/prep.log" "$out/pack.log"; echo "FAIL: cannot prepare the data set"; exit 1; }
-# The model of the 'demo' architecture preset (patch 4): configs/demo.yaml itself trains with
-# patch 8 (docs/demo-learning-study.md), and these checks need a run whose model is a named size.
-sed 's/^\(  patch_size:\) *8 .*/\1 4/' "$top_src/configs/demo.yaml" >"$out/demo-preset.yaml"
-grep -q '^  patch_size: 4$' "$out/demo-preset.yaml" || { echo "FAIL: no patch_size 8 line in configs/demo.yaml"; exit 1; }
-"$seeded" "$out/run" "$out/demo-preset.yaml" 21 399 >"$out/seeded.log" 2>&1 ||
-    { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
-ck=$out/run/checkpoint_0000399.h5
+seeded_demo_checkpoint
 data=$out/packed
 
 # ------------------------------------------------------------------ help
@@ -167,5 +138,4 @@ touch "$out/file"
 expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" --output "$out/file/sub" \
     --k 20 --val 20 --train 50
 
-[ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
-exit $fail
+finish

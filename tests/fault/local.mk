@@ -1,8 +1,9 @@
-# tests/fault/: fault injection (README.md, "Reliability"): a full disk during a checkpoint and
-# during packing (the LD_PRELOAD library libpoa_enospc.so, enospc_shim.c), a rank killed in the
-# middle of a step, a shard corrupted after packing, non-finite values in the weights and in
-# the data, and stop signals at random times.  Every test runs poa-train / poa-pack on a few
-# Fashion-MNIST images (tests/train/lib.sh) and skips without them.
+# tests/fault/: fault injection (README.md, "Reliability"): a full disk during a checkpoint,
+# during packing and during poa-extract (the LD_PRELOAD library libpoa_enospc.so,
+# enospc_shim.c; same_extracted.py compares extracted models), a rank killed in the middle of a
+# step, a shard corrupted after packing, non-finite values in the weights and in the data, and
+# stop signals at random times.  Every test runs poa-train / poa-pack on a few Fashion-MNIST
+# images (tests/train/lib.sh) and skips without them.
 # The shim is built without sanitizers (it is preloaded ahead of everything) and without
 # AM_CFLAGS (no OpenMP): a plain shared object.
 check_PROGRAMS += tests/fault/libpoa_enospc.so
@@ -14,4 +15,4 @@ FAULT_TESTS = tests/fault/test_fault_enospc.sh tests/fault/test_fault_corrupt_sh
 	tests/fault/test_fault_rank_kill.sh tests/fault/test_fault_nonfinite.sh \
 	tests/fault/test_fault_signals.sh
 TESTS += $(FAULT_TESTS)
-EXTRA_DIST += $(FAULT_TESTS)
+EXTRA_DIST += $(FAULT_TESTS) tests/fault/same_extracted.py

@@ -11,7 +11,12 @@
 #      the result equals an undisturbed pack (same_packed.py);
 #   3. both again on a file system without fallocate (POA_FAULT_NO_FALLOCATE=1: some NFS and
 #      Lustre versions), where libhdf5 itself meets the full disk in its flush and cannot close
-#      the file: still exit 4 with the message, no signal at exit, nothing partial left.
+#      the file: still exit 4 with the message, no signal at exit, nothing partial left;
+#   4. during poa-extract (the 9 sub-networks of the run's last checkpoint): HDF5 files with their
+#      space reserved, safetensors files cut short in their data, both formats without
+#      fallocate, and 2 ranks: exit 4 naming the file and the cause, no signal at exit, no HDF5
+#      object left open, the complete files kept and equal to an undisturbed extraction, no
+#      partial or temporary file; the rerun with space completes the extraction.
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out enospc
@@ -100,4 +105,58 @@ crashed $rc "$out/nofp.log" && bad "packing, no fallocate: died at exit" || ok "
 left=$(cd "$out/nofp" && ls -A | tr '\n' ' ')
 [ "$left" = "train-00000-of-00004.h5 " ] && ok "packing, no fallocate: the complete shard kept, nothing else" ||
     bad "packing, no fallocate: left $left"
+
+# ---- 4. poa-extract
+extract=$top_build/src/poa-extract
+ck=$out/ref/checkpoint_0000011.h5
+"$extract" --checkpoint "$ck" --output "$out/xref" --all >"$out/xref.log" 2>&1 ||
+    { tail -5 "$out/xref.log"; bad "undisturbed extraction failed"; finish; }
+# xcheck NAME RC FAILED KEPT: the extraction into $out/NAME exited 4 naming FAILED and the cause,
+# died on no signal, left no HDF5 object open, and left exactly the files KEPT, equal to the
+# undisturbed ones (no partial or temporary file)
+xcheck() {
+    name=$1 rc=$2 failed=$3 kept=$4
+    log=$out/$name.log
+    [ "$rc" -eq 4 ] && grep -q "error: poa-extract: writing .*/$failed: .*No space left on device" "$log" &&
+        ok "$name: exit 4 naming $failed and the cause" || { tail -10 "$log"; bad "$name: exit $rc"; }
+    crashed "$rc" "$log" && bad "$name: died at exit" || ok "$name: no signal at exit"
+    grep -q "HDF5 objects left open" "$log" && bad "$name: $(grep -m1 'HDF5 objects left open' "$log")" ||
+        ok "$name: no HDF5 object left open"
+    left=$(cd "$out/$name" && ls -A | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    [ "$left" = "$kept " ] &&
+        "$py" "$top_src/tests/fault/same_extracted.py" "$out/xref" "$out/$name" $kept >"$out/$name.same" 2>&1 &&
+        ok "$name: $kept kept, equal to the undisturbed extraction; nothing partial" ||
+        { cat "$out/$name.same" 2>/dev/null; bad "$name: left $left"; }
+}
+# a. HDF5: every file's reservation is over 1 MiB (poa_h5_size_bound), so 2 MiB holds the first
+#    and not the second: the full disk is found before HDF5 writes anything
+full xh5 $((2 * 1048576)) "$extract" --checkpoint "$ck" --output "$out/xh5" --all --format h5 >"$out/xh5.log" 2>&1
+xcheck xh5 $? vit_32x3.h5 vit_32x2.h5
+grep -q "vit_32x3.h5.tmp.[0-9]*: cannot reserve" "$out/xh5.log" && ok "xh5: found by the reservation" ||
+    bad "xh5: not found by the reservation"
+# b. safetensors: the second file meets the full disk in the middle of its data
+st=$(stat -c %s "$out/xref/vit_32x2.safetensors")
+full xst $((3 * st / 2)) "$extract" --checkpoint "$ck" --output "$out/xst" --all --format safetensors \
+    >"$out/xst.log" 2>&1
+xcheck xst $? vit_32x3.safetensors vit_32x2.safetensors
+# c. both formats without fallocate: libhdf5 meets the full disk in its own flush (of the second
+#    sub-network's HDF5 file)
+h5=$(stat -c %s "$out/xref/vit_32x2.h5")
+full xnofa $((h5 + st + h5 / 2)) env POA_FAULT_NO_FALLOCATE=1 "$extract" --checkpoint "$ck" \
+    --output "$out/xnofa" --all >"$out/xnofa.log" 2>&1
+xcheck xnofa $? vit_32x3.h5 "vit_32x2.h5 vit_32x2.safetensors"
+# d. 2 ranks, 2 MiB each (the shim's budget is per process): rank 0 writes 32x2 and fails on
+#    32x4, rank 1 writes 32x3 and fails on 48x2; every rank ends with exit 4
+"$mpiexec" -n 2 --oversubscribe -x OMP_NUM_THREADS=1 -x ASAN_OPTIONS -x LD_PRELOAD="$shim" \
+    -x POA_FAULT_PATH="$out/xmpi/" -x POA_FAULT_ENOSPC_AFTER=$((2 * 1048576)) \
+    "$extract" --checkpoint "$ck" --output "$out/xmpi" --all --format h5 >"$out/xmpi.log" 2>&1
+xcheck xmpi $? vit_32x4.h5 "vit_32x2.h5 vit_32x3.h5"
+grep -q "writing .*/vit_48x2.h5: .*No space left on device" "$out/xmpi.log" &&
+    ok "xmpi: the other rank names its file too" || bad "xmpi: no message from the second rank"
+# e. the rerun with space completes (a) and equals the undisturbed extraction
+"$extract" --checkpoint "$ck" --output "$out/xh5" --all >"$out/xh5-2.log" 2>&1 &&
+    "$py" "$top_src/tests/fault/same_extracted.py" "$out/xref" "$out/xh5" >"$out/xh5-2.same" 2>&1 &&
+    ok "the rerun with space writes the 18 files, equal to the undisturbed extraction" ||
+    { tail -5 "$out/xh5-2.log" "$out/xh5-2.same"; bad "extraction rerun"; }
 finish

@@ -1,6 +1,7 @@
 /* fuzz_h5mutate.c — see fuzz_h5mutate.h.  Built into the HDF5 targets of a fuzzing build only
  * (the replay build has no libFuzzer, and replaying needs no mutator). */
 #include "fuzz_h5mutate.h"
+#include "fuzz_util.h"
 
 #include <hdf5.h>
 #include <stdint.h>
@@ -21,23 +22,6 @@ typedef struct item_list {
     item v[MAX_ITEMS];
     int n;
 } item_list;
-
-typedef struct rng {
-    uint64_t s;
-} rng;
-
-static uint64_t next(rng *r)
-{
-    r->s ^= r->s << 13;
-    r->s ^= r->s >> 7;
-    r->s ^= r->s << 17;
-    return r->s;
-}
-
-static uint64_t below(rng *r, uint64_t n)
-{
-    return n ? next(r) % n : 0;
-}
 
 static item *add(item_list *l)
 {
@@ -106,10 +90,10 @@ static const int64_t boundary[] = {0,
                                    INT64_MIN,
                                    INT32_MIN};
 
-static int64_t interesting(rng *r, int64_t old)
+static int64_t interesting(fuzz_rng *r, int64_t old)
 {
     uint64_t u = (uint64_t) old; /* wrapping arithmetic, on purpose */
-    switch (below(r, 4)) {
+    switch (fuzz_rng_below(r, 4)) {
     case 0:
         return (int64_t) (u + 1);
     case 1:
@@ -117,11 +101,11 @@ static int64_t interesting(rng *r, int64_t old)
     case 2:
         return (int64_t) (u * 2);
     default:
-        return boundary[below(r, sizeof boundary / sizeof boundary[0])];
+        return boundary[fuzz_rng_below(r, sizeof boundary / sizeof boundary[0])];
     }
 }
 
-static int set_int_attr(hid_t a, rng *r)
+static int set_int_attr(hid_t a, fuzz_rng *r)
 {
     hid_t sp = H5Aget_space(a);
     hssize_t n = H5Sget_simple_extent_npoints(sp);
@@ -129,12 +113,12 @@ static int set_int_attr(hid_t a, rng *r)
     if (n < 1 || n > 64) return 0;
     int64_t v[64];
     if (H5Aread(a, H5T_NATIVE_INT64, v) < 0) return 0;
-    size_t i = (size_t) below(r, (uint64_t) n);
+    size_t i = (size_t) fuzz_rng_below(r, (uint64_t) n);
     v[i] = interesting(r, v[i]);
     return H5Awrite(a, H5T_NATIVE_INT64, v) >= 0;
 }
 
-static void random_text(rng *r, char *s, size_t cap)
+static void random_text(fuzz_rng *r, char *s, size_t cap)
 {
     static const char *const words[] = {"train",
                                         "val",
@@ -143,6 +127,8 @@ static void random_text(rng *r, char *s, size_t cap)
                                         "poa-checkpoint",
                                         "poa-dataset-shard",
                                         "poa-dataset-metadata",
+                                        "poa-extracted-model",
+                                        "student",
                                         "",
                                         "train,val",
                                         "train,train",
@@ -153,18 +139,18 @@ static void random_text(rng *r, char *s, size_t cap)
                                         "%s%n"};
     size_t n = 0;
     s[0] = '\0';
-    for (int k = (int) below(r, 3) + 1; k > 0; k--) {
-        const char *w = words[below(r, sizeof words / sizeof words[0])];
+    for (int k = (int) fuzz_rng_below(r, 3) + 1; k > 0; k--) {
+        const char *w = words[fuzz_rng_below(r, sizeof words / sizeof words[0])];
         n += (size_t) snprintf(s + n, cap - n, "%s", w);
         if (n >= cap - 1) break;
     }
-    if (below(r, 4) == 0 && n + 1 < cap) { /* a random byte somewhere */
-        s[below(r, n + 1)] = (char) (1 + below(r, 255));
+    if (fuzz_rng_below(r, 4) == 0 && n + 1 < cap) { /* a random byte somewhere */
+        s[fuzz_rng_below(r, n + 1)] = (char) (1 + fuzz_rng_below(r, 255));
         s[n + 1 < cap ? n + 1 : n] = '\0';
     }
 }
 
-static int set_str_attr(hid_t obj, const char *name, rng *r)
+static int set_str_attr(hid_t obj, const char *name, fuzz_rng *r)
 {
     char text[96];
     random_text(r, text, sizeof text);
@@ -172,22 +158,24 @@ static int set_str_attr(hid_t obj, const char *name, rng *r)
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, H5T_VARIABLE);
     H5Tset_cset(t, H5T_CSET_UTF8);
-    hid_t sp = H5Screate(H5S_SCALAR);
+    /* now and then an array of strings where readers expect one (they read into room for one) */
+    hsize_t count = fuzz_rng_below(r, 4) == 0 ? 2 + fuzz_rng_below(r, 3) : 1;
+    hid_t sp = count > 1 ? H5Screate_simple(1, &count, NULL) : H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    const char *p = text;
-    int ok = a >= 0 && H5Awrite(a, t, &p) >= 0;
+    const char *p[4] = {text, text, text, text};
+    int ok = a >= 0 && H5Awrite(a, t, p) >= 0;
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
     return ok;
 }
 
-static int mutate_attr(hid_t f, const item *it, rng *r)
+static int mutate_attr(hid_t f, const item *it, fuzz_rng *r)
 {
     hid_t o = H5Oopen(f, it->obj, H5P_DEFAULT);
     if (o < 0) return 0;
     int ok = 0;
-    if (below(r, 8) == 0) {
+    if (fuzz_rng_below(r, 8) == 0) {
         ok = H5Adelete(o, it->attr) >= 0;
     } else {
         hid_t a = H5Aopen(o, it->attr, H5P_DEFAULT);
@@ -228,7 +216,7 @@ static int mutate_bytes(hid_t f, const item *it)
 }
 
 /* Replace the dataset by one of another shape and/or type. */
-static int reshape(hid_t f, const item *it, rng *r)
+static int reshape(hid_t f, const item *it, fuzz_rng *r)
 {
     hid_t d = H5Dopen2(f, it->obj, H5P_DEFAULT);
     if (d < 0) return 0;
@@ -242,11 +230,11 @@ static int reshape(hid_t f, const item *it, rng *r)
     static const hid_t *const types[] = {&H5T_STD_U8LE_g,  &H5T_STD_I32LE_g, &H5T_STD_U32LE_g,
                                          &H5T_STD_I64LE_g, &H5T_STD_U64LE_g, &H5T_IEEE_F32LE_g,
                                          &H5T_IEEE_F64LE_g};
-    hid_t nt = below(r, 2) ? H5Tcopy(t) : H5Tcopy(*types[below(r, 7)]);
+    hid_t nt = fuzz_rng_below(r, 2) ? H5Tcopy(t) : H5Tcopy(*types[fuzz_rng_below(r, 7)]);
     H5Tclose(t);
-    if (below(r, 4) == 0) rank = (int) below(r, 4); /* 0 = scalar */
+    if (fuzz_rng_below(r, 4) == 0) rank = (int) fuzz_rng_below(r, 4); /* 0 = scalar */
     for (int i = 0; i < rank; i++) {
-        switch (below(r, 6)) {
+        switch (fuzz_rng_below(r, 6)) {
         case 0:
             dims[i] = dims[i] + 1;
             break;
@@ -257,7 +245,7 @@ static int reshape(hid_t f, const item *it, rng *r)
             dims[i] = 0;
             break;
         case 3:
-            dims[i] = (hsize_t) 1 << (20 + below(r, 21)); /* no storage: a lying header */
+            dims[i] = (hsize_t) 1 << (20 + fuzz_rng_below(r, 21)); /* no storage: a lying header */
             break;
         default:
             break;
@@ -277,7 +265,7 @@ static int reshape(hid_t f, const item *it, rng *r)
     size_t bytes = (size_t) n * H5Tget_size(nt);
     if (ok && n > 0 && bytes <= 65536 && H5Tis_variable_str(nt) <= 0) {
         uint8_t *buf = malloc(bytes);
-        for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t) next(r);
+        for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t) fuzz_rng_next(r);
         H5Dwrite(nd, nt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         free(buf);
     }
@@ -333,35 +321,35 @@ size_t fuzz_h5_mutate(uint8_t *data, size_t size, size_t max_size, unsigned seed
     void *client;
     H5Eget_auto2(H5E_DEFAULT, &func, &client);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    rng r = {0x9e3779b97f4a7c15ull ^ seed};
+    fuzz_rng r = {0x9e3779b97f4a7c15ull ^ seed};
     static item_list items;
     items.n = 0;
     size_t out = size;
-    int flip = below(&r, 5) == 0;
+    int flip = fuzz_rng_below(&r, 5) == 0;
     hid_t f = size >= 8 && memcmp(data, "\x89HDF\r\n\x1a\n", 8) == 0
                   ? open_image(data, size, flip ? H5F_ACC_RDONLY : H5F_ACC_RDWR)
                   : H5I_INVALID_HID;
     if (f >= 0) H5Ovisit2(f, H5_INDEX_NAME, H5_ITER_NATIVE, on_object, &items, H5O_INFO_BASIC);
     if (f >= 0 && items.n > 0) {
-        const item *it = &items.v[below(&r, (uint64_t) items.n)];
+        const item *it = &items.v[fuzz_rng_below(&r, (uint64_t) items.n)];
         if (flip) { /* bytes of stored data, in the image: metadata untouched */
             const item *ds = it;
             for (int k = 0; k < items.n && !(ds->is_dataset && !ds->attr[0]); k++)
-                ds = &items.v[below(&r, (uint64_t) items.n)];
+                ds = &items.v[fuzz_rng_below(&r, (uint64_t) items.n)];
             haddr_t addr;
             hsize_t len;
             data_region(f, ds, &addr, &len);
             H5Fclose(f);
             f = H5I_INVALID_HID;
             if (addr != HADDR_UNDEF && len > 0 && addr + len <= size)
-                for (int k = (int) below(&r, 4) + 1; k > 0; k--)
-                    data[addr + below(&r, len)] ^= (uint8_t) (1 + below(&r, 255));
+                for (int k = (int) fuzz_rng_below(&r, 4) + 1; k > 0; k--)
+                    data[addr + fuzz_rng_below(&r, len)] ^= (uint8_t) (1 + fuzz_rng_below(&r, 255));
         } else {
             int ok = 0;
             if (it->attr[0])
                 ok = mutate_attr(f, it, &r);
             else if (it->is_dataset)
-                ok = below(&r, 3) ? mutate_bytes(f, it) : reshape(f, it, &r);
+                ok = fuzz_rng_below(&r, 3) ? mutate_bytes(f, it) : reshape(f, it, &r);
             else
                 ok = H5Ldelete(f, it->obj, H5P_DEFAULT) >= 0;
             if (ok && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0) {

@@ -1,5 +1,5 @@
-/* fuzz_h5mutate.h — the mutator of the HDF5 targets (fuzz_shard, fuzz_metadata,
- * fuzz_checkpoint): mutations that keep the HDF5 structure valid and change what poa reads.
+/* fuzz_h5mutate.h — the mutator of the HDF5 targets (fuzz_shard, fuzz_metadata, fuzz_checkpoint,
+ * fuzz_extracted_h5): mutations that keep the HDF5 structure valid and change what poa reads.
  *
  * libhdf5 1.10 does not survive arbitrary bytes in its own metadata (object headers, B-trees,
  * heaps): random flips there crash or hang it inside the library (tests/fuzz/README.md, "HDF5").
@@ -7,7 +7,7 @@
  * API instead (the file is opened from memory with the core driver):
  *   - the bytes of a dataset (read, mutated by libFuzzer's byte mutator, written back);
  *   - an integer attribute set to a boundary value (0, -1, 2^31, 2^63 - 1, ...) or a nearby one;
- *   - a string attribute replaced by other bytes;
+ *   - a string attribute replaced by other bytes, or by an array of 2 to 4 strings;
  *   - a dataset recreated with another shape (larger than its data: HDF5 then allocates no
  *     storage, so the header claims more than the file holds), another type, or removed;
  *   - an attribute or a link removed;

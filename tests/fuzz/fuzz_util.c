@@ -69,6 +69,19 @@ uint64_t fuzz_hash(const uint8_t *data, size_t size)
     return h;
 }
 
+uint64_t fuzz_rng_next(fuzz_rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return r->s;
+}
+
+uint64_t fuzz_rng_below(fuzz_rng *r, uint64_t n)
+{
+    return n ? fuzz_rng_next(r) % n : 0;
+}
+
 void fuzz_quiet(void)
 {
     poa_log_set_level(POA_LOG_ERROR);

@@ -25,6 +25,14 @@ void fuzz_scratch_clear(void);
 /* A deterministic 64-bit hash of the input (seeds the random parts of a target). */
 uint64_t fuzz_hash(const uint8_t *data, size_t size);
 
+/* The mutators' random numbers (xorshift64; any seed but 0). */
+typedef struct fuzz_rng {
+    uint64_t s;
+} fuzz_rng;
+uint64_t fuzz_rng_next(fuzz_rng *r);
+/* Uniform in [0, n); 0 when n is 0. */
+uint64_t fuzz_rng_below(fuzz_rng *r, uint64_t n);
+
 /* Switch poa's warnings off (errors still print): a target reports through its return and
  * through sanitizer findings, not through log lines. */
 void fuzz_quiet(void);

@@ -6,12 +6,14 @@
 # (tests/fuzz/run-fuzz.sh).
 FUZZ_TARGETS = tests/fuzz/fuzz_config tests/fuzz/fuzz_cli tests/fuzz/fuzz_jpeg \
 	tests/fuzz/fuzz_labels tests/fuzz/fuzz_shard tests/fuzz/fuzz_metadata \
-	tests/fuzz/fuzz_checkpoint
+	tests/fuzz/fuzz_checkpoint tests/fuzz/fuzz_extracted_h5 tests/fuzz/fuzz_extracted_st
 check_PROGRAMS += $(FUZZ_TARGETS) tests/fuzz/fuzz_seeds
 FUZZ_COMMON = tests/fuzz/fuzz_util.c tests/fuzz/fuzz_util.h
 FUZZ_HDF5 = tests/fuzz/fuzz_h5mutate.h
+FUZZ_ST = tests/fuzz/fuzz_stmutate.h
 if FUZZING
 FUZZ_HDF5 += tests/fuzz/fuzz_h5mutate.c
+FUZZ_ST += tests/fuzz/fuzz_stmutate.c
 else
 FUZZ_COMMON += tests/fuzz/fuzz_replay.c
 endif
@@ -43,6 +45,18 @@ tests_fuzz_fuzz_checkpoint_SOURCES = tests/fuzz/fuzz_checkpoint.c tests/fuzz/fuz
 	$(FUZZ_COMMON) $(FUZZ_HDF5)
 tests_fuzz_fuzz_checkpoint_LDADD = $(FUZZ_IO_LDADD)
 tests_fuzz_fuzz_checkpoint_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+# the extracted-model files, read as the evaluation programs read them (modelio: the model
+# built from the metadata, then every tensor); one source, built once per container
+FUZZ_MODELIO_LDADD = $(POA_MODELIO_A) $(POA_MODEL_A) $(POA_IO_A) \
+	src/tensor/libpoa_tensor.a src/common/libpoa_common.a $(HDF5_LIBS) $(BLAS_LIBS) \
+	$(YAML_LIBS) -lm
+tests_fuzz_fuzz_extracted_h5_SOURCES = tests/fuzz/fuzz_extracted.c $(FUZZ_COMMON) $(FUZZ_HDF5)
+tests_fuzz_fuzz_extracted_h5_LDADD = $(FUZZ_MODELIO_LDADD)
+tests_fuzz_fuzz_extracted_h5_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_extracted_st_SOURCES = tests/fuzz/fuzz_extracted.c $(FUZZ_COMMON) $(FUZZ_ST)
+tests_fuzz_fuzz_extracted_st_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_SAFETENSORS
+tests_fuzz_fuzz_extracted_st_LDADD = $(FUZZ_MODELIO_LDADD)
+tests_fuzz_fuzz_extracted_st_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 # the seeds' writer (tests/fuzz/make-seeds.sh): an ordinary program in every build
 tests_fuzz_fuzz_seeds_SOURCES = tests/fuzz/fuzz_seeds.c tests/fuzz/fuzz_tables.h
 tests_fuzz_fuzz_seeds_LDADD = $(POA_DATA_A) $(POA_IO_A) src/tensor/libpoa_tensor.a \

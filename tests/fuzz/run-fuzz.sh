@@ -23,7 +23,7 @@ rss=${FUZZ_RSS_MB:-2048}
 nice_n=${FUZZ_NICE:-15}
 mkdir -p tests/fuzz/work tests/fuzz/artifacts
 summary=tests/fuzz/summary.txt
-printf '%-16s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result >"$summary"
+printf '%-18s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result >"$summary"
 fail=0
 for prog in "$@"; do
     name=$(basename "$prog")
@@ -57,7 +57,7 @@ for prog in "$@"; do
         result="FOUND (exit $rc): $(grep -m1 -E 'ERROR: |SUMMARY: |==[0-9]+==' "$log" | cut -c1-100)"
         fail=1
     fi
-    printf '%-16s %8s %12s %10s %8s  %s\n' "$name" "$took" "${execs:-?}" "${rate:-?}" "$corpus" \
+    printf '%-18s %8s %12s %10s %8s  %s\n' "$name" "$took" "${execs:-?}" "${rate:-?}" "$corpus" \
         "$result" >>"$summary"
     if [ $rc -ne 0 ]; then
         echo "---- $name: the end of $log"

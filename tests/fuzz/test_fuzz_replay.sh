@@ -9,7 +9,7 @@ top_src=${POA_TOP_SRCDIR:?run through make check}
 top_build=${POA_TOP_BUILDDIR:?run through make check}
 fail=0
 total=0
-for t in config cli jpeg labels shard metadata checkpoint; do
+for t in config cli jpeg labels shard metadata checkpoint extracted_h5 extracted_st; do
     prog=$top_build/tests/fuzz/fuzz_$t
     [ -x "$prog" ] || { echo "FAIL: $prog not built"; fail=1; continue; }
     files=$(find "$top_src/tests/fuzz/corpus/$t" "$top_src/tests/fuzz/regressions/$t" \

@@ -9,3 +9,5 @@ tests_lib_libpoa_testutil_a_SOURCES = \
 	tests/lib/cpu_naive.c tests/lib/cpu_naive_train.c tests/lib/cpu_naive.h \
 	tests/lib/image_ref.c tests/lib/image_ref.h
 tests_lib_libpoa_testutil_a_CFLAGS = $(AM_CFLAGS) -ffp-contract=off
+# the shell side: what the shell tests source (tests/lib/testlib.sh)
+EXTRA_DIST += tests/lib/testlib.sh

@@ -10,45 +10,10 @@
 #   dataset) or non-checkpoint file (3); an output that cannot be written (4, the message names
 #   the path, no partial or temporary file); two MPI ranks share the work and write the same
 #   tensors as one process.
-set -u
-top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
-top_build=${POA_TOP_BUILDDIR:?run through make check}
-out=$top_build/tests/out/modelio/cli
-rm -rf "$out" && mkdir -p "$out"
-extract=$top_build/src/poa-extract
-seeded=$top_build/tests/modelio/ckpt_write_seeded
-py=${POA_PYTHON_REF:-/usr/bin/python3}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_btl="self,vader" PYTHONDONTWRITEBYTECODE=1
-fail=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fail=1; }
-
-# expect NAME CODE PATTERN ARGS...: poa-extract ARGS exits with CODE and prints PATTERN
-expect() {
-    name=$1 code=$2 pat=$3
-    shift 3
-    "$extract" "$@" >"$out/$name.log" 2>&1
-    rc=$?
-    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.log"; then
-        ok "$name: exit $code ($(grep -m1 -- "$pat" "$out/$name.log" | cut -c1-160))"
-    else
-        cat "$out/$name.log"
-        bad "$name: exit $rc (want $code), pattern '$pat'"
-    fi
-}
-# files NAME DIR: the files of DIR, sorted, on one line
-files() { (cd "$2" 2>/dev/null && ls -A | sort | tr '\n' ' '); }
-
-# The model of the 'demo' architecture preset (patch 4): configs/demo.yaml itself trains with
-# patch 8 (docs/demo-learning-study.md), and these checks need a run whose model is a named size.
-sed 's/^\(  patch_size:\) *8 .*/\1 4/' "$top_src/configs/demo.yaml" >"$out/demo-preset.yaml"
-grep -q '^  patch_size: 4$' "$out/demo-preset.yaml" || { echo "FAIL: no patch_size 8 line in configs/demo.yaml"; exit 1; }
-"$seeded" "$out/run" "$out/demo-preset.yaml" 21 399 >"$out/seeded.log" 2>&1 ||
-    { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
-ck=$out/run/checkpoint_0000399.h5
-eval_ck=$out/run/eval/training_399/teacher_checkpoint.h5
+. "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
+program_test poa-extract modelio/cli
+extract=$prog
+seeded_demo_checkpoint
 
 # ------------------------------------------------------------------ help, list
 expect help 0 "--subnet WxD" --help
@@ -65,18 +30,18 @@ expect all 0 "wrote 24 file(s) for 12 sub-network(s)" --checkpoint "$ck" --outpu
 want=""
 for w in 128 64 96; do for d in 3 4 5 6; do want="$want vit_${w}x$d.h5 vit_${w}x$d.safetensors"; done; done
 want=$(echo $want | tr ' ' '\n' | sort | tr '\n' ' ')
-[ "$(files x "$out/all")" = "$want" ] && ok "--all: the 24 files vit_<W>x<D>.{h5,safetensors}, nothing else" ||
-    bad "--all wrote: $(files x "$out/all")"
+[ "$(files "$out/all")" = "$want" ] && ok "--all: the 24 files vit_<W>x<D>.{h5,safetensors}, nothing else" ||
+    bad "--all wrote: $(files "$out/all")"
 grep -q "^\[12/12\] 128x6 (blocks 0,1,2,3,4,5): .*vit_128x6.h5 [0-9.]* MiB, .*vit_128x6.safetensors" "$out/all.log" &&
     grep -q "^\[1/12\] 64x3 (blocks 0,2,5)" "$out/all.log" && ok "--all: a progress line per sub-network" ||
     bad "--all progress lines"
 expect arch 0 "1 sub-network(s)" --checkpoint "$ck" --output "$out/arch" --arch demo --format h5
-[ "$(files x "$out/arch")" = "vit_128x6.h5 " ] && ok "--arch demo --format h5: vit_128x6.h5 only" ||
-    bad "--arch wrote: $(files x "$out/arch")"
+[ "$(files "$out/arch")" = "vit_128x6.h5 " ] && ok "--arch demo --format h5: vit_128x6.h5 only" ||
+    bad "--arch wrote: $(files "$out/arch")"
 expect subnets 0 "2 sub-network(s)" --checkpoint "$ck" --output "$out/sub" --subnet 96x4 \
     -s 64x3,64x3 --format safetensors,h5
-[ "$(files x "$out/sub")" = "vit_64x3.h5 vit_64x3.safetensors vit_96x4.h5 vit_96x4.safetensors " ] &&
-    ok "--subnet repeated and as a list, duplicates once" || bad "--subnet wrote: $(files x "$out/sub")"
+[ "$(files "$out/sub")" = "vit_64x3.h5 vit_64x3.safetensors vit_96x4.h5 vit_96x4.safetensors " ] &&
+    ok "--subnet repeated and as a list, duplicates once" || bad "--subnet wrote: $(files "$out/sub")"
 expect rundir 0 "of $out/run/checkpoint_0000399.h5 (teacher weights, iteration 399)" \
     --checkpoint "$out/run" --output "$out/dir" --subnet 64x5 --format safetensors
 head -c 65536 "$out/dir/vit_64x5.safetensors" | grep -aq '"source_weights":"teacher"' &&
@@ -117,7 +82,7 @@ expect evalstudent 2 "is an evaluation checkpoint (teacher weights only)" --chec
 mkdir -p "$out/bad"
 expect missing 3 "cannot open $out/bad/none.h5: No such file" --checkpoint "$out/bad/none.h5" --output "$out/no" --all
 head -c 100000 "$ck" >"$out/bad/truncated.h5"
-expect truncated 3 "$out/bad/truncated.h5 (truncated or corrupt HDF5 file)" --checkpoint "$out/bad/truncated.h5" --output "$out/no" --all
+expect truncated 3 "$out/bad/truncated.h5: truncated: the HDF5 superblock records" --checkpoint "$out/bad/truncated.h5" --output "$out/no" --all
 echo "not a model" >"$out/bad/notes.txt"
 expect notmodel 3 "neither an HDF5 nor a safetensors file" --checkpoint "$out/bad/notes.txt" --output "$out/no" --all
 expect extracted 3 "is an extracted model, not a training checkpoint" --checkpoint "$out/all/vit_64x3.h5" --output "$out/no" --all
@@ -141,14 +106,13 @@ fi
 expect outfile 4 "$out/afile exists and is not a directory" --checkpoint "$ck" --output "$out/afile" --all
 mkdir -p "$out/blocked/vit_64x3.h5"
 expect blocked 4 "writing $out/blocked/vit_64x3.h5" --checkpoint "$ck" --output "$out/blocked" --subnet 64x3
-[ "$(files x "$out/blocked")" = "vit_64x3.h5 " ] && [ -z "$(ls -A "$out/blocked/vit_64x3.h5")" ] &&
-    ok "a failed write leaves no partial or temporary file" || bad "after a failed write: $(files x "$out/blocked")"
+[ "$(files "$out/blocked")" = "vit_64x3.h5 " ] && [ -z "$(ls -A "$out/blocked/vit_64x3.h5")" ] &&
+    ok "a failed write leaves no partial or temporary file" || bad "after a failed write: $(files "$out/blocked")"
 
 # ------------------------------------------------------------------ ranks
-mpiexec=${POA_MPIEXEC:-mpiexec}
 "$mpiexec" -n 2 -x OMP_NUM_THREADS=1 "$extract" --checkpoint "$ck" --output "$out/mpi" --all >"$out/mpi.log" 2>&1
 rc=$?
-[ $rc -eq 0 ] && [ "$(files x "$out/mpi")" = "$want" ] && grep -q "12/12 sub-networks written by the 2 ranks" "$out/mpi.log" &&
+[ $rc -eq 0 ] && [ "$(files "$out/mpi")" = "$want" ] && grep -q "12/12 sub-networks written by the 2 ranks" "$out/mpi.log" &&
     ok "2 ranks: the 24 files, progress over both ranks" || { cat "$out/mpi.log"; bad "2 ranks: exit $rc"; }
 if "$py" -c 'import h5py, numpy' 2>/dev/null; then
     "$py" - "$out/all" "$out/mpi" <<'EOF' && ok "2 ranks wrote the same tensors as 1 process" || bad "2 ranks differ from 1"
@@ -174,5 +138,4 @@ else
     bad "poa-train (tiny, synthetic data) failed"
 fi
 
-[ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
-exit $fail
+finish

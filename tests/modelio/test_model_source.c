@@ -10,6 +10,8 @@
  *    exactly the weights of poa_extract_subnet;
  *  - sub-networks outside the elastic grid and named sizes the run does not have are refused
  *    with messages that list the valid ones;
+ *  - extracted metadata outside its limits (sizes, a model larger than the file, blocks, eps) and
+ *    a truncated extracted file are refused before anything is allocated for them;
  *  - the features runner refuses an unknown backend, bf16 on the CPU, and sizes outside its
  *    plan. */
 #include <setjmp.h>
@@ -202,19 +204,31 @@ static void check_meta(const poa_extracted_meta *x, const poa_model_source *src)
     assert_string_equal(x->config_yaml, src->config_yaml);
 }
 
+/* A seeded checkpoint in out_dir/NAME (iteration it) opened with the weights `from`, and its
+ * sub-network 32x2 exported to out_dir/NAME/out in `formats` (paths in order h5, safetensors). */
+static poa_model_source export_32x2(const char *name, int64_t it, poa_weights_from from,
+                                    unsigned formats, char (*paths)[POA_IO_PATH_MAX])
+{
+    char dir[4200], xdir[4300];
+    dir_of(dir, sizeof dir, name);
+    snprintf(xdir, sizeof xdir, "%s/out", dir);
+    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 8, it, NULL, NULL), 0);
+    poa_model_source src = open_ok(dir, from);
+    poa_err err;
+    if (poa_export_subnet(&src, 32, 2, xdir, formats, paths, &err) != POA_OK)
+        fail_msg("%s", err.msg);
+    return src;
+}
+
 static void test_export_round_trip(void **state)
 {
     (void) state;
-    char dir[4200], xdir[4200];
-    dir_of(dir, sizeof dir, "export");
+    char xdir[4200];
     dir_of(xdir, sizeof xdir, "export/out");
-    assert_int_equal(seeded_ckpt_write(dir, tiny, NULL, 0, 8, 77, NULL, NULL), 0);
-    poa_model_source src = open_ok(dir, POA_FROM_STUDENT);
     char paths[2][POA_IO_PATH_MAX];
+    poa_model_source src =
+        export_32x2("export", 77, POA_FROM_STUDENT, POA_FILE_H5 | POA_FILE_SAFETENSORS, paths);
     poa_err err;
-    assert_int_equal(
-        poa_export_subnet(&src, 32, 2, xdir, POA_FILE_H5 | POA_FILE_SAFETENSORS, paths, &err),
-        POA_OK);
     assert_non_null(strstr(paths[0], "/vit_32x2.h5"));
     assert_non_null(strstr(paths[1], "/vit_32x2.safetensors"));
     poa_model want;
@@ -285,6 +299,71 @@ static void test_subnets_and_names(void **state)
     poa_model_source_close(&src);
 }
 
+/* A fresh copy of src named name in the test folder (path in buf). */
+static void copy_of(const char *src, const char *name, char *buf, size_t n)
+{
+    dir_of(buf, n, name);
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, buf);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void set_attr_f64(const char *path, const char *name, double v)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    poa_err err;
+    assert_int_equal(poa_h5_attr_write_f64(f, name, v, &err), POA_OK);
+    H5Fclose(f);
+}
+
+static void set_attr_i64s(const char *path, const char *name, const int64_t *v, size_t n)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    assert_true(f >= 0);
+    poa_err err;
+    assert_int_equal(poa_h5_attr_write_i64_array(f, name, v, n, &err), POA_OK);
+    H5Fclose(f);
+}
+
+/* Extracted metadata is checked before the model is built and its weights allocated: sizes out
+ * of range, a model larger than the file, blocks and eps that poa cannot have written. */
+static void test_extracted_limits(void **state)
+{
+    (void) state;
+    char path[4300], paths[2][POA_IO_PATH_MAX];
+    poa_model_source src = export_32x2("limits", 5, POA_FROM_TEACHER, POA_FILE_H5, paths);
+    poa_model_source_close(&src);
+
+    copy_of(paths[0], "limits/mlp.h5", path, sizeof path);
+    set_attr_i64(path, NULL, "mlp_ratio", (int64_t) 1 << 31);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT,
+                      "metadata 'mlp_ratio' = 2147483648 is not in [1, 32768]");
+    copy_of(paths[0], "limits/depth.h5", path, sizeof path);
+    set_attr_i64(path, NULL, "depth", 0);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT, "'depth' = 0 is not in [1, 128]");
+    /* in range, but 2 GiB of position embeddings in a file of a few hundred KB */
+    copy_of(paths[0], "limits/image.h5", path, sizeof path);
+    set_attr_i64(path, NULL, "img_size", 32768);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT, "more than the");
+    copy_of(paths[0], "limits/source.h5", path, sizeof path);
+    set_attr_i64(path, NULL, "source_depth", 1);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT, "a 32x2 model cut from a 64x1 one");
+    const int64_t backwards[2] = {3, 1};
+    copy_of(paths[0], "limits/blocks.h5", path, sizeof path);
+    set_attr_i64s(path, "blocks", backwards, 2);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT,
+                      "1 at position 1 is not an increasing");
+    copy_of(paths[0], "limits/eps.h5", path, sizeof path);
+    set_attr_f64(path, "ln_eps", INFINITY);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT, "ln_eps inf");
+    /* cut short: the superblock check names it before libhdf5 reads it */
+    copy_of(paths[0], "limits/cut.h5", path, sizeof path);
+    assert_int_equal(truncate(path, 4000), 0);
+    expect_open_error(path, POA_FROM_TEACHER, POA_ERR_FORMAT,
+                      "truncated: the HDF5 superblock records");
+}
+
 /* The features runner refuses what it cannot do, with the reason. */
 static void test_features_refusals(void **state)
 {
@@ -331,6 +410,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_weights), cmocka_unit_test(test_run_directory),
         cmocka_unit_test(test_mismatch),           cmocka_unit_test(test_export_round_trip),
         cmocka_unit_test(test_subnets_and_names),  cmocka_unit_test(test_features_refusals),
+        cmocka_unit_test(test_extracted_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/timer.h"
 #include "io/safetensors.h"
 
 #include <stdio.h>
@@ -180,6 +181,14 @@ static void test_rejects(void **state)
                "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                8, POA_ERR_FORMAT, "duplicate key");
+    expect_bad("dup-apart.st",
+               "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+               12, POA_ERR_FORMAT, "duplicate key");
+    expect_bad("dup-meta.st", "{\"__metadata__\":{\"k\":\"1\",\"j\":\"2\",\"k\":\"3\"}}", 0,
+               POA_ERR_FORMAT, "duplicate key");
+    expect_bad("end.st", "{\"a\":", 0, POA_ERR_FORMAT, "unexpected end at header byte 5");
     expect_bad("hole.st",
                "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
@@ -195,6 +204,18 @@ static void test_rejects(void **state)
     expect_bad("meta.st", "{\"__metadata__\":{\"k\":1}}", 0, POA_ERR_FORMAT, "not a string");
     expect_bad("neg.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
                POA_ERR_FORMAT, "bad shape");
+
+    /* 200,000 metadata keys and a duplicate of the first at the end: found (keys are compared
+     * sorted; comparing each with every earlier one took minutes for a header this size) */
+    size_t cap = 200000 * 24 + 64, n = 0;
+    char *big = malloc(cap);
+    n += (size_t) snprintf(big + n, cap - n, "{\"__metadata__\":{");
+    for (int i = 0; i < 200000; i++) n += (size_t) snprintf(big + n, cap - n, "\"k%d\":\"v\",", i);
+    snprintf(big + n, cap - n, "\"k0\":\"v\"}}");
+    double t0 = poa_now();
+    expect_bad("many-keys.st", big, 0, POA_ERR_FORMAT, "duplicate key");
+    if (poa_now() - t0 > 20.0) fail_msg("200,000 keys took %.1f s", poa_now() - t0);
+    free(big);
 
     /* a header length past the end of the file, and a file shorter than 8 bytes */
     char path[4200];

@@ -11,7 +11,7 @@
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
 #          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
 #   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default
-#          20) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
+#          15) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
 #   tsan   CC=clang ./configure --enable-tsan         the loader's threads and the OpenMP regions
 #          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
 #   dist   make distcheck (from the cpu tree)
@@ -130,7 +130,7 @@ return s != 6; }' ||
         tsan_reason="clang cannot link ThreadSanitizer with OpenMP (-fsanitize=thread -fopenmp: $(head -1 _ci/probe/tsan.out); tools/install-deps.sh fuzz installs libclang-rt-14-dev and libomp-14-dev)"
 fi
 
-phase "fuzz: every reader, ${FUZZ_SECONDS:-20} s each (libFuzzer, ASan + UBSan)"
+phase "fuzz: every reader, ${FUZZ_SECONDS:-15} s each (libFuzzer, ASan + UBSan)"
 if [ -n "$fuzz_reason" ]; then
     echo "ci: fuzz phase SKIPPED: $fuzz_reason"
 else
@@ -138,7 +138,7 @@ else
     (cd _ci/fuzz && CC=clang "$top/configure" --without-cuda --enable-fuzzing \
         --disable-parity-tests >configure.out 2>&1) || {
         tail -30 _ci/fuzz/configure.out; echo "ci: configure (fuzz) failed"; exit 1; }
-    make -C _ci/fuzz -j"$jobs" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
+    make -C _ci/fuzz -j"$jobs" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-15}" FUZZ_NICE=0 >_ci/fuzz/fuzz.out 2>&1 || {
         tail -80 _ci/fuzz/fuzz.out; echo "ci: fuzzing found something (or failed to build)"; exit 1; }
     sed -n '/^target /,$p' _ci/fuzz/fuzz.out
 fi

@@ -1,26 +1,13 @@
-# lib.sh — sourced by the tests of the rank loop (tests/train/test_train_*.sh).
-# Gives: $train (poa-train), $py (Python with h5py), $out (this test's scratch folder under the
-# build tree), run_ranks N ARGS... (poa-train under mpiexec -n N), make_data DIR [N] (N
-# Fashion-MNIST images packed by poa-pack into DIR/packed), ok/bad/finish, check (check_train.py).
-set -u
-top_src=${POA_TOP_SRCDIR:?run through make check}
-top_build=${POA_TOP_BUILDDIR:?run through make check}
-py=${POA_PYTHON_REF:-/usr/bin/python3}
-mpiexec=${POA_MPIEXEC:-mpiexec}
+# lib.sh — sourced by the tests of the rank loop (tests/train/test_train_*.sh) and the fault
+# tests (tests/fault/).  Gives what tests/lib/testlib.sh gives ($top_src, $top_build, $py,
+# $mpiexec, ok/bad/finish, MPI's test environment) and: $train (poa-train), $tiny, $out (this
+# test's scratch folder under the build tree: setup_out), run_ranks N ARGS... (poa-train under
+# mpiexec -n N), make_data DIR [N] (N Fashion-MNIST images packed by poa-pack into DIR/packed),
+# check (check_train.py).
+. "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 train=$top_build/src/poa-train
 tiny=$top_src/configs/tiny.yaml
-export PYTHONDONTWRITEBYTECODE=1 POA_PROGRESS=0
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_btl="self,vader"
-
-fail=0
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fail=1; }
-finish() {
-    [ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
-    exit $fail
-}
+export POA_PROGRESS=0
 
 # scratch folder of this test: tests/out/train/<name>
 setup_out() {
