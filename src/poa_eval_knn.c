@@ -20,11 +20,11 @@
 #include "common/timer.h"
 #include "eval/images.h"
 #include "eval/knn.h"
-#include "eval/networks.h"
 #include "io/atomic.h"
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/networks.h"
 #include "tool/tool.h"
 
 #include <math.h>
@@ -114,7 +114,7 @@ typedef struct knn_args {
     poa_weights_from from;
     poa_dtype dtype;
     int all, pixels, save, n_req;
-    poa_eval_request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS];
     int nk, ks[POA_KNN_MAX_KS];
     double T;
     int resize, crop, batch, bank_block, n_train, n_val;
@@ -136,11 +136,9 @@ static int add_item(void *ctx, const char *opt, const char *t)
     }
     if (a->n_req == MAX_REQUESTS)
         return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    poa_err err;
-    if (poa_eval_parse_request(opt, t, &a->req[a->n_req], &err) != POA_OK)
-        return poa_cli_usage_error(&spec, "%s", err.msg);
-    a->n_req++;
-    return 0;
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
+    return rc;
 }
 
 static int parse_numbers(knn_args *a)
@@ -215,6 +213,18 @@ static int parse_args(int argc, char **argv, knn_args *a)
     return -1;
 }
 
+/* ------------------------------------------------------------------ ranks */
+
+static int rank_of(void)
+{
+    return poa_log_rank();
+}
+
+static int world(void)
+{
+    return poa_log_world_size();
+}
+
 /* ------------------------------------------------------------------ models and networks */
 
 typedef struct network {
@@ -257,12 +267,12 @@ static int open_models(eval_state *s)
         s->n_src++;
     }
     poa_err err;
-    poa_eval_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    poa_status st = poa_eval_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
+    poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
+    poa_status st = poa_tool_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
     if (!st)
-        st = poa_eval_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
+        st = poa_tool_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
                                &s->n_net, &err);
-    if (!st && a->pixels) st = poa_eval_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
+    if (!st && a->pixels) st = poa_tool_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
     for (int i = 0; i < s->n_net && !st; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
@@ -272,9 +282,9 @@ static int open_models(eval_state *s)
     }
     free(nets);
     if (st) return poa_cli_usage_error(&spec, "%s", err.msg);
-    s->batch = poa_eval_default_batch(s->src, s->n_src, s->t.crop, a->batch);
+    s->batch = poa_tool_default_batch(s->src, s->n_src, s->t.crop, a->batch);
     /* one forward runner per source: the weights uploaded once, one workspace */
-    const int dev = poa_eval_local_rank();
+    const int dev = poa_tool_local_rank();
     int code = 0;
     for (int i = 0; i < s->n_src && !code; i++) {
         poa_features_opts o = {.backend = a->backend,
@@ -283,7 +293,7 @@ static int open_models(eval_state *s)
                                .compute_dtype = a->dtype,
                                .device = dev};
         if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
-            if (poa_eval_rank() == 0) poa_error("poa-eval-knn: %s", err.msg);
+            if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
             code = POA_EXIT_USAGE;
         }
     }
@@ -303,7 +313,7 @@ static int open_data(eval_state *s)
         st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
-        if (poa_eval_rank() == 0) poa_error("poa-eval-knn: %s", err.msg);
+        if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
         code = poa_tool_read_exit_code(st);
     }
     if ((code = poa_tool_agree(code))) return code;
@@ -315,9 +325,9 @@ static int open_data(eval_state *s)
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
     const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
     int64_t lo, hi;
-    poa_eval_share(n_blocks, poa_eval_rank(), poa_eval_world(), &lo, &hi);
+    poa_tool_share(n_blocks, rank_of(), world(), &lo, &hi);
     s->tr_lo = lo * s->block, s->tr_hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
-    poa_eval_share(n_vb, poa_eval_rank(), poa_eval_world(), &lo, &hi);
+    poa_tool_share(n_vb, rank_of(), world(), &lo, &hi);
     s->va_lo = lo * s->batch, s->va_hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
     return 0;
 }
@@ -374,7 +384,7 @@ static int extract_features(eval_state *s)
     poa_progress pr;
     char what[96];
     snprintf(what, sizeof what, "features (%d network%s%s)", s->n_net, s->n_net > 1 ? "s" : "",
-             poa_eval_world() > 1 ? ", rank 0's share" : "");
+             world() > 1 ? ", rank 0's share" : "");
     poa_progress_begin(&pr, what, n_tr + n_va, 10.0);
     int code = 0;
     int64_t done = 0;
@@ -405,7 +415,7 @@ static int extract_features(eval_state *s)
 /* Every rank gets all val features and all labels. */
 static void gather_val_and_labels(eval_state *s)
 {
-    const int P = poa_eval_world();
+    const int P = world();
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
     s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
@@ -419,7 +429,7 @@ static void gather_val_and_labels(eval_state *s)
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
-            poa_eval_share(n_vb, r, P, &lo, &hi);
+            poa_tool_share(n_vb, r, P, &lo, &hi);
             lo *= s->batch, hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
             const int64_t c = (hi - lo) * n->dim, d = lo * n->dim;
             POA_CHECK(c <= INT32_MAX && d <= INT32_MAX,
@@ -453,7 +463,7 @@ static void chunk_lists(const eval_state *s, const network *n, int64_t q0, int n
 static void merge_and_vote(const eval_state *s, network *n, poa_knn_lists *mine, poa_knn_lists *all,
                            poa_knn_lists *merged, int64_t q0, int nq, int K)
 {
-    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
+    const int P = world(), root = rank_of() == 0;
     const size_t m = (size_t) QUERY_CHUNK * K;
     MPI_Gather(mine->sim, (int) m, MPI_FLOAT, root ? all[0].sim : NULL, (int) m, MPI_FLOAT, 0,
                MPI_COMM_WORLD);
@@ -474,13 +484,13 @@ static void knn_all(eval_state *s)
     int K = 0;
     for (int i = 0; i < s->a->nk; i++) K = s->a->ks[i] > K ? s->a->ks[i] : K;
     if (K > s->n_tr) {
-        if (poa_eval_rank() == 0)
+        if (rank_of() == 0)
             poa_warn("poa-eval-knn: k up to %d but only %lld train images: every k above uses "
                      "all of them",
                      K, (long long) s->n_tr);
         K = (int) s->n_tr;
     }
-    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
+    const int P = world(), root = rank_of() == 0;
     poa_knn_lists mine, merged, *all = NULL;
     poa_knn_lists_init(&mine, QUERY_CHUNK, K);
     if (root) {
@@ -555,7 +565,7 @@ static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
  * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
 static int save_features(eval_state *s)
 {
-    const int P = poa_eval_world(), root = poa_eval_rank() == 0;
+    const int P = world(), root = rank_of() == 0;
     int code = 0;
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
@@ -563,12 +573,12 @@ static int save_features(eval_state *s)
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
-            poa_eval_share(n_blocks, r, P, &lo, &hi);
+            poa_tool_share(n_blocks, r, P, &lo, &hi);
             lo *= s->block, hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
             counts[r] = (int) ((hi - lo) * n->dim), displs[r] = (int) (lo * n->dim);
         }
         float *all = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * n->dim) : NULL;
-        MPI_Gatherv(n->bank, counts[poa_eval_rank()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
+        MPI_Gatherv(n->bank, counts[rank_of()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                     MPI_COMM_WORLD);
         if (root && !code) {
             char path[POA_IO_PATH_MAX];
@@ -628,13 +638,13 @@ static void write_json(FILE *f, const void *ctx)
         for (int j = 0; j < s->a->nk; j++) {
             fputs("{\"checkpoint\": ", f);
             if (src) {
-                poa_eval_json_string(f, src->path);
+                poa_tool_json_string(f, src->path);
                 fprintf(f, ", \"iteration\": %lld, ", (long long) src->iteration);
             } else {
                 fputs("null, \"iteration\": null, ", f);
             }
             fputs("\"network\": ", f);
-            poa_eval_json_string(f, n->name);
+            poa_tool_json_string(f, n->name);
             if (src)
                 fprintf(f, ", \"width\": %d, \"depth\": %d", n->sn.width, n->sn.depth);
             else
@@ -700,17 +710,17 @@ static void plot_heatmap(const char *csv, const char *out_dir)
 
 static int write_results(const eval_state *s)
 {
-    if (poa_eval_rank() != 0) return poa_tool_agree(0);
+    if (rank_of() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
-    int code = poa_eval_write_file(spec.program, s->a->output, "results_eval_knn.json", write_json,
+    int code = poa_tool_write_file(spec.program, s->a->output, "results_eval_knn.json", write_json,
                                    s, path);
     if (!code) poa_info("poa-eval-knn: wrote %s", path);
     int any_subnet = 0;
     for (int i = 0; i < s->n_net; i++) any_subnet |= s->net[i].subnet;
     if (!code && s->a->all && any_subnet) {
         code =
-            poa_eval_write_file(spec.program, s->a->output, "knn_subnets.csv", write_csv, s, path);
+            poa_tool_write_file(spec.program, s->a->output, "knn_subnets.csv", write_csv, s, path);
         if (!code) {
             poa_info("poa-eval-knn: wrote %s", path);
             plot_heatmap(path, s->a->output);
@@ -727,7 +737,7 @@ static void print_plan(const eval_state *s)
              "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
              PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
              s->n_classes, s->t.crop, s->t.resize, s->batch, s->a->ks[0], s->a->ks[s->a->nk - 1],
-             poa_eval_world());
+             world());
     for (int i = 0; i < s->n_src; i++)
         poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
@@ -738,7 +748,7 @@ static int run(void *args)
     const knn_args *a = args;
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
-    int code = poa_eval_make_output_dir(spec.program, a->output);
+    int code = poa_tool_make_output_dir(spec.program, a->output);
     if (!code) code = open_models(s);
     if (!code) code = open_data(s);
     if (!code) {

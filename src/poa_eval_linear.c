@@ -29,11 +29,12 @@
 #include "common/timer.h"
 #include "eval/images.h"
 #include "eval/linear.h"
-#include "eval/networks.h"
 #include "io/atomic.h"
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/networks.h"
+#include "tool/tool.h"
 
 #include <math.h>
 #include <mpi.h>
@@ -144,7 +145,7 @@ typedef struct linear_args {
     poa_weights_from from;
     poa_dtype dtype;
     int all, pixels, save, n_req;
-    poa_eval_request req[MAX_REQUESTS];
+    poa_tool_request req[MAX_REQUESTS];
     train_mode mode;
     int epochs, epoch_length, iterations, batch_size;
     int n_lr;
@@ -153,43 +154,24 @@ typedef struct linear_args {
     int resize, crop, batch, train_blocks, n_train, n_val;
 } linear_args;
 
-/* The --lr list; -1 on success, else the exit code. */
-static int parse_lrs(linear_args *a, const char *arg)
+/* One item of --lr, --subnet or --arch. */
+static int add_item(void *ctx, const char *opt, const char *t)
 {
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = -1;
-    for (char *t = strtok_r(copy, ",", &save); t && rc < 0; t = strtok_r(NULL, ",", &save)) {
+    linear_args *a = ctx;
+    if (strcmp(opt, "lr") == 0) {
         char *end = NULL;
         const double v = strtod(t, &end);
         if (end == t || *end || !(v > 0) || !isfinite(v))
-            rc = poa_cli_usage_error(&spec, "--lr '%s': expected positive numbers", t);
-        else if (a->n_lr == POA_LINEAR_MAX_LRS)
-            rc = poa_cli_usage_error(&spec, "--lr: at most %d values", POA_LINEAR_MAX_LRS);
-        else
-            a->lr[a->n_lr++] = v;
+            return poa_cli_usage_error(&spec, "--lr '%s': expected positive numbers", t);
+        if (a->n_lr == POA_LINEAR_MAX_LRS)
+            return poa_cli_usage_error(&spec, "--lr: at most %d values", POA_LINEAR_MAX_LRS);
+        a->lr[a->n_lr++] = v;
+        return 0;
     }
-    if (rc < 0 && a->n_lr == 0) rc = poa_cli_usage_error(&spec, "--lr '%s' names nothing", arg);
-    free(copy);
-    return rc;
-}
-
-/* --subnet / --arch split at commas. */
-static int parse_requests(linear_args *a, const char *opt, const char *arg)
-{
-    char *copy = poa_xstrdup(arg), *save = NULL;
-    int rc = -1, any = 0;
-    for (char *t = strtok_r(copy, ",", &save); t && rc < 0; t = strtok_r(NULL, ",", &save)) {
-        any = 1;
-        poa_err err;
-        if (a->n_req == MAX_REQUESTS)
-            rc = poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-        else if (poa_eval_parse_request(opt, t, &a->req[a->n_req], &err) != POA_OK)
-            rc = poa_cli_usage_error(&spec, "%s", err.msg);
-        else
-            a->n_req++;
-    }
-    if (rc < 0 && !any) rc = poa_cli_usage_error(&spec, "--%s '%s' names nothing", opt, arg);
-    free(copy);
+    if (a->n_req == MAX_REQUESTS)
+        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
+    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
+    if (!rc) a->n_req++;
     return rc;
 }
 
@@ -254,10 +236,8 @@ static int parse_args(int argc, char **argv, linear_args *a)
                 return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
             a->ckpt[a->n_ckpt++] = arg;
         }
-        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0)
-            if ((rc = parse_requests(a, opt, arg)) >= 0) return rc;
-        if (strcmp(opt, "lr") == 0)
-            if ((rc = parse_lrs(a, arg)) >= 0) return rc;
+        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "lr") == 0)
+            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
     }
     for (int i = 0; i < a->cli.n_positional; i++) {
         if (a->n_ckpt == MAX_SOURCES)
@@ -288,7 +268,7 @@ static int parse_args(int argc, char **argv, linear_args *a)
 /* ------------------------------------------------------------------ state */
 
 typedef struct network {
-    poa_eval_net id;
+    poa_tool_net id;
     int width;                    /* backbone width d, or the pixel count              */
     int pos[POA_LINEAR_BLOCKS];   /* kept blocks (backbones)                           */
     poa_linear c;                 /* the classifiers                                   */
@@ -341,17 +321,17 @@ static int open_models(eval_state *s)
 {
     const linear_args *a = s->a;
     for (int i = 0; i < a->n_ckpt; i++) {
-        int code = poa_eval_open_source(PROGRAM, a->ckpt[i], a->from, &s->src[s->n_src]);
+        int code = poa_tool_open_source(PROGRAM, a->ckpt[i], a->from, &s->src[s->n_src]);
         if (code) return code;
         s->n_src++;
     }
     poa_err err;
-    poa_eval_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    poa_status st = poa_eval_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
+    poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
+    poa_status st = poa_tool_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
     if (!st)
-        st = poa_eval_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
+        st = poa_tool_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
                                &s->n_net, &err);
-    if (!st && a->pixels) st = poa_eval_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
+    if (!st && a->pixels) st = poa_tool_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
     for (int i = 0; i < s->n_net && !st; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
@@ -361,8 +341,8 @@ static int open_models(eval_state *s)
     }
     free(nets);
     if (st) return poa_cli_usage_error(&spec, "%s", err.msg);
-    s->batch = poa_eval_default_batch(s->src, s->n_src, s->t.crop, a->batch);
-    const int dev = poa_eval_local_rank();
+    s->batch = poa_tool_default_batch(s->src, s->n_src, s->t.crop, a->batch);
+    const int dev = poa_tool_local_rank();
     int code = 0;
     for (int i = 0; i < s->n_src && !code; i++) {
         poa_features_opts o = {.backend = a->backend,
@@ -372,18 +352,18 @@ static int open_models(eval_state *s)
                                .device = dev,
                                .max_blocks = POA_LINEAR_BLOCKS};
         if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
-            if (poa_eval_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
+            if (poa_log_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
             code = POA_EXIT_USAGE;
         }
     }
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* [lo, hi) of rank r's images of a split of n, in whole units of `unit` images. */
 static void rank_images(int64_t n, int64_t unit, int r, int64_t *lo, int64_t *hi)
 {
     const int64_t n_b = (n + unit - 1) / unit;
-    poa_eval_share(n_b, r, poa_eval_world(), lo, hi);
+    poa_tool_share(n_b, r, poa_log_world_size(), lo, hi);
     *lo *= unit;
     *hi = *hi * unit < n ? *hi * unit : n;
 }
@@ -399,18 +379,18 @@ static int open_data(eval_state *s)
         st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
                          poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
     if (st) {
-        if (poa_eval_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
-        code = poa_eval_read_code(st);
+        if (poa_log_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
+        code = poa_tool_read_exit_code(st);
     }
-    if ((code = poa_eval_agree(code))) return code;
+    if ((code = poa_tool_agree(code))) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     poa_eval_reader_use(s->train, a->n_train);
     poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
     const int64_t per_block = (s->n_tr + a->train_blocks - 1) / a->train_blocks;
     s->block = ((per_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
-    rank_images(s->n_tr, s->block, poa_eval_rank(), &s->tr_lo, &s->tr_hi);
-    rank_images(s->n_va, s->batch, poa_eval_rank(), &s->va_lo, &s->va_hi);
+    rank_images(s->n_tr, s->block, poa_log_rank(), &s->tr_lo, &s->tr_hi);
+    rank_images(s->n_va, s->batch, poa_log_rank(), &s->va_lo, &s->va_hi);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
     s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
     POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
@@ -514,7 +494,7 @@ static int extract_features(eval_state *s)
     poa_progress pr;
     char what[96];
     snprintf(what, sizeof what, "features (%d network%s%s)", s->n_net, s->n_net > 1 ? "s" : "",
-             poa_eval_world() > 1 ? ", rank 0's share" : "");
+             poa_log_world_size() > 1 ? ", rank 0's share" : "");
     poa_progress_begin(&pr, what, n_tr + n_va, 10.0);
     int code = 0;
     int64_t done = 0;
@@ -541,7 +521,7 @@ static int extract_features(eval_state *s)
     poa_progress_end(&pr, done, NULL);
     free(pixels);
     free(scratch);
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ training */
@@ -587,7 +567,7 @@ static int accumulate_augmented(eval_state *s, int64_t t, const int64_t *images,
 {
     const int64_t n_fb = (s->B + s->batch - 1) / s->batch;
     int64_t lo, hi;
-    poa_eval_share(n_fb, poa_eval_rank(), poa_eval_world(), &lo, &hi);
+    poa_tool_share(n_fb, poa_log_rank(), poa_log_world_size(), &lo, &hi);
     uint64_t *keys = poa_xmalloc(sizeof(uint64_t) * (size_t) s->batch);
     int code = 0;
     for (int64_t f = lo; f < hi && !code; f++) {
@@ -664,7 +644,7 @@ static int train(eval_state *s)
             accumulate_cached(s, images, x, labels, mine);
         else
             code = accumulate_augmented(s, t, images, pixels, x, labels, scratch);
-        if ((code = poa_eval_agree(code))) break;
+        if ((code = poa_tool_agree(code))) break;
         step_all(s, t);
         loss_text(s, extra, sizeof extra);
         poa_progress_update(&pr, t + 1, extra);
@@ -708,7 +688,7 @@ static void evaluate(eval_state *s)
 static void gather_rows(const network *n, const float *mine, int64_t total, int64_t unit,
                         float *all)
 {
-    const int P = poa_eval_world(), row = row_of(n);
+    const int P = poa_log_world_size(), row = row_of(n);
     int *counts = poa_xmalloc(sizeof(int) * P), *displs = poa_xmalloc(sizeof(int) * P);
     for (int r = 0; r < P; r++) {
         int64_t lo, hi;
@@ -717,7 +697,7 @@ static void gather_rows(const network *n, const float *mine, int64_t total, int6
                   "features of %s too large for one MPI call", n->id.name);
         counts[r] = (int) ((hi - lo) * row), displs[r] = (int) (lo * row);
     }
-    MPI_Gatherv(mine, counts[poa_eval_rank()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
+    MPI_Gatherv(mine, counts[poa_log_rank()], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0,
                 MPI_COMM_WORLD);
     free(counts);
     free(displs);
@@ -790,27 +770,50 @@ static poa_status write_attributes(hid_t f, const eval_state *s, const network *
     return st;
 }
 
+/* What one --save-features file holds: network n's rows of the train (cached mode) and val
+ * splits, gathered by rank 0. */
+typedef struct saved_network {
+    const eval_state *s;
+    const network *n;
+    const float *train, *val;
+} saved_network;
+
+static poa_status fill_network(hid_t f, void *ctx, poa_err *err)
+{
+    const saved_network *sv = ctx;
+    const eval_state *s = sv->s;
+    const network *n = sv->n;
+    poa_status st = write_attributes(f, s, n, err);
+    if (!st)
+        st = write_split(f, "train", n, sv->train, s->n_tr, s->tr_labels, s->order,
+                         s->iterations * s->B, err);
+    if (!st) st = write_split(f, "val", n, sv->val, s->n_va, s->va_labels, NULL, 0, err);
+    if (!st) st = write_classifiers(f, s, n, err);
+    return st;
+}
+
+/* The bytes of the datasets fill_network writes. */
+static uint64_t saved_bytes(const eval_state *s, const network *n, int with_train)
+{
+    const uint64_t row = (uint64_t) row_of(n) * sizeof(float);
+    const uint64_t rows = (uint64_t) (with_train ? s->n_tr : 0) + (uint64_t) s->n_va;
+    const uint64_t labels = (uint64_t) (s->n_tr + s->n_va + s->iterations * s->B);
+    const uint64_t classifiers = 4 * (uint64_t) poa_linear_count(&n->c) * sizeof(uint64_t) +
+                                 2 * (uint64_t) n->c.n_params * sizeof(float);
+    return rows * row + labels * sizeof(uint64_t) + classifiers;
+}
+
 /* DIR/linear_<i>_<name>.h5 (hdf5-schemas/linear-features.md), written by rank 0. */
 static int save_network(const eval_state *s, int i, const float *train, const float *val)
 {
     const network *n = &s->net[i];
-    char path[POA_IO_PATH_MAX], tmp[POA_IO_PATH_MAX];
+    char path[POA_IO_PATH_MAX];
     snprintf(path, sizeof path, "%s/linear_%d_%s.h5", s->a->output, i, n->id.name);
+    saved_network sv = {s, n, train, val};
+    const uint64_t bound = poa_h5_size_bound(saved_bytes(s, n, train != NULL), 11, 0);
     poa_err err = {0};
-    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, &err);
-    hid_t f = st ? H5I_INVALID_HID : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, poa_h5_fapl());
-    if (!st && f < 0) st = poa_err_set(&err, POA_ERR_IO, "%s: cannot create", tmp);
-    if (!st) st = write_attributes(f, s, n, &err);
-    if (!st)
-        st = write_split(f, "train", n, train, s->n_tr, s->tr_labels, s->order,
-                         s->iterations * s->B, &err);
-    if (!st) st = write_split(f, "val", n, val, s->n_va, s->va_labels, NULL, 0, &err);
-    if (!st) st = write_classifiers(f, s, n, &err);
-    if (f >= 0) H5Fclose(f);
-    if (!st) st = poa_io_commit(tmp, path, &err);
-    if (st) {
+    if (poa_h5_write_atomic(path, "", bound, fill_network, &sv, &err)) {
         poa_error(PROGRAM ": %s", err.msg);
-        remove(tmp);
         return POA_EXIT_IO;
     }
     poa_info(PROGRAM ": wrote %s", path);
@@ -819,7 +822,7 @@ static int save_network(const eval_state *s, int i, const float *train, const fl
 
 static int save_features(const eval_state *s)
 {
-    const int root = poa_eval_rank() == 0;
+    const int root = poa_log_rank() == 0;
     int code = 0;
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
@@ -833,7 +836,7 @@ static int save_features(const eval_state *s)
         free(train);
         free(val);
     }
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ output */
@@ -905,13 +908,13 @@ static void write_json(FILE *f, const void *ctx)
         const poa_linear_input *in = poa_linear_input_of(&n->c, n->best);
         fputs("{\"checkpoint\": ", f);
         if (src) {
-            poa_eval_json_string(f, src->path);
+            poa_tool_json_string(f, src->path);
             fprintf(f, ", \"iteration\": %lld, ", (long long) src->iteration);
         } else {
             fputs("null, \"iteration\": null, ", f);
         }
         fputs("\"network\": ", f);
-        poa_eval_json_string(f, n->id.name);
+        poa_tool_json_string(f, n->id.name);
         if (src)
             fprintf(f, ", \"width\": %d, \"depth\": %d, \"blocks\": [%d, %d, %d, %d]",
                     n->id.sn.width, n->id.sn.depth, n->pos[0], n->pos[1], n->pos[2], n->pos[3]);
@@ -935,13 +938,13 @@ static void write_json(FILE *f, const void *ctx)
 
 static int write_results(const eval_state *s)
 {
-    if (poa_eval_rank() != 0) return poa_eval_agree(0);
+    if (poa_log_rank() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
     int code =
-        poa_eval_write_file(PROGRAM, s->a->output, "results_eval_linear.json", write_json, s, path);
+        poa_tool_write_file(PROGRAM, s->a->output, "results_eval_linear.json", write_json, s, path);
     if (!code) poa_info(PROGRAM ": wrote %s", path);
-    return poa_eval_agree(code);
+    return poa_tool_agree(code);
 }
 
 /* ------------------------------------------------------------------ main */
@@ -956,7 +959,7 @@ static void print_plan(const eval_state *s)
              PACKAGE_VERSION, s->n_net, a->data, (long long) s->n_tr, (long long) s->n_va,
              s->n_classes, s->t.crop, s->t.resize, cached(s) ? "cached features" : "augmented",
              (long long) s->iterations, s->B, a->n_lr, s->n_net ? s->net[0].c.n_in : 0, s->batch,
-             a->seed, poa_eval_world());
+             a->seed, poa_log_world_size());
     for (int i = 0; i < s->n_src; i++)
         poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
                  poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
@@ -966,11 +969,14 @@ static void print_plan(const eval_state *s)
                      s->net[i].pos[1], s->net[i].pos[2], s->net[i].pos[3], s->net[i].id.sn.depth);
 }
 
-static int run(const linear_args *a, poa_comm *comm)
+static int run(void *args)
 {
+    const linear_args *a = args;
+    /* MPI is up (poa_tool_main): the communicator only wraps MPI_COMM_WORLD */
+    poa_comm *comm = poa_comm_init(NULL, NULL, POA_COMM_MPI);
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a, s->comm = comm;
-    int code = poa_eval_make_output_dir(PROGRAM, a->output);
+    int code = poa_tool_make_output_dir(PROGRAM, a->output);
     if (!code) code = open_models(s);
     if (!code) code = open_data(s);
     if (!code) {
@@ -1008,6 +1014,7 @@ static int run(const linear_args *a, poa_comm *comm)
     free(s->va_labels);
     free(s->order);
     free(s);
+    poa_comm_finalize(comm);
     return code;
 }
 
@@ -1015,17 +1022,7 @@ int main(int argc, char **argv)
 {
     linear_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
-    if (rc < 0) {
-        MPI_Init(&argc, &argv);
-        int rank, size;
-        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-        MPI_Comm_size(MPI_COMM_WORLD, &size);
-        poa_log_init(rank, size, a->cli.verbose);
-        poa_comm *comm = poa_comm_init(&argc, &argv, POA_COMM_MPI);
-        rc = run(a, comm);
-        poa_comm_finalize(comm);
-        MPI_Finalize();
-    }
+    if (rc < 0) rc = poa_tool_main(&argc, &argv, PROGRAM, a->cli.verbose, run, a);
     for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
     poa_cli_free(&a->cli);
     free(a);

@@ -6,7 +6,6 @@ noinst_LIBRARIES += src/eval/libpoa_eval.a
 src_eval_libpoa_eval_a_SOURCES = \
 	src/eval/images.c src/eval/images.h \
 	src/eval/knn.c src/eval/knn.h \
-	src/eval/networks.c src/eval/networks.h \
 	src/eval/linear.c src/eval/linear.h
 POA_EVAL_A = src/eval/libpoa_eval.a
 EXTRA_DIST += src/eval/README.md

@@ -2,7 +2,9 @@
 #include "tool/tool.h"
 #include "common/h5check.h"
 #include "common/log.h"
+#include "io/atomic.h"
 
+#include <errno.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,34 @@ int poa_tool_open_source(const char *program, const char *arg, poa_weights_from 
     if (code) return code;
     MPI_Bcast(path, (int) sizeof path, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (poa_log_rank() != 0) code = open_here(program, path, from, src);
+    return poa_tool_agree(code);
+}
+
+void poa_tool_share(int64_t n, int r, int p, int64_t *lo, int64_t *hi)
+{
+    *lo = n * r / p, *hi = n * (r + 1) / p;
+}
+
+int poa_tool_local_rank(void)
+{
+    int dev = 0;
+    MPI_Comm local;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    MPI_Comm_rank(local, &dev);
+    MPI_Comm_free(&local);
+    return dev;
+}
+
+int poa_tool_make_output_dir(const char *program, const char *dir)
+{
+    int code = 0;
+    if (poa_log_rank() == 0) {
+        poa_err err;
+        if (poa_io_make_dirs(dir, &err) != POA_OK) {
+            poa_error("%s: cannot create the output directory: %s", program, err.msg);
+            code = POA_EXIT_IO;
+        }
+    }
     return poa_tool_agree(code);
 }
 
@@ -117,6 +147,42 @@ poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_
         poa_err_set(err, st, "%s %s (%s)", r->name ? "--arch" : "--subnet", why, src->path);
     }
     return st;
+}
+
+void poa_tool_json_string(FILE *f, const char *text)
+{
+    fputc('"', f);
+    for (const char *p = text; *p; p++) {
+        if (*p == '"' || *p == '\\') fputc('\\', f);
+        if ((unsigned char) *p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+int poa_tool_write_file(const char *program, const char *dir, const char *name,
+                        void (*writer)(FILE *f, const void *ctx), const void *ctx, char *path)
+{
+    poa_err err = {0};
+    snprintf(path, POA_IO_PATH_MAX, "%s/%s", dir, name);
+    poa_io_atomic at;
+    poa_status st = poa_io_atomic_begin(&at, path, "", &err);
+    FILE *f = st ? NULL : fopen(at.tmp, "w");
+    if (!st && !f) st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno));
+    if (f) {
+        writer(f, ctx);
+        errno = 0;
+        int bad = ferror(f);
+        if ((fclose(f) != 0 || bad) && !st)
+            st = poa_err_set(&err, POA_ERR_IO, "%s: %s", at.tmp, strerror(errno ? errno : EIO));
+    }
+    if (poa_io_atomic_end(&at, st, &err)) {
+        poa_error("%s: %s", program, err.msg);
+        return POA_EXIT_IO;
+    }
+    return 0;
 }
 
 long poa_tool_check_hdf5_closed(const char *program)

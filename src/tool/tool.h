@@ -1,7 +1,7 @@
-/* tool.h — what the programs that read models share: poa-extract, poa-eval-knn and the
- * evaluation programs to come (src/local.mk).  Each runs as one process (an MPI singleton) or
- * under mpiexec/srun with N ranks on MPI_COMM_WORLD; the functions below that say "collective"
- * must be called by every rank.
+/* tool.h — what the programs that read models share: poa-extract, poa-eval-knn and
+ * poa-eval-linear (src/local.mk); the evaluation programs' networks are tool/networks.h.  Each
+ * runs as one process (an MPI singleton) or under mpiexec/srun with N ranks on MPI_COMM_WORLD;
+ * the functions below that say "collective" must be called by every rank.
  *
  *     int main(int argc, char **argv)
  *     {
@@ -24,6 +24,9 @@
 #include "common/poa_error.h"
 #include "modelio/model_source.h"
 
+#include <stdint.h>
+#include <stdio.h>
+
 /* MPI_Init, the rank-aware log (poa_log_init with the rank and world size), run(ctx), the check
  * that no HDF5 object was left open (poa_tool_check_hdf5_closed), MPI_Finalize.  Returns
  * run's exit code. */
@@ -44,6 +47,16 @@ int poa_tool_read_exit_code(poa_status st);
  * rank has *src (close it with poa_model_source_close in every case). */
 int poa_tool_open_source(const char *program, const char *arg, poa_weights_from from,
                          poa_model_source *src);
+
+/* [lo, hi) of n items that rank r of p takes (contiguous, balanced). */
+void poa_tool_share(int64_t n, int r, int p, int64_t *lo, int64_t *hi);
+
+/* Collective: this rank's index on its node (the CUDA device of a rank). */
+int poa_tool_local_rank(void);
+
+/* Collective: rank 0 creates dir (mkdir -p).  0, or POA_EXIT_IO after "<program>: cannot create
+ * the output directory: ...", agreed. */
+int poa_tool_make_output_dir(const char *program, const char *dir);
 
 /* ------------------------------------------------------------------ the command line */
 
@@ -72,6 +85,16 @@ int poa_tool_parse_request(const poa_cli_spec *spec, const char *opt, const char
  * (<file>)", the why listing what src offers. */
 poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_request *r,
                                     poa_subnet *sn, poa_err *err);
+
+/* ------------------------------------------------------------------ result files (one rank) */
+
+/* text as a JSON string (quotes, backslashes and control characters escaped). */
+void poa_tool_json_string(FILE *f, const char *text);
+
+/* Write dir/name atomically (io/atomic.h) with writer(f, ctx); the final path into path
+ * (POA_IO_PATH_MAX).  0, or POA_EXIT_IO after "<program>: writing <path>: <why>". */
+int poa_tool_write_file(const char *program, const char *dir, const char *name,
+                        void (*writer)(FILE *f, const void *ctx), const void *ctx, char *path);
 
 /* ------------------------------------------------------------------ at exit */
 
