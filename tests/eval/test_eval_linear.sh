@@ -19,34 +19,11 @@
 # parameters must agree to 1e-4 (relative, per classifier; measured about 1e-6) and an accuracy
 # may move only by the val images whose top logits are that close, at most 0.5 % of the val split
 # (linear_ref.py's defaults; measured: none moved).
-set -u
-top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
-top_build=${POA_TOP_BUILDDIR:?run through make check}
-out=$top_build/tests/out/eval/linear
-rm -rf "$out" && mkdir -p "$out"
-lin=$top_build/src/poa-eval-linear
-seeded=$top_build/tests/modelio/ckpt_write_seeded
-py=${POA_PYTHON_REF:-/usr/bin/python3}
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_btl="self,vader" PYTHONDONTWRITEBYTECODE=1 OMP_NUM_THREADS=1
-fail=0 have_torch=yes
-ok() { echo "ok: $1"; }
-bad() { echo "FAIL: $1"; fail=1; }
-
-# expect NAME CODE PATTERN ARGS...: poa-eval-linear ARGS exits with CODE and prints PATTERN
-expect() {
-    name=$1 code=$2 pat=$3
-    shift 3
-    "$lin" "$@" >"$out/$name.log" 2>&1
-    rc=$?
-    if [ $rc -eq "$code" ] && grep -q -- "$pat" "$out/$name.log"; then
-        ok "$name: exit $code ($(grep -m1 -- "$pat" "$out/$name.log" | cut -c1-160))"
-    else
-        cat "$out/$name.log"
-        bad "$name: exit $rc (want $code), pattern '$pat'"
-    fi
-}
+. "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
+program_test poa-eval-linear eval/linear
+lin=$prog
+export OMP_NUM_THREADS=1
+have_torch=yes
 
 # same_run A B: A and B (two result directories of the same run) hold the same bits: the
 # results, and every dataset of the --save-features files (features, order, initial and final
@@ -78,13 +55,7 @@ EOF
 "$top_build/poa-prep-fmnist" --output "$out/root" --limit 300 >"$out/prep.log" 2>&1 &&
     "$top_build/poa-pack" --root "$out/root" --output "$out/packed" -j 1 >"$out/pack.log" 2>&1 ||
     { cat "$out/prep.log" "$out/pack.log"; echo "FAIL: cannot prepare the data set"; exit 1; }
-# The model of the 'demo' architecture preset (patch 4): configs/demo.yaml itself trains with
-# patch 8 (docs/demo-learning-study.md), and these checks need a run whose model is a named size.
-sed 's/^\(  patch_size:\) *8 .*/\1 4/' "$top_src/configs/demo.yaml" >"$out/demo-preset.yaml"
-grep -q '^  patch_size: 4$' "$out/demo-preset.yaml" || { echo "FAIL: no patch_size 8 line in configs/demo.yaml"; exit 1; }
-"$seeded" "$out/run" "$out/demo-preset.yaml" 21 399 >"$out/seeded.log" 2>&1 ||
-    { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
-ck=$out/run/checkpoint_0000399.h5
+seeded_demo_checkpoint
 data=$out/packed
 "$py" -c "import h5py, numpy, torch" 2>/dev/null || have_torch=no
 
@@ -198,5 +169,4 @@ touch "$out/file"
 expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" --output "$out/file/sub" \
     --iterations 2 --val 20 --train 50
 
-[ $fail -eq 0 ] && echo "all checks passed" || echo "some checks FAILED"
-exit $fail
+finish
