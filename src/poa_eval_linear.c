@@ -154,20 +154,32 @@ typedef struct linear_args {
     int resize, crop, batch, train_blocks, n_train, n_val;
 } linear_args;
 
-/* One item of --lr, --subnet or --arch. */
-static int add_item(void *ctx, const char *opt, const char *t)
+/* The --lr list; -1 on success, else the exit code.  Unlike --subnet and --arch
+ * (poa_tool_each_item), a list that names nothing is an error only when no --lr before it
+ * named a rate. */
+static int parse_lrs(linear_args *a, const char *arg)
 {
-    linear_args *a = ctx;
-    if (strcmp(opt, "lr") == 0) {
+    char *copy = poa_xstrdup(arg), *save = NULL;
+    int rc = -1;
+    for (char *t = strtok_r(copy, ",", &save); t && rc < 0; t = strtok_r(NULL, ",", &save)) {
         char *end = NULL;
         const double v = strtod(t, &end);
         if (end == t || *end || !(v > 0) || !isfinite(v))
-            return poa_cli_usage_error(&spec, "--lr '%s': expected positive numbers", t);
-        if (a->n_lr == POA_LINEAR_MAX_LRS)
-            return poa_cli_usage_error(&spec, "--lr: at most %d values", POA_LINEAR_MAX_LRS);
-        a->lr[a->n_lr++] = v;
-        return 0;
+            rc = poa_cli_usage_error(&spec, "--lr '%s': expected positive numbers", t);
+        else if (a->n_lr == POA_LINEAR_MAX_LRS)
+            rc = poa_cli_usage_error(&spec, "--lr: at most %d values", POA_LINEAR_MAX_LRS);
+        else
+            a->lr[a->n_lr++] = v;
     }
+    if (rc < 0 && a->n_lr == 0) rc = poa_cli_usage_error(&spec, "--lr '%s' names nothing", arg);
+    free(copy);
+    return rc;
+}
+
+/* One item of --subnet or --arch. */
+static int add_request(void *ctx, const char *opt, const char *t)
+{
+    linear_args *a = ctx;
     if (a->n_req == MAX_REQUESTS)
         return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
     int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
@@ -236,8 +248,10 @@ static int parse_args(int argc, char **argv, linear_args *a)
                 return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
             a->ckpt[a->n_ckpt++] = arg;
         }
-        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "lr") == 0)
-            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
+        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0)
+            if ((rc = poa_tool_each_item(&spec, opt, arg, add_request, a)) > 0) return rc;
+        if (strcmp(opt, "lr") == 0)
+            if ((rc = parse_lrs(a, arg)) >= 0) return rc;
     }
     for (int i = 0; i < a->cli.n_positional; i++) {
         if (a->n_ckpt == MAX_SOURCES)
