@@ -2,6 +2,7 @@
  * re-encode the planned files; the results are written in plan order. */
 #include "pack.h"
 
+#include "common/atomic_io.h"
 #include "common/log.h"
 #include "data/image.h"
 #include "data/jpeg.h"
@@ -140,8 +141,12 @@ static void run_workers(shard_job *job, int threads)
 
 void pack_remove_stale_tmp(const char *final_path)
 {
-    char pattern[4500];
-    snprintf(pattern, sizeof pattern, "%s.tmp.*", final_path);
+    /* The temporary names of final_path's writes by any process (common/atomic_io.h): this
+     * process's name with its pid replaced by '*'. */
+    char pattern[POA_IO_PATH_MAX + 64];
+    if (poa_io_temp_path(final_path, pattern, sizeof pattern, NULL) != POA_OK) return;
+    char *pid = strrchr(pattern, '.');
+    snprintf(pid + 1, sizeof pattern - (size_t) (pid + 1 - pattern), "*");
     glob_t g;
     if (glob(pattern, 0, NULL, &g) == 0) {
         for (size_t i = 0; i < g.gl_pathc; i++) {

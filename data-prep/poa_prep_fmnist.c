@@ -140,6 +140,9 @@ static poa_status make_dir(const char *path, poa_err *err)
     return POA_OK;
 }
 
+/* Renamed into place when complete, like every file poa writes, but not fsync'ed (unlike
+ * common/atomic_io.h): 70,000 small JPEGs that a rerun makes again, where an fsync each would
+ * cost more than the conversion. */
 static poa_status write_file(const char *path, const uint8_t *data, size_t n, poa_err *err)
 {
     char tmp[4300];

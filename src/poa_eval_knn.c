@@ -15,12 +15,12 @@
  * not depend on the number of ranks (tests/eval/test_eval_knn.sh checks 1 against 2 ranks).
  */
 #include "poa_config.h"
+#include "common/atomic_io.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "eval/images.h"
 #include "eval/knn.h"
-#include "io/atomic.h"
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"

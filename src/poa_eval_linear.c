@@ -24,12 +24,12 @@
  */
 #include "poa_config.h"
 #include "comm/comm.h"
+#include "common/atomic_io.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "eval/images.h"
 #include "eval/linear.h"
-#include "io/atomic.h"
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"

@@ -127,39 +127,6 @@ poa_status poa_read_file(const char *path, uint8_t **data, size_t *size, poa_err
     return POA_OK;
 }
 
-void poa_tmp_path(char *buf, size_t n, const char *final_path)
-{
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
-    snprintf(buf, n, "%s.tmp.%s.%ld", final_path, host, (long) getpid());
-}
-
-/* fsync by name; the errno of a failure (0 on success; directories that refuse fsync count as
- * success: the rename is atomic either way). */
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0) return errno;
-    int e = fsync(fd) == 0 ? 0 : errno;
-    close(fd);
-    return (flags & O_DIRECTORY) && (e == EINVAL || e == EBADF) ? 0 : e;
-}
-
-poa_status poa_commit_file(const char *tmp_path, const char *final_path, poa_err *err)
-{
-    int e = fsync_path(tmp_path, O_RDONLY);
-    if (e)
-        return poa_err_set(err, POA_ERR_IO, "cannot write %s (fsync): %s", tmp_path, strerror(e));
-    if (rename(tmp_path, final_path) != 0)
-        return poa_err_set(err, POA_ERR_IO, "cannot rename %s to %s: %s", tmp_path, final_path,
-                           strerror(errno));
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", final_path);
-    (void) fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY); /* best effort: the rename is done */
-    return POA_OK;
-}
-
 poa_status poa_path_join(char *buf, size_t n, const char *dir, const char *name, poa_err *err)
 {
     int k = snprintf(buf, n, "%s/%s", dir, name);

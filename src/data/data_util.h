@@ -41,12 +41,6 @@ uint64_t poa_fnv1a64(uint64_t h, const void *data, size_t n);
  * a FIFO in a class folder cannot block the run) with a message naming the file type. */
 poa_status poa_read_file(const char *path, uint8_t **data, size_t *size, poa_err *err);
 
-/* Temporary name used while writing `final_path`: "<final>.tmp.<host>.<pid>".  The rename to the
- * final name is the commit point, so a final name never holds a half-written file. */
-void poa_tmp_path(char *buf, size_t n, const char *final_path);
-/* fsync a file by name, then rename it; fsync the directory too.  POA_ERR_IO on failure. */
-poa_status poa_commit_file(const char *tmp_path, const char *final_path, poa_err *err);
-
 /* Join dir + "/" + name into buf; POA_ERR_ARG when it does not fit. */
 poa_status poa_path_join(char *buf, size_t n, const char *dir, const char *name, poa_err *err);
 

@@ -3,6 +3,7 @@
 #include "data/h5data.h"
 #include "data/schema.h"
 
+#include "common/atomic_io.h"
 #include "common/h5check.h"
 
 #include "poa_config.h"
@@ -122,8 +123,9 @@ static uint64_t size_bound(const poa_metadata *m)
 
 poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *err)
 {
-    char tmp[4200], splits[256] = "";
-    poa_tmp_path(tmp, sizeof tmp, path);
+    char tmp[POA_IO_PATH_MAX + 64], splits[256] = "";
+    poa_status st = poa_io_temp_path(path, tmp, sizeof tmp, err);
+    if (st != POA_OK) return st;
     for (int i = 0; i < m->n_splits; i++) {
         POA_ASSERT((size_t) m->splits[i].num_images == m->splits[i].file_names.n);
         strncat(splits, i ? "," : "", sizeof splits - strlen(splits) - 1);
@@ -131,7 +133,7 @@ poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *
     }
     hid_t f = poa_dh5_create(tmp, err);
     if (f < 0) return err ? err->code : POA_ERR_IO;
-    poa_status st = poa_hdf5_reserve(tmp, size_bound(m), err);
+    st = poa_hdf5_reserve(tmp, size_bound(m), err);
     if (st == POA_OK) st = poa_dh5_attr_put_str(f, "format", POA_METADATA_FORMAT, err);
     if (st == POA_OK)
         st = poa_dh5_attr_put_i64(f, "format_version", POA_METADATA_FORMAT_VERSION, err);
@@ -141,11 +143,10 @@ poa_status poa_metadata_write(const char *path, const poa_metadata *m, poa_err *
     for (int i = 0; i < m->n_splits && st == POA_OK; i++) st = write_split(f, &m->splits[i], err);
     st = poa_dh5_finish(f, st, tmp, err);
     if (st == POA_OK) poa_hdf5_release_reserve(tmp);
-    if (st == POA_OK) st = poa_commit_file(tmp, path, err);
-    if (st != POA_OK) {
-        unlink(tmp);
-        poa_err_prefix(err, "writing %s", path);
-    }
+    /* poa_io_commit deletes tmp and names path on failure. */
+    if (st == POA_OK) return poa_io_commit(tmp, path, err);
+    unlink(tmp);
+    poa_err_prefix(err, "writing %s", path);
     return st;
 }
 

@@ -1,5 +1,7 @@
 /* npy.c — see npy.h. */
 #include "data/npy.h"
+#include "common/atomic_io.h"
+#include "data/data_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -83,18 +85,12 @@ static size_t npy_header(char *buf, size_t cap, const char *descr, size_t n)
 static poa_status write_npy(const char *dir, const char *name, const char *descr, size_t n,
                             const uint8_t *data, size_t bytes, poa_err *err)
 {
-    char path[4400], tmp[4500], header[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    size_t hn = npy_header(header, sizeof header, descr, n);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return poa_err_set(err, POA_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fwrite(header, 1, hn, f) != hn || (bytes && fwrite(data, 1, bytes, f) != bytes);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        return poa_err_set(err, POA_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return POA_OK;
+    char path[POA_IO_PATH_MAX], header[2048];
+    poa_status st = poa_path_join(path, sizeof path, dir, name, err);
+    if (st != POA_OK) return st;
+    const poa_io_span spans[2] = {{header, npy_header(header, sizeof header, descr, n)},
+                                  {data, bytes}};
+    return poa_io_write_spans(path, spans, 2, err);
 }
 
 static const char *class_str(const poa_strtab *t, uint32_t ci)

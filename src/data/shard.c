@@ -3,6 +3,7 @@
 #include "data/h5data.h"
 #include "data/schema.h"
 
+#include "common/atomic_io.h"
 #include "common/h5check.h"
 
 #include "poa_config.h"
@@ -135,10 +136,11 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
     }
     uint32_t crc = poa_crc32(0, images, nbytes);
 
-    char tmp[4200];
-    poa_tmp_path(tmp, sizeof tmp, final_path);
-    hid_t f = poa_dh5_create(tmp, err);
-    poa_status st = f < 0 ? POA_ERR_IO : POA_OK;
+    char tmp[POA_IO_PATH_MAX + 64] = "";
+    poa_status st = poa_io_temp_path(final_path, tmp, sizeof tmp, err);
+    if (st != POA_OK) tmp[0] = '\0'; /* nothing to delete */
+    hid_t f = st == POA_OK ? poa_dh5_create(tmp, err) : -1;
+    if (st == POA_OK && f < 0) st = POA_ERR_IO;
     if (st == POA_OK)
         st =
             poa_hdf5_reserve(tmp, size_bound(recs, n, nbytes, skipped_names, skipped_reasons), err);
@@ -147,9 +149,10 @@ poa_status poa_shard_write(const char *final_path, const poa_shard_info *info,
         st = write_tables(f, recs, n, images, nbytes, offsets, skipped_names, skipped_reasons, err);
     if (f >= 0) st = poa_dh5_finish(f, st, tmp, err);
     if (st == POA_OK) poa_hdf5_release_reserve(tmp);
-    if (st == POA_OK) st = poa_commit_file(tmp, final_path, err);
-    if (st != POA_OK) {
-        unlink(tmp);
+    if (st == POA_OK) {
+        st = poa_io_commit(tmp, final_path, err); /* on failure: tmp deleted, final named */
+    } else {
+        if (tmp[0]) unlink(tmp);
         poa_err_prefix(err, "writing %s", final_path);
     }
     free(gathered);

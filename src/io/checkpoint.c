@@ -1,8 +1,8 @@
 /* checkpoint.c — see checkpoint.h and hdf5-schemas/checkpoint.md. */
 #include "poa_config.h"
 #include "io/checkpoint.h"
-#include "io/atomic.h"
 #include "io/h5util.h"
+#include "common/atomic_io.h"
 #include "common/log.h"
 #include "common/timer.h"
 

@@ -23,8 +23,8 @@
 #define POA_IO_EXTRACTED_H
 
 #include "common/arch.h"
+#include "common/atomic_io.h"
 #include "common/poa_error.h"
-#include "io/atomic.h"
 #include "tensor/params.h"
 
 #include <stddef.h>

@@ -1,8 +1,8 @@
 /* h5util.c — see h5util.h. */
 #include "io/h5util.h"
+#include "common/atomic_io.h"
 #include "common/h5check.h"
 #include "common/log.h"
-#include "io/atomic.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -72,7 +72,7 @@ uint64_t poa_h5_size_bound(uint64_t data_bytes, uint64_t n_datasets, uint64_t te
 /* What a writer puts into the file that poa_h5_write_atomic created. */
 typedef poa_status (*poa_h5_fill_fn)(hid_t file, void *ctx, poa_err *err);
 
-/* Write the HDF5 file `final` atomically (io/atomic.h): create its temporary file, reserve
+/* Write the HDF5 file `final` atomically (common/atomic_io.h): create its temporary file, reserve
  * `bound` bytes for it (poa_h5_size_bound: a full disk is reported before HDF5 writes
  * anything, common/h5check.h), fill(file, ctx, err), flush and close it, then commit it
  * (fsync, rename, fsync of the directory).  After any failure the file is closed with its

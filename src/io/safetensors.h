@@ -22,8 +22,8 @@
 #ifndef POA_IO_SAFETENSORS_H
 #define POA_IO_SAFETENSORS_H
 
+#include "common/atomic_io.h"
 #include "common/poa_error.h"
-#include "io/atomic.h"
 #include "tensor/params.h"
 
 #include <stdint.h>
@@ -63,7 +63,8 @@ typedef struct poa_st_file {
 
 /* Write the tensors of table t (names t->p[i].name, PyTorch shapes, data buf + p[i].offset, in
  * table order) as F32, with the metadata pairs (NULL / 0: none), atomically (temporary file,
- * fsync, rename: src/io/atomic.h).  POA_ERR_IO names path on failure, and no file is left. */
+ * fsync, rename: src/common/atomic_io.h).  POA_ERR_IO names path on failure, and no file is
+ * left. */
 poa_status poa_st_write_table(const char *path, const poa_param_table *t, const float *buf,
                               const poa_st_kv *meta, int n_meta, poa_err *err);
 

@@ -1,8 +1,8 @@
 /* tool.c — see tool.h. */
 #include "tool/tool.h"
+#include "common/atomic_io.h"
 #include "common/h5check.h"
 #include "common/log.h"
-#include "io/atomic.h"
 
 #include <errno.h>
 #include <mpi.h>

@@ -91,7 +91,7 @@ poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_
 /* text as a JSON string (quotes, backslashes and control characters escaped). */
 void poa_tool_json_string(FILE *f, const char *text);
 
-/* Write dir/name atomically (io/atomic.h) with writer(f, ctx); the final path into path
+/* Write dir/name atomically (common/atomic_io.h) with writer(f, ctx); the final path into path
  * (POA_IO_PATH_MAX).  0, or POA_EXIT_IO after "<program>: writing <path>: <why>". */
 int poa_tool_write_file(const char *program, const char *dir, const char *name,
                         void (*writer)(FILE *f, const void *ctx), const void *ctx, char *path);

@@ -63,11 +63,11 @@ grep -q "0 shards written, 6 kept" "$out/pack2.log" && ok "rerun keeps complete 
 cp -r "$out/p1" "$out/p1_ref"
 rm "$out/p1/train-00001-of-00003.h5"
 head -c 3000 "$out/p1_ref/val-00002-of-00003.h5" >"$out/p1/val-00002-of-00003.h5"
-echo junk >"$out/p1/train-00000-of-00003.h5.tmp.somehost.12345"
+echo junk >"$out/p1/.train-00000-of-00003.h5.tmp.12345"
 "$pack" --root "$out/fm" --output "$out/p1" --shard-images 50 >"$out/pack3.log" 2>&1
 grep -q "2 shards written, 4 kept" "$out/pack3.log" && ok "missing and truncated shards rewritten, others kept" || { cat "$out/pack3.log"; bad "resume after damage"; }
 grep -q "rewriting: .*val-00002-of-00003.h5" "$out/pack3.log" && ok "truncated shard reported" || bad "truncated shard not reported"
-ls "$out/p1" | grep -q "\.tmp\." && bad "stale temporary file not removed" || ok "stale temporary file removed"
+ls -A "$out/p1" | grep -q "\.tmp\." && bad "stale temporary file not removed" || ok "stale temporary file removed"
 same "$out/p1" "$out/p1_ref" "resumed output equals the original"
 
 # --- changed input: the shard holding the new file (and every later one) is re-planned

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "common/atomic_io.h"
 #include "data/data_util.h"
 #include "data/h5data.h"
 #include "data/jpeg.h"
@@ -162,8 +163,8 @@ static void test_shard_round_trip(void **state)
     free(buf);
     poa_shard_close(&s);
     /* No temporary file is left next to the final one. */
-    char tmp[4400];
-    poa_tmp_path(tmp, sizeof tmp, path);
+    char tmp[POA_IO_PATH_MAX + 64];
+    assert_int_equal(poa_io_temp_path(path, tmp, sizeof tmp, NULL), POA_OK);
     assert_int_not_equal(access(tmp, F_OK), 0);
 }
 

@@ -1,16 +1,17 @@
-/* atomic.h — files that appear complete or not at all.
+/* atomic_io.h — files that appear complete or not at all.
  *
- * Every file poa writes for others to read (checkpoints, extracted models) is written under a
- * temporary name in its final directory, flushed and fsync'ed, then renamed to its final name
- * (atomic on POSIX file systems, Lustre and GPFS included) and the directory fsync'ed, so a
- * crash, SIGKILL or full disk leaves either no file or the complete one, never a partial file
- * under the final name.  Temporary names start with '.' and end in ".tmp.<pid>": readers never
- * pick them up, and writers may delete leftovers.
+ * Every file poa writes for others to read (dataset shards and metadata, checkpoints, extracted
+ * models, evaluation results) is written under a temporary name in its final directory,
+ * flushed and fsync'ed, then renamed to its final name (atomic on POSIX file systems, Lustre
+ * and GPFS included) and the directory fsync'ed, so a crash, SIGKILL or full disk leaves either
+ * no file or the complete one, never a partial file under the final name.  Temporary names
+ * start with '.' and end in ".tmp.<pid>": readers never pick them up, and writers may delete
+ * leftovers.
  *
  * All functions return a poa_status and fill err with a message naming the path at fault.
  */
-#ifndef POA_IO_ATOMIC_H
-#define POA_IO_ATOMIC_H
+#ifndef POA_COMMON_ATOMIC_IO_H
+#define POA_COMMON_ATOMIC_IO_H
 
 #include "common/poa_error.h"
 
@@ -53,5 +54,14 @@ poa_status poa_io_atomic_begin(poa_io_atomic *a, const char *final, const char *
  * commit's, the temporary file is deleted and err is prefixed "writing [what ]final: ".
  * Returns the final status. */
 poa_status poa_io_atomic_end(poa_io_atomic *a, poa_status st, poa_err *err);
+
+/* One piece of a file written from memory. */
+typedef struct poa_io_span {
+    const void *data;
+    size_t size;
+} poa_io_span;
+
+/* Write the concatenation of n spans to path atomically (begin, write, end as above). */
+poa_status poa_io_write_spans(const char *path, const poa_io_span *spans, int n, poa_err *err);
 
 #endif

@@ -1,5 +1,5 @@
-/* atomic.c — see atomic.h. */
-#include "io/atomic.h"
+/* atomic_io.c — see atomic_io.h. */
+#include "common/atomic_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -106,4 +106,33 @@ poa_status poa_io_atomic_end(poa_io_atomic *a, poa_status st, poa_err *err)
         poa_err_prefix(err, "writing %s%s%s", a->what, a->what[0] ? " " : "", a->final);
     }
     return st;
+}
+
+/* write(2) all of it, across short writes and signals; 0 or the errno. */
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return errno;
+        p += w, n -= (size_t) w;
+    }
+    return 0;
+}
+
+poa_status poa_io_write_spans(const char *path, const poa_io_span *spans, int n, poa_err *err)
+{
+    poa_io_atomic a;
+    poa_status st = poa_io_atomic_begin(&a, path, "", err);
+    if (st) return st;
+    int fd = open(a.tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        st = poa_err_set(err, POA_ERR_IO, "cannot create %s: %s", a.tmp, strerror(errno));
+    } else {
+        int e = 0;
+        for (int i = 0; i < n && !e; i++) e = write_all(fd, spans[i].data, spans[i].size);
+        if (close(fd) != 0 && !e) e = errno;
+        if (e) st = poa_err_set(err, POA_ERR_IO, "%s", strerror(e));
+    }
+    return poa_io_atomic_end(&a, st, err);
 }
