@@ -4,7 +4,7 @@
  *   OUT/checkpoint/full.h5, OUT/checkpoint/teacher.h5  the table of fuzz_tables.h
  *   OUT/shard/train.h5, OUT/shard/test.h5               3 tiny JPEGs each (+ one skipped file)
  *   OUT/metadata/metadata.h5                            a train and a test split
- *   OUT/jpeg/*.jpg                                      gray, 4:2:0 and 4:4:4 colour
+ *   OUT/jpeg/<name>.jpg                                 gray, 4:2:0 and 4:4:4 colour
  *     fuzz_seeds OUT */
 #include "fuzz_tables.h"
 
