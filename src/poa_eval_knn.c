@@ -544,7 +544,13 @@ static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
 {
     const features_file *ff = ctx;
     const eval_state *s = ff->s;
-    poa_status st = POA_OK;
+    poa_status st = poa_h5_attr_write_string(f, "format", "poa-knn-features", err);
+    if (!st) st = poa_h5_attr_write_i64(f, "format_version", 1, err);
+    if (!st) st = poa_h5_attr_write_string(f, "network", ff->n->name, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "dim", ff->n->dim, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "n_classes", s->n_classes, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "crop", s->t.crop, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "resize", s->t.resize, err);
     for (int split = 0; split < 2 && !st; split++) {
         hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
         if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a group");
@@ -562,7 +568,7 @@ static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
 }
 
 /* --save-features: rank 0 gathers the train features of each network and writes
- * DIR/features_<i>_<name>.h5 with /train/{features,labels} and /val/{features,labels}. */
+ * DIR/features_<i>_<name>.h5 (hdf5-schemas/knn-features.md). */
 static int save_features(eval_state *s)
 {
     const int P = world(), root = rank_of() == 0;

@@ -3,7 +3,7 @@
 # images) and a demo-configuration checkpoint with seeded weights (ckpt_write_seeded):
 #   --help; the teacher, two sub-networks and the raw pixels from one pass, their k-NN results
 #   equal to a NumPy / PyTorch implementation of the protocol on the same features
-#   (tests/reference/knn_ref.py); 1 and 2 MPI ranks give identical features and results (train
+#   (tests/reference/knn_ref.py), the features files' format attributes; 1 and 2 MPI ranks give identical features and results (train
 #   blocks of 48 images: 7 blocks, 3 on one rank and 4 on the other, merged lists);
 #   --all-subnets: 12 networks, knn_subnets.csv and the heatmap; an extracted model
 #   (poa-extract) gives the results of the same sub-network read from the checkpoint;
@@ -50,6 +50,22 @@ elif "$py" "$top_src/tests/reference/knn_ref.py" "$out/r1" --k 5,10,20 >"$out/re
 else
     cat "$out/ref.log"
     bad "k-NN differs from the reference"
+fi
+if [ $have_np = yes ]; then
+    # hdf5-schemas/knn-features.md: the root attributes name the format and describe the rows
+    "$py" -c "
+import h5py, sys
+for path, name, dim in ((sys.argv[1], 'teacher', 128), (sys.argv[2], 'pixels', 3 * 32 * 32)):
+    f = h5py.File(path, 'r')
+    a = f.attrs
+    fmt = a['format'].decode() if isinstance(a['format'], bytes) else a['format']
+    net = a['network'].decode() if isinstance(a['network'], bytes) else a['network']
+    assert (fmt, int(a['format_version']), net) == ('poa-knn-features', 1, name), (path, fmt, net)
+    assert int(a['dim']) == dim == f['train/features'].shape[1] == f['val/features'].shape[1], path
+    assert (int(a['crop']), int(a['n_classes'])) == (32, 10), path
+" "$out/r1/features_2_teacher.h5" "$out/r1/features_3_pixels.h5" >"$out/attrs.log" 2>&1 &&
+        ok "features files: format attributes (hdf5-schemas/knn-features.md)" ||
+        { cat "$out/attrs.log"; bad "features files: attributes"; }
 fi
 
 # ------------------------------------------------------------------ 2 ranks
