@@ -240,16 +240,14 @@ typedef struct network {
 
 typedef struct eval_state {
     const knn_args *a;
-    int n_src;
     poa_model_source src[MAX_SOURCES];
     poa_features *feat[MAX_SOURCES];
+    poa_tool_models m; /* the sources (src, feat above), transform and batch */
     int n_net;
     network net[MAX_NETWORKS];
-    poa_eval_transform t;
     poa_eval_reader *train, *val;
     int n_classes;
     int64_t n_tr, n_va;   /* images used */
-    int batch;            /* images per forward */
     int64_t block;        /* train images per block (a multiple of the batch) */
     int64_t tr_lo, tr_hi; /* this rank's train images */
     int64_t va_lo, va_hi; /* this rank's val images (before the gather) */
@@ -261,43 +259,31 @@ typedef struct eval_state {
 static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
-    for (int i = 0; i < a->n_ckpt; i++) {
-        int code = poa_tool_open_source("poa-eval-knn", a->ckpt[i], a->from, &s->src[s->n_src]);
-        if (code) return code;
-        s->n_src++;
-    }
-    poa_err err;
+    const poa_tool_eval_ask ask = {.paths = a->ckpt,
+                                   .n_paths = a->n_ckpt,
+                                   .from = a->from,
+                                   .crop = a->crop,
+                                   .resize = a->resize,
+                                   .req = a->req,
+                                   .n_req = a->n_req,
+                                   .all = a->all,
+                                   .pixels = a->pixels,
+                                   .batch = a->batch,
+                                   .backend = a->backend,
+                                   .dtype = a->dtype};
+    s->m.src = s->src, s->m.feat = s->feat;
     poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    poa_status st = poa_tool_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
-    if (!st)
-        st = poa_tool_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
-                               &s->n_net, &err);
-    if (!st && a->pixels) st = poa_tool_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
-    for (int i = 0; i < s->n_net && !st; i++) {
+    int code =
+        poa_tool_open_models("poa-eval-knn", &spec, &ask, &s->m, nets, MAX_NETWORKS, &s->n_net);
+    for (int i = 0; i < s->n_net && !code; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
         n->source = nets[i].source, n->sn = nets[i].sn, n->subnet = nets[i].subnet;
-        n->dim = n->source >= 0 ? n->sn.width : 3 * s->t.crop * s->t.crop;
+        n->dim = n->source >= 0 ? n->sn.width : 3 * s->m.t.crop * s->m.t.crop;
         snprintf(n->name, sizeof n->name, "%s", nets[i].name);
     }
     free(nets);
-    if (st) return poa_cli_usage_error(&spec, "%s", err.msg);
-    s->batch = poa_tool_default_batch(s->src, s->n_src, s->t.crop, a->batch);
-    /* one forward runner per source: the weights uploaded once, one workspace */
-    const int dev = poa_tool_local_rank();
-    int code = 0;
-    for (int i = 0; i < s->n_src && !code; i++) {
-        poa_features_opts o = {.backend = a->backend,
-                               .max_images = s->batch,
-                               .max_size = s->t.crop,
-                               .compute_dtype = a->dtype,
-                               .device = dev};
-        if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
-            if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
-            code = POA_EXIT_USAGE;
-        }
-    }
-    return poa_tool_agree(code);
+    return code;
 }
 
 /* ------------------------------------------------------------------ data */
@@ -305,30 +291,19 @@ static int open_models(eval_state *s)
 static int open_data(eval_state *s)
 {
     const knn_args *a = s->a;
-    poa_err err = {0};
-    int code = 0;
-    poa_status st = poa_eval_reader_open(&s->train, a->data, "train", &s->t, &err);
-    if (!st) st = poa_eval_reader_open(&s->val, a->data, "val", &s->t, &err);
-    if (!st && poa_eval_reader_classes(s->train) != poa_eval_reader_classes(s->val))
-        st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
-                         poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
-    if (st) {
-        if (rank_of() == 0) poa_error("poa-eval-knn: %s", err.msg);
-        code = poa_tool_read_exit_code(st);
-    }
-    if ((code = poa_tool_agree(code))) return code;
+    int code = poa_tool_open_splits("poa-eval-knn", a->data, &s->m.t, a->n_train, a->n_val,
+                                    &s->train, &s->val);
+    if (code) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
-    poa_eval_reader_use(s->train, a->n_train);
-    poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
-    s->block = ((a->bank_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
+    s->block = ((a->bank_block + s->m.batch - 1) / s->m.batch) * (int64_t) s->m.batch;
     const int64_t n_blocks = (s->n_tr + s->block - 1) / s->block;
-    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
+    const int64_t n_vb = (s->n_va + s->m.batch - 1) / s->m.batch;
     int64_t lo, hi;
     poa_tool_share(n_blocks, rank_of(), world(), &lo, &hi);
     s->tr_lo = lo * s->block, s->tr_hi = hi * s->block < s->n_tr ? hi * s->block : s->n_tr;
     poa_tool_share(n_vb, rank_of(), world(), &lo, &hi);
-    s->va_lo = lo * s->batch, s->va_hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
+    s->va_lo = lo * s->m.batch, s->va_hi = hi * s->m.batch < s->n_va ? hi * s->m.batch : s->n_va;
     return 0;
 }
 
@@ -339,7 +314,7 @@ static int open_data(eval_state *s)
 static int batch_features(eval_state *s, const float *pixels, int b, int train, int64_t row,
                           float *cls)
 {
-    const int64_t per = 3 * (int64_t) s->t.crop * s->t.crop;
+    const int64_t per = 3 * (int64_t) s->m.t.crop * s->m.t.crop;
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
         float *dst = (train ? n->bank : n->val) + (size_t) row * n->dim;
@@ -347,8 +322,8 @@ static int batch_features(eval_state *s, const float *pixels, int b, int train, 
             memcpy(dst, pixels, sizeof(float) * (size_t) b * per);
         } else {
             poa_err err;
-            poa_status st = poa_features_run(s->feat[n->source], &n->sn, pixels, b, s->t.crop,
-                                             s->t.crop, cls, NULL, &err);
+            poa_status st = poa_features_run(s->m.feat[n->source], &n->sn, pixels, b, s->m.t.crop,
+                                             s->m.t.crop, cls, NULL, &err);
             if (st) {
                 poa_error("poa-eval-knn: %s", err.msg);
                 return POA_EXIT_FAILURE;
@@ -359,7 +334,7 @@ static int batch_features(eval_state *s, const float *pixels, int b, int train, 
         if (bad) {
             poa_error("poa-eval-knn: %s %s: %lld of %d %s features are not finite (image %lld "
                       "on): the weights are broken",
-                      n->source >= 0 ? s->src[n->source].path : "", n->name, (long long) bad, b,
+                      n->source >= 0 ? s->m.src[n->source].path : "", n->name, (long long) bad, b,
                       train ? "train" : "val", (long long) row);
             return POA_EXIT_FAILURE;
         }
@@ -370,7 +345,7 @@ static int batch_features(eval_state *s, const float *pixels, int b, int train, 
 /* This rank's share of both splits through every network, one batch of images at a time. */
 static int extract_features(eval_state *s)
 {
-    const int B = s->batch;
+    const int B = s->m.batch;
     const int64_t n_tr = s->tr_hi - s->tr_lo, n_va = s->va_hi - s->va_lo;
     int max_dim = 1;
     for (int i = 0; i < s->n_net; i++) {
@@ -379,7 +354,7 @@ static int extract_features(eval_state *s)
         n->val = poa_xmalloc(sizeof(float) * (size_t) s->n_va * n->dim);
         if (n->source >= 0 && n->dim > max_dim) max_dim = n->dim;
     }
-    float *pixels = poa_xmalloc(sizeof(float) * (size_t) B * 3 * s->t.crop * s->t.crop);
+    float *pixels = poa_xmalloc(sizeof(float) * (size_t) B * 3 * s->m.t.crop * s->m.t.crop);
     float *cls = poa_xmalloc(sizeof(float) * (size_t) B * max_dim);
     poa_progress pr;
     char what[96];
@@ -424,13 +399,13 @@ static void gather_val_and_labels(eval_state *s)
               err.msg);
     POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
               err.msg);
-    const int64_t n_vb = (s->n_va + s->batch - 1) / s->batch;
+    const int64_t n_vb = (s->n_va + s->m.batch - 1) / s->m.batch;
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
         for (int r = 0; r < P; r++) {
             int64_t lo, hi;
             poa_tool_share(n_vb, r, P, &lo, &hi);
-            lo *= s->batch, hi = hi * s->batch < s->n_va ? hi * s->batch : s->n_va;
+            lo *= s->m.batch, hi = hi * s->m.batch < s->n_va ? hi * s->m.batch : s->n_va;
             const int64_t c = (hi - lo) * n->dim, d = lo * n->dim;
             POA_CHECK(c <= INT32_MAX && d <= INT32_MAX,
                       "val features of %s too large for one MPI call", n->name);
@@ -549,8 +524,8 @@ static poa_status fill_features(hid_t f, void *ctx, poa_err *err)
     if (!st) st = poa_h5_attr_write_string(f, "network", ff->n->name, err);
     if (!st) st = poa_h5_attr_write_i64(f, "dim", ff->n->dim, err);
     if (!st) st = poa_h5_attr_write_i64(f, "n_classes", s->n_classes, err);
-    if (!st) st = poa_h5_attr_write_i64(f, "crop", s->t.crop, err);
-    if (!st) st = poa_h5_attr_write_i64(f, "resize", s->t.resize, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "crop", s->m.t.crop, err);
+    if (!st) st = poa_h5_attr_write_i64(f, "resize", s->m.t.resize, err);
     for (int split = 0; split < 2 && !st; split++) {
         hid_t g = poa_h5_create_group(f, split == 0 ? "train" : "val");
         if (g < 0) return poa_h5_fail(err, POA_ERR_IO, "cannot create a group");
@@ -615,8 +590,8 @@ static void print_table(const eval_state *s)
 {
     printf("\nk-NN on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize %d), T "
            "%.3g\n",
-           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->t.crop, s->t.crop,
-           s->t.resize, s->a->T);
+           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
+           s->m.t.crop, s->m.t.resize, s->a->T);
     printf("%-10s %6s %6s %5s %8s %8s  %s\n", "network", "width", "depth", "k", "top-1", "top-5",
            "checkpoint (iteration)");
     for (int i = 0; i < s->n_net; i++) {
@@ -625,8 +600,8 @@ static void print_table(const eval_state *s)
             if (n->source >= 0)
                 printf("%-10s %6d %6d %5d %7.2f%% %7.2f%%  %s (%lld)\n", n->name, n->sn.width,
                        n->sn.depth, s->a->ks[j], pct(n->correct1[j], s->n_va),
-                       pct(n->correct5[j], s->n_va), s->src[n->source].path,
-                       (long long) s->src[n->source].iteration);
+                       pct(n->correct5[j], s->n_va), s->m.src[n->source].path,
+                       (long long) s->m.src[n->source].iteration);
             else
                 printf("%-10s %6s %6s %5d %7.2f%% %7.2f%%  -\n", n->name, "-", "-", s->a->ks[j],
                        pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va));
@@ -640,7 +615,7 @@ static void write_json(FILE *f, const void *ctx)
     const eval_state *s = ctx;
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
-        const poa_model_source *src = n->source >= 0 ? &s->src[n->source] : NULL;
+        const poa_model_source *src = n->source >= 0 ? &s->m.src[n->source] : NULL;
         for (int j = 0; j < s->a->nk; j++) {
             fputs("{\"checkpoint\": ", f);
             if (src) {
@@ -659,7 +634,7 @@ static void write_json(FILE *f, const void *ctx)
                     ", \"k\": %d, \"top1\": %.4f, \"top5\": %.4f, \"n_train\": %lld, \"n_val\": "
                     "%lld, \"temperature\": %g, \"crop\": %d, \"resize\": %d}\n",
                     s->a->ks[j], pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va),
-                    (long long) s->n_tr, (long long) s->n_va, s->a->T, s->t.crop, s->t.resize);
+                    (long long) s->n_tr, (long long) s->n_va, s->a->T, s->m.t.crop, s->m.t.resize);
         }
     }
 }
@@ -672,9 +647,9 @@ static void write_csv(FILE *f, const void *ctx)
         const network *n = &s->net[i];
         if (!n->subnet) continue;
         for (int j = 0; j < s->a->nk; j++)
-            fprintf(f, "%s,%lld,%d,%d,%d,%.4f,%.4f\n", s->src[n->source].path,
-                    (long long) s->src[n->source].iteration, n->sn.width, n->sn.depth, s->a->ks[j],
-                    pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va));
+            fprintf(f, "%s,%lld,%d,%d,%d,%.4f,%.4f\n", s->m.src[n->source].path,
+                    (long long) s->m.src[n->source].iteration, n->sn.width, n->sn.depth,
+                    s->a->ks[j], pct(n->correct1[j], s->n_va), pct(n->correct5[j], s->n_va));
     }
 }
 
@@ -742,11 +717,11 @@ static void print_plan(const eval_state *s)
     poa_info("poa-eval-knn %s: %d network(s) on %s (%lld train / %lld val images, %d classes), "
              "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
              PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
-             s->n_classes, s->t.crop, s->t.resize, s->batch, s->a->ks[0], s->a->ks[s->a->nk - 1],
-             world());
-    for (int i = 0; i < s->n_src; i++)
-        poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
-                 poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
+             s->n_classes, s->m.t.crop, s->m.t.resize, s->m.batch, s->a->ks[0],
+             s->a->ks[s->a->nk - 1], world());
+    for (int i = 0; i < s->m.n_src; i++)
+        poa_info("  [%d] %s: %s weights of iteration %lld", i, s->m.src[i].path,
+                 poa_weights_from_name(s->m.src[i].from), (long long) s->m.src[i].iteration);
 }
 
 static int run(void *args)
@@ -774,10 +749,7 @@ static int run(void *args)
         }
     }
     for (int i = 0; i < s->n_net; i++) free(s->net[i].bank), free(s->net[i].val);
-    for (int i = 0; i < s->n_src; i++) {
-        poa_features_destroy(s->feat[i]);
-        poa_model_source_close(&s->src[i]);
-    }
+    poa_tool_close_models(&s->m);
     poa_eval_reader_close(s->train);
     poa_eval_reader_close(s->val);
     free(s->tr_labels);

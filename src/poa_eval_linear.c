@@ -297,16 +297,14 @@ typedef struct network {
 typedef struct eval_state {
     const linear_args *a;
     poa_comm *comm;
-    int n_src;
     poa_model_source src[MAX_SOURCES];
     poa_features *feat[MAX_SOURCES];
+    poa_tool_models m; /* the sources (src, feat above), transform and batch */
     int n_net;
     network net[MAX_NETWORKS];
-    poa_eval_transform t;
     poa_eval_reader *train, *val;
     int n_classes;
     int64_t n_tr, n_va;   /* images used */
-    int batch;            /* images per forward */
     int64_t block;        /* train images per block (cached mode; whole forward batches) */
     int64_t tr_lo, tr_hi; /* this rank's train images (cached mode: whole blocks) */
     int64_t va_lo, va_hi; /* this rank's val images */
@@ -334,43 +332,31 @@ static int row_of(const network *n)
 static int open_models(eval_state *s)
 {
     const linear_args *a = s->a;
-    for (int i = 0; i < a->n_ckpt; i++) {
-        int code = poa_tool_open_source(PROGRAM, a->ckpt[i], a->from, &s->src[s->n_src]);
-        if (code) return code;
-        s->n_src++;
-    }
-    poa_err err;
+    const poa_tool_eval_ask ask = {.paths = a->ckpt,
+                                   .n_paths = a->n_ckpt,
+                                   .from = a->from,
+                                   .crop = a->crop,
+                                   .resize = a->resize,
+                                   .req = a->req,
+                                   .n_req = a->n_req,
+                                   .all = a->all,
+                                   .pixels = a->pixels,
+                                   .batch = a->batch,
+                                   .backend = a->backend,
+                                   .dtype = a->dtype,
+                                   .max_blocks = POA_LINEAR_BLOCKS};
+    s->m.src = s->src, s->m.feat = s->feat;
     poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    poa_status st = poa_tool_choose_transform(s->src, s->n_src, a->crop, a->resize, &s->t, &err);
-    if (!st)
-        st = poa_tool_networks(s->src, s->n_src, a->req, a->n_req, a->all, nets, MAX_NETWORKS,
-                               &s->n_net, &err);
-    if (!st && a->pixels) st = poa_tool_add_pixels(nets, MAX_NETWORKS, &s->n_net, &err);
-    for (int i = 0; i < s->n_net && !st; i++) {
+    int code = poa_tool_open_models(PROGRAM, &spec, &ask, &s->m, nets, MAX_NETWORKS, &s->n_net);
+    for (int i = 0; i < s->n_net && !code; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
         n->id = nets[i];
-        n->width = n->id.source >= 0 ? n->id.sn.width : 3 * s->t.crop * s->t.crop;
+        n->width = n->id.source >= 0 ? n->id.sn.width : 3 * s->m.t.crop * s->m.t.crop;
         if (n->id.source >= 0) poa_linear_block_positions(n->id.sn.depth, n->pos);
     }
     free(nets);
-    if (st) return poa_cli_usage_error(&spec, "%s", err.msg);
-    s->batch = poa_tool_default_batch(s->src, s->n_src, s->t.crop, a->batch);
-    const int dev = poa_tool_local_rank();
-    int code = 0;
-    for (int i = 0; i < s->n_src && !code; i++) {
-        poa_features_opts o = {.backend = a->backend,
-                               .max_images = s->batch,
-                               .max_size = s->t.crop,
-                               .compute_dtype = a->dtype,
-                               .device = dev,
-                               .max_blocks = POA_LINEAR_BLOCKS};
-        if (poa_features_create(&s->feat[i], &s->src[i], &o, &err) != POA_OK) {
-            if (poa_log_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
-            code = POA_EXIT_USAGE;
-        }
-    }
-    return poa_tool_agree(code);
+    return code;
 }
 
 /* [lo, hi) of rank r's images of a split of n, in whole units of `unit` images. */
@@ -386,25 +372,15 @@ static int open_data(eval_state *s)
 {
     const linear_args *a = s->a;
     poa_err err = {0};
-    int code = 0;
-    poa_status st = poa_eval_reader_open(&s->train, a->data, "train", &s->t, &err);
-    if (!st) st = poa_eval_reader_open(&s->val, a->data, "val", &s->t, &err);
-    if (!st && poa_eval_reader_classes(s->train) != poa_eval_reader_classes(s->val))
-        st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", a->data,
-                         poa_eval_reader_classes(s->train), poa_eval_reader_classes(s->val));
-    if (st) {
-        if (poa_log_rank() == 0) poa_error(PROGRAM ": %s", err.msg);
-        code = poa_tool_read_exit_code(st);
-    }
-    if ((code = poa_tool_agree(code))) return code;
+    int code =
+        poa_tool_open_splits(PROGRAM, a->data, &s->m.t, a->n_train, a->n_val, &s->train, &s->val);
+    if (code) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
-    poa_eval_reader_use(s->train, a->n_train);
-    poa_eval_reader_use(s->val, a->n_val);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
     const int64_t per_block = (s->n_tr + a->train_blocks - 1) / a->train_blocks;
-    s->block = ((per_block + s->batch - 1) / s->batch) * (int64_t) s->batch;
+    s->block = ((per_block + s->m.batch - 1) / s->m.batch) * (int64_t) s->m.batch;
     rank_images(s->n_tr, s->block, poa_log_rank(), &s->tr_lo, &s->tr_hi);
-    rank_images(s->n_va, s->batch, poa_log_rank(), &s->va_lo, &s->va_hi);
+    rank_images(s->n_va, s->m.batch, poa_log_rank(), &s->va_lo, &s->va_hi);
     s->tr_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_tr);
     s->va_labels = poa_xmalloc(sizeof(int32_t) * (size_t) s->n_va);
     POA_CHECK(poa_eval_reader_labels(s->train, 0, s->n_tr, s->tr_labels, &err) == POA_OK, "%s",
@@ -458,8 +434,8 @@ static int feature_rows(eval_state *s, network *n, const float *pixels, int b, f
         poa_err err;
         float *mean = scratch + (size_t) b * POA_LINEAR_BLOCKS * d;
         poa_status st =
-            poa_features_run_blocks(s->feat[n->id.source], &n->id.sn, pixels, b, s->t.crop,
-                                    s->t.crop, n->pos, POA_LINEAR_BLOCKS, scratch, mean, &err);
+            poa_features_run_blocks(s->m.feat[n->id.source], &n->id.sn, pixels, b, s->m.t.crop,
+                                    s->m.t.crop, n->pos, POA_LINEAR_BLOCKS, scratch, mean, &err);
         if (st) {
             poa_error(PROGRAM ": %s", err.msg);
             return POA_EXIT_FAILURE;
@@ -475,7 +451,7 @@ static int feature_rows(eval_state *s, network *n, const float *pixels, int b, f
         if (!isfinite(rows[k])) {
             poa_error(PROGRAM ": %s %s: non-finite features (image %zu of a batch of %d): the "
                               "weights are broken",
-                      n->id.source >= 0 ? s->src[n->id.source].path : "", n->id.name, k / row, b);
+                      n->id.source >= 0 ? s->m.src[n->id.source].path : "", n->id.name, k / row, b);
             return POA_EXIT_FAILURE;
         }
     return 0;
@@ -485,7 +461,7 @@ static size_t scratch_floats(const eval_state *s)
 {
     size_t most = 1;
     for (int i = 0; i < s->n_net; i++) {
-        const size_t f = (size_t) s->batch * (POA_LINEAR_BLOCKS + 1) * s->net[i].width;
+        const size_t f = (size_t) s->m.batch * (POA_LINEAR_BLOCKS + 1) * s->net[i].width;
         most = f > most ? f : most;
     }
     return most;
@@ -495,7 +471,7 @@ static size_t scratch_floats(const eval_state *s)
  * one forward batch at a time. */
 static int extract_features(eval_state *s)
 {
-    const int B = s->batch;
+    const int B = s->m.batch;
     const int64_t n_tr = cached(s) ? s->tr_hi - s->tr_lo : 0, n_va = s->va_hi - s->va_lo;
     for (int i = 0; i < s->n_net; i++) {
         network *n = &s->net[i];
@@ -503,7 +479,7 @@ static int extract_features(eval_state *s)
         n->train = n_tr ? poa_xmalloc(sizeof(float) * (size_t) n_tr * row) : NULL;
         n->val = poa_xmalloc(sizeof(float) * (size_t) (n_va > 0 ? n_va : 1) * row);
     }
-    float *pixels = poa_xmalloc(sizeof(float) * (size_t) B * 3 * s->t.crop * s->t.crop);
+    float *pixels = poa_xmalloc(sizeof(float) * (size_t) B * 3 * s->m.t.crop * s->m.t.crop);
     float *scratch = poa_xmalloc(sizeof(float) * scratch_floats(s));
     poa_progress pr;
     char what[96];
@@ -579,13 +555,13 @@ static void accumulate_cached(eval_state *s, const int64_t *images, float *x, in
 static int accumulate_augmented(eval_state *s, int64_t t, const int64_t *images, float *pixels,
                                 float *x, int32_t *labels, float *scratch)
 {
-    const int64_t n_fb = (s->B + s->batch - 1) / s->batch;
+    const int64_t n_fb = (s->B + s->m.batch - 1) / s->m.batch;
     int64_t lo, hi;
     poa_tool_share(n_fb, poa_log_rank(), poa_log_world_size(), &lo, &hi);
-    uint64_t *keys = poa_xmalloc(sizeof(uint64_t) * (size_t) s->batch);
+    uint64_t *keys = poa_xmalloc(sizeof(uint64_t) * (size_t) s->m.batch);
     int code = 0;
     for (int64_t f = lo; f < hi && !code; f++) {
-        const int p0 = (int) (f * s->batch), b = s->B - p0 < s->batch ? s->B - p0 : s->batch;
+        const int p0 = (int) (f * s->m.batch), b = s->B - p0 < s->m.batch ? s->B - p0 : s->m.batch;
         for (int j = 0; j < b; j++) keys[j] = (uint64_t) (t * s->B + p0 + j);
         const poa_eval_augment aug = {(uint64_t) s->a->seed, keys};
         poa_err err;
@@ -633,12 +609,14 @@ static int train(eval_state *s)
     size_t most_row = 1;
     for (int i = 0; i < s->n_net; i++)
         most_row = (size_t) row_of(&s->net[i]) > most_row ? (size_t) row_of(&s->net[i]) : most_row;
-    const int x_rows = cached(s) ? s->B : s->batch;
+    const int x_rows = cached(s) ? s->B : s->m.batch;
     float *x = poa_xmalloc(sizeof(float) * most_row * (size_t) x_rows);
-    int32_t *labels = poa_xmalloc(sizeof(int32_t) * (size_t) (s->B > s->batch ? s->B : s->batch));
+    int32_t *labels =
+        poa_xmalloc(sizeof(int32_t) * (size_t) (s->B > s->m.batch ? s->B : s->m.batch));
     float *pixels =
-        cached(s) ? NULL
-                  : poa_xmalloc(sizeof(float) * (size_t) s->batch * 3 * s->t.crop * s->t.crop);
+        cached(s)
+            ? NULL
+            : poa_xmalloc(sizeof(float) * (size_t) s->m.batch * 3 * s->m.t.crop * s->m.t.crop);
     float *scratch = cached(s) ? NULL : poa_xmalloc(sizeof(float) * scratch_floats(s));
     int64_t *images = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
     int64_t *mine = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
@@ -845,7 +823,7 @@ static int save_features(const eval_state *s)
             root && cached(s) ? poa_xmalloc(sizeof(float) * (size_t) s->n_tr * row) : NULL;
         float *val = root ? poa_xmalloc(sizeof(float) * (size_t) s->n_va * row) : NULL;
         if (cached(s)) gather_rows(n, n->train, s->n_tr, s->block, train);
-        gather_rows(n, n->val, s->n_va, s->batch, val);
+        gather_rows(n, n->val, s->n_va, s->m.batch, val);
         if (root && !code) code = save_network(s, i, train, val);
         free(train);
         free(val);
@@ -864,9 +842,9 @@ static void print_table(const eval_state *s)
 {
     printf("\nlinear probe on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize "
            "%d), %s, %lld iterations of %d images\n",
-           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->t.crop, s->t.crop,
-           s->t.resize, cached(s) ? "cached features" : "augmented", (long long) s->iterations,
-           s->B);
+           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
+           s->m.t.crop, s->m.t.resize, cached(s) ? "cached features" : "augmented",
+           (long long) s->iterations, s->B);
     printf("%-10s %6s %6s %8s %8s %3s %7s %10s  %s\n", "network", "width", "depth", "top-1",
            "top-5", "n", "avgpool", "lr", "checkpoint (iteration)");
     for (int i = 0; i < s->n_net; i++) {
@@ -878,7 +856,7 @@ static void print_table(const eval_state *s)
         if (n->id.source >= 0)
             printf("%-10s %6d %6d %7.2f%% %7.2f%% %3d %7s %10.4g  %s (%lld)\n", n->id.name,
                    n->id.sn.width, n->id.sn.depth, t1, t5, in->n_blocks, in->avgpool ? "yes" : "no",
-                   lr, s->src[n->id.source].path, (long long) s->src[n->id.source].iteration);
+                   lr, s->m.src[n->id.source].path, (long long) s->m.src[n->id.source].iteration);
         else
             printf("%-10s %6s %6s %7.2f%% %7.2f%% %3s %7s %10.4g  -\n", n->id.name, "-", "-", t1,
                    t5, "-", "-", lr);
@@ -918,7 +896,7 @@ static void write_json(FILE *f, const void *ctx)
     const eval_state *s = ctx;
     for (int i = 0; i < s->n_net; i++) {
         const network *n = &s->net[i];
-        const poa_model_source *src = n->id.source >= 0 ? &s->src[n->id.source] : NULL;
+        const poa_model_source *src = n->id.source >= 0 ? &s->m.src[n->id.source] : NULL;
         const poa_linear_input *in = poa_linear_input_of(&n->c, n->best);
         fputs("{\"checkpoint\": ", f);
         if (src) {
@@ -944,7 +922,7 @@ static void write_json(FILE *f, const void *ctx)
                 ", \"iterations\": %lld, \"batch_size\": %d, \"mode\": \"%s\", \"seed\": %ld, "
                 "\"n_train\": %lld, \"n_val\": %lld, \"crop\": %d, \"resize\": %d",
                 (long long) s->iterations, s->B, cached(s) ? "cached" : "augmented", s->a->seed,
-                (long long) s->n_tr, (long long) s->n_va, s->t.crop, s->t.resize);
+                (long long) s->n_tr, (long long) s->n_va, s->m.t.crop, s->m.t.resize);
         write_classifier_list(f, s, n);
         fputs("}\n", f);
     }
@@ -971,12 +949,12 @@ static void print_plan(const eval_state *s)
              "%d resize %d, %s, %lld iterations of %d images (%d learning rates x %d inputs), "
              "batch %d per forward, seed %ld, %d rank(s)",
              PACKAGE_VERSION, s->n_net, a->data, (long long) s->n_tr, (long long) s->n_va,
-             s->n_classes, s->t.crop, s->t.resize, cached(s) ? "cached features" : "augmented",
-             (long long) s->iterations, s->B, a->n_lr, s->n_net ? s->net[0].c.n_in : 0, s->batch,
+             s->n_classes, s->m.t.crop, s->m.t.resize, cached(s) ? "cached features" : "augmented",
+             (long long) s->iterations, s->B, a->n_lr, s->n_net ? s->net[0].c.n_in : 0, s->m.batch,
              a->seed, poa_log_world_size());
-    for (int i = 0; i < s->n_src; i++)
-        poa_info("  [%d] %s: %s weights of iteration %lld", i, s->src[i].path,
-                 poa_weights_from_name(s->src[i].from), (long long) s->src[i].iteration);
+    for (int i = 0; i < s->m.n_src; i++)
+        poa_info("  [%d] %s: %s weights of iteration %lld", i, s->m.src[i].path,
+                 poa_weights_from_name(s->m.src[i].from), (long long) s->m.src[i].iteration);
     for (int i = 0; i < s->n_net; i++)
         if (s->net[i].id.source >= 0)
             poa_info("  %s: blocks %d, %d, %d, %d of %d", s->net[i].id.name, s->net[i].pos[0],
@@ -1018,10 +996,7 @@ static int run(void *args)
         free(n->correct1), free(n->correct5);
         poa_linear_free(&n->c);
     }
-    for (int i = 0; i < s->n_src; i++) {
-        poa_features_destroy(s->feat[i]);
-        poa_model_source_close(&s->src[i]);
-    }
+    poa_tool_close_models(&s->m);
     poa_eval_reader_close(s->train);
     poa_eval_reader_close(s->val);
     free(s->tr_labels);

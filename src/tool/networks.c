@@ -1,5 +1,6 @@
 /* networks.c — see networks.h. */
 #include "tool/networks.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,4 +111,70 @@ int poa_tool_default_batch(const poa_model_source *src, int n_src, int crop, int
     }
     const int batch = n_src ? 8192 / tokens : 256;
     return batch < 8 ? 8 : batch > 256 ? 256 : batch;
+}
+
+int poa_tool_open_models(const char *program, const poa_cli_spec *spec,
+                         const poa_tool_eval_ask *ask, poa_tool_models *m, poa_tool_net *nets,
+                         int cap, int *n_net)
+{
+    for (int i = 0; i < ask->n_paths; i++) {
+        int code = poa_tool_open_source(program, ask->paths[i], ask->from, &m->src[m->n_src]);
+        if (code) return code;
+        m->feat[m->n_src++] = NULL;
+    }
+    poa_err err = {0};
+    poa_status st =
+        poa_tool_choose_transform(m->src, m->n_src, ask->crop, ask->resize, &m->t, &err);
+    if (!st)
+        st = poa_tool_networks(m->src, m->n_src, ask->req, ask->n_req, ask->all, nets, cap, n_net,
+                               &err);
+    if (!st && ask->pixels) st = poa_tool_add_pixels(nets, cap, n_net, &err);
+    /* every rank computed the same list: the same usage error everywhere, no need to agree */
+    if (st) return poa_cli_usage_error(spec, "%s", err.msg);
+    m->batch = poa_tool_default_batch(m->src, m->n_src, m->t.crop, ask->batch);
+    const int dev = poa_tool_local_rank();
+    int code = 0;
+    for (int i = 0; i < m->n_src && !code; i++) {
+        poa_features_opts o = {.backend = ask->backend,
+                               .max_images = m->batch,
+                               .max_size = m->t.crop,
+                               .compute_dtype = ask->dtype,
+                               .device = dev,
+                               .max_blocks = ask->max_blocks};
+        if (poa_features_create(&m->feat[i], &m->src[i], &o, &err) != POA_OK) {
+            if (poa_log_rank() == 0) poa_error("%s: %s", program, err.msg);
+            code = POA_EXIT_USAGE;
+        }
+    }
+    return poa_tool_agree(code);
+}
+
+void poa_tool_close_models(poa_tool_models *m)
+{
+    for (int i = 0; i < m->n_src; i++) {
+        poa_features_destroy(m->feat[i]);
+        poa_model_source_close(&m->src[i]);
+    }
+    m->n_src = 0;
+}
+
+int poa_tool_open_splits(const char *program, const char *data, const poa_eval_transform *t,
+                         int64_t n_train, int64_t n_val, poa_eval_reader **train,
+                         poa_eval_reader **val)
+{
+    poa_err err = {0};
+    poa_status st = poa_eval_reader_open(train, data, "train", t, &err);
+    if (!st) st = poa_eval_reader_open(val, data, "val", t, &err);
+    if (!st && poa_eval_reader_classes(*train) != poa_eval_reader_classes(*val))
+        st = poa_err_set(&err, POA_ERR_FORMAT, "%s: train has %d classes, val %d", data,
+                         poa_eval_reader_classes(*train), poa_eval_reader_classes(*val));
+    int code = 0;
+    if (st) {
+        if (poa_log_rank() == 0) poa_error("%s: %s", program, err.msg);
+        code = poa_tool_read_exit_code(st);
+    }
+    if ((code = poa_tool_agree(code))) return code;
+    poa_eval_reader_use(*train, n_train);
+    poa_eval_reader_use(*val, n_val);
+    return 0;
 }
