@@ -9,8 +9,9 @@
 #   (poa-extract) gives the results of the same sub-network read from the checkpoint;
 #   --pixels alone; rejected with a message and the README exit code: missing options, bad
 #   --subnet / --k, a size the run does not have, a crop that is not a multiple of the patch
-#   size (2), a missing, truncated or non-poa checkpoint, a data set without a val split (3),
-#   an output that cannot be written (4).
+#   size (2), a missing, truncated or non-poa checkpoint, a data set without a val split or
+#   whose splits have different classes (3), an output that cannot be written (4); the errors
+#   shared with poa-eval-linear are evaluation_errors (tests/lib/testlib.sh).
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 program_test poa-eval-knn eval/knn
 knn=$prog
@@ -133,25 +134,7 @@ grep -q '"network": "pixels", "width": null, "depth": null, "k": 20' "$out/px/re
     ok "--pixels --crop 28: the raw-pixel baseline alone" || bad "--pixels alone"
 
 # ------------------------------------------------------------------ errors
-expect no-data 2 "--data DIR is required" --checkpoint "$ck" --output "$out/e"
-expect no-ckpt 2 "--checkpoint PATH is required" --data "$data" --output "$out/e"
-expect bad-subnet 2 "--subnet '64y3'" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 64y3
 expect bad-k 2 "--k '0'" --checkpoint "$ck" --data "$data" --output "$out/e" --k 10,0
-expect no-size 2 "--subnet .*80" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 80x3
-expect bad-crop 2 "not a multiple of the patch size 4" --checkpoint "$ck" --data "$data" \
-    --output "$out/e" --crop 30
-expect bad-option 2 "unknown option" --checkpoint "$ck" --data "$data" --output "$out/e" --topk 5
-expect missing-ckpt 3 "nothere.h5" --checkpoint "$out/nothere.h5" --data "$data" --output "$out/e"
-head -c 20000 "$ck" >"$out/trunc.h5"
-expect truncated-ckpt 3 "trunc.h5" --checkpoint "$out/trunc.h5" --data "$data" --output "$out/e"
-echo "not a checkpoint" >"$out/text.h5"
-expect text-ckpt 3 "text.h5" --checkpoint "$out/text.h5" --data "$data" --output "$out/e"
-mkdir -p "$out/noval" && cp "$data"/* "$out/noval/" 2>/dev/null
-rm -f "$out"/noval/*val*
-expect no-val 3 "val" --checkpoint "$ck" --data "$out/noval" --output "$out/e"
-expect missing-data 3 "nodata" --checkpoint "$ck" --data "$out/nodata" --output "$out/e"
-touch "$out/file"
-expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" --output "$out/file/sub" \
-    --k 20 --val 20 --train 50
+evaluation_errors --topk --k 20 --val 20 --train 50
 
 finish

@@ -139,34 +139,11 @@ grep -q '"network": "pixels", "width": null, "depth": null, "blocks": null' "$ou
     ok "--pixels --crop 28: the raw-pixel baseline alone" || bad "--pixels alone"
 
 # ------------------------------------------------------------------ errors
-expect no-data 2 "--data DIR is required" --checkpoint "$ck" --output "$out/e"
-expect no-ckpt 2 "--checkpoint PATH is required" --data "$data" --output "$out/e"
-expect bad-subnet 2 "--subnet '64y3'" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 64y3
 expect bad-mode 2 "--mode 'fast'" --checkpoint "$ck" --data "$data" --output "$out/e" --mode fast
 expect bad-lr 2 "--lr '-1'" --checkpoint "$ck" --data "$data" --output "$out/e" --lr 0.1,-1
 expect bad-iters 2 "--iterations replaces --epochs" --checkpoint "$ck" --data "$data" \
     --output "$out/e" --iterations 5 --epochs 2
 expect bad-batch 2 "option --batch-size" --checkpoint "$ck" --data "$data" --output "$out/e" --batch-size 0
-expect no-size 2 "--subnet .*80" --checkpoint "$ck" --data "$data" --output "$out/e" --subnet 80x3
-expect bad-crop 2 "not a multiple of the patch size 4" --checkpoint "$ck" --data "$data" \
-    --output "$out/e" --crop 30
-expect bad-option 2 "unknown option" --checkpoint "$ck" --data "$data" --output "$out/e" --epoch 5
-expect missing-ckpt 3 "nothere.h5" --checkpoint "$out/nothere.h5" --data "$data" --output "$out/e"
-head -c 20000 "$ck" >"$out/trunc.h5"
-expect truncated-ckpt 3 "trunc.h5" --checkpoint "$out/trunc.h5" --data "$data" --output "$out/e"
-echo "not a checkpoint" >"$out/text.h5"
-expect text-ckpt 3 "text.h5" --checkpoint "$out/text.h5" --data "$data" --output "$out/e"
-mkdir -p "$out/noval" && cp "$data"/* "$out/noval/" 2>/dev/null
-rm -f "$out"/noval/*val*
-expect no-val 3 "val" --checkpoint "$ck" --data "$out/noval" --output "$out/e"
-expect missing-data 3 "nodata" --checkpoint "$ck" --data "$out/nodata" --output "$out/e"
-# a data set whose val split lacks two of the classes: the classifiers' classes would not match
-cp -r "$out/root" "$out/root8" && rm -rf "$out/root8/val/fm8_bag" "$out/root8/val/fm9_ankle_boot" &&
-    "$top_build/poa-pack" --root "$out/root8" --output "$out/packed8" -j 1 >"$out/pack8.log" 2>&1 ||
-    bad "cannot pack the mismatched data set"
-expect mismatched-data 3 "train has 10 classes, val 8" --checkpoint "$ck" --data "$out/packed8" --output "$out/e"
-touch "$out/file"
-expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" --output "$out/file/sub" \
-    --iterations 2 --val 20 --train 50
+evaluation_errors --epoch --iterations 2 --val 20 --train 50
 
 finish

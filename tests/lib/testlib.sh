@@ -13,6 +13,9 @@
 #   seeded_demo_checkpoint  $ck, $eval_ck: a checkpoint of the 'demo' architecture preset with
 #                           seeded, trained-like weights (tests/modelio/ckpt_write_seeded) and its
 #                           evaluation checkpoint, under $out/run
+#   evaluation_errors BAD_OPTION ARGS...   the errors every evaluation program (poa-eval-knn,
+#                           poa-eval-linear) reports alike, with their exit codes; ARGS make a
+#                           short run for the unwritable-output case
 set -u
 top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
 top_build=${POA_TOP_BUILDDIR:?run through make check}
@@ -62,4 +65,42 @@ seeded_demo_checkpoint() {
         >"$out/seeded.log" 2>&1 || { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
     ck=$out/run/checkpoint_0000399.h5
     eval_ck=$out/run/eval/training_399/teacher_checkpoint.h5
+}
+
+# The command-line and input errors the evaluation programs share (src/tool/networks.h: the
+# models and the data are opened by the same code), each with README.md's exit code: usage (2),
+# input (3), output (4).  Needs $ck, $data and $out/root (the unpacked data set).
+evaluation_errors() {
+    bad_option=$1
+    shift
+    expect no-data 2 "--data DIR is required" --checkpoint "$ck" --output "$out/e"
+    expect no-ckpt 2 "--checkpoint PATH is required" --data "$data" --output "$out/e"
+    expect bad-subnet 2 "--subnet '64y3'" --checkpoint "$ck" --data "$data" --output "$out/e" \
+        --subnet 64y3
+    expect no-size 2 "--subnet .*80" --checkpoint "$ck" --data "$data" --output "$out/e" \
+        --subnet 80x3
+    expect bad-crop 2 "not a multiple of the patch size 4" --checkpoint "$ck" --data "$data" \
+        --output "$out/e" --crop 30
+    expect bad-option 2 "unknown option" --checkpoint "$ck" --data "$data" --output "$out/e" \
+        "$bad_option" 5
+    expect missing-ckpt 3 "nothere.h5" --checkpoint "$out/nothere.h5" --data "$data" \
+        --output "$out/e"
+    head -c 20000 "$ck" >"$out/trunc.h5"
+    expect truncated-ckpt 3 "trunc.h5" --checkpoint "$out/trunc.h5" --data "$data" --output "$out/e"
+    echo "not a checkpoint" >"$out/text.h5"
+    expect text-ckpt 3 "text.h5" --checkpoint "$out/text.h5" --data "$data" --output "$out/e"
+    mkdir -p "$out/noval" && cp "$data"/* "$out/noval/" 2>/dev/null
+    rm -f "$out"/noval/*val*
+    expect no-val 3 "val" --checkpoint "$ck" --data "$out/noval" --output "$out/e"
+    expect missing-data 3 "nodata" --checkpoint "$ck" --data "$out/nodata" --output "$out/e"
+    # a data set whose val split lacks two of the classes
+    [ -d "$out/packed8" ] || { cp -r "$out/root" "$out/root8" &&
+        rm -rf "$out/root8/val/fm8_bag" "$out/root8/val/fm9_ankle_boot" &&
+        "$top_build/poa-pack" --root "$out/root8" --output "$out/packed8" -j 1 \
+            >"$out/pack8.log" 2>&1; } || bad "cannot pack the mismatched data set"
+    expect mismatched-data 3 "train has 10 classes, val 8" --checkpoint "$ck" \
+        --data "$out/packed8" --output "$out/e"
+    touch "$out/file"
+    expect unwritable 4 "$out/file/sub" --checkpoint "$ck" --data "$data" \
+        --output "$out/file/sub" "$@"
 }
