@@ -20,6 +20,7 @@
 #include "common/rng.h"
 #include "model/extract.h"
 #include "model/vit.h"
+#include "tests/lib/seeded_params.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -51,30 +52,6 @@ static poa_model build(const char *arch)
     poa_model m;
     poa_model_build(&m, &c);
     return m;
-}
-
-/* Trained-like random values (LayerScale ~1) so that every branch matters. */
-static void random_params(const poa_model *m, float *host, uint64_t seed)
-{
-    poa_rng r;
-    poa_rng_init(&r, seed, 0, POA_RNG_TEST, 0);
-    memset(host, 0, m->table.total * sizeof(float));
-    for (int i = 0; i < m->table.n; i++) {
-        const poa_param_desc *p = &m->table.p[i];
-        double lo = -0.2, hi = 0.2;
-        if (strstr(p->name, "gamma"))
-            lo = 0.5, hi = 1.5;
-        else if (strstr(p->name, "norm") && strstr(p->name, "weight"))
-            lo = 0.7, hi = 1.3;
-        else if (strstr(p->name, "token") || strstr(p->name, "pos_embed"))
-            lo = -0.5, hi = 0.5;
-        else if (p->ndim >= 2 && !strstr(p->name, "pos_embed")) {
-            double a = sqrt(3.0 / (double) (p->numel / (size_t) p->shape[0]));
-            lo = -a, hi = a;
-        }
-        for (size_t e = 0; e < p->numel; e++)
-            host[p->offset + e] = (float) poa_rng_uniform_range(&r, lo, hi);
-    }
 }
 
 static void random_fill(float *x, size_t n, uint64_t seed)
@@ -141,7 +118,7 @@ static void check_extraction(int width, int depth, int size, int masked)
 {
     poa_model m = build("tiny");
     float *full = malloc(m.table.total * sizeof(float));
-    random_params(&m, full, 7);
+    seeded_params(&m, full, 7);
     poa_model std;
     float *std_params;
     poa_err err;
@@ -221,7 +198,7 @@ static void test_extracted_names(void **state)
     (void) state;
     poa_model m = build("tiny");
     float *full = malloc(m.table.total * sizeof(float));
-    random_params(&m, full, 3);
+    seeded_params(&m, full, 3);
     poa_model std;
     float *sp;
     poa_err err;
@@ -271,7 +248,7 @@ static void test_workspaces(void **state)
     (void) state;
     poa_model m = build("tiny");
     float *host = malloc(m.table.total * sizeof(float));
-    random_params(&m, host, 5);
+    seeded_params(&m, host, 5);
     float *params = dev_copy(host, m.table.total * sizeof(float));
     const poa_weights wt = poa_weights_f32(be, params);
     const int B = 4, S = 32, N = 16;
@@ -325,7 +302,7 @@ static void test_block_outputs(void **state)
     (void) state;
     poa_model m = build("tiny");
     float *host = malloc(m.table.total * sizeof(float));
-    random_params(&m, host, 9);
+    seeded_params(&m, host, 9);
     float *params = dev_copy(host, m.table.total * sizeof(float));
     const poa_weights wt = poa_weights_f32(be, params);
     const int B = 3, S = 32, T = 17;

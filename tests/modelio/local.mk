@@ -6,7 +6,7 @@
 MODELIO_SEEDED = tests/modelio/seeded_ckpt.c tests/modelio/seeded_ckpt.h
 check_PROGRAMS += tests/modelio/ckpt_write_seeded tests/modelio/extract_features
 tests_modelio_ckpt_write_seeded_SOURCES = tests/modelio/ckpt_write_seeded.c $(MODELIO_SEEDED)
-tests_modelio_ckpt_write_seeded_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
+tests_modelio_ckpt_write_seeded_LDADD = tests/lib/libpoa_testutil.a $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
 tests_modelio_extract_features_SOURCES = tests/modelio/extract_features.c
 tests_modelio_extract_features_LDADD = $(POA_TOOL_ARCHIVES) $(POA_EXTERNAL_LIBS)
 if HAVE_CMOCKA

@@ -1,7 +1,7 @@
 /* seeded_ckpt.h — test checkpoints of a real configuration with seeded, trained-like weights:
  * the configuration file is loaded and finalized as poa-train does, the model built from it,
- * teacher and student filled from two Philox streams (LayerScale around 1, LayerNorm weights
- * around 1, non-zero biases and tokens, so every part of the network matters), and the files
+ * teacher and student filled from two Philox streams (seeded_params, tests/lib/seeded_params.h),
+ * and the files
  * written by the checkpoint writer with the trainer's /model description and the configuration
  * as YAML.  Used by the tests of src/modelio/ and by ckpt_write_seeded. */
 #ifndef POA_TESTS_MODELIO_SEEDED_CKPT_H
@@ -9,11 +9,9 @@
 
 #include "common/config.h"
 #include "model/model.h"
+#include "tests/lib/seeded_params.h"
 
 #include <stdint.h>
-
-/* Trained-like values for every tensor of m (host, m->table.total floats; padding zeroed). */
-void seeded_params(const poa_model *m, float *host, uint64_t seed);
 
 /* Load config_file (NULL: defaults) plus overrides (n key=value strings), finalize for one
  * rank, write dir/checkpoint_<iteration>.h5 (teacher from seed, student from seed + 1) and the
