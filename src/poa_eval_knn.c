@@ -24,6 +24,7 @@
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/eval_args.h"
 #include "tool/networks.h"
 #include "tool/tool.h"
 
@@ -38,9 +39,7 @@
 
 extern char **environ;
 
-#define MAX_SOURCES  64
 #define MAX_NETWORKS 1024
-#define MAX_REQUESTS 256
 #define BANK_BLOCK   2048 /* default --bank-block */
 #define QUERY_CHUNK  256  /* val images per similarity GEMM                               */
 
@@ -108,46 +107,31 @@ static const poa_cli_spec spec = {
 
 typedef struct knn_args {
     poa_cli cli;
-    const char *data, *output, *backend;
-    int n_ckpt;
-    const char *ckpt[MAX_SOURCES];
-    poa_weights_from from;
-    poa_dtype dtype;
-    int all, pixels, save, n_req;
-    poa_tool_request req[MAX_REQUESTS];
+    poa_tool_eval_args ev; /* the options every evaluation program has */
     int nk, ks[POA_KNN_MAX_KS];
     double T;
-    int resize, crop, batch, bank_block, n_train, n_val;
+    int bank_block, n_train, n_val;
 } knn_args;
 
-/* One item of --k, --subnet or --arch. */
-static int add_item(void *ctx, const char *opt, const char *t)
+/* One item of --k. */
+static int add_k(void *ctx, const char *opt, const char *t)
 {
+    (void) opt;
     knn_args *a = ctx;
-    if (strcmp(opt, "k") == 0) {
-        int k = poa_tool_positive(t, t + strlen(t));
-        if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
-        if (a->nk == POA_KNN_MAX_KS)
-            return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
-        for (int i = 0; i < a->nk; i++)
-            if (a->ks[i] == k) return 0;
-        a->ks[a->nk++] = k;
-        return 0;
-    }
-    if (a->n_req == MAX_REQUESTS)
-        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
-    if (!rc) a->n_req++;
-    return rc;
+    int k = poa_tool_positive(t, t + strlen(t));
+    if (k < 1) return poa_cli_usage_error(&spec, "--k '%s': expected positive integers", t);
+    if (a->nk == POA_KNN_MAX_KS)
+        return poa_cli_usage_error(&spec, "--k: at most %d values", POA_KNN_MAX_KS);
+    for (int i = 0; i < a->nk; i++)
+        if (a->ks[i] == k) return 0;
+    a->ks[a->nk++] = k;
+    return 0;
 }
 
 static int parse_numbers(knn_args *a)
 {
     poa_err err;
-    if (poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
-        poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
-        poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
-        poa_cli_int(&a->cli, &spec, "bank-block", BANK_BLOCK, 1, 1 << 20, &a->bank_block, &err) ||
+    if (poa_cli_int(&a->cli, &spec, "bank-block", BANK_BLOCK, 1, 1 << 20, &a->bank_block, &err) ||
         poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
         poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err) ||
         poa_cli_double(&a->cli, &spec, "temperature", POA_KNN_TEMPERATURE, 1e-4, 1e4, false, &a->T,
@@ -161,56 +145,16 @@ static int parse_args(int argc, char **argv, knn_args *a)
 {
     int rc = poa_cli_main_setup(&spec, argc, argv, &a->cli, NULL, 1, &(poa_err){0});
     if (rc >= 0) return rc;
-    a->data = poa_cli_value(&a->cli, &spec, "data");
-    a->output = poa_cli_value(&a->cli, &spec, "output");
-    a->backend = poa_cli_value(&a->cli, &spec, "backend");
-    a->all = poa_cli_flag(&a->cli, &spec, "all-subnets");
-    a->pixels = poa_cli_flag(&a->cli, &spec, "pixels");
-    a->save = poa_cli_flag(&a->cli, &spec, "save-features");
-    a->T = POA_KNN_TEMPERATURE;
-    poa_err err;
-    const char *from = poa_cli_value(&a->cli, &spec, "from");
-    if (from && poa_weights_from_parse(from, &a->from, &err) != POA_OK)
-        return poa_cli_usage_error(&spec, "--from %s", err.msg);
-    const char *dt = poa_cli_value(&a->cli, &spec, "dtype");
-    a->dtype = POA_DT_F32;
-    if (dt && strcmp(dt, "bf16") == 0)
-        a->dtype = POA_DT_BF16;
-    else if (dt && strcmp(dt, "f32") != 0 && strcmp(dt, "fp32") != 0)
-        return poa_cli_usage_error(&spec, "--dtype '%s': expected f32 or bf16", dt);
-    if (a->backend && strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
-        return poa_cli_usage_error(&spec, "--backend '%s': expected cpu or cuda", a->backend);
-    for (int k = 0; k < a->cli.n_given; k++) {
-        const char *opt = options[a->cli.given_option[k]].name, *arg = a->cli.given[k];
-        if (strcmp(opt, "checkpoint") == 0) {
-            if (a->n_ckpt == MAX_SOURCES)
-                return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
-            a->ckpt[a->n_ckpt++] = arg;
-        }
-        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0 || strcmp(opt, "k") == 0)
-            if ((rc = poa_tool_each_item(&spec, opt, arg, add_item, a)) > 0) return rc;
-    }
-    for (int i = 0; i < a->cli.n_positional; i++) {
-        if (a->n_ckpt == MAX_SOURCES)
-            return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
-        a->ckpt[a->n_ckpt++] = a->cli.positional[i];
-    }
+    if ((rc = poa_tool_parse_eval_args(&spec, &a->cli, &a->ev)) >= 0) return rc;
+    for (int k = 0; k < a->cli.n_given; k++)
+        if (strcmp(options[a->cli.given_option[k]].name, "k") == 0)
+            if ((rc = poa_tool_each_item(&spec, "k", a->cli.given[k], add_k, a)) > 0) return rc;
     if (a->nk == 0) {
         static const int dflt[] = {10, 20, 100, 200};
         memcpy(a->ks, dflt, sizeof dflt);
         a->nk = 4;
     }
-    if ((rc = parse_numbers(a)) >= 0) return rc;
-    if (a->n_ckpt == 0 && !a->pixels)
-        return poa_cli_usage_error(&spec, "--checkpoint PATH is required (or --pixels alone)");
-    if (a->n_ckpt == 0 && !a->crop)
-        return poa_cli_usage_error(&spec, "--pixels without a checkpoint needs --crop N");
-    if (!a->data) return poa_cli_usage_error(&spec, "--data DIR is required");
-    if (!a->output) return poa_cli_usage_error(&spec, "--output DIR is required");
-    if (a->resize && a->crop && a->resize < a->crop)
-        return poa_cli_usage_error(&spec, "--resize %d is smaller than --crop %d", a->resize,
-                                   a->crop);
-    return -1;
+    return parse_numbers(a);
 }
 
 /* ------------------------------------------------------------------ ranks */
@@ -240,8 +184,8 @@ typedef struct network {
 
 typedef struct eval_state {
     const knn_args *a;
-    poa_model_source src[MAX_SOURCES];
-    poa_features *feat[MAX_SOURCES];
+    poa_model_source src[POA_TOOL_MAX_SOURCES];
+    poa_features *feat[POA_TOOL_MAX_SOURCES];
     poa_tool_models m; /* the sources (src, feat above), transform and batch */
     int n_net;
     network net[MAX_NETWORKS];
@@ -259,22 +203,10 @@ typedef struct eval_state {
 static int open_models(eval_state *s)
 {
     const knn_args *a = s->a;
-    const poa_tool_eval_ask ask = {.paths = a->ckpt,
-                                   .n_paths = a->n_ckpt,
-                                   .from = a->from,
-                                   .crop = a->crop,
-                                   .resize = a->resize,
-                                   .req = a->req,
-                                   .n_req = a->n_req,
-                                   .all = a->all,
-                                   .pixels = a->pixels,
-                                   .batch = a->batch,
-                                   .backend = a->backend,
-                                   .dtype = a->dtype};
     s->m.src = s->src, s->m.feat = s->feat;
     poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    int code =
-        poa_tool_open_models("poa-eval-knn", &spec, &ask, &s->m, nets, MAX_NETWORKS, &s->n_net);
+    int code = poa_tool_open_models("poa-eval-knn", &spec, &a->ev.ask, &s->m, nets, MAX_NETWORKS,
+                                    &s->n_net);
     for (int i = 0; i < s->n_net && !code; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
@@ -291,7 +223,7 @@ static int open_models(eval_state *s)
 static int open_data(eval_state *s)
 {
     const knn_args *a = s->a;
-    int code = poa_tool_open_splits("poa-eval-knn", a->data, &s->m.t, a->n_train, a->n_val,
+    int code = poa_tool_open_splits("poa-eval-knn", a->ev.data, &s->m.t, a->n_train, a->n_val,
                                     &s->train, &s->val);
     if (code) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
@@ -563,7 +495,7 @@ static int save_features(eval_state *s)
                     MPI_COMM_WORLD);
         if (root && !code) {
             char path[POA_IO_PATH_MAX];
-            snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->output, i, n->name);
+            snprintf(path, sizeof path, "%s/features_%d_%s.h5", s->a->ev.output, i, n->name);
             features_file ff = {s, n, all};
             const uint64_t images = (uint64_t) (s->n_tr + s->n_va);
             const uint64_t bytes = images * ((uint64_t) n->dim * sizeof(float) + sizeof(uint64_t));
@@ -590,7 +522,7 @@ static void print_table(const eval_state *s)
 {
     printf("\nk-NN on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize %d), T "
            "%.3g\n",
-           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
+           s->a->ev.data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
            s->m.t.crop, s->m.t.resize, s->a->T);
     printf("%-10s %6s %6s %5s %8s %8s  %s\n", "network", "width", "depth", "k", "top-1", "top-5",
            "checkpoint (iteration)");
@@ -694,17 +626,17 @@ static int write_results(const eval_state *s)
     if (rank_of() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
-    int code = poa_tool_write_file(spec.program, s->a->output, "results_eval_knn.json", write_json,
-                                   s, path);
+    int code = poa_tool_write_file(spec.program, s->a->ev.output, "results_eval_knn.json",
+                                   write_json, s, path);
     if (!code) poa_info("poa-eval-knn: wrote %s", path);
     int any_subnet = 0;
     for (int i = 0; i < s->n_net; i++) any_subnet |= s->net[i].subnet;
-    if (!code && s->a->all && any_subnet) {
-        code =
-            poa_tool_write_file(spec.program, s->a->output, "knn_subnets.csv", write_csv, s, path);
+    if (!code && s->a->ev.ask.all && any_subnet) {
+        code = poa_tool_write_file(spec.program, s->a->ev.output, "knn_subnets.csv", write_csv, s,
+                                   path);
         if (!code) {
             poa_info("poa-eval-knn: wrote %s", path);
-            plot_heatmap(path, s->a->output);
+            plot_heatmap(path, s->a->ev.output);
         }
     }
     return poa_tool_agree(code);
@@ -716,7 +648,7 @@ static void print_plan(const eval_state *s)
 {
     poa_info("poa-eval-knn %s: %d network(s) on %s (%lld train / %lld val images, %d classes), "
              "crop %d resize %d, batch %d, k %d..%d, %d rank(s)",
-             PACKAGE_VERSION, s->n_net, s->a->data, (long long) s->n_tr, (long long) s->n_va,
+             PACKAGE_VERSION, s->n_net, s->a->ev.data, (long long) s->n_tr, (long long) s->n_va,
              s->n_classes, s->m.t.crop, s->m.t.resize, s->m.batch, s->a->ks[0],
              s->a->ks[s->a->nk - 1], world());
     for (int i = 0; i < s->m.n_src; i++)
@@ -729,7 +661,7 @@ static int run(void *args)
     const knn_args *a = args;
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a;
-    int code = poa_tool_make_output_dir(spec.program, a->output);
+    int code = poa_tool_make_output_dir(spec.program, a->ev.output);
     if (!code) code = open_models(s);
     if (!code) code = open_data(s);
     if (!code) {
@@ -739,7 +671,7 @@ static int run(void *args)
         if (!code) {
             poa_info("poa-eval-knn: features in %.1f s", poa_now() - t0);
             gather_val_and_labels(s);
-            if (a->save) code = save_features(s);
+            if (a->ev.save) code = save_features(s);
         }
         if (!code) {
             const double t1 = poa_now();
@@ -763,7 +695,7 @@ int main(int argc, char **argv)
     knn_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
     if (rc < 0) rc = poa_tool_main(&argc, &argv, "poa-eval-knn", a->cli.verbose, run, a);
-    for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
+    poa_tool_free_eval_args(&a->ev);
     poa_cli_free(&a->cli);
     free(a);
     return rc;

@@ -33,6 +33,7 @@
 #include "io/h5util.h"
 #include "modelio/features.h"
 #include "modelio/model_source.h"
+#include "tool/eval_args.h"
 #include "tool/networks.h"
 #include "tool/tool.h"
 
@@ -42,9 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SOURCES  64
 #define MAX_NETWORKS 256
-#define MAX_REQUESTS 256
 #define PROGRAM      "poa-eval-linear"
 
 static const poa_cli_option options[] = {
@@ -139,19 +138,13 @@ typedef enum { MODE_CACHED = 0, MODE_AUGMENTED = 1 } train_mode;
 
 typedef struct linear_args {
     poa_cli cli;
-    const char *data, *output, *backend;
-    int n_ckpt;
-    const char *ckpt[MAX_SOURCES];
-    poa_weights_from from;
-    poa_dtype dtype;
-    int all, pixels, save, n_req;
-    poa_tool_request req[MAX_REQUESTS];
+    poa_tool_eval_args ev; /* the options every evaluation program has */
     train_mode mode;
     int epochs, epoch_length, iterations, batch_size;
     int n_lr;
     double lr[POA_LINEAR_MAX_LRS];
     long seed;
-    int resize, crop, batch, train_blocks, n_train, n_val;
+    int train_blocks, n_train, n_val;
 } linear_args;
 
 /* The --lr list; -1 on success, else the exit code.  Unlike --subnet and --arch
@@ -176,17 +169,6 @@ static int parse_lrs(linear_args *a, const char *arg)
     return rc;
 }
 
-/* One item of --subnet or --arch. */
-static int add_request(void *ctx, const char *opt, const char *t)
-{
-    linear_args *a = ctx;
-    if (a->n_req == MAX_REQUESTS)
-        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
-    if (!rc) a->n_req++;
-    return rc;
-}
-
 static int parse_numbers(linear_args *a)
 {
     poa_err err;
@@ -195,9 +177,6 @@ static int parse_numbers(linear_args *a)
         poa_cli_int(&a->cli, &spec, "iterations", 0, 1, 1 << 30, &a->iterations, &err) ||
         poa_cli_int(&a->cli, &spec, "batch-size", 256, 1, 1 << 20, &a->batch_size, &err) ||
         poa_cli_long(&a->cli, &spec, "seed", 0, 0, 2147483647L, &a->seed, &err) ||
-        poa_cli_int(&a->cli, &spec, "resize", 0, 1, 8192, &a->resize, &err) ||
-        poa_cli_int(&a->cli, &spec, "crop", 0, 1, 8192, &a->crop, &err) ||
-        poa_cli_int(&a->cli, &spec, "batch", 0, 1, 4096, &a->batch, &err) ||
         poa_cli_int(&a->cli, &spec, "train-blocks", 8, 1, 4096, &a->train_blocks, &err) ||
         poa_cli_int(&a->cli, &spec, "train", 0, 1, 1 << 30, &a->n_train, &err) ||
         poa_cli_int(&a->cli, &spec, "val", 0, 1, 1 << 30, &a->n_val, &err))
@@ -205,27 +184,15 @@ static int parse_numbers(linear_args *a)
     return -1;
 }
 
-/* --mode, --from, --dtype, --backend. */
-static int parse_words(linear_args *a)
+/* --mode. */
+static int parse_mode(linear_args *a)
 {
-    poa_err err;
     const char *mode = poa_cli_value(&a->cli, &spec, "mode");
     a->mode = MODE_CACHED;
     if (mode && strcmp(mode, "augmented") == 0)
         a->mode = MODE_AUGMENTED;
     else if (mode && strcmp(mode, "cached") != 0)
         return poa_cli_usage_error(&spec, "--mode '%s': expected cached or augmented", mode);
-    const char *from = poa_cli_value(&a->cli, &spec, "from");
-    if (from && poa_weights_from_parse(from, &a->from, &err) != POA_OK)
-        return poa_cli_usage_error(&spec, "--from %s", err.msg);
-    const char *dt = poa_cli_value(&a->cli, &spec, "dtype");
-    a->dtype = POA_DT_F32;
-    if (dt && strcmp(dt, "bf16") == 0)
-        a->dtype = POA_DT_BF16;
-    else if (dt && strcmp(dt, "f32") != 0 && strcmp(dt, "fp32") != 0)
-        return poa_cli_usage_error(&spec, "--dtype '%s': expected f32 or bf16", dt);
-    if (a->backend && strcmp(a->backend, "cpu") != 0 && strcmp(a->backend, "cuda") != 0)
-        return poa_cli_usage_error(&spec, "--backend '%s': expected cpu or cuda", a->backend);
     return -1;
 }
 
@@ -234,44 +201,17 @@ static int parse_args(int argc, char **argv, linear_args *a)
 {
     int rc = poa_cli_main_setup(&spec, argc, argv, &a->cli, NULL, 1, &(poa_err){0});
     if (rc >= 0) return rc;
-    a->data = poa_cli_value(&a->cli, &spec, "data");
-    a->output = poa_cli_value(&a->cli, &spec, "output");
-    a->backend = poa_cli_value(&a->cli, &spec, "backend");
-    a->all = poa_cli_flag(&a->cli, &spec, "all-subnets");
-    a->pixels = poa_cli_flag(&a->cli, &spec, "pixels");
-    a->save = poa_cli_flag(&a->cli, &spec, "save-features");
-    if ((rc = parse_words(a)) >= 0) return rc;
-    for (int k = 0; k < a->cli.n_given; k++) {
-        const char *opt = options[a->cli.given_option[k]].name, *arg = a->cli.given[k];
-        if (strcmp(opt, "checkpoint") == 0) {
-            if (a->n_ckpt == MAX_SOURCES)
-                return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
-            a->ckpt[a->n_ckpt++] = arg;
-        }
-        if (strcmp(opt, "subnet") == 0 || strcmp(opt, "arch") == 0)
-            if ((rc = poa_tool_each_item(&spec, opt, arg, add_request, a)) > 0) return rc;
-        if (strcmp(opt, "lr") == 0)
-            if ((rc = parse_lrs(a, arg)) >= 0) return rc;
-    }
-    for (int i = 0; i < a->cli.n_positional; i++) {
-        if (a->n_ckpt == MAX_SOURCES)
-            return poa_cli_usage_error(&spec, "more than %d checkpoints", MAX_SOURCES);
-        a->ckpt[a->n_ckpt++] = a->cli.positional[i];
-    }
+    if ((rc = poa_tool_parse_eval_args(&spec, &a->cli, &a->ev)) >= 0 || (rc = parse_mode(a)) >= 0)
+        return rc;
+    a->ev.ask.max_blocks = POA_LINEAR_BLOCKS; /* the features of the kept blocks */
+    for (int k = 0; k < a->cli.n_given; k++)
+        if (strcmp(options[a->cli.given_option[k]].name, "lr") == 0)
+            if ((rc = parse_lrs(a, a->cli.given[k])) >= 0) return rc;
     if (a->n_lr == 0) {
         a->n_lr = 13;
         memcpy(a->lr, poa_linear_default_lrs, sizeof poa_linear_default_lrs);
     }
     if ((rc = parse_numbers(a)) >= 0) return rc;
-    if (a->n_ckpt == 0 && !a->pixels)
-        return poa_cli_usage_error(&spec, "--checkpoint PATH is required (or --pixels alone)");
-    if (a->n_ckpt == 0 && !a->crop)
-        return poa_cli_usage_error(&spec, "--pixels without a checkpoint needs --crop N");
-    if (!a->data) return poa_cli_usage_error(&spec, "--data DIR is required");
-    if (!a->output) return poa_cli_usage_error(&spec, "--output DIR is required");
-    if (a->resize && a->crop && a->resize < a->crop)
-        return poa_cli_usage_error(&spec, "--resize %d is smaller than --crop %d", a->resize,
-                                   a->crop);
     if (a->iterations &&
         (poa_cli_value(&a->cli, &spec, "epochs") || poa_cli_value(&a->cli, &spec, "epoch-length")))
         return poa_cli_usage_error(&spec, "--iterations replaces --epochs and --epoch-length: "
@@ -297,8 +237,8 @@ typedef struct network {
 typedef struct eval_state {
     const linear_args *a;
     poa_comm *comm;
-    poa_model_source src[MAX_SOURCES];
-    poa_features *feat[MAX_SOURCES];
+    poa_model_source src[POA_TOOL_MAX_SOURCES];
+    poa_features *feat[POA_TOOL_MAX_SOURCES];
     poa_tool_models m; /* the sources (src, feat above), transform and batch */
     int n_net;
     network net[MAX_NETWORKS];
@@ -332,22 +272,10 @@ static int row_of(const network *n)
 static int open_models(eval_state *s)
 {
     const linear_args *a = s->a;
-    const poa_tool_eval_ask ask = {.paths = a->ckpt,
-                                   .n_paths = a->n_ckpt,
-                                   .from = a->from,
-                                   .crop = a->crop,
-                                   .resize = a->resize,
-                                   .req = a->req,
-                                   .n_req = a->n_req,
-                                   .all = a->all,
-                                   .pixels = a->pixels,
-                                   .batch = a->batch,
-                                   .backend = a->backend,
-                                   .dtype = a->dtype,
-                                   .max_blocks = POA_LINEAR_BLOCKS};
     s->m.src = s->src, s->m.feat = s->feat;
     poa_tool_net *nets = poa_xmalloc(sizeof *nets * MAX_NETWORKS);
-    int code = poa_tool_open_models(PROGRAM, &spec, &ask, &s->m, nets, MAX_NETWORKS, &s->n_net);
+    int code =
+        poa_tool_open_models(PROGRAM, &spec, &a->ev.ask, &s->m, nets, MAX_NETWORKS, &s->n_net);
     for (int i = 0; i < s->n_net && !code; i++) {
         network *n = &s->net[i];
         memset(n, 0, sizeof *n);
@@ -372,8 +300,8 @@ static int open_data(eval_state *s)
 {
     const linear_args *a = s->a;
     poa_err err = {0};
-    int code =
-        poa_tool_open_splits(PROGRAM, a->data, &s->m.t, a->n_train, a->n_val, &s->train, &s->val);
+    int code = poa_tool_open_splits(PROGRAM, a->ev.data, &s->m.t, a->n_train, a->n_val, &s->train,
+                                    &s->val);
     if (code) return code;
     s->n_classes = poa_eval_reader_classes(s->train);
     s->n_tr = poa_eval_reader_count(s->train), s->n_va = poa_eval_reader_count(s->val);
@@ -413,7 +341,7 @@ static void create_classifiers(eval_state *s)
         n->loss = poa_xcalloc((size_t) K, sizeof(float));
         n->correct1 = poa_xcalloc((size_t) K, sizeof(int64_t));
         n->correct5 = poa_xcalloc((size_t) K, sizeof(int64_t));
-        if (a->save) {
+        if (a->ev.save) {
             n->init = poa_xmalloc(sizeof(float) * n->c.n_params);
             memcpy(n->init, n->c.params, sizeof(float) * n->c.n_params);
         }
@@ -622,7 +550,7 @@ static int train(eval_state *s)
     int64_t *mine = poa_xmalloc(sizeof(int64_t) * (size_t) s->B);
     poa_linear_order order;
     poa_linear_order_init(&order, s->n_tr, (uint64_t) s->a->seed);
-    if (s->a->save) s->order = poa_xmalloc(sizeof(int64_t) * (size_t) (s->iterations * s->B));
+    if (s->a->ev.save) s->order = poa_xmalloc(sizeof(int64_t) * (size_t) (s->iterations * s->B));
     poa_progress pr;
     char what[64], extra[96];
     snprintf(what, sizeof what, "training (%s)", cached(s) ? "cached features" : "augmented");
@@ -800,7 +728,7 @@ static int save_network(const eval_state *s, int i, const float *train, const fl
 {
     const network *n = &s->net[i];
     char path[POA_IO_PATH_MAX];
-    snprintf(path, sizeof path, "%s/linear_%d_%s.h5", s->a->output, i, n->id.name);
+    snprintf(path, sizeof path, "%s/linear_%d_%s.h5", s->a->ev.output, i, n->id.name);
     saved_network sv = {s, n, train, val};
     const uint64_t bound = poa_h5_size_bound(saved_bytes(s, n, train != NULL), 11, 0);
     poa_err err = {0};
@@ -842,7 +770,7 @@ static void print_table(const eval_state *s)
 {
     printf("\nlinear probe on %s: %lld train / %lld val images, %d classes, %dx%d crop (resize "
            "%d), %s, %lld iterations of %d images\n",
-           s->a->data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
+           s->a->ev.data, (long long) s->n_tr, (long long) s->n_va, s->n_classes, s->m.t.crop,
            s->m.t.crop, s->m.t.resize, cached(s) ? "cached features" : "augmented",
            (long long) s->iterations, s->B);
     printf("%-10s %6s %6s %8s %8s %3s %7s %10s  %s\n", "network", "width", "depth", "top-1",
@@ -933,8 +861,8 @@ static int write_results(const eval_state *s)
     if (poa_log_rank() != 0) return poa_tool_agree(0);
     print_table(s);
     char path[POA_IO_PATH_MAX];
-    int code =
-        poa_tool_write_file(PROGRAM, s->a->output, "results_eval_linear.json", write_json, s, path);
+    int code = poa_tool_write_file(PROGRAM, s->a->ev.output, "results_eval_linear.json", write_json,
+                                   s, path);
     if (!code) poa_info(PROGRAM ": wrote %s", path);
     return poa_tool_agree(code);
 }
@@ -948,7 +876,7 @@ static void print_plan(const eval_state *s)
              " %s: %d network(s) on %s (%lld train / %lld val images, %d classes), crop "
              "%d resize %d, %s, %lld iterations of %d images (%d learning rates x %d inputs), "
              "batch %d per forward, seed %ld, %d rank(s)",
-             PACKAGE_VERSION, s->n_net, a->data, (long long) s->n_tr, (long long) s->n_va,
+             PACKAGE_VERSION, s->n_net, a->ev.data, (long long) s->n_tr, (long long) s->n_va,
              s->n_classes, s->m.t.crop, s->m.t.resize, cached(s) ? "cached features" : "augmented",
              (long long) s->iterations, s->B, a->n_lr, s->n_net ? s->net[0].c.n_in : 0, s->m.batch,
              a->seed, poa_log_world_size());
@@ -968,7 +896,7 @@ static int run(void *args)
     poa_comm *comm = poa_comm_init(NULL, NULL, POA_COMM_MPI);
     eval_state *s = poa_xcalloc(1, sizeof *s);
     s->a = a, s->comm = comm;
-    int code = poa_tool_make_output_dir(PROGRAM, a->output);
+    int code = poa_tool_make_output_dir(PROGRAM, a->ev.output);
     if (!code) code = open_models(s);
     if (!code) code = open_data(s);
     if (!code) {
@@ -986,7 +914,7 @@ static int run(void *args)
         if (!code) {
             poa_info(PROGRAM ": training in %.1f s", s->train_s);
             evaluate(s);
-            if (a->save) code = save_features(s);
+            if (a->ev.save) code = save_features(s);
         }
         if (!code) code = write_results(s);
     }
@@ -1012,7 +940,7 @@ int main(int argc, char **argv)
     linear_args *a = poa_xcalloc(1, sizeof *a);
     int rc = parse_args(argc, argv, a);
     if (rc < 0) rc = poa_tool_main(&argc, &argv, PROGRAM, a->cli.verbose, run, a);
-    for (int i = 0; i < a->n_req; i++) free(a->req[i].name);
+    poa_tool_free_eval_args(&a->ev);
     poa_cli_free(&a->cli);
     free(a);
     return rc;

@@ -49,12 +49,14 @@ poa_status poa_tool_choose_transform(const poa_model_source *src, int n_src, int
 int poa_tool_default_batch(const poa_model_source *src, int n_src, int crop, int asked);
 
 /* What an evaluation program's command line asks to evaluate, and how. */
+#define POA_TOOL_MAX_SOURCES  64  /* checkpoints one evaluation reads */
+#define POA_TOOL_MAX_REQUESTS 256 /* --subnet / --arch items */
 typedef struct poa_tool_eval_ask {
-    const char *const *paths; /* checkpoints, run directories, extracted files */
+    const char *paths[POA_TOOL_MAX_SOURCES]; /* checkpoints, run directories, extracted files */
     int n_paths;
     poa_weights_from from;
     int crop, resize; /* 0: from the sources (poa_tool_choose_transform) */
-    const poa_tool_request *req;
+    poa_tool_request req[POA_TOOL_MAX_REQUESTS];
     int n_req, all, pixels; /* --subnet/--arch, --all-subnets, --pixels */
     int batch;              /* images per forward; 0: poa_tool_default_batch */
     const char *backend;    /* forward runners: "cpu" or "cuda" */
