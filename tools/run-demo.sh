@@ -9,16 +9,31 @@
 # on the full splits (every sub-network and the raw-pixel baseline) and on the teacher of every
 # evaluation checkpoint → WORKDIR/report/ (loss.png, knn_heatmap.png, knn_over_time.png,
 # summary.md; tools/demo-report.py).  Re-running it skips what is done and resumes training.
-# Environment: POA_JOBS (make -j, default 2), POA_DEMO_RANKS (default 2), PYTHON (the Python
+# Environment: POA_DEMO_CONFIG (the training configuration, default configs/demo.yaml;
+# configs/fmnist.yaml is the long run, 2.4-2.8 hours on 2 idle cores, that beats raw pixels:
+# docs/demo-learning-study.md; one WORKDIR per configuration), POA_JOBS (make -j, default 2),
+# POA_DEMO_RANKS (default 2), PYTHON (the Python
 # that has Debian's python3-h5py/python3-torch, default /usr/bin/python3), OPENBLAS_CORETYPE
 # (default: chosen from the CPU flags, below).
+# Exit status: 0 done; 2 POA_DEMO_CONFIG names no file, or WORKDIR holds another configuration's
+# run; otherwise the failing stage's (its output says which).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$top/demo-run}
 jobs=${POA_JOBS:-2}
 ranks=${POA_DEMO_RANKS:-2}
+config=${POA_DEMO_CONFIG:-$top/configs/demo.yaml}
+[ -f "$config" ] || { echo "demo: POA_DEMO_CONFIG=$config: no such file" >&2; exit 2; }
+config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+# A work directory holds one configuration's run: resuming it with another would mix two runs.
+if [ -f "$work/.demo-config" ] && [ "$(cat "$work/.demo-config")" != "$config" ]; then
+    echo "demo: $work holds a run of $(cat "$work/.demo-config"), not of $config;" \
+         "choose another WORKDIR (or remove this one)" >&2
+    exit 2
+fi
+echo "$config" >"$work/.demo-config"
 build=$work/build
 # The Debian packages put h5py/torch under /usr/bin/python3; a python3 earlier in PATH (pyenv,
 # a virtualenv) usually lacks them.
@@ -75,11 +90,11 @@ else
     "$pack" --verify "$work/packed"
 fi
 
-say "pretrain (demo config, $ranks MPI ranks)"
+say "pretrain ($(basename "$config"), $ranks MPI ranks)"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 t_train=$(date +%s)
 mpiexec -n "$ranks" --oversubscribe -x OMP_NUM_THREADS=1 \
-    "$train" --config "$top/configs/demo.yaml" --data "$work/packed" --output "$work/train"
+    "$train" --config "$config" --data "$work/packed" --output "$work/train"
 t_end=$(date +%s)
 
 say "the final checkpoint, read back"
