@@ -67,14 +67,25 @@ seeded_demo_checkpoint() {
     eval_ck=$out/run/eval/training_399/teacher_checkpoint.h5
 }
 
-# The command-line and input errors the evaluation programs share (src/tool/networks.h: the
-# models and the data are opened by the same code), each with README.md's exit code: usage (2),
-# input (3), output (4).  Needs $ck, $data and $out/root (the unpacked data set).
+# The command-line and input errors the evaluation programs share (src/tool/eval_args.h parses
+# their common options, src/tool/networks.h opens the models and the data), each with README.md's
+# exit code: usage (2), input (3), output (4).  Needs $ck, $data and $out/root (the unpacked
+# data set).
 evaluation_errors() {
     bad_option=$1
     shift
     expect no-data 2 "--data DIR is required" --checkpoint "$ck" --output "$out/e"
+    expect no-output 2 "--output DIR is required" --checkpoint "$ck" --data "$data"
     expect no-ckpt 2 "--checkpoint PATH is required" --data "$data" --output "$out/e"
+    expect pixels-no-crop 2 "--pixels without a checkpoint needs --crop N" --pixels \
+        --data "$data" --output "$out/e"
+    expect resize-below-crop 2 "--resize 16 is smaller than --crop 32" --checkpoint "$ck" \
+        --data "$data" --output "$out/e" --crop 32 --resize 16
+    expect bad-dtype 2 "--dtype 'f16': expected f32 or bf16" --checkpoint "$ck" --data "$data" \
+        --output "$out/e" --dtype f16
+    expect bad-backend 2 "--backend 'tpu': expected cpu or cuda" --checkpoint "$ck" \
+        --data "$data" --output "$out/e" --backend tpu
+    expect bad-from 2 "--from" --checkpoint "$ck" --data "$data" --output "$out/e" --from nobody
     expect bad-subnet 2 "--subnet '64y3'" --checkpoint "$ck" --data "$data" --output "$out/e" \
         --subnet 64y3
     expect no-size 2 "--subnet .*80" --checkpoint "$ck" --data "$data" --output "$out/e" \
