@@ -84,11 +84,7 @@ static int add_item(void *ctx, const char *opt, const char *t)
 {
     extract_args *a = ctx;
     if (strcmp(opt, "format") == 0) return parse_format(a, t);
-    if (a->n_req == MAX_REQUESTS)
-        return poa_cli_usage_error(&spec, "more than %d sub-networks requested", MAX_REQUESTS);
-    int rc = poa_tool_parse_request(&spec, opt, t, &a->req[a->n_req]);
-    if (!rc) a->n_req++;
-    return rc;
+    return poa_tool_add_request(&spec, opt, t, a->req, &a->n_req, MAX_REQUESTS);
 }
 
 /* The command line into a.  -1: go on; else the exit code (0 after --help / --version). */

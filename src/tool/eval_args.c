@@ -13,13 +13,8 @@ typedef struct request_ctx {
 static int add_request(void *ctx, const char *opt, const char *item)
 {
     const request_ctx *c = ctx;
-    poa_tool_eval_ask *ask = c->ask;
-    if (ask->n_req == POA_TOOL_MAX_REQUESTS)
-        return poa_cli_usage_error(c->spec, "more than %d sub-networks requested",
-                                   POA_TOOL_MAX_REQUESTS);
-    int rc = poa_tool_parse_request(c->spec, opt, item, &ask->req[ask->n_req]);
-    if (!rc) ask->n_req++;
-    return rc;
+    return poa_tool_add_request(c->spec, opt, item, c->ask->req, &c->ask->n_req,
+                                POA_TOOL_MAX_REQUESTS);
 }
 
 static int add_path(const poa_cli_spec *spec, poa_tool_eval_ask *ask, const char *path)

@@ -136,6 +136,15 @@ int poa_tool_parse_request(const poa_cli_spec *spec, const char *opt, const char
     return 0;
 }
 
+int poa_tool_add_request(const poa_cli_spec *spec, const char *opt, const char *item,
+                         poa_tool_request *req, int *n, int cap)
+{
+    if (*n == cap) return poa_cli_usage_error(spec, "more than %d sub-networks requested", cap);
+    int rc = poa_tool_parse_request(spec, opt, item, &req[*n]);
+    if (!rc) (*n)++;
+    return rc;
+}
+
 poa_status poa_tool_resolve_request(const poa_model_source *src, const poa_tool_request *r,
                                     poa_subnet *sn, poa_err *err)
 {

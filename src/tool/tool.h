@@ -80,6 +80,10 @@ int poa_tool_each_item(const poa_cli_spec *spec, const char *opt, const char *ar
  * option and the item. */
 int poa_tool_parse_request(const poa_cli_spec *spec, const char *opt, const char *item,
                            poa_tool_request *r);
+/* The same appended to req[*n] (*n < cap), *n incremented: 0, or the exit code of a usage error
+ * (also when the list already holds cap requests). */
+int poa_tool_add_request(const poa_cli_spec *spec, const char *opt, const char *item,
+                         poa_tool_request *req, int *n, int cap);
 
 /* The sub-network of src that r asks for: POA_OK, or POA_ERR_ARG with "--subnet|--arch <why>
  * (<file>)", the why listing what src offers. */
