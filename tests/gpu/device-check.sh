@@ -68,9 +68,9 @@ mode=full
 stage_budget() {
     case $1 in
     env) [ $quick = yes ] && echo 30 || echo 40 ;;
-    ops) [ $quick = yes ] && echo 40 || echo 90 ;;
-    memcheck) [ $quick = yes ] && echo 50 || echo 90 ;;
-    parity) [ $quick = yes ] && echo 60 || echo 80 ;;
+    ops) [ $quick = yes ] && echo 40 || echo 80 ;;
+    memcheck) [ $quick = yes ] && echo 50 || echo 80 ;;
+    parity) [ $quick = yes ] && echo 70 || echo 120 ;;
     train) [ $quick = yes ] && echo 45 || echo 80 ;;
     bench) [ $quick = yes ] && echo 90 || echo 160 ;;
     esac

@@ -4,7 +4,10 @@
  * alone (so a wrong backward of any single term fails).  Relative error ≤ 1e-4 (norm-wise, per
  * tensor); every tensor that differs is reported.
  *
- * usage: loss_parity REF.h5   (run by test_loss_parity.sh) */
+ * The same program checks the CUDA backend (fp32, TF32 off) with the same tolerance.
+ *
+ * usage: loss_parity [--backend cpu|cuda] REF.h5 (tests/step/parity_backend.h; run by
+ *        test_loss_parity.sh on the CPU, test_gpu_step_parity.sh on CUDA) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 #include "backend/backend.h"
 #include "model/loss.h"
 #include "tests/step/h5_test_read.h"
+#include "tests/step/parity_backend.h"
 #include "tests/step/step_test_util.h"
 
 #include <math.h>
@@ -329,13 +333,9 @@ static void test_case(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s REF.h5\n", argv[0]);
-        return 2;
-    }
-    g_path = argv[1];
-    char err[128];
-    be = poa_backend_create("cpu", NULL, err, sizeof err);
+    int status;
+    be = parity_backend_open(argc, argv, &g_path, &status);
+    if (!be) return status;
     int rc = h5r_run_cases("loss_parity", g_path, ".", test_case);
     poa_backend_destroy(be);
     return rc;

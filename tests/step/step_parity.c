@@ -5,7 +5,11 @@
  * moments and every teacher tensor.  Relative error ≤ 1e-4 per tensor (norm-wise; the reference
  * runs in float64); every tensor that differs is reported.
  *
- * usage: step_parity REF.h5   (run by test_step_parity.sh) */
+ * The same program checks the CUDA backend (fp32 activations, TF32 off) against the same
+ * reference: every gradient, moment and teacher tensor within the same 1e-4.
+ *
+ * usage: step_parity [--backend cpu|cuda] REF.h5 (tests/step/parity_backend.h; run by
+ *        test_step_parity.sh on the CPU, test_gpu_step_parity.sh on CUDA) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +18,7 @@
 #include "backend/backend.h"
 #include "train/step.h"
 #include "tests/step/h5_test_read.h"
+#include "tests/step/parity_backend.h"
 
 #include <math.h>
 #include <string.h>
@@ -335,13 +340,9 @@ static void test_case(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s REF.h5\n", argv[0]);
-        return 2;
-    }
-    g_path = argv[1];
-    char err[128];
-    be = poa_backend_create("cpu", NULL, err, sizeof err);
+    int status;
+    be = parity_backend_open(argc, argv, &g_path, &status);
+    if (!be) return status;
     poa_model_config mc;
     POA_CHECK(poa_model_config_from_arch(&mc, "tiny", NULL) == POA_OK, "tiny config");
     poa_model_build(&model, &mc);

@@ -14,3 +14,6 @@ TRAIN_LOOP_TESTS = tests/train/test_train_equiv.sh tests/train/test_train_resume
 	tests/train/test_train_failures.sh tests/train/test_train_learning.sh
 TESTS += $(TRAIN_LOOP_TESTS)
 EXTRA_DIST += $(TRAIN_LOOP_TESTS)
+# The same runs on the CUDA backend against the CPU (synthetic data; skipped without a GPU).
+TESTS += tests/train/test_gpu_train_parity.sh
+EXTRA_DIST += tests/train/test_gpu_train_parity.sh
