@@ -249,7 +249,9 @@ static void ref_layernorm_bwd(const std::vector<float> &dy, const std::vector<fl
         }
         for (int c = 0; c < d; c++) {
             const double xh = (x[(size_t) r * ld + c] - mu) * rs;
-            dx[(size_t) r * d + c] = rs * (dy[(size_t) r * ld + c] * w[c] - mg - xh * mgx);
+            // the product in double: a float product here is off by ~1e-8·rstd, which is the
+            // whole answer when d = 1 (dx is exactly 0 there)
+            dx[(size_t) r * d + c] = rs * ((double) dy[(size_t) r * ld + c] * w[c] - mg - xh * mgx);
         }
     }
 }
