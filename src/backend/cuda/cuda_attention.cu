@@ -6,15 +6,19 @@
 // row maximum subtracted; out = P v.  Inputs and outputs are in the run's compute dtype (fp32 or
 // bf16), every sum is accumulated in fp32.
 //
-// What is saved.  `saved` holds the row log-sum-exps LSE[b, h, i] = m_i + log Σ_j exp(s_ij − m_i)
-// (fp32, [B, H, T]; attention_saved_bytes = B·H·T·4), so that backward recomputes
-// P_ij = exp(s_ij − LSE_i) from q and k instead of keeping the [T, T] probabilities.
+// What is saved.  `saved` holds two fp32 statistics per query row, m[b, h, i] (the maximum of
+// the row's scaled scores) and 1/l[b, h, i] with l = Σ_j exp(s_ij − m) (attention_saved_bytes =
+// B·H·T·8), so that backward recomputes P_ij = exp(s_ij − m_i) / l_i from q and k instead of
+// keeping the [T, T] probabilities.  Not the single log-sum-exp m + log l that FlashAttention
+// saves: rounded to fp32 it carries the ulp of m, which at scores of 10³ shifts every P of a row
+// by ~1e-4 relative, and backward's dP − D cancellation turns that into dq errors of 1e-3 of its
+// size; s − m is exact near the maximum.
 //
 // Forward, one thread block per (image, head, tile of query rows), in two passes over the key
 // tiles (no [T, T] matrix is ever stored, so any T ≥ 1 runs):
 //   pass 1: s = scale · q kᵀ per key tile; running row maximum m and running sum
-//           l = l · exp(m_old − m_new) + Σ exp(s − m_new)  →  LSE = m + log l;
-//   pass 2: s again, P = exp(s − LSE) (already normalised), O += P v.
+//           l = l · exp(m_old − m_new) + Σ exp(s − m_new);
+//   pass 2: s again, P = exp(s − m) / l (normalised), O += P v.
 // Two passes cost one extra q kᵀ (forward is 6·T²·Dh flops per head instead of 4) but need no
 // rescaling of the output accumulators, which the tensor-core path keeps in opaque wmma
 // fragments; and the P of pass 2 is the very expression backward recomputes.
@@ -22,11 +26,11 @@
 // Backward.  `out` is not an input of attention_bwd (backend.h), so D_i = Σ_e dO_ie O_ie, the
 // softmax-backward row term, is computed as D_i = Σ_j P_ij dP_ij (mathematically the same):
 //   kernel dq  (one block per (image, head, query tile)):
-//     pass 1: s, P = exp(s − LSE), dP = dO vᵀ per key tile;  D_i = Σ_j P_ij dP_ij;
+//     pass 1: s, P = exp(s − m) / l, dP = dO vᵀ per key tile;  D_i = Σ_j P_ij dP_ij;
 //     pass 2: s, P, dP again;  dS = P ⊙ (dP − D);  dQ += dS k;  dq = scale · dQ;
 //             D is written to `scratch` ([B, H, T] fp32).
 //   kernel dkv (one block per (image, head, key tile), looping over all query tiles):
-//     s, P, dP, dS from q, k, v, dO, LSE and D;  dV += Pᵀ dO;  dK += dSᵀ q;  dk = scale · dK.
+//     s, P, dP, dS from q, k, v, dO, m, 1/l and D;  dV += Pᵀ dO;  dK += dSᵀ q;  dk = scale · dK.
 // attention_scratch_bytes = B·H·T·4 (D).  Storing O (or D) at forward time instead is not
 // possible within the contract: O would be as large as `out` itself, and D needs dO.
 //
@@ -38,7 +42,7 @@
 //
 // Memory traffic per (image, head): forward reads q once and k twice (v once) per query tile:
 // about (1 + 3·⌈T/tile⌉) · T·Dh elements, writes T·Dh + T floats; backward reads q, dO once and
-// k, v twice per query tile (dq kernel), k, v once and q, dO, LSE, D once per key tile (dkv
+// k, v twice per query tile (dq kernel), k, v once and q, dO, m, 1/l, D once per key tile (dkv
 // kernel), and writes 3·T·Dh.  At ViT sizes (T ≤ 261) all of it is L2-resident: the kernels are
 // bound by arithmetic and shared memory, not DRAM.  Flops per head: forward 6·T²·Dh; backward
 // 18·T²·Dh (q kᵀ three times, dO vᵀ three times, dS k, Pᵀ dO, dSᵀ q).
@@ -52,7 +56,7 @@
 //   tc       bf16 tensor cores (nvcuda::wmma m16n16k16, fp32 accumulate), 64-row tiles, 4 warps;
 //            a warp owns 16 rows.  Head dims are zero-padded to 16, 32, 64 or 128 in shared
 //            memory.  P and dS are rounded to bf16 as the mma operands of P v, dS k, Pᵀ dO and
-//            dSᵀ q (as FlashAttention does); scores, LSE, D and all sums stay fp32.  The default
+//            dSᵀ q (as FlashAttention does); scores, m, 1/l, D and all sums stay fp32.  The default
 //            for bf16 activations on sm_80 and later.
 // src/backend/cuda/README.md ("Attention") has the shared-memory sizes and what to check first.
 #include "backend/cuda/cuda_common.cuh"
@@ -86,6 +90,28 @@ constexpr int kSPld = 33;    // row stride of the [32][32] P / dS tiles
 __host__ __device__ inline int simple_ld(int Dh)
 {
     return Dh | 1;
+}
+
+// The saved statistics of a query row (attention_saved_bytes: [B, H, T] pairs of fp32): the
+// maximum m of the row's scaled scores and 1/l, l = Σ_j exp(s_ij − m).  P_ij = exp(s_ij − m)/l:
+// s_ij − m is exact near the maximum, so backward recomputes forward's probabilities to an ulp
+// whatever the scores' size.  (One log-sum-exp m + log l would be rounded to the fp32 ulp of m:
+// at scores of 10³ every P of the row moves by ~1e-4 relative, and dP − D, which cancels,
+// turns that into dq errors of 1e-3 of its size.)
+struct row_stat {
+    float m, il;
+};
+__device__ __forceinline__ float attn_prob(float s, row_stat r)
+{
+    return expf(s - r.m) * r.il;
+}
+__device__ __forceinline__ row_stat load_stat(const float *stats, size_t row)
+{
+    return row_stat{stats[2 * row], stats[2 * row + 1]};
+}
+__device__ __forceinline__ void store_stat(float *stats, size_t row, row_stat r)
+{
+    stats[2 * row] = r.m, stats[2 * row + 1] = r.il;
 }
 
 // Shared-memory bytes of the simple kernels: `head_tiles` fp32 tiles [32][ld], `p_tiles` fp32
@@ -167,7 +193,7 @@ __device__ __forceinline__ head_qkv<T> head_of(const T *qkv, int ldqkv, int b, i
 // Forward.  grid (B·H, ⌈T/32⌉); smem: Q, K, V [32][ld], P [32][33].
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
-    attn_fwd_simple(T *out, int ldout, float *lse, const T *qkv, int ldqkv, int T_, int H, int Dh,
+    attn_fwd_simple(T *out, int ldout, float *stats, const T *qkv, int ldqkv, int T_, int H, int Dh,
                     float scale)
 {
     extern __shared__ float smem_f[];
@@ -198,11 +224,11 @@ __global__ void __launch_bounds__(kThreads)
             m[r] = m_new;
         }
     }
-    float row_lse[kSPerWarp];
+    row_stat row[kSPerWarp];
 #pragma unroll
-    for (int r = 0; r < kSPerWarp; r++) row_lse[r] = m[r] + logf(l[r]); // l ≥ 1
+    for (int r = 0; r < kSPerWarp; r++) row[r] = row_stat{m[r], 1.0f / l[r]}; // l ≥ 1
 
-    // pass 2: P = exp(s − LSE), O += P V
+    // pass 2: P = exp(s − m) / l, O += P V
     float o[kSPerWarp][DPL];
 #pragma unroll
     for (int r = 0; r < kSPerWarp; r++)
@@ -217,7 +243,7 @@ __global__ void __launch_bounds__(kThreads)
         const bool key_ok = k0 + lane < T_;
 #pragma unroll
         for (int r = 0; r < kSPerWarp; r++)
-            myP[r * kSPld + lane] = key_ok ? expf(s[r] * scale - row_lse[r]) : 0.0f;
+            myP[r * kSPld + lane] = key_ok ? attn_prob(s[r] * scale, row[r]) : 0.0f;
         __syncwarp();
         const int nk = min(kSInner, T_ - k0);
         for (int j = 0; j < nk; j++) {
@@ -239,14 +265,14 @@ __global__ void __launch_bounds__(kThreads)
     if (lane == 0)
 #pragma unroll
         for (int r = 0; r < kSPerWarp; r++)
-            if (row0 + r < T_) lse[(size_t) bh * T_ + row0 + r] = row_lse[r];
+            if (row0 + r < T_) store_stat(stats, (size_t) bh * T_ + row0 + r, row[r]);
 }
 
 // Backward, dq and D.  grid (B·H, ⌈T/32⌉); smem: Q, dO, K, V [32][ld], dS [32][33].
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
     attn_bwd_dq_simple(T *dqkv, int lddqkv, float *dsum, const T *dout, int lddout, const T *qkv,
-                       int ldqkv, const float *lse, int T_, int H, int Dh, float scale)
+                       int ldqkv, const float *stats, int T_, int H, int Dh, float scale)
 {
     extern __shared__ float smem_f[];
     const int ld = simple_ld(Dh), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -262,11 +288,12 @@ __global__ void __launch_bounds__(kThreads)
     load_rows_f32(sdO, ld, dO, lddout, q0, T_, Dh);
 
     bool row_ok[kSPerWarp];
-    float row_lse[kSPerWarp], s[kSPerWarp], dp[kSPerWarp], dpart[kSPerWarp], D[kSPerWarp];
+    row_stat row[kSPerWarp];
+    float s[kSPerWarp], dp[kSPerWarp], dpart[kSPerWarp], D[kSPerWarp];
 #pragma unroll
     for (int r = 0; r < kSPerWarp; r++) {
         row_ok[r] = row0 + r < T_;
-        row_lse[r] = row_ok[r] ? lse[(size_t) bh * T_ + row0 + r] : 0.0f;
+        row[r] = row_ok[r] ? load_stat(stats, (size_t) bh * T_ + row0 + r) : row_stat{0.0f, 0.0f};
         dpart[r] = 0.0f;
     }
 
@@ -281,7 +308,7 @@ __global__ void __launch_bounds__(kThreads)
         const bool key_ok = k0 + lane < T_;
 #pragma unroll
         for (int r = 0; r < kSPerWarp; r++) {
-            const float p = key_ok && row_ok[r] ? expf(s[r] * scale - row_lse[r]) : 0.0f;
+            const float p = key_ok && row_ok[r] ? attn_prob(s[r] * scale, row[r]) : 0.0f;
             dpart[r] = fmaf(p, dp[r], dpart[r]);
         }
     }
@@ -304,7 +331,7 @@ __global__ void __launch_bounds__(kThreads)
         const bool key_ok = k0 + lane < T_;
 #pragma unroll
         for (int r = 0; r < kSPerWarp; r++) {
-            const float p = key_ok && row_ok[r] ? expf(s[r] * scale - row_lse[r]) : 0.0f;
+            const float p = key_ok && row_ok[r] ? attn_prob(s[r] * scale, row[r]) : 0.0f;
             mydS[r * kSPld + lane] = p * (dp[r] - D[r]);
         }
         __syncwarp();
@@ -330,18 +357,18 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Backward, dk and dv.  grid (B·H, ⌈T/32⌉ key tiles); smem: K, V, Q, dO [32][ld], P, dS
-// [32][33], LSE, D [32].  A warp owns 8 keys; a lane is one query of the inner tile.
+// [32][33], m, 1/l, D [32].  A warp owns 8 keys; a lane is one query of the inner tile.
 template <typename T, int DPL>
 __global__ void __launch_bounds__(kThreads)
     attn_bwd_dkv_simple(T *dqkv, int lddqkv, const float *dsum, const T *dout, int lddout,
-                        const T *qkv, int ldqkv, const float *lse, int T_, int H, int Dh,
+                        const T *qkv, int ldqkv, const float *stats, int T_, int H, int Dh,
                         float scale)
 {
     extern __shared__ float smem_f[];
     const int ld = simple_ld(Dh), lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     float *sK = smem_f, *sV = sK + kSRows * ld, *sQ = sV + kSRows * ld, *sdO = sQ + kSInner * ld;
-    float *sP = sdO + kSInner * ld, *sdS = sP + kSRows * kSPld, *sLse = sdS + kSRows * kSPld;
-    float *sD = sLse + kSInner;
+    float *sP = sdO + kSInner * ld, *sdS = sP + kSRows * kSPld, *sM = sdS + kSRows * kSPld;
+    float *sIl = sM + kSInner, *sD = sIl + kSInner;
     const int bh = blockIdx.x, b = bh / H, h = bh - b * H, k0 = blockIdx.y * kSRows;
     const head_qkv<T> hq = head_of(qkv, ldqkv, b, h, T_, H, Dh);
     const T *dO = dout + (size_t) b * T_ * lddout + (size_t) h * Dh;
@@ -366,17 +393,20 @@ __global__ void __launch_bounds__(kThreads)
         load_rows_f32(sdO, ld, dO, lddout, q0, T_, Dh);
         if (threadIdx.x < kSInner) {
             const int t = q0 + threadIdx.x;
-            sLse[threadIdx.x] = t < T_ ? lse[(size_t) bh * T_ + t] : 0.0f;
+            const row_stat st =
+                t < T_ ? load_stat(stats, (size_t) bh * T_ + t) : row_stat{0.0f, 0.0f};
+            sM[threadIdx.x] = st.m, sIl[threadIdx.x] = st.il;
             sD[threadIdx.x] = t < T_ ? dsum[(size_t) bh * T_ + t] : 0.0f;
         }
         __syncthreads();
         dot_rows(s, myK, ld, sQ + lane * ld, Dh);
         dot_rows(dp, myV, ld, sdO + lane * ld, Dh);
         const bool q_ok = q0 + lane < T_;
-        const float lse_i = sLse[lane], D_i = sD[lane];
+        const row_stat row_i = {sM[lane], sIl[lane]};
+        const float D_i = sD[lane];
 #pragma unroll
         for (int r = 0; r < kSPerWarp; r++) {
-            const float p = q_ok && key_ok[r] ? expf(s[r] * scale - lse_i) : 0.0f;
+            const float p = q_ok && key_ok[r] ? attn_prob(s[r] * scale, row_i) : 0.0f;
             myP[r * kSPld + lane] = p;
             mydS[r * kSPld + lane] = p * (dp[r] - D_i);
         }
@@ -430,7 +460,7 @@ template <int NF> struct tc_layout {
     // + 128: room to align the dynamic shared memory's start to 128 bytes
     static constexpr size_t fwd_bytes = 3 * HT + ST + PT + 128;
     static constexpr size_t dq_bytes = 4 * HT + 2 * ST + PT + 128;
-    static constexpr size_t dkv_bytes = 4 * HT + 2 * ST + 2 * PT + 2 * VEC + 128;
+    static constexpr size_t dkv_bytes = 4 * HT + 2 * ST + 2 * PT + 3 * VEC + 128;
     static_assert(HT % 128 == 0 && ST % 128 == 0 && PT % 128 == 0, "regions stay aligned");
 };
 
@@ -541,8 +571,8 @@ __device__ __forceinline__ void store_strip(bf16 *dst, int ld, frag_c (&acc)[NF]
 // Forward.  grid (B·H, ⌈T/64⌉); smem: Q, K, V head tiles, S fp32, P bf16.
 template <int NF>
 __global__ void __launch_bounds__(kThreads)
-    attn_fwd_tc(bf16 *out, int ldout, float *lse, const bf16 *qkv, int ldqkv, int T_, int H, int Dh,
-                float scale, int vec)
+    attn_fwd_tc(bf16 *out, int ldout, float *stats, const bf16 *qkv, int ldqkv, int T_, int H,
+                int Dh, float scale, int vec)
 {
 #if POA_ATTN_TC_ARCH
     typedef tc_layout<NF> L;
@@ -582,11 +612,11 @@ __global__ void __launch_bounds__(kThreads)
             m[r] = m_new;
         }
     }
-    float row_lse[kTPerWarp];
+    row_stat row[kTPerWarp];
 #pragma unroll
-    for (int r = 0; r < kTPerWarp; r++) row_lse[r] = m[r] + logf(l[r]);
+    for (int r = 0; r < kTPerWarp; r++) row[r] = row_stat{m[r], 1.0f / l[r]}; // l ≥ 1
 
-    // pass 2: P = exp(s − LSE) rounded to bf16, O += P V
+    // pass 2: P = exp(s − m) / l rounded to bf16, O += P V
     frag_c o[NF];
 #pragma unroll
     for (int nf = 0; nf < NF; nf++) wmma::fill_fragment(o[nf], 0.0f);
@@ -602,7 +632,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int half = 0; half < 2; half++) {
                 const int c = lane + 32 * half;
-                const float p = k0 + c < T_ ? expf(myS[r * L::LDS + c] * scale - row_lse[r]) : 0.0f;
+                const float p = k0 + c < T_ ? attn_prob(myS[r * L::LDS + c] * scale, row[r]) : 0.0f;
                 myP[r * L::LDP + c] = __float2bfloat16_rn(p);
             }
         __syncwarp();
@@ -615,7 +645,7 @@ __global__ void __launch_bounds__(kThreads)
     if (lane == 0)
 #pragma unroll
         for (int r = 0; r < kTPerWarp; r++)
-            if (row0 + r < T_) lse[(size_t) bh * T_ + row0 + r] = row_lse[r];
+            if (row0 + r < T_) store_stat(stats, (size_t) bh * T_ + row0 + r, row[r]);
 #else
     __trap(); // the host launches the tensor-core kernels on sm_80 and later only
 #endif
@@ -625,8 +655,8 @@ __global__ void __launch_bounds__(kThreads)
 template <int NF>
 __global__ void __launch_bounds__(kThreads)
     attn_bwd_dq_tc(bf16 *dqkv, int lddqkv, float *dsum, const bf16 *dout, int lddout,
-                   const bf16 *qkv, int ldqkv, const float *lse, int T_, int H, int Dh, float scale,
-                   int vec_qkv, int vec_dout)
+                   const bf16 *qkv, int ldqkv, const float *stats, int T_, int H, int Dh,
+                   float scale, int vec_qkv, int vec_dout)
 {
 #if POA_ATTN_TC_ARCH
     typedef tc_layout<NF> L;
@@ -651,11 +681,12 @@ __global__ void __launch_bounds__(kThreads)
     load_tile_tc<NF>(sdO, dO, lddout, q0, T_, Dh, vec_dout);
 
     bool row_ok[kTPerWarp];
-    float row_lse[kTPerWarp], dpart[kTPerWarp], D[kTPerWarp];
+    row_stat row[kTPerWarp];
+    float dpart[kTPerWarp], D[kTPerWarp];
 #pragma unroll
     for (int r = 0; r < kTPerWarp; r++) {
         row_ok[r] = row0 + r < T_;
-        row_lse[r] = row_ok[r] ? lse[(size_t) bh * T_ + row0 + r] : 0.0f;
+        row[r] = row_ok[r] ? load_stat(stats, (size_t) bh * T_ + row0 + r) : row_stat{0.0f, 0.0f};
         dpart[r] = 0.0f;
     }
 
@@ -674,7 +705,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int half = 0; half < 2; half++) {
                 const int c = lane + 32 * half;
                 const float p = row_ok[r] && k0 + c < T_
-                                    ? expf(myS[r * L::LDS + c] * scale - row_lse[r])
+                                    ? attn_prob(myS[r * L::LDS + c] * scale, row[r])
                                     : 0.0f;
                 dpart[r] = fmaf(p, mydP[r * L::LDS + c], dpart[r]);
             }
@@ -700,7 +731,7 @@ __global__ void __launch_bounds__(kThreads)
             for (int half = 0; half < 2; half++) {
                 const int c = lane + 32 * half;
                 const float p = row_ok[r] && k0 + c < T_
-                                    ? expf(myS[r * L::LDS + c] * scale - row_lse[r])
+                                    ? attn_prob(myS[r * L::LDS + c] * scale, row[r])
                                     : 0.0f;
                 mydS[r * L::LDP + c] = __float2bfloat16_rn(p * (mydP[r * L::LDS + c] - D[r]));
             }
@@ -720,11 +751,11 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Backward, dk and dv.  grid (B·H, ⌈T/64⌉ key tiles); smem: K, V, Q, dO head tiles, Sᵀ, dPᵀ
-// fp32, Pᵀ, dSᵀ bf16, LSE, D.  A warp owns 16 keys; the inner tiles are 64 queries.
+// fp32, Pᵀ, dSᵀ bf16, m, 1/l, D.  A warp owns 16 keys; the inner tiles are 64 queries.
 template <int NF>
 __global__ void __launch_bounds__(kThreads)
     attn_bwd_dkv_tc(bf16 *dqkv, int lddqkv, const float *dsum, const bf16 *dout, int lddout,
-                    const bf16 *qkv, int ldqkv, const float *lse, int T_, int H, int Dh,
+                    const bf16 *qkv, int ldqkv, const float *stats, int T_, int H, int Dh,
                     float scale, int vec_qkv, int vec_dout)
 {
 #if POA_ATTN_TC_ARCH
@@ -739,8 +770,8 @@ __global__ void __launch_bounds__(kThreads)
     float *sdP = reinterpret_cast<float *>(base + 4 * L::HT + L::ST);
     bf16 *sP = reinterpret_cast<bf16 *>(base + 4 * L::HT + 2 * L::ST);
     bf16 *sdS = reinterpret_cast<bf16 *>(base + 4 * L::HT + 2 * L::ST + L::PT);
-    float *sLse = reinterpret_cast<float *>(base + 4 * L::HT + 2 * L::ST + 2 * L::PT);
-    float *sD = sLse + kTRows;
+    float *sM = reinterpret_cast<float *>(base + 4 * L::HT + 2 * L::ST + 2 * L::PT);
+    float *sIl = sM + kTRows, *sD = sIl + kTRows;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int bh = blockIdx.x, b = bh / H, h = bh - b * H, k0 = blockIdx.y * kTRows;
     const head_qkv<bf16> hq = head_of(qkv, ldqkv, b, h, T_, H, Dh);
@@ -766,7 +797,9 @@ __global__ void __launch_bounds__(kThreads)
         load_tile_tc<NF>(sdO, dO, lddout, q0, T_, Dh, vec_dout);
         if (threadIdx.x < kTRows) {
             const int t = q0 + threadIdx.x;
-            sLse[threadIdx.x] = t < T_ ? lse[(size_t) bh * T_ + t] : 0.0f;
+            const row_stat st =
+                t < T_ ? load_stat(stats, (size_t) bh * T_ + t) : row_stat{0.0f, 0.0f};
+            sM[threadIdx.x] = st.m, sIl[threadIdx.x] = st.il;
             sD[threadIdx.x] = t < T_ ? dsum[(size_t) bh * T_ + t] : 0.0f;
         }
         __syncthreads();
@@ -778,8 +811,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int half = 0; half < 2; half++) {
                 const int c = lane + 32 * half;
-                const float p =
-                    key_ok[r] && q0 + c < T_ ? expf(myS[r * L::LDS + c] * scale - sLse[c]) : 0.0f;
+                const float p = key_ok[r] && q0 + c < T_ ? attn_prob(myS[r * L::LDS + c] * scale,
+                                                                     row_stat{sM[c], sIl[c]})
+                                                         : 0.0f;
                 myP[r * L::LDP + c] = __float2bfloat16_rn(p);
                 mydS[r * L::LDP + c] = __float2bfloat16_rn(p * (mydP[r * L::LDS + c] - sD[c]));
             }
@@ -914,7 +948,7 @@ template <typename F> static void with_nf(int Dh, F &&body)
 // The sizes are cuda_sizes.h's, which the planning backend of a build without CUDA uses too.
 extern "C" size_t poa_cuda_attention_saved_bytes(const poa_backend *be, int B, int T, int H, int Dh)
 {
-    return poa_cuda_attention_saved_size(be, B, T, H, Dh); // LSE, [B, H, T] fp32
+    return poa_cuda_attention_saved_size(be, B, T, H, Dh); // (m, 1/l) per row, [B, H, T] × 2 fp32
 }
 
 extern "C" size_t poa_cuda_attention_scratch_bytes(const poa_backend *be, int B, int T, int H,
@@ -930,7 +964,7 @@ extern "C" void poa_cuda_attention_fwd(poa_backend *be, poa_act *out, int ldout,
     (void) scratch;
     if (!check_shape("attention_fwd", B, T, H, Dh, ldqkv, ldout, "ldout", saved, 0, NULL)) return;
     cudaStream_t st = poa_cuda_stream(be);
-    float *lse = static_cast<float *>(saved);
+    float *stats = static_cast<float *>(saved);
     if (attention_impl(be) == ATTN_TC) {
         const bf16 *x = act_ptr<bf16>(qkv);
         const int vec = vec_ok(x, ldqkv, Dh);
@@ -939,8 +973,8 @@ extern "C" void poa_cuda_attention_fwd(poa_backend *be, poa_act *out, int ldout,
             const size_t smem = tc_layout<NF>::fwd_bytes;
             prepare_smem((const void *) attn_fwd_tc<NF>, "attn_fwd_tc", smem, T, Dh);
             const dim3 grid((unsigned) (B * H), (unsigned) ((T + kTRows - 1) / kTRows));
-            attn_fwd_tc<NF><<<grid, kThreads, smem, st>>>(act_ptr<bf16>(out), ldout, lse, x, ldqkv,
-                                                          T, H, Dh, scale, vec);
+            attn_fwd_tc<NF><<<grid, kThreads, smem, st>>>(act_ptr<bf16>(out), ldout, stats, x,
+                                                          ldqkv, T, H, Dh, scale, vec);
             POA_CUDA_LAUNCHED("attn_fwd_tc");
         });
         return;
@@ -953,7 +987,7 @@ extern "C" void poa_cuda_attention_fwd(poa_backend *be, poa_act *out, int ldout,
             prepare_smem((const void *) attn_fwd_simple<A, DPL>, "attn_fwd_simple", smem, T, Dh);
             const dim3 grid((unsigned) (B * H), (unsigned) ((T + kSRows - 1) / kSRows));
             attn_fwd_simple<A, DPL><<<grid, kThreads, smem, st>>>(
-                act_ptr<A>(out), ldout, lse, act_ptr<A>(qkv), ldqkv, T, H, Dh, scale);
+                act_ptr<A>(out), ldout, stats, act_ptr<A>(qkv), ldqkv, T, H, Dh, scale);
             POA_CUDA_LAUNCHED("attn_fwd_simple");
         });
     });
@@ -970,7 +1004,7 @@ extern "C" void poa_cuda_attention_bwd(poa_backend *be, poa_act *dqkv, int lddqk
         poa_fatal_at(__FILE__, __LINE__, __func__, "attention_bwd",
                      "lddqkv = %d is below 3·H·Dh = %lld", lddqkv, 3LL * H * Dh);
     cudaStream_t st = poa_cuda_stream(be);
-    const float *lse = static_cast<const float *>(saved);
+    const float *stats = static_cast<const float *>(saved);
     float *dsum = static_cast<float *>(scratch);
     if (attention_impl(be) == ATTN_TC) {
         const bf16 *x = act_ptr<bf16>(qkv), *dO = act_ptr<bf16>(dout);
@@ -983,10 +1017,10 @@ extern "C" void poa_cuda_attention_bwd(poa_backend *be, poa_act *dqkv, int lddqk
             prepare_smem((const void *) attn_bwd_dq_tc<NF>, "attn_bwd_dq_tc", smem_dq, T, Dh);
             prepare_smem((const void *) attn_bwd_dkv_tc<NF>, "attn_bwd_dkv_tc", smem_dkv, T, Dh);
             attn_bwd_dq_tc<NF><<<grid, kThreads, smem_dq, st>>>(
-                dx, lddqkv, dsum, dO, lddout, x, ldqkv, lse, T, H, Dh, scale, vq, vo);
+                dx, lddqkv, dsum, dO, lddout, x, ldqkv, stats, T, H, Dh, scale, vq, vo);
             POA_CUDA_LAUNCHED("attn_bwd_dq_tc");
             attn_bwd_dkv_tc<NF><<<grid, kThreads, smem_dkv, st>>>(
-                dx, lddqkv, dsum, dO, lddout, x, ldqkv, lse, T, H, Dh, scale, vq, vo);
+                dx, lddqkv, dsum, dO, lddout, x, ldqkv, stats, T, H, Dh, scale, vq, vo);
             POA_CUDA_LAUNCHED("attn_bwd_dkv_tc");
         });
         return;
@@ -996,18 +1030,18 @@ extern "C" void poa_cuda_attention_bwd(poa_backend *be, poa_act *dqkv, int lddqk
         with_dpl(Dh, [&](auto dpl) {
             constexpr int DPL = decltype(dpl)::value;
             const dim3 grid((unsigned) (B * H), (unsigned) ((T + kSRows - 1) / kSRows));
-            const size_t smem_dq = simple_smem(Dh, 4, 1, 0), smem_dkv = simple_smem(Dh, 4, 2, 2);
+            const size_t smem_dq = simple_smem(Dh, 4, 1, 0), smem_dkv = simple_smem(Dh, 4, 2, 3);
             prepare_smem((const void *) attn_bwd_dq_simple<A, DPL>, "attn_bwd_dq_simple", smem_dq,
                          T, Dh);
             prepare_smem((const void *) attn_bwd_dkv_simple<A, DPL>, "attn_bwd_dkv_simple",
                          smem_dkv, T, Dh);
             attn_bwd_dq_simple<A, DPL><<<grid, kThreads, smem_dq, st>>>(
                 act_ptr<A>(dqkv), lddqkv, dsum, act_ptr<A>(dout), lddout, act_ptr<A>(qkv), ldqkv,
-                lse, T, H, Dh, scale);
+                stats, T, H, Dh, scale);
             POA_CUDA_LAUNCHED("attn_bwd_dq_simple");
             attn_bwd_dkv_simple<A, DPL><<<grid, kThreads, smem_dkv, st>>>(
                 act_ptr<A>(dqkv), lddqkv, dsum, act_ptr<A>(dout), lddout, act_ptr<A>(qkv), ldqkv,
-                lse, T, H, Dh, scale);
+                stats, T, H, Dh, scale);
             POA_CUDA_LAUNCHED("attn_bwd_dkv_simple");
         });
     });

@@ -19,13 +19,14 @@ static inline size_t poa_cuda_attention_row_values_bytes(int B, int T, int H)
            sizeof(float);
 }
 
-/* attention_saved_bytes: the rows' log-sum-exps LSE [B, H, T] (backward recomputes the
- * probabilities from them). */
+/* attention_saved_bytes: two statistics per query row, the maximum m of its scaled scores and
+ * 1/l, l = Σ_j exp(s_ij − m) ([B, H, T] pairs; backward recomputes the probabilities from them:
+ * cuda_attention.cu, "What is saved"). */
 static inline size_t poa_cuda_attention_saved_size(const poa_backend *be, int B, int T, int H,
                                                    int Dh)
 {
     (void) be, (void) Dh;
-    return poa_cuda_attention_row_values_bytes(B, T, H);
+    return 2 * poa_cuda_attention_row_values_bytes(B, T, H);
 }
 
 /* attention_scratch_bytes: backward's D_i = Σ_j P_ij dP_ij [B, H, T] (forward needs none). */
