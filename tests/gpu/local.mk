@@ -23,3 +23,12 @@ EXTRA_DIST += tests/gpu/bundle-env.sh tests/gpu/bundle-chroot-check.sh tests/gpu
 if HAVE_TORCH
 TESTS += tests/gpu/test_bench_step_gpu_cpu.sh
 endif
+
+# The CPU emulator of CUDA (tests/gpu/emu/README.md): the CUDA configuration built against it
+# runs the GPU tests without a GPU (tests/scripts/ci-tests.sh, phase "cuda emulator").
+EXTRA_DIST += tests/gpu/emu/README.md tests/gpu/emu/emu_runtime.cpp tests/gpu/emu/emu_blas.cpp \
+	tests/gpu/emu/emu_nccl.cpp tests/gpu/emu/include/cuda_runtime.h \
+	tests/gpu/emu/include/cuda_runtime_api.h tests/gpu/emu/include/cuda_bf16.h \
+	tests/gpu/emu/include/mma.h tests/gpu/emu/include/cublas_v2.h \
+	tests/gpu/emu/include/cublasLt.h tests/gpu/emu/include/nccl.h
+dist_noinst_SCRIPTS += tests/gpu/emu/make-toolkit.sh tests/gpu/emu/run-checks.sh tests/gpu/emu/nvcc

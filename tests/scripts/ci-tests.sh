@@ -8,6 +8,8 @@
 #          requeue / time limit with exact resume; needs root and installs slurm-wlm and munge
 #          (tools/install-deps.sh slurm), reported SKIPPED with the reason otherwise
 #   cuda   ./configure --with-cuda --with-nccl        make && make check (GPU tests skip w/o GPU)
+#   emu    the CUDA configuration against the CPU emulator of CUDA (tests/gpu/emu/README.md):
+#          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, op tests, kernel check, POA step)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
 #          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
 #   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default
@@ -100,6 +102,14 @@ if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
+
+# The CUDA configuration again, built against the CPU emulator of CUDA (tests/gpu/emu): the
+# backend's kernels and host code run their GPU tests here, where there is no GPU.
+phase "cuda emulator: the CUDA backend's GPU tests on the CPU (tests/gpu/emu)"
+sh tests/gpu/emu/make-toolkit.sh _ci/emu-toolkit
+build emu --with-cuda="$top/_ci/emu-toolkit" --with-nccl="$top/_ci/emu-toolkit" --with-cuda-arch=90 \
+    --with-cmocka --enable-parity-tests
+sh tests/gpu/emu/run-checks.sh _ci/emu || { echo "ci: the CUDA emulator's checks failed"; exit 1; }
 
 phase "sanitizers (ASan + UBSan): build + make check"
 build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tests
