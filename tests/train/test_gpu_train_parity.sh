@@ -56,10 +56,11 @@ for c in tiny demo; do
         bad "$c bf16: losses differ from CPU fp32"
 done
 
-# resume on the GPU: the first 6 iterations, then the same command continues
+# resume on the GPU: iterations 0-5, then the same command continues with 6-9 (--max-steps
+# counts the iterations of one invocation; the later option wins)
 run_ranks 1 $tiny_cfg $base --max-steps 6 --output "$out/tiny-part" train.backend=cuda \
     compute_precision.compute_dtype=bf16 >"$out/tiny-part1.log" 2>&1 &&
-    run_ranks 1 $tiny_cfg $base --output "$out/tiny-part" train.backend=cuda \
+    run_ranks 1 $tiny_cfg $base --max-steps 4 --output "$out/tiny-part" train.backend=cuda \
         compute_precision.compute_dtype=bf16 >"$out/tiny-part2.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] && ok "bf16 run stopped after iteration 5 and resumed: exit 0" ||
