@@ -220,7 +220,8 @@ typedef struct poa_nn_ops {
      * at row b·T + t with leading dim ldqkv.  out [B·T, H·Dh] (heads concatenated).
      * softmax(q kᵀ · scale) row-wise in fp32 (max subtracted).  `saved` (attention_saved_bytes)
      * keeps what backward needs: the backend chooses what (CPU: the probabilities [B, H, T, T]
-     * fp32; CUDA: the row log-sum-exps [B, H, T] fp32, backward recomputes the scores).
+     * fp32; CUDA: per row the maximum and 1/l, [B, H, T] pairs of fp32, backward recomputes
+     * the scores).
      * `scratch` (attention_scratch_bytes, both directions) is garbage before and after.     */
     void (*attention_fwd)(poa_backend *be, poa_act *out, int ldout, void *saved, const poa_act *qkv,
                           int ldqkv, int B, int T, int H, int Dh, float scale, void *scratch);

@@ -465,7 +465,7 @@ static void test_memory_plan(void **state)
     assert_non_null(strstr(buf, "11 widths x 13 depths"));
     free(buf);
     /* bf16 on CUDA (planned without a device): 2-byte activations, the attention keeps
-     * log-sum-exps instead of probabilities, and compute copies of the weights */
+     * two statistics per row instead of probabilities, and compute copies of the weights */
     poa_model_memplan q;
     poa_model_memory_plan(poa_backend_planner("cuda", POA_DT_BF16, &planner), &m, &q);
     assert_int_equal(q.compute_dtype, POA_DT_BF16);

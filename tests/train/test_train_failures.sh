@@ -82,7 +82,7 @@ run_ranks 1 --config "$top_src/configs/vitl_poa.yaml" --dry-run --ranks 32 train
 rc=$?
 [ $rc -eq 0 ] && grep -q "backend cuda" "$out/drycuda.log" && grep -q "compute bf16" "$out/drycuda.log" &&
     grep -q "GEMM weights, compute copies (student, teacher) .*1381.7 MiB" "$out/drycuda.log" &&
-    grep -q "activations / image, global crop .*112.3 MiB" "$out/drycuda.log" &&
+    grep -q "activations / image, global crop .*112.6 MiB" "$out/drycuda.log" &&
     grep -q "kept activations, intact student, global (80 of 100 images)" "$out/drycuda.log" &&
     awk '/peak backend memory/ { for (i = 1; i < NF; i++) if ($(i + 1) == "GB;") gb = $i + 0 }
          END { exit !(gb > 30 && gb <= 45) }' "$out/drycuda.log" &&

@@ -90,8 +90,8 @@ static void test_cpu_iface(void **state)
 }
 
 /* Planning backends size a run without its device: the CPU keeps the attention probabilities,
- * CUDA the rows' log-sum-exps and its backward needs one fp32 value per row as scratch
- * (src/backend/README.md, "Memory"). */
+ * CUDA two fp32 statistics per row (maximum, 1/l) and its backward needs one fp32 value per row
+ * as scratch (src/backend/README.md, "Memory"). */
 static void test_planner(void **state)
 {
     (void) state;
@@ -102,7 +102,7 @@ static void test_planner(void **state)
     const poa_backend *cuda = poa_backend_planner("cuda", POA_DT_BF16, &storage);
     assert_non_null(cuda);
     assert_int_equal(cuda->act_size, 2);
-    assert_int_equal(cuda->nn->attention_saved_bytes(cuda, 2, 5, 3, 4), 2 * 3 * 5 * 4);
+    assert_int_equal(cuda->nn->attention_saved_bytes(cuda, 2, 5, 3, 4), 2 * 3 * 5 * 2 * 4);
     assert_int_equal(cuda->nn->attention_scratch_bytes(cuda, 2, 5, 3, 4), 2 * 3 * 5 * 4);
     /* KoLeo: eight sections (row losses in double, rows and their gradient, norms, coefficients,
      * neighbours, n + 1 starts, n indices), each rounded up to 256 bytes */
