@@ -21,8 +21,6 @@ dim3 emu_bdim, emu_gdim;
 static cudaError_t last_error = cudaSuccess;
 static std::map<const void *, int> func_smem; // opted-in dynamic shared memory per kernel
 static const int SMEM_DEFAULT = 48 * 1024, SMEM_OPTIN = 232448;
-long long emu_blocks_run; // blocks run so far (statistics)
-
 static int env_int(const char *name, int dflt)
 {
     const char *v = getenv(name);
@@ -106,16 +104,10 @@ void emu_shfl_exchange(uint64_t mine, uint64_t *out, int partner)
     yield_as(F_WARP);
 }
 
-static unsigned ids_of(unsigned t, const dim3 &b, dim3 *tid)
-{
-    *tid = dim3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y));
-    return t;
-}
+// The scheduler sets the thread's indices before every switch to it (they are the OS thread's,
+// shared by all fibers).
 static void fiber_main(unsigned t)
 {
-    emu_linear = t;
-    ids_of(t, emu_bdim, &emu_tid);
-    emu_bid = cur->bid;
     cur->body(cur->body_ctx);
     cur->f[t].st = F_DONE;
     _longjmp(sched_jb, 1); // never returns: the scheduler's frame is current again
@@ -130,7 +122,8 @@ static void schedule(block_state &b)
         for (unsigned t = 0; t < n; t++)
             if (b.f[t].st == F_RUN) {
                 emu_linear = t;
-                ids_of(t, emu_bdim, &emu_tid);
+                emu_tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y,
+                               t / (emu_bdim.x * emu_bdim.y));
                 emu_bid = b.bid;
                 if (!_setjmp(sched_jb)) {
                     if (!b.f[t].started) {
@@ -216,7 +209,6 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
                     makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
                 }
                 schedule(b);
-                emu_blocks_run++;
             }
     cur = nullptr;
     free(b.smem);
