@@ -43,26 +43,41 @@ test_mpi_*) set -- ${POA_MPIEXEC:-mpiexec} -n 2 --oversubscribe --allow-run-as-r
 *)          set -- "$prog" "$@" ;;
 esac
 
+t0=$(date +%s.%N)
 "$@" &
 pid=$!
-elapsed=0
-while kill -0 "$pid" 2>/dev/null; do
-    if [ "$elapsed" -ge "$limit" ]; then
-        echo "run-test: $name exceeded ${limit}s; stacks of the hung processes follow" >&2
-        pids="$pid $(pgrep -P "$pid" 2>/dev/null) $(for c in $(pgrep -P "$pid" 2>/dev/null); do pgrep -P "$c"; done)"
-        for p in $pids; do
-            echo "---- pid $p: $(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)" >&2
-            if command -v gdb >/dev/null 2>&1; then
-                gdb -batch -p "$p" -ex "thread apply all bt" 2>/dev/null | grep -E '^(#|Thread)' >&2
-            else
-                cat /proc/$p/stack 2>/dev/null >&2 || echo "(no gdb: cannot print stack)" >&2
-            fi
-        done
-        for p in $pids; do kill -9 "$p" 2>/dev/null; done
-        wait "$pid" 2>/dev/null
-        exit 124
-    fi
-    sleep 1
-    elapsed=$((elapsed + 1))
-done
+# The watchdog sleeps until the limit instead of polling every second, so a test costs no
+# more than its own run time; a finished test stops it (and its sleep) at once.
+expired=${TMPDIR:-/tmp}/run-test.$$.expired
+(
+    sleep "$limit" &
+    nap=$!
+    trap 'kill "$nap" 2>/dev/null; exit 0' TERM
+    wait "$nap"
+    trap '' TERM # from here on the watchdog finishes its work even when the test ends
+    kill -0 "$pid" 2>/dev/null || exit 0
+    : >"$expired"
+    echo "run-test: $name exceeded ${limit}s; stacks of the hung processes follow" >&2
+    pids="$pid $(pgrep -P "$pid" 2>/dev/null) $(for c in $(pgrep -P "$pid" 2>/dev/null); do pgrep -P "$c"; done)"
+    for p in $pids; do
+        echo "---- pid $p: $(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)" >&2
+        if command -v gdb >/dev/null 2>&1; then
+            gdb -batch -p "$p" -ex "thread apply all bt" 2>/dev/null | grep -E '^(#|Thread)' >&2
+        else
+            cat /proc/$p/stack 2>/dev/null >&2 || echo "(no gdb: cannot print stack)" >&2
+        fi
+    done
+    for p in $pids; do kill -9 "$p" 2>/dev/null; done
+) &
+watchdog=$!
 wait "$pid"
+rc=$?
+kill "$watchdog" 2>/dev/null
+wait "$watchdog" 2>/dev/null
+if [ -e "$expired" ]; then
+    rm -f "$expired"
+    rc=124
+fi
+# The run time closes every log, so that the slow tests can be found (grep '^run-test:' *.log).
+echo "run-test: $name: exit $rc after $(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}') s" >&2
+exit "$rc"
