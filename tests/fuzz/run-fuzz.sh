@@ -7,7 +7,9 @@
 # a sanitizer report, a leak, a timeout (FUZZ_TIMEOUT s per input) or running out of memory
 # (FUZZ_RSS_MB) stops that target; the input is saved as tests/fuzz/artifacts/<target>-* and the
 # script fails after the summary (fix the bug, then commit the input under
-# tests/fuzz/regressions/<target>/).  Fuzzers run under `nice -n ${FUZZ_NICE:-15}`.
+# tests/fuzz/regressions/<target>/).  Fuzzers run under `nice -n ${FUZZ_NICE:-15}`, FUZZ_JOBS
+# of them at a time (default: the number of cores; each fuzzer uses one), in lanes that each take
+# every FUZZ_JOBS-th target.
 set -u
 seconds=30
 src=.
@@ -23,10 +25,13 @@ rss=${FUZZ_RSS_MB:-2048}
 nice_n=${FUZZ_NICE:-15}
 mkdir -p tests/fuzz/work tests/fuzz/artifacts
 summary=tests/fuzz/summary.txt
-printf '%-18s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result >"$summary"
-fail=0
-for prog in "$@"; do
-    name=$(basename "$prog")
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+[ "$jobs" -ge 1 ] 2>/dev/null || jobs=1
+rm -f tests/fuzz/summary-*.line
+
+# fuzz_one PROG: fuzz one target; its summary line goes to tests/fuzz/summary-<target>.line.
+fuzz_one() {
+    name=$(basename "$1")
     t=${name#fuzz_}
     case $t in
     cli) max_len=4096 ;;
@@ -43,7 +48,7 @@ for prog in "$@"; do
     log=tests/fuzz/fuzz-$t.log
     start=$(date +%s)
     # shellcheck disable=SC2086
-    nice -n "$nice_n" "$prog" -max_total_time="$seconds" -timeout="$timeout_s" \
+    nice -n "$nice_n" "$1" -max_total_time="$seconds" -timeout="$timeout_s" \
         -rss_limit_mb="$rss" -max_len="$max_len" -print_final_stats=1 -close_fd_mask=1 \
         -artifact_prefix="tests/fuzz/artifacts/$t-" $dirs >"$log" 2>&1
     rc=$?
@@ -55,15 +60,43 @@ for prog in "$@"; do
         result=ok
     else
         result="FOUND (exit $rc): $(grep -m1 -E 'ERROR: |SUMMARY: |==[0-9]+==' "$log" | cut -c1-100)"
-        fail=1
     fi
     printf '%-18s %8s %12s %10s %8s  %s\n' "$name" "$took" "${execs:-?}" "${rate:-?}" "$corpus" \
-        "$result" >>"$summary"
-    if [ $rc -ne 0 ]; then
-        echo "---- $name: the end of $log"
-        grep -v '^#[0-9]' "$log" | tail -40
+        "$result" >"tests/fuzz/summary-$t.line"
+}
+
+lane=0
+while [ $lane -lt "$jobs" ]; do
+    (
+        i=0
+        for prog in "$@"; do
+            [ $((i % jobs)) -eq $lane ] && fuzz_one "$prog"
+            i=$((i + 1))
+        done
+    ) &
+    lane=$((lane + 1))
+done
+wait
+
+printf '%-18s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result >"$summary"
+fail=0
+for prog in "$@"; do
+    t=$(basename "$prog")
+    t=${t#fuzz_}
+    line=tests/fuzz/summary-$t.line
+    if [ ! -s "$line" ]; then
+        printf '%-18s %8s %12s %10s %8s  %s\n' "fuzz_$t" ? ? ? ? "NO RESULT (the lane stopped)" >>"$summary"
+        fail=1
+        continue
+    fi
+    cat "$line" >>"$summary"
+    if grep -q '  FOUND (exit' "$line"; then
+        fail=1
+        echo "---- fuzz_$t: the end of tests/fuzz/fuzz-$t.log"
+        grep -v '^#[0-9]' "tests/fuzz/fuzz-$t.log" | tail -40
         ls -l tests/fuzz/artifacts/"$t"-* 2>/dev/null
     fi
+    rm -f "$line"
 done
 cat "$summary"
 [ $fail -eq 0 ] && echo "fuzz: nothing found" || echo "fuzz: FINDINGS (artifacts in tests/fuzz/artifacts/)"

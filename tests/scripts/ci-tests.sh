@@ -21,7 +21,8 @@
 # --quick runs only the cpu phase.  POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
 # The fault tests (tests/fault/) run in the cpu tree and, with 5 random-signal runs instead of
 # 20, in the asan tree; the cuda tree (the CPU backend without a GPU) and distcheck skip them
-# (POA_FAULT_TESTS=skip): there they would only repeat the cpu tree's runs.
+# (POA_FAULT_TESTS=skip), and the learning test (POA_LEARNING_TEST=skip; the sanitizer trees
+# skip it by themselves): there they would only repeat the cpu tree's runs.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -98,7 +99,7 @@ fi
 if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
     phase "cuda configuration: build + check"
     build cuda --with-cuda${CUDA_HOME:+=$CUDA_HOME} --with-nccl --with-cmocka --enable-parity-tests
-    (export POA_FAULT_TESTS=skip; check cuda)
+    (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip; check cuda)
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
@@ -178,7 +179,7 @@ else
 fi
 
 phase "distcheck"
-POA_FAULT_TESTS=skip make -C _ci/cpu -j"$jobs" distcheck \
+POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip make -C _ci/cpu -j"$jobs" distcheck \
     DISTCHECK_CONFIGURE_FLAGS="--without-cuda --with-cmocka --enable-parity-tests" >_ci/distcheck.out 2>&1 || {
     tail -80 _ci/distcheck.out; echo "ci: distcheck failed"; exit 1; }
 grep -E 'archives ready|^# (TOTAL|PASS|FAIL)' _ci/distcheck.out || true

@@ -15,7 +15,13 @@
 # Skips (exit 77) without Debian's dataset-fashion-mnist, and in a sanitizer build: it measures
 # learning, not memory safety, and its 300 iterations under ASan + UBSan took over the 15-minute
 # test limit on a loaded 2-core machine; the same training code runs under the sanitizers in the
-# other tests of tests/train.
+# other tests of tests/train.  Skips too when POA_LEARNING_TEST=skip: tests/scripts/ci-tests.sh
+# sets it in the trees where it would only repeat the cpu tree's run (the CUDA configuration
+# without a GPU trains on the same CPU backend; distcheck).
+if [ "${POA_LEARNING_TEST:-run}" = skip ]; then
+    echo "skip: POA_LEARNING_TEST=skip"
+    exit 77
+fi
 if [ -n "${POA_SANITIZER_FLAGS:-}" ]; then
     echo "skip: a measurement of learning, not run in a sanitizer build ($POA_SANITIZER_FLAGS)"
     exit 77
