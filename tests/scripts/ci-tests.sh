@@ -7,7 +7,8 @@
 #          slurmd, munged under _ci/cpu/tests/out), the job chain, a job array and preemption /
 #          requeue / time limit with exact resume; needs root and installs slurm-wlm and munge
 #          (tools/install-deps.sh slurm), reported SKIPPED with the reason otherwise
-#   cuda   ./configure --with-cuda --with-nccl        make && make check (GPU tests skip w/o GPU)
+#   cuda   ./configure --with-cuda --with-nccl        make && make check of the tests that depend on
+#          the configuration (tests/scripts/cuda-tree-tests.txt; GPU tests skip w/o GPU)
 #   emu    the CUDA configuration against the CPU emulator of CUDA (tests/gpu/emu/README.md):
 #          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, op tests, kernel check, POA step)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
@@ -65,8 +66,8 @@ build() { # name, configure flags...
         tail -50 "_ci/$name/make.out"; echo "ci: build ($name) failed"; exit 1; }
 }
 
-check() { # name
-    if ! make -C "_ci/$1" -j"$jobs" check; then
+check() { # name [make variables...]
+    if ! make -C "_ci/$1" -j"$jobs" check ${2:+"$2"}; then
         for f in $(find "_ci/$1/tests" -name '*.log' 2>/dev/null); do
             if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
         done
@@ -97,9 +98,21 @@ elif ! make -C _ci/cpu check-slurm; then
 fi
 
 if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
-    phase "cuda configuration: build + check"
+    phase "cuda configuration: build + the tests that depend on it"
     build cuda --with-cuda${CUDA_HOME:+=$CUDA_HOME} --with-nccl --with-cmocka --enable-parity-tests
-    (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip; check cuda)
+    # Without a GPU the CUDA configuration runs the cpu tree's code except where POA_HAVE_CUDA
+    # is tested: today only the backend registry (src/backend/backend.c). Its tests are those
+    # of tests/scripts/cuda-tree-tests.txt (the registry, the planners, the GPU tests' skips,
+    # poa-train choosing and refusing backends); every program and test program is built. Once
+    # the switch appears anywhere else, the tree runs every test again.
+    cuda_dep=$(grep -rl --include='*.c' --include='*.h' POA_HAVE_CUDA src | sort | tr '\n' ' ')
+    if [ "$cuda_dep" = "src/backend/backend.c " ]; then
+        (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip
+         check cuda "TESTS=$(tr '\n' ' ' <tests/scripts/cuda-tree-tests.txt)")
+    else
+        echo "ci: POA_HAVE_CUDA is tested in $cuda_dep: the cuda tree runs every test"
+        (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip; check cuda)
+    fi
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
