@@ -41,17 +41,21 @@ void emu_error(const char *fmt, ...)
 // Threads are fibers (ucontext) run by one OS thread: the scheduler runs each fiber of a block
 // until it reaches a barrier or returns; a barrier opens when every live thread it waits for
 // has reached it (returned threads count as arrived, as on the GPU).  Deterministic: the same
-// launch runs in the same interleaving every time.
+// launch runs in the same interleaving every time.  A fiber is made once (thread index t of any
+// launch) and runs one block's body after another: makecontext and the first swapcontext cost
+// signal-mask system calls, so every later switch is _setjmp/_longjmp.
 enum fstate { F_RUN, F_BLOCK, F_WARP, F_DONE };
 struct fiber {
     ucontext_t ctx; // the first entry only
-    jmp_buf jb;     // every later switch (_setjmp/_longjmp: no signal-mask system calls)
+    jmp_buf jb;     // every later switch
     fstate st;
     bool started;
 };
+static const unsigned MAX_THREADS = 1024;
+static fiber fibers[MAX_THREADS]; // never moved: a started fiber's ucontext points into itself
 struct block_state {
     unsigned threads;
-    std::vector<fiber> f;
+    fiber *f = fibers;
     std::vector<uint64_t> slots; // one per thread, for shuffles
     unsigned char *smem = nullptr;
     size_t smem_bytes = 0;
@@ -105,12 +109,15 @@ void emu_shfl_exchange(uint64_t mine, uint64_t *out, int partner)
 }
 
 // The scheduler sets the thread's indices before every switch to it (they are the OS thread's,
-// shared by all fibers).
+// shared by all fibers).  Never returns: after a body the fiber waits, DONE, to be resumed for
+// the next block or launch (cur then names it).
 static void fiber_main(unsigned t)
 {
-    cur->body(cur->body_ctx);
-    cur->f[t].st = F_DONE;
-    _longjmp(sched_jb, 1); // never returns: the scheduler's frame is current again
+    for (;;) {
+        cur->body(cur->body_ctx);
+        fibers[t].st = F_DONE;
+        if (!_setjmp(fibers[t].jb)) _longjmp(sched_jb, 1);
+    }
 }
 
 // Runs fibers until all are done; opens barriers; reports a deadlock.
@@ -127,8 +134,14 @@ static void schedule(block_state &b)
                 emu_bid = b.bid;
                 if (!_setjmp(sched_jb)) {
                     if (!b.f[t].started) {
-                        b.f[t].started = true;
-                        swapcontext(&sched_ctx, &b.f[t].ctx);
+                        fiber &f = b.f[t];
+                        f.started = true;
+                        getcontext(&f.ctx);
+                        f.ctx.uc_stack.ss_sp = stacks[t];
+                        f.ctx.uc_stack.ss_size = STACK;
+                        f.ctx.uc_link = nullptr; // fiber_main never returns
+                        makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
+                        swapcontext(&sched_ctx, &f.ctx);
                     } else {
                         _longjmp(b.f[t].jb, 1);
                     }
@@ -169,7 +182,7 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
     const unsigned long long threads = (unsigned long long) c.block.x * c.block.y * c.block.z;
     const auto opt = func_smem.find(kernel);
     const size_t smem_max = opt == func_smem.end() ? SMEM_DEFAULT : (size_t) opt->second;
-    if (threads == 0 || threads > 1024 || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 ||
+    if (threads == 0 || threads > MAX_THREADS || c.block.z > 64 || c.grid.x == 0 || c.grid.y == 0 ||
         c.grid.z == 0 || c.grid.y > 65535 || c.grid.z > 65535 || c.grid.x > 0x7fffffffu) {
         emu_error("bad launch configuration: grid (%u,%u,%u) block (%u,%u,%u)", c.grid.x, c.grid.y,
                   c.grid.z, c.block.x, c.block.y, c.block.z);
@@ -187,7 +200,6 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
     emu_bdim = c.block;
     block_state b;
     b.threads = (unsigned) threads;
-    b.f.resize(threads);
     b.slots.assign(threads, 0);
     b.body = body, b.body_ctx = ctx;
     b.smem_bytes = c.smem;
@@ -198,16 +210,7 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
             for (unsigned bx = 0; bx < c.grid.x; bx++) {
                 b.bid = dim3(bx, by, bz);
                 memset(b.smem, 0xff, b.smem_bytes);
-                for (unsigned t = 0; t < threads; t++) {
-                    fiber &f = b.f[t];
-                    f.st = F_RUN;
-                    f.started = false;
-                    getcontext(&f.ctx);
-                    f.ctx.uc_stack.ss_sp = stacks[t];
-                    f.ctx.uc_stack.ss_size = STACK;
-                    f.ctx.uc_link = &sched_ctx;
-                    makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
-                }
+                for (unsigned t = 0; t < threads; t++) b.f[t].st = F_RUN;
                 schedule(b);
             }
     cur = nullptr;

@@ -19,8 +19,11 @@ chmod +x "$dir/bin/nvcc"
 cxx=${CXX:-g++}
 mpi_cflags=$(mpicxx --showme:compile 2>/dev/null || mpicc --showme:compile)
 mpi_libs=$(mpicxx --showme:link 2>/dev/null || mpicc --showme:link)
+# -mfma where the CPU has it (as bin/nvcc does): fmaf() inline, the same exact results
+fma=
+grep -q '^flags.* fma' /proc/cpuinfo 2>/dev/null && fma=-mfma
 # shellcheck disable=SC2086 # the MPI flags are word lists
-$cxx -std=c++17 -O2 -g -fPIC -shared -ffp-contract=off -U_FORTIFY_SOURCE -I "$dir/include" \
+$cxx -std=c++17 -O2 -g -fPIC -shared -ffp-contract=off -U_FORTIFY_SOURCE $fma -I "$dir/include" \
     $mpi_cflags -Wl,-soname,libpoaemu.so -o "$dir/lib64/libpoaemu.so" \
     "$here/emu_runtime.cpp" "$here/emu_blas.cpp" "$here/emu_nccl.cpp" $mpi_libs
 for lib in cudart cublas cublasLt nccl; do ln -sf libpoaemu.so "$dir/lib64/lib$lib.so"; done
