@@ -149,6 +149,8 @@ poa_status poa_train_dry_run(const poa_config *cfg, int world_size, FILE *f, poa
     poa_model_build(m, &mc);
     fprintf(f, "poa-train --dry-run (poa %s)\n", PACKAGE_VERSION);
     print_run(cfg, world_size, backend, f);
+    /* what train.backend = auto saw; scripts count GPUs with it (no nvidia-smi needed) */
+    fprintf(f, "CUDA devices visible on this node: %d\n", poa_backend_device_count("cuda"));
     poa_model_memplan p;
     poa_model_memory_plan(be, m, &p);
     poa_model_memory_plan_print(m, &p, f);

@@ -73,7 +73,7 @@ check losses "$out/tiny-cuda-bf16/training_metrics.json" "$out/tiny-part/trainin
     ok "resumed run: losses of every iteration bit-identical" || bad "resumed run: losses differ"
 
 # two ranks on two GPUs against one rank with two groups
-gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+gpus=$("$train" --config "$tiny" --dry-run 2>/dev/null | sed -n 's/^CUDA devices visible on this node: //p')
 if [ "${gpus:-0}" -ge 2 ]; then
     eq="$tiny_cfg --synthetic-data --max-steps 3 train.log_period_iterations=1 train.batch_size_per_gpu=4
         train.backend=cuda compute_precision.compute_dtype=fp32"

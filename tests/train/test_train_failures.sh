@@ -72,6 +72,7 @@ rc=$?
     grep -q "parameters .*362212352 (backbone 303351808, heads 58860544)" "$out/dry.log" &&
     grep -q "candidate list of 573, cycle of 572" "$out/dry.log" && grep -q "optimizer (AdamW m, v) .*2763.5 MiB" "$out/dry.log" &&
     grep -q "step total" "$out/dry.log" && grep -q "peak backend memory" "$out/dry.log" && [ ! -e "$out/dry" ] &&
+    grep -q -E "^CUDA devices visible on this node: [0-9]+$" "$out/dry.log" &&
     ok "dry run of the ViT-L recipe (32 ranks)" || { tail -30 "$out/dry.log"; bad "ViT-L dry run: exit $rc"; }
 # a bf16 CUDA job planned on a machine that may have no GPU (and a build that may lack CUDA):
 # 2-byte activations (a global crop of ViT-L needs less than 60 % of its fp32 workspace),

@@ -44,21 +44,42 @@ struct operand {
     }
 };
 
-// D = alpha · op(A) op(B) + beta · C (+ bias[i] per row i), m × n, batches of strides.
+// D = alpha · op(A) op(B) + beta · C (+ bias[i] per row i), m × n, batches of strides.  Each
+// element is summed in double over l = 0, 1, …, k-1 in order (products of floats are exact in
+// double).  For speed the operands are first copied into floats laid out for the loop: op(B)
+// column by column, op(A) ROWS rows at a time, so that ROWS independent sums advance together.
 void gemm(int m, int n, int k, int batch, float alpha, const operand &A, const operand &B,
           float beta, const void *C, cudaDataType ct, long long ldc, long long sc, void *D,
           cudaDataType dt, long long ldd, long long sd, const float *bias)
 {
-    for (int b = 0; b < batch; b++)
+    const int ROWS = 16;
+    std::vector<float> bt((size_t) n * k), ar((size_t) k * ROWS);
+    for (int b = 0; b < batch; b++) {
         for (int j = 0; j < n; j++)
-            for (int i = 0; i < m; i++) {
-                double s = 0;
-                for (int l = 0; l < k; l++) s += (double) A.at(i, l, b) * B.at(l, j, b);
-                double v = alpha * s;
-                if (beta != 0) v += (double) beta * load(C, ct, (size_t) (b * sc + i + j * ldc));
-                if (bias) v += bias[i];
-                store(D, dt, (size_t) (b * sd + i + j * ldd), v);
+            for (int l = 0; l < k; l++) bt[(size_t) j * k + l] = B.at(l, j, b);
+        for (int i0 = 0; i0 < m; i0 += ROWS) {
+            const int rows = m - i0 < ROWS ? m - i0 : ROWS;
+            for (int l = 0; l < k; l++)
+                for (int q = 0; q < ROWS; q++)
+                    ar[(size_t) l * ROWS + q] = q < rows ? A.at(i0 + q, l, b) : 0.0f;
+            for (int j = 0; j < n; j++) {
+                double s[ROWS] = {0};
+                const float *bj = bt.data() + (size_t) j * k;
+                for (int l = 0; l < k; l++) {
+                    const double x = bj[l];
+                    const float *a = ar.data() + (size_t) l * ROWS;
+                    for (int q = 0; q < ROWS; q++) s[q] += (double) a[q] * x;
+                }
+                for (int q = 0; q < rows; q++) {
+                    const int i = i0 + q;
+                    double v = alpha * s[q];
+                    if (beta != 0) v += (double) beta * load(C, ct, (size_t) (b * sc + i + j * ldc));
+                    if (bias) v += bias[i];
+                    store(D, dt, (size_t) (b * sd + i + j * ldd), v);
+                }
             }
+        }
+    }
 }
 } // namespace
 

@@ -14,8 +14,8 @@
 #include <ucontext.h>
 #include <vector>
 
-thread_local dim3 emu_tid, emu_bid;
-thread_local unsigned emu_linear;
+dim3 emu_tid, emu_bid;
+unsigned emu_linear;
 dim3 emu_bdim, emu_gdim;
 
 static cudaError_t last_error = cudaSuccess;
@@ -56,7 +56,9 @@ static fiber fibers[MAX_THREADS]; // never moved: a started fiber's ucontext poi
 struct block_state {
     unsigned threads;
     fiber *f = fibers;
-    std::vector<uint64_t> slots; // one per thread, for shuffles
+    std::vector<uint64_t> slots;    // two sets of one per thread, for shuffles
+    std::vector<unsigned char> shfl_parity; // per thread: the set its last shuffle used
+    std::vector<unsigned> warp_done; // per warp: its threads that have returned
     unsigned char *smem = nullptr;
     size_t smem_bytes = 0;
     void (*body)(void *);
@@ -95,17 +97,18 @@ size_t emu_smem_size()
 void emu_shfl_exchange(uint64_t mine, uint64_t *out, int partner)
 {
     const unsigned w = emu_linear >> 5;
-    unsigned live = 0;
-    for (unsigned t = w * 32; t < w * 32 + 32 && t < cur->threads; t++)
-        live += cur->f[t].st != F_DONE;
+    const unsigned live = std::min(32u, cur->threads - w * 32) - cur->warp_done[w];
     if (live != 32)
         emu_error(
             "__shfl_xor_sync with a full mask in a warp of %u live lanes (block %u,%u,%u warp %u)",
             live, emu_bid.x, emu_bid.y, emu_bid.z, w);
-    cur->slots[emu_linear] = mine;
+    // Two sets of slots, used in turn: one warp barrier per shuffle suffices, since no lane can
+    // write a set again (two shuffles on) before every lane has passed the barrier between.
+    const unsigned set = cur->shfl_parity[emu_linear] ^= 1u;
+    uint64_t *slots = cur->slots.data() + (size_t) set * cur->threads;
+    slots[emu_linear] = mine;
     yield_as(F_WARP);
-    *out = cur->slots[(w << 5) + (unsigned) partner];
-    yield_as(F_WARP);
+    *out = slots[(w << 5) + (unsigned) partner];
 }
 
 // The scheduler sets the thread's indices before every switch to it (they are the OS thread's,
@@ -116,6 +119,7 @@ static void fiber_main(unsigned t)
     for (;;) {
         cur->body(cur->body_ctx);
         fibers[t].st = F_DONE;
+        cur->warp_done[t >> 5]++;
         if (!_setjmp(fibers[t].jb)) _longjmp(sched_jb, 1);
     }
 }
@@ -200,7 +204,9 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
     emu_bdim = c.block;
     block_state b;
     b.threads = (unsigned) threads;
-    b.slots.assign(threads, 0);
+    b.slots.assign(2 * threads, 0);
+    b.shfl_parity.assign(threads, 0);
+    b.warp_done.assign((threads + 31) / 32, 0);
     b.body = body, b.body_ctx = ctx;
     b.smem_bytes = c.smem;
     b.smem = (unsigned char *) aligned_alloc(256, (c.smem + 256) / 256 * 256);
@@ -211,6 +217,8 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
                 b.bid = dim3(bx, by, bz);
                 memset(b.smem, 0xff, b.smem_bytes);
                 for (unsigned t = 0; t < threads; t++) b.f[t].st = F_RUN;
+                std::fill(b.warp_done.begin(), b.warp_done.end(), 0u);
+                std::fill(b.shfl_parity.begin(), b.shfl_parity.end(), 0);
                 schedule(b);
             }
     cur = nullptr;

@@ -47,8 +47,10 @@ inline float4 make_float4(float a, float b, float c, float d)
     return float4{a, b, c, d};
 }
 
-extern thread_local dim3 emu_tid, emu_bid;
-extern thread_local unsigned emu_linear; // linear thread index in the block
+// Plain globals, not thread_local: kernels run on one host thread at a time (every launch runs
+// to completion before it returns), and a thread_local of a class type costs a call per use.
+extern dim3 emu_tid, emu_bid;
+extern unsigned emu_linear; // linear thread index in the block
 extern dim3 emu_bdim, emu_gdim;
 #define threadIdx emu_tid
 #define blockIdx  emu_bid
