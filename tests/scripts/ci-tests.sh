@@ -10,7 +10,8 @@
 #   cuda   ./configure --with-cuda --with-nccl        make && make check of the tests that depend on
 #          the configuration (tests/scripts/cuda-tree-tests.txt; GPU tests skip w/o GPU)
 #   emu    the CUDA configuration against the CPU emulator of CUDA (tests/gpu/emu/README.md):
-#          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, op tests, kernel check, POA step)
+#          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, NCCL, op tests, kernel check, POA
+#          step, poa-train parity of the tiny model with two emulated GPUs)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
 #          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
 #   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default

@@ -1,8 +1,10 @@
 #!/bin/sh
 # run-checks.sh BUILD — the CUDA backend's GPU tests on the CPU, in BUILD, a build tree
-# configured with the emulator's toolkit (tests/gpu/emu/README.md): the smoke test, the op tests
-# in fp32, bf16 (--small) and gradient mode, the norm/loss/optimizer kernel check and the POA
-# loss and step against the PyTorch references.  Two at a time (the emulator is one thread).
+# configured with the emulator's toolkit (tests/gpu/emu/README.md): the smoke and NCCL tests,
+# the op tests in bf16, fp32 and gradient mode (and the FFMA attention kernels, the GEMMs
+# without cuBLASLt and without its bias epilogue), the norm/loss/optimizer kernel check, the POA
+# loss and step against the PyTorch references, and whole poa-train runs against the CPU
+# backend (tiny configuration, two emulated GPUs).  Two at a time (the emulator is one thread).
 # Logs in BUILD/tests/out/emu/; exit status 0 when all pass, 1 when one fails, 2 on bad usage.
 set -u
 [ $# -eq 1 ] && [ -f "$1/Makefile" ] || { echo "usage: $0 BUILD (a configured build tree)" >&2; exit 2; }
@@ -44,19 +46,33 @@ check() {
     return $crc
 }
 ops=$build/tests/ops/test_backend_ops
+# run_test NAME SCRIPT-OR-PROGRAM [VAR=VALUE...]: through the harness, as make check runs it
+run_test() {
+    name=$1 prog=$2
+    shift 2
+    check "$name" env POA_TOP_SRCDIR="$src" POA_TOP_BUILDDIR="$build" "$@" \
+        sh "$src/tests/scripts/run-test.sh" "$prog"
+}
 # two lanes of about equal length, side by side
 (
     lane_rc=0
-    check step-parity env POA_TOP_SRCDIR="$src" POA_TOP_BUILDDIR="$build" \
-        sh "$src/tests/scripts/run-test.sh" "$src/tests/step/test_gpu_step_parity.sh" || lane_rc=1
-    check norm-loss-check "$out/cuda_norm_loss_check" || lane_rc=1
+    # whole poa-train runs: tiny only (a demo bf16 step takes about 24 s here), with two emulated
+    # GPUs so that 2 ranks over NCCL meet 1 rank with 2 rank groups
+    run_test train-parity "$src/tests/train/test_gpu_train_parity.sh" POA_GPU_PARITY_CONFIGS=tiny \
+        POA_EMU_GPUS=2 || lane_rc=1
     exit $lane_rc
 ) &
 lane=$!
 check smoke "$build/tests/gpu/test_gpu_smoke" || fail=1
-check ops-bf16-small "$ops" --backend cuda --dtype bf16 --small || fail=1
+run_test nccl "$build/tests/comm/test_gpu_nccl" || fail=1
+check ops-bf16 "$ops" --backend cuda --dtype bf16 || fail=1
 check ops-fp32 "$ops" --backend cuda --dtype fp32 || fail=1
 check ops-grad "$ops" --backend cuda --dtype all --grad || fail=1
+check ops-attention-simple env POA_CUDA_ATTN=simple "$ops" --backend cuda --dtype bf16 --op attention || fail=1
+check ops-gemm-no-lt env POA_EMU_LT=none "$ops" --backend cuda --dtype all --op gemm || fail=1
+check ops-gemm-no-bias-epilogue env POA_EMU_LT=nobias "$ops" --backend cuda --dtype all --op gemm || fail=1
+run_test step-parity "$src/tests/step/test_gpu_step_parity.sh" || fail=1
+check norm-loss-check "$out/cuda_norm_loss_check" || fail=1
 wait $lane || fail=1
 if [ $fail -ne 0 ]; then
     for f in "$out"/*.log; do
