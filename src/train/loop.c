@@ -185,6 +185,29 @@ static poa_status create_backend(poa_trainer *t, poa_err *err)
     return POA_OK;
 }
 
+/* A device that cannot hold the step's memory plan would fail at one of its allocations inside
+ * step creation (a fatal error, exit 70): refuse before, as a configuration that does not fit,
+ * with the numbers and what to change.  Host backends are not checked (the host's memory is
+ * shared and overcommitted; the plan is printed at start). */
+static poa_status check_device_memory(const poa_trainer *t, poa_err *err)
+{
+    if (t->be->iface->is_host(t->be)) return POA_OK;
+    poa_step_memory x;
+    poa_step_memory_plan(t->be, &t->model, &t->scfg, &x);
+    const size_t need = x.total + poa_trainer_batch_slot_bytes(t->cfg, &t->model);
+    size_t free_bytes = 0, total_bytes = 0;
+    t->be->iface->mem_info(t->be, &free_bytes, &total_bytes);
+    if (need <= free_bytes) return POA_OK;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    return poa_err_set(err, POA_ERR_CONFIG,
+                       "train.backend = %s: a step of %d images per rank group needs %.2f GiB of "
+                       "device memory (poa-train --dry-run prints the plan), the device has "
+                       "%.2f GiB free of %.2f GiB; lower train.batch_size_per_gpu or use a GPU "
+                       "with more memory (src/train/README-train.md, \"Dry run\")",
+                       t->be->name, t->cfg->train.batch_size_per_gpu, (double) need / gib,
+                       (double) free_bytes / gib, (double) total_bytes / gib);
+}
+
 static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
 {
     poa_model_config mc;
@@ -192,6 +215,7 @@ static poa_status create_model_and_step(poa_trainer *t, poa_err *err)
     if (st != POA_OK) return st;
     poa_model_build(&t->model, &mc);
     st = poa_trainer_step_config(t->cfg, &t->model, t->rank, t->world, &t->scfg, err);
+    if (st == POA_OK) st = check_device_memory(t, err);
     if (st != POA_OK) return st;
     poa_trainer_comm_init(&t->comm, t->d, t->be, &t->model);
     poa_collective coll = poa_trainer_comm_collective(&t->comm);

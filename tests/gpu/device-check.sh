@@ -495,7 +495,8 @@ stage_train() {
     _mem=$(sort -n "$work/train-mem.txt" 2>/dev/null | tail -n 1)
     _mem=$([ -n "$_mem" ] && awk -v m="$_mem" 'BEGIN { printf "%.1f GiB", m / 1024 }' || echo ?)
     fig "img/s ${_imgs:-?} (last log line), ${_spit:-? s/it}, peak GPU memory $_mem"
-    [ $last_rc -eq 0 ] || fig "exit $last_rc: $(grep -m 1 -i 'error' "$last_out" | cut -c 1-200)"
+    # poa's own messages: "poa-train: error: …" or a fatal "[rank r/n host] file:line …"
+    [ $last_rc -eq 0 ] || fig "exit $last_rc: $(grep -m 1 -E 'error|^\[rank [0-9]+/[0-9]+ ' "$last_out" | cut -c 1-200)"
     if [ $last_rc -eq 2 ] && grep -q 'does not implement' "$last_out"; then
         n_fail=$((n_fail - 1)) # not a failure of what exists: the backend is not finished
         stage_note="NOT READY"

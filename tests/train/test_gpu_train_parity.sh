@@ -10,6 +10,7 @@
 #          against the float64 reference by test_gpu_step_parity.sh.
 #   bf16   the same 10 steps with compute_precision.compute_dtype=bf16 on CUDA against the CPU's
 #          fp32 run: every loss term of every iteration within 2e-2 relative.
+#   memory a run whose step cannot fit the device stops before allocating (exit 2, sizes named).
 #   resume a bf16 run stopped after iteration 5 (--max-steps 6) and resumed on the same GPU gives
 #          bit-identical losses and a bit-identical final checkpoint.
 #   ranks  with two or more GPUs: 2 ranks (one GPU each, NCCL) equal 1 rank with 2 rank groups,
@@ -24,6 +25,15 @@ need_python
 "$train" --config "$tiny" --dry-run train.backend=auto 2>&1 | grep -q ', backend cuda$' ||
     { echo "skip: no CUDA device (train.backend=auto chooses the CPU)"; exit 77; }
 setup_out gpu-parity
+
+# a step that cannot fit the device (the ViT-L recipe at 400 images per GPU plans about 300 GiB)
+# stops before allocating: exit 2 (configuration), both sizes named, nothing written
+run_ranks 1 --config "$top_src/configs/vitl_poa.yaml" --synthetic-data --max-steps 1 \
+    --output "$out/too-big" train.backend=cuda train.batch_size_per_gpu=400 >"$out/too-big.log" 2>&1
+rc=$?
+[ $rc -eq 2 ] && grep -q "needs [0-9.]* GiB of device memory .* the device has [0-9.]* GiB free" "$out/too-big.log" &&
+    [ ! -e "$out/too-big" ] && ok "a step larger than the device's memory: exit 2 with both sizes, nothing written" ||
+    { tail -n 5 "$out/too-big.log"; bad "a step larger than the device: exit $rc"; }
 
 base="--synthetic-data --max-steps 10 train.log_period_iterations=1
       train.checkpoint_period_iterations=5 train.checkpoint_keep=4"
