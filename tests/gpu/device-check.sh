@@ -24,6 +24,9 @@
 #   --budget S     seconds for all stages together (default 450; 270 with --quick)
 #   --bundle DIR   the bundle (default: POA_BUNDLE, else _gpu in the repository)
 #   --out DIR      where the summary and the log go (default: $OUT, else ./_devcheck-out)
+# Rehearsals on the CPU emulator of CUDA (tests/gpu/emu/rehearse-device-check.sh) set
+# POA_DEVCHECK_TRAIN_CONFIG (the train stage's configuration instead of configs/vitl_poa.yaml)
+# and POA_DEVCHECK_PERF=no (no op timings).
 # Exit codes: 0 no stage failed (passed, skipped or not built yet), 1 a stage failed or timed
 # out, 2 bad command line, 3 the bundle is missing or incomplete.
 set -u
@@ -33,6 +36,8 @@ repo=$(cd "$here/../.." && pwd)
 bundle=${POA_BUNDLE:-$repo/_gpu}
 out=${OUT:-$repo/_devcheck-out}
 all_stages="env ops memcheck parity train bench"
+train_config=${POA_DEVCHECK_TRAIN_CONFIG:-$repo/configs/vitl_poa.yaml}
+perf=${POA_DEVCHECK_PERF:-yes}
 stages=$all_stages
 quick=no
 dry=no
@@ -401,8 +406,12 @@ stage_ops() {
         run $(($(stage_left) / 2)) ops-attn-simple env POA_CUDA_ATTN=simple "$_p" --backend cuda \
             --dtype bf16 --op attention
         fig "attention simple rc=$last_rc"
-        run - ops-perf "$_p" --backend cuda --dtype bf16 --perf
-        fig "perf rc=$last_rc (table in the log)"
+        if [ "$perf" = yes ]; then
+            run - ops-perf "$_p" --backend cuda --dtype bf16 --perf
+            fig "perf rc=$last_rc (table in the log)"
+        else
+            fig "perf not run (POA_DEVCHECK_PERF=no)"
+        fi
     fi
 }
 
@@ -478,7 +487,7 @@ stage_train() {
     fi
     _steps=20
     [ $quick = yes ] && _steps=10
-    set -- "$_p" --config "$repo/configs/vitl_poa.yaml" --synthetic-data --max-steps $_steps \
+    set -- "$_p" --config "$train_config" --synthetic-data --max-steps $_steps \
         --no-resume --output "$work/train" train.backend=cuda compute_precision.compute_dtype=bf16 \
         train.log_period_iterations=5
     [ "$mpiexec_ok" = no ] || set -- mpiexec -n 1 --bind-to none "$@"

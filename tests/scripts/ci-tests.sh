@@ -11,7 +11,9 @@
 #          the configuration (tests/scripts/cuda-tree-tests.txt; GPU tests skip w/o GPU)
 #   emu    the CUDA configuration against the CPU emulator of CUDA (tests/gpu/emu/README.md):
 #          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, NCCL, op tests, kernel check, POA
-#          step, poa-train parity of the tiny model with two emulated GPUs)
+#          step, poa-train parity of the tiny model with two emulated GPUs), then
+#          tests/gpu/emu/rehearse-device-check.sh (the device check's env, ops and train stages
+#          from a bundle of that tree)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the
 #          unit tests, the MPI tests (test_mpi_*, mpiexec -n 2), the end-to-end and fault tests
 #   fuzz   CC=clang ./configure --enable-fuzzing      every fuzz target for FUZZ_SECONDS (default
@@ -125,6 +127,10 @@ sh tests/gpu/emu/make-toolkit.sh _ci/emu-toolkit
 build emu --with-cuda="$top/_ci/emu-toolkit" --with-nccl="$top/_ci/emu-toolkit" --with-cuda-arch=90 \
     --with-cmocka --enable-parity-tests
 sh tests/gpu/emu/run-checks.sh _ci/emu || { echo "ci: the CUDA emulator's checks failed"; exit 1; }
+# the GPU machine's one command, from a bundle of that tree, with the emulator as its device
+# (the parity stage's tests have just run above: here the other stages' logic and summary)
+sh tests/gpu/emu/rehearse-device-check.sh _ci/emu --stages env,ops,train --quick ||
+    { echo "ci: the device check's rehearsal on the CUDA emulator failed"; exit 1; }
 
 phase "sanitizers (ASan + UBSan): build + make check"
 build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tests
