@@ -138,7 +138,8 @@ is_elf() { [ -f "$1" ] && [ "$(head -c 4 "$1" | od -An -c | tr -d ' \n')" = 177E
 # poa-train, poa-config, the step benchmark, every test_gpu_* program, the backend op test,
 # the standalone norm/loss kernel check, and the programs that the GPU test scripts
 # (tests/**/test_gpu_*.sh) name.
-programs_all=$(cd "$build" && find src tools bench tests -type f -perm -u+x 2>/dev/null |
+# (tests/out holds what tests wrote, copies of programs among it: not programs of the build)
+programs_all=$(cd "$build" && find src tools bench tests -path tests/out -prune -o -type f -perm -u+x -print 2>/dev/null |
     while read -r f; do is_elf "$f" && echo "$f"; done | sort)
 gpu_scripts=$(cd "$srcdir" && find tests -name 'test_gpu_*.sh' 2>/dev/null | sort)
 select_program() {
