@@ -194,7 +194,7 @@ static poa_status check_device_memory(const poa_trainer *t, poa_err *err)
     if (t->be->iface->is_host(t->be)) return POA_OK;
     poa_step_memory x;
     poa_step_memory_plan(t->be, &t->model, &t->scfg, &x);
-    const size_t need = x.total + poa_trainer_batch_slot_bytes(t->cfg, &t->model);
+    const size_t need = poa_trainer_peak_backend_bytes(t->cfg, &t->model, &x);
     size_t free_bytes = 0, total_bytes = 0;
     t->be->iface->mem_info(t->be, &free_bytes, &total_bytes);
     if (need <= free_bytes) return POA_OK;

@@ -73,8 +73,10 @@ struct poa_trainer {
  * failing rank copied to every rank.  Collective. */
 poa_status poa_trainer_agree(poa_trainer *t, poa_status st, poa_err *err);
 
-/* trainer_report.c: backend bytes of the two batch slots' device copies (create_slots). */
-size_t poa_trainer_batch_slot_bytes(const poa_config *cfg, const poa_model *m);
+/* trainer_report.c: the peak backend memory of a run: the step's plan x (poa_step_memory) and
+ * the two batch slots' device copies (create_slots); the "peak backend memory" line prints it. */
+size_t poa_trainer_peak_backend_bytes(const poa_config *cfg, const poa_model *m,
+                                      const poa_step_memory *x);
 
 /* trainer_ckpt.c */
 /* Write the resumable checkpoint of the last completed iteration (and the evaluation

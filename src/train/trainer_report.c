@@ -55,7 +55,7 @@ static double gib(size_t bytes)
 
 /* Backend bytes of the rank loop's two batch slots (loop.c create_slots: the device copies of the
  * global and the local crops of all G groups; the pinned host copies are host memory). */
-size_t poa_trainer_batch_slot_bytes(const poa_config *cfg, const poa_model *m)
+static size_t batch_slot_bytes(const poa_config *cfg, const poa_model *m)
 {
     const size_t G = (size_t) cfg->train.rank_groups, B = (size_t) cfg->train.batch_size_per_gpu;
     const size_t C = (size_t) m->cfg.in_chans, V = (size_t) cfg->crops.local_crops_number;
@@ -75,7 +75,7 @@ static void mem_line(FILE *f, const char *what, size_t bytes)
 static void print_memory(const poa_config *cfg, const poa_backend *be, const poa_model *m,
                          const poa_step_memory *x, FILE *f)
 {
-    const size_t slots = poa_trainer_batch_slot_bytes(cfg, m);
+    const size_t slots = batch_slot_bytes(cfg, m), peak = poa_trainer_peak_backend_bytes(cfg, m, x);
     fprintf(f,
             "memory plan per rank (%s, fp32 master copies, compute %s, %d rank group(s) of %d "
             "images; src/train/README.md, \"Memory\"):\n",
@@ -116,8 +116,13 @@ static void print_memory(const poa_config *cfg, const poa_backend *be, const poa
     fprintf(f,
             "  %-62s %10.1f MiB (%.2f GiB, %.2f GB; allocated before the first step, a step "
             "allocates nothing; the device runtime's own memory is not included)\n",
-            "peak backend memory", mib(x->total + slots), gib(x->total + slots),
-            (double) (x->total + slots) / 1e9);
+            "peak backend memory", mib(peak), gib(peak), (double) peak / 1e9);
+}
+
+size_t poa_trainer_peak_backend_bytes(const poa_config *cfg, const poa_model *m,
+                                      const poa_step_memory *x)
+{
+    return x->total + batch_slot_bytes(cfg, m);
 }
 
 static void print_run(const poa_config *cfg, int world, const char *backend, FILE *f)

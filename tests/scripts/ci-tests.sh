@@ -109,13 +109,13 @@ if [ -x /usr/local/cuda/bin/nvcc ] || [ -n "${CUDA_HOME:-}" ]; then
     # poa-train choosing and refusing backends); every program and test program is built. Once
     # the switch appears anywhere else, the tree runs every test again.
     cuda_dep=$(grep -rl --include='*.c' --include='*.h' POA_HAVE_CUDA src | sort | tr '\n' ' ')
+    cuda_tests=
     if [ "$cuda_dep" = "src/backend/backend.c " ]; then
-        (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip
-         check cuda "TESTS=$(tr '\n' ' ' <tests/scripts/cuda-tree-tests.txt)")
+        cuda_tests="TESTS=$(tr '\n' ' ' <tests/scripts/cuda-tree-tests.txt)"
     else
         echo "ci: POA_HAVE_CUDA is tested in $cuda_dep: the cuda tree runs every test"
-        (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip; check cuda)
     fi
+    (export POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip; check cuda "$cuda_tests")
 else
     echo "ci: WARNING: no CUDA toolkit in /usr/local/cuda: the CUDA configuration was NOT built"
 fi
