@@ -30,6 +30,6 @@ EXTRA_DIST += tests/gpu/emu/README.md tests/gpu/emu/emu_runtime.cpp tests/gpu/em
 	tests/gpu/emu/emu_nccl.cpp tests/gpu/emu/include/cuda_runtime.h \
 	tests/gpu/emu/include/cuda_runtime_api.h tests/gpu/emu/include/cuda_bf16.h \
 	tests/gpu/emu/include/mma.h tests/gpu/emu/include/cublas_v2.h \
-	tests/gpu/emu/include/cublasLt.h tests/gpu/emu/include/nccl.h
+	tests/gpu/emu/include/cublasLt.h tests/gpu/emu/include/nccl.h tests/gpu/emu/schedule_check.cu
 dist_noinst_SCRIPTS += tests/gpu/emu/make-toolkit.sh tests/gpu/emu/run-checks.sh tests/gpu/emu/nvcc \
 	tests/gpu/emu/rehearse-device-check.sh tests/gpu/emu/fake-bin/nvidia-smi

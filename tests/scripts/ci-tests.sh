@@ -10,8 +10,9 @@
 #   cuda   ./configure --with-cuda --with-nccl        make && make check of the tests that depend on
 #          the configuration (tests/scripts/cuda-tree-tests.txt; GPU tests skip w/o GPU)
 #   emu    the CUDA configuration against the CPU emulator of CUDA (tests/gpu/emu/README.md):
-#          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, NCCL, op tests, kernel check, POA
-#          step, poa-train parity of the tiny model with two emulated GPUs), then
+#          tests/gpu/emu/run-checks.sh (the GPU tests: smoke, NCCL, op tests and kernel check in
+#          both warp schedules, POA step, poa-train parity of the tiny model with two emulated
+#          GPUs), then
 #          tests/gpu/emu/rehearse-device-check.sh (the device check's env, ops and train stages
 #          from a bundle of that tree)
 #   asan   ./configure --without-cuda --enable-sanitizers   make check under ASan + UBSan: the

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <setjmp.h>
@@ -56,9 +57,9 @@ static fiber fibers[MAX_THREADS]; // never moved: a started fiber's ucontext poi
 struct block_state {
     unsigned threads;
     fiber *f = fibers;
-    std::vector<uint64_t> slots;    // two sets of one per thread, for shuffles
+    std::vector<uint64_t> slots;            // two sets of one per thread, for shuffles
     std::vector<unsigned char> shfl_parity; // per thread: the set its last shuffle used
-    std::vector<unsigned> warp_done; // per warp: its threads that have returned
+    std::vector<unsigned> warp_done;        // per warp: its threads that have returned
     unsigned char *smem = nullptr;
     size_t smem_bytes = 0;
     void (*body)(void *);
@@ -124,60 +125,87 @@ static void fiber_main(unsigned t)
     }
 }
 
-// Runs fibers until all are done; opens barriers; reports a deadlock.
+// POA_EMU_SCHEDULE=reverse runs the threads of a block, between two barriers, from the last to
+// the first, and the blocks of a grid from the last to the first (default: forward).  A
+// missing barrier between a write and another thread's read of the same location shows in one
+// of the two orders whichever thread comes first (README.md, "Races").
+static bool schedule_reverse()
+{
+    static int rev = -1;
+    if (rev < 0) {
+        const char *v = getenv("POA_EMU_SCHEDULE");
+        if (!v || !*v || !strcmp(v, "forward"))
+            rev = 0;
+        else if (!strcmp(v, "reverse"))
+            rev = 1;
+        else {
+            fprintf(stderr,
+                    "cuda emulator: error: POA_EMU_SCHEDULE='%s': expected forward or reverse\n",
+                    v);
+            exit(2);
+        }
+    }
+    return rev == 1;
+}
+
+// Runs fiber t until it reaches a barrier or returns.
+static void run_fiber(block_state &b, unsigned t)
+{
+    emu_linear = t;
+    emu_tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y, t / (emu_bdim.x * emu_bdim.y));
+    emu_bid = b.bid;
+    if (_setjmp(sched_jb)) return;
+    fiber &f = b.f[t];
+    if (f.started) _longjmp(f.jb, 1);
+    f.started = true;
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks[t];
+    f.ctx.uc_stack.ss_size = STACK;
+    f.ctx.uc_link = nullptr; // fiber_main never returns
+    makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
+    swapcontext(&sched_ctx, &f.ctx);
+}
+
+// Runs the block until all its threads are done; opens barriers; reports a deadlock.  One warp
+// at a time, as far as it goes: its lanes run in turn to their next barrier, a warp barrier
+// opens as soon as every live lane of the warp waits at it, and only when the warp's lanes all
+// wait at __syncthreads (or have returned) does the next warp run.  So between two
+// __syncthreads every warp runs entirely before or entirely after every other, the two
+// extremes of what a GPU may do: a missing __syncthreads shows when the reading warp runs
+// before the writing one, or the writing one before a reader of the old value (README.md,
+// "Races"; POA_EMU_SCHEDULE=reverse swaps the two cases).
 static void schedule(block_state &b)
 {
     const unsigned n = b.threads, nw = (n + 31) / 32;
+    const bool rev = schedule_reverse();
     for (;;) {
-        bool ran = false;
-        for (unsigned t = 0; t < n; t++)
-            if (b.f[t].st == F_RUN) {
-                emu_linear = t;
-                emu_tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y,
-                               t / (emu_bdim.x * emu_bdim.y));
-                emu_bid = b.bid;
-                if (!_setjmp(sched_jb)) {
-                    if (!b.f[t].started) {
-                        fiber &f = b.f[t];
-                        f.started = true;
-                        getcontext(&f.ctx);
-                        f.ctx.uc_stack.ss_sp = stacks[t];
-                        f.ctx.uc_stack.ss_size = STACK;
-                        f.ctx.uc_link = nullptr; // fiber_main never returns
-                        makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
-                        swapcontext(&sched_ctx, &f.ctx);
-                    } else {
-                        _longjmp(b.f[t].jb, 1);
-                    }
+        for (unsigned i = 0; i < nw; i++) {
+            const unsigned w = rev ? nw - 1 - i : i, lo = w * 32, hi = std::min(n, lo + 32);
+            for (;;) {
+                for (unsigned j = 0; j < hi - lo; j++) {
+                    const unsigned t = rev ? hi - 1 - j : lo + j;
+                    if (b.f[t].st == F_RUN) run_fiber(b, t);
                 }
-                ran = true;
+                unsigned waiting = 0, live = 0; // no lane of the warp runs now
+                for (unsigned t = lo; t < hi; t++)
+                    live += b.f[t].st != F_DONE, waiting += b.f[t].st == F_WARP;
+                if (!waiting || waiting != live) break;
+                for (unsigned t = lo; t < hi; t++)
+                    if (b.f[t].st == F_WARP) b.f[t].st = F_RUN;
             }
-        if (ran) continue;
+        }
         unsigned done = 0, at_block = 0;
         for (unsigned t = 0; t < n; t++)
             done += b.f[t].st == F_DONE, at_block += b.f[t].st == F_BLOCK;
         if (done == n) return;
-        bool opened = false;
-        for (unsigned w = 0; w < nw; w++) { // a warp barrier opens when no live lane is elsewhere
-            unsigned lo = w * 32, hi = std::min(n, lo + 32), waiting = 0, live = 0;
-            for (unsigned t = lo; t < hi; t++)
-                live += b.f[t].st != F_DONE, waiting += b.f[t].st == F_WARP;
-            if (waiting && waiting == live) {
-                for (unsigned t = lo; t < hi; t++)
-                    if (b.f[t].st == F_WARP) b.f[t].st = F_RUN;
-                opened = true;
-            }
+        if (at_block != n - done) {
+            emu_error("deadlock in block (%u,%u,%u): threads wait at different barriers "
+                      "(__syncthreads vs a warp barrier)",
+                      b.bid.x, b.bid.y, b.bid.z);
+            abort();
         }
-        if (opened) continue;
-        if (at_block == n - done) {
-            for (unsigned t = 0; t < n; t++)
-                if (b.f[t].st == F_BLOCK) b.f[t].st = F_RUN;
-            continue;
-        }
-        emu_error("deadlock in block (%u,%u,%u): threads wait at different barriers (__syncthreads "
-                  "vs a warp barrier)",
-                  b.bid.x, b.bid.y, b.bid.z);
-        abort();
+        for (unsigned t = 0; t < n; t++)
+            if (b.f[t].st == F_BLOCK) b.f[t].st = F_RUN;
     }
 }
 
@@ -211,10 +239,12 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
     b.smem_bytes = c.smem;
     b.smem = (unsigned char *) aligned_alloc(256, (c.smem + 256) / 256 * 256);
     cur = &b;
-    for (unsigned bz = 0; bz < c.grid.z; bz++)
-        for (unsigned by = 0; by < c.grid.y; by++)
-            for (unsigned bx = 0; bx < c.grid.x; bx++) {
-                b.bid = dim3(bx, by, bz);
+    const bool rev = schedule_reverse();
+    for (unsigned iz = 0; iz < c.grid.z; iz++)
+        for (unsigned iy = 0; iy < c.grid.y; iy++)
+            for (unsigned ix = 0; ix < c.grid.x; ix++) {
+                b.bid = rev ? dim3(c.grid.x - 1 - ix, c.grid.y - 1 - iy, c.grid.z - 1 - iz)
+                            : dim3(ix, iy, iz);
                 memset(b.smem, 0xff, b.smem_bytes);
                 for (unsigned t = 0; t < threads; t++) b.f[t].st = F_RUN;
                 std::fill(b.warp_done.begin(), b.warp_done.end(), 0u);

@@ -4,10 +4,15 @@
 # the op tests in bf16, fp32 and gradient mode (and the FFMA attention kernels, the GEMMs
 # without cuBLASLt and without its bias epilogue), the norm/loss/optimizer kernel check, the POA
 # loss and step against the PyTorch references, and whole poa-train runs against the CPU
-# backend (tiny configuration, two emulated GPUs).  Two at a time (the emulator is one thread).
+# backend (tiny configuration, two emulated GPUs); then the op tests and the kernel check once
+# more in the other schedule (POA_EMU_SCHEDULE=reverse).  Two at a time (the emulator is one
+# thread).
 # Logs in BUILD/tests/out/emu/; exit status 0 when all pass, 1 when one fails, 2 on bad usage.
 set -u
-[ $# -eq 1 ] && [ -f "$1/Makefile" ] || { echo "usage: $0 BUILD (a configured build tree)" >&2; exit 2; }
+if [ $# -ne 1 ] || [ ! -f "$1/Makefile" ]; then
+    echo "usage: $0 BUILD (a configured build tree)" >&2
+    exit 2
+fi
 build=$(cd "$1" && pwd)
 src=$(cd "$(dirname "$0")/../../.." && pwd)
 nvcc=$(sed -n 's/^NVCC = //p' "$build/Makefile")
@@ -18,19 +23,26 @@ out=$build/tests/out/emu
 mkdir -p "$out"
 t0=$(date +%s)
 
-echo "run-checks: building the test programs and cuda_norm_loss_check"
+echo "run-checks: building the test programs, cuda_norm_loss_check and schedule_check"
 make -C "$build" -j2 check TESTS= >"$out/make.log" 2>&1 || { tail -30 "$out/make.log"; echo "run-checks: make failed"; exit 1; }
-objs=
-for f in tests/gpu/cuda_norm_loss_check.cu src/backend/cuda/cuda_norm.cu \
-    src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu; do
-    o=$out/$(basename "$f" .cu).o
-    "$nvcc" -std=c++17 -O2 -I"$src/src" -I"$build" -c -o "$o" "$src/$f" >>"$out/make.log" 2>&1 ||
-        { tail -30 "$out/make.log"; echo "run-checks: cannot compile $f"; exit 1; }
-    objs="$objs $o"
-done
-# shellcheck disable=SC2086 # a list of object files
-${CXX:-g++} -o "$out/cuda_norm_loss_check" $objs -L"$lib" -Wl,-rpath,"$lib" -lpoaemu -lm \
-    >>"$out/make.log" 2>&1 || { tail -30 "$out/make.log"; echo "run-checks: cannot link cuda_norm_loss_check"; exit 1; }
+# compile_cu PROGRAM SOURCE...: a standalone program from .cu files, with the emulator's nvcc
+compile_cu() {
+    prog=$1
+    shift
+    objs=
+    for f in "$@"; do
+        o=$out/$(basename "$f" .cu).o
+        "$nvcc" -std=c++17 -O2 -I"$src/src" -I"$build" -c -o "$o" "$src/$f" >>"$out/make.log" 2>&1 ||
+            { tail -30 "$out/make.log"; echo "run-checks: cannot compile $f"; exit 1; }
+        objs="$objs $o"
+    done
+    # shellcheck disable=SC2086 # a list of object files
+    ${CXX:-g++} -o "$out/$prog" $objs -L"$lib" -Wl,-rpath,"$lib" -lpoaemu -lm >>"$out/make.log" 2>&1 ||
+        { tail -30 "$out/make.log"; echo "run-checks: cannot link $prog"; exit 1; }
+}
+compile_cu cuda_norm_loss_check tests/gpu/cuda_norm_loss_check.cu src/backend/cuda/cuda_norm.cu \
+    src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu
+compile_cu schedule_check tests/gpu/emu/schedule_check.cu
 
 fail=0
 # check NAME COMMAND...: run it, log to $out/NAME.log, print one line (exit 77 is a failure
@@ -63,6 +75,9 @@ run_test() {
     exit $lane_rc
 ) &
 lane=$!
+# the schedule that the race-finding below rests on, in both orders
+check schedule-forward "$out/schedule_check" || fail=1
+check schedule-reverse env POA_EMU_SCHEDULE=reverse "$out/schedule_check" || fail=1
 check smoke "$build/tests/gpu/test_gpu_smoke" || fail=1
 run_test nccl "$build/tests/comm/test_gpu_nccl" || fail=1
 check ops-bf16 "$ops" --backend cuda --dtype bf16 || fail=1
@@ -73,6 +88,13 @@ check ops-gemm-no-lt env POA_EMU_LT=none "$ops" --backend cuda --dtype all --op 
 check ops-gemm-no-bias-epilogue env POA_EMU_LT=nobias "$ops" --backend cuda --dtype all --op gemm || fail=1
 run_test step-parity "$src/tests/step/test_gpu_step_parity.sh" || fail=1
 check norm-loss-check "$out/cuda_norm_loss_check" || fail=1
+# the kernels again with the warps of a block run last to first (a missing __syncthreads shows
+# in one of the two orders: README.md, "Races")
+check ops-bf16-reverse env POA_EMU_SCHEDULE=reverse "$ops" --backend cuda --dtype bf16 || fail=1
+check ops-fp32-reverse env POA_EMU_SCHEDULE=reverse "$ops" --backend cuda --dtype fp32 || fail=1
+check ops-grad-reverse env POA_EMU_SCHEDULE=reverse "$ops" --backend cuda --dtype all --grad || fail=1
+check ops-attention-simple-reverse env POA_EMU_SCHEDULE=reverse POA_CUDA_ATTN=simple "$ops" --backend cuda --dtype bf16 --op attention || fail=1
+check norm-loss-check-reverse env POA_EMU_SCHEDULE=reverse "$out/cuda_norm_loss_check" || fail=1
 wait $lane || fail=1
 if [ $fail -ne 0 ]; then
     for f in "$out"/*.log; do
