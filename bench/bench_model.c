@@ -4,7 +4,8 @@
  *
  * usage: bench_model --config NAME [--size S] [--batch B] [--reps N] [--warmup N]
  *                    [--width W --depth L] [--torch-img-s X] [--profile] [--ab VAR=VALUE]
- * --profile times every backend op of the timed steps (printed per op family);
+ * --profile times every backend op of the timed steps (per op and the 10 longest GEMM shapes, 40
+ * with POA_BENCH_GEMM_SHAPES=1; src/backend/backend_profile.h);
  * --profile-cpu the same in thread CPU time (use with OMP_NUM_THREADS=1 on a busy machine).
  * --ab VAR=VALUE: an A/B of two run-time choices of the CPU backend (POA_CPU_GEMM=blas,
  * POA_CPU_ATTN=blas, POA_CPU_GELU=libm) within one process: the timed steps alternate between
@@ -18,6 +19,7 @@
  * Threads: OMP_NUM_THREADS.
  */
 #include "backend/backend.h"
+#include "backend/backend_profile.h"
 #include "backend/cpu/cpu_nn.h"
 #include "common/cli.h"
 #include "common/timer.h"
@@ -33,175 +35,14 @@
 #include <time.h>
 
 /* ---------------------------------------------------------------- --profile: time per op */
-enum { P_GEMM, P_BIAS, P_LN, P_GELU, P_ATTN, P_RESID, P_TOKENS, P_MEM, P_N };
-static const char *prof_name[P_N] = {"gemm",      "bias",     "layernorm",      "gelu",
-                                     "attention", "residual", "tokens/patches", "copy/zero/axpy"};
-static double prof_t[P_N];
-static poa_nn_ops real, wrapped;
-static poa_backend_iface real_iface, wrapped_iface;
-/* With --profile-cpu: this thread's CPU time (meaningful with one thread on a busy machine). */
+/* With --profile-cpu: this thread's CPU time (meaningful with one thread on a busy machine);
+ * with --profile, the backend's events (wall time on the CPU).  src/backend/backend_profile.h. */
 static int prof_cpu;
-static double prof_clock(void)
+static double thread_cpu_clock(void)
 {
-    if (!prof_cpu) return poa_now();
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
-}
-#define TIMED(cat, call)                                                                           \
-    do {                                                                                           \
-        double t0_ = prof_clock();                                                                 \
-        call;                                                                                      \
-        prof_t[cat] += prof_clock() - t0_;                                                         \
-    } while (0)
-static int prof_gemm_shapes; /* POA_BENCH_GEMM_SHAPES=1: one line per GEMM call */
-static void gemm_timed(double dt, poa_trans ta, poa_trans tb, int M, int N, int K, const char *c)
-{
-    prof_t[P_GEMM] += dt;
-    if (prof_gemm_shapes)
-        printf("gemm %c%c M=%d N=%d K=%d %s %.3f ms %.1f GFLOP/s\n", ta ? 'T' : 'N', tb ? 'T' : 'N',
-               M, N, K, c, dt * 1e3, 2.0 * M * N * K / dt * 1e-9);
-}
-static void w_gemm(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
-                   const poa_act *A, int lda, const poa_act *B, int ldb, float beta, poa_act *C,
-                   int ldc)
-{
-    double t0 = prof_clock();
-    real.act_gemm(be, ta, tb, M, N, K, al, A, lda, B, ldb, beta, C, ldc);
-    char what[32];
-    snprintf(what, sizeof what, "beta=%g", beta);
-    gemm_timed(prof_clock() - t0, ta, tb, M, N, K, what);
-}
-/* a linear layer's forward: the bias is added where the GEMM stores C, so it counts as GEMM */
-static void w_gemm_bias(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
-                        const poa_act *A, int lda, const poa_act *B, int ldb, const float *bias,
-                        poa_act *C, int ldc)
-{
-    double t0 = prof_clock();
-    real.act_gemm_bias(be, ta, tb, M, N, K, al, A, lda, B, ldb, bias, C, ldc);
-    gemm_timed(prof_clock() - t0, ta, tb, M, N, K, bias ? "bias" : "beta=0");
-}
-/* a weight gradient: C (fp32) += op(A) op(B) */
-static void w_gemm_wgrad(poa_backend *be, poa_trans ta, poa_trans tb, int M, int N, int K, float al,
-                         const poa_act *A, int lda, const poa_act *B, int ldb, float *C, int ldc)
-{
-    double t0 = prof_clock();
-    real.act_gemm_wgrad(be, ta, tb, M, N, K, al, A, lda, B, ldb, C, ldc);
-    gemm_timed(prof_clock() - t0, ta, tb, M, N, K, "beta=1");
-}
-static void w_bias_grad(poa_backend *be, float *db, const poa_act *dy, int lddy, int rows, int cols)
-{
-    TIMED(P_BIAS, real.act_bias_grad(be, db, dy, lddy, rows, cols));
-}
-static void w_ln_fwd(poa_backend *be, poa_act *y, int ldy, float *mean, float *rstd,
-                     const poa_act *x, int ldx, const float *w, const float *b, int rows, int d,
-                     float eps)
-{
-    TIMED(P_LN, real.layernorm_fwd(be, y, ldy, mean, rstd, x, ldx, w, b, rows, d, eps));
-}
-static void w_ln_bwd(poa_backend *be, poa_act *dx, int lddx, float dx_beta, float *dw, float *db,
-                     const poa_act *dy, int lddy, const poa_act *x, int ldx, const float *mean,
-                     const float *rstd, const float *w, int rows, int d)
-{
-    TIMED(P_LN, real.layernorm_bwd(be, dx, lddx, dx_beta, dw, db, dy, lddy, x, ldx, mean, rstd, w,
-                                   rows, d));
-}
-static void w_gelu_fwd(poa_backend *be, poa_act *y, const poa_act *x, size_t n)
-{
-    TIMED(P_GELU, real.act_gelu_fwd(be, y, x, n));
-}
-static void w_gelu_bwd(poa_backend *be, poa_act *dx, poa_act *y, const poa_act *dy,
-                       const poa_act *x, size_t n)
-{
-    TIMED(P_GELU, real.act_gelu_bwd(be, dx, y, dy, x, n));
-}
-static void w_attn_fwd(poa_backend *be, poa_act *out, int ldout, void *saved, const poa_act *qkv,
-                       int ldqkv, int B, int T, int H, int Dh, float scale, void *scratch)
-{
-    TIMED(P_ATTN,
-          real.attention_fwd(be, out, ldout, saved, qkv, ldqkv, B, T, H, Dh, scale, scratch));
-}
-static void w_attn_bwd(poa_backend *be, poa_act *dqkv, int lddqkv, const poa_act *dout, int lddout,
-                       const poa_act *qkv, int ldqkv, const void *saved, int B, int T, int H,
-                       int Dh, float scale, void *scratch)
-{
-    TIMED(P_ATTN, real.attention_bwd(be, dqkv, lddqkv, dout, lddout, qkv, ldqkv, saved, B, T, H, Dh,
-                                     scale, scratch));
-}
-static void w_res_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *base, int ldbase,
-                      const poa_act *y, int ldy, const float *gamma, const float *s, int B, int T,
-                      int d)
-{
-    TIMED(P_RESID, real.residual_ls_fwd(be, x, ldx, base, ldbase, y, ldy, gamma, s, B, T, d));
-}
-static void w_res_bwd(poa_backend *be, poa_act *dy, int lddy, float *dgamma, const poa_act *dx,
-                      int lddx, const poa_act *y, int ldy, const float *gamma, const float *s,
-                      int B, int T, int d)
-{
-    TIMED(P_RESID, real.residual_ls_bwd(be, dy, lddy, dgamma, dx, lddx, y, ldy, gamma, s, B, T, d));
-}
-static void w_unfold(poa_backend *be, poa_act *cols, const float *img, int B, int C, int Hi, int Wi,
-                     int P)
-{
-    TIMED(P_TOKENS, real.patch_unfold(be, cols, img, B, C, Hi, Wi, P));
-}
-static void w_tok_fwd(poa_backend *be, poa_act *x, int ldx, const poa_act *emb, int ldemb,
-                      const float *cls, const float *pos, int ldpos, const float *mask_token,
-                      const uint8_t *mask, int B, int N, int d)
-{
-    TIMED(P_TOKENS,
-          real.tokens_fwd(be, x, ldx, emb, ldemb, cls, pos, ldpos, mask_token, mask, B, N, d));
-}
-static void w_tok_bwd(poa_backend *be, poa_act *demb, int lddemb, float *dcls, float *dpos,
-                      int ldpos, float *dmask, const poa_act *dx, int lddx, const uint8_t *mask,
-                      int B, int N, int d)
-{
-    TIMED(P_TOKENS,
-          real.tokens_bwd(be, demb, lddemb, dcls, dpos, ldpos, dmask, dx, lddx, mask, B, N, d));
-}
-static void w_copy(poa_backend *be, void *dst, const void *src, size_t bytes)
-{
-    TIMED(P_MEM, real_iface.copy(be, dst, src, bytes));
-}
-static void w_zero(poa_backend *be, void *dst, size_t bytes)
-{
-    TIMED(P_MEM, real_iface.zero(be, dst, bytes));
-}
-static void w_axpy(poa_backend *be, float *y, float a, const float *x, size_t n)
-{
-    TIMED(P_MEM, real.axpy(be, y, a, x, n));
-}
-
-static void profile_install(poa_backend *be)
-{
-    prof_gemm_shapes = getenv("POA_BENCH_GEMM_SHAPES") != NULL;
-    real = *be->nn;
-    wrapped = real;
-    wrapped.act_gemm = w_gemm, wrapped.act_gemm_bias = w_gemm_bias;
-    wrapped.act_gemm_wgrad = w_gemm_wgrad, wrapped.act_bias_grad = w_bias_grad;
-    wrapped.layernorm_fwd = w_ln_fwd, wrapped.layernorm_bwd = w_ln_bwd;
-    wrapped.act_gelu_fwd = w_gelu_fwd, wrapped.act_gelu_bwd = w_gelu_bwd;
-    wrapped.attention_fwd = w_attn_fwd, wrapped.attention_bwd = w_attn_bwd;
-    wrapped.residual_ls_fwd = w_res_fwd, wrapped.residual_ls_bwd = w_res_bwd;
-    wrapped.patch_unfold = w_unfold, wrapped.tokens_fwd = w_tok_fwd, wrapped.tokens_bwd = w_tok_bwd;
-    wrapped.axpy = w_axpy;
-    be->nn = &wrapped;
-    real_iface = *be->iface;
-    wrapped_iface = real_iface;
-    wrapped_iface.copy = w_copy, wrapped_iface.zero = w_zero;
-    be->iface = &wrapped_iface;
-}
-
-static void profile_report(double total, int iters)
-{
-    double sum = 0;
-    for (int i = 0; i < P_N; i++) sum += prof_t[i];
-    printf("profile (per step, %d steps):\n", iters);
-    for (int i = 0; i < P_N; i++)
-        printf("  %-16s %8.1f ms  %5.1f %%\n", prof_name[i], prof_t[i] / iters * 1e3,
-               100 * prof_t[i] / total);
-    printf("  %-16s %8.1f ms  %5.1f %%\n", "(outside ops)", (total - sum) / iters * 1e3,
-           100 * (total - sum) / total);
 }
 
 typedef struct options {
@@ -254,7 +95,8 @@ static const poa_cli_option cli_options[] = {
     {"width", 0, "W", "sub-network width (default: the intact width)"},
     {"depth", 0, "L", "sub-network depth (default: the intact depth)"},
     {"torch-img-s", 0, "X", "PyTorch's img/s, printed next to ours in the RESULT line"},
-    {"profile", 0, NULL, "time every backend op (per op family; the sgemm is then not timed)"},
+    {"profile", 0, NULL,
+     "time every backend op (per op, and the longest GEMM shapes; the sgemm is\nthen not timed)"},
     {"profile-cpu", 0, NULL, "the same in thread CPU time"},
     {"ab", 0, "VAR=VALUE",
      "alternate the timed steps between the environment as given and\n"
@@ -401,12 +243,13 @@ int main(int argc, char **argv)
      * step's "outside ops") */
     bench_sgemm probe = bench_sgemm_create(1024);
     double t[MAX_REPS], tc[MAX_REPS], sg[MAX_REPS], sg_split[MAX_REPS], sg_pool[MAX_REPS], cpu0 = 0;
+    poa_profile *prof = NULL;
     ab_switch ab = o.ab ? ab_parse(o.ab) : (ab_switch){{0}, NULL, NULL};
     for (int r = -o.warmup; r < o.reps; r++) {
         if (o.ab) ab_set(&ab, r);
         if (o.profile && r == 0) {
-            profile_install(be);
-            cpu0 = prof_clock();
+            prof = poa_profile_attach(be, 0, prof_cpu ? thread_cpu_clock : NULL);
+            if (prof_cpu) cpu0 = thread_cpu_clock();
         }
         be->iface->synchronize(be);
         double t0 = now(), c0 = cpu_now();
@@ -416,6 +259,7 @@ int main(int argc, char **argv)
         poa_vit_backward(be, &m, &w, grads, &a, a.d_out);
         be->iface->synchronize(be);
         if (r >= 0) t[r] = now() - t0, tc[r] = cpu_now() - c0;
+        if (prof) poa_profile_collect(prof);
         if (r >= 0 && !o.profile) {
             const bench_sgemm_rate rate = bench_sgemm_run(&probe);
             sg[r] = rate.best, sg_split[r] = rate.split, sg_pool[r] = rate.pool;
@@ -430,13 +274,12 @@ int main(int argc, char **argv)
     }
     const double step = median(t, o.reps);
     const double step_cpu = median(tc, o.reps);
-    if (o.profile) {
+    if (prof) {
         double total = 0;
         for (int r = 0; r < o.reps; r++) total += t[r];
-        if (prof_cpu) total = prof_clock() - cpu0;
-        profile_report(total, o.reps);
-        be->nn = &real;
-        be->iface = &real_iface;
+        if (prof_cpu) total = thread_cpu_clock() - cpu0;
+        poa_profile_report(prof, stdout, total / o.reps, getenv("POA_BENCH_GEMM_SHAPES") ? 40 : 10);
+        poa_profile_detach(prof);
     }
     const double img_s = B / step;
     const double gflops = flops_per_image(&cfg, S, sn.width, sn.depth) * B / step * 1e-9;

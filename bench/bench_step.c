@@ -7,7 +7,7 @@
  *
  * usage: bench_step --config NAME [--batch B] [--groups G] [--local V] [--width W --depth L]
  *                   [--reps N] [--warmup N] [--torch-img-s X] [--serve]
- *                   [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1]
+ *                   [--backend cpu|cuda] [--dtype fp32|bf16] [--tf32 0|1] [--profile N]
  * The elastic sub-network is fixed (--width/--depth, default the middle of the elastic ranges) so
  * that both sides run the same work.  Prints the per-phase times of the median step and one
  * `RESULT config=… threads=… img_s=… gflops=… sgemm_gflops=… frac_sgemm=… torch_img_s=…
@@ -18,12 +18,16 @@
  * no sgemm yardstick and sgemm_gflops and frac_sgemm are nan.
  * Threads: OMP_NUM_THREADS.
  *
+ * --profile N: after the timed steps, N more with the per-op profiler attached
+ * (src/backend/backend_profile.h): where the step's time goes, op by op, before the RESULT line.
+ *
  * --serve: after the set-up (and --warmup steps) read commands from stdin, so that a driver can
  * interleave our steps with PyTorch's on a shared machine: "step" times the sgemm and then one
  * step and answers "STEP <wall s> <cpu s> <sgemm GFLOP/s>"; "result <torch img/s>" prints the
  * RESULT line over the timed steps so far and exits.
  */
 #include "backend/backend.h"
+#include "backend/backend_profile.h"
 #include "backend/cpu/cpu_nn.h"
 #include "common/cli.h"
 #include "common/timer.h"
@@ -40,7 +44,7 @@
 
 typedef struct options {
     const char *config, *backend, *dtype;
-    int batch, groups, local, width, depth, reps, warmup, serve, tf32;
+    int batch, groups, local, width, depth, reps, warmup, serve, tf32, profile;
     double torch_img_s;
 } options;
 
@@ -75,6 +79,9 @@ static const poa_cli_option cli_options[] = {
     {"backend", 0, "NAME", "cpu (default) or cuda"},
     {"dtype", 0, "T", "the backbone's compute dtype: fp32 (default) or bf16 (CUDA)"},
     {"tf32", 0, "0|1", "TF32 tensor cores for the fp32 GEMMs of the heads (CUDA; default 1)"},
+    {"profile", 0, "N",
+     "after the timed steps, N more with every backend op timed (events on the\n"
+     "compute stream): a table per op and the longest GEMM shapes (default 0)"},
     {"serve", 0, NULL,
      "after the set-up, read \"step\" / \"result <torch img/s>\" commands\n"
      "from stdin (bench/bench_step.py)"},
@@ -94,7 +101,7 @@ static const poa_cli_spec spec = {
 /* The command line into o: -1 to go on, else the exit code. */
 static int parse(int argc, char **argv, options *o)
 {
-    *o = (options){"demo", "cpu", "fp32", 32, 1, 8, 0, 0, 3, 1, 0, 1, NAN};
+    *o = (options){"demo", "cpu", "fp32", 32, 1, 8, 0, 0, 3, 1, 0, 1, 0, NAN};
     poa_cli cli;
     poa_err err = {0};
     int rc = poa_cli_main_setup(&spec, argc, argv, &cli, NULL, 1, &err);
@@ -115,6 +122,7 @@ static int parse(int argc, char **argv, options *o)
             poa_cli_int(&cli, &spec, "reps", 3, 1, 64, &o->reps, &err) != POA_OK ||
             poa_cli_int(&cli, &spec, "warmup", 1, 0, 1000, &o->warmup, &err) != POA_OK ||
             poa_cli_int(&cli, &spec, "tf32", 1, 0, 1, &o->tf32, &err) != POA_OK ||
+            poa_cli_int(&cli, &spec, "profile", 0, 0, 64, &o->profile, &err) != POA_OK ||
             poa_cli_double(&cli, &spec, "torch-img-s", NAN, 0, 1e12, true, &o->torch_img_s, &err) !=
                 POA_OK)
             rc = poa_cli_usage_error(&spec, "%s", err.msg);
@@ -180,6 +188,27 @@ static double step_flops(const poa_model_config *c, int B, int V, int n_masked,
          backbone_flops(c, Sl, es->width, es->depth, V * B, 1);
     f += heads_flops(c, D, rows, 1) + heads_flops(c, es->width, rows, 1);
     return f;
+}
+
+/* `steps` more steps with every op timed; the table on stdout.  0, or 1 if a step failed. */
+static int profile_steps(poa_backend *be, poa_step *st, poa_step_batch *b, long long *it, int steps)
+{
+    poa_profile *prof = poa_profile_attach(be, 0, NULL);
+    poa_step_report r;
+    double total = 0;
+    for (int k = 0; k < steps; k++) {
+        if (poa_step_run(st, b, &r) != POA_OK) {
+            fprintf(stderr, "bench_step: profiled step failed: %s\n", r.bad_what);
+            poa_profile_detach(prof);
+            return 1;
+        }
+        b->it = ++*it;
+        poa_profile_collect(prof);
+        total += r.seconds[POA_PHASE_TOTAL];
+    }
+    poa_profile_report(prof, stdout, total / steps, 20);
+    poa_profile_detach(prof);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -276,6 +305,7 @@ int main(int argc, char **argv)
     }
     bench_sgemm_destroy(&probe);
     if (n == 0) return 1;
+    if (o.profile > 0 && profile_steps(be, st, &b, &it, o.profile) != 0) return 1;
     double sorted[MAX_REPS], csorted[MAX_REPS];
     memcpy(sorted, t, sizeof(double) * (size_t) n);
     memcpy(csorted, cpu, sizeof(double) * (size_t) n);

@@ -19,13 +19,15 @@ the other; a side that runs out of GPU memory is retried with a smaller batch.  
 The last lines are one RESULT line per model, ViT-L last:
   RESULT model=vit_large batch=50 img_s=… torch_img_s=… torch_setting=… ratio_torch=…
          mfu=… torch_mfu=… mem_gb=… torch_mem_gb=… tflop_per_img=… peak_tflops=… gpu=…
-(ratio_torch = poa img/s over the best PyTorch img/s).  Where poa's CUDA backend cannot run
+(ratio_torch = poa img/s over the best PyTorch img/s).  Before them, per model, poa's
+--profile table (bench_step --profile 1 after its timed steps): device time per step of each
+backend op and of the 20 longest GEMM shapes, with their TFLOP/s.  Where poa's CUDA backend cannot run
 the step yet (bench_step exits 2), poa's figures are nan, the line ends in poa=unavailable and
 the reason is printed.  Exit status 1 when a model has no PyTorch figure or poa's run failed
 otherwise (poa=failed), else 0.
 
 usage: bench_step_gpu.py --c-bench "CMD" [--models vit_large,vit_small] [--batch M=B,...]
-                         [--local 8] [--steps 8] [--warmup 2] [--settings S,...]
+                         [--local 8] [--steps 8] [--warmup 2] [--profile 1] [--settings S,...]
                          [--budget SECONDS] [--quick] [--device cuda|cpu]
 --c-bench is the bench_step command (it may start with a wrapper that sets its environment).
 --device cpu (float32, no autocast) runs both sides on the CPU: a check that the script works
@@ -83,6 +85,8 @@ def parse_args(argv):
     ap.add_argument("--local", type=int, default=8, help="local crops per image (8)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (8; 5 with --quick)")
     ap.add_argument("--warmup", type=int, default=2, help="warm-up steps (2)")
+    ap.add_argument("--profile", type=int, default=1,
+                    help="poa's steps with every op timed after the timed ones (1; 0: none)")
     ap.add_argument("--settings", default=None, help="PyTorch settings, in order: "
                     + ", ".join(SETTINGS))
     ap.add_argument("--budget", type=float, default=600.0, help="seconds for everything (600)")
@@ -227,6 +231,20 @@ def field(line, key):
     return m.group(1) if m else None
 
 
+def print_profile(out):
+    """bench_step's per-op table (--profile), indented: from its "profile:" lines to the next
+    line that is not part of it."""
+    lines = out.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("profile:")), None)
+    if start is None:
+        return
+    end = start
+    while end < len(lines) and (lines[end].startswith("profile:") or lines[end].startswith("  ")):
+        end += 1
+    for ln in lines[start:end]:
+        print("  " + ln, flush=True)
+
+
 def poa_side(a, model, B, w, d, deadline):
     """dict(img_s, batch, gflop, mem, note) of poa's step, smaller batches on out-of-memory."""
     dtype = "bf16" if a.device == "cuda" else "fp32"
@@ -235,12 +253,13 @@ def poa_side(a, model, B, w, d, deadline):
         cmd = shlex.split(a.c_bench) + [
             "--backend", a.device, "--dtype", dtype, "--tf32", "1", "--config", model,
             "--batch", str(b), "--local", str(a.local), "--width", str(w), "--depth", str(d),
-            "--reps", str(a.steps), "--warmup", str(a.warmup)]
+            "--reps", str(a.steps), "--warmup", str(a.warmup), "--profile", str(a.profile)]
         print("  $ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
         rc, out, mem = run_timed(cmd, left, a.device)
         res = [ln for ln in out.splitlines() if ln.startswith("RESULT")]
         if rc == 0 and res:
             info = next((ln for ln in out.splitlines() if ln.startswith("config=")), "")
+            print_profile(out)
             return dict(img_s=float(field(res[-1], "img_s")), batch=b, mem=mem,
                         gflop=float(field(info, "gflop") or "nan"), note="", line=info)
         tail = " | ".join(out.strip().splitlines()[-3:])

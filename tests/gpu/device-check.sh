@@ -9,7 +9,8 @@
 #             racecheck if time is left)
 #   parity    every test_gpu_* program of the bundle and tests/**/test_gpu_*.sh (run-test.sh)
 #   train     poa-train, 20 steps of the ViT-L recipe on synthetic data in bf16: img/s, memory
-#   bench     bench/bench_step_gpu.py: poa's step next to PyTorch's, ViT-S/16 and ViT-L/16
+#   bench     bench/bench_step_gpu.py: poa's step next to PyTorch's, ViT-S/16 and ViT-L/16, and
+#             poa's step profiled op by op
 #
 # and writes $OUT/device-check-summary.md (one row per stage: status, time, key figures) and
 # $OUT/device-check.log (every command line and all output).  A failed stage does not stop the
@@ -25,8 +26,9 @@
 #   --bundle DIR   the bundle (default: POA_BUNDLE, else _gpu in the repository)
 #   --out DIR      where the summary and the log go (default: $OUT, else ./_devcheck-out)
 # Rehearsals on the CPU emulator of CUDA (tests/gpu/emu/rehearse-device-check.sh) set
-# POA_DEVCHECK_TRAIN_CONFIG (the train stage's configuration instead of configs/vitl_poa.yaml)
-# and POA_DEVCHECK_PERF=no (no op timings).
+# POA_DEVCHECK_TRAIN_CONFIG (the train stage's configuration instead of configs/vitl_poa.yaml),
+# POA_DEVCHECK_PERF=no (no op timings) and may set POA_DEVCHECK_BENCH_ARGS (options added to
+# bench_step_gpu.py's, e.g. "--models tiny --batch tiny=2").
 # Exit codes: 0 no stage failed (passed, skipped or not built yet), 1 a stage failed or timed
 # out, 2 bad command line, 3 the bundle is missing or incomplete.
 set -u
@@ -38,6 +40,7 @@ out=${OUT:-$repo/_devcheck-out}
 all_stages="env ops memcheck parity train bench"
 train_config=${POA_DEVCHECK_TRAIN_CONFIG:-$repo/configs/vitl_poa.yaml}
 perf=${POA_DEVCHECK_PERF:-yes}
+bench_args=${POA_DEVCHECK_BENCH_ARGS:-}
 stages=$all_stages
 quick=no
 dry=no
@@ -522,6 +525,8 @@ stage_bench() {
     set -- "$pyclean" "$repo/bench/bench_step_gpu.py" --c-bench "$work/bin/poa-run $_c" \
         --budget $(($(stage_left) - 10))
     [ $quick = yes ] && set -- "$@" --quick
+    # shellcheck disable=SC2086 # a list of options
+    [ -n "$bench_args" ] && set -- "$@" $bench_args
     run - bench-step-gpu "$@"
     [ $dry = yes ] && return 0
     grep '^RESULT' "$last_out" >"$work/results.txt"
@@ -530,6 +535,13 @@ stage_bench() {
             grep -E '^(model|batch|img_s|torch_img_s|torch_setting|ratio_torch|mfu|mem_gb|torch_mem_gb|peak)=' | tr '\n' ' ' | sed 's/ $//')"
     done <"$work/results.txt"
     [ -s "$work/results.txt" ] || fig "no RESULT line"
+    # per model, the four ops that took longest in poa's profiled step, and what no op covers
+    awk '/^model=/ { split($1, a, "="); model = a[2]; inprof = 0; next }
+        /^  profile: / { inprof = 1; n = 0; top = ""; next }
+        inprof && /^    outside ops / { printf "%s per op: %s; outside ops %s%%\n", model, top, $4; inprof = 0; next }
+        inprof && /^    [a-z_0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+/ { if (n < 4) top = top (n ? ", " : "") $1 " " $4 "%"; n++ }' \
+        "$last_out" >"$work/profiles.txt"
+    while read -r _line; do fig "$_line"; done <"$work/profiles.txt"
 }
 
 # --------------------------------------------------------------------------------- main

@@ -3,7 +3,7 @@
 #  - bench/bench_step_gpu.py with --device cpu: poa's step (bench/bench_step) and the PyTorch
 #    step (tests/reference/step_torch.py) both run on the tiny model, the RESULT line has finite
 #    img/s for both, and bench_step.c and step_torch.py count the same FLOPs (the script warns
-#    when they differ by more than 0.2 %);
+#    when they differ by more than 0.2 %), and poa's per-op profile table is printed;
 #  - tests/gpu/device-check.sh's command line: --help, an unknown stage (exit 2), no bundle
 #    (exit 3).
 set -u
@@ -27,6 +27,10 @@ for key in img_s torch_img_s ratio_torch; do
     case $v in '' | nan | inf | -*) bad "$key=$v" ;; esac
 done
 grep -q 'warning' "$out/bench.txt" && bad "bench_step_gpu.py warned (see above)"
+# poa's per-op table (bench_step --profile 1): the step's GEMMs and its optimizer among the ops
+grep -q '^  profile: 1 step(s), [0-9]* timed op calls per step' "$out/bench.txt" &&
+    grep -q '^    act_gemm_bias  ' "$out/bench.txt" && grep -q '^    adamw  ' "$out/bench.txt" &&
+    grep -q '^    outside ops  ' "$out/bench.txt" || bad "no per-op profile of poa's step"
 
 dc=$top_src/tests/gpu/device-check.sh
 sh "$dc" --help >"$out/dc-help.txt" 2>&1 || bad "device-check.sh --help exited $?"

@@ -8,7 +8,7 @@ EXTRA_DIST += tests/step/step_test_util.h tests/step/step_test_batch.h tests/ste
 if HAVE_CMOCKA
 STEP_TESTS = tests/step/test_schedule tests/step/test_subnet_sampler \
 	tests/step/test_optim tests/step/test_mpi_sinkhorn tests/step/test_step_guard \
-	tests/step/test_step_memory \
+	tests/step/test_step_memory tests/step/test_step_profile \
 	tests/step/test_mpi_step_groups tests/step/test_mpi_step_overlap
 check_PROGRAMS += $(STEP_TESTS)
 TESTS += $(STEP_TESTS)
@@ -30,6 +30,9 @@ tests_step_test_step_guard_LDADD = $(TEST_LDADD)
 tests_step_test_step_memory_SOURCES = tests/step/test_step_memory.c
 tests_step_test_step_memory_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_step_memory_LDADD = $(TEST_LDADD)
+tests_step_test_step_profile_SOURCES = tests/step/test_step_profile.c
+tests_step_test_step_profile_CFLAGS = $(TEST_CFLAGS)
+tests_step_test_step_profile_LDADD = $(TEST_LDADD)
 tests_step_test_mpi_step_groups_SOURCES = tests/step/test_mpi_step_groups.c
 tests_step_test_mpi_step_groups_CFLAGS = $(TEST_CFLAGS)
 tests_step_test_mpi_step_groups_LDADD = $(TEST_LDADD)
