@@ -116,12 +116,14 @@ if [ $do_build = yes ]; then
         src/backend/backend.h"
     stale=no
     [ -x "$norm_check" ] || stale=yes
-    for f in $norm_srcs; do [ "$srcdir/$f" -nt "$norm_check" ] && stale=yes; done
+    for f in $norm_srcs; do [ -n "$(find "$srcdir/$f" -newer "$norm_check" 2>/dev/null)" ] && stale=yes; done
     if [ $stale = yes ]; then
         echo "gpu-bundle: nvcc tests/gpu/cuda_norm_loss_check"
         mkdir -p "$build/tests/gpu"
-        (cd "$srcdir" && $(sed -n 's/^NVCC = //p' "$build/Makefile") -std=c++17 -O2 \
-            -Xcompiler -ffp-contract=off $(sed -n 's/^NVCC_GENCODE = //p' "$build/Makefile") \
+        nvcc=$(sed -n 's/^NVCC = //p' "$build/Makefile")
+        gencode=$(sed -n 's/^NVCC_GENCODE = //p' "$build/Makefile")
+        # shellcheck disable=SC2086 # NVCC (a command, maybe with options) and -gencode: word lists
+        (cd "$srcdir" && $nvcc -std=c++17 -O2 -Xcompiler -ffp-contract=off $gencode \
             -I src -o "$norm_check" tests/gpu/cuda_norm_loss_check.cu src/backend/cuda/cuda_norm.cu \
             src/backend/cuda/cuda_loss.cu src/backend/cuda/cuda_optim.cu) >>"$build/make.out" 2>&1 ||
             die "nvcc of tests/gpu/cuda_norm_loss_check failed: see $build/make.out"

@@ -41,6 +41,7 @@ all_stages="env ops memcheck parity train bench"
 train_config=${POA_DEVCHECK_TRAIN_CONFIG:-$repo/configs/vitl_poa.yaml}
 perf=${POA_DEVCHECK_PERF:-yes}
 bench_args=${POA_DEVCHECK_BENCH_ARGS:-}
+bundle_cuda_libs='' # where each CUDA library was found: set by bundle-env.sh
 stages=$all_stages
 quick=no
 dry=no
@@ -199,7 +200,7 @@ prog() {
 
 # ------------------------------------------------------------------------ running commands
 # Stage bookkeeping: counts of passed / failed / timed-out / skipped commands and key figures.
-stage_reset() { n_pass=0 n_fail=0 n_timeout=0 n_skip=0 figs= stage_note=; }
+stage_reset() { n_pass=0 n_fail=0 n_timeout=0 n_skip=0 figs='' stage_note=''; }
 fig() { [ $dry = yes ] || figs="${figs:+$figs; }$*"; }
 stage_end=0
 stage_left() { echo $((stage_end - $(now))); }

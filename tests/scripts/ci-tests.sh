@@ -35,21 +35,30 @@ quick=no
 [ "${1:-}" = "--quick" ] && quick=yes
 jobs=${POA_JOBS:-2}
 
-# Every phase's wall time is printed when it ends, and all of them at the end (or at a failure).
+# Every phase's wall time and how busy the CPUs were during it (from /proc/stat: 100 % = every
+# core busy) are printed when it ends, and all of them at the end (or at a failure).
 t_start=$(date +%s)
-cur= cur_t0=$t_start phase_times=
+cur='' cur_t0=$t_start phase_times='' cur_cpu=''
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat 2>/dev/null; }
 phase_end() {
     [ -n "$cur" ] || return 0
     dt=$(($(date +%s) - cur_t0))
-    echo "=== ci: $cur: ${dt}s"
-    phase_times="$phase_times$(printf '%6ss  %s' "$dt" "$cur")
+    busy=$(cpu_ticks | awk -v was="$cur_cpu" 'BEGIN { split(was, w, " ") }
+        { b = $1 - w[1]; i = $2 - w[2]; if (b + i > 0) printf "%d%%", 100 * b / (b + i); else printf "?" }')
+    echo "=== ci: $cur: ${dt}s (CPUs busy ${busy:-?})"
+    phase_times="$phase_times$(printf '%6ss %5s  %s' "$dt" "${busy:-?}" "$cur")
 "
-    cur=
+    cur=''
 }
-phase() { phase_end; cur=$*; cur_t0=$(date +%s); echo; echo "=== ci: $* ($(date -u +%H:%M:%S))"; }
+phase() {
+    phase_end
+    cur=$* cur_t0=$(date +%s) cur_cpu=$(cpu_ticks)
+    echo
+    echo "=== ci: $* ($(date -u +%H:%M:%S))"
+}
 phase_summary() {
     phase_end
-    printf '\nci: phase times (load average at the end: %s)\n%s%6ss  total\n' \
+    printf '\nci: phase times, CPUs busy (load average at the end: %s)\n%s%6ss        total\n' \
         "$(cut -d' ' -f1-3 /proc/loadavg)" "$phase_times" "$(($(date +%s) - t_start))"
 }
 trap phase_summary EXIT
@@ -72,7 +81,7 @@ build() { # name, configure flags...
 
 check() { # name [make variables...]
     if ! make -C "_ci/$1" -j"$jobs" check ${2:+"$2"}; then
-        for f in $(find "_ci/$1/tests" -name '*.log' 2>/dev/null); do
+        find "_ci/$1/tests" -name '*.log' 2>/dev/null | while read -r f; do
             if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
         done
         echo "ci: make check ($1) failed"; exit 1
@@ -140,7 +149,7 @@ build asan --without-cuda --with-cmocka --enable-sanitizers --disable-parity-tes
 # clang for the fuzzing and ThreadSanitizer trees: installed here (an optional package group);
 # without it, or when clang cannot link libFuzzer / ThreadSanitizer programs, the phase is
 # skipped with the reason.
-clang_reason= fuzz_reason= tsan_reason=
+clang_reason='' fuzz_reason='' tsan_reason=
 sh tools/install-deps.sh fuzz || clang_reason="tools/install-deps.sh fuzz failed"
 if [ -z "$clang_reason" ] && ! command -v clang >/dev/null 2>&1; then clang_reason="no clang"; fi
 # probe NAME FLAGS SOURCE: whether clang compiles and links SOURCE with FLAGS
