@@ -2,7 +2,11 @@
 # ci-tests.sh — THE test command (README "Tests"; .ci/run calls exactly this).
 #   sh tests/scripts/ci-tests.sh [--quick]
 # Installs the Debian packages, then in separate build trees under ./_ci/:
-#   cpu    ./configure --without-cuda                 make && make check (PyTorch parity required)
+#   cpu    ./configure --without-cuda                 make (the programs the slurm phase runs)
+#   dist   make distcheck in the cpu tree: the release tarball configured the same way (PyTorch
+#          parity required), built out of its read-only tree, every test of make check passing
+#          there, installed and uninstalled: the cpu configuration's tests and the tarball's
+#          completeness in one run
 #   slurm  make check-slurm in the cpu tree: a private single-node Slurm cluster (slurmctld,
 #          slurmd, munged under _ci/cpu/tests/out), the job chain, a job array and preemption /
 #          requeue / time limit with exact resume; needs root and installs slurm-wlm and munge
@@ -21,13 +25,13 @@
 #          15) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
 #   tsan   CC=clang ./configure --enable-tsan         the loader's threads and the OpenMP regions
 #          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
-#   dist   make distcheck (from the cpu tree)
 #   style  make format-check
-# --quick runs only the cpu phase.  POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
-# The fault tests (tests/fault/) run in the cpu tree and, with 5 random-signal runs instead of
-# 20, in the asan tree; the cuda tree (the CPU backend without a GPU) and distcheck skip them
+# --quick builds the cpu tree and runs its make check there (no tarball), nothing else.
+# POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
+# The fault tests (tests/fault/) run in distcheck and, with 5 random-signal runs instead of 20,
+# in the asan tree; the cuda tree (the CPU backend without a GPU) skips them
 # (POA_FAULT_TESTS=skip), and the learning test (POA_LEARNING_TEST=skip; the sanitizer trees
-# skip it by themselves): there they would only repeat the cpu tree's runs.
+# skip it by themselves): there they would only repeat distcheck's runs.
 set -eu
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
@@ -79,19 +83,38 @@ build() { # name, configure flags...
         tail -50 "_ci/$name/make.out"; echo "ci: build ($name) failed"; exit 1; }
 }
 
+# failed_logs DIR: the end of the log of every test under DIR that failed
+failed_logs() {
+    find "$1" -name '*.log' 2>/dev/null | while read -r f; do
+        if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
+    done
+}
+
 check() { # name [make variables...]
     if ! make -C "_ci/$1" -j"$jobs" check ${2:+"$2"}; then
-        find "_ci/$1/tests" -name '*.log' 2>/dev/null | while read -r f; do
-            if grep -q -E '^:test-result: (FAIL|ERROR)' "${f%.log}.trs" 2>/dev/null; then echo "---- $f"; tail -60 "$f"; fi
-        done
+        failed_logs "_ci/$1/tests"
         echo "ci: make check ($1) failed"; exit 1
     fi
 }
 
-phase "cpu configuration: build + check"
+phase "cpu configuration: build"
 build cpu --without-cuda --with-cmocka --enable-parity-tests
-check cpu
-[ "$quick" = yes ] && { echo "ci: quick run done"; exit 0; }
+if [ "$quick" = yes ]; then
+    check cpu
+    echo "ci: quick run done"
+    exit 0
+fi
+
+# The cpu configuration's make check runs here, from the release tarball (the cpu tree's
+# programs serve the slurm phase): a test whose files the tarball lacks fails here.
+phase "distcheck: the cpu configuration's make check from the release tarball"
+if ! make -C _ci/cpu -j"$jobs" distcheck \
+    DISTCHECK_CONFIGURE_FLAGS="--without-cuda --with-cmocka --enable-parity-tests" >_ci/distcheck.out 2>&1; then
+    tail -80 _ci/distcheck.out
+    failed_logs _ci/cpu
+    echo "ci: distcheck failed"; exit 1
+fi
+grep -E 'archives ready|^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR)' _ci/distcheck.out || true
 
 phase "slurm: make check-slurm (real slurmctld/slurmd, single node)"
 if [ "${POA_SKIP_SLURM:-0}" = 1 ]; then
@@ -207,12 +230,6 @@ else
         fi
     done
 fi
-
-phase "distcheck"
-POA_FAULT_TESTS=skip POA_LEARNING_TEST=skip make -C _ci/cpu -j"$jobs" distcheck \
-    DISTCHECK_CONFIGURE_FLAGS="--without-cuda --with-cmocka --enable-parity-tests" >_ci/distcheck.out 2>&1 || {
-    tail -80 _ci/distcheck.out; echo "ci: distcheck failed"; exit 1; }
-grep -E 'archives ready|^# (TOTAL|PASS|FAIL)' _ci/distcheck.out || true
 
 phase "format-check"
 make -C _ci/cpu format-check
