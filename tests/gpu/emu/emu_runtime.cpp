@@ -43,23 +43,31 @@ void emu_error(const char *fmt, ...)
 // until it reaches a barrier or returns; a barrier opens when every live thread it waits for
 // has reached it (returned threads count as arrived, as on the GPU).  Deterministic: the same
 // launch runs in the same interleaving every time.  A fiber is made once (thread index t of any
-// launch) and runs one block's body after another: makecontext and the first swapcontext cost
-// signal-mask system calls, so every later switch is _setjmp/_longjmp.
+// launch) and runs one block's body after another.  On x86-64 a switch saves the callee-saved
+// registers on the fiber's stack and swaps stack pointers (emu_switch: fourteen instructions);
+// elsewhere, or with -DPOA_EMU_PORTABLE_SWITCH, ucontext makes a fiber and _setjmp/_longjmp
+// switch (glibc's longjmp also runs the cleanup-handler unwinding: the emulated op tests took
+// a fifth more CPU time that way).
 enum fstate { F_RUN, F_BLOCK, F_WARP, F_DONE };
 struct fiber {
+#if defined(__x86_64__) && !defined(POA_EMU_PORTABLE_SWITCH)
+    void *sp; // the stack pointer saved at its last switch
+#else
     ucontext_t ctx; // the first entry only
     jmp_buf jb;     // every later switch
+#endif
     fstate st;
     bool started;
 };
 static const unsigned MAX_THREADS = 1024;
-static fiber fibers[MAX_THREADS]; // never moved: a started fiber's ucontext points into itself
+static fiber fibers[MAX_THREADS]; // never moved: a started fiber's context points into itself
 struct block_state {
     unsigned threads;
     fiber *f = fibers;
     std::vector<uint64_t> slots;            // two sets of one per thread, for shuffles
     std::vector<unsigned char> shfl_parity; // per thread: the set its last shuffle used
     std::vector<unsigned> warp_done;        // per warp: its threads that have returned
+    std::vector<unsigned> warp_waiting;     // per warp: its threads waiting at a warp barrier
     unsigned char *smem = nullptr;
     size_t smem_bytes = 0;
     void (*body)(void *);
@@ -67,16 +75,86 @@ struct block_state {
     dim3 bid;
 };
 static block_state *cur;
-static ucontext_t sched_ctx;
-static jmp_buf sched_jb;
 static std::vector<char *> stacks;
 static const size_t STACK = 512 * 1024; // wmma fragments are 1 KiB each in the emulator
+static void fiber_main(unsigned t);
+
+#if defined(__x86_64__) && !defined(POA_EMU_PORTABLE_SWITCH)
+// emu_switch(save, to): pushes rbp, rbx, r12-r15, stores rsp in *save, loads `to` and pops them
+// back (System V: every other register is the caller's to save; nothing here changes MXCSR or
+// the x87 control word).  A new fiber's stack holds six zero registers but r12 = its index, and
+// emu_fiber_entry as the return address, which calls fiber_main(r12) on a 16-aligned stack.
+extern "C" void emu_switch(void **save, void *to);
+extern "C" void emu_fiber_main(unsigned t)
+{
+    fiber_main(t);
+}
+asm(".text\n"
+    ".globl emu_switch\n"
+    ".type emu_switch, @function\n"
+    "emu_switch:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_switch, .-emu_switch\n"
+    ".type emu_fiber_entry, @function\n"
+    "emu_fiber_entry:\n"
+    "  movl %r12d, %edi\n"
+    "  call emu_fiber_main\n"
+    "  ud2\n"
+    ".size emu_fiber_entry, .-emu_fiber_entry\n");
+extern "C" char emu_fiber_entry[];
+static void *sched_sp;
+static void to_scheduler(fiber &f)
+{
+    emu_switch(&f.sp, sched_sp);
+}
+static void start_fiber(fiber &f, unsigned t)
+{
+    // top 16-aligned; after the six pops and the ret, rsp = top (aligned for the call)
+    uintptr_t top = ((uintptr_t) stacks[t] + STACK) & ~(uintptr_t) 15;
+    void **sp = (void **) (top - 7 * sizeof(void *));
+    for (int i = 0; i < 6; i++) sp[i] = nullptr;
+    sp[3] = (void *) (uintptr_t) t; // r12
+    sp[6] = (void *) emu_fiber_entry;
+    f.sp = sp;
+    emu_switch(&sched_sp, f.sp);
+}
+static void resume_fiber(fiber &f)
+{
+    emu_switch(&sched_sp, f.sp);
+}
+#else
+static ucontext_t sched_ctx;
+static jmp_buf sched_jb;
+static void to_scheduler(fiber &f)
+{
+    if (!_setjmp(f.jb)) _longjmp(sched_jb, 1);
+}
+static void start_fiber(fiber &f, unsigned t)
+{
+    if (_setjmp(sched_jb)) return;
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = stacks[t];
+    f.ctx.uc_stack.ss_size = STACK;
+    f.ctx.uc_link = nullptr; // fiber_main never returns
+    makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
+    swapcontext(&sched_ctx, &f.ctx);
+}
+static void resume_fiber(fiber &f)
+{
+    if (!_setjmp(sched_jb)) _longjmp(f.jb, 1);
+}
+#endif
 
 static void yield_as(fstate s)
 {
     fiber &f = cur->f[emu_linear];
     f.st = s;
-    if (!_setjmp(f.jb)) _longjmp(sched_jb, 1);
+    if (s == F_WARP) cur->warp_waiting[emu_linear >> 5]++;
+    to_scheduler(f);
 }
 void emu_syncthreads()
 {
@@ -121,7 +199,7 @@ static void fiber_main(unsigned t)
         cur->body(cur->body_ctx);
         fibers[t].st = F_DONE;
         cur->warp_done[t >> 5]++;
-        if (!_setjmp(fibers[t].jb)) _longjmp(sched_jb, 1);
+        to_scheduler(fibers[t]);
     }
 }
 
@@ -154,16 +232,10 @@ static void run_fiber(block_state &b, unsigned t)
     emu_linear = t;
     emu_tid = dim3(t % emu_bdim.x, (t / emu_bdim.x) % emu_bdim.y, t / (emu_bdim.x * emu_bdim.y));
     emu_bid = b.bid;
-    if (_setjmp(sched_jb)) return;
     fiber &f = b.f[t];
-    if (f.started) _longjmp(f.jb, 1);
+    if (f.started) return resume_fiber(f);
     f.started = true;
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = stacks[t];
-    f.ctx.uc_stack.ss_size = STACK;
-    f.ctx.uc_link = nullptr; // fiber_main never returns
-    makecontext(&f.ctx, (void (*)()) fiber_main, 1, t);
-    swapcontext(&sched_ctx, &f.ctx);
+    start_fiber(f, t);
 }
 
 // Runs the block until all its threads are done; opens barriers; reports a deadlock.  One warp
@@ -186,12 +258,12 @@ static void schedule(block_state &b)
                     const unsigned t = rev ? hi - 1 - j : lo + j;
                     if (b.f[t].st == F_RUN) run_fiber(b, t);
                 }
-                unsigned waiting = 0, live = 0; // no lane of the warp runs now
-                for (unsigned t = lo; t < hi; t++)
-                    live += b.f[t].st != F_DONE, waiting += b.f[t].st == F_WARP;
+                // no lane of the warp runs now: each waits at a barrier or has returned
+                const unsigned waiting = b.warp_waiting[w], live = hi - lo - b.warp_done[w];
                 if (!waiting || waiting != live) break;
                 for (unsigned t = lo; t < hi; t++)
                     if (b.f[t].st == F_WARP) b.f[t].st = F_RUN;
+                b.warp_waiting[w] = 0;
             }
         }
         unsigned done = 0, at_block = 0;
@@ -235,6 +307,7 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
     b.slots.assign(2 * threads, 0);
     b.shfl_parity.assign(threads, 0);
     b.warp_done.assign((threads + 31) / 32, 0);
+    b.warp_waiting.assign((threads + 31) / 32, 0);
     b.body = body, b.body_ctx = ctx;
     b.smem_bytes = c.smem;
     b.smem = (unsigned char *) aligned_alloc(256, (c.smem + 256) / 256 * 256);
@@ -248,6 +321,7 @@ void emu_run_grid(const emu_launch_cfg &c, const void *kernel, void (*body)(void
                 memset(b.smem, 0xff, b.smem_bytes);
                 for (unsigned t = 0; t < threads; t++) b.f[t].st = F_RUN;
                 std::fill(b.warp_done.begin(), b.warp_done.end(), 0u);
+                std::fill(b.warp_waiting.begin(), b.warp_waiting.end(), 0u);
                 std::fill(b.shfl_parity.begin(), b.shfl_parity.end(), 0);
                 schedule(b);
             }
