@@ -5,6 +5,7 @@
 #      its loader reads it and stops with exit 3 naming the shard and the sample, instead of
 #      training on the damaged image (before the check it trained to exit 0);
 #   2. the shard truncated: --verify and poa-train stop with exit 3 naming it.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out corrupt_shard

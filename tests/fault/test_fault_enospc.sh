@@ -17,6 +17,7 @@
 #      fallocate, and 2 ranks: exit 4 naming the file and the cause, no signal at exit, no HDF5
 #      object left open, the complete files kept and equal to an undisturbed extraction, no
 #      partial or temporary file; the rerun with space completes the extraction.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out enospc

@@ -4,6 +4,7 @@
 # at that step on every rank: exit 5, the message names the loss term that went non-finite and
 # the last good checkpoint, and nothing is written after it.  (A NaN in the weights,
 # --debug-nonfinite-at, is tested by tests/train/test_train_failures.sh.)
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out nonfinite

@@ -3,6 +3,7 @@
 # the job ends within a bounded time (KILL_BOUND_S) with a message naming the rank, no process is
 # left behind, no checkpoint file is half-written, and the job resumed from the last checkpoint
 # ends bit-identical to an uninterrupted run.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out rank_kill

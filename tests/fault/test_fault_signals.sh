@@ -10,6 +10,7 @@
 # loadable checkpoint, and the run resumed from that checkpoint must end bit-identical to an
 # undisturbed run.  The random delays come from
 # SEED (printed; rerun with SEED=... to replay a failure).
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out signals_random

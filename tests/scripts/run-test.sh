@@ -10,6 +10,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # test-env.sh lives in the build tree (configure output); fall back to the source tree copy.
 for f in "${POA_TOP_BUILDDIR:-.}/tests/scripts/test-env.sh" "./tests/scripts/test-env.sh"; do
+    # shellcheck source=tests/scripts/test-env.sh.in
     if [ -f "$f" ]; then . "$f"; break; fi
 done
 prog=$1

@@ -35,6 +35,7 @@ if [ ! -f "$cluster/env.sh" ] || ! kill -0 "$(cat "$cluster/run/slurmctld.pid" 2
     echo "skip: the test cluster is not running (run: make check-slurm)"
     exit 77
 fi
+# shellcheck source=/dev/null # written by tests/slurm/slurm-up.sh when it starts the cluster
 . "$cluster/env.sh"
 
 # setup_out NAME: this test's scratch folder and POA_BIN (links to the programs of the build tree)

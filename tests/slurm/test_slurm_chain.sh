@@ -9,6 +9,7 @@
 # job waiting forever (DependencyNeverSatisfied) instead of running it; the extract stage
 # (extract.sbatch, 2 ranks) after the finished run, and the eval stage (eval.sbatch, 2 ranks)
 # after it.
+# shellcheck source=tests/slurm/lib.sh
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh

@@ -4,6 +4,7 @@
 # test's scratch folder under the build tree: setup_out), run_ranks N ARGS... (poa-train under
 # mpiexec -n N), make_data DIR [N] (N Fashion-MNIST images packed by poa-pack into DIR/packed),
 # check (check_train.py).
+# shellcheck source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 train=$top_build/src/poa-train
 tiny=$top_src/configs/tiny.yaml

@@ -19,6 +19,7 @@
 #
 # The tiny runs use LayerScale 1 and iBOT from iteration 0, as test_train_equiv.sh explains:
 # with the official 1e-5 the tiny model's KoLeo term measures rounding noise.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 need_python
 [ -x "$train" ] || { echo "no $train"; exit 99; }
