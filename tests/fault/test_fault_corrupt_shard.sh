@@ -11,7 +11,7 @@ fault_test
 setup_out corrupt_shard
 need_python
 make_data "$out" 64
-shard=train-00000-of-00001.h5
+shard='train-00000-of-00001.h5'
 common="--config $tiny train.batch_size_per_gpu=4 evaluation.eval_period_iterations=0
         train.checkpoint_period_iterations=1000"
 

@@ -65,7 +65,7 @@ mpid=
 stopped term $rc
 
 start int
-kill -INT $(echo $ranks | cut -d' ' -f2)
+kill -INT "$(echo $ranks | cut -d' ' -f2)"
 wait $mpid
 rc=$?
 mpid=
