@@ -4,9 +4,10 @@
 # test's scratch folder under the build tree: setup_out), run_ranks N ARGS... (poa-train under
 # mpiexec -n N), make_data DIR [N] (N Fashion-MNIST images packed by poa-pack into DIR/packed),
 # check (check_train.py), checkpoint_names DIR (the checkpoint files in DIR, temporary ones too).
-# shellcheck source=tests/lib/testlib.sh
+# shellcheck shell=sh source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 train=$top_build/src/poa-train
+# shellcheck disable=SC2034 # for the tests that source this file
 tiny=$top_src/configs/tiny.yaml
 export POA_PROGRESS=0
 
