@@ -56,9 +56,12 @@ exp = sum(r["comm_exposed_time"] for r in recs)
 comm = sum(r["comm_time"] for r in recs)
 print("%s %s %.2f %.3f %.4f %.4f %.4f" % (sys.argv[3], sys.argv[4], img / t, t / len(recs), data / t, exp / t, comm / len(recs)))
 PY
-    set -- $(tail -1 "$out/results")
-    printf '%-6s %-8s %10s %10s %12s %12s %11ss\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7"
-    last="RESULT ranks=$1 img_s=$3 data_wait_frac=$5 comm_exposed_frac=$6"
+    read -r n_ranks n_threads img_s s_it data_wait comm_exposed comm_s <<EOF
+$(tail -1 "$out/results")
+EOF
+    printf '%-6s %-8s %10s %10s %12s %12s %11ss\n' "$n_ranks" "$n_threads" "$img_s" "$s_it" "$data_wait" \
+        "$comm_exposed" "$comm_s"
+    last="RESULT ranks=$n_ranks img_s=$img_s data_wait_frac=$data_wait comm_exposed_frac=$comm_exposed"
     echo "$last" >"$out/result$ranks"
 done
 echo "bench-train: load at the end $(cut -d' ' -f1-3 /proc/loadavg) (other users' work slows both runs)"

@@ -56,8 +56,8 @@ all_stages="pack pretrain extract eval"
 die() { echo "pipeline.sh: $*" >&2; exit 2; }
 usage() { sed -n '2,/^[^#]/{/^#!/d;/^#/s/^# \{0,1\}//p}' "$0"; }
 
-work= images= packed= config= stages="pack,pretrain,extract,eval" pack_mode=mpi pack_tasks=
-pack_args= extract_args= eval_args= after= dry_run=no
+work='' images='' packed='' config='' stages="pack,pretrain,extract,eval" pack_mode=mpi pack_tasks=''
+pack_args='' extract_args='' eval_args='' after='' dry_run=no
 sets=() sb_all=() sb_pack=() sb_pretrain=() sb_extract=() sb_eval=()
 need() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 while [ $# -gt 0 ]; do
@@ -161,11 +161,11 @@ logname() {
 }
 submitted=()
 table=()
-# submit STAGE LABEL DEPENDENCY OUTPUT LOGPATTERN ENV... -- SBATCH-OPTIONS... -- SCRIPT ARGS...
+# submit LABEL DEPENDENCY OUTPUT LOGPATTERN ENV... -- SBATCH-OPTIONS... -- SCRIPT ARGS...
 # Sets job to the new job's id (dry run: a placeholder, $JOB_<label>) and adds a row to the table.
 submit() {
-    local stage=$1 label=$2 dep=$3 out=$4 log=$5
-    shift 5
+    local label=$1 dep=$2 out=$3 log=$4
+    shift 4
     local envs=() opts=() cmd=()
     while [ "$1" != -- ]; do envs+=("$1"); shift; done
     shift
@@ -214,28 +214,28 @@ for s in "${selected[@]}"; do
     pack)
         envs=("IMAGENET=$images" "PACKED=$packed" "PACK_ARGS=$pack_args")
         if [ "$pack_mode" = array ]; then
-            submit pack pack-array "$dep" "$packed (shards)" "pack-array-%A_%a.out" "${envs[@]}" -- \
+            submit pack-array "$dep" "$packed (shards)" "pack-array-%A_%a.out" "${envs[@]}" -- \
                 --array="0-$((pack_tasks - 1))" --ntasks=1 "${sb_pack[@]}" -- "$here/pack.sbatch"
             dep=$job
-            submit pack pack "$dep" "$packed" "pack-%j.out" "${envs[@]}" -- \
+            submit pack "$dep" "$packed" "pack-%j.out" "${envs[@]}" -- \
                 --ntasks=1 "${sb_pack[@]}" -- "$here/pack.sbatch"
         else
-            submit pack pack "$dep" "$packed" "pack-%j.out" "${envs[@]}" -- \
+            submit pack "$dep" "$packed" "pack-%j.out" "${envs[@]}" -- \
                 ${pack_tasks:+--ntasks="$pack_tasks"} "${sb_pack[@]}" -- "$here/pack.sbatch"
         fi
         ;;
     pretrain)
-        submit pretrain pretrain "$dep" "$work/pretrain" "pretrain-%j.out" \
+        submit pretrain "$dep" "$work/pretrain" "pretrain-%j.out" \
             "PACKED=$packed" "OUTPUT=$work/pretrain" "CONFIG=$config" -- \
             "${sb_pretrain[@]}" -- "$here/pretrain.sbatch" "${sets[@]}"
         ;;
     extract)
-        submit extract extract "$dep" "$work/extract" "extract-%j.out" \
+        submit extract "$dep" "$work/extract" "extract-%j.out" \
             "RUN=$work/pretrain" "CONFIG=$config" "OUTPUT=$work/extract" "EXTRACT_ARGS=$extract_args" -- \
             "${sb_extract[@]}" -- "$here/extract.sbatch"
         ;;
     eval)
-        submit eval eval "$dep" "$work/eval" "eval-%j.out" \
+        submit eval "$dep" "$work/eval" "eval-%j.out" \
             "RUN=$work/pretrain" "EXTRACTED=$work/extract" "PACKED=$packed" "OUTPUT=$work/eval" \
             "EVAL_ARGS=$eval_args" -- "${sb_eval[@]}" -- "$here/eval.sbatch"
         ;;

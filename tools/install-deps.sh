@@ -18,7 +18,7 @@ PACKAGES="build-essential autoconf automake pkg-config
   libhdf5-dev libturbojpeg0-dev zlib1g-dev libopenblas-dev libyaml-dev libcmocka-dev
   python3-torch python3-torchvision python3-h5py python3-numpy python3-pil python3-skimage python3-matplotlib
   dataset-fashion-mnist
-  clang-format gdb procps"
+  clang-format shellcheck gdb procps"
 SLURM_PACKAGES="slurm-wlm slurmctld slurmd slurm-client slurm-wlm-basic-plugins munge"
 for group in "$@"; do
     case "$group" in

@@ -166,8 +166,9 @@ knn=$build/src/poa-eval-knn
 for p in "$extract" "$knn"; do
     [ -x "$p" ] || { echo "demo: $p was not built (see $build/make.out)"; exit 1; }
 done
-# newer_than OUT IN: OUT exists and was written after IN (a stage is redone when its input changed)
-newer_than() { [ -f "$1" ] && [ ! "$2" -nt "$1" ]; }
+# newer_than OUT IN: OUT exists and IN was not written after it (a stage is redone when its input
+# changed); find -newer, as test's -nt is not POSIX
+newer_than() { [ -f "$1" ] && [ -z "$(find "$2" -prune -newer "$1" 2>/dev/null)" ]; }
 
 say "extract every sub-network of the teacher ($work/extracted)"
 if newer_than "$work/extracted/DONE" "$ckpt"; then

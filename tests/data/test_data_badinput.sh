@@ -42,7 +42,7 @@ grep -q "ignored train/stray.JPEG: not inside a class folder" "$out/log1" && ok 
 grep -q "ignored train/n001/README.txt: not an image file name" "$out/log1" && ok "non-image name reported" || bad "non-image name not reported"
 "$pack" --verify "$out/packed" --decode >"$out/log_verify" 2>&1 && ok "--verify --decode passes" || { cat "$out/log_verify"; bad "--verify failed"; }
 # No temporary or half-written files under final names.
-ls "$out/packed" | grep -q tmp && bad "temporary files left in the output" || ok "no temporary files left"
+find "$out/packed" -mindepth 1 -maxdepth 1 -name '*tmp*' ! -name '.*' | grep -q . && bad "temporary files left in the output" || ok "no temporary files left"
 
 # 2. --strict: the run fails with exit 3, shards with undecodable files are not written.
 cp -R "$out/root" "$out/strictroot"

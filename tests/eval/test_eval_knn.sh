@@ -12,6 +12,7 @@
 #   size (2), a missing, truncated or non-poa checkpoint, a data set without a val split or
 #   whose splits have different classes (3), an output that cannot be written (4); the errors
 #   shared with poa-eval-linear are evaluation_errors (tests/lib/testlib.sh).
+# shellcheck source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 program_test poa-eval-knn eval/knn
 knn=$prog

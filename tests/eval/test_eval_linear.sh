@@ -19,6 +19,7 @@
 # parameters must agree to 1e-4 (relative, per classifier; measured about 1e-6) and an accuracy
 # may move only by the val images whose top logits are that close, at most 0.5 % of the val split
 # (linear_ref.py's defaults; measured: none moved).
+# shellcheck source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 program_test poa-eval-linear eval/linear
 lin=$prog

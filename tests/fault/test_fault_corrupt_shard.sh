@@ -5,12 +5,13 @@
 #      its loader reads it and stops with exit 3 naming the shard and the sample, instead of
 #      training on the damaged image (before the check it trained to exit 0);
 #   2. the shard truncated: --verify and poa-train stop with exit 3 naming it.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out corrupt_shard
 need_python
 make_data "$out" 64
-shard=train-00000-of-00001.h5
+shard='train-00000-of-00001.h5'
 common="--config $tiny train.batch_size_per_gpu=4 evaluation.eval_period_iterations=0
         train.checkpoint_period_iterations=1000"
 

@@ -17,6 +17,7 @@
 #      fallocate, and 2 ranks: exit 4 naming the file and the cause, no signal at exit, no HDF5
 #      object left open, the complete files kept and equal to an undisturbed extraction, no
 #      partial or temporary file; the rerun with space completes the extraction.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out enospc
@@ -50,7 +51,7 @@ grep -q "error: writing a checkpoint: writing checkpoint .*checkpoint_0000007.h5
     ok "the message names the checkpoint and the cause" || bad "no message naming checkpoint_0000007.h5 and ENOSPC"
 grep -q -E "Segmentation fault|signal 11|H5F__close_cb" "$out/full.log" && bad "a process crashed at exit" ||
     ok "no crash at exit"
-kept=$(cd "$out/full" && ls -A | grep -E '^\.?checkpoint' | tr '\n' ' ')
+kept=$(checkpoint_names "$out/full")
 [ "$kept" = "checkpoint_0000003.h5 " ] && ok "previous checkpoint kept, no temporary file left" || bad "left in the output: $kept"
 [ "$(check iteration "$out/full/checkpoint_0000003.h5")" = 3 ] && ok "the kept checkpoint loads" || bad "kept checkpoint unreadable"
 run_ranks 2 $common --output "$out/full" --max-steps 8 >"$out/full2.log" 2>&1
@@ -93,7 +94,7 @@ grep -q "error: writing a checkpoint: writing checkpoint .*checkpoint_0000007.h5
     bad "checkpoint, no fallocate: no one-line message naming checkpoint_0000007.h5 and ENOSPC"
 crashed $rc "$out/nofa.log" && bad "checkpoint, no fallocate: a process died at exit" ||
     ok "checkpoint, no fallocate: no signal at exit (libhdf5's half-closed file is not cleaned up)"
-kept=$(cd "$out/nofa" && ls -A | grep -E '^\.?checkpoint' | tr '\n' ' ')
+kept=$(checkpoint_names "$out/nofa")
 [ "$kept" = "checkpoint_0000003.h5 " ] && [ "$(check iteration "$out/nofa/checkpoint_0000003.h5")" = 3 ] &&
     ok "checkpoint, no fallocate: the previous checkpoint kept and loadable, no temporary file" ||
     bad "checkpoint, no fallocate: left in the output: $kept"

@@ -4,6 +4,7 @@
 # at that step on every rank: exit 5, the message names the loss term that went non-finite and
 # the last good checkpoint, and nothing is written after it.  (A NaN in the weights,
 # --debug-nonfinite-at, is tested by tests/train/test_train_failures.sh.)
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out nonfinite
@@ -21,7 +22,7 @@ grep -q "POA_DEBUG_NONFINITE_DATA: pixel 0 of the batch of iteration 6 set to Na
 grep -q "iteration 6: loss term [a-z_0-9]* .*is nan; stopping without writing a checkpoint (the last good one is iteration 3)" "$out/run2.log" &&
     ok "the message names the term and the last good checkpoint" || { grep error "$out/run2.log"; bad "non-finite message"; }
 [ "$(grep -c 'error: non-finite step: iteration 6: ' "$out/run2.log")" = 2 ] && ok "both ranks stopped at iteration 6" || bad "the ranks did not stop together"
-kept=$(cd "$out/run" && ls -A | grep -E '^\.?checkpoint' | tr '\n' ' ')
+kept=$(checkpoint_names "$out/run")
 [ "$kept" = "checkpoint_0000003.h5 " ] && ok "last good checkpoint kept, nothing written" || bad "checkpoints after the NaN: $kept"
 [ "$(check iteration "$out/run/checkpoint_0000003.h5")" = 3 ] && ok "the kept checkpoint loads" || bad "kept checkpoint unreadable"
 finish

@@ -3,6 +3,7 @@
 # the job ends within a bounded time (KILL_BOUND_S) with a message naming the rank, no process is
 # left behind, no checkpoint file is half-written, and the job resumed from the last checkpoint
 # ends bit-identical to an uninterrupted run.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out rank_kill
@@ -48,7 +49,7 @@ grep -q -E "exited on signal 9|killed|Killed" "$out/run.log" && ok "the message 
 sleep 1
 left=$(pgrep -f "$out/run" | tr '\n' ' ')
 [ -z "$left" ] && ok "no process left behind" || bad "processes left: $left"
-ls -A "$out/run" | grep -q '\.tmp\.' && bad "a temporary checkpoint file was left" || ok "no half-written checkpoint"
+find "$out/run" -mindepth 1 -maxdepth 1 -name '*.tmp.*' | grep -q . && bad "a temporary checkpoint file was left" || ok "no half-written checkpoint"
 last=$(ls "$out/run"/checkpoint_*.h5 | tail -1)
 it=$(check iteration "$last")
 run_ranks 2 $common --output "$out/run" --max-steps $((11 - it)) >"$out/resume.log" 2>&1

@@ -10,6 +10,7 @@
 # loadable checkpoint, and the run resumed from that checkpoint must end bit-identical to an
 # undisturbed run.  The random delays come from
 # SEED (printed; rerun with SEED=... to replay a failure).
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 fault_test
 setup_out signals_random
@@ -54,7 +55,7 @@ while [ $i -lt "$runs" ]; do
     "$mpiexec" -n 1 --oversubscribe -x OMP_NUM_THREADS=1 -x POA_PROGRESS "$train" $common \
         --output "$dir" --max-steps $((last + 1)) >"$dir.log" 2>&1 &
     mpid=$!
-    rank= spawn= w=0 order=
+    rank='' spawn='' w=0 order=''
     while [ $w -lt 2000 ] && kill -0 $mpid 2>/dev/null; do # the rank, once it catches the signal
         rank=$(pgrep -P $mpid | head -1)
         [ -n "$rank" ] && [ -z "$spawn" ] && spawn=$(now_ms)

@@ -13,6 +13,7 @@
 # ("name=folder" for each CUDA library, "name=MISSING" when none was found), bundle_missing
 # (the names not found).
 
+# shellcheck shell=sh
 bundle_saved_ld_path=${LD_LIBRARY_PATH:-}
 bundle_cuda_libs=
 bundle_missing=

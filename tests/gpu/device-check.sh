@@ -143,6 +143,7 @@ if [ -f "$bundle/bundle.tar.xz" ]; then
     bundle=$work/bundle
 fi
 POA_BUNDLE=$bundle
+# shellcheck source=tests/gpu/bundle-env.sh
 . "$here/bundle-env.sh"
 
 # Python runs without the bundle's libraries (they are Debian's, the machine's Python is not);

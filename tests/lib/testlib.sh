@@ -16,10 +16,13 @@
 #   evaluation_errors BAD_OPTION ARGS...   the errors every evaluation program (poa-eval-knn,
 #                           poa-eval-linear) reports alike, with their exit codes; ARGS make a
 #                           short run for the unwritable-output case
+# shellcheck shell=sh
 set -u
 top_src=$(cd "${POA_TOP_SRCDIR:?run through make check}" && pwd)
 top_build=${POA_TOP_BUILDDIR:?run through make check}
+# shellcheck disable=SC2034 # for the tests that source this file
 py=${POA_PYTHON_REF:-/usr/bin/python3}
+# shellcheck disable=SC2034 # for the tests that source this file
 mpiexec=${POA_MPIEXEC:-mpiexec}
 export PYTHONDONTWRITEBYTECODE=1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -64,6 +67,7 @@ seeded_demo_checkpoint() {
     "$top_build/tests/modelio/ckpt_write_seeded" "$out/run" "$out/demo-preset.yaml" 21 399 \
         >"$out/seeded.log" 2>&1 || { cat "$out/seeded.log"; echo "FAIL: cannot write the test checkpoint"; exit 1; }
     ck=$out/run/checkpoint_0000399.h5
+    # shellcheck disable=SC2034 # for the tests that source this file
     eval_ck=$out/run/eval/training_399/teacher_checkpoint.h5
 }
 
@@ -71,6 +75,7 @@ seeded_demo_checkpoint() {
 # their common options, src/tool/networks.h opens the models and the data), each with README.md's
 # exit code: usage (2), input (3), output (4).  Needs $ck, $data and $out/root (the unpacked
 # data set).
+# shellcheck disable=SC2154 # $data is set by the test that calls it
 evaluation_errors() {
     bad_option=$1
     shift

@@ -10,6 +10,7 @@
 #   dataset) or non-checkpoint file (3); an output that cannot be written (4, the message names
 #   the path, no partial or temporary file); two MPI ranks share the work and write the same
 #   tensors as one process.
+# shellcheck source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 program_test poa-extract modelio/cli
 extract=$prog

@@ -25,7 +25,8 @@
 #          15) seconds (tests/fuzz/README.md); skipped, with the reason, without clang/libFuzzer
 #   tsan   CC=clang ./configure --enable-tsan         the loader's threads and the OpenMP regions
 #          under ThreadSanitizer (README.md, "Reliability"); skipped like fuzz
-#   style  make format-check
+#   style  make format-check (the C/CUDA sources against .clang-format) and make shellcheck
+#          (every shell script clean under shellcheck -x -S warning)
 # --quick builds the cpu tree and runs its make check there (no tarball), nothing else.
 # POA_SKIP_SLURM=1 skips the slurm phase.  Exit status is non-zero if any phase fails.
 # The fault tests (tests/fault/) run in distcheck and, with 5 random-signal runs instead of 20,
@@ -231,7 +232,10 @@ else
     done
 fi
 
-phase "format-check"
-make -C _ci/cpu format-check
+phase "format-check and shellcheck"
+style=ok
+make -C _ci/cpu format-check || style=failed
+make -C _ci/cpu shellcheck || style=failed
+[ $style = ok ] || { echo "ci: format-check or shellcheck failed (above)"; exit 1; }
 
 echo "ci: all phases passed"

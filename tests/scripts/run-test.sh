@@ -7,9 +7,9 @@
 #   harness prints the stacks of the hung processes (gdb) before killing them, then fails (exit 124).
 # Exit 77 from a test means "skipped" (e.g. GPU tests without a device).
 set -u
-here=$(cd "$(dirname "$0")" && pwd)
 # test-env.sh lives in the build tree (configure output); fall back to the source tree copy.
 for f in "${POA_TOP_BUILDDIR:-.}/tests/scripts/test-env.sh" "./tests/scripts/test-env.sh"; do
+    # shellcheck source=tests/scripts/test-env.sh.in
     if [ -f "$f" ]; then . "$f"; break; fi
 done
 prog=$1

@@ -12,11 +12,14 @@
 #                            it now (the test's time budget; nothing else changes), but not in the
 #                            second its previous run was killed (see release below)
 #   dump JOB...              print `scontrol show job` and the job's log
+# shellcheck shell=sh
 set -u
 top_src=$(cd "${POA_TOP_SRCDIR:?run through make check-slurm}" && pwd)
 top_build=${POA_TOP_BUILDDIR:?run through make check-slurm}
 cluster=${POA_SLURM_CLUSTER:-$top_build/tests/out/slurm-cluster}
+# shellcheck disable=SC2034 # for the tests that source this file
 tiny=$top_src/configs/tiny.yaml
+# shellcheck disable=SC2034 # for the tests that source this file
 py=${POA_PYTHON_REF:-/usr/bin/python3}
 export PYTHONDONTWRITEBYTECODE=1 POA_PROGRESS=0
 
@@ -35,6 +38,7 @@ if [ ! -f "$cluster/env.sh" ] || ! kill -0 "$(cat "$cluster/run/slurmctld.pid" 2
     echo "skip: the test cluster is not running (run: make check-slurm)"
     exit 77
 fi
+# shellcheck source=/dev/null # written by tests/slurm/slurm-up.sh when it starts the cluster
 . "$cluster/env.sh"
 
 # setup_out NAME: this test's scratch folder and POA_BIN (links to the programs of the build tree)
@@ -77,6 +81,7 @@ terminal() {
 }
 
 wait_state() {
+    # shellcheck disable=SC3043 # local: dash and bash, the shells that run the tests, have it
     local job=$1 limit=$2 i=0 s
     shift 2
     while [ $i -lt $((limit * 4)) ]; do
@@ -90,6 +95,7 @@ wait_state() {
 }
 
 wait_done() {
+    # shellcheck disable=SC3043 # local: dash and bash, the shells that run the tests, have it
     local job=$1 limit=$2 i=0 states s all
     while [ $i -lt $((limit * 2)) ]; do
         states=$(scontrol show job -o "$job" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p')

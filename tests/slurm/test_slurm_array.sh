@@ -7,6 +7,7 @@
 # its share (8 shards in all, each task at least one), the final job kept all 8 and verified, and
 # the shards are identical to the ones a single poa-pack process writes.  Resuming: after one
 # shard is deleted, the same chain submitted again rewrites exactly that shard.
+# shellcheck source=tests/slurm/lib.sh
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out array
 make_root "$out/images" 128

@@ -9,6 +9,7 @@
 # job waiting forever (DependencyNeverSatisfied) instead of running it; the extract stage
 # (extract.sbatch, 2 ranks) after the finished run, and the eval stage (eval.sbatch, 2 ranks)
 # after it.
+# shellcheck source=tests/slurm/lib.sh
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out chain
 pipeline=$top_src/slurm/pipeline.sh
@@ -70,7 +71,8 @@ x=$(awk '$1 == "extract" {print $2}' "$out/work/pipeline.jobs" 2>/dev/null)
 if [ $rc -eq 0 ] && [ -n "$x" ] && wait_done "$x" 120 && [ "$(job_field "$x" JobState)" = COMPLETED ] &&
     grep -q "poa-extract: wrote 18 file(s) for 9 sub-network(s) to $out/work/extract" "$out/work/logs/extract-$x.out" &&
     grep -q "9/9 sub-networks written by the 2 ranks" "$out/work/logs/extract-$x.out" &&
-    [ "$(ls "$out/work/extract" | grep -c '^vit_[0-9]*x[0-9]*\.\(h5\|safetensors\)$')" = 18 ]; then
+    [ "$(find "$out/work/extract" -mindepth 1 -maxdepth 1 -name 'vit_*' | sed 's|.*/||' |
+        grep -c '^vit_[0-9]*x[0-9]*\.\(h5\|safetensors\)$')" = 18 ]; then
     ok "extract stage: job $x, 2 ranks wrote the 18 files of the run's 9 sub-networks"
 else
     cat "$out/extract.out"

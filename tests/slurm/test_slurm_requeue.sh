@@ -21,6 +21,7 @@
 # sent (an earlier version sized the run from a timed calibration, and failed when the load
 # changed between the calibration and the job).  Slurm holds a requeued job for two minutes
 # (BeginTime); the test starts it at once (scontrol update StartTime=now).
+# shellcheck source=tests/slurm/lib.sh
 . "$POA_TOP_SRCDIR/tests/slurm/lib.sh"
 setup_out requeue
 mpiexec=${POA_MPIEXEC:-mpiexec}

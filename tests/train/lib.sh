@@ -3,9 +3,11 @@
 # $mpiexec, ok/bad/finish, MPI's test environment) and: $train (poa-train), $tiny, $out (this
 # test's scratch folder under the build tree: setup_out), run_ranks N ARGS... (poa-train under
 # mpiexec -n N), make_data DIR [N] (N Fashion-MNIST images packed by poa-pack into DIR/packed),
-# check (check_train.py).
+# check (check_train.py), checkpoint_names DIR (the checkpoint files in DIR, temporary ones too).
+# shellcheck shell=sh source=tests/lib/testlib.sh
 . "$POA_TOP_SRCDIR/tests/lib/testlib.sh"
 train=$top_build/src/poa-train
+# shellcheck disable=SC2034 # for the tests that source this file
 tiny=$top_src/configs/tiny.yaml
 export POA_PROGRESS=0
 
@@ -28,6 +30,13 @@ need_python() {
 }
 
 check() { "$py" "$top_src/tests/train/check_train.py" "$@"; }
+
+# checkpoint_names DIR: the names in DIR that begin with checkpoint or .checkpoint (a temporary
+# checkpoint file), sorted, on one line
+checkpoint_names() {
+    (cd "$1" && find . -mindepth 1 -maxdepth 1 \( -name 'checkpoint*' -o -name '.checkpoint*' \) |
+        sed 's|^\./||' | sort | tr '\n' ' ')
+}
 
 # run_ranks N [poa-train args...]: one rank per core, output kept by the caller
 run_ranks() {

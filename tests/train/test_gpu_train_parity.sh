@@ -19,6 +19,7 @@
 #
 # The tiny runs use LayerScale 1 and iBOT from iteration 0, as test_train_equiv.sh explains:
 # with the official 1e-5 the tiny model's KoLeo term measures rounding noise.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 need_python
 [ -x "$train" ] || { echo "no $train"; exit 99; }
@@ -55,8 +56,11 @@ run() {
 configs=${POA_GPU_PARITY_CONFIGS:-tiny demo}
 case " $configs " in *" tiny "*) ;; *) echo "POA_GPU_PARITY_CONFIGS must include tiny (the resume check continues its run)"; exit 99 ;; esac
 for c in $configs; do
-    case $c in tiny | demo) ;; *) echo "POA_GPU_PARITY_CONFIGS: unknown configuration '$c' (tiny, demo)"; exit 99 ;; esac
-    eval "cfg=\$${c}_cfg"
+    case $c in
+    tiny) cfg=$tiny_cfg ;;
+    demo) cfg=$demo_cfg ;;
+    *) echo "POA_GPU_PARITY_CONFIGS: unknown configuration '$c' (tiny, demo)"; exit 99 ;;
+    esac
     run $c-cpu cpu fp32 $cfg
     run $c-cuda-fp32 cuda fp32 $cfg
     run $c-cuda-bf16 cuda bf16 $cfg

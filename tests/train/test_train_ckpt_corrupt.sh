@@ -3,6 +3,7 @@
 # resumed run warns, names the file, falls back to the previous checkpoint and still ends
 # bit-identical to an uninterrupted run; a leftover temporary file of an interrupted write is
 # ignored; when no checkpoint is loadable the run stops with exit 3 and a message.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out corrupt
 need_python

@@ -20,6 +20,7 @@
 # to max(|koleo|, 1): check_train.py, LOSS_SCALE); teacher/student norm-wise 1e-5; AdamW
 # moments 1e-4 (measured: 3e-7, 8e-8 and 6e-6).  The 2-rank run must also report identical
 # parameters on both ranks (hash comparison at the checkpoint).
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out equiv
 need_python

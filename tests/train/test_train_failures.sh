@@ -6,6 +6,7 @@
 #   a different world size on resume → allowed, the message gives the re-derived batch and lr.
 # Also --dry-run (item 9) for the official ViT-L recipe on 32 ranks and for the demo config,
 # without data and without writing anything.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out failures
 need_python

@@ -26,6 +26,7 @@ if [ -n "${POA_SANITIZER_FLAGS:-}" ]; then
     echo "skip: a measurement of learning, not run in a sanitizer build ($POA_SANITIZER_FLAGS)"
     exit 77
 fi
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out learning
 images=${LEARN_IMAGES:-2000}

@@ -5,6 +5,7 @@
 # metrics file continues without duplicates.  Also: the checkpoints and training_metrics.json
 # have the documented names, shapes and keys (h5py), the evaluation checkpoints exist at the
 # evaluation period, and only the last train.checkpoint_keep checkpoints are kept.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out resume
 need_python

@@ -6,6 +6,7 @@
 #   3. SIGINT on rank 1 only (the ranks agree to stop after the same step),
 # finishes the step, writes a checkpoint of that iteration and exits 75 on every rank; the run
 # resumed from it is bit-identical to an uninterrupted run.
+# shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
 setup_out signals
 need_python
@@ -64,7 +65,7 @@ mpid=
 stopped term $rc
 
 start int
-kill -INT $(echo $ranks | cut -d' ' -f2)
+kill -INT "$(echo $ranks | cut -d' ' -f2)"
 wait $mpid
 rc=$?
 mpid=
