@@ -41,8 +41,8 @@ grep -q "n004: class folder without image files" "$out/log1" && ok "empty class 
 grep -q "ignored train/stray.JPEG: not inside a class folder" "$out/log1" && ok "stray file reported" || bad "stray file not reported"
 grep -q "ignored train/n001/README.txt: not an image file name" "$out/log1" && ok "non-image name reported" || bad "non-image name not reported"
 "$pack" --verify "$out/packed" --decode >"$out/log_verify" 2>&1 && ok "--verify --decode passes" || { cat "$out/log_verify"; bad "--verify failed"; }
-# No temporary or half-written files under final names.
-find "$out/packed" -mindepth 1 -maxdepth 1 -name '*tmp*' ! -name '.*' | grep -q . && bad "temporary files left in the output" || ok "no temporary files left"
+# No temporary files left (the atomic writes' are hidden: .NAME.tmp.PID, src/common/atomic_io.c).
+find "$out/packed" -mindepth 1 -maxdepth 1 -name '*.tmp.*' | grep -q . && bad "temporary files left in the output" || ok "no temporary files left"
 
 # 2. --strict: the run fails with exit 3, shards with undecodable files are not written.
 cp -R "$out/root" "$out/strictroot"
