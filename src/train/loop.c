@@ -12,6 +12,7 @@
  */
 #include "poa_config.h"
 #include "train/loop.h"
+#include "backend/backend_profile.h"
 #include "common/log.h"
 #include "common/timer.h"
 #include "comm/signals.h"
@@ -30,6 +31,7 @@ void poa_trainer_opts_default(poa_trainer_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->debug_nonfinite_at = -1;
+    o->profile_at = -1;
 }
 
 const poa_trainer_summary *poa_trainer_get_summary(const poa_trainer *t)
@@ -423,6 +425,21 @@ static int last_of_run(const poa_trainer *t, long long it)
            (t->opts.max_steps > 0 && it - t->start_it + 1 >= t->opts.max_steps);
 }
 
+/* --profile-at: where iteration `it`'s time went, op by op.  Every rank profiles its step (the
+ * same ops run everywhere); rank 0 prints its table. */
+static void report_profile(poa_trainer *t, poa_profile *prof, long long it)
+{
+    poa_profile_collect(prof);
+    if (t->rank == 0) {
+        printf("profile of iteration %lld on rank 0 (--profile-at; src/backend/README.md, "
+               "\"Profiling\"):\n",
+               it);
+        poa_profile_report(prof, stdout, t->last_report.seconds[POA_PHASE_TOTAL], 10);
+        fflush(stdout);
+    }
+    poa_profile_detach(prof);
+}
+
 static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa_err *err)
 {
     poa_batch_slot *sl = &t->slot[it % 2];
@@ -442,10 +459,12 @@ static poa_status run_one(poa_trainer *t, long long it, poa_iter_timing *tm, poa
                         .enqueued_ctx = t};
     t->stage_next_it = last_of_run(t, it) ? -1 : it + 1;
     t->stage_in_step_s = 0;
+    poa_profile *prof = it == t->opts.profile_at ? poa_profile_attach(t->be, 0, NULL) : NULL;
     double t1 = poa_now();
     st = poa_step_run(t->step, &b, &t->last_report);
     tm->step_s = poa_now() - t1 - t->stage_in_step_s;
     memcpy(tm->phase_s, t->last_report.seconds, sizeof tm->phase_s);
+    if (prof) report_profile(t, prof, it);
     return st;
 }
 
@@ -632,6 +651,14 @@ int poa_trainer_run(poa_trainer *t)
     if (t->use_progress) poa_progress_begin(&t->progress, "train", t->total_its, 10.0);
     if (first >= t->total_its && t->rank == 0)
         poa_info("nothing to do: iteration %lld of %lld is done", first - 1, t->total_its);
+    long long last = t->total_its - 1;
+    if (t->opts.max_steps > 0 && first + t->opts.max_steps - 1 < last)
+        last = first + t->opts.max_steps - 1;
+    if (t->opts.profile_at >= 0 && (t->opts.profile_at < first || t->opts.profile_at > last) &&
+        t->rank == 0)
+        poa_warn("--profile-at %lld: this invocation runs iterations %lld to %lld; nothing will be "
+                 "profiled",
+                 t->opts.profile_at, first, last);
     poa_signals_install();
     int rc = loop_body(t, first);
     poa_signals_restore();

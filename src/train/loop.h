@@ -35,6 +35,8 @@ typedef struct poa_trainer_opts {
     int synthetic_data;           /* random batches instead of data (benchmarks, tests)        */
     long long max_steps;          /* > 0: stop after this many iterations, with a checkpoint   */
     long long debug_nonfinite_at; /* >= 0: poison a weight before that iteration (tests)       */
+    long long profile_at;         /* >= 0: time every backend op of that iteration (rank 0's
+                                   * table on stdout; src/backend/README.md, "Profiling")      */
     int quiet;                    /* no startup table / log lines (tests)                      */
 } poa_trainer_opts;
 

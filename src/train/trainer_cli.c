@@ -21,6 +21,9 @@ static const poa_cli_option options[] = {
      "stop after N iterations of this invocation, writing a checkpoint "
      "(exit 0; run again to continue)"},
     {"synthetic-data", 0, NULL, "train on random batches instead of --data (benchmarks, tests)"},
+    {"profile-at", 0, "IT",
+     "time every backend op of iteration IT and print where its time went "
+     "(rank 0's table; src/backend/README.md, \"Profiling\")"},
     {"debug-nonfinite-at", 0, "IT",
      "tests: put a NaN into a weight of the last rank before "
      "iteration IT (the run must stop with exit 5)"},
@@ -61,10 +64,12 @@ static int apply_options(poa_train_args *a)
     a->opts.synthetic_data = poa_cli_flag(&a->cli, &spec, "synthetic-data");
     a->opts.max_steps = int_option(a, "max-steps", 0, &bad);
     a->opts.debug_nonfinite_at = int_option(a, "debug-nonfinite-at", -1, &bad);
+    a->opts.profile_at = int_option(a, "profile-at", -1, &bad);
     a->ranks = (int) int_option(a, "ranks", a->world, &bad);
     if (bad || a->ranks < 1)
-        return poa_cli_usage_error(&spec, "--max-steps, --ranks and --debug-nonfinite-at take a "
-                                          "non-negative integer (--ranks at least 1)");
+        return poa_cli_usage_error(&spec, "--max-steps, --ranks, --profile-at and "
+                                          "--debug-nonfinite-at take a non-negative integer "
+                                          "(--ranks at least 1)");
     const char *data = poa_cli_value(&a->cli, &spec, "data");
     const char *out = poa_cli_value(&a->cli, &spec, "output");
     if (!out) out = poa_cli_value(&a->cli, &spec, "output-dir");

@@ -4,7 +4,8 @@
 #   configuration error → 2; missing / unpacked data directory, shard format mismatch → 3;
 #   unwritable output → 4; non-finite step → 5 naming the term, last good checkpoint kept;
 #   a different world size on resume → allowed, the message gives the re-derived batch and lr.
-# Also --dry-run (item 9) for the official ViT-L recipe on 32 ranks and for the demo config,
+# Also --profile-at (rank 0's per-op table; a warning for an iteration not run; a negative value
+# refused), and --dry-run for the official ViT-L recipe on 32 ranks and for the demo config,
 # without data and without writing anything.
 # shellcheck source=tests/train/lib.sh
 . "$POA_TOP_SRCDIR/tests/train/lib.sh"
@@ -65,6 +66,21 @@ run_ranks 2 $base --data "$out/packed" --output "$out/ws" --max-steps 2 >"$out/w
 rc=$?
 [ $rc -eq 0 ] && grep -q "written by 1 ranks, this run has 2: the global batch is now 8 images and the peak lr 0.000353553" "$out/ws2.log" &&
     ok "world size 1 -> 2 on resume: allowed, batch and lr re-derived" || { tail -10 "$out/ws2.log"; bad "world-size change: exit $rc"; }
+
+# --profile-at IT: every op of iteration IT timed, rank 0's table printed (once, with 2 ranks);
+# an iteration this invocation does not run gets a warning; a negative value is a usage error
+run_ranks 2 $base --data "$out/packed" --output "$out/prof" --max-steps 2 --profile-at 1 >"$out/prof.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q '^profile of iteration 1 on rank 0 (--profile-at' "$out/prof.log" &&
+    [ "$(grep -c '^profile: 1 step(s), [0-9]* timed op calls per step' "$out/prof.log")" -eq 1 ] &&
+    grep -q '^  act_gemm_bias  ' "$out/prof.log" && grep -q '^  adamw  ' "$out/prof.log" &&
+    grep -q '^  outside ops  ' "$out/prof.log" && ok "--profile-at 1: rank 0's per-op table of iteration 1" ||
+    { tail -20 "$out/prof.log"; bad "--profile-at: exit $rc, no table"; }
+run_ranks 1 $base --data "$out/packed" --output "$out/prof" --max-steps 1 --profile-at 1 >"$out/prof2.log" 2>&1
+grep -q 'warning: --profile-at 1: this invocation runs iterations 2 to 2; nothing will be profiled' "$out/prof2.log" &&
+    ! grep -q '^profile:' "$out/prof2.log" && ok "--profile-at an iteration not run: a warning" ||
+    { tail -5 "$out/prof2.log"; bad "--profile-at outside the run: no warning"; }
+expect profile-negative 2 "--profile-at" $base --data "$out/packed" --output "$out/o5" --profile-at -2
 
 # --dry-run: the official ViT-L recipe on 32 ranks and the demo config, no data, nothing written
 run_ranks 1 --config "$top_src/configs/vitl_poa.yaml" --dry-run --ranks 32 --output "$out/dry" >"$out/dry.log" 2>&1
