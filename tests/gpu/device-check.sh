@@ -8,7 +8,8 @@
 #   memcheck  compute-sanitizer memcheck on the norm/loss check and the op tests (small shapes;
 #             racecheck if time is left)
 #   parity    every test_gpu_* program of the bundle and tests/**/test_gpu_*.sh (run-test.sh)
-#   train     poa-train, 20 steps of the ViT-L recipe on synthetic data in bf16: img/s, memory
+#   train     poa-train, 20 steps of the ViT-L recipe on synthetic data in bf16: img/s, memory,
+#             iteration 3 profiled op by op (--profile-at)
 #   bench     bench/bench_step_gpu.py: poa's step next to PyTorch's, ViT-S/16 and ViT-L/16, and
 #             poa's step profiled op by op
 #
@@ -492,9 +493,10 @@ stage_train() {
     fi
     _steps=20
     [ $quick = yes ] && _steps=10
+    # iteration 3 profiled op by op (inside the first log window, with the warm-up)
     set -- "$_p" --config "$train_config" --synthetic-data --max-steps $_steps \
         --no-resume --output "$work/train" train.backend=cuda compute_precision.compute_dtype=bf16 \
-        train.log_period_iterations=5
+        train.log_period_iterations=5 --profile-at 3
     [ "$mpiexec_ok" = no ] || set -- mpiexec -n 1 --bind-to none "$@"
     _sampler=
     if [ $dry = no ] && command -v nvidia-smi >/dev/null 2>&1; then
@@ -509,6 +511,11 @@ stage_train() {
     _mem=$(sort -n "$work/train-mem.txt" 2>/dev/null | tail -n 1)
     _mem=$([ -n "$_mem" ] && awk -v m="$_mem" 'BEGIN { printf "%.1f GiB", m / 1024 }' || echo ?)
     fig "img/s ${_imgs:-?} (last log line), ${_spit:-? s/it}, peak GPU memory $_mem"
+    # the four longest ops of the profiled iteration, and what no op covers
+    _prof=$(awk '/^profile: / { inprof = 1; n = 0; top = ""; next }
+        inprof && /^  outside ops / { printf "iteration 3 per op: %s; outside ops %s%%", top, $4; inprof = 0; next }
+        inprof && /^  [a-z_0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+/ { if (n < 4) top = top (n ? ", " : "") $1 " " $4 "%"; n++ }' "$last_out")
+    [ -n "$_prof" ] && fig "$_prof"
     # poa's own messages: "poa-train: error: …" or a fatal "[rank r/n host] file:line …"
     [ $last_rc -eq 0 ] || fig "exit $last_rc: $(grep -m 1 -E 'error|^\[rank [0-9]+/[0-9]+ ' "$last_out" | cut -c 1-200)"
     if [ $last_rc -eq 2 ] && grep -q 'does not implement' "$last_out"; then
