@@ -418,11 +418,19 @@ static void inject_nonfinite(poa_trainer *t, long long it)
     poa_warn("--debug-nonfinite-at: student weight backbone.norm.norm.weight[0] set to NaN");
 }
 
-/* 1 when iteration it is the last one of this invocation (end of the schedule, --max-steps). */
+/* The last iteration this invocation runs (end of the schedule, --max-steps), signals aside. */
+static long long last_iteration(const poa_trainer *t)
+{
+    long long last = t->total_its - 1;
+    if (t->opts.max_steps > 0 && t->start_it + t->opts.max_steps - 1 < last)
+        last = t->start_it + t->opts.max_steps - 1;
+    return last;
+}
+
+/* 1 when iteration it is the last one of this invocation. */
 static int last_of_run(const poa_trainer *t, long long it)
 {
-    return it + 1 >= t->total_its ||
-           (t->opts.max_steps > 0 && it - t->start_it + 1 >= t->opts.max_steps);
+    return it >= last_iteration(t);
 }
 
 /* --profile-at: where iteration `it`'s time went, op by op.  Every rank profiles its step (the
@@ -651,9 +659,7 @@ int poa_trainer_run(poa_trainer *t)
     if (t->use_progress) poa_progress_begin(&t->progress, "train", t->total_its, 10.0);
     if (first >= t->total_its && t->rank == 0)
         poa_info("nothing to do: iteration %lld of %lld is done", first - 1, t->total_its);
-    long long last = t->total_its - 1;
-    if (t->opts.max_steps > 0 && first + t->opts.max_steps - 1 < last)
-        last = first + t->opts.max_steps - 1;
+    const long long last = last_iteration(t);
     if (t->opts.profile_at >= 0 && (t->opts.profile_at < first || t->opts.profile_at > last) &&
         t->rank == 0)
         poa_warn("--profile-at %lld: this invocation runs iterations %lld to %lld; nothing will be "

@@ -52,4 +52,22 @@ static inline void test_batch_free(test_batch *t, poa_backend *be)
     free(t->masks);
 }
 
+/* The step tests' fixture: the CPU backend (fp32) and the tiny model.  0, or −1 when either
+ * cannot be had (a CMocka group setup's failure). */
+static inline int tiny_cpu_fixture_setup(poa_backend **be, poa_model *m)
+{
+    char err[128];
+    poa_model_config mc;
+    *be = poa_backend_create("cpu", NULL, err, sizeof err);
+    if (!*be || poa_model_config_from_arch(&mc, "tiny", NULL) != POA_OK) return -1;
+    poa_model_build(m, &mc);
+    return 0;
+}
+
+static inline void tiny_cpu_fixture_teardown(poa_backend *be, poa_model *m)
+{
+    poa_model_free(m);
+    poa_backend_destroy(be);
+}
+
 #endif

@@ -21,19 +21,13 @@ static poa_model model;
 static int setup(void **state)
 {
     (void) state;
-    char err[128];
-    be = poa_backend_create("cpu", NULL, err, sizeof err);
-    poa_model_config mc;
-    if (poa_model_config_from_arch(&mc, "tiny", NULL) != POA_OK) return -1;
-    poa_model_build(&model, &mc);
-    return 0;
+    return tiny_cpu_fixture_setup(&be, &model);
 }
 
 static int teardown(void **state)
 {
     (void) state;
-    poa_model_free(&model);
-    poa_backend_destroy(be);
+    tiny_cpu_fixture_teardown(be, &model);
     return 0;
 }
 

@@ -25,20 +25,26 @@ static poa_model model;
 static int setup(void **state)
 {
     (void) state;
-    char err[128];
-    be = poa_backend_create("cpu", NULL, err, sizeof err);
-    poa_model_config mc;
-    if (!be || poa_model_config_from_arch(&mc, "tiny", NULL) != POA_OK) return -1;
-    poa_model_build(&model, &mc);
-    return 0;
+    return tiny_cpu_fixture_setup(&be, &model);
 }
 
 static int teardown(void **state)
 {
     (void) state;
-    poa_model_free(&model);
-    poa_backend_destroy(be);
+    tiny_cpu_fixture_teardown(be, &model);
     return 0;
+}
+
+/* poa_profile_report's text (printed too, for the log); the caller frees it. */
+static char *report_text(const poa_profile *prof, double step_seconds, int top_shapes)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    poa_profile_report(prof, f, step_seconds, top_shapes);
+    fclose(f);
+    printf("%s", buf);
+    return buf;
 }
 
 enum { ITERS = 3 };
@@ -97,12 +103,7 @@ static void test_step_unchanged_and_counted(void **state)
     assert_true(poa_profile_op_ms(prof, "adamw") > 0);
     assert_true(poa_profile_op_ms(prof, "no_such_op") < 0);
 
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    poa_profile_report(prof, f, 0.5, 5);
-    fclose(f);
-    printf("%s", buf);
+    char *buf = report_text(prof, 0.5, 5);
     assert_non_null(strstr(buf, "profile: 3 step(s)"));
     assert_non_null(strstr(buf, "act_gemm_bias"));
     assert_non_null(strstr(buf, "adamw                             1.0"));
@@ -136,12 +137,7 @@ static void test_host_clock(void **state)
     assert_true(fabs(poa_profile_op_ms(prof, "gelu_fwd") - 3.0) < 1e-9);
     assert_true(fabs(poa_profile_op_ms(prof, "gemm") - 1.0) < 1e-9);
     assert_true(poa_profile_calls_per_step(prof) == 4.0);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    poa_profile_report(prof, f, 0, 1);
-    fclose(f);
-    printf("%s", buf);
+    char *buf = report_text(prof, 0, 1);
     /* 2·4·4·4 = 128 FLOP in 1 ms: 1.28e-7 TFLOP/s */
     assert_non_null(strstr(buf, "gemm                 NT M=4      N=4      K=4"));
     assert_non_null(strstr(buf, "host clock"));
