@@ -72,6 +72,18 @@ bench-step-gpu: bench/bench_step$(EXEEXT)
 	$(BENCH_PYTHON) $(top_srcdir)/bench/bench_step_gpu.py \
 	  --c-bench ./bench/bench_step$(EXEEXT) $(BENCH_STEP_GPU_ARGS)
 
+# bench-ops-gpu (bench/bench_ops_gpu.py; src/backend/cuda/README.md, "Attention" and "GEMMs"):
+# poa's attention kernels next to PyTorch's F.scaled_dot_product_attention with each backend
+# (cuDNN's fused attention, FlashAttention-2, memory-efficient, math) at the ViT-S/16 and ViT-L/16
+# step's shapes, and the MLP's fc1 + GELU next to PyTorch's unfused and cuBLASLt-epilogue-fused
+# versions.  Needs the CUDA build, a GPU and a Python with PyTorch 2.x.  Never run by make check;
+# tests/gpu/test_bench_step_gpu_cpu.sh runs the script on the CPU.
+BENCH_OPS_GPU_ARGS ?=
+EXTRA_DIST += bench/bench_ops_gpu.py
+bench-ops-gpu: tests/ops/test_backend_ops$(EXEEXT)
+	$(BENCH_PYTHON) $(top_srcdir)/bench/bench_ops_gpu.py \
+	  --c-ops ./tests/ops/test_backend_ops$(EXEEXT) $(BENCH_OPS_GPU_ARGS)
+
 # bench-loader (data-prep/README.md, "Loader performance"): the poa loader (decode, 2 global + V
 # local crops, masks, batches; bench_loader.c, 1 and 2 threads) next to torchvision/PIL's DINOv2
 # transform on the same JPEGs (every combination of intra-op and OpenBLAS threads, 1 or 2, each
@@ -126,7 +138,7 @@ bench-gelu: bench/bench_gelu$(EXEEXT)
 	./bench/bench_gelu$(EXEEXT) --rounds $(BENCH_GELU_ROUNDS)
 	./bench/bench_gelu$(EXEEXT) --n 262144 --rounds 41
 
-.PHONY: bench-model bench-step bench-step-gpu bench-loader bench-train bench-loss-ops bench-gelu
+.PHONY: bench-model bench-step bench-step-gpu bench-ops-gpu bench-loader bench-train bench-loss-ops bench-gelu
 
 # bench-eval (src/eval/README.md, "Performance"): feature extraction of the evaluation programs,
 # poa's inference forward (bench_eval.c: poa_features_run) next to a PyTorch forward of the same

@@ -11,7 +11,8 @@
 #   train     poa-train, 20 steps of the ViT-L recipe on synthetic data in bf16: img/s, memory,
 #             iteration 3 profiled op by op (--profile-at)
 #   bench     bench/bench_step_gpu.py: poa's step next to PyTorch's, ViT-S/16 and ViT-L/16, and
-#             poa's step profiled op by op
+#             poa's step profiled op by op; then bench/bench_ops_gpu.py: poa's attention next to
+#             PyTorch's SDPA backends (cuDNN, flash, ...), fc1 + GELU next to a fused epilogue
 #
 # and writes $OUT/device-check-summary.md (one row per stage: status, time, key figures) and
 # $OUT/device-check.log (every command line and all output).  A failed stage does not stop the
@@ -21,15 +22,17 @@
 #                                     [--bundle DIR] [--out DIR]
 #   --stages LIST  comma-separated subset, in the order above (default: all)
 #   --quick        shorter stages for a rerun: no --perf, no racecheck, 10 training steps,
-#                  ViT-L only and one PyTorch setting in the benchmark; budget 270 s
+#                  ViT-L only and one PyTorch setting in the benchmark, no op benchmark;
+#                  budget 270 s
 #   --dry-run      check that the bundle is complete and print what each stage would run
 #   --budget S     seconds for all stages together (default 450; 270 with --quick)
 #   --bundle DIR   the bundle (default: POA_BUNDLE, else _gpu in the repository)
 #   --out DIR      where the summary and the log go (default: $OUT, else ./_devcheck-out)
 # Rehearsals on the CPU emulator of CUDA (tests/gpu/emu/rehearse-device-check.sh) set
 # POA_DEVCHECK_TRAIN_CONFIG (the train stage's configuration instead of configs/vitl_poa.yaml),
-# POA_DEVCHECK_PERF=no (no op timings) and may set POA_DEVCHECK_BENCH_ARGS (options added to
-# bench_step_gpu.py's, e.g. "--models tiny --batch tiny=2").
+# POA_DEVCHECK_PERF=no (no op timings, no op benchmark) and may set POA_DEVCHECK_BENCH_ARGS
+# (options added to bench_step_gpu.py's, e.g. "--models tiny --batch tiny=2") and
+# POA_DEVCHECK_OPS_BENCH_ARGS (added to bench_ops_gpu.py's, e.g. "--images 1 --reps 1").
 # Exit codes: 0 no stage failed (passed, skipped or not built yet), 1 a stage failed or timed
 # out, 2 bad command line, 3 the bundle is missing or incomplete.
 set -u
@@ -42,6 +45,7 @@ all_stages="env ops memcheck parity train bench"
 train_config=${POA_DEVCHECK_TRAIN_CONFIG:-$repo/configs/vitl_poa.yaml}
 perf=${POA_DEVCHECK_PERF:-yes}
 bench_args=${POA_DEVCHECK_BENCH_ARGS:-}
+ops_bench_args=${POA_DEVCHECK_OPS_BENCH_ARGS:-}
 bundle_cuda_libs='' # where each CUDA library was found: set by bundle-env.sh
 stages=$all_stages
 quick=no
@@ -531,8 +535,11 @@ stage_bench() {
         stage_note="NOT BUILT"
         return 0
     fi
+    # the op benchmark after it needs about 30 s (it is not run with --quick or without --perf)
+    _ops_s=0
+    [ $quick = no ] && [ "$perf" = yes ] && _ops_s=40
     set -- "$pyclean" "$repo/bench/bench_step_gpu.py" --c-bench "$work/bin/poa-run $_c" \
-        --budget $(($(stage_left) - 10))
+        --budget $(($(stage_left) - 10 - _ops_s))
     [ $quick = yes ] && set -- "$@" --quick
     # shellcheck disable=SC2086 # a list of options
     [ -n "$bench_args" ] && set -- "$@" $bench_args
@@ -551,6 +558,23 @@ stage_bench() {
         inprof && /^    [a-z_0-9]+ +[0-9.]+ +[0-9.]+ +[0-9.]+/ { if (n < 4) top = top (n ? ", " : "") $1 " " $4 "%"; n++ }' \
         "$last_out" >"$work/profiles.txt"
     while read -r _line; do fig "$_line"; done <"$work/profiles.txt"
+    [ $_ops_s -gt 0 ] && bench_ops
+}
+
+# poa's attention against PyTorch's SDPA backends (cuDNN's fused attention among them) and fc1 +
+# GELU against cuBLASLt's fused epilogue: the figures that settle two choices of the backend
+bench_ops() {
+    _p=$(prog $ops_prog)
+    [ -n "$_p" ] || return 0
+    set -- "$pyclean" "$repo/bench/bench_ops_gpu.py" --c-ops "$work/bin/poa-run $_p" \
+        --budget $(($(stage_left) - 5))
+    # shellcheck disable=SC2086 # a list of options
+    [ -n "$ops_bench_args" ] && set -- "$@" $ops_bench_args
+    run - bench-ops-gpu "$@"
+    _r=$(grep '^RESULT' "$last_out" | tail -n 1 | sed 's/^RESULT //' | tr ' ' '\n' |
+        grep -E '^(attn_poa_ms|attn_torch_best|attn_torch_ms|ratio_attn|attn_cudnn_ms|cudnn_deterministic|fc1_gelu_poa_us|fc1_gelu_torch_us|fc1_gelu_fused_tanh_us)=' |
+        tr '\n' ' ' | sed 's/ $//')
+    fig "ops: ${_r:-no RESULT line}"
 }
 
 # --------------------------------------------------------------------------------- main

@@ -361,8 +361,9 @@ typedef struct bo_vit {
     int d, heads, head_dim, mlp;
 } bo_vit;
 extern const bo_vit bo_vits[2]; /* ViT-S/16, ViT-L/16 */
-#define BO_TOKENS     197       /* 224-px crop, patch 16, + cls */
-#define BO_PROTOTYPES 65536     /* the DINO head's K                       */
-#define BO_HEAD_DIM   256       /* the heads' bottleneck                   */
+#define BO_TOKENS       197     /* 224-px crop, patch 16, + cls */
+#define BO_LOCAL_TOKENS 37      /* 96-px crop, patch 16, + cls */
+#define BO_PROTOTYPES   65536   /* the DINO head's K                       */
+#define BO_HEAD_DIM     256     /* the heads' bottleneck                   */
 
 #endif

@@ -1197,15 +1197,20 @@ static void perf_attn_bwd_run(poa_backend *be, void *p)
                           a->Dh, 1.0f / sqrtf((float) a->Dh), a->scratch);
 }
 
-/* FLOPs: forward 4·B·H·T²·Dh (q kᵀ, P v), backward 8·B·H·T²·Dh (dP, dV, dQ, dK): the minimal
- * counts, whatever a kernel recomputes. */
+/* Per model two shapes: the global crops (images × 197 tokens) and the local crops (4 × as many
+ * 96-px crops of 37 tokens: the official recipe has 8 local crops per 2 global ones).  FLOPs:
+ * forward 4·B·H·T²·Dh (q kᵀ, P v), backward 8·B·H·T²·Dh (dP, dV, dQ, dK): the minimal counts,
+ * whatever a kernel recomputes. */
 static void perf_attn_op(bo_ctx *c, int bwd)
 {
     poa_backend *be = c->be;
-    for (int i = 0; i < 2; i++) {
-        const bo_vit *m = &bo_vits[i];
-        perf_attn a = {c->images, BO_TOKENS, m->heads, m->head_dim, NULL,
-                       NULL,      NULL,      NULL,     NULL,        NULL};
+    for (int s = 0; s < 4; s++) {
+        const bo_vit *m = &bo_vits[s / 2];
+        const int local = s % 2;
+        perf_attn a = {.B = local ? 4 * c->images : c->images,
+                       .T = local ? BO_LOCAL_TOKENS : BO_TOKENS,
+                       .H = m->heads,
+                       .Dh = m->head_dim};
         const size_t rows = (size_t) a.B * a.T, w = (size_t) a.H * a.Dh;
         a.qkv = bo_perf_alloc(c, BO_ACT, rows * 3 * w, -1, 1);
         a.out = bo_perf_alloc(c, BO_ACT, rows * w, -1, 1);

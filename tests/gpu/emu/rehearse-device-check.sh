@@ -11,7 +11,8 @@
 # runs over the emulated NCCL; POA_GPU_PARITY_CONFIGS=tiny (the demo configuration's runs take
 # minutes per step emulated); the train stage trains configs/tiny.yaml (the ViT-L recipe's 41 GiB
 # do not fit the emulator's memory) and the op timings are skipped (POA_DEVCHECK_TRAIN_CONFIG,
-# POA_DEVCHECK_PERF=no); memcheck and bench skip or are not run (no compute-sanitizer, no CUDA
+# POA_DEVCHECK_PERF=no unless set: =yes with --stages env,bench and POA_DEVCHECK_OPS_BENCH_ARGS
+# runs the op benchmark); memcheck and bench skip or are not run (no compute-sanitizer, no CUDA
 # PyTorch). Default stages: env,ops,parity,train. Output in BUILD/rehearsal/.
 # Exit status: device-check.sh's (0 no stage failed), 2 on bad usage.
 set -u
@@ -45,5 +46,5 @@ for p in python3 /usr/bin/python3; do
 done
 rm -rf "$out/check"
 env PATH="$here/fake-bin:${py_dir:+$py_dir:}$PATH" POA_EMU_GPUS=2 POA_GPU_PARITY_CONFIGS=tiny \
-    POA_DEVCHECK_TRAIN_CONFIG="$src/configs/tiny.yaml" POA_DEVCHECK_PERF=no \
+    POA_DEVCHECK_TRAIN_CONFIG="$src/configs/tiny.yaml" POA_DEVCHECK_PERF="${POA_DEVCHECK_PERF:-no}" \
     sh "$src/tests/gpu/device-check.sh" --bundle "$out/bundle" --out "$out/check" "$@"
