@@ -544,7 +544,10 @@ stage_bench() {
     # shellcheck disable=SC2086 # a list of options
     [ -n "$bench_args" ] && set -- "$@" $bench_args
     run - bench-step-gpu "$@"
-    [ $dry = yes ] && return 0
+    if [ $dry = yes ]; then
+        [ $_ops_s -gt 0 ] && bench_ops
+        return 0
+    fi
     grep '^RESULT' "$last_out" >"$work/results.txt"
     while read -r _line; do
         fig "$(echo "$_line" | sed 's/^RESULT //' | tr ' ' '\n' |
