@@ -518,12 +518,24 @@ typedef struct res_shape {
     int B, T, d;
     s_pattern sp;
     size_t off;
+    int dense; /* every leading dimension d: 16-byte rows where d allows (vector paths) */
 } res_shape;
 
 static const res_shape res_shapes[] = {
-    {3, 5, 19, S_NONE, 0},   {4, 5, 19, S_MIXED, 0}, {5, 37, 384, S_MIXED, 0}, /* threaded */
-    {2, 3, 8, S_DROPPED, 0}, {2, 3, 8, S_KEPT, 0},   {3, 4, 21, S_MIXED, 5},   /* unaligned */
+    {3, 5, 19, S_NONE, 0, 0},    {4, 5, 19, S_MIXED, 0, 0},
+    {5, 37, 384, S_MIXED, 0, 0}, /* threaded */
+    {2, 3, 8, S_DROPPED, 0, 0},  {2, 3, 8, S_KEPT, 0, 0},
+    {3, 4, 21, S_MIXED, 5, 0}, /* unaligned */
+    {5, 37, 384, S_MIXED, 0, 1}, {2, 3, 8, S_DROPPED, 0, 1},
+    {3, 5, 16, S_NONE, 0, 1},    {4, 5, 24, S_KEPT, 0, 1},
+    {3, 4, 24, S_MIXED, 3, 1},   {3, 5, 19, S_MIXED, 0, 1},
 };
+
+/* A view's leading dimension: d + extra (padding columns the op must not touch), or d. */
+static int res_ld(const res_shape *sh, int extra)
+{
+    return sh->dense ? sh->d : sh->d + extra;
+}
 
 static const char *s_name(s_pattern p)
 {
@@ -549,7 +561,7 @@ static void res_inputs(bo_case *k, res_args *a, const res_shape *sh)
 {
     const int rows = sh->B * sh->T, d = sh->d;
     a->B = sh->B, a->T = sh->T, a->d = d;
-    a->y = bo_new(k, "y", BO_ACT, BO_IN, rows, d, d + 7, sh->off);
+    a->y = bo_new(k, "y", BO_ACT, BO_IN, rows, d, res_ld(sh, 7), sh->off);
     a->gamma = bo_vec(k, "gamma", BO_F32, BO_IN, (size_t) d);
     if (sh->sp != S_NONE) {
         a->s = bo_vec(k, "s", BO_F32, BO_IN, (size_t) sh->B);
@@ -568,14 +580,14 @@ static void res_fwd_case(bo_ctx *c, const res_shape *sh, base_kind bk)
     static const char *bn[] = {"base=x (in place)", "base: another buffer", "base=NULL"};
     bo_case k;
     bo_case_begin(&k, c, "residual_ls_fwd B=%d T=%d d=%d %s %s ldx=%d ldy=%d off=%zu", sh->B, sh->T,
-                  sh->d, s_name(sh->sp), bn[bk], sh->d + 5, sh->d + 7, sh->off);
+                  sh->d, s_name(sh->sp), bn[bk], res_ld(sh, 5), res_ld(sh, 7), sh->off);
     res_args a = {0};
     a.base_k = bk;
     res_inputs(&k, &a, sh);
     const int rows = sh->B * sh->T;
-    a.x = bo_new(&k, "x", BO_ACT, BO_OUT, rows, sh->d, sh->d + 5, 0);
+    a.x = bo_new(&k, "x", BO_ACT, BO_OUT, rows, sh->d, res_ld(sh, 5), 0);
     if (bk == BASE_OTHER)
-        a.base = bo_new(&k, "base", BO_ACT, BO_IN, rows, sh->d, sh->d + 3, sh->off);
+        a.base = bo_new(&k, "base", BO_ACT, BO_IN, rows, sh->d, res_ld(sh, 3), sh->off);
     bo_run(&k, res_fwd_run, &a);
     double *want = bo_want(&k, a.x);
     double *xw = BO_WV(want, a.x), *sd = bo_tmpd(&k, (size_t) sh->B);
@@ -603,8 +615,8 @@ static void res_bwd_setup(bo_case *k, res_args *a, const res_shape *sh, int whic
 {
     res_inputs(k, a, sh);
     const int rows = sh->B * sh->T;
-    a->dx = bo_new(k, "dx", BO_ACT, BO_IN, rows, sh->d, sh->d + 3, 0);
-    if (which & 1) a->dy = bo_new(k, "dy", BO_ACT, BO_OUT, rows, sh->d, sh->d + 2, sh->off);
+    a->dx = bo_new(k, "dx", BO_ACT, BO_IN, rows, sh->d, res_ld(sh, 3), 0);
+    if (which & 1) a->dy = bo_new(k, "dy", BO_ACT, BO_OUT, rows, sh->d, res_ld(sh, 2), sh->off);
     if (which & 2) a->dgamma = bo_vec(k, "dgamma", BO_F32, BO_OUT, (size_t) sh->d);
 }
 
@@ -613,9 +625,9 @@ static void res_bwd_setup(bo_case *k, res_args *a, const res_shape *sh, int whic
 static void res_bwd_case(bo_ctx *c, const res_shape *sh, int which)
 {
     bo_case k;
-    bo_case_begin(&k, c, "residual_ls_bwd B=%d T=%d d=%d %s dy=%s dgamma=%s off=%zu", sh->B, sh->T,
-                  sh->d, s_name(sh->sp), which & 1 ? "yes" : "NULL", which & 2 ? "yes" : "NULL",
-                  sh->off);
+    bo_case_begin(&k, c, "residual_ls_bwd B=%d T=%d d=%d %s dy=%s dgamma=%s off=%zu%s", sh->B,
+                  sh->T, sh->d, s_name(sh->sp), which & 1 ? "yes" : "NULL",
+                  which & 2 ? "yes" : "NULL", sh->off, sh->dense ? " dense" : "");
     res_args a = {0};
     res_bwd_setup(&k, &a, sh, which);
     bo_run(&k, res_bwd_run, &a);

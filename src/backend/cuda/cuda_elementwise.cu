@@ -4,7 +4,8 @@
 // bias_grad and act_bias_grad; and the probe that tells whether the GPU can run this build's
 // kernels.
 //
-// Shape of the code: one grid-stride kernel per op, one element per thread step, templates over
+// Shape of the code: one grid-stride kernel per op, one element per thread step (GELU and the
+// LayerScale residual: one 16-byte chunk per step where the tensors are aligned), templates over
 // the activation storage type T (float or bf16) computing in fp32 (backend.h, "Precision");
 // the fp32 entries are the T = float instances.  No __restrict__: the entries allow dx to alias
 // dy and base to be x.  Column sums (bias gradients, dgamma) use the deterministic two-pass sum
@@ -14,6 +15,7 @@
 // without its cancellation for x ≪ 0, so the negative tail keeps its relative accuracy (as the
 // double reference in tests/lib/cpu_naive.c).  gelu_bwd's optional y is computed by the same device
 // function as gelu_fwd, so the two are bit-identical.
+#include "backend/cuda/cuda_chunks.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_core.cuh"
 #include "backend/cuda/cuda_helpers.h"
@@ -30,33 +32,84 @@ __device__ __forceinline__ float gelu_pdf(float x) // φ(x) = exp(−x²/2)/√(
     return 0.39894228040143268f * expf(-0.5f * x * x);
 }
 
-template <typename T> __global__ void gelu_fwd_kernel(T *y, const T *x, size_t n)
+// One element: the vector and the scalar paths below both call these, so a tensor's alignment
+// changes the speed, never the bits.
+__device__ __forceinline__ float gelu_value(float v)
 {
-    for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
-         i += (size_t) gridDim.x * blockDim.x) {
-        const float v = to_f32(x[i]);
-        y[i] = from_f32<T>(v * gelu_cdf(v));
+    return v * gelu_cdf(v);
+}
+
+// dx = dy · (Φ(x) + x φ(x)); *y = x Φ(x).
+__device__ __forceinline__ float gelu_grad(float v, float g, float *y)
+{
+    const float cdf = gelu_cdf(v);
+    *y = v * cdf;
+    return g * (cdf + v * gelu_pdf(v));
+}
+
+// VEC: thread steps of one 16-byte chunk (8 bf16 or 4 fp32 values, cuda_chunks.cuh), for
+// tensors that all start on 16-byte boundaries, then the n mod chunk last elements one by one;
+// else one element per step.  Memory-bound (docs/performance.md §9): the wide loads and stores
+// keep more bytes in flight per thread.
+template <typename T, bool VEC> __global__ void gelu_fwd_kernel(T *y, const T *x, size_t n)
+{
+    constexpr int N = VEC ? poa_chunk_width<T>::value : 1;
+    const size_t t0 = blockIdx.x * (size_t) blockDim.x + threadIdx.x;
+    const size_t step = (size_t) gridDim.x * blockDim.x, chunks = VEC ? n / N : 0;
+    if constexpr (VEC) {
+        for (size_t q = t0; q < chunks; q += step) {
+            float f[N];
+            chunk_load_vec<N>(f, x + q * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) f[j] = gelu_value(f[j]);
+            chunk_store_vec<N>(y + q * N, f);
+        }
+    }
+    for (size_t i = chunks * N + t0; i < n; i += step) y[i] = from_f32<T>(gelu_value(to_f32(x[i])));
+}
+
+// y (optional) = GELU(x), as gelu_fwd.  dx may alias dy: each element (chunk) is read before
+// it is written, by the same thread.
+template <typename T, bool VEC>
+__global__ void gelu_bwd_kernel(T *dx, T *y, const T *dy, const T *x, size_t n)
+{
+    constexpr int N = VEC ? poa_chunk_width<T>::value : 1;
+    const size_t t0 = blockIdx.x * (size_t) blockDim.x + threadIdx.x;
+    const size_t step = (size_t) gridDim.x * blockDim.x, chunks = VEC ? n / N : 0;
+    if constexpr (VEC) {
+        for (size_t q = t0; q < chunks; q += step) {
+            float fx[N], fg[N], fy[N];
+            chunk_load_vec<N>(fx, x + q * N);
+            chunk_load_vec<N>(fg, dy + q * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) fg[j] = gelu_grad(fx[j], fg[j], &fy[j]);
+            if (y) chunk_store_vec<N>(y + q * N, fy);
+            chunk_store_vec<N>(dx + q * N, fg);
+        }
+    }
+    for (size_t i = chunks * N + t0; i < n; i += step) {
+        float yi;
+        const float d = gelu_grad(to_f32(x[i]), to_f32(dy[i]), &yi);
+        if (y) y[i] = from_f32<T>(yi);
+        dx[i] = from_f32<T>(d);
     }
 }
 
-// dx = dy · (Φ(x) + x φ(x)); y (optional) = x Φ(x).  dx may alias dy: each element is read
-// before it is written, by the same thread.
-template <typename T>
-__global__ void gelu_bwd_kernel(T *dx, T *y, const T *dy, const T *x, size_t n)
+static inline bool aligned16(const void *p)
 {
-    for (size_t i = blockIdx.x * (size_t) blockDim.x + threadIdx.x; i < n;
-         i += (size_t) gridDim.x * blockDim.x) {
-        const float v = to_f32(x[i]), g = to_f32(dy[i]);
-        const float cdf = gelu_cdf(v);
-        if (y) y[i] = from_f32<T>(v * cdf);
-        dx[i] = from_f32<T>(g * (cdf + v * gelu_pdf(v)));
-    }
+    return (uintptr_t) p % 16 == 0; // NULL (an absent y) too
 }
 
 template <typename T> static void launch_gelu_fwd(const poa_backend *be, T *y, const T *x, size_t n)
 {
     if (n == 0) return;
-    gelu_fwd_kernel<T><<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(y, x, n);
+    if (aligned16(y) && aligned16(x)) {
+        const size_t chunks = n / poa_chunk_width<T>::value;
+        gelu_fwd_kernel<T, true>
+            <<<poa_cuda_grid(chunks ? chunks : 1, 256), 256, 0, poa_cuda_stream(be)>>>(y, x, n);
+    } else {
+        gelu_fwd_kernel<T, false><<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(y, x, n);
+    }
     POA_CUDA_LAUNCHED("gelu_fwd_kernel");
 }
 
@@ -64,7 +117,15 @@ template <typename T>
 static void launch_gelu_bwd(const poa_backend *be, T *dx, T *y, const T *dy, const T *x, size_t n)
 {
     if (n == 0) return;
-    gelu_bwd_kernel<T><<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(dx, y, dy, x, n);
+    if (aligned16(dx) && aligned16(y) && aligned16(dy) && aligned16(x)) {
+        const size_t chunks = n / poa_chunk_width<T>::value;
+        gelu_bwd_kernel<T, true>
+            <<<poa_cuda_grid(chunks ? chunks : 1, 256), 256, 0, poa_cuda_stream(be)>>>(dx, y, dy, x,
+                                                                                       n);
+    } else {
+        gelu_bwd_kernel<T, false>
+            <<<poa_cuda_grid(n, 256), 256, 0, poa_cuda_stream(be)>>>(dx, y, dy, x, n);
+    }
     POA_CUDA_LAUNCHED("gelu_bwd_kernel");
 }
 
@@ -160,10 +221,22 @@ extern "C" void poa_cuda_act_to_f32(poa_backend *be, float *dst, const poa_act *
 // backend's order of operations.  s == NULL: 1 for every image (and the product sb·(…) is
 // skipped, as on the CPU).  base == NULL: 0.  base == x (same pointer and ld): in place.  A
 // dropped image (s[b] == 0) gets its base row and its y row is not read.
+//
+// One element, for both paths below (alignment changes the speed, never the bits): bv the
+// base value (0 without base), yv the branch value.
+__device__ __forceinline__ float residual_value(bool has_base, bool has_s, float bv, float sb,
+                                                float gamma, float yv)
+{
+    const float g = gamma * yv;
+    if (!has_base) return sb * g;
+    return has_s ? bv + sb * g : bv + g;
+}
+
+// The scalar path: one element per thread step.
 template <typename T>
-__global__ void residual_fwd_kernel(T *x, int ldx, const T *base, int ldbase, const T *y, int ldy,
-                                    const float *gamma, const float *s, int tokens, long long rows,
-                                    int d)
+__device__ __forceinline__ void
+residual_fwd_scalar(T *x, int ldx, const T *base, int ldbase, const T *y, int ldy,
+                    const float *gamma, const float *s, int tokens, long long rows, int d)
 {
     const bool in_place = base == x && ldbase == ldx;
     POA_RC_LOOP(r, c, rows, d)
@@ -177,28 +250,94 @@ __global__ void residual_fwd_kernel(T *x, int ldx, const T *base, int ldbase, co
                 *xp = base[r * ldbase + c];
             continue;
         }
-        const float g = gamma[c] * to_f32(y[r * ldy + c]);
-        float v;
-        if (!base)
-            v = sb * g;
-        else if (s)
-            v = to_f32(base[r * ldbase + c]) + sb * g;
-        else
-            v = to_f32(base[r * ldbase + c]) + g;
-        *xp = from_f32<T>(v);
+        const float bv = base ? to_f32(base[r * ldbase + c]) : 0.0f;
+        *xp = from_f32<T>(residual_value(base, s, bv, sb, gamma[c], to_f32(y[r * ldy + c])));
     }
 }
 
-// dy[r, :d] = (s[b]·dx[r, :d]) ⊙ gamma.
+// The vector path: one 16-byte chunk of a row per thread step; rows 16-byte aligned, d a
+// multiple of the chunk (the host checks).  A dropped image's rows are copied bit for bit.
 template <typename T>
+__device__ __forceinline__ void residual_fwd_vec(T *x, int ldx, const T *base, int ldbase,
+                                                 const T *y, int ldy, const float *gamma,
+                                                 const float *s, int tokens, long long rows, int d)
+{
+    constexpr int N = poa_chunk_width<T>::value;
+    const bool in_place = base == x && ldbase == ldx;
+    POA_RC_LOOP(r, q, rows, d / N)
+    {
+        const int c = q * N;
+        const float sb = s ? s[r / tokens] : 1.0f;
+        T *xp = x + r * ldx + c;
+        if (sb == 0.0f) {
+            if (!base)
+                *reinterpret_cast<uint4 *>(xp) = make_uint4(0, 0, 0, 0); // +0.0 in fp32 and bf16
+            else if (!in_place)
+                *reinterpret_cast<uint4 *>(xp) =
+                    *reinterpret_cast<const uint4 *>(base + r * ldbase + c);
+            continue;
+        }
+        float fb[N], fy[N];
+        if (base) chunk_load_vec<N>(fb, base + r * ldbase + c);
+        chunk_load_vec<N>(fy, y + r * ldy + c);
+#pragma unroll
+        for (int j = 0; j < N; j++)
+            fy[j] = residual_value(base, s, base ? fb[j] : 0.0f, sb, gamma[c + j], fy[j]);
+        chunk_store_vec<N>(xp, fy);
+    }
+}
+
+template <typename T, bool VEC>
+__global__ void residual_fwd_kernel(T *x, int ldx, const T *base, int ldbase, const T *y, int ldy,
+                                    const float *gamma, const float *s, int tokens, long long rows,
+                                    int d)
+{
+    if constexpr (VEC)
+        residual_fwd_vec(x, ldx, base, ldbase, y, ldy, gamma, s, tokens, rows, d);
+    else
+        residual_fwd_scalar(x, ldx, base, ldbase, y, ldy, gamma, s, tokens, rows, d);
+}
+
+// dy[r, :d] = (s[b]·dx[r, :d]) ⊙ gamma; VEC as residual_fwd_vec.
+__device__ __forceinline__ float residual_dy_value(float sb, float dxv, float gamma)
+{
+    return (sb * dxv) * gamma;
+}
+
+template <typename T, bool VEC>
 __global__ void residual_dy_kernel(T *dy, int lddy, const T *dx, int lddx, const float *gamma,
                                    const float *s, int tokens, long long rows, int d)
 {
-    POA_RC_LOOP(r, c, rows, d)
-    {
-        const float sb = s ? s[r / tokens] : 1.0f;
-        dy[r * lddy + c] = from_f32<T>((sb * to_f32(dx[r * lddx + c])) * gamma[c]);
+    if constexpr (VEC) {
+        constexpr int N = poa_chunk_width<T>::value;
+        POA_RC_LOOP(r, q, rows, d / N)
+        {
+            const int c = q * N;
+            const float sb = s ? s[r / tokens] : 1.0f;
+            float f[N];
+            chunk_load_vec<N>(f, dx + r * lddx + c);
+#pragma unroll
+            for (int j = 0; j < N; j++) f[j] = residual_dy_value(sb, f[j], gamma[c + j]);
+            chunk_store_vec<N>(dy + r * lddy + c, f);
+        }
+    } else {
+        POA_RC_LOOP(r, c, rows, d)
+        {
+            const float sb = s ? s[r / tokens] : 1.0f;
+            dy[r * lddy + c] =
+                from_f32<T>(residual_dy_value(sb, to_f32(dx[r * lddx + c]), gamma[c]));
+        }
     }
+}
+
+// Whether the [rows, d] views at these pointers can take the vector path: every row on a
+// 16-byte boundary, d a whole number of chunks.  NULL pointers do not prevent it.
+template <typename T>
+static bool residual_vec_ok(int d, const void *a, int lda, const void *b, int ldb, const void *c,
+                            int ldc)
+{
+    return d % poa_chunk_width<T>::value == 0 && chunk_rows_aligned(a, lda, sizeof(T)) &&
+           chunk_rows_aligned(b, ldb, sizeof(T)) && chunk_rows_aligned(c, ldc, sizeof(T));
 }
 
 // dgamma's term of row r, column c: (s[b]·dx) · y, 0 (y not read) for a dropped image.
@@ -221,12 +360,19 @@ extern "C" void poa_cuda_residual_ls_fwd(poa_backend *be, poa_act *x, int ldx, c
 {
     const long long rows = (long long) B * T;
     if (rows <= 0 || d <= 0) return;
-    const poa_rc_launch l = poa_rc_geometry(rows, d);
     POA_CUDA_DISPATCH_ACT(be, [&](auto tag) {
         using A = decltype(tag);
-        residual_fwd_kernel<A><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
-            act_ptr<A>(x), ldx, base ? act_ptr<A>(base) : (const A *) nullptr, ldbase,
-            act_ptr<A>(y), ldy, gamma, s, T, rows, d);
+        A *xp = act_ptr<A>(x);
+        const A *bp = base ? act_ptr<A>(base) : (const A *) nullptr, *yp = act_ptr<A>(y);
+        if (residual_vec_ok<A>(d, xp, ldx, bp, ldbase, yp, ldy)) {
+            const poa_rc_launch l = poa_rc_geometry(rows, d / poa_chunk_width<A>::value);
+            residual_fwd_kernel<A, true><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
+                xp, ldx, bp, ldbase, yp, ldy, gamma, s, T, rows, d);
+        } else {
+            const poa_rc_launch l = poa_rc_geometry(rows, d);
+            residual_fwd_kernel<A, false><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
+                xp, ldx, bp, ldbase, yp, ldy, gamma, s, T, rows, d);
+        }
         POA_CUDA_LAUNCHED("residual_fwd_kernel");
     });
 }
@@ -240,9 +386,17 @@ extern "C" void poa_cuda_residual_ls_bwd(poa_backend *be, poa_act *dy, int lddy,
     POA_CUDA_DISPATCH_ACT(be, [&](auto tag) {
         using A = decltype(tag);
         if (dy) {
-            const poa_rc_launch l = poa_rc_geometry(rows, d);
-            residual_dy_kernel<A><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
-                act_ptr<A>(dy), lddy, act_ptr<A>(dx), lddx, gamma, s, T, rows, d);
+            A *dyp = act_ptr<A>(dy);
+            const A *dxp = act_ptr<A>(dx);
+            if (residual_vec_ok<A>(d, dyp, lddy, dxp, lddx, nullptr, 0)) {
+                const poa_rc_launch l = poa_rc_geometry(rows, d / poa_chunk_width<A>::value);
+                residual_dy_kernel<A, true><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
+                    dyp, lddy, dxp, lddx, gamma, s, T, rows, d);
+            } else {
+                const poa_rc_launch l = poa_rc_geometry(rows, d);
+                residual_dy_kernel<A, false><<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(
+                    dyp, lddy, dxp, lddx, gamma, s, T, rows, d);
+            }
             POA_CUDA_LAUNCHED("residual_dy_kernel");
         }
         if (dgamma) {
