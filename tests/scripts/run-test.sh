@@ -21,6 +21,12 @@ name=$(basename "$prog")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 export OMPI_MCA_btl="self,vader"
+# A session directory of its own for each test: Open MPI 4 creates the shared
+# /tmp/ompi.<host>.<uid> when a job starts and removes it when the last one ends, and two tests
+# starting MPI at that moment can collide there ("A call to mkdir was unable to create the
+# desired directory ... File exists", then MPI_Init fails), failing a test that did nothing wrong.
+ompi_tmp=$(mktemp -d "${TMPDIR:-/tmp}/poa-ompi.XXXXXX") || exit 99
+export OMPI_MCA_orte_tmpdir_base="$ompi_tmp"
 # Keep BLAS/OpenMP to the machine: each MPI rank one thread unless the test says otherwise.
 : "${OMP_NUM_THREADS:=2}"
 export OMP_NUM_THREADS
@@ -78,6 +84,7 @@ if [ -e "$expired" ]; then
     rm -f "$expired"
     rc=124
 fi
+rm -rf "$ompi_tmp"
 # The run time closes every log, so that the slow tests can be found (grep '^run-test:' *.log).
 echo "run-test: $name: exit $rc after $(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}') s" >&2
 exit "$rc"
