@@ -1001,14 +1001,13 @@ static void gs_run(poa_backend *be, void *p)
 typedef struct gs_shape {
     int rows, n, cols;
     size_t off;
+    int dense; /* both leading dimensions cols: 16-byte rows where cols allows (vector path) */
 } gs_shape;
 
 /* rows: of the activation buffer; n indices (distinct for scatters; gathers repeat) */
 static const gs_shape gs_shapes[] = {
-    {11, 9, 13, 0},
-    {3000, 2000, 40, 0},
-    {5, 1, 7, 0},
-    {394, 197, 24, 3},
+    {11, 9, 13, 0, 0},      {3000, 2000, 40, 0, 0}, {5, 1, 7, 0, 0},   {394, 197, 24, 3, 0},
+    {3000, 2000, 40, 0, 1}, {394, 197, 24, 0, 1},   {11, 9, 13, 0, 1}, {394, 197, 24, 3, 1},
 };
 
 /* gathers: exact copies; scatters: dst + src rounded once (fp32 add, then the compute dtype). */
@@ -1017,15 +1016,18 @@ static void gs_case(bo_ctx *c, gs_op op, const gs_shape *sh)
     const int scatter = op == GS_SCATTER || op == GS_SCATTER_F32;
     const int f32 = op == GS_GATHER_F32 || op == GS_SCATTER_F32;
     bo_case k;
+    const int ld_act = sh->dense ? sh->cols : sh->cols + 3,
+              ld_rows = sh->dense ? sh->cols : sh->cols + 1;
     bo_case_begin(&k, c, "%s rows=%d n=%d cols=%d ld(act)=%d ld(rows)=%d off=%zu indices %s",
-                  gs_name(op), sh->rows, sh->n, sh->cols, sh->cols + 3, sh->cols + 1, sh->off,
+                  gs_name(op), sh->rows, sh->n, sh->cols, ld_act, ld_rows, sh->off,
                   scatter ? "distinct" : "with repeats");
     gs_args a = {op, NULL, NULL, NULL, sh->n, sh->cols, NULL};
-    /* the activation side [rows, cols] (ld cols + 3) and the row side [n, cols] (ld cols + 1) */
+    /* the activation side [rows, cols] (ld cols + 3) and the row side [n, cols] (ld cols + 1),
+     * or both packed */
     bo_buf *act = bo_new(&k, scatter ? "dst" : "src", BO_ACT, scatter ? BO_OUT : BO_IN, sh->rows,
-                         sh->cols, sh->cols + 3, sh->off);
+                         sh->cols, ld_act, sh->off);
     bo_buf *rows = bo_new(&k, scatter ? "src" : "dst", f32 ? BO_F32 : BO_ACT,
-                          scatter ? BO_IN : BO_OUT, sh->n, sh->cols, sh->cols + 1, 0);
+                          scatter ? BO_IN : BO_OUT, sh->n, sh->cols, ld_rows, 0);
     a.dst = scatter ? act : rows, a.src = scatter ? rows : act;
     a.idx = bo_vec(&k, "idx", BO_I32, BO_IN, (size_t) sh->n);
     for (int i = 0; i < sh->n; i++) /* a permutation's prefix (distinct), or repeats */

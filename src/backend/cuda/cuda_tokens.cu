@@ -3,7 +3,8 @@
 // (bicubic resampling of the position-embedding grid, fp32) and the row gather/scatter pairs
 // (act_gather_rows, act_scatter_add_rows, act_gather_rows_f32, act_scatter_add_rows_f32).
 //
-// Shape of the code: element-per-thread kernels over [rows, cols] views (cuda_core.cuh), templates
+// Shape of the code: element-per-thread kernels over [rows, cols] views (cuda_core.cuh; the row
+// gathers and scatters move 16-byte chunks where they can), templates
 // over the activation storage type, fp32 arithmetic.  Every gradient is a gather, never a
 // scatter with atomics, so every sum runs in a fixed order (backend.h, determinism):
 //  - tokens_bwd: dpos[t] and dcls sum the B images of token t in image order (one thread per
@@ -21,9 +22,12 @@
 // t = (float)(src − i0) clamped to [0, 1]; Keys kernel with A = −0.75 in float with the CPU's
 // fused multiply-adds (fmaf) and no other contraction (the _rn intrinsics are never fused by the
 // compiler); taps i0 − 1 … i0 + 2 clamped to [0, n_in − 1].  So the GPU's weights equal the CPU's.
+#include "backend/cuda/cuda_chunks.cuh"
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/cuda_core.cuh"
 #include "backend/cuda/cuda_ops.h"
+
+#include <type_traits>
 
 // ---------------------------------------------------------------- patch unfolding
 // cols[(b·gh + py)·gw + px, (c·P + i)·P + j] = img[b, c, py·P + i, px·P + j]: the order in which a
@@ -356,28 +360,64 @@ extern "C" void poa_cuda_pos_resample_bwd(poa_backend *be, float *dsrc, int lds,
 }
 
 // ---------------------------------------------------------------- row gather / scatter
-// dst[i, :cols] = src[idx[i], :cols] (D and S: compute dtype or fp32).
-template <typename D, typename S>
+// dst[i, :cols] = src[idx[i], :cols] (D and S: compute dtype or fp32).  VEC (D == S, rows
+// 16-byte aligned, cols a whole number of 16-byte chunks): one chunk per thread step, each
+// element converted as on the scalar path, so the bits do not depend on the path.  The drop-path
+// subsets gather and scatter every branch's rows (src/model/vit.c), a memory-bound pass each.
+template <typename D, typename S, bool VEC>
 __global__ void gather_rows_kernel(D *dst, int ldd, const S *src, int lds, const int32_t *idx,
                                    int n, int cols)
 {
-    POA_RC_LOOP(i, c, n, cols)
-    {
-        dst[i * ldd + c] = from_f32<D>(to_f32(src[(long long) idx[i] * lds + c]));
+    if constexpr (VEC) {
+        constexpr int N = poa_chunk_width<D>::value;
+        POA_RC_LOOP(i, q, n, cols / N)
+        {
+            float f[N];
+            chunk_load_vec<N>(f, src + (long long) idx[i] * lds + q * N);
+            chunk_store_vec<N>(dst + i * ldd + q * N, f);
+        }
+    } else {
+        POA_RC_LOOP(i, c, n, cols)
+        {
+            dst[i * ldd + c] = from_f32<D>(to_f32(src[(long long) idx[i] * lds + c]));
+        }
     }
 }
 
 // dst[idx[i], :cols] += src[i, :cols] in fp32; the indices are distinct, so each destination
-// element has one writer.
-template <typename D, typename S>
+// element has one writer.  VEC as gather_rows_kernel.
+template <typename D, typename S, bool VEC>
 __global__ void scatter_add_rows_kernel(D *dst, int ldd, const S *src, int lds, const int32_t *idx,
                                         int n, int cols)
 {
-    POA_RC_LOOP(i, c, n, cols)
-    {
-        D *p = dst + (long long) idx[i] * ldd + c;
-        *p = from_f32<D>(to_f32(*p) + to_f32(src[i * lds + c]));
+    if constexpr (VEC) {
+        constexpr int N = poa_chunk_width<D>::value;
+        POA_RC_LOOP(i, q, n, cols / N)
+        {
+            D *p = dst + (long long) idx[i] * ldd + q * N;
+            float f[N], g[N];
+            chunk_load_vec<N>(f, p);
+            chunk_load_vec<N>(g, src + i * lds + q * N);
+#pragma unroll
+            for (int j = 0; j < N; j++) f[j] = f[j] + g[j];
+            chunk_store_vec<N>(p, f);
+        }
+    } else {
+        POA_RC_LOOP(i, c, n, cols)
+        {
+            D *p = dst + (long long) idx[i] * ldd + c;
+            *p = from_f32<D>(to_f32(*p) + to_f32(src[i * lds + c]));
+        }
     }
+}
+
+// Whether a row copy or add can take the vector path: D == S (checked at compile time by the
+// callers), rows 16-byte aligned, cols a whole number of chunks.
+template <typename D>
+static bool rows_vec_ok(const D *dst, int ldd, const D *src, int lds, int cols)
+{
+    return cols % poa_chunk_width<D>::value == 0 && chunk_rows_aligned(dst, ldd, sizeof(D)) &&
+           chunk_rows_aligned(src, lds, sizeof(D));
 }
 
 template <typename D, typename S>
@@ -385,8 +425,17 @@ static void launch_gather(const poa_backend *be, D *dst, int ldd, const S *src, 
                           const int32_t *idx, int n, int cols)
 {
     if (n <= 0 || cols <= 0) return;
+    if constexpr (std::is_same<D, S>::value) {
+        if (rows_vec_ok(dst, ldd, src, lds, cols)) {
+            const poa_rc_launch l = poa_rc_geometry(n, cols / poa_chunk_width<D>::value);
+            gather_rows_kernel<D, S, true>
+                <<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(dst, ldd, src, lds, idx, n, cols);
+            POA_CUDA_LAUNCHED("gather_rows_kernel");
+            return;
+        }
+    }
     const poa_rc_launch l = poa_rc_geometry(n, cols);
-    gather_rows_kernel<D, S>
+    gather_rows_kernel<D, S, false>
         <<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(dst, ldd, src, lds, idx, n, cols);
     POA_CUDA_LAUNCHED("gather_rows_kernel");
 }
@@ -396,8 +445,17 @@ static void launch_scatter_add(const poa_backend *be, D *dst, int ldd, const S *
                                const int32_t *idx, int n, int cols)
 {
     if (n <= 0 || cols <= 0) return;
+    if constexpr (std::is_same<D, S>::value) {
+        if (rows_vec_ok(dst, ldd, src, lds, cols)) {
+            const poa_rc_launch l = poa_rc_geometry(n, cols / poa_chunk_width<D>::value);
+            scatter_add_rows_kernel<D, S, true>
+                <<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(dst, ldd, src, lds, idx, n, cols);
+            POA_CUDA_LAUNCHED("scatter_add_rows_kernel");
+            return;
+        }
+    }
     const poa_rc_launch l = poa_rc_geometry(n, cols);
-    scatter_add_rows_kernel<D, S>
+    scatter_add_rows_kernel<D, S, false>
         <<<l.grid, l.block, 0, poa_cuda_stream(be)>>>(dst, ldd, src, lds, idx, n, cols);
     POA_CUDA_LAUNCHED("scatter_add_rows_kernel");
 }
