@@ -387,6 +387,17 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "available", c,
 
 ops_prog=tests/ops/test_backend_ops
 norm_check_prog=tests/gpu/cuda_norm_loss_check
+# The memory-bound ops' bandwidth in an op-test --perf table, next to the device copy's: how
+# close the passes that the cost model (docs/performance.md §9) prices by bandwidth come to it.
+perf_bandwidths() {
+    awk '$1 == "perf" && $NF == "GB/s" && ($3 == "copy" || index($0, " ViT-L/16 ")) {
+            if ($3 ~ /^(copy|act_gelu_fwd|act_gelu_bwd|residual_ls_fwd|residual_ls_bwd|layernorm_fwd|layernorm_bwd|act_gather_rows|act_scatter_add_rows)$/ && !($3 in seen)) {
+                seen[$3] = 1
+                printf "%s%s %s", (n++ ? ", " : ""), $3, $(NF - 1)
+            }
+        }' "$1"
+}
+
 stage_ops() {
     # the norm, loss and optimizer kernels alone first: its failures are the most specific
     _n=$(prog $norm_check_prog)
@@ -419,6 +430,8 @@ stage_ops() {
         if [ "$perf" = yes ]; then
             run - ops-perf "$_p" --backend cuda --dtype bf16 --perf
             fig "perf rc=$last_rc (table in the log)"
+            _bw=$(perf_bandwidths "$last_out")
+            [ -n "$_bw" ] && fig "GB/s at ViT-L/16 rows: $_bw"
         else
             fig "perf not run (POA_DEVCHECK_PERF=no)"
         fi
