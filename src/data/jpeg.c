@@ -142,9 +142,15 @@ poa_status poa_jpeg_decode(poa_jpeg_decoder *d, const uint8_t *data, size_t n, i
     if (warned) *warned = 0;
     if (!d->tj && !(d->tj = tjInitDecompress()))
         return poa_err_set(err, POA_ERR_INTERNAL, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
-    int w, h, subsamp, cs;
+    int w = 0, h = 0, subsamp = 0, cs = 0;
     if (tjDecompressHeader3(d->tj, data, (unsigned long) n, &w, &h, &subsamp, &cs) != 0)
         return poa_err_set(err, POA_ERR_DECODE, "JPEG header: %s", tjGetErrorStr2(d->tj));
+    /* A tables-only stream (quantisation/Huffman tables, no frame) is a success for
+     * tjDecompressHeader3 that leaves the size unset (libjpeg-turbo 2.1): no image. */
+    if (w <= 0 || h <= 0)
+        return poa_err_set(err, POA_ERR_DECODE,
+                           "JPEG holds no image: its header ends before a frame (a tables-only "
+                           "JPEG stream?)");
     if ((long long) w * h > POA_JPEG_MAX_PIXELS)
         return poa_err_set(err, POA_ERR_DECODE,
                            "JPEG of %dx%d pixels: more than %lld (PIL's decompression-bomb limit)",
