@@ -66,6 +66,11 @@ write("train/n001/README.txt", b"not an image\n")
 write("train/n001/n001_14.jpg", jpeg(picture(16, 16), quality=75))
 write("train/n001/n001_15.JPEG", jpeg(picture(30, 20), quality=90) + b"trailing junk")
 write("train/n001/sub/n001_16.JPEG", jpeg(picture(20, 30), quality=90))
+# Markers, then bytes libjpeg reads as the end of a tables-only stream: the header parses, with
+# no frame (the fuzzer's find, tests/fuzz/README.md "Findings").
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "regressions",
+                       "jpeg", "tables-only-stream.jpg"), "rb") as f:
+    write("train/n001/n001_17.JPEG", f.read())
 write("train/n002/n002_1.JPEG", jpeg(picture(45, 45), quality=95))
 write("train/n002/n002_2.png", png.getvalue())                          # a real PNG
 write("train/n003/n003_1.JPEG", jpeg(picture(22, 33), quality=90))      # no labels.txt row

@@ -30,10 +30,11 @@ cat "$out/log1"
     "train/n001/n001_10.JPEG:not a JPEG file" \
     "train/n001/n001_11.JPEG:dangling symbolic link" \
     "train/n001/n001_12.JPEG:a FIFO" \
+    "train/n001/n001_17.JPEG:holds no image" \
     "train/n002/n002_2.png:not a JPEG file: PNG data" \
     && ok "packed = decodable JPEGs in ImageFolder order, skipped files listed with reasons" \
     || bad "check_pack.py found differences"
-for f in n001_6 n001_7 n001_8 n001_9 n001_10 n001_11 n001_12; do
+for f in n001_6 n001_7 n001_8 n001_9 n001_10 n001_11 n001_12 n001_17; do
     grep -q "skipped train/n001/$f.JPEG: " "$out/log1" && ok "$f reported in the log" || bad "$f not reported in the log"
 done
 grep -q "n003: class folder has no row in .*labels.txt" "$out/log1" && ok "class folder missing from labels.txt reported" || bad "missing labels.txt row not reported"
@@ -50,7 +51,7 @@ printf 'n003,a third class\n' >>"$out/strictroot/labels.txt"
 "$pack" --root "$out/strictroot" --output "$out/strict" --shard-images 100 --strict -j 2 >"$out/log2" 2>&1
 rc=$?
 [ $rc -eq 3 ] && ok "--strict exits 3" || { cat "$out/log2"; bad "--strict exited $rc"; }
-grep -q -- "--strict: 8 file(s) of train could not be packed" "$out/log2" && ok "--strict failure counts the bad files" || { cat "$out/log2"; bad "--strict message"; }
+grep -q -- "--strict: 9 file(s) of train could not be packed" "$out/log2" && ok "--strict failure counts the bad files" || { cat "$out/log2"; bad "--strict message"; }
 grep -q "undecodable train/n001/n001_9.JPEG: not a JPEG file: PNG data" "$out/log2" && ok "--strict lists the bad files" || bad "--strict does not list the bad files"
 "$pack" --root "$out/root" --output "$out/strict2" --strict >"$out/log2b" 2>&1
 [ $? -eq 3 ] && grep -q -- "--strict: 1 class folder(s) of train have no row in" "$out/log2b" && ok "--strict refuses class folders missing from labels.txt" || { cat "$out/log2b"; bad "--strict and missing labels row"; }
