@@ -188,9 +188,11 @@ static size_t new_header(fuzz_rng *r, const uint8_t *h, size_t n, uint8_t *out, 
     char text[256];
     switch (fuzz_rng_below(r, 3)) {
     case 0: {
-        if (n > cap) return 0;
+        /* LLVMFuzzerMutate needs room (with none it writes one byte and returns 1) */
+        if (n > cap || cap == 0) return 0;
         memcpy(out, h, n);
-        return LLVMFuzzerMutate(out, n, cap);
+        const size_t m = LLVMFuzzerMutate(out, n, cap);
+        return m <= cap ? m : 0;
     }
     case 1: {
         int k = find_numbers(h, n, spans);
