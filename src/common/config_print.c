@@ -37,21 +37,46 @@ void poa_cfg_format_double(double v, char *buf, size_t len)
     snprintf(buf, len, "%s", tmp);
 }
 
-/* Double-quoted YAML string with escapes. */
+/* The code point of the UTF-8 sequence at p, its length in *n.  String values are well-formed
+ * (checked when they are set: config_set.c). */
+static unsigned utf8_at(const unsigned char *p, int *n)
+{
+    if (p[0] < 0x80) return *n = 1, p[0];
+    if (p[0] < 0xE0) return *n = 2, (p[0] & 0x1Fu) << 6 | (p[1] & 0x3Fu);
+    if (p[0] < 0xF0) return *n = 3, (p[0] & 0x0Fu) << 12 | (p[1] & 0x3Fu) << 6 | (p[2] & 0x3Fu);
+    return *n = 4,
+           (p[0] & 0x07u) << 18 | (p[1] & 0x3Fu) << 12 | (p[2] & 0x3Fu) << 6 | (p[3] & 0x3Fu);
+}
+
+/* What a YAML reader must not meet raw in a double-quoted scalar: the C0 and C1 controls and
+ * DEL (libyaml refuses them), NEL, LS and PS (line breaks, which a quoted scalar folds), the
+ * byte-order mark and the non-characters U+FFFE, U+FFFF. */
+static int yaml_escaped(unsigned c)
+{
+    return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029 || c == 0xFEFF ||
+           c == 0xFFFE || c == 0xFFFF;
+}
+
+/* Double-quoted YAML string with escapes: at most 6 characters per code point, which is at most
+ * 4 per byte (POA_CFG_VALUE_TEXT_MAX). */
 static void format_string(const char *s, char *buf, size_t len)
 {
     size_t o = 0;
     if (len < 3) return;
     buf[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *) s; *p && o + 6 < len; p++) {
-        if (*p == '"' || *p == '\\') {
+    for (const unsigned char *p = (const unsigned char *) s; *p && o + 7 < len;) {
+        int n;
+        const unsigned c = utf8_at(p, &n);
+        if (c == '"' || c == '\\') {
             buf[o++] = '\\';
-            buf[o++] = (char) *p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t) snprintf(buf + o, len - o, "\\x%02x", *p);
+            buf[o++] = (char) c;
+        } else if (yaml_escaped(c)) {
+            o += (size_t) snprintf(buf + o, len - o, c < 0x100 ? "\\x%02x" : "\\u%04x", c);
         } else {
-            buf[o++] = (char) *p;
+            memcpy(buf + o, p, (size_t) n);
+            o += (size_t) n;
         }
+        p += n;
     }
     buf[o++] = '"';
     buf[o] = '\0';

@@ -73,21 +73,35 @@ poa_status poa_cfg_type_error(const char *where, const poa_cfg_key *k, const cha
 
 /* Offset of the first byte that makes s not well-formed UTF-8, or -1 when it is fine.  Every
  * string value must be: the effective configuration is saved as YAML with every run and must
- * read back to the same value, and libyaml refuses invalid UTF-8 (control characters are fine:
- * they are saved escaped). */
+ * read back to the same value, and libyaml refuses what is not well-formed (control characters
+ * are fine: they are saved escaped, config_print.c).  Well-formed as Unicode defines it: no
+ * overlong forms, no surrogates (U+D800..DFFF), nothing above U+10FFFF. */
 static long bad_text_at(const char *s)
 {
     const unsigned char *p = (const unsigned char *) s;
     for (long i = 0; p[i];) {
-        unsigned c = p[i];
-        int extra = c < 0x80             ? 0
-                    : (c & 0xE0) == 0xC0 ? 1
-                    : (c & 0xF0) == 0xE0 ? 2
-                    : (c & 0xF8) == 0xF0 ? 3
-                                         : -1;
-        if (extra < 0 || (extra == 1 && c < 0xC2)) return i;
-        for (int k = 1; k <= extra; k++)
-            if ((p[i + k] & 0xC0) != 0x80) return i;
+        const unsigned c = p[i];
+        unsigned lo = 0x80, hi = 0xBF; /* the second byte's range */
+        int extra;
+        if (c < 0x80) {
+            extra = 0;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            extra = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            extra = 2;
+            if (c == 0xE0) lo = 0xA0; /* overlong below U+0800 */
+            if (c == 0xED) hi = 0x9F; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            extra = 3;
+            if (c == 0xF0) lo = 0x90; /* overlong below U+10000 */
+            if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
+        } else {
+            return i;
+        }
+        for (int k = 1; k <= extra; k++) {
+            const unsigned b = p[i + k]; /* a NUL fails here, before anything past it is read */
+            if (k == 1 ? b < lo || b > hi : (b & 0xC0) != 0x80) return i;
+        }
         i += 1 + extra;
     }
     return -1;

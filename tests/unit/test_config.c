@@ -561,6 +561,52 @@ static void test_write_and_reload_is_identical(void **state)
     roundtrip(&c, true);
 }
 
+/* String values: well-formed UTF-8 only (what is not cannot be saved as YAML and read back), and
+ * every well-formed value survives the saved configuration, including the code points a YAML
+ * reader must not meet raw (C1 controls, NEL, LS, PS, BOM, U+FFFF: saved escaped). */
+static void test_string_values_are_utf8_and_reload(void **state)
+{
+    (void) state;
+    static const char *const bad[] = {
+        "a\xed\xa0\x80"
+        "b",                /* a surrogate, U+D800 */
+        "\xe0\x80\x80",     /* overlong NUL */
+        "\xf0\x8f\xbf\xbf", /* overlong U+FFFF */
+        "\xf4\x90\x80\x80", /* above U+10FFFF */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xe2\x80",         /* cut short */
+        "\xff",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        poa_config c;
+        poa_err err = {0};
+        poa_config_defaults(&c);
+        char line[64];
+        snprintf(line, sizeof line, "train.output_dir=%s", bad[i]);
+        assert_int_equal(poa_config_set_override(&c, line, &err), POA_ERR_CONFIG);
+        if (!strstr(err.msg, "is not UTF-8")) fail_msg("case %zu: %s", i, err.msg);
+    }
+    static const char *const good[] = {
+        "c1 \xc2\x80 \xc2\x9f",
+        "nel \xc2\x85",
+        "ls \xe2\x80\xa8 ps \xe2\x80\xa9",
+        "bom \xef\xbb\xbf",
+        "ffff \xef\xbf\xbf \xef\xbf\xbe",
+        "nbsp \xc2\xa0 del \x7f",
+        "emoji \xf0\x9f\x98\x80 max \xf4\x8f\xbf\xbf",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        poa_config c;
+        poa_err err = {0};
+        poa_config_defaults(&c);
+        char line[96];
+        snprintf(line, sizeof line, "train.output_dir=%s", good[i]);
+        assert_ok(poa_config_set_override(&c, line, &err), err);
+        roundtrip(&c, false);
+        roundtrip(&c, true);
+    }
+}
+
 static void test_help_lists_every_key(void **state)
 {
     (void) state;
@@ -842,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_malformed_yaml_reports_line_and_column),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_write_and_reload_is_identical),
+        cmocka_unit_test(test_string_values_are_utf8_and_reload),
         cmocka_unit_test(test_help_lists_every_key),
         cmocka_unit_test(test_shipped_configs_load_and_validate),
         cmocka_unit_test(test_cli_parses_configs_options_and_overrides),
