@@ -564,6 +564,15 @@ static void test_write_and_reload_is_identical(void **state)
 /* String values: well-formed UTF-8 only (what is not cannot be saved as YAML and read back), and
  * every well-formed value survives the saved configuration, including the code points a YAML
  * reader must not meet raw (C1 controls, NEL, LS, PS, BOM, U+FFFF: saved escaped). */
+/* The defaults with train.output_dir=value set as an override. */
+static poa_status set_output_dir(poa_config *c, const char *value, poa_err *err)
+{
+    char line[128];
+    poa_config_defaults(c);
+    snprintf(line, sizeof line, "train.output_dir=%s", value);
+    return poa_config_set_override(c, line, err);
+}
+
 static void test_string_values_are_utf8_and_reload(void **state)
 {
     (void) state;
@@ -577,13 +586,10 @@ static void test_string_values_are_utf8_and_reload(void **state)
         "\xe2\x80",         /* cut short */
         "\xff",
     };
+    poa_config c;
+    poa_err err = {0};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        poa_config c;
-        poa_err err = {0};
-        poa_config_defaults(&c);
-        char line[64];
-        snprintf(line, sizeof line, "train.output_dir=%s", bad[i]);
-        assert_int_equal(poa_config_set_override(&c, line, &err), POA_ERR_CONFIG);
+        assert_int_equal(set_output_dir(&c, bad[i], &err), POA_ERR_CONFIG);
         if (!strstr(err.msg, "is not UTF-8")) fail_msg("case %zu: %s", i, err.msg);
     }
     static const char *const good[] = {
@@ -596,12 +602,7 @@ static void test_string_values_are_utf8_and_reload(void **state)
         "emoji \xf0\x9f\x98\x80 max \xf4\x8f\xbf\xbf",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
-        poa_config c;
-        poa_err err = {0};
-        poa_config_defaults(&c);
-        char line[96];
-        snprintf(line, sizeof line, "train.output_dir=%s", good[i]);
-        assert_ok(poa_config_set_override(&c, line, &err), err);
+        assert_ok(set_output_dir(&c, good[i], &err), err);
         roundtrip(&c, false);
         roundtrip(&c, true);
     }
